@@ -1,0 +1,5 @@
+"""Allow `python -m pillarbox`."""
+
+from pillarbox.cli import main
+
+raise SystemExit(main())
