@@ -1,0 +1,245 @@
+"""Static configuration: frozen dataclasses loaded from one TOML file and validated.
+
+Every setting has a default, so no file is needed to run. Loading refuses unknown
+keys, wrong types and impossible values with one `ConfigError` whose message names
+the key path ("listen.smtp: port 70000 is out of range"). Dynamic data (domains,
+accounts, aliases) lives in the store, never here. Lower layers receive plain values
+taken from these objects, never the whole `Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message is one line naming the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    hostname: str = "mail.example.test"
+    data_dir: str = "./var"
+    store: str = "sqlite"  # "sqlite" (embedded default) or a postgresql:// URL
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """'host:port' per listener; an empty string disables it. A contract: keep names."""
+
+    smtp: str = "127.0.0.1:2525"
+    submission: str = "127.0.0.1:2587"
+    submissions: str = "127.0.0.1:2465"
+    imap: str = "127.0.0.1:2143"
+    imaps: str = "127.0.0.1:2993"
+    pop3: str = "127.0.0.1:2110"
+    pop3s: str = "127.0.0.1:2995"
+    http: str = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert: str = ""  # PEM chain; empty: a self-signed one is generated in data_dir/tls
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    # Plain-text passwords (LOGIN, AUTH PLAIN, USER/PASS) are accepted over TLS, and from
+    # loopback addresses when `allow_plaintext_loopback`; anywhere if `allow_plaintext`.
+    allow_plaintext: bool = False
+    allow_plaintext_loopback: bool = True
+    fail_delay: float = 0.5  # seconds after the first failure from an IP, doubling
+    fail_delay_max: float = 15.0
+    fail_window: float = 900.0  # failures older than this are forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_connections: int = 2000
+    max_connections_per_ip: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    max_message_size: int = 64 * 1024 * 1024
+    max_recipients: int = 100
+    max_line_length: int = 4096  # command lines; body lines up to max_body_line_length
+    max_body_line_length: int = 1_000_000
+    max_header_size: int = 1024 * 1024
+    max_bad_commands: int = 20
+    idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2 suggests at least 5 minutes
+    save_submitted_to_sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImapConfig:
+    max_line_length: int = 64 * 1024
+    max_literal_size: int = 64 * 1024 * 1024  # announced as APPENDLIMIT
+    idle_timeout: float = 1800.0  # RFC 9051 §5.4: at least 30 minutes
+    max_commands_in_flight: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Config:
+    idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
+    max_line_length: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    pop3: Pop3Config = field(default_factory=Pop3Config)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir).expanduser().resolve()
+
+
+def parse_address(value: str, key: str = "address") -> tuple[str, int]:
+    """Split 'host:port' ('[::1]:143' for IPv6) and check the port range."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: {value!r} is not 'host:port'")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{key}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}: port {port} is out of range 0-65535")
+    return host, port
+
+
+_POSITIVE = {
+    "limits.max_connections",
+    "limits.max_connections_per_ip",
+    "smtp.max_message_size",
+    "smtp.max_recipients",
+    "smtp.max_line_length",
+    "smtp.max_body_line_length",
+    "smtp.max_header_size",
+    "smtp.max_bad_commands",
+    "smtp.idle_timeout",
+    "imap.max_line_length",
+    "imap.max_literal_size",
+    "imap.idle_timeout",
+    "imap.max_commands_in_flight",
+    "pop3.idle_timeout",
+    "pop3.max_line_length",
+}
+
+
+def _build(cls: type[Any], data: dict[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else key
+        if key not in known:
+            raise ConfigError(f"{key_path}: unknown key")
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key_path}: expected a table")
+            values[key] = _build(typing.cast(type[Any], expected), value, key_path)
+            continue
+        values[key] = _check_type(value, expected, key_path)
+    return cls(**values)
+
+
+def _check_type(value: Any, expected: Any, key_path: str) -> Any:
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key_path}: expected a number, got {type(value).__name__}")
+        value = float(value)
+    elif expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key_path}: expected an integer, got {type(value).__name__}")
+    elif expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key_path}: expected true or false, got {type(value).__name__}")
+    elif expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key_path}: expected a string, got {type(value).__name__}")
+    elif isinstance(expected, types.UnionType):  # pragma: no cover - no such keys yet
+        raise ConfigError(f"{key_path}: unsupported type")
+    if key_path in _POSITIVE and value <= 0:
+        raise ConfigError(f"{key_path}: must be greater than 0")
+    return value
+
+
+def _validate(config: Config) -> None:
+    for f in dataclasses.fields(ListenConfig):
+        value = getattr(config.listen, f.name)
+        if value:
+            parse_address(value, f"listen.{f.name}")
+    if not config.server.hostname or " " in config.server.hostname:
+        raise ConfigError("server.hostname: must be a host name")
+    if config.server.log_level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("server.log_level: must be one of debug, info, warning, error")
+    store = config.server.store
+    if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("server.store: must be 'sqlite' or a postgresql:// URL")
+    if store != "sqlite":
+        raise ConfigError("server.store: the PostgreSQL backend is not available yet")
+    if bool(config.tls.cert) != bool(config.tls.key):
+        raise ConfigError("tls.cert: tls.cert and tls.key must be set together")
+    for key in ("cert", "key"):
+        value = getattr(config.tls, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"tls.{key}: {value} is not a readable file")
+    if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
+        raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
+
+
+def check_data_dir(config: Config) -> None:
+    """Refuse a data directory that cannot be created or written."""
+    path = config.data_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"server.data_dir: cannot create {path}: {exc.strerror}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"server.data_dir: {path} is not a writable directory")
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate a configuration; None means defaults (or $PILLARBOX_CONFIG)."""
+    if path is None:
+        path = os.environ.get("PILLARBOX_CONFIG") or None
+    if path is None:
+        config = Config()
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config: {path}: no such file") from None
+        except OSError as exc:
+            raise ConfigError(f"config: {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {path}: invalid TOML: {exc}") from None
+        config = _build(Config, data, "")
+        if config.server.data_dir and not Path(config.server.data_dir).is_absolute():
+            # A relative data_dir is relative to the config file, not the working directory.
+            base = Path(path).resolve().parent
+            server = dataclasses.replace(config.server, data_dir=str(base / config.server.data_dir))
+            config = dataclasses.replace(config, server=server)
+    _validate(config)
+    return config

@@ -1,0 +1,251 @@
+"""The shared TCP listener that SMTP, IMAP and POP3 front-ends run on.
+
+It owns sockets, TLS (implicit and STARTTLS), idle timeouts, connection ids and
+connection limits; protocol front-ends get a `Stream` and never touch asyncio streams
+or ssl objects directly. A handler's unexpected exception is logged with the connection
+id and the connection is closed; it never reaches the peer or other connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pillarbox.config import parse_address
+
+log = logging.getLogger("pillarbox.listener")
+
+_conn_counter = itertools.count(1)
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    max_connections: int = 2000
+    max_per_ip: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    listener: str
+    peer_ip: str
+    peer_port: int
+    local_ip: str
+    local_port: int
+    conn_id: str
+
+    @property
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.peer_ip).is_loopback
+        except ValueError:
+            return False
+
+
+class Stream:
+    """One client connection: read with an idle timeout, write, upgrade to TLS."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: ConnectionInfo,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ssl_context = ssl_context
+        self.info = info
+
+    @property
+    def tls_active(self) -> bool:
+        return self._writer.get_extra_info("ssl_object") is not None
+
+    @property
+    def tls_available(self) -> bool:
+        """STARTTLS can be offered: a context exists and TLS is not yet on."""
+        return self._ssl_context is not None and not self.tls_active
+
+    @property
+    def tls_description(self) -> str | None:
+        """E.g. 'TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256', for Received headers."""
+        obj = self._writer.get_extra_info("ssl_object")
+        if obj is None:
+            return None
+        cipher = obj.cipher()
+        if cipher is None:
+            return str(obj.version())
+        name, version, bits = cipher
+        return f"{obj.version() or version} cipher={name} bits={bits}"
+
+    async def read(self, timeout: float) -> bytes:
+        """Bytes as they arrive; b"" at EOF. Raises TimeoutError after `timeout` idle."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(READ_SIZE)
+        except (ConnectionError, ssl.SSLError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        """Write and wait for the buffer to drain, so a slow reader slows only itself."""
+        if not data:
+            return
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def start_tls(self) -> None:
+        """Upgrade this connection (STARTTLS); the caller must drop buffered plaintext."""
+        if self._ssl_context is None:
+            raise RuntimeError("no TLS context for this listener")
+        # RFC 3207 §4.2: plaintext pipelined after STARTTLS must not survive the
+        # upgrade. The core drops what it buffered; drop what asyncio buffered too.
+        buffered = getattr(self._reader, "_buffer", None)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
+        await self._writer.start_tls(self._ssl_context)
+
+    async def close(self) -> None:
+        if self._writer.is_closing():
+            return
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self._writer.wait_closed()
+
+
+Handler = Callable[[Stream], Awaitable[None]]
+
+
+class Listener:
+    """A bound, serving listener; `port` is the real one (useful with port 0)."""
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        implicit_tls: bool,
+        limits: ListenerLimits,
+        busy_reply: bytes,
+    ) -> None:
+        self.name = name
+        self.host = ""
+        self.port = 0
+        self._handler = handler
+        self._ssl_context = ssl_context
+        self._implicit_tls = implicit_tls
+        self._limits = limits
+        self._busy_reply = busy_reply
+        self._server: asyncio.Server | None = None
+        self._per_ip: Counter[str] = Counter()
+        self._active = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, address: str) -> None:
+        host, port = parse_address(address, f"listen.{self.name}")
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            host,
+            port,
+            ssl=self._ssl_context if self._implicit_tls else None,
+            ssl_handshake_timeout=30.0 if self._implicit_tls else None,
+            reuse_address=True,
+            limit=READ_SIZE,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = str(sockname[0]), int(sockname[1])
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        info = ConnectionInfo(
+            listener=self.name,
+            peer_ip=str(peer[0]),
+            peer_port=int(peer[1]),
+            local_ip=str(local[0]),
+            local_port=int(local[1]),
+            conn_id=f"{self.name}-{next(_conn_counter)}",
+        )
+        stream = Stream(reader, writer, info, None if self._implicit_tls else self._ssl_context)
+        ip = info.peer_ip
+        try:
+            if (
+                self._active >= self._limits.max_connections
+                or self._per_ip[ip] >= self._limits.max_per_ip
+            ):
+                log.warning("%s refused %s: too many connections", info.conn_id, ip)
+                with contextlib.suppress(Exception):
+                    await stream.write(self._busy_reply)
+                return
+            self._active += 1
+            self._per_ip[ip] += 1
+            try:
+                log.debug("%s connected from %s:%s", info.conn_id, ip, info.peer_port)
+                await self._handler(stream)
+            except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+                log.debug("%s connection ended: %r", info.conn_id, exc)
+            except Exception:
+                log.exception("%s handler failed", info.conn_id)
+            finally:
+                self._active -= 1
+                self._per_ip[ip] -= 1
+                if self._per_ip[ip] <= 0:
+                    del self._per_ip[ip]
+        finally:
+            await stream.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def active_connections(self) -> int:
+        return self._active
+
+    async def close(self) -> None:
+        """Stop accepting and end open connections."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+
+async def start_listener(
+    name: str,
+    address: str,
+    handler: Handler,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    limits: ListenerLimits | None = None,
+    busy_reply: bytes = b"",
+) -> Listener:
+    """Bind and serve. With implicit_tls the handshake happens before the handler runs;
+    otherwise `ssl_context` (if any) is what `Stream.start_tls` uses (STARTTLS)."""
+    listener = Listener(
+        name,
+        handler,
+        ssl_context=ssl_context,
+        implicit_tls=implicit_tls,
+        limits=limits or ListenerLimits(),
+        busy_reply=busy_reply,
+    )
+    await listener.start(address)
+    return listener

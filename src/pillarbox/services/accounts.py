@@ -1,0 +1,180 @@
+"""Administration of domains, accounts and aliases: the rules the CLI and webmail share.
+
+Validation lives here (address syntax, known domain, password strength) so that the
+store stays a dumb persister and every front-end refuses the same things with the same
+words. Errors are `AccountError` with a one-line message fit for a terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+
+from pillarbox.services.auth import hash_password, normalize_address
+from pillarbox.services.errors import AccountError
+from pillarbox.store import errors as store_errors
+from pillarbox.store.api import Store
+from pillarbox.store.model import Account, Alias, Domain, Mailbox, PopOnRetrieve, PopScope
+
+MIN_PASSWORD_LENGTH = 8
+
+# RFC 1035 §2.3.1 labels (letters, digits, hyphens), at least two labels.
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+# A conservative dot-atom local part (RFC 5322 §3.4.1); '+' is kept for sub-addressing.
+_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyuiop",
+        "iloveyou",
+        "11111111",
+        "00000000",
+        "abcdefgh",
+        "letmein1",
+        "changeme",
+        "welcome1",
+        "qwerty123",
+        "passw0rd",
+    }
+)
+
+
+def normalize_domain(name: str) -> str:
+    """Lower-case, IDNA-encode, and check a domain name."""
+    text = name.strip().rstrip(".").lower()
+    try:
+        ascii_name = text.encode("idna").decode("ascii") if text else ""
+    except UnicodeError:
+        raise AccountError(f"invalid domain name: {name!r}") from None
+    if not _DOMAIN_RE.match(ascii_name):
+        raise AccountError(f"invalid domain name: {name!r}")
+    return ascii_name
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """(local, domain) of a valid address, normalised; AccountError otherwise."""
+    text = normalize_address(address)
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local or not _LOCAL_RE.match(local) or len(local) > 64:
+        raise AccountError(f"invalid address: {address!r}")
+    return local, normalize_domain(domain)
+
+
+def check_password(password: str) -> None:
+    if not password:
+        raise AccountError("password is empty")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password is too short (at least {MIN_PASSWORD_LENGTH} characters)")
+    if password.lower() in _COMMON_PASSWORDS or len(set(password)) < 3:
+        raise AccountError("password is too weak")
+
+
+class AccountService:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def add_domain(self, name: str) -> Domain:
+        domain = normalize_domain(name)
+        try:
+            return await self._store.add_domain(domain)
+        except store_errors.AlreadyExists:
+            raise AccountError(f"domain {domain} already exists") from None
+
+    async def list_domains(self) -> list[Domain]:
+        return await self._store.list_domains()
+
+    async def remove_domain(self, name: str) -> None:
+        domain = normalize_domain(name)
+        try:
+            await self._store.remove_domain(domain)
+        except store_errors.NotFound:
+            raise AccountError(f"no such domain: {domain}") from None
+        except store_errors.Conflict:
+            raise AccountError(f"domain {domain} still has accounts or aliases") from None
+
+    async def _require_domain(self, domain: str) -> None:
+        if await self._store.get_domain(domain) is None:
+            raise AccountError(f"unknown domain: {domain} (add it with 'domain add')")
+
+    async def add_user(self, address: str, password: str) -> Account:
+        local, domain = split_address(address)
+        await self._require_domain(domain)
+        check_password(password)
+        full = f"{local}@{domain}"
+        if await self._store.get_account(full) is not None:
+            raise AccountError(f"user {full} already exists")
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            return await self._store.add_account(full, password_hash)
+        except store_errors.AlreadyExists:
+            raise AccountError(f"user {full} already exists") from None
+
+    async def list_users(self, domain: str | None = None) -> list[Account]:
+        return await self._store.list_accounts(normalize_domain(domain) if domain else None)
+
+    async def set_password(self, address: str, password: str) -> None:
+        full = "@".join(split_address(address))
+        check_password(password)
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            await self._store.set_password_hash(full, password_hash)
+        except store_errors.NotFound:
+            raise AccountError(f"no such user: {full}") from None
+
+    async def remove_user(self, address: str) -> None:
+        full = "@".join(split_address(address))
+        try:
+            await self._store.remove_account(full)
+        except store_errors.NotFound:
+            raise AccountError(f"no such user: {full}") from None
+
+    async def set_pop_policy(
+        self, address: str, on_retrieve: PopOnRetrieve, scope: PopScope
+    ) -> Account:
+        full = "@".join(split_address(address))
+        try:
+            return await self._store.set_pop_policy(full, on_retrieve, scope)
+        except store_errors.NotFound:
+            raise AccountError(f"no such user: {full}") from None
+
+    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
+        """`source` is an address or '@domain' (catch-all) of a local domain."""
+        if source.startswith("@"):
+            domain = normalize_domain(source[1:])
+            normalized_source = f"@{domain}"
+        else:
+            local, domain = split_address(source)
+            normalized_source = f"{local}@{domain}"
+        await self._require_domain(domain)
+        if not targets:
+            raise AccountError("an alias needs at least one target")
+        normalized_targets = ["@".join(split_address(t)) for t in targets]
+        if normalized_source in normalized_targets:
+            raise AccountError("an alias cannot point to itself")
+        return await self._store.add_alias(normalized_source, normalized_targets)
+
+    async def list_aliases(self) -> list[Alias]:
+        return await self._store.list_aliases()
+
+    async def remove_alias(self, source: str) -> None:
+        if source.startswith("@"):
+            normalized = f"@{normalize_domain(source[1:])}"
+        else:
+            normalized = "@".join(split_address(source))
+        try:
+            await self._store.remove_alias(normalized)
+        except store_errors.NotFound:
+            raise AccountError(f"no such alias: {normalized}") from None
+
+    async def list_mailboxes(self, address: str) -> list[Mailbox]:
+        full = "@".join(split_address(address))
+        account = await self._store.get_account(full)
+        if account is None:
+            raise AccountError(f"no such user: {full}")
+        return await self._store.list_mailboxes(account.id)

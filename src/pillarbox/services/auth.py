@@ -1,0 +1,116 @@
+"""Password hashing (argon2id) and login checking with per-IP slow-down of failures.
+
+Why here: every front-end (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS, the
+webmail) must apply the same rules, so none of them checks a password itself.
+An unknown user is verified against a dummy hash, so reply and timing do not tell
+unknown users from wrong passwords. Failures are logged with the client IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from pillarbox.services.errors import AuthFailed
+from pillarbox.store.api import Store
+from pillarbox.store.model import Account
+
+log = logging.getLogger("pillarbox.auth")
+
+# argon2id (RFC 9106) with argon2-cffi's defaults (t=3, m=64 MiB, p=4).
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+def normalize_address(address: str) -> str:
+    """Lower-case the domain and the local part (Pillarbox local parts are case-blind)."""
+    return address.strip().lower()
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = field(default_factory=time.monotonic)
+
+
+class FailureThrottle:
+    """Delay that grows per IP with each failed login: base * 2**(n-1), capped."""
+
+    def __init__(self, base: float, cap: float, window: float) -> None:
+        self.base = base
+        self.cap = cap
+        self.window = window
+        self._by_ip: dict[str, _Failures] = {}
+
+    def delay_for(self, ip: str) -> float:
+        entry = self._by_ip.get(ip)
+        if entry is None or entry.count == 0:
+            return 0.0
+        if time.monotonic() - entry.last > self.window:
+            del self._by_ip[ip]
+            return 0.0
+        return float(min(self.cap, self.base * (2 ** (entry.count - 1))))
+
+    def failed(self, ip: str) -> None:
+        entry = self._by_ip.setdefault(ip, _Failures())
+        entry.count += 1
+        entry.last = time.monotonic()
+        if len(self._by_ip) > 100_000:  # bound memory under a distributed attack
+            cutoff = time.monotonic() - self.window
+            for key in [k for k, v in self._by_ip.items() if v.last < cutoff]:
+                del self._by_ip[key]
+
+    def succeeded(self, ip: str) -> None:
+        self._by_ip.pop(ip, None)
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fail_delay: float = 0.5,
+        fail_delay_max: float = 15.0,
+        fail_window: float = 900.0,
+    ) -> None:
+        self._store = store
+        self.throttle = FailureThrottle(fail_delay, fail_delay_max, fail_window)
+        self._dummy_hash = hash_password("pillarbox-dummy-password")
+
+    async def authenticate(self, username: str, password: str, ip: str) -> Account:
+        """The account for these credentials, or AuthFailed after the IP's delay."""
+        address = normalize_address(username)
+        account = await self._store.get_account(address) if address else None
+        stored = account.password_hash if account is not None else self._dummy_hash
+        ok = await asyncio.to_thread(verify_password, stored, password)
+        if account is not None and ok:
+            self.throttle.succeeded(ip)
+            return account
+        self.throttle.failed(ip)
+        delay = self.throttle.delay_for(ip)
+        log.warning("authentication failed for %r from %s (delay %.1fs)", address, ip, delay)
+        if delay:
+            await asyncio.sleep(delay)  # the slow-down itself, not a wait for a condition
+        raise AuthFailed()
