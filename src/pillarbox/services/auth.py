@@ -94,10 +94,18 @@ class AuthService:
         fail_delay: float = 0.5,
         fail_delay_max: float = 15.0,
         fail_window: float = 900.0,
+        allow_plaintext: bool = False,
+        allow_plaintext_loopback: bool = True,
     ) -> None:
         self._store = store
+        self._allow_plaintext = allow_plaintext
+        self._allow_plaintext_loopback = allow_plaintext_loopback
         self.throttle = FailureThrottle(fail_delay, fail_delay_max, fail_window)
         self._dummy_hash = hash_password("pillarbox-dummy-password")
+
+    def plaintext_allowed(self, *, tls: bool, loopback: bool) -> bool:
+        """May a password be sent in clear on this connection (RFC 8314 §3, RFC 4954 §4)?"""
+        return tls or self._allow_plaintext or (loopback and self._allow_plaintext_loopback)
 
     async def authenticate(self, username: str, password: str, ip: str) -> Account:
         """The account for these credentials, or AuthFailed after the IP's delay."""

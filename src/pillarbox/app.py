@@ -1,0 +1,165 @@
+"""Composition root: open the store, build the services, start every listener.
+
+Nothing imports this module; `cli.py` runs it and the end-to-end tests start it on
+ephemeral ports. Each front-end module exposes `make_handler(listener, services, config)`
+returning the coroutine the shared listener runs per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from pillarbox.config import Config, check_data_dir
+from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
+from pillarbox.server.tls import ensure_self_signed, server_context
+from pillarbox.services.accounts import AccountService
+from pillarbox.services.auth import AuthService
+from pillarbox.services.context import Services
+from pillarbox.store.api import Store
+from pillarbox.store.sqlite import SqliteStore
+
+log = logging.getLogger("pillarbox.app")
+
+# listener name -> (front-end module, implicit TLS, reply when over the connection limit)
+LISTENERS: dict[str, tuple[str, bool, bytes]] = {
+    "smtp": ("pillarbox.server.smtp", False, b"421 4.7.0 Too many connections\r\n"),
+    "submission": ("pillarbox.server.smtp", False, b"421 4.7.0 Too many connections\r\n"),
+    "submissions": ("pillarbox.server.smtp", True, b"421 4.7.0 Too many connections\r\n"),
+    "imap": ("pillarbox.server.imap", False, b"* BYE Too many connections\r\n"),
+    "imaps": ("pillarbox.server.imap", True, b"* BYE Too many connections\r\n"),
+    "pop3": ("pillarbox.server.pop3", False, b"-ERR [SYS/TEMP] Too many connections\r\n"),
+    "pop3s": ("pillarbox.server.pop3", True, b"-ERR [SYS/TEMP] Too many connections\r\n"),
+}
+
+
+def open_store(config: Config) -> Store:
+    """The backend named by server.store (only SQLite so far)."""
+    return SqliteStore(config.data_path)
+
+
+def build_services(store: Store, config: Config) -> Services:
+    auth = config.auth
+    return Services.build(
+        store,
+        hostname=config.server.hostname,
+        auth=AuthService(
+            store,
+            fail_delay=auth.fail_delay,
+            fail_delay_max=auth.fail_delay_max,
+            fail_window=auth.fail_window,
+            allow_plaintext=auth.allow_plaintext,
+            allow_plaintext_loopback=auth.allow_plaintext_loopback,
+        ),
+        accounts=AccountService(store),
+        config=config,
+    )
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    if config.tls.cert:
+        cert, key = Path(config.tls.cert), Path(config.tls.key)
+    else:
+        cert, key = ensure_self_signed(config.data_path / "tls", config.server.hostname)
+    return server_context(cert, key)
+
+
+class App:
+    """A running Pillarbox: store, services and listeners."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.services: Services | None = None
+        self.listeners: dict[str, Listener] = {}
+
+    async def start(self) -> None:
+        check_data_dir(self.config)
+        store = open_store(self.config)
+        await store.open()
+        self.store = store
+        self.services = build_services(store, self.config)
+        ctx = tls_context(self.config)
+        limits = ListenerLimits(
+            max_connections=self.config.limits.max_connections,
+            max_per_ip=self.config.limits.max_connections_per_ip,
+        )
+        try:
+            for name, (module_name, implicit, busy) in LISTENERS.items():
+                address = getattr(self.config.listen, name)
+                if not address:
+                    continue
+                handler = _load_handler(module_name, name, self.services, self.config)
+                if handler is None:
+                    log.warning("listener %s: front-end not available yet, skipped", name)
+                    continue
+                self.listeners[name] = await start_listener(
+                    name,
+                    address,
+                    handler,
+                    ssl_context=ctx,
+                    implicit_tls=implicit,
+                    limits=limits,
+                    busy_reply=busy,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for listener in self.listeners.values():
+            await listener.close()
+        self.listeners.clear()
+        if self.services is not None:
+            await self.services.close()
+            self.services = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    def address(self, name: str) -> tuple[str, int]:
+        listener = self.listeners[name]
+        return listener.host, listener.port
+
+
+def _load_handler(
+    module_name: str, name: str, services: Services, config: Config
+) -> Handler | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    make: Callable[[str, Services, Config], Handler] = module.make_handler
+    return make(name, services, config)
+
+
+async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM."""
+    app = App(config)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if ready is not None:
+            ready(app)
+        await stop.wait()
+    finally:
+        await app.stop()
+
+
+def with_ports_zero(config: Config) -> Config:
+    """A copy of config whose enabled listeners bind 127.0.0.1:0 (for tests)."""
+    fields = {f.name: "127.0.0.1:0" for f in dataclasses.fields(config.listen)}
+    return dataclasses.replace(config, listen=dataclasses.replace(config.listen, **fields))

@@ -1,0 +1,33 @@
+"""The set of services a front-end is handed: one object, built once in `app.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pillarbox.config import Config
+from pillarbox.services.accounts import AccountService
+from pillarbox.services.auth import AuthService
+from pillarbox.store.api import Store
+
+
+@dataclass
+class Services:
+    store: Store
+    hostname: str
+    auth: AuthService
+    accounts: AccountService
+
+    @classmethod
+    def build(
+        cls,
+        store: Store,
+        *,
+        hostname: str,
+        auth: AuthService,
+        accounts: AccountService,
+        config: Config,
+    ) -> Services:
+        return cls(store=store, hostname=hostname, auth=auth, accounts=accounts)
+
+    async def close(self) -> None:
+        """Stop background work the services own (none yet)."""
