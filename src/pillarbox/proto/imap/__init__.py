@@ -1,1 +1,54 @@
-"""Package."""
+"""IMAP server protocol core: bytes in, command events out; replies serialised in one place.
+
+Sans-I/O and standard library only (never asyncio, socket, ssl, nor anything above
+`pillarbox.proto`). It implements the wire side of RFC 9051 (IMAP4rev2) and RFC 3501
+(IMAP4rev1) plus the extensions whose syntax it knows: LITERAL+/LITERAL- (RFC 7888),
+BINARY (RFC 3516), MULTIAPPEND (RFC 3502), SASL-IR (RFC 4959), ENABLE (RFC 5161),
+LIST-EXTENDED/LIST-STATUS/SPECIAL-USE (RFC 5258, 5819, 6154), ESEARCH/SEARCHRES
+(RFC 4731, 5182), CONDSTORE/QRESYNC (RFC 7162), UIDPLUS (RFC 4315), MOVE (RFC 6851),
+UNSELECT (RFC 3691), IDLE (RFC 2177), ID (RFC 2971), UTF8=ACCEPT (RFC 6855),
+APPENDLIMIT (RFC 7889). Mailboxes, sequence numbers, UIDs, flags semantics, credentials,
+TLS and timeouts stay in the server.
+
+Modules
+- `commands`   every event: one frozen dataclass per command, plus SequenceSet, the SEARCH
+               key AST, FETCH items, `ContinuationNeeded`, `AuthenticateResponse`, `Done`,
+               `ConnectionClosed`, `NEED_DATA`.
+- `connection` `ServerConnection`, `Limits`, `State`: framing (lines, literals), states.
+- `parser`     the grammar: one parse function per command, over one framed command.
+- `responses`  all server output: untagged data, tagged OK/NO/BAD, continuations, strings,
+               FETCH item builders.
+- `mutf7`      modified UTF-7 mailbox names (RFC 3501 §5.1.3) for IMAP4rev1 sessions.
+
+How a server drives a connection
+    conn = ServerConnection(Limits(...))
+    write(responses.untagged_ok(b"IMAP4rev2 ready", code=b"CAPABILITY ..."))  # greeting
+    loop:
+        conn.receive_data(await read())      # b"" at EOF
+        while True:
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError as e:
+                write(e.reply_hint)          # exact bytes: "tag BAD ...", "* BAD ...", "* BYE"
+                if e.fatal: close(); break
+                continue                     # the connection stays usable after a BAD
+            if ev is NEED_DATA: break        # read more bytes
+            match ev:
+                ContinuationNeeded():  write(responses.continuation(b"Ready"))
+                ConnectionClosed():    close()
+                Login()/Authenticate() ok: conn.authenticated()
+                Authenticate() needing a round trip: write(conn.auth_challenge(b"...")),
+                                       then the next event is AuthenticateResponse
+                Select()/Examine() ok: conn.selected(read_only=...); failed: conn.unselected()
+                Close()/Unselect():    conn.unselected()
+                StartTls():            write(tagged OK); wrap TLS; conn.start_tls()
+                Enable():              conn.enabled(<names actually enabled>)
+                Idle():                write(conn.idle_accepted()); later event is Done
+                Logout():              write(* BYE, tagged OK); conn.logged_out()
+
+Errors: `pillarbox.proto.errors.RemoteProtocolError.reply_hint` is the exact reply.
+"""
+
+from pillarbox.proto.imap.commands import NEED_DATA
+
+__all__ = ["NEED_DATA"]
