@@ -1,0 +1,274 @@
+"""The `pillarbox` command: a table of small subcommands that call services.
+
+These commands are a contract for scripts: `pillarbox --config F user add ADDR
+--password-stdin` prints nothing on success and exits non-zero with one clear line on
+stderr on failure. Configuration problems exit with status 2, bad requests with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pillarbox import config as config_mod
+from pillarbox import log
+from pillarbox.app import open_store, serve
+from pillarbox.config import Config, ConfigError
+from pillarbox.services.accounts import AccountService
+from pillarbox.services.errors import AccountError
+from pillarbox.store.errors import StoreError
+from pillarbox.store.model import PopOnRetrieve, PopScope
+
+T = TypeVar("T")
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class CliError(Exception):
+    """A failure to report as one line and exit 1."""
+
+
+def _run_with_accounts(config: Config, fn: Callable[[AccountService], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        config_mod.check_data_dir(config)
+        store = open_store(config)
+        await store.open()
+        try:
+            return await fn(AccountService(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(runner())
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin with --password-stdin or when stdin is not a terminal; else prompted."""
+    if args.password_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    second = getpass.getpass("Repeat password: ")
+    if first != second:
+        raise CliError("passwords do not match")
+    return first
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    log.setup(config.server.log_level)
+    config_mod.check_data_dir(config)
+
+    def ready(app: object) -> None:
+        from pillarbox.app import App
+
+        assert isinstance(app, App)
+        print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
+        for name, listener in app.listeners.items():
+            print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
+        store = app.store
+        assert store is not None
+
+        async def hint() -> None:
+            if not await store.list_accounts():
+                prog = "pillarbox" + (f" --config {args.config}" if args.config else "")
+                print(
+                    "No accounts yet. Add one with:\n"
+                    f"  {prog} domain add example.org\n"
+                    f"  {prog} user add you@example.org\n"
+                    "(from this checkout: .venv/bin/pillarbox ...)",
+                    flush=True,
+                )
+
+        asyncio.get_running_loop().create_task(hint())
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, ready))
+    return 0
+
+
+def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
+    config_mod.check_data_dir(config)
+    print("configuration OK")
+    return 0
+
+
+def cmd_domain_add(config: Config, args: argparse.Namespace) -> int:
+    _run_with_accounts(config, lambda a: a.add_domain(args.domain))
+    return 0
+
+
+def cmd_domain_list(config: Config, args: argparse.Namespace) -> int:
+    for domain in _run_with_accounts(config, lambda a: a.list_domains()):
+        print(domain.name)
+    return 0
+
+
+def cmd_domain_remove(config: Config, args: argparse.Namespace) -> int:
+    _run_with_accounts(config, lambda a: a.remove_domain(args.domain))
+    return 0
+
+
+def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    _run_with_accounts(config, lambda a: a.add_user(args.address, password))
+    return 0
+
+
+def cmd_user_list(config: Config, args: argparse.Namespace) -> int:
+    for account in _run_with_accounts(config, lambda a: a.list_users(args.domain)):
+        print(account.address)
+    return 0
+
+
+def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    _run_with_accounts(config, lambda a: a.set_password(args.address, password))
+    return 0
+
+
+def cmd_user_remove(config: Config, args: argparse.Namespace) -> int:
+    _run_with_accounts(config, lambda a: a.remove_user(args.address))
+    return 0
+
+
+def cmd_user_pop(config: Config, args: argparse.Namespace) -> int:
+    on_retrieve = PopOnRetrieve(args.on_retrieve)
+    scope = PopScope(args.scope)
+    _run_with_accounts(config, lambda a: a.set_pop_policy(args.address, on_retrieve, scope))
+    return 0
+
+
+def cmd_alias_add(config: Config, args: argparse.Namespace) -> int:
+    _run_with_accounts(config, lambda a: a.add_alias(args.source, args.targets))
+    return 0
+
+
+def cmd_alias_list(config: Config, args: argparse.Namespace) -> int:
+    for alias in _run_with_accounts(config, lambda a: a.list_aliases()):
+        print(f"{alias.source} -> {', '.join(alias.targets)}")
+    return 0
+
+
+def cmd_alias_remove(config: Config, args: argparse.Namespace) -> int:
+    _run_with_accounts(config, lambda a: a.remove_alias(args.source))
+    return 0
+
+
+def cmd_mailbox_list(config: Config, args: argparse.Namespace) -> int:
+    for mailbox in _run_with_accounts(config, lambda a: a.list_mailboxes(args.address)):
+        role = f" ({mailbox.special_use})" if mailbox.special_use else ""
+        print(f"{mailbox.name}{role}")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pillarbox", description="Pillarbox mail server: SMTP, IMAP, POP3 on one store."
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (default: $PILLARBOX_CONFIG)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the server with every configured listener")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("check-config", help="validate the configuration and exit")
+    p.set_defaults(func=cmd_check_config)
+
+    domain = sub.add_parser("domain", help="manage local domains")
+    dsub = domain.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = dsub.add_parser("add", help="add a local domain")
+    p.add_argument("domain")
+    p.set_defaults(func=cmd_domain_add)
+    p = dsub.add_parser("list", help="list local domains")
+    p.set_defaults(func=cmd_domain_list)
+    p = dsub.add_parser("remove", help="remove a domain that has no accounts or aliases")
+    p.add_argument("domain")
+    p.set_defaults(func=cmd_domain_remove)
+
+    user = sub.add_parser("user", help="manage accounts")
+    usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, func, helptext in (
+        ("add", cmd_user_add, "add an account (password from stdin or prompted)"),
+        ("passwd", cmd_user_passwd, "change an account's password"),
+    ):
+        p = usub.add_parser(name, help=helptext)
+        p.add_argument("address")
+        p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        p.set_defaults(func=func)
+    p = usub.add_parser("list", help="list accounts")
+    p.add_argument("domain", nargs="?", help="only accounts of this domain")
+    p.set_defaults(func=cmd_user_list)
+    p = usub.add_parser("remove", help="remove an account and all its mail")
+    p.add_argument("address")
+    p.set_defaults(func=cmd_user_remove)
+    p = usub.add_parser("pop", help="set what POP3 downloads do to the server copy")
+    p.add_argument("address")
+    p.add_argument(
+        "--on-retrieve",
+        choices=[m.value for m in PopOnRetrieve],
+        default=PopOnRetrieve.DELETE.value,
+        help="what DELE+QUIT does: keep (hide from POP), mark-read, archive, delete",
+    )
+    p.add_argument(
+        "--scope",
+        choices=[m.value for m in PopScope],
+        default=PopScope.ALL.value,
+        help="all INBOX mail, or only mail that arrives from now on",
+    )
+    p.set_defaults(func=cmd_user_pop)
+
+    alias = sub.add_parser("alias", help="manage aliases ('@domain' is a catch-all)")
+    asub = alias.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = asub.add_parser("add", help="add an alias to one or more targets")
+    p.add_argument("source")
+    p.add_argument("targets", nargs="+")
+    p.set_defaults(func=cmd_alias_add)
+    p = asub.add_parser("list", help="list aliases")
+    p.set_defaults(func=cmd_alias_list)
+    p = asub.add_parser("remove", help="remove an alias")
+    p.add_argument("source")
+    p.set_defaults(func=cmd_alias_remove)
+
+    mailbox = sub.add_parser("mailbox", help="inspect mailboxes")
+    msub = mailbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = msub.add_parser("list", help="list an account's mailboxes")
+    p.add_argument("address")
+    p.set_defaults(func=cmd_mailbox_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_mod.load(args.config)
+    except ConfigError as exc:
+        print(f"pillarbox: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    func: Callable[[Config, argparse.Namespace], int] = args.func
+    try:
+        return func(config, args)
+    except ConfigError as exc:
+        print(f"pillarbox: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (AccountError, CliError) as exc:
+        print(f"pillarbox: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except StoreError as exc:
+        print(f"pillarbox: store error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"pillarbox: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
