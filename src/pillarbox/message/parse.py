@@ -1,0 +1,145 @@
+"""`parse()`: one pass over a message that computes everything the store keeps.
+
+Owns `ParsedMessage`, whose fields match `store.model.MessageMeta` one to one (a service
+copies them over), and the search-side fields: decoded subject and addresses, the sent
+date (RFC 5322 §3.3), the decoded header block for SEARCH HEADER, body text for full-text
+search and the RFC 8970 preview. ENVELOPE, BODYSTRUCTURE, BODY and the part offsets come
+from `envelope`, `bodystructure` and `parts`.
+
+It must never raise on any bytes from the network (`internal=True` is the exception: see
+`parse`), and it must not import anything outside the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from pillarbox.message.addresses import format_address_list
+from pillarbox.message.bodystructure import structure
+from pillarbox.message.encoded_words import decode_header_value
+from pillarbox.message.envelope import envelope
+from pillarbox.message.headers import Field, unfold
+from pillarbox.message.parts import Entity, parts_json, walk
+from pillarbox.message.text import body_text, preview
+
+HEADERS_CAP = 256 * 1024  # characters of decoded header text kept for SEARCH HEADER
+
+
+class MalformedMessage(ValueError):
+    """A message Pillarbox built itself (``internal=True``) is not well-formed MIME."""
+
+    def __init__(self, defects: list[str]) -> None:
+        super().__init__("malformed message: " + "; ".join(defects))
+        self.defects = tuple(defects)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """Everything computed once at delivery; same names as `store.model.MessageMeta`."""
+
+    size: int
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+    parts: str
+    subject: str = ""
+    from_: str = ""
+    to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    message_id: str = ""
+    sent_date: datetime | None = None
+    headers: str = ""
+    body_text: str = ""
+    preview: str = ""
+
+
+def sent_date(raw: bytes | None) -> datetime | None:
+    """The Date: field as an aware datetime (RFC 5322 §3.3), or None if unusable.
+
+    A zone of -0000 ("no information", RFC 5322 §3.3) and obsolete zone names that
+    `email.utils` cannot place are taken as UTC.
+    """
+    if raw is None:
+        return None
+    try:
+        when = parsedate_to_datetime(raw.decode("latin-1"))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when
+
+
+def _decoded(fields: list[Field], name: str) -> str:
+    for field in fields:
+        if field.name == name:
+            return decode_header_value(unfold(field.value))
+    return ""
+
+
+def _addresses(fields: list[Field], name: str) -> str:
+    for field in fields:
+        if field.name == name:
+            return format_address_list(unfold(field.value).decode("latin-1"))
+    return ""
+
+
+def _header_text(data: bytes, fields: list[Field]) -> str:
+    """ "Name: decoded value\\n" per field, names as written, for SEARCH HEADER."""
+    lines: list[str] = []
+    total = 0
+    for field in fields:
+        colon = data.find(b":", field.start, field.end)
+        name = data[field.start : colon].rstrip(b" \t").decode("ascii", "replace")
+        line = f"{name}: {decode_header_value(unfold(field.value))}\n"
+        total += len(line)
+        if total > HEADERS_CAP:
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+def parse(data: bytes, *, internal: bool = False) -> ParsedMessage:
+    """Parse a stored message once; see `ParsedMessage` for what comes back.
+
+    Any bytes give a result: malformed MIME is repaired the way Dovecot does (see
+    `parts`). With `internal=True` (a message Pillarbox composed itself: a DSN, a
+    webmail draft) a repair means a bug in our own composer, so it raises
+    `MalformedMessage` instead of hiding it.
+    """
+    data = bytes(data)
+    root, defects = walk(data)
+    if internal and defects:
+        raise MalformedMessage(defects)
+    fields = root.fields
+    text = body_text(data, root)
+    return ParsedMessage(
+        size=len(data),
+        envelope=envelope(fields),
+        bodystructure=structure(data, root, extended=True),
+        body=structure(data, root, extended=False),
+        parts=parts_json(root),
+        subject=_decoded(fields, "subject"),
+        from_=_addresses(fields, "from"),
+        to=_addresses(fields, "to"),
+        cc=_addresses(fields, "cc"),
+        bcc=_addresses(fields, "bcc"),
+        message_id=_decoded(fields, "message-id"),
+        sent_date=sent_date(_first_raw(fields, "date")),
+        headers=_header_text(data, fields),
+        body_text=text,
+        preview=preview(text),
+    )
+
+
+def _first_raw(fields: list[Field], name: str) -> bytes | None:
+    for field in fields:
+        if field.name == name:
+            return unfold(field.value)
+    return None
+
+
+__all__ = ["Entity", "MalformedMessage", "ParsedMessage", "parse", "sent_date"]
