@@ -50,5 +50,6 @@ Errors: `pillarbox.proto.errors.RemoteProtocolError.reply_hint` is the exact rep
 """
 
 from pillarbox.proto.imap.commands import NEED_DATA
+from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 
-__all__ = ["NEED_DATA"]
+__all__ = ["NEED_DATA", "Limits", "ServerConnection", "State"]
