@@ -1,0 +1,211 @@
+"""Message files on disk: durable writes, paths, orphan collection.
+
+Owns the directory ``<data_dir>/blobs``: ``tmp/`` holds files being written, and each
+finished file lives at ``<2 hex digits>/<16 hex digits>`` named by its blob id (a random
+63-bit integer, so ids are known before any row exists and never need a database
+round trip). The durability rule of the store contract is realised here: a file is
+written under a temporary name, fsynced, hard-linked into place (never clobbering),
+and its directory fsynced, all before `finish` returns; only then may a row refer to
+it. Files with no row are removed by `collect_orphans` when the store opens.
+
+Must not: touch the database, or do any file I/O on the event loop thread (every
+blocking call goes through the executor it is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_FLUSH_AT = 256 * 1024  # buffer small writes; one thread hop per quarter megabyte
+
+
+@dataclass(frozen=True, slots=True)
+class FileBlob:
+    """A finished, durable message file (implements `store.api.BlobHandle`)."""
+
+    blob_id: int
+    size: int
+    path: str
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobFiles:
+    """The blob directory. Synchronous methods run in worker threads only."""
+
+    def __init__(self, root: Path, executor: Executor) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self._executor = executor
+
+    # --- layout -----------------------------------------------------------------------
+    def path(self, blob_id: int) -> Path:
+        name = f"{blob_id:016x}"
+        return self.root / name[:2] / name
+
+    def prepare(self) -> None:
+        """Create the fan-out directories once, so `finish` never creates a directory."""
+        created = False
+        for directory in [self.root, self.tmp, *(self.root / f"{i:02x}" for i in range(128))]:
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True)
+                created = True
+        if created:
+            _fsync_dir(self.root)
+            _fsync_dir(self.root.parent)
+
+    # --- garbage collection -----------------------------------------------------------
+    def collect_orphans(self, known_in_range: Callable[[int, int], set[int]]) -> int:
+        """Remove temp files and files no row refers to; returns how many were removed.
+
+        `known_in_range(lo, hi)` returns the blob ids with a row in [lo, hi]; it is called
+        once per fan-out directory, so memory stays bounded by one directory's share.
+        """
+        removed = 0
+        for entry in os.scandir(self.tmp):
+            os.unlink(entry.path)
+            removed += 1
+        for prefix in range(128):
+            directory = self.root / f"{prefix:02x}"
+            names = os.listdir(directory)
+            if not names:
+                continue
+            lo, hi = prefix << 56, ((prefix + 1) << 56) - 1
+            known = known_in_range(lo, hi)
+            for name in names:
+                try:
+                    blob_id = int(name, 16)
+                except ValueError:
+                    blob_id = -1
+                if blob_id not in known:
+                    os.unlink(directory / name)
+                    removed += 1
+        if removed:
+            _fsync_dir(self.tmp)
+        return removed
+
+    def unlink(self, blob_ids: Iterable[int]) -> None:
+        """Remove files whose last row is gone (called after the commit that removed it)."""
+        for blob_id in blob_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(blob_id))
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, blob_id: int, start: int = 0, length: int | None = None) -> bytes:
+        with open(self.path(blob_id), "rb") as f:
+            if start:
+                f.seek(start)
+            return f.read() if length is None else f.read(length)
+
+    # --- writing ----------------------------------------------------------------------
+    def writer(self, discard: Callable[[int], Awaitable[None]] | None = None) -> BlobFileWriter:
+        return BlobFileWriter(self, self._executor, discard)
+
+
+class BlobFileWriter:
+    """Streams one message into ``tmp/`` (implements `store.api.BlobWriter`).
+
+    `discard`, if given, is called by `abort` after a successful `finish`: the store
+    then removes the file unless a row already refers to it.
+    """
+
+    def __init__(
+        self,
+        files: BlobFiles,
+        executor: Executor,
+        discard: Callable[[int], Awaitable[None]] | None,
+    ) -> None:
+        self._files = files
+        self._executor = executor
+        self._discard = discard
+        self._buffer = bytearray()
+        self._file: BinaryIO | None = None
+        self._tmp_path = files.tmp / f"{secrets.token_hex(12)}.tmp"
+        self._size = 0
+        self._done: FileBlob | None = None
+        self._aborted = False
+
+    async def _run(self, fn: Callable[[], object]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _flush_sync(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = open(self._tmp_path, "xb")  # noqa: SIM115 - closed in finish/abort
+        self._file.write(data)
+
+    async def write(self, data: bytes) -> None:
+        if self._done is not None or self._aborted:
+            raise ValueError("blob writer already finished")
+        self._buffer += data
+        self._size += len(data)
+        if len(self._buffer) >= _FLUSH_AT:
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            await self._run(lambda: self._flush_sync(chunk))
+
+    def _finish_sync(self, tail: bytes) -> FileBlob:
+        self._flush_sync(tail)
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        while True:
+            blob_id = secrets.randbits(63) or 1
+            final = self._files.path(blob_id)
+            try:
+                os.link(self._tmp_path, final)  # never replaces an existing file
+            except FileExistsError:
+                continue
+            break
+        os.unlink(self._tmp_path)
+        _fsync_dir(final.parent)
+        return FileBlob(blob_id=blob_id, size=self._size, path=str(final))
+
+    async def finish(self) -> FileBlob:
+        if self._aborted:
+            raise ValueError("blob writer was aborted")
+        if self._done is None:
+            tail = bytes(self._buffer)
+            self._buffer.clear()
+            loop = asyncio.get_running_loop()
+            try:
+                self._done = await loop.run_in_executor(
+                    self._executor, lambda: self._finish_sync(tail)
+                )
+            except BaseException:
+                await self.abort()
+                raise
+        return self._done
+
+    def _abort_sync(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp_path)
+
+    async def abort(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        self._buffer.clear()
+        if self._done is not None:
+            if self._discard is not None:
+                await self._discard(self._done.blob_id)
+            return
+        await self._run(self._abort_sync)

@@ -1,0 +1,183 @@
+"""Translation of a `model.SearchKey` tree into one SQLite query (RFC 9051 §6.4.4).
+
+Owns: the SQL for every search key and the two Python SQL functions the query may call
+(`pb_contains` for case-insensitive non-ASCII substrings, `pb_header` for HEADER on a
+field that has no column). TEXT and BODY go to the FTS5 trigram index, so searching
+never reads message files; needles shorter than three characters (which trigrams
+cannot index) fall back to LIKE on the indexed text of each candidate row.
+
+Must not: execute queries or touch files; `build` only returns SQL and parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from pillarbox.store.model import (
+    SYSTEM_FLAGS,
+    SearchAll,
+    SearchAnd,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+    SearchSize,
+    SearchText,
+    SearchUids,
+    canonical_flag,
+)
+
+FLAG_BITS: dict[str, int] = {flag: 1 << i for i, flag in enumerate(SYSTEM_FLAGS)}
+
+# Header fields that have their own column on `blobs` (precomputed by message/).
+_HEADER_COLUMNS = {
+    "subject": "b.subject",
+    "from": "b.from_",
+    "to": "b.to_",
+    "cc": "b.cc",
+    "bcc": "b.bcc",
+    "message-id": "b.message_id",
+}
+
+_INTERNAL_DAY = "date(m.internaldate + m.internal_tz * 60, 'unixepoch')"
+_DATE_OPS = {"before": "<", "on": "=", "since": ">="}
+
+
+def contains(haystack: str | None, needle: str | None) -> int:
+    """Case-insensitive substring test with full Unicode case folding."""
+    if haystack is None or needle is None:
+        return 0
+    return int(needle.casefold() in haystack.casefold())
+
+
+def header_match(headers: str | None, field: str | None, value: str | None) -> int:
+    """RFC 9051 §6.4.4 HEADER: a field of that name whose value contains `value`
+    ("" matches any message that has the field). `headers` is the unfolded block."""
+    if not headers or not field or value is None:
+        return 0
+    wanted = field.casefold()
+    needle = value.casefold()
+    for line in headers.splitlines():
+        name, sep, rest = line.partition(":")
+        if sep and name.strip().casefold() == wanted and needle in rest.casefold():
+            return 1
+    return 0
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("pb_contains", 2, contains, deterministic=True)
+    conn.create_function("pb_header", 3, header_match, deterministic=True)
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _substring(column: str, value: str, params: list[object]) -> str:
+    """`column` contains `value`, ignoring case (LIKE is ASCII-only, so not for others)."""
+    if value.isascii():
+        params.append(_like_pattern(value))
+        return f"{column} LIKE ? ESCAPE '\\'"
+    params.append(value)
+    return f"pb_contains({column}, ?)"
+
+
+def _fts_phrase(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _clause(key: SearchKey, params: list[object]) -> str:
+    match key:
+        case SearchAll():
+            return "1"
+        case SearchUids(uids=ranges):
+            if not ranges:
+                return "0"
+            if len(ranges) <= 32:
+                parts = []
+                for lo, hi in ranges:
+                    params.extend((lo, hi))
+                    parts.append("m.uid BETWEEN ? AND ?")
+                return "(" + " OR ".join(parts) + ")"
+            params.append(json.dumps([list(r) for r in ranges]))
+            return (
+                "EXISTS (SELECT 1 FROM json_each(?) AS r"
+                " WHERE m.uid BETWEEN r.value ->> 0 AND r.value ->> 1)"
+            )
+        case SearchFlag(flag=flag, present=present):
+            flag = canonical_flag(flag)
+            bit = FLAG_BITS.get(flag)
+            if bit is not None:
+                return f"(m.flags & {bit}) {'!=' if present else '='} 0"
+            if flag.startswith("\\"):  # \Recent and other non-keywords: never set
+                return "0" if present else "1"
+            params.append(flag)
+            exists = (
+                "EXISTS (SELECT 1 FROM keywords AS k WHERE k.mailbox_id = m.mailbox_id"
+                " AND k.uid = m.uid AND k.keyword = ?)"
+            )
+            return exists if present else f"NOT {exists}"
+        case SearchHeader(field=field, value=value):
+            name = field.lower()
+            column = _HEADER_COLUMNS.get(name)
+            if column is not None:
+                if value == "":
+                    return f"{column} != ''"
+                return _substring(column, value, params)
+            params.extend((name, value))
+            return (
+                "pb_header((SELECT t.headers FROM blob_text AS t WHERE t.rowid = m.blob_id), ?, ?)"
+            )
+        case SearchText(value=value, body_only=body_only):
+            if value == "":
+                return "1"
+            if len(value) >= 3:
+                query = _fts_phrase(value)
+                if body_only:
+                    query = "{body_text} : " + query
+                params.append(query)
+                return "m.blob_id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH ?)"
+            parts = [_substring("t.body_text", value, params)]
+            if not body_only:
+                parts.append(_substring("t.headers", value, params))
+            return (
+                "EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ("
+                + " OR ".join(parts)
+                + "))"
+            )
+        case SearchDate(op=op, day=day, sent=sent):
+            sql_op = _DATE_OPS[op]
+            params.append(day)
+            column = f"coalesce(b.sent_day, {_INTERNAL_DAY})" if sent else _INTERNAL_DAY
+            return f"{column} {sql_op} ?"
+        case SearchSize(op=op, size=size):
+            params.append(size)
+            return "m.size > ?" if op == "larger" else "m.size < ?"
+        case SearchModseq(modseq=modseq):
+            params.append(modseq)
+            return "m.modseq >= ?"
+        case SearchNot(key=inner):
+            return f"NOT ({_clause(inner, params)})"
+        case SearchOr(left=left, right=right):
+            return f"(({_clause(left, params)}) OR ({_clause(right, params)}))"
+        case SearchAnd(keys=keys):
+            if not keys:
+                return "1"
+            return "(" + " AND ".join(f"({_clause(k, params)})" for k in keys) + ")"
+    raise ValueError(f"unknown search key {key!r}")
+
+
+def build(mailbox_id: int, key: SearchKey) -> tuple[str, list[object]]:
+    """One SELECT returning the matching UIDs of the mailbox, ascending."""
+    params: list[object] = [mailbox_id]
+    where = _clause(key, params)
+    sql = (
+        "SELECT m.uid FROM messages AS m JOIN blobs AS b ON b.id = m.blob_id"
+        f" WHERE m.mailbox_id = ? AND ({where}) ORDER BY m.uid"
+    )
+    return sql, params

@@ -1,0 +1,127 @@
+"""Fixtures for the store contract tests.
+
+Every test here takes the `store` fixture and so runs once per backend in `BACKENDS`.
+Today that is SQLite only; a PostgreSQL backend adds itself to `BACKENDS` (a factory
+from a fresh directory to an unopened store) and, if it needs a server, skips itself
+in `make_store` when none is reachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pillarbox.store.api import BlobHandle, Store
+from pillarbox.store.model import Account, Mailbox, MessageMeta
+from pillarbox.store.sqlite import SqliteStore
+
+
+def _sqlite(path: Path) -> Store:
+    return SqliteStore(path)
+
+
+# name -> factory(data directory) -> unopened store
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(backend: str, tmp_path: Path) -> Callable[[], Store]:
+    """A factory for stores over the same data directory (to test close + reopen)."""
+    data = tmp_path / "data"
+    return lambda: BACKENDS[backend](data)
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    s = make_store()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def dummy_meta(
+    body: bytes,
+    *,
+    subject: str = "",
+    from_: str = "",
+    to: str = "",
+    headers: str = "",
+    text: str = "",
+    sent_date: datetime | None = None,
+) -> MessageMeta:
+    """A small MessageMeta; the store stores it as given and never parses mail."""
+    return MessageMeta(
+        size=len(body),
+        envelope=b'(NIL "' + subject.encode() + b'" NIL NIL NIL NIL NIL NIL NIL NIL)',
+        bodystructure=b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 1 1)',
+        body=b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 1 1)',
+        parts='{"parts": []}',
+        subject=subject,
+        from_=from_,
+        to=to,
+        headers=headers,
+        body_text=text,
+        sent_date=sent_date,
+        preview=text[:200],
+    )
+
+
+async def write_blob(store: Store, data: bytes) -> BlobHandle:
+    writer = store.new_blob()
+    # write in two pieces so buffering across writes is exercised
+    await writer.write(data[: len(data) // 2])
+    await writer.write(data[len(data) // 2 :])
+    return await writer.finish()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Env:
+    store: Store
+    account: Account
+    inbox: Mailbox
+
+    async def add(
+        self,
+        data: bytes = b"Subject: hi\r\n\r\nhello\r\n",
+        flags: frozenset[str] = frozenset(),
+        mailbox_id: int | None = None,
+        internaldate: datetime | None = None,
+        **meta: object,
+    ) -> int:
+        blob = await write_blob(self.store, data)
+        result = await self.store.append(
+            mailbox_id or self.inbox.id,
+            blob,
+            dummy_meta(data, **meta),  # type: ignore[arg-type]
+            flags,
+            internaldate or datetime(2024, 5, 17, 10, 0, tzinfo=UTC),
+        )
+        return result.uid
+
+
+@pytest.fixture
+async def env(store: Store) -> Env:
+    await store.add_domain("example.org")
+    account = await store.add_account("alice@example.org", "$argon2id$dummy")
+    inbox = await store.get_mailbox(account.id, "INBOX")
+    assert inbox is not None
+    return Env(store, account, inbox)
+
+
+Waiter = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]

@@ -1,0 +1,561 @@
+"""The store contract (`store.api.Store`), run against every backend in `BACKENDS`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pillarbox.store.api import Store
+from pillarbox.store.errors import AlreadyExists, Conflict, NotFound, QuotaExceeded
+from pillarbox.store.model import (
+    DEFAULT_MAILBOXES,
+    FlagMode,
+    PopOnRetrieve,
+    PopScope,
+    QueuedRecipient,
+)
+from tests.store.conftest import Env, dummy_meta, write_blob
+
+# --- domains, accounts, aliases ---------------------------------------------------------
+
+
+async def test_domains(store: Store) -> None:
+    """Domains are stored lower-case, unique, listed, and removable only when unused."""
+    d = await store.add_domain("Example.ORG")
+    assert d.name == "example.org"
+    assert await store.get_domain("EXAMPLE.org") == d
+    with pytest.raises(AlreadyExists):
+        await store.add_domain("example.org")
+    await store.add_domain("b.example")
+    assert [x.name for x in await store.list_domains()] == ["b.example", "example.org"]
+    await store.add_account("bob@example.org", "h")
+    with pytest.raises(Conflict):
+        await store.remove_domain("example.org")
+    await store.remove_account("bob@example.org")
+    await store.add_alias("@example.org", ["x@elsewhere.test"])
+    with pytest.raises(Conflict):
+        await store.remove_domain("example.org")
+    await store.remove_alias("@example.org")
+    await store.remove_domain("example.org")
+    assert await store.get_domain("example.org") is None
+    with pytest.raises(NotFound):
+        await store.remove_domain("example.org")
+
+
+async def test_accounts(store: Store) -> None:
+    """Accounts need their domain, are unique, keep the hash given, and get the default
+    mailboxes (subscribed) on creation."""
+    with pytest.raises(NotFound):
+        await store.add_account("a@nodomain.test", "h")
+    await store.add_domain("example.org")
+    a = await store.add_account("Alice@Example.org", "$argon2id$v=19$abc")
+    assert a.address == "alice@example.org"
+    assert a.password_hash == "$argon2id$v=19$abc"
+    with pytest.raises(AlreadyExists):
+        await store.add_account("alice@example.org", "h")
+    assert await store.get_account("ALICE@example.org") == a
+    assert await store.get_account_by_id(a.id) == a
+    assert await store.get_account("nobody@example.org") is None
+    await store.set_password_hash("alice@example.org", "new")
+    got = await store.get_account("alice@example.org")
+    assert got is not None and got.password_hash == "new"
+    with pytest.raises(NotFound):
+        await store.set_password_hash("nobody@example.org", "x")
+
+    boxes = await store.list_mailboxes(a.id)
+    assert {(m.name, m.special_use) for m in boxes} == set(DEFAULT_MAILBOXES)
+    assert boxes[0].name == "INBOX"
+    assert all(m.subscribed for m in boxes)
+    sent = await store.get_special_mailbox(a.id, "\\Sent")
+    assert sent is not None and sent.name == "Sent"
+
+    await store.add_domain("other.test")
+    b = await store.add_account("bob@other.test", "h")
+    assert [x.address for x in await store.list_accounts()] == [
+        "alice@example.org",
+        "bob@other.test",
+    ]
+    assert await store.list_accounts("other.test") == [b]
+
+
+async def test_remove_account_collects_blobs(env: Env, tmp_path: Path) -> None:
+    """Removing an account removes its mailboxes, messages and (after commit) files."""
+    uid = await env.add(b"to be removed")
+    info = (await env.store.fetch(env.inbox.id, [uid]))[0]
+    path = env.store.message_path(info)
+    assert os.path.exists(path)
+    await env.store.remove_account("alice@example.org")
+    assert await env.store.get_account("alice@example.org") is None
+    assert await env.store.list_mailboxes(env.account.id) == []
+    assert not os.path.exists(path)
+    with pytest.raises(NotFound):
+        await env.store.remove_account("alice@example.org")
+
+
+async def test_pop_policy_and_hiding(env: Env) -> None:
+    """FROM_NOW records INBOX's UIDNEXT; hidden messages are a POP3-only mark."""
+    await env.add()
+    await env.add()
+    acct = await env.store.set_pop_policy(
+        "alice@example.org", PopOnRetrieve.KEEP, PopScope.FROM_NOW
+    )
+    assert acct.pop_min_uid == 3
+    assert acct.pop_on_retrieve is PopOnRetrieve.KEEP and acct.pop_scope is PopScope.FROM_NOW
+    acct = await env.store.set_pop_policy("alice@example.org", PopOnRetrieve.DELETE, PopScope.ALL)
+    assert acct.pop_min_uid == 0
+    before = (await env.store.mailbox_status(env.inbox.id)).highestmodseq
+    await env.store.pop_hide(env.inbox.id, [1])
+    assert await env.store.pop_hidden(env.inbox.id) == {1}
+    # invisible to IMAP: no MODSEQ change, flags unchanged
+    assert (await env.store.mailbox_status(env.inbox.id)).highestmodseq == before
+    assert (await env.store.fetch_flags(env.inbox.id, [1]))[0].flags == frozenset()
+
+
+async def test_aliases(store: Store) -> None:
+    """Aliases map a source (or "@domain" catch-all) to ordered targets; adding adds."""
+    await store.add_domain("example.org")
+    with pytest.raises(NotFound):
+        await store.add_alias("x@nodomain.test", ["a@b.c"])
+    a = await store.add_alias("Sales@example.org", ["a@example.org", "b@example.org"])
+    assert a.source == "sales@example.org"
+    assert a.targets == ("a@example.org", "b@example.org")
+    a = await store.add_alias("sales@example.org", ["c@ext.test", "a@example.org"])
+    assert a.targets == ("a@example.org", "b@example.org", "c@ext.test")
+    catch_all = await store.add_alias("@example.org", ["postmaster@example.org"])
+    assert catch_all.source == "@example.org"
+    assert await store.get_alias("SALES@example.org") == a
+    assert await store.list_aliases() == [catch_all, a]
+    await store.remove_alias("sales@example.org")
+    assert await store.get_alias("sales@example.org") is None
+    with pytest.raises(NotFound):
+        await store.remove_alias("sales@example.org")
+
+
+# --- mailboxes --------------------------------------------------------------------------
+
+
+async def test_mailbox_names_and_lifecycle(env: Env) -> None:
+    """Exact names except INBOX; create gives a new UIDVALIDITY; delete refuses INBOX."""
+    s, acct = env.store, env.account.id
+    assert (await s.get_mailbox(acct, "inbox")) == env.inbox
+    assert await s.get_mailbox(acct, "sent") is None  # only INBOX is case-insensitive
+    with pytest.raises(AlreadyExists):
+        await s.create_mailbox(acct, "Inbox")
+    with pytest.raises(AlreadyExists):
+        await s.create_mailbox(acct, "Sent")
+    with pytest.raises(NotFound):
+        await s.create_mailbox(999, "X")
+    with pytest.raises(Conflict):
+        await s.create_mailbox(acct, "a//b")
+    box = await s.create_mailbox(acct, "Lists/python/", "\\Flagged")
+    assert box.name == "Lists/python"
+    assert box.special_use == "\\Flagged" and box.uidnext == 1
+    assert await s.get_mailbox_by_id(box.id) == box
+    with pytest.raises(Conflict):
+        await s.delete_mailbox(acct, "inbox")
+    with pytest.raises(NotFound):
+        await s.delete_mailbox(acct, "nope")
+    seen_validity = {m.uidvalidity for m in await s.list_mailboxes(acct)}
+    await env.add(mailbox_id=box.id)
+    await s.delete_mailbox(acct, "Lists/python")
+    assert await s.get_mailbox(acct, "Lists/python") is None
+    again = await s.create_mailbox(acct, "Lists/python")
+    assert again.uidvalidity not in seen_validity
+    assert again.uidvalidity > box.uidvalidity
+    assert await s.uids(again.id) == []
+
+
+async def test_rename_with_children(env: Env) -> None:
+    """RFC 9051 §6.3.6: children move too; each renamed mailbox gets a UIDVALIDITY no
+    name had before; messages and UIDs stay; subscriptions follow."""
+    s, acct = env.store, env.account.id
+    work = await s.create_mailbox(acct, "Work")
+    child = await s.create_mailbox(acct, "Work/2024")
+    other = await s.create_mailbox(acct, "Workshop")
+    await s.set_subscribed(acct, "Work/2024", True)
+    uid = await env.add(b"keep me", mailbox_id=child.id)
+    with pytest.raises(AlreadyExists):
+        await s.rename_mailbox(acct, "Work", "Workshop")
+    with pytest.raises(Conflict):
+        await s.rename_mailbox(acct, "Work", "Work/inner")
+    with pytest.raises(NotFound):
+        await s.rename_mailbox(acct, "Nope", "X")
+    await s.rename_mailbox(acct, "Work", "Job")
+    names = {m.name for m in await s.list_mailboxes(acct)}
+    assert {"Job", "Job/2024", "Workshop"} <= names
+    assert "Work" not in names and "Work/2024" not in names
+    job_child = await s.get_mailbox(acct, "Job/2024")
+    assert job_child is not None and job_child.id == child.id
+    assert job_child.uidvalidity > child.uidvalidity
+    assert job_child.subscribed
+    assert "Job/2024" in await s.list_subscriptions(acct)
+    assert await s.uids(child.id) == [uid]
+    assert await s.read_message(child.id, uid) == b"keep me"
+    # rename back: never the UIDVALIDITY the name had before
+    await s.rename_mailbox(acct, "Job", "Work")
+    back = await s.get_mailbox(acct, "Work")
+    assert back is not None
+    assert back.uidvalidity not in {work.uidvalidity, job_child.uidvalidity}
+    assert (await s.get_mailbox(acct, "Workshop")) == other
+
+
+async def test_rename_inbox(env: Env) -> None:
+    """Renaming INBOX moves its messages to a new mailbox; INBOX stays, empty."""
+    s, acct = env.store, env.account.id
+    u1 = await env.add(b"one", flags=frozenset({"\\Seen", "$Work"}))
+    await env.add(b"two")
+    await s.create_mailbox(acct, "INBOX/child")
+    await s.rename_mailbox(acct, "inbox", "Old mail")
+    old = await s.get_mailbox(acct, "Old mail")
+    assert old is not None
+    assert await s.uids(env.inbox.id) == []
+    assert await s.uids(old.id) == [1, 2]
+    assert await s.read_message(old.id, 1) == b"one"
+    assert (await s.fetch_flags(old.id, [1]))[0].flags == {"\\Seen", "$Work"}
+    assert await s.get_mailbox(acct, "INBOX/child") is not None  # not renamed
+    # INBOX keeps its UIDVALIDITY and never reuses the UIDs
+    _, gone = await s.changes_since(env.inbox.id, 0)
+    assert gone == [u1, 2]
+    assert await env.add(b"three") == 3
+
+
+async def test_subscriptions(env: Env) -> None:
+    """Subscriptions are by name and may name mailboxes that do not exist."""
+    s, acct = env.store, env.account.id
+    await s.set_subscribed(acct, "Ghost", True)
+    await s.set_subscribed(acct, "Junk", False)
+    subs = await s.list_subscriptions(acct)
+    assert "Ghost" in subs and "Junk" not in subs and subs[0] == "INBOX"
+    junk = await s.get_mailbox(acct, "Junk")
+    assert junk is not None and not junk.subscribed
+    await s.set_subscribed(acct, "Ghost", False)
+    assert "Ghost" not in await s.list_subscriptions(acct)
+
+
+async def test_status_and_quota(env: Env) -> None:
+    """STATUS counts and quota usage follow appends and expunges."""
+    s = env.store
+    await env.add(b"a" * 10, flags=frozenset({"\\Seen"}))
+    await env.add(b"b" * 20, flags=frozenset({"\\Deleted"}))
+    await env.add(b"c" * 30)
+    st = await s.mailbox_status(env.inbox.id)
+    assert (st.messages, st.unseen, st.deleted, st.size, st.uidnext) == (3, 2, 1, 60, 4)
+    assert st.uidvalidity == env.inbox.uidvalidity
+    assert await s.quota_usage(env.account.id) == 60
+    await s.expunge(env.inbox.id)
+    assert await s.quota_usage(env.account.id) == 40
+    with pytest.raises(NotFound):
+        await s.mailbox_status(9999)
+
+
+async def test_quota_exceeded(env: Env) -> None:
+    """An append over the account's quota fails alone and changes nothing."""
+    s = env.store
+    assert hasattr(s, "set_quota")
+    await s.set_quota("alice@example.org", 50)  # type: ignore[attr-defined]
+    await env.add(b"x" * 40)
+    with pytest.raises(QuotaExceeded):
+        await env.add(b"y" * 20)
+    assert await s.uids(env.inbox.id) == [1]
+    trash = await s.get_special_mailbox(env.account.id, "\\Trash")
+    assert trash is not None
+    with pytest.raises(QuotaExceeded):
+        await s.copy(env.inbox.id, [1], trash.id)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+async def test_append_fetch_read(env: Env) -> None:
+    """Append returns UID/MODSEQ/UIDVALIDITY; FETCH returns the stored metadata as given,
+    the file reads back byte for byte and by range."""
+    s = env.store
+    data = b"Subject: x\r\n\r\n" + bytes(range(256)) * 100
+    blob = await write_blob(s, data)
+    assert blob.size == len(data)
+    when = datetime(2023, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5)))
+    meta = dummy_meta(data, subject="x")
+    res = await s.append(env.inbox.id, blob, meta, frozenset({"\\seen", "$Label1"}), when)
+    assert res.uid == 1 and res.uidvalidity == env.inbox.uidvalidity
+    assert res.modseq > env.inbox.highestmodseq
+    [info] = await s.fetch(env.inbox.id, [1, 2, 3])
+    assert info.flags == {"\\Seen", "$Label1"}
+    assert info.internaldate == when and info.internaldate.utcoffset() == timedelta(hours=-5)
+    assert (info.envelope, info.bodystructure, info.body, info.parts, info.preview) == (
+        meta.envelope,
+        meta.bodystructure,
+        meta.body,
+        meta.parts,
+        meta.preview,
+    )
+    assert info.size == len(data) and info.modseq == res.modseq
+    assert await s.read_message(env.inbox.id, 1) == data
+    assert await s.read_message(env.inbox.id, 1, 5, 10) == data[5:15]
+    with open(s.message_path(info), "rb") as f:
+        assert f.read() == data
+    with pytest.raises(NotFound):
+        await s.read_message(env.inbox.id, 2)
+    with pytest.raises(NotFound):
+        await s.append(9999, await write_blob(s, b"z"), dummy_meta(b"z"))
+    assert await s.fetch(env.inbox.id, []) == []
+
+
+async def test_blob_abort(store: Store, tmp_path: Path) -> None:
+    """An aborted writer leaves no file; aborting after finish drops an unused file."""
+    w = store.new_blob()
+    await w.write(b"partial")
+    await w.abort()
+    await w.abort()
+    w2 = store.new_blob()
+    await w2.write(b"complete")
+    handle = await w2.finish()
+    assert os.path.exists(handle.path)
+    await w2.abort()
+    assert not os.path.exists(handle.path)
+
+
+async def test_deliver_all_or_nothing(env: Env) -> None:
+    """deliver() appends to several mailboxes atomically, sharing one blob."""
+
+    class D:
+        def __init__(self, mailbox_id: int, blob: object, meta: object) -> None:
+            self.mailbox_id = mailbox_id
+            self.blob = blob
+            self.meta = meta
+            self.flags: frozenset[str] = frozenset()
+            self.internaldate = datetime.now(UTC)
+
+    s = env.store
+    await s.add_account("bob@example.org", "h")
+    bob = await s.get_account("bob@example.org")
+    assert bob is not None
+    bob_inbox = await s.get_mailbox(bob.id, "INBOX")
+    assert bob_inbox is not None
+    data = b"to both"
+    blob = await write_blob(s, data)
+    meta = dummy_meta(data)
+    results = await s.deliver([D(env.inbox.id, blob, meta), D(bob_inbox.id, blob, meta)])  # type: ignore[list-item]
+    assert [r.uid for r in results] == [1, 1]
+    assert await s.read_message(bob_inbox.id, 1) == data
+    # one target fails: nothing is delivered
+    with pytest.raises(NotFound):
+        await s.deliver([D(env.inbox.id, blob, meta), D(9999, blob, meta)])  # type: ignore[list-item]
+    assert await s.uids(env.inbox.id) == [1]
+    # the shared file survives until its last row goes
+    [info] = await s.fetch(env.inbox.id, [1])
+    await s.set_flags(env.inbox.id, [1], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(env.inbox.id)
+    assert os.path.exists(s.message_path(info))
+    await s.set_flags(bob_inbox.id, [1], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(bob_inbox.id)
+    assert not os.path.exists(s.message_path(info))
+
+
+async def test_set_flags_modes_and_modseq(env: Env) -> None:
+    """ADD/REMOVE/REPLACE of system flags and keywords; only changed rows get a new
+    MODSEQ; each change has a MODSEQ above every earlier one (RFC 7162 §3.1)."""
+    s, box = env.store, env.inbox.id
+    for _ in range(4):
+        await env.add()
+    r = await s.set_flags(box, [1, 2], frozenset({"\\Seen", "$A"}), FlagMode.ADD)
+    assert [row.uid for row in r.changed] == [1, 2]
+    m1 = r.changed[0].modseq
+    assert all(row.flags == {"\\Seen", "$A"} and row.modseq == m1 for row in r.changed)
+    # nothing changes: no new MODSEQ
+    r = await s.set_flags(box, [1, 2], frozenset({"\\SEEN", "$a"}), FlagMode.ADD)
+    assert r.changed == ()
+    assert (await s.mailbox_status(box)).highestmodseq == m1
+    r = await s.set_flags(box, [1, 2, 3], frozenset({"$a"}), FlagMode.REMOVE)
+    assert [row.uid for row in r.changed] == [1, 2]
+    m2 = r.changed[0].modseq
+    assert m2 > m1
+    r = await s.set_flags(box, [1, 3, 4, 99], frozenset({"\\Flagged", "$New"}), FlagMode.REPLACE)
+    assert [row.uid for row in r.changed] == [1, 3, 4]
+    assert r.changed[0].flags == {"\\Flagged", "$New"} and r.changed[0].modseq > m2
+    rows = await s.fetch_flags(box, [1, 2, 3, 4])
+    assert [row.flags for row in rows] == [
+        {"\\Flagged", "$New"},
+        {"\\Seen"},
+        {"\\Flagged", "$New"},
+        {"\\Flagged", "$New"},
+    ]
+    # keyword spelling: the mailbox keeps the first spelling
+    await s.set_flags(box, [2], frozenset({"$NEW"}), FlagMode.ADD)
+    assert (await s.fetch_flags(box, [2]))[0].flags == {"\\Seen", "$New"}
+    # \Recent cannot be stored (RFC 9051 removed it)
+    r = await s.set_flags(box, [2], frozenset({"\\Recent"}), FlagMode.ADD)
+    assert r.changed == ()
+
+
+async def test_unchanged_since(env: Env) -> None:
+    """RFC 7162 §3.1.3: rows modified after UNCHANGEDSINCE are refused and reported."""
+    s, box = env.store, env.inbox.id
+    await env.add()
+    await env.add()
+    r = await s.set_flags(box, [2], frozenset({"\\Seen"}), FlagMode.ADD)
+    mark = r.changed[0].modseq - 1
+    r = await s.set_flags(box, [1, 2], frozenset({"\\Flagged"}), FlagMode.ADD, unchanged_since=mark)
+    assert r.modified == (2,)
+    assert [row.uid for row in r.changed] == [1]
+
+
+async def test_fetch_flags_large_range(env: Env) -> None:
+    """fetch_flags over many UIDs, including gaps and unknown UIDs, in order."""
+    s, box = env.store, env.inbox.id
+    blob = await write_blob(s, b"shared")
+    meta = dummy_meta(b"shared")
+    await asyncio.gather(*(s.append(box, blob, meta) for _ in range(300)))
+    await s.set_flags(box, list(range(1, 301, 2)), frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(box, list(range(1, 101)))
+    rows = await s.fetch_flags(box, list(range(1, 100_000)))
+    assert [r.uid for r in rows] == [u for u in range(1, 301) if u > 100 or u % 2 == 0]
+    scattered = list(range(300, 0, -7))
+    rows = await s.fetch_flags(box, scattered)
+    assert [r.uid for r in rows] == sorted(u for u in scattered if u > 100 or u % 2 == 0)
+
+
+async def test_expunge(env: Env) -> None:
+    """Expunge removes \\Deleted messages (only among the given UIDs if any), records
+    them with one MODSEQ for QRESYNC, and UIDs are never reused."""
+    s, box = env.store, env.inbox.id
+    for _ in range(5):
+        await env.add()
+    await s.set_flags(box, [1, 2, 4], frozenset({"\\Deleted"}), FlagMode.ADD)
+    mark = (await s.mailbox_status(box)).highestmodseq
+    assert await s.expunge(box, [2, 3, 4]) == [2, 4]
+    assert await s.uids(box) == [1, 3, 5]
+    assert await s.expunge(box) == [1]
+    assert await s.expunge(box) == []
+    changed, gone = await s.changes_since(box, mark)
+    assert gone == [1, 2, 4]
+    assert changed == []
+    assert await env.add() == 6
+
+
+async def test_changes_since(env: Env) -> None:
+    """changes_since returns rows with a newer MODSEQ and UIDs expunged after it."""
+    s, box = env.store, env.inbox.id
+    for _ in range(3):
+        await env.add()
+    mark = (await s.mailbox_status(box)).highestmodseq
+    await s.set_flags(box, [2], frozenset({"\\Seen", "kw"}), FlagMode.ADD)
+    await s.set_flags(box, [3], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(box)
+    new = await env.add()
+    changed, gone = await s.changes_since(box, mark)
+    assert [(r.uid, r.flags) for r in changed] == [(2, {"\\Seen", "kw"}), (new, frozenset())]
+    assert gone == [3]
+    top = (await s.mailbox_status(box)).highestmodseq
+    assert await s.changes_since(box, top) == ([], [])
+
+
+async def test_copy_and_move(env: Env) -> None:
+    """COPY and MOVE return the UID map (RFC 4315) in source order; MOVE expunges the
+    source (RFC 6851); flags and keywords travel; the blob is shared, not copied."""
+    s, box, acct = env.store, env.inbox.id, env.account.id
+    for i in range(5):
+        await env.add(f"m{i}".encode(), flags=frozenset({"$K"} if i == 2 else set()))
+    dst = await s.create_mailbox(acct, "Dest")
+    await env.add(b"already", mailbox_id=dst.id)
+    res = await s.copy(box, [4, 2, 99], dst.id)
+    assert (res.source_uids, res.dest_uids, res.uidvalidity) == ((2, 4), (2, 3), dst.uidvalidity)
+    assert await s.read_message(dst.id, 2) == b"m1"
+    assert (await s.fetch_flags(dst.id, [2]))[0].flags == frozenset()
+    src_info = (await s.fetch(box, [3]))[0]
+    res = await s.move(box, [1, 3], dst.id)
+    assert (res.source_uids, res.dest_uids) == ((1, 3), (4, 5))
+    assert await s.uids(box) == [2, 4, 5]
+    assert await s.uids(dst.id) == [1, 2, 3, 4, 5]
+    moved = (await s.fetch(dst.id, [5]))[0]
+    assert moved.flags == {"$K"} and moved.blob_id == src_info.blob_id
+    assert moved.internaldate == src_info.internaldate
+    _, gone = await s.changes_since(box, 0)
+    assert gone == [1, 3]
+    empty = await s.copy(box, [77], dst.id)
+    assert empty.source_uids == () and empty.dest_uids == ()
+    with pytest.raises(NotFound):
+        await s.copy(box, [2], 9999)
+
+
+async def test_queue(store: Store) -> None:
+    """enqueue stores the envelope, DSN parameters and a reference to the blob."""
+    blob = await write_blob(store, b"outbound")
+    rcpts = [
+        QueuedRecipient("a@x.test", notify="SUCCESS,DELAY", orcpt="rfc822;a@x.test"),
+        QueuedRecipient("b@y.test"),
+    ]
+    qid = await store.enqueue("me@example.org", rcpts, blob, dsn_envid="ENV1", dsn_ret="HDRS")
+    [q] = await store.list_queue()
+    assert q.id == qid and q.sender == "me@example.org"
+    assert q.recipients == tuple(rcpts)
+    assert (q.blob_id, q.dsn_envid, q.dsn_ret, q.attempts) == (blob.blob_id, "ENV1", "HDRS", 0)
+    assert q.created_at.tzinfo is not None
+
+
+async def test_reopen_keeps_everything(make_store: Callable[[], Store]) -> None:
+    """Close + reopen: data, UIDNEXT and UIDVALIDITY survive; UIDs are not reused after
+    expunge and restart."""
+    s = make_store()
+    await s.open()
+    await s.add_domain("example.org")
+    acct = await s.add_account("a@example.org", "h")
+    inbox = await s.get_mailbox(acct.id, "INBOX")
+    assert inbox is not None
+    for _ in range(3):
+        blob = await write_blob(s, b"x")
+        await s.append(inbox.id, blob, dummy_meta(b"x"))
+    await s.set_flags(inbox.id, [2, 3], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(inbox.id)
+    await s.close()
+    await s.close()  # idempotent
+
+    s = make_store()
+    await s.open()
+    try:
+        again = await s.get_mailbox(acct.id, "INBOX")
+        assert again is not None
+        assert again.uidvalidity == inbox.uidvalidity and again.uidnext == 4
+        blob = await write_blob(s, b"y")
+        res = await s.append(inbox.id, blob, dummy_meta(b"y"))
+        assert res.uid == 4
+        assert await s.uids(inbox.id) == [1, 4]
+        assert await s.read_message(inbox.id, 1) == b"x"
+    finally:
+        await s.close()
+
+
+async def test_concurrent_deliveries_get_unique_ascending_uids(env: Env) -> None:
+    """50 concurrent appends to one mailbox: 50 distinct UIDs, 1..50, each with a
+    distinct MODSEQ that grows with the UID."""
+    s, box = env.store, env.inbox.id
+    blobs = [await write_blob(s, f"msg {i}".encode()) for i in range(50)]
+    results = await asyncio.gather(
+        *(s.append(box, b, dummy_meta(f"msg {i}".encode())) for i, b in enumerate(blobs))
+    )
+    uids = [r.uid for r in results]
+    assert sorted(uids) == list(range(1, 51))
+    by_uid = sorted(results, key=lambda r: r.uid)
+    modseqs = [r.modseq for r in by_uid]
+    assert modseqs == sorted(modseqs) and len(set(modseqs)) == 50
+    assert await s.uids(box) == list(range(1, 51))
+    for r, i in zip(results, range(50), strict=True):
+        assert await s.read_message(box, r.uid) == f"msg {i}".encode()
+
+
+async def test_failing_operation_does_not_poison_batch(env: Env) -> None:
+    """Operations that fail inside a group commit fail alone; the others commit."""
+    s, box = env.store, env.inbox.id
+    blob = await write_blob(s, b"ok")
+    meta = dummy_meta(b"ok")
+    coros = []
+    for i in range(40):
+        target = box if i % 2 == 0 else 9999
+        coros.append(s.append(target, blob, meta))
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    assert [isinstance(r, NotFound) for r in results] == [i % 2 == 1 for i in range(40)]
+    assert await s.uids(box) == list(range(1, 21))
