@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pillarbox.config import Config
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
+from pillarbox.services.pop import PopService
 from pillarbox.store.api import Store
 
 
@@ -16,6 +17,7 @@ class Services:
     hostname: str
     auth: AuthService
     accounts: AccountService
+    pop: PopService  # POP3 maildrops and their per-account lock
 
     @classmethod
     def build(
@@ -27,7 +29,9 @@ class Services:
         accounts: AccountService,
         config: Config,
     ) -> Services:
-        return cls(store=store, hostname=hostname, auth=auth, accounts=accounts)
+        return cls(
+            store=store, hostname=hostname, auth=auth, accounts=accounts, pop=PopService(store)
+        )
 
     async def close(self) -> None:
         """Stop background work the services own (none yet)."""
