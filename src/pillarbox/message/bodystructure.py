@@ -52,7 +52,11 @@ def _language(ent: Entity) -> bytes:
 
 def _extension(ent: Entity) -> bytes:
     """body-fld-dsp SP body-fld-lang SP body-fld-loc (RFC 2557 Content-Location)."""
-    location = nstring(ent.header("content-location"))
+    # RFC 2557 §4.4.1: a folded URI is unfolded by removing its whitespace.
+    raw_location = ent.header("content-location")
+    if raw_location is not None:
+        raw_location = b"".join(raw_location.split())
+    location = nstring(raw_location)
     return b"%s %s %s" % (_disposition(ent), _language(ent), location)
 
 

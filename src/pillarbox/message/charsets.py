@@ -29,11 +29,11 @@ _SUPERSETS = {
     "iso_8859-1": "cp1252",
     "big5": "big5hkscs",
     "x-big5": "big5hkscs",
-    "us-ascii": "utf-8",
-    "ascii": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
-    "x-unknown": "utf-8",
 }
+
+# Labels that promise nothing about 8-bit bytes: decode as if undeclared.
+_UNDECLARED = frozenset({"us-ascii", "ascii", "x-unknown", "unknown-8bit", "default"})
 
 # Codecs Python treats as text encodings that no sender means as a mail charset;
 # some interpret backslash escapes, so they are refused outright.
@@ -50,24 +50,26 @@ def codec_for(charset: str | None) -> str | None:
     label = charset.strip().strip('"').lower()
     # RFC 2231 §5: a language may follow the charset in encoded-words ("utf-8*en").
     label = label.split("*", 1)[0]
+    if label in _UNDECLARED:
+        return None
     label = _SUPERSETS.get(label, label)
     try:
         info = codecs.lookup(label)
     except (LookupError, ValueError):
         return None
-    if info.name in _REFUSED or not getattr(info, "_is_text_encoding", True):
+    if info.name.replace("-", "_") in _REFUSED or not getattr(info, "_is_text_encoding", True):
         return None
     return info.name
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode text in the named charset; unknown or absent charsets try UTF-8 then cp1252.
+    """Decode text in the named charset; unknown, absent or US-ASCII try UTF-8, then cp1252.
 
     Never raises: undecodable bytes become U+FFFD, so one bad part cannot keep a message
     out of the store.
     """
     codec = codec_for(charset)
-    if codec is not None and codec != "utf-8":
+    if codec is not None:
         try:
             return data.decode(codec, errors="replace")
         except (LookupError, ValueError, TypeError):  # codec quirks on odd input

@@ -115,24 +115,29 @@ def parse(data: bytes, *, internal: bool = False) -> ParsedMessage:
     if internal and defects:
         raise MalformedMessage(defects)
     fields = root.fields
-    text = body_text(data, root)
+    text = _clean(body_text(data, root))
     return ParsedMessage(
         size=len(data),
         envelope=envelope(fields),
         bodystructure=structure(data, root, extended=True),
         body=structure(data, root, extended=False),
         parts=parts_json(root),
-        subject=_decoded(fields, "subject"),
-        from_=_addresses(fields, "from"),
-        to=_addresses(fields, "to"),
-        cc=_addresses(fields, "cc"),
-        bcc=_addresses(fields, "bcc"),
-        message_id=_decoded(fields, "message-id"),
+        subject=_clean(_decoded(fields, "subject")),
+        from_=_clean(_addresses(fields, "from")),
+        to=_clean(_addresses(fields, "to")),
+        cc=_clean(_addresses(fields, "cc")),
+        bcc=_clean(_addresses(fields, "bcc")),
+        message_id=_clean(_decoded(fields, "message-id")),
         sent_date=sent_date(_first_raw(fields, "date")),
-        headers=_header_text(data, fields),
+        headers=_clean(_header_text(data, fields)),
         body_text=text,
         preview=preview(text),
     )
+
+
+def _clean(text: str) -> str:
+    """Drop NUL: no database text column (PostgreSQL's in particular) accepts it."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def _first_raw(fields: list[Field], name: str) -> bytes | None:
