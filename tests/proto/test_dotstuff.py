@@ -1,0 +1,46 @@
+"""Dot-stuffing round trips, and only CRLF.CRLF ends the data (anti-smuggling)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pillarbox.proto.dotstuff import Unstuffer, stuff
+
+
+def decode_in_pieces(data: bytes, size: int) -> tuple[Unstuffer, bytes]:
+    un = Unstuffer()
+    out = bytearray()
+    for i in range(0, len(data), size):
+        out += un.feed(data[i : i + size])
+    return un, bytes(out)
+
+
+@given(
+    st.lists(st.sampled_from([b".", b"..", b"a", b"\r\n", b"x.y"]), max_size=30),
+    st.integers(1, 7),
+)
+def test_round_trip(parts: list[bytes], size: int) -> None:
+    message = b"".join(parts)
+    if not message.endswith(b"\r\n") and message:
+        message += b"\r\n"
+    un, decoded = decode_in_pieces(stuff(message) + b"NEXT", size)
+    assert un.done
+    assert decoded == message
+    assert un.trailing == b"NEXT"
+
+
+@pytest.mark.parametrize("marker", [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"])
+@pytest.mark.parametrize("size", [1, 2, 3, 1000])
+def test_bare_end_markers_do_not_end(marker: bytes, size: int) -> None:
+    un, _ = decode_in_pieces(b"a" + marker + b"MAIL FROM:<x@y>\r\n", size)
+    assert not un.done
+    assert un.bare_line_ending
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 1000])
+def test_end_at_start_and_trailing(size: int) -> None:
+    un, decoded = decode_in_pieces(b".\r\nQUIT\r\n", size)
+    assert un.done and decoded == b""
+    assert un.trailing == b"QUIT\r\n"
