@@ -437,7 +437,9 @@ class ServerConnection:
             name = command_name(content)
             if name is None or name not in KNOWN_COMMANDS:
                 raise self._refuse(self._error("Unknown command", tag=tag), lit)
-            if name not in ALLOWED_COMMANDS[self._state]:
+            if name not in ALLOWED_COMMANDS[self._state] or (
+                name == "STARTTLS" and self.tls_active
+            ):
                 raise self._refuse(self._error(self._state_error(name), tag=tag), lit)
         tag = self._tag
         assert tag is not None
