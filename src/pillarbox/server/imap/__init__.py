@@ -1,1 +1,27 @@
-"""Package."""
+"""The IMAP front-end (RFC 9051 IMAP4rev2 and RFC 3501 IMAP4rev1) on the protocol core
+and the store.
+
+Modules: `session` (the connection loop, change reporting, the error table), `dispatch`
+(command → handler), `auth` (any-state and login commands, ENABLE, IDLE), `mailboxes`
+(SELECT … LIST, STATUS), `fetch`, `search`, `store_cmd` (STORE, COPY, MOVE, EXPUNGE),
+`append`, `names` (modified UTF-7, LIST patterns), `wire` (serialisation helpers).
+
+Must not: import another front-end or a concrete store (tests/test_layers.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pillarbox.config import Config
+from pillarbox.server.imap.session import Session
+from pillarbox.server.listener import Handler, Stream
+
+
+def make_handler(listener_name: str, services: Any, config: Config) -> Handler:
+    """The per-connection coroutine for listener "imap" (STARTTLS) or "imaps"."""
+
+    async def handle(stream: Stream) -> None:
+        await Session(stream, listener_name, services, config.imap).run()
+
+    return handle

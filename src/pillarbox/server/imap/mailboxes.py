@@ -1,0 +1,286 @@
+"""Mailbox-level commands: SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
+UNSUBSCRIBE, LIST (LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), LSUB, NAMESPACE, STATUS,
+CLOSE, UNSELECT.
+
+RFC 9051 §6.3.1-§6.3.11, §6.4.2; RFC 3501 §6.3.9 (LSUB); RFC 5258 (LIST-EXTENDED);
+RFC 5819 (LIST-STATUS); RFC 6154 (SPECIAL-USE); RFC 2342 (NAMESPACE); RFC 3691 (UNSELECT).
+
+Must not: pass a client name to the store without `services.mailbox` validation (done
+inside `AccountMailboxes`), or list anything but the logged-in account's mailboxes.
+"""
+
+from __future__ import annotations
+
+from pillarbox.proto.imap import commands as c
+from pillarbox.server.imap import names, wire
+from pillarbox.server.imap.session import BadCommand, CommandNo, Session
+from pillarbox.services.mailbox import (
+    SEP,
+    NoSuchMailbox,
+    SelectedView,
+    expunge,
+    search,
+)
+from pillarbox.store.model import Mailbox, MailboxStatus, SearchFlag, SYSTEM_FLAGS
+
+SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
+PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
+
+
+def store_name(s: Session, wire_name: str) -> str:
+    """The client's name in store form (modified UTF-7 decoded for IMAP4rev1)."""
+    try:
+        return names.from_wire(wire_name, utf8=s.utf8_names)
+    except names.BadName:
+        raise NoSuchMailbox("Invalid mailbox name") from None
+
+
+def wire_name(s: Session, name: str) -> bytes:
+    return wire.string(names.to_wire(name, utf8=s.utf8_names))
+
+
+async def _close_view(s: Session, *, expunge_deleted: bool) -> None:
+    view = s.view
+    if view is None:
+        return
+    s.view = None
+    s.saved_search = []
+    if expunge_deleted and not view.read_only:
+        # RFC 9051 §6.4.1: CLOSE expunges silently. Only what the client knew.
+        await expunge(s.store, view, list(view.uids))
+
+
+async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
+    read_only = isinstance(cmd, c.Examine)
+    mbx = s.require_mailboxes()
+    had_view = s.view is not None
+    await _close_view(s, expunge_deleted=False)
+    if had_view:
+        s.untagged(b"OK [CLOSED] Previous mailbox closed")  # RFC 9051 §7.1 CLOSED
+    mailbox = await mbx.find(store_name(s, cmd.mailbox))
+    if mailbox is None:
+        if s.conn.state.name == "SELECTED":
+            s.conn.unselected()
+        raise CommandNo("No such mailbox", "NONEXISTENT")
+    view = SelectedView(mailbox, read_only=read_only, loading=True)
+    s.view = view
+    try:
+        await view.load(s.store)
+        status = await mbx.status(mailbox)
+        unseen = await search(s.store, view, SearchFlag("\\Seen", present=False))
+    except BaseException:
+        s.view = None
+        if s.conn.state.name == "SELECTED":
+            s.conn.unselected()
+        raise
+    s.untagged(b"FLAGS " + SYSTEM_FLAG_LIST)
+    if read_only:
+        s.untagged(b"OK [PERMANENTFLAGS ()] Read-only mailbox")
+    else:
+        s.untagged(b"OK [PERMANENTFLAGS " + PERMANENT_FLAGS + b"] Flags permitted")
+    s.untagged(b"%d EXISTS" % view.count)
+    if not s.rev2:
+        s.untagged(b"0 RECENT")
+        first = next((view.seq_of(u) for u in unseen if view.seq_of(u) is not None), None)
+        if first is not None:
+            s.untagged(b"OK [UNSEEN %d] First unseen" % first)
+    s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % status.uidvalidity)
+    uidnext = max(status.uidnext, view.max_uid + 1)
+    s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % uidnext)
+    if s.rev2:
+        s.untagged(b"LIST () \"/\" " + wire_name(s, mailbox.name))
+    s.conn.selected(read_only=read_only)
+    code = "READ-ONLY" if read_only else "READ-WRITE"
+    return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)
+
+
+async def close(s: Session, cmd: c.Close) -> bytes:
+    await _close_view(s, expunge_deleted=True)
+    s.conn.unselected()
+    return wire.tagged(cmd.tag, "OK", "CLOSE completed")
+
+
+async def unselect(s: Session, cmd: c.Unselect) -> bytes:
+    await _close_view(s, expunge_deleted=False)
+    s.conn.unselected()
+    return wire.tagged(cmd.tag, "OK", "UNSELECT completed")
+
+
+_SPECIAL_USES = frozenset({"\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH"})
+
+
+async def create(s: Session, cmd: c.Create) -> bytes:
+    special: str | None = None
+    if cmd.special_use:
+        if len(cmd.special_use) > 1:
+            raise CommandNo("Only one special use per mailbox", "USEATTR")
+        if cmd.special_use[0].upper() not in _SPECIAL_USES:
+            raise CommandNo("Unknown special use", "USEATTR")
+        special = cmd.special_use[0].capitalize()
+        special = "\\" + cmd.special_use[0][1:].capitalize()
+    await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
+    return wire.tagged(cmd.tag, "OK", "CREATE completed")
+
+
+async def delete(s: Session, cmd: c.Delete) -> bytes:
+    name = store_name(s, cmd.mailbox)
+    mbx = s.require_mailboxes()
+    target = await mbx.find(name)
+    if target is None:
+        raise CommandNo("No such mailbox", "NONEXISTENT")
+    if s.view is not None and s.view.mailbox.id == target.id:
+        raise CommandNo("Cannot delete the selected mailbox; close it first", "INUSE")
+    await mbx.delete(name)
+    return wire.tagged(cmd.tag, "OK", "DELETE completed")
+
+
+async def rename(s: Session, cmd: c.Rename) -> bytes:
+    await s.require_mailboxes().rename(store_name(s, cmd.mailbox), store_name(s, cmd.new_name))
+    return wire.tagged(cmd.tag, "OK", "RENAME completed")
+
+
+async def subscribe(s: Session, cmd: c.Subscribe | c.Unsubscribe) -> bytes:
+    on = isinstance(cmd, c.Subscribe)
+    await s.require_mailboxes().subscribe(store_name(s, cmd.mailbox), on)
+    return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed")
+
+
+async def namespace(s: Session, cmd: c.Namespace) -> bytes:
+    s.untagged(b'NAMESPACE (("" "/")) NIL NIL')
+    return wire.tagged(cmd.tag, "OK", "NAMESPACE completed")
+
+
+def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int) -> bytes:
+    out: list[bytes] = []
+    values = {
+        "MESSAGES": st.messages,
+        "UIDNEXT": st.uidnext,
+        "UIDVALIDITY": st.uidvalidity,
+        "UNSEEN": st.unseen,
+        "DELETED": st.deleted,
+        "SIZE": st.size,
+        "RECENT": 0,
+        "HIGHESTMODSEQ": st.highestmodseq,
+        "APPENDLIMIT": limit,
+    }
+    for item in items:
+        if item in values:
+            out.append(b"%s %d" % (item.encode(), values[item]))
+    return b"(" + b" ".join(out) + b")"
+
+
+async def status(s: Session, cmd: c.Status) -> bytes:
+    mbx = s.require_mailboxes()
+    mailbox = await mbx.find(store_name(s, cmd.mailbox))
+    if mailbox is None:
+        raise CommandNo("No such mailbox", "NONEXISTENT")
+    st = await mbx.status(mailbox)
+    s.untagged(
+        b"STATUS " + wire_name(s, mailbox.name) + b" "
+        + _status_items(cmd.items, st, s.config.max_literal_size)
+    )
+    return wire.tagged(cmd.tag, "OK", "STATUS completed")
+
+
+# ---------------------------------------------------------------------- LIST
+
+
+def _special(m: Mailbox | None) -> list[str]:
+    return [m.special_use] if m is not None and m.special_use else []
+
+
+async def list_(s: Session, cmd: c.List) -> bytes:
+    mbx = s.require_mailboxes()
+    sel = set(cmd.selection_options)
+    ret = set(cmd.return_options)
+    for opt in sel:
+        if opt not in {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}:
+            raise BadCommand("Unknown LIST selection option")
+    if "RECURSIVEMATCH" in sel and not (sel & {"SUBSCRIBED", "SPECIAL-USE"}):
+        raise BadCommand("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3
+    try:
+        reference = names.from_wire(cmd.reference, utf8=s.utf8_names)
+        patterns = [names.from_wire(p, utf8=s.utf8_names) for p in cmd.patterns]
+    except names.BadName:
+        raise BadCommand("Invalid mailbox name encoding") from None
+    if patterns == [""] and not cmd.extended:
+        # RFC 9051 §6.3.9: the hierarchy delimiter and root.
+        s.untagged(b'LIST (\\Noselect) "/" ""')
+        return wire.tagged(cmd.tag, "OK", "LIST completed")
+    regexes = [names.pattern_regex(reference, p) for p in patterns if p != ""]
+    boxes = {m.name: m for m in await mbx.list()}
+    subscribed = set(await mbx.subscriptions())
+    want_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in ret
+    # Every name that exists or is a level above one (these are \NonExistent/\Noselect).
+    all_names: set[str] = set(boxes)
+    for name in list(boxes) + list(subscribed):
+        parts = name.split(SEP)
+        for i in range(1, len(parts)):
+            all_names.add(SEP.join(parts[:i]))
+    if "SUBSCRIBED" in sel:
+        all_names |= subscribed
+
+    def has_children(name: str) -> bool:
+        prefix = name + SEP
+        return any(n.startswith(prefix) for n in boxes)
+
+    lines: list[tuple[str, list[str], bytes]] = []
+    for name in sorted(all_names, key=lambda n: (n != "INBOX", n)):
+        if not any(r.match(name) for r in regexes):
+            continue
+        m = boxes.get(name)
+        attrs: list[str] = []
+        extra = b""
+        if m is None:
+            attrs.append("\\NonExistent" if cmd.extended else "\\Noselect")
+        if "SUBSCRIBED" in sel:
+            if name not in subscribed:
+                if "RECURSIVEMATCH" in sel and any(
+                    x.startswith(name + SEP) for x in subscribed
+                ):
+                    extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
+                else:
+                    continue
+        if "SPECIAL-USE" in sel and not _special(m):
+            continue
+        if m is None and name not in subscribed and not has_children(name):
+            continue
+        attrs.append("\\HasChildren" if has_children(name) else "\\HasNoChildren")
+        if want_subscribed and name in subscribed:
+            attrs.append("\\Subscribed")
+        attrs += _special(m)
+        lines.append((name, attrs, extra))
+    for name, attrs, extra in lines:
+        s.untagged(
+            b"LIST (" + " ".join(attrs).encode() + b') "/" ' + wire_name(s, name) + extra
+        )
+        m = boxes.get(name)
+        if cmd.status_items is not None and m is not None:
+            st = await mbx.status(m)
+            s.untagged(
+                b"STATUS " + wire_name(s, name) + b" "
+                + _status_items(cmd.status_items, st, s.config.max_literal_size)
+            )
+    return wire.tagged(cmd.tag, "OK", "LIST completed")
+
+
+async def lsub(s: Session, cmd: c.Lsub) -> bytes:
+    mbx = s.require_mailboxes()
+    try:
+        reference = names.from_wire(cmd.reference, utf8=s.utf8_names)
+        pattern = names.from_wire(cmd.pattern, utf8=s.utf8_names)
+    except names.BadName:
+        raise BadCommand("Invalid mailbox name encoding") from None
+    if pattern == "":
+        s.untagged(b'LSUB (\\Noselect) "/" ""')
+        return wire.tagged(cmd.tag, "OK", "LSUB completed")
+    regex = names.pattern_regex(reference, pattern)
+    boxes = {m.name for m in await mbx.list()}
+    for name in sorted(set(await mbx.subscriptions())):
+        if regex.match(name):
+            attrs = b"" if name in boxes else b"\\Noselect"
+            s.untagged(b"LSUB (" + attrs + b') "/" ' + wire_name(s, name))
+    return wire.tagged(cmd.tag, "OK", "LSUB completed")
+
+
+__all__ = ["SYSTEM_FLAGS"]

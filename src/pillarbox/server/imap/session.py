@@ -1,0 +1,409 @@
+"""One IMAP connection: drives the sans-I/O core, dispatches commands, reports changes.
+
+Theory of operation: `Session.run` reads bytes into `ServerConnection` and handles each
+event in turn (pipelined commands are answered in order; while one runs nothing more is
+read, so a client can never have more than the bytes of one read buffered on top of the
+running command). A background task reads the account's change bus and *records* each
+event in the selected view; the view is only *applied* at points where RFC 9051 allows
+untagged updates: at NOOP/IDLE and at the end of commands (RFC 9051 §7), never an
+EXPUNGE during FETCH, STORE or SEARCH by sequence number (§7.5.1), so sequence numbers
+never shift under the client.
+
+Errors: one table (`_reply_for`) turns service errors into tagged NO with RFC 9051 §7.1
+response codes; anything unexpected is logged with the connection id and traceback and
+answered ``NO [SERVERBUG]`` — never with exception text.
+
+RFCs: 9051, 3501 (IMAP4rev1 differences), 2177 (IDLE), 2971 (ID), 4959 (SASL-IR),
+4616 (PLAIN), 5161 (ENABLE), 8314 §3 / 9051 §11.1 (no cleartext passwords without TLS).
+
+Must not: parse IMAP syntax (the core does), touch the store except through
+`services.mailbox` (and the `Store` handed over in `Services` for reads the view needs),
+or let one account reach another's mailboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from pillarbox.config import ImapConfig
+from pillarbox.proto.errors import RemoteProtocolError
+from pillarbox.proto.imap import commands as c
+from pillarbox.proto.imap.connection import Limits, ServerConnection, State
+from pillarbox.server.imap import wire
+from pillarbox.server.listener import Stream
+from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, TempFailure
+from pillarbox.services.mailbox import (
+    AccountMailboxes,
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxNotAllowed,
+    MessageSetError,
+    NoSuchMailbox,
+    SelectedView,
+)
+from pillarbox.store.model import Account, Change, FlagRow
+
+log = logging.getLogger("pillarbox.imap")
+
+SERVER_ID = (("name", "Pillarbox"), ("vendor", "Pillarbox"))
+
+
+class BadCommand(Exception):
+    """The command is syntactically fine but its arguments are unusable: tagged BAD."""
+
+
+class CommandNo(Exception):
+    """A refusal with an optional response code: tagged NO [code] text."""
+
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+# Commands during which an EXPUNGE response must not be sent (RFC 9051 §7.5.1): FETCH,
+# STORE and SEARCH by sequence number. (UID variants may get them, §7.5.1.)
+def _expunge_allowed(cmd: c.Command) -> bool:
+    if isinstance(cmd, c.Fetch | c.Store | c.Search):
+        return cmd.uid
+    return not isinstance(cmd, c.Copy)  # COPY by number: keep numbers stable too
+
+
+class Session:
+    """State of one connection; the command modules act on it."""
+
+    def __init__(self, stream: Stream, listener: str, services: Any, config: ImapConfig) -> None:
+        self.stream = stream
+        self.listener = listener
+        self.services = services
+        self.config = config
+        self.conn = ServerConnection(
+            Limits(
+                max_line_length=config.max_line_length,
+                max_literal_size=config.max_literal_size,
+                max_command_size=max(config.max_literal_size * 2, 1024 * 1024),
+            )
+        )
+        self.conn_id = stream.info.conn_id
+        self.account: Account | None = None
+        self.mailboxes: AccountMailboxes | None = None
+        self.view: SelectedView | None = None
+        self.enabled: set[str] = set()
+        self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._changes: AsyncIterator[Change] | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._read_task: asyncio.Task[bytes] | None = None
+        self._done = False
+        self._pending_append: Any = None
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, data: bytes) -> None:
+        """Queue response bytes; written at the end of the command or when large."""
+        self._out.append(data)
+        self._out_size += len(data)
+
+    def untagged(self, data: bytes) -> None:
+        self.send(b"* " + data + b"\r\n")
+
+    async def flush(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            await self.stream.write(data)
+
+    async def maybe_flush(self) -> None:
+        """Write when enough output piled up (big FETCH answers stream out in pieces)."""
+        if self._out_size >= 256 * 1024:
+            await self.flush()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8_names(self) -> bool:
+        """Mailbox names go as UTF-8 (RFC 6855 / RFC 9051), else modified UTF-7."""
+        return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def store(self) -> Any:
+        return self.services.store
+
+    def require_mailboxes(self) -> AccountMailboxes:
+        assert self.mailboxes is not None
+        return self.mailboxes
+
+    def require_view(self) -> SelectedView:
+        if self.view is None:
+            raise BadCommand("No mailbox selected")
+        return self.view
+
+    def plaintext_ok(self) -> bool:
+        auth = self.services.auth
+        return bool(
+            auth.plaintext_allowed(
+                tls=self.stream.tls_active, loopback=self.stream.info.is_loopback
+            )
+        )
+
+    def capabilities(self) -> str:
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE"]
+        if self.account is None:
+            if self.stream.tls_available:
+                caps.append("STARTTLS")
+            if self.plaintext_ok():
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")
+            return " ".join(caps)
+        caps += [
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "UIDPLUS",
+            "MOVE",
+            "CHILDREN",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SPECIAL-USE",
+            "ESEARCH",
+            "SEARCHRES",
+            "MULTIAPPEND",
+            "BINARY",
+            "UTF8=ACCEPT",
+            "STATUS=SIZE",
+            f"APPENDLIMIT={self.config.max_literal_size}",
+        ]
+        return " ".join(caps)
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        try:
+            self.untagged(
+                b"OK [CAPABILITY " + self.capabilities().encode() + b"] Pillarbox IMAP ready"
+            )
+            await self.flush()
+            while not self._done:
+                data = await self._read()
+                self.conn.receive_data(data)
+                await self._drain_events()
+                await self.flush()
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                self.untagged(b"BYE Idle timeout")
+                await self.flush()
+        finally:
+            await self._teardown()
+
+    async def _read(self) -> bytes:
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self.stream.read(self.config.idle_timeout))
+        task = self._read_task
+        try:
+            return await task
+        finally:
+            if task.done():
+                self._read_task = None
+
+    async def read_or_change(self) -> bytes | None:
+        """Bytes from the client, or None when a change was recorded first (IDLE)."""
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self.stream.read(self.config.idle_timeout))
+        read = self._read_task
+        wake = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({read, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            with contextlib.suppress(BaseException):
+                await wake
+        if read.done():
+            self._read_task = None
+            return read.result()
+        return None
+
+    async def _teardown(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._read_task
+        await self._stop_pump()
+
+    async def _drain_events(self) -> None:
+        while not self._done:
+            try:
+                ev = self.conn.next_event()
+            except RemoteProtocolError as e:
+                self.send(e.reply_hint)
+                if e.fatal:
+                    self._done = True
+                continue
+            if ev is c.NEED_DATA:
+                return
+            if isinstance(ev, c.ConnectionClosed):
+                self._done = True
+                return
+            if isinstance(ev, c.ContinuationNeeded):
+                self.send(b"+ Ready\r\n")
+                await self.flush()
+                continue
+            if isinstance(ev, c.AuthenticateResponse):
+                await self._guard(ev.tag, lambda ev=ev: self._auth_response(ev))
+                continue
+            if isinstance(ev, c.Done):
+                continue  # stray DONE outside IDLE is refused by the core
+            assert isinstance(ev, c.Command)
+            await self._command(ev)
+            await self.flush()
+
+    async def _command(self, cmd: c.Command) -> None:
+        from pillarbox.server.imap import dispatch
+
+        handler = dispatch.HANDLERS.get(type(cmd))
+        if handler is None:
+            self.send(wire.tagged(cmd.tag, "BAD", "Command not supported"))
+            return
+        ok = await self._guard(cmd.tag, lambda: handler(self, cmd), cmd)
+        if ok is not None and self.view is not None and self.conn.state is State.SELECTED:
+            with contextlib.suppress(Exception):
+                await self.report_updates(allow_expunge=_expunge_allowed(cmd))
+        if ok is not None:
+            self.send(ok)
+
+    async def _guard(
+        self,
+        tag: str,
+        run: Callable[[], Awaitable[bytes | None]],
+        cmd: c.Command | None = None,
+    ) -> bytes | None:
+        """Run a handler; return its tagged completion (to send after updates), or send
+        the error reply and return None."""
+        try:
+            return await run()
+        except BadCommand as e:
+            self.send(wire.tagged(tag, "BAD", str(e)))
+        except MessageSetError as e:
+            self.send(wire.tagged(tag, "BAD", str(e)))
+        except CommandNo as e:
+            self.send(wire.tagged(tag, "NO", e.text, e.code))
+        except (AuthFailed, Rejected, TempFailure) as e:
+            status, code, text = _reply_for(e)
+            self.send(wire.tagged(tag, status, text, code))
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            name = cmd.NAME if cmd is not None else "AUTHENTICATE"
+            log.exception("%s %s failed", self.conn_id, name)
+            self.send(wire.tagged(tag, "NO", "Internal error, the command was not executed", "SERVERBUG"))
+        return None
+
+    # ------------------------------------------------------------------ change reporting
+
+    async def start_pump(self) -> None:
+        """Subscribe to the account's changes (once, at login)."""
+        assert self.account is not None
+        self._changes = self.store.subscribe(self.account.id)
+        self._pump_task = asyncio.ensure_future(self._pump())
+
+    async def _pump(self) -> None:
+        assert self._changes is not None
+        async for change in self._changes:
+            view = self.view
+            if view is not None and view.record(change):
+                self._changed.set()
+
+    async def _stop_pump(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pump_task
+            self._pump_task = None
+        changes = self._changes
+        self._changes = None
+        if changes is not None:
+            aclose = getattr(changes, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    async def settle(self) -> None:
+        """Let the pump record events the store already published (they are queued before
+        the store call that caused them returns), so a command reports its own effects."""
+        pending = getattr(self._changes, "pending", None)
+        for _ in range(20):
+            if pending is None or not pending():
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    async def report_updates(self, *, allow_expunge: bool) -> None:
+        """Send untagged EXPUNGE / EXISTS / FETCH FLAGS for recorded changes."""
+        view = self.view
+        if view is None:
+            return
+        await self.settle()
+        self._changed.clear()
+        await view.resync(self.store)
+        updates = view.take_updates(allow_expunge=allow_expunge)
+        for seq in updates.expunged:
+            self.untagged(b"%d EXPUNGE" % seq)
+        if allow_expunge and self.saved_search and updates.expunged:
+            self.saved_search = [u for u in self.saved_search if view.seq_of(u) is not None]
+        if updates.exists is not None:
+            self.untagged(b"%d EXISTS" % updates.exists)
+            if not self.rev2:
+                self.untagged(b"0 RECENT")
+        for seq, row in updates.flags:
+            self.untagged(self.flags_fetch(seq, row, with_uid=True))
+
+    def flags_fetch(self, seq: int, row: FlagRow, *, with_uid: bool) -> bytes:
+        uid = b" UID %d" % row.uid if with_uid else b""
+        return b"%d FETCH (FLAGS %s%s)" % (seq, wire.flag_list(row.flags), uid)
+
+    # ------------------------------------------------------------------ auth
+
+    async def _auth_response(self, ev: c.AuthenticateResponse) -> bytes | None:
+        if ev.cancelled:
+            return wire.tagged(ev.tag, "BAD", "Authentication cancelled")
+        from pillarbox.server.imap import auth
+
+        return await auth.finish_plain(self, ev.tag, ev.data)
+
+    async def login_as(self, account: Account) -> None:
+        self.account = account
+        self.mailboxes = AccountMailboxes(self.store, account.id)
+        self.conn.authenticated()
+        await self.start_pump()
+
+
+def _reply_for(exc: Exception) -> tuple[str, str | None, str]:
+    """The one table from service errors to IMAP replies (RFC 9051 §7.1 codes)."""
+    if isinstance(exc, AuthFailed):
+        return "NO", "AUTHENTICATIONFAILED", "Invalid credentials"
+    if isinstance(exc, NoSuchMailbox):
+        return "NO", "NONEXISTENT", exc.text
+    if isinstance(exc, MailboxExists):
+        return "NO", "ALREADYEXISTS", exc.text
+    if isinstance(exc, InvalidMailboxName):
+        return "NO", "CANNOT", exc.text
+    if isinstance(exc, MailboxNotAllowed):
+        return "NO", "CANNOT", exc.text
+    if isinstance(exc, OverQuota):
+        return "NO", "OVERQUOTA", exc.text
+    if isinstance(exc, TempFailure):
+        return "NO", "UNAVAILABLE", exc.text
+    if isinstance(exc, Rejected):
+        return "NO", None, exc.text
+    return "NO", "SERVERBUG", "Internal error"
