@@ -89,8 +89,9 @@ def run(
             break
         if results and isinstance(results[-1], c.ConnectionClosed):
             break
-        conn.receive_data(chunk)
-        drain(conn, results, auto=auto)
+        if chunk:  # b"" would mean EOF
+            conn.receive_data(chunk)
+            drain(conn, results, auto=auto)
     if eof and not (results and isinstance(results[-1], c.ConnectionClosed | Reply)):
         conn.receive_data(b"")
         drain(conn, results, auto=auto)
