@@ -3,6 +3,7 @@ store, search, expunge, copy, move on a real server over real sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 from collections.abc import Iterator
 
@@ -32,10 +33,8 @@ def imap(server: RunningServer) -> Iterator[imaplib.IMAP4]:
     client = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=30)
     client.login("alice@example.test", PASSWORD)
     yield client
-    try:
+    with contextlib.suppress(imaplib.IMAP4.error, OSError):
         client.logout()
-    except (imaplib.IMAP4.error, OSError):
-        pass
 
 
 def test_login_select_append_fetch(imap: imaplib.IMAP4) -> None:

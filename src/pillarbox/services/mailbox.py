@@ -140,7 +140,7 @@ def normalize_name(name: str) -> str:
 
 
 def parent_names(name: str) -> list[str]:
-    """"a/b/c" → ["a", "a/b"]: the levels CREATE must make exist first (RFC 9051 §6.3.4)."""
+    """ "a/b/c" → ["a", "a/b"]: the levels CREATE must make exist first (RFC 9051 §6.3.4)."""
     parts = name.split(SEP)
     return [SEP.join(parts[:i]) for i in range(1, len(parts))]
 
@@ -180,7 +180,7 @@ class AccountMailboxes:
         self.store = store
         self.account_id = account_id
 
-    async def list(self) -> list[Mailbox]:
+    async def list_all(self) -> list[Mailbox]:
         result: list[Mailbox] = await _call(lambda: self.store.list_mailboxes(self.account_id))
         return [m for m in result if m.account_id == self.account_id]
 
@@ -220,16 +220,20 @@ class AccountMailboxes:
         canonical = normalize_name(name)
         if canonical == "INBOX" or await self.find(canonical) is not None:
             raise MailboxExists("Mailbox already exists")
-        for parent in parent_names(canonical):
-            if await self.find(parent) is None:
-                try:
-                    await _call(lambda p=parent: self.store.create_mailbox(self.account_id, p))
-                except MailboxExists:
-                    pass  # created concurrently: fine
+        await self._ensure_parents(canonical)
         mailbox: Mailbox = await _call(
             lambda: self.store.create_mailbox(self.account_id, canonical, special_use)
         )
         return mailbox
+
+    async def _ensure_parents(self, name: str) -> None:
+        for parent in parent_names(name):
+            if await self.find(parent) is None:
+                with contextlib.suppress(MailboxExists):  # created concurrently: fine
+                    await self._create_one(parent)
+
+    async def _create_one(self, name: str) -> None:
+        await _call(lambda: self.store.create_mailbox(self.account_id, name))
 
     async def delete(self, name: str) -> None:
         canonical = normalize_name(name)
@@ -251,12 +255,7 @@ class AccountMailboxes:
             raise MailboxExists("Target mailbox already exists")
         if src != "INBOX" and (dst + SEP).startswith(src + SEP):
             raise MailboxNotAllowed("Cannot rename a mailbox into itself")
-        for parent in parent_names(dst):
-            if await self.find(parent) is None:
-                try:
-                    await _call(lambda p=parent: self.store.create_mailbox(self.account_id, p))
-                except MailboxExists:
-                    pass
+        await self._ensure_parents(dst)
         await _call(
             lambda: self.store.rename_mailbox(self.account_id, src, dst),
             conflict="This mailbox cannot be renamed",
@@ -506,7 +505,9 @@ class SelectedView:
         if newer:
             rows: list[FlagRow] = await _call(lambda: store.fetch_flags(self.mailbox.id, newer))
             self._added.extend(rows)
-        changed, _gone = await _call(lambda: store.changes_since(self.mailbox.id, self.highestmodseq))
+        changed, _gone = await _call(
+            lambda: store.changes_since(self.mailbox.id, self.highestmodseq)
+        )
         for row in changed:
             self._flags[row.uid] = row
             self.highestmodseq = max(self.highestmodseq, row.modseq)

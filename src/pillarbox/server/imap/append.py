@@ -49,9 +49,7 @@ async def append(s: Session, cmd: c.Append) -> bytes:
     try:
         for msg in cmd.messages:
             meta = await _meta(msg.data)
-            result = await mbx.append(
-                dest, msg.data, meta, _flags(msg.flags), msg.internal_date
-            )
+            result = await mbx.append(dest, msg.data, meta, _flags(msg.flags), msg.internal_date)
             done.append(result.uid)
             uidvalidity = result.uidvalidity
     except BaseException:

@@ -16,11 +16,13 @@ send EXPUNGE (the dispatcher holds them back for FETCH by sequence number).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pillarbox.message.headers import header_fields
-from pillarbox.message.sections import UnknownTransferEncoding, decode_transfer
-from pillarbox.message.sections import part_encoding, section_range
+from pillarbox.message.sections import (
+    UnknownTransferEncoding,
+    decode_transfer,
+    part_encoding,
+    section_range,
+)
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
@@ -184,7 +186,14 @@ def _section_name(item: c.FetchBody) -> bytes:
     if kind:
         spec = spec + b"." + kind if spec else kind
     if item.kind in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        spec += b" (" + b" ".join(wire.string(f) if not f.isalnum() and "-" not in f else f.encode() for f in item.fields) + b")"
+        spec += (
+            b" ("
+            + b" ".join(
+                wire.string(f) if not f.isalnum() and "-" not in f else f.encode()
+                for f in item.fields
+            )
+            + b")"
+        )
     return spec
 
 
@@ -230,8 +239,13 @@ async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: Message
     if item.binary:
         data = await _binary(s, view, info, item.part)
         data, origin = _partial(data, item)
-        return b"BINARY[" + _part_text(item.part) + b"]" + origin + b" " + wire.literal(
-            data, binary=True
+        return (
+            b"BINARY["
+            + _part_text(item.part)
+            + b"]"
+            + origin
+            + b" "
+            + wire.literal(data, binary=True)
         )
     if item.kind in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         block = await _section(s, view, info, item.part, "HEADER")
@@ -251,6 +265,3 @@ async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: Message
         data, origin = _partial(data, item)
     return b"BODY[" + _section_name(item) + b"]" + origin + b" " + wire.literal(data)
 
-
-def _unused(_: Sequence[int]) -> None:  # pragma: no cover - keeps the import list honest
-    return None

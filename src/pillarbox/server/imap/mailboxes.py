@@ -21,7 +21,7 @@ from pillarbox.services.mailbox import (
     expunge,
     search,
 )
-from pillarbox.store.model import Mailbox, MailboxStatus, SearchFlag, SYSTEM_FLAGS
+from pillarbox.store.model import Mailbox, MailboxStatus, SearchFlag
 
 SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
@@ -88,7 +88,7 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     uidnext = max(status.uidnext, view.max_uid + 1)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % uidnext)
     if s.rev2:
-        s.untagged(b"LIST () \"/\" " + wire_name(s, mailbox.name))
+        s.untagged(b'LIST () "/" ' + wire_name(s, mailbox.name))
     s.conn.selected(read_only=read_only)
     code = "READ-ONLY" if read_only else "READ-WRITE"
     return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)
@@ -106,7 +106,9 @@ async def unselect(s: Session, cmd: c.Unselect) -> bytes:
     return wire.tagged(cmd.tag, "OK", "UNSELECT completed")
 
 
-_SPECIAL_USES = frozenset({"\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH"})
+_SPECIAL_USES = frozenset(
+    {"\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH"}
+)
 
 
 async def create(s: Session, cmd: c.Create) -> bytes:
@@ -116,7 +118,6 @@ async def create(s: Session, cmd: c.Create) -> bytes:
             raise CommandNo("Only one special use per mailbox", "USEATTR")
         if cmd.special_use[0].upper() not in _SPECIAL_USES:
             raise CommandNo("Unknown special use", "USEATTR")
-        special = cmd.special_use[0].capitalize()
         special = "\\" + cmd.special_use[0][1:].capitalize()
     await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
     return wire.tagged(cmd.tag, "OK", "CREATE completed")
@@ -176,7 +177,9 @@ async def status(s: Session, cmd: c.Status) -> bytes:
         raise CommandNo("No such mailbox", "NONEXISTENT")
     st = await mbx.status(mailbox)
     s.untagged(
-        b"STATUS " + wire_name(s, mailbox.name) + b" "
+        b"STATUS "
+        + wire_name(s, mailbox.name)
+        + b" "
         + _status_items(cmd.items, st, s.config.max_literal_size)
     )
     return wire.tagged(cmd.tag, "OK", "STATUS completed")
@@ -208,8 +211,8 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         s.untagged(b'LIST (\\Noselect) "/" ""')
         return wire.tagged(cmd.tag, "OK", "LIST completed")
     regexes = [names.pattern_regex(reference, p) for p in patterns if p != ""]
-    boxes = {m.name: m for m in await mbx.list()}
-    subscribed = set(await mbx.subscriptions())
+    boxes = {m.name: m for m in await mbx.list_all()}
+    subscribed: set[str] = set(await mbx.subscriptions())
     want_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in ret
     # Every name that exists or is a level above one (these are \NonExistent/\Noselect).
     all_names: set[str] = set(boxes)
@@ -233,14 +236,11 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         extra = b""
         if m is None:
             attrs.append("\\NonExistent" if cmd.extended else "\\Noselect")
-        if "SUBSCRIBED" in sel:
-            if name not in subscribed:
-                if "RECURSIVEMATCH" in sel and any(
-                    x.startswith(name + SEP) for x in subscribed
-                ):
-                    extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
-                else:
-                    continue
+        if "SUBSCRIBED" in sel and name not in subscribed:
+            if "RECURSIVEMATCH" in sel and any(x.startswith(name + SEP) for x in subscribed):
+                extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
+            else:
+                continue
         if "SPECIAL-USE" in sel and not _special(m):
             continue
         if m is None and name not in subscribed and not has_children(name):
@@ -251,14 +251,14 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         attrs += _special(m)
         lines.append((name, attrs, extra))
     for name, attrs, extra in lines:
-        s.untagged(
-            b"LIST (" + " ".join(attrs).encode() + b') "/" ' + wire_name(s, name) + extra
-        )
+        s.untagged(b"LIST (" + " ".join(attrs).encode() + b') "/" ' + wire_name(s, name) + extra)
         m = boxes.get(name)
         if cmd.status_items is not None and m is not None:
             st = await mbx.status(m)
             s.untagged(
-                b"STATUS " + wire_name(s, name) + b" "
+                b"STATUS "
+                + wire_name(s, name)
+                + b" "
                 + _status_items(cmd.status_items, st, s.config.max_literal_size)
             )
     return wire.tagged(cmd.tag, "OK", "LIST completed")
@@ -275,12 +275,11 @@ async def lsub(s: Session, cmd: c.Lsub) -> bytes:
         s.untagged(b'LSUB (\\Noselect) "/" ""')
         return wire.tagged(cmd.tag, "OK", "LSUB completed")
     regex = names.pattern_regex(reference, pattern)
-    boxes = {m.name for m in await mbx.list()}
-    for name in sorted(set(await mbx.subscriptions())):
+    boxes = {m.name for m in await mbx.list_all()}
+    subscribed: list[str] = sorted(set(await mbx.subscriptions()))
+    for name in subscribed:
         if regex.match(name):
             attrs = b"" if name in boxes else b"\\Noselect"
             s.untagged(b"LSUB (" + attrs + b') "/" ' + wire_name(s, name))
     return wire.tagged(cmd.tag, "OK", "LSUB completed")
 
-
-__all__ = ["SYSTEM_FLAGS"]

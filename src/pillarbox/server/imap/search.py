@@ -15,7 +15,8 @@ from __future__ import annotations
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
-from pillarbox.services.mailbox import SelectedView, search as store_search
+from pillarbox.services.mailbox import SelectedView
+from pillarbox.services.mailbox import search as store_search
 from pillarbox.store import model as m
 
 CHARSETS = frozenset({"US-ASCII", "UTF-8"})
@@ -47,9 +48,7 @@ def translate(s: Session, view: SelectedView, key: c.SearchKey, charset: str) ->
             uids = view.known(s.saved_search)
         else:
             ranges = [(r.start, r.end) for r in key.sequence_set.ranges]
-            uids = (
-                view.uids_for_uid_set(ranges) if key.uid else view.uids_for_sequence(ranges)
-            )
+            uids = view.uids_for_uid_set(ranges) if key.uid else view.uids_for_sequence(ranges)
         if not uids:
             return _NOTHING
         return m.SearchUids(tuple(wire.uid_ranges(uids)))

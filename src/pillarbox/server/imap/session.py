@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -260,7 +261,10 @@ class Session:
                 await self.flush()
                 continue
             if isinstance(ev, c.AuthenticateResponse):
-                await self._guard(ev.tag, lambda ev=ev: self._auth_response(ev))
+                reply = await self._guard(ev.tag, functools.partial(self._auth_response, ev))
+                if reply is not None:
+                    self.send(reply)
+                await self.flush()
                 continue
             if isinstance(ev, c.Done):
                 continue  # stray DONE outside IDLE is refused by the core
@@ -306,7 +310,9 @@ class Session:
         except Exception:
             name = cmd.NAME if cmd is not None else "AUTHENTICATE"
             log.exception("%s %s failed", self.conn_id, name)
-            self.send(wire.tagged(tag, "NO", "Internal error, the command was not executed", "SERVERBUG"))
+            self.send(
+                wire.tagged(tag, "NO", "Internal error, the command was not executed", "SERVERBUG")
+            )
         return None
 
     # ------------------------------------------------------------------ change reporting

@@ -62,7 +62,10 @@ async def store(s: Session, cmd: c.Store) -> bytes:
     if result.modified:
         numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
         return wire.tagged(
-            cmd.tag, "OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode()
+            cmd.tag,
+            "OK",
+            "Conditional STORE failed",
+            "MODIFIED " + wire.sequence_set(numbers).decode(),
         )
     return wire.tagged(cmd.tag, "OK", "STORE completed")
 
@@ -86,18 +89,10 @@ async def copy(s: Session, cmd: c.Copy | c.Move) -> bytes:
         result = await mbx.copy(view.mailbox, uids, dest)
     code = None
     if result.source_uids:
-        code = "COPYUID %d %s %s" % (
-            result.uidvalidity,
-            wire.sequence_set(result.source_uids).decode(),
-            wire.sequence_set(result.dest_uids).decode(),
-        )
-        if list(result.source_uids) != sorted(result.source_uids):
-            # COPYUID pairs sets element by element: keep the store's order verbatim.
-            code = "COPYUID %d %s %s" % (
-                result.uidvalidity,
-                ",".join(map(str, result.source_uids)),
-                ",".join(map(str, result.dest_uids)),
-            )
+        # RFC 4315 §3: the two sets pair up element by element, in source-UID order.
+        src = wire.sequence_set(result.source_uids).decode()
+        dst = ",".join(map(str, result.dest_uids))
+        code = f"COPYUID {result.uidvalidity} {src} {dst}"
     if not is_move:
         return wire.tagged(cmd.tag, "OK", "COPY completed", code)
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses.

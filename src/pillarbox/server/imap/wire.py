@@ -53,7 +53,7 @@ def date_time(value: datetime) -> bytes:
     minutes = abs(minutes)
     text = (
         f'"{value.day:2d}-{_MONTHS[value.month - 1]}-{value.year:04d} '
-        f'{value.hour:02d}:{value.minute:02d}:{value.second:02d} '
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} "
         f'{sign}{minutes // 60:02d}{minutes % 60:02d}"'
     )
     return text.encode("ascii")
