@@ -1,0 +1,238 @@
+"""``python -m bench``: run the workloads against Pillarbox and, with --reference, against
+Postfix + Dovecot, one side after the other on the same machine, and report.
+
+Output: the JSON document on stdout (or in --json FILE) and the human table on stderr (or
+stdout when --json is given). Progress goes to stderr. Exit status 0 when every figure was
+produced, 1 when some side or workload recorded an error, 2 on bad arguments.
+
+Each side is started, given every selected workload in registry order (``prepare`` once,
+then ``--runs`` timed runs), and stopped, always: try/finally plus atexit, and SIGTERM is
+turned into SystemExit so the same clean-up runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.pillarbox_server import PillarboxServer
+from bench.reference import ReferenceServers
+from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
+from bench.servers import QUICK_USER_COUNT, USER_COUNT, Log, ServerProcess
+from bench.workloads import WORKLOADS, Context, Workload
+
+SCHEMA = 1
+
+
+def make_logger(verbose: bool = True) -> Log:
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        if verbose:
+            print(f"[{time.monotonic() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def run_workload(cls: type[Workload], ctx: Context, runs: int) -> dict[str, Any]:
+    """Prepare once and run *runs* times; every failure becomes the result's ``error``."""
+    workload = cls(ctx)
+    result: dict[str, Any] = {"params": workload.params(), "setup": {}, "metrics": {}}
+    result["error"] = None
+    began = time.perf_counter()
+    try:
+        result["setup"] = workload.prepare()
+    except Exception as exc:
+        result["error"] = f"set-up failed: {type(exc).__name__}: {exc}"
+        workload.log(result["error"])
+        result["seconds"] = round(time.perf_counter() - began, 1)
+        return result
+    values: dict[str, list[float]] = {m.name: [] for m in cls.metrics()}
+    for index in range(runs):
+        try:
+            got = workload.run(index)
+        except Exception as exc:
+            result["error"] = f"run {index + 1}/{runs} failed: {type(exc).__name__}: {exc}"
+            workload.log(result["error"])
+            break
+        for name, series in values.items():
+            series.append(float(got.get(name, math.nan)))
+        headline = next(iter(values))
+        workload.log(f"run {index + 1}/{runs}: {headline} = {got.get(headline, math.nan):.2f}")
+    metrics = {m.name: m for m in cls.metrics()}
+    for name, series in values.items():
+        if series:
+            result["metrics"][name] = {
+                **summarise(series),
+                "unit": metrics[name].unit,
+                "higher_is_better": metrics[name].higher_is_better,
+            }
+    result["seconds"] = round(time.perf_counter() - began, 1)
+    return result
+
+
+def run_side(
+    server: ServerProcess,
+    workloads: Sequence[type[Workload]],
+    runs: int,
+    quick: bool,
+    options: dict[str, str],
+    log: Log,
+) -> dict[str, Any]:
+    side: dict[str, Any] = {"error": None, "server": {}, "workloads": {}}
+    began = time.perf_counter()
+    try:
+        try:
+            endpoint = server.start()
+        except Exception as exc:
+            side["error"] = f"server did not start: {type(exc).__name__}: {exc}"
+            log(f"[{server.side}] {side['error']}")
+            for cls in workloads:
+                side["workloads"][cls.name] = {"error": "server did not start", "metrics": {}}
+            return side
+        side["server"] = server.describe()
+        side["endpoint"] = {
+            "smtp": endpoint.smtp_port,
+            "imap": endpoint.imap_port,
+            "pop3": endpoint.pop3_port,
+            "lmtp": endpoint.lmtp_port,
+        }
+        ctx = Context(endpoint=endpoint, quick=quick, log=log, options=options)
+        for cls in workloads:
+            log(f"[{server.side}] {cls.name}: starting")
+            side["workloads"][cls.name] = run_workload(cls, ctx, runs)
+    finally:
+        log(f"[{server.side}] stopping")
+        server.stop()
+        side["seconds"] = round(time.perf_counter() - began, 1)
+    return side
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark Pillarbox, and with --reference Postfix + Dovecot, on this machine.",
+    )
+    parser.add_argument(
+        "--reference", action="store_true", help="also run Postfix + Dovecot (Debian packages)"
+    )
+    parser.add_argument("--quick", action="store_true", help="scaled-down sizes (< 3 min)")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of: {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
+    parser.add_argument(
+        "--no-pillarbox", action="store_true", help="skip the Pillarbox side (reference only)"
+    )
+    parser.add_argument("--pillarbox", metavar="CMD", help="the pillarbox command to run")
+    parser.add_argument(
+        "--build",
+        choices=("deliver", "append"),
+        default="deliver",
+        help="how large_mailbox fills its folder (default: deliver = LMTP/SMTP)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the servers' temp dirs")
+    parser.add_argument("-q", "--silent", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        parser.error(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
+    args.workload_names = names
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.no_pillarbox and not args.reference:
+        parser.error("--no-pillarbox leaves nothing to run without --reference")
+    return args
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    log = make_logger(not args.silent)
+    selected = [WORKLOADS[n] for n in args.workload_names]
+    options = {"build": args.build}
+    document: dict[str, Any] = {
+        "tool": "pillarbox-bench",
+        "schema": SCHEMA,
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "runs": args.runs,
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "workloads": [
+            {
+                "name": cls.name,
+                "description": cls.description,
+                "metrics": [
+                    {
+                        "name": m.name,
+                        "unit": m.unit,
+                        "higher_is_better": m.higher_is_better,
+                        "description": m.description,
+                    }
+                    for m in cls.metrics()
+                ],
+            }
+            for cls in selected
+        ],
+        "sides": {},
+    }
+    began = time.perf_counter()
+    servers: list[ServerProcess] = []
+    users = QUICK_USER_COUNT if args.quick else USER_COUNT
+    document["accounts"] = users
+    if not args.no_pillarbox:
+        servers.append(
+            PillarboxServer(log, command=args.pillarbox, keep=args.keep, user_count=users)
+        )
+    if args.reference:
+        servers.append(ReferenceServers(log, keep=args.keep, user_count=users))
+    try:
+        for server in servers:
+            document["sides"][server.side] = run_side(
+                server, selected, args.runs, args.quick, options, log
+            )
+    finally:
+        for server in servers:
+            server.stop()
+    document["ratios"] = compute_ratios(document)
+    document["seconds"] = round(time.perf_counter() - began, 1)
+
+    text = json.dumps(document, indent=2, allow_nan=False, default=str)
+    table = format_table(document)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        print(table)
+        log(f"JSON written to {args.json}")
+    else:
+        print(text)
+        print(table, file=sys.stderr)
+    failed = any(
+        side.get("error") or any(w.get("error") for w in side.get("workloads", {}).values())
+        for side in document["sides"].values()
+    )
+    return 1 if failed else 0
+
+
+__all__ = ["PILLARBOX", "REFERENCE", "main"]

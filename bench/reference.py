@@ -1,0 +1,438 @@
+"""The reference side: Postfix (SMTP) delivering over LMTP into Dovecot (IMAP, POP3, Maildir).
+
+Both run as private instances out of one temporary directory, on loopback high ports, with
+their own configuration, queue, state, logs and mail: nothing under /etc, /var/spool or
+/var/mail is read or written apart from the packages' own binaries, Postfix's
+``postfix-files`` list and the system users the packages created. The system's default
+instances are never started or stopped.
+
+- Dovecot: ``dovecot -F -c <dir>/dovecot.conf``, a child of this process. passdb and userdb
+  are one passwd-file holding the same 100 accounts (plus the large-mailbox account) and the
+  same password Pillarbox gets. Mail lives in ``<dir>/mail/<user>/Maildir`` owned by
+  ``nobody`` (Dovecot refuses to access mail as root).
+- Postfix: ``postfix -c <dir>/postfix start`` with its own ``queue_directory`` and
+  ``data_directory``; ``example.test`` is a virtual mailbox domain whose transport is
+  ``lmtp:inet:127.0.0.1:<dovecot lmtp port>``.
+
+The Debian packages (dovecot-imapd, dovecot-pop3d, dovecot-lmtpd, postfix) are installed
+with apt-get when missing; the machine's policy-rc.d is set to forbid service starts for the
+duration, so the packages' postinst scripts do not start system instances on ports 25/143/110.
+
+Stopping is idempotent and also registered with :mod:`atexit`, so an exception, Ctrl-C or
+SIGTERM anywhere in a run still takes both instances down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.servers import (
+    BIG_USER,
+    DOMAIN,
+    HOST,
+    PASSWORD,
+    USER_COUNT,
+    Endpoint,
+    Log,
+    ServerError,
+    ServerProcess,
+    all_users,
+    free_port,
+    wait_for_greeting,
+)
+
+PACKAGES = ("dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "postfix")
+REQUIRED_BINARIES = ("/usr/sbin/dovecot", "/usr/sbin/postfix", "/usr/sbin/postconf")
+# Dovecot's LMTP server binary: its presence tells dovecot-lmtpd is installed.
+LMTP_BINARY = "/usr/lib/dovecot/lmtp"
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+START_TIMEOUT = 60.0
+
+DOVECOT_CONF = """\
+# Written by bench/reference.py: a private Dovecot instance for the benchmark.
+base_dir = {root}/dovecot-run
+state_dir = {root}/dovecot-state
+instance_name = pillarbox-bench-{tag}
+log_path = {root}/log/dovecot.log
+info_log_path = {root}/log/dovecot.log
+protocols = imap pop3 lmtp
+listen = {host}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+mail_uid = {uid}
+mail_gid = {gid}
+first_valid_uid = 1
+mail_max_userip_connections = 1000
+default_process_limit = 1000
+default_client_limit = 4000
+default_vsz_limit = 1G
+login_trusted_networks = 127.0.0.0/8
+recipient_delimiter =
+lmtp_rcpt_check_quota = no
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/passwd
+}}
+
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+  }}
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = {host}
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = {host}
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = {host}
+    port = {lmtp_port}
+  }}
+}}
+service imap {{
+  process_limit = 1000
+}}
+service pop3 {{
+  process_limit = 1000
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@{domain}
+}}
+"""
+
+POSTFIX_MAIN_CF = """\
+# Written by bench/reference.py: a private Postfix instance for the benchmark.
+compatibility_level = 3.6
+queue_directory = {root}/postfix-queue
+data_directory = {root}/postfix-data
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {root}/log/postfix.log
+maillog_file_prefixes = {root}/log
+myhostname = reference.bench.invalid
+mydomain = bench.invalid
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relayhost =
+inet_interfaces = {host}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject
+virtual_mailbox_domains = {domain}
+virtual_transport = lmtp:inet:{host}:{lmtp_port}
+lmtp_destination_concurrency_limit = 20
+lmtp_destination_recipient_limit = 50
+smtpd_client_connection_count_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+smtpd_peername_lookup = no
+message_size_limit = 52428800
+mailbox_size_limit = 0
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+shlib_directory = /usr/lib/postfix
+default_process_limit = 100
+"""
+
+# name type private unpriv chroot wakeup maxproc command. chroot is "n" everywhere: the private
+# queue directory has no copy of /etc for a chroot jail.
+POSTFIX_MASTER_CF = """\
+# Written by bench/reference.py.
+{host}:{smtp_port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def _run(
+    cmd: list[str],
+    timeout: float = 60.0,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run *cmd* capturing its output; the caller checks ``returncode``."""
+    return subprocess.run(
+        cmd, input=input, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def packages_present() -> bool:
+    return all(os.path.exists(p) for p in (*REQUIRED_BINARIES, LMTP_BINARY))
+
+
+def ensure_packages(log: Log) -> None:
+    """Install the Debian packages if any is missing, without starting system instances."""
+    if packages_present():
+        return
+    if os.geteuid() != 0:
+        raise ServerError(
+            "Dovecot/Postfix are not installed and this is not root: "
+            f"apt-get install {' '.join(PACKAGES)}"
+        )
+    log(f"installing {' '.join(PACKAGES)} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # policy-rc.d exiting 101 tells invoke-rc.d "do not start anything" (Debian policy 9.3.3).
+    saved = POLICY_RC_D.read_bytes() if POLICY_RC_D.exists() else None
+    POLICY_RC_D.write_text(
+        "#!/bin/sh\n# pillarbox bench: no service starts during install\nexit 101\n"
+    )
+    POLICY_RC_D.chmod(0o755)
+    try:
+        # Postfix's debconf: install without writing a configuration that listens anywhere.
+        _run(
+            ["debconf-set-selections"],
+            input="postfix postfix/main_mailer_type select No configuration\n",
+        )
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+        result = _run(cmd, timeout=900, env=env)
+        if result.returncode != 0:
+            log("apt-get install failed; running apt-get update and retrying")
+            _run(["apt-get", "update"], timeout=900, env=env)
+            result = _run(cmd, timeout=900, env=env)
+        if result.returncode != 0:
+            raise ServerError(f"apt-get install failed: {result.stderr.strip()[-500:]}")
+    finally:
+        if saved is None:
+            POLICY_RC_D.unlink(missing_ok=True)
+        else:
+            POLICY_RC_D.write_bytes(saved)
+    if not packages_present():
+        raise ServerError("packages installed but binaries are still missing")
+
+
+class ReferenceServers(ServerProcess):
+    """Postfix + Dovecot in a temporary directory; ``start`` returns their endpoint."""
+
+    side = "reference"
+
+    def __init__(self, log: Log, keep: bool = False, user_count: int = USER_COUNT) -> None:
+        self._log = log
+        self._user_count = user_count
+        self._keep = keep
+        self._root: Path | None = None
+        self._dovecot: subprocess.Popen[bytes] | None = None
+        self._postfix_started = False
+        self._stopped = False
+        self._versions: dict[str, str] = {}
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def start(self) -> Endpoint:
+        ensure_packages(self._log)
+        atexit.register(self.stop)
+        root = Path(tempfile.mkdtemp(prefix="pbref-"))
+        self._root = root
+        root.chmod(0o755)  # login processes run as dovenull and look up their sockets here
+        ports = {
+            "smtp_port": free_port(),
+            "imap_port": free_port(),
+            "pop3_port": free_port(),
+            "lmtp_port": free_port(),
+        }
+        nobody = pwd.getpwnam("nobody")
+        for sub in (
+            "log",
+            "mail",
+            "dovecot-run",
+            "dovecot-state",
+            "postfix",
+            "postfix-data",
+            "postfix-queue",
+        ):
+            (root / sub).mkdir()
+        os.chown(root / "mail", nobody.pw_uid, nobody.pw_gid)
+        users = [*all_users(self._user_count), BIG_USER]
+        lines = []
+        for user in users:
+            home = root / "mail" / user
+            home.mkdir()
+            os.chown(home, nobody.pw_uid, nobody.pw_gid)
+            lines.append(f"{user}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
+        (root / "passwd").write_text("".join(lines))
+        (root / "passwd").chmod(0o640)
+        shutil.chown(root / "passwd", "root", "dovecot")
+        fmt = dict(
+            root=root,
+            host=HOST,
+            domain=DOMAIN,
+            uid=nobody.pw_uid,
+            gid=nobody.pw_gid,
+            tag=root.name,
+            **ports,
+        )
+        conf = root / "dovecot.conf"
+        conf.write_text(DOVECOT_CONF.format(**fmt))
+        pf = root / "postfix"
+        (pf / "main.cf").write_text(POSTFIX_MAIN_CF.format(**fmt))
+        (pf / "master.cf").write_text(POSTFIX_MASTER_CF.format(**fmt))
+        (root / "postfix-data").chmod(0o700)
+        shutil.chown(root / "postfix-data", "postfix", "postfix")
+
+        self._versions["dovecot"] = _run(["dovecot", "--version"]).stdout.strip()
+        self._versions["postfix"] = _run(
+            ["postconf", "-c", str(pf), "-h", "mail_version"]
+        ).stdout.strip()
+
+        self._log(f"starting Dovecot {self._versions['dovecot']} in {root}")
+        self._dovecot = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=open(root / "log" / "dovecot.stdout", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        dovecot_alive = lambda: self._dovecot is not None and self._dovecot.poll() is None  # noqa: E731
+        try:
+            wait_for_greeting(ports["imap_port"], b"* OK", START_TIMEOUT, dovecot_alive)
+            wait_for_greeting(ports["pop3_port"], b"+OK", START_TIMEOUT, dovecot_alive)
+            wait_for_greeting(ports["lmtp_port"], b"220", START_TIMEOUT, dovecot_alive)
+        except ServerError as exc:
+            raise ServerError(f"Dovecot: {exc}; log: {self._tail('dovecot.log')}") from exc
+
+        self._log(f"starting Postfix {self._versions['postfix']}")
+        self._postfix_started = True
+        result = _run(["postfix", "-c", str(pf), "start"], timeout=120)
+        if result.returncode != 0:
+            raise ServerError(
+                f"postfix start failed ({result.returncode}): {result.stderr.strip()[-800:]}"
+                f"; log: {self._tail('postfix.log')}"
+            )
+        try:
+            wait_for_greeting(ports["smtp_port"], b"220", START_TIMEOUT)
+        except ServerError as exc:
+            raise ServerError(f"Postfix: {exc}; log: {self._tail('postfix.log')}") from exc
+        return Endpoint(
+            side=self.side,
+            users=all_users(self._user_count),
+            smtp_port=ports["smtp_port"],
+            imap_port=ports["imap_port"],
+            pop3_port=ports["pop3_port"],
+            lmtp_port=ports["lmtp_port"],
+        )
+
+    def describe(self) -> dict[str, str]:
+        return {
+            **self._versions,
+            "delivery": "Postfix smtpd -> qmgr -> lmtp -> Dovecot LMTP -> Maildir",
+            "mail_fsync": "Dovecot default (optimized)",
+        }
+
+    def _tail(self, name: str, size: int = 1500) -> str:
+        if self._root is None:
+            return ""
+        path = self._root / "log" / name
+        try:
+            return path.read_text(errors="replace")[-size:]
+        except OSError:
+            return "(no log)"
+
+    # -- teardown --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        root = self._root
+        if root is not None and self._postfix_started:
+            pf = str(root / "postfix")
+            with contextlib.suppress(Exception):
+                _run(["postfix", "-c", pf, "stop"], timeout=60)
+            self._kill_pidfile(root / "postfix-queue" / "pid" / "master.pid")
+        if self._dovecot is not None:
+            proc = self._dovecot
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+        if root is not None and not self._keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif root is not None:
+            self._log(f"kept reference server files in {root}")
+
+    @staticmethod
+    def _kill_pidfile(path: Path) -> None:
+        """Postfix's master if ``postfix stop`` left it running: SIGTERM, then SIGKILL."""
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)

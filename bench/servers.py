@@ -1,0 +1,169 @@
+"""What every server under test looks like to the workloads, and how we wait for one.
+
+A *side* is one mail system under test (Pillarbox, or Postfix + Dovecot). It is started by
+a :class:`ServerProcess` subclass and described to the workloads by an :class:`Endpoint`:
+loopback ports, the account list and the shared password. Workloads only ever see an
+``Endpoint``, so they cannot tell which server they are talking to.
+
+Must not: connect anywhere but 127.0.0.1, or wait without a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+Log = Callable[[str], None]
+
+HOST = "127.0.0.1"
+DOMAIN = "example.test"
+PASSWORD = "bench-Password-1"
+USER_COUNT = 100
+#: Quick mode makes fewer accounts: creating one with the pillarbox CLI costs ~0.7 s.
+QUICK_USER_COUNT = 20
+#: The large-mailbox workload owns this extra account, so its 100,000-message INBOX never
+#: slows down the workloads that use the 100 ordinary accounts.
+BIG_USER = f"big@{DOMAIN}"
+
+
+def user_address(index: int) -> str:
+    """The address of ordinary account *index* (0-based): u000@example.test …"""
+    return f"u{index:03d}@{DOMAIN}"
+
+
+def all_users(count: int = USER_COUNT) -> tuple[str, ...]:
+    return tuple(user_address(i) for i in range(count))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how a workload reaches one side. A port of ``None`` means "not served"."""
+
+    side: str
+    smtp_port: int | None
+    imap_port: int | None
+    pop3_port: int | None
+    #: LMTP straight into the store, if the side has one (the reference: Dovecot LMTP).
+    lmtp_port: int | None = None
+    host: str = HOST
+    users: tuple[str, ...] = field(default_factory=all_users)
+    big_user: str = BIG_USER
+    password: str = PASSWORD
+
+
+class ServerError(RuntimeError):
+    """A side could not be set up, started, or stopped."""
+
+
+class ServerProcess:
+    """A running side. Use as a context manager; ``stop`` must be safe to call twice."""
+
+    side = "?"
+
+    def start(self) -> Endpoint:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, str]:
+        """Versions and settings worth recording in the JSON document."""
+        return {}
+
+    def __enter__(self) -> Endpoint:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _greets(port: int, prefix: bytes) -> str | None:
+    """``None`` if *port* accepts a connection and greets with *prefix*, else why not."""
+    try:
+        with socket.create_connection((HOST, port), timeout=2.0) as s:
+            s.settimeout(5.0)
+            line = b""
+            while not line.endswith(b"\n") and len(line) < 1024:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                line += chunk
+    except OSError as exc:
+        return str(exc)
+    return None if line.startswith(prefix) else f"unexpected greeting {line[:80]!r}"
+
+
+def wait_for_greeting(
+    port: int, prefix: bytes, timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
+    """Poll *port* until it accepts a connection and sends a line starting with *prefix*.
+
+    Raises :class:`ServerError` after *timeout* seconds, or at once if *alive* says the
+    process behind the port has died.
+    """
+    answered = wait_for_listeners({"port": (port, prefix)}, timeout, timeout, alive)
+    if not answered["port"][0]:
+        raise ServerError(f"port {port} not ready after {timeout:.0f}s: {answered['port'][1]}")
+
+
+def wait_for_listeners(
+    listeners: dict[str, tuple[int, bytes]],
+    timeout: float,
+    grace: float,
+    alive: Callable[[], bool] | None = None,
+) -> dict[str, tuple[bool, str]]:
+    """Poll every listener ``{name: (port, greeting prefix)}`` at once.
+
+    Stops when all have greeted, *timeout* seconds after the start, or *grace* seconds after
+    the first one greeted (a server that opens some listeners opens the rest together).
+    Returns ``{name: (greeted, last error)}``. Raises :class:`ServerError` if *alive* says
+    the process died.
+    """
+    deadline = time.monotonic() + timeout
+    state = {name: (False, "no attempt") for name in listeners}
+    while True:
+        if alive is not None and not alive():
+            raise ServerError("server process exited during start-up")
+        for name, (port, prefix) in listeners.items():
+            if state[name][0]:
+                continue
+            error = _greets(port, prefix)
+            if error is None:
+                state[name] = (True, "")
+                deadline = min(deadline, time.monotonic() + grace)
+            else:
+                state[name] = (False, error)
+        if all(ok for ok, _ in state.values()) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def close_quietly(thing: object) -> None:
+    """Call ``thing.close()`` or ``thing.logout()``-style cleanups, ignoring every error."""
+    for name in ("logout", "quit", "close"):
+        method = getattr(thing, name, None)
+        if method is not None:
+            with contextlib.suppress(Exception):
+                method()
+            return
