@@ -21,30 +21,41 @@ Modules
 - `mutf7`      modified UTF-7 mailbox names (RFC 3501 §5.1.3) for IMAP4rev1 sessions.
 
 How a server drives a connection
-    conn = ServerConnection(Limits(...))
-    write(responses.untagged_ok(b"IMAP4rev2 ready", code=b"CAPABILITY ..."))  # greeting
-    loop:
-        conn.receive_data(await read())      # b"" at EOF
+    conn = ServerConnection(Limits(...))      # advertise APPENDLIMIT=limits.max_literal_size,
+                                              # LITERAL+ (or LITERAL- with literal_minus=True)
+    write(responses.untagged_ok("IMAP4rev2 ready", responses.capability_code(caps)))
+    on every read:
+        conn.receive_data(data)               # b"" at EOF
         while True:
             try:
                 ev = conn.next_event()
             except RemoteProtocolError as e:
-                write(e.reply_hint)          # exact bytes: "tag BAD ...", "* BAD ...", "* BYE"
-                if e.fatal: close(); break
-                continue                     # the connection stays usable after a BAD
-            if ev is NEED_DATA: break        # read more bytes
-            match ev:
-                ContinuationNeeded():  write(responses.continuation(b"Ready"))
-                ConnectionClosed():    close()
-                Login()/Authenticate() ok: conn.authenticated()
-                Authenticate() needing a round trip: write(conn.auth_challenge(b"...")),
-                                       then the next event is AuthenticateResponse
-                Select()/Examine() ok: conn.selected(read_only=...); failed: conn.unselected()
-                Close()/Unselect():    conn.unselected()
-                StartTls():            write(tagged OK); wrap TLS; conn.start_tls()
-                Enable():              conn.enabled(<names actually enabled>)
-                Idle():                write(conn.idle_accepted()); later event is Done
-                Logout():              write(* BYE, tagged OK); conn.logged_out()
+                write(e.reply_hint)           # exact bytes: "tag BAD ...", "* BAD ...",
+                if e.fatal: close(); break    # "tag NO [TOOBIG] ...", "* BYE ..." (fatal)
+                continue                      # the connection stays usable after a BAD
+            if ev is NEED_DATA: break         # wait for more bytes
+            handle(ev), one event at a time, before calling next_event() again:
+              ContinuationNeeded      write(responses.continuation(b"Ready")); the core reads
+                                      the literal on the next calls
+              ConnectionClosed        close
+              Login / Authenticate    on success conn.authenticated(); for a SASL round trip
+                                      write(conn.auth_challenge(challenge)) and the next event
+                                      is AuthenticateResponse(tag, data, cancelled) (cancelled
+                                      → reply tag BAD); repeat or finish with tagged OK/NO
+              StartTls                write(tagged OK); TLS handshake; conn.start_tls()
+              Enable                  conn.enabled(names_enabled); UTF8=ACCEPT/IMAP4REV2 make
+                                      quoted strings accept UTF-8 (read conn.utf8 to choose
+                                      mailbox encodings in responses)
+              Select / Examine        success conn.selected(read_only=...); failure while
+                                      selected conn.unselected()
+              Close / Unselect        conn.unselected()
+              Idle                    write(conn.idle_accepted()); push updates; the next
+                                      event is Done(tag) → write tagged OK
+              Logout                  write(bye(), ok(tag)); conn.logged_out()
+    Wrong-state commands, unknown commands, syntax errors and limits never reach the server:
+    they come out as RemoteProtocolError. The core has no `send()`: it only needs to see the
+    continuations that change how it reads (auth_challenge, idle_accepted); everything else is
+    built with `responses` and written directly.
 
 Errors: `pillarbox.proto.errors.RemoteProtocolError.reply_hint` is the exact reply.
 """
