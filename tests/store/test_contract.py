@@ -266,6 +266,10 @@ async def test_quota_exceeded(env: Env) -> None:
     assert trash is not None
     with pytest.raises(QuotaExceeded):
         await s.copy(env.inbox.id, [1], trash.id)
+    # a move stays inside the account: allowed at the limit
+    moved = await s.move(env.inbox.id, [1], trash.id)
+    assert moved.dest_uids == (1,)
+    assert await s.quota_usage(env.account.id) == 40
 
 
 # --- messages ---------------------------------------------------------------------------
