@@ -206,6 +206,11 @@ VALID: list[tuple[bytes, State, c.Command]] = [
         ),
     ),
     (
+        b"a FETCH 1 (FAST)",
+        SE,
+        c.Fetch("a", False, ss("1"), (FA("FLAGS"), FA("INTERNALDATE"), FA("RFC822.SIZE"))),
+    ),
+    (
         b"a FETCH 1 fast",
         SE,
         c.Fetch("a", False, ss("1"), (FA("FLAGS"), FA("INTERNALDATE"), FA("RFC822.SIZE"))),
@@ -480,7 +485,7 @@ BAD: list[tuple[bytes, State, bytes]] = [
     (b"a FETCH 1,$ FLAGS", SE, b"a BAD Invalid sequence set"),
     (b"a FETCH 1 (FLAGS", SE, b"a BAD Expected )"),
     (b"a FETCH 1 FLAGS)", SE, b"a BAD Unexpected extra arguments"),
-    (b"a FETCH 1 (ALL)", SE, b"a BAD Invalid fetch attribute"),
+    (b"a FETCH 1 (FLAGS ALL)", SE, b"a BAD Invalid fetch attribute"),
     (b"a FETCH 1 BODY[0]", SE, b"a BAD Number out of range"),
     (b"a FETCH 1 BODY[MIME]", SE, b"a BAD Invalid section"),
     (b"a FETCH 1 BODY[1.FOO]", SE, b"a BAD Invalid section"),

@@ -985,8 +985,10 @@ def _parse_fetch(r: _Reader, tag: str, uid: bool) -> c.Fetch:
     r.sp()
     items: list[c.FetchItem] = []
     if r.peek() == LPAREN:
+        # RFC 9051 §9 allows ALL/FAST/FULL only bare, but clients (imapclient) send
+        # "(FAST)": accept a macro as the first item of a list.
         r.open_paren()
-        _fetch_att(r, items, allow_macro=False)
+        _fetch_att(r, items, allow_macro=True)
         while r.peek() == SP:
             r.pos += 1
             _fetch_att(r, items, allow_macro=False)
