@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pillarbox.config import Config
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
+from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.pop import PopService
+from pillarbox.services.submission import SubmissionService
 from pillarbox.store.api import Store
 
 
@@ -18,6 +20,8 @@ class Services:
     auth: AuthService
     accounts: AccountService
     pop: PopService  # POP3 maildrops and their per-account lock
+    delivery: DeliveryService  # recipient resolution and local delivery (MX and submission)
+    submission: SubmissionService  # sender rules and header fixes for authenticated users
 
     @classmethod
     def build(
@@ -29,8 +33,18 @@ class Services:
         accounts: AccountService,
         config: Config,
     ) -> Services:
+        delivery = DeliveryService(store, hostname=hostname)
+        submission = SubmissionService(
+            store, delivery, hostname=hostname, save_to_sent=config.smtp.save_submitted_to_sent
+        )
         return cls(
-            store=store, hostname=hostname, auth=auth, accounts=accounts, pop=PopService(store)
+            store=store,
+            hostname=hostname,
+            auth=auth,
+            accounts=accounts,
+            pop=PopService(store),
+            delivery=delivery,
+            submission=submission,
         )
 
     async def close(self) -> None:

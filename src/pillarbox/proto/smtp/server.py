@@ -109,11 +109,12 @@ class Limits:
 class ServerConnection:
     """One SMTP session's protocol state. See the module docstring."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, tls: bool = False) -> None:
+        """`tls` is True on an implicit-TLS port (RFC 8314), where STARTTLS is refused."""
         self.limits = limits or Limits()
         self.state = State.INITIAL
         self.extended = False  # EHLO (not HELO) was used: ESMTP parameters allowed
-        self.tls = False
+        self.tls = tls
         self.authenticated = False
         self.errors = 0
         self._buf = ReceiveBuffer(max(self.limits.max_line, AUTH_LINE_LIMIT))

@@ -1,0 +1,571 @@
+"""Local delivery: who a recipient is, and how one received message becomes stored copies.
+
+Owns recipient resolution (local domains, accounts, aliases, catch-all, sub-addressing
+``user+tag@domain``), the trace headers a delivering MTA adds (RFC 5321 §4.4 Received,
+Return-Path, and Delivered-To), parsing the message once with `pillarbox.message.parse`
+(in a thread), and handing every local copy to `store.deliver` in one call and any remote
+recipient to `store.enqueue`. Front-ends stream the body in with `IncomingMessage.write`
+and answer 250 only after `finish` returns, which is after the store's commit: by then
+every copy's file has been fsynced and its row committed.
+
+Must not: speak any protocol (reply codes come from `ServiceError`), import a front-end
+or a store backend, or hold a large message in memory while it arrives.
+
+Design: one spool, per-recipient copies, one parse.
+  A message for several local mailboxes needs a different ``Delivered-To`` in each copy
+  (that is the point of the header: loop detection and "which address got me this").
+  The body arrives once, into a spool blob laid out as::
+
+      [Return-Path + Delivered-To of the first target]  Received  [added headers]  message
+
+  The bracketed per-recipient prefix is written only when every recipient is local; the
+  spool file then *is* the first target's copy, so the common case (one local
+  recipient) costs no copy at all. Each further local target gets its own file: its own
+  prefix, then the spool's bytes after the prefix, copied from the local disk (never
+  re-read from the network). With remote recipients the spool has no prefix and is
+  exactly what the outbound queue sends, so the queue and local copies never disagree.
+
+  The spool is parsed once. The prefix only adds header fields at the top of the
+  message, so every other copy's metadata is the spool's with the part offsets
+  (`MessageMeta.parts`, `message.parts` JSON) past the prefix shifted by the prefix
+  length difference, the size adjusted, and the first lines of the decoded header text
+  swapped; ENVELOPE and BODYSTRUCTURE do not depend on these fields. This is checked
+  against a fresh parse of each copy in `tests/services/test_delivery.py`. We chose
+  copies over one shared blob without Delivered-To because the header is what users and
+  filters rely on, and over parsing each copy because parsing is the expensive step
+  (a 50 MB message parses in seconds, it copies in tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from pillarbox.message import parse
+from pillarbox.services.errors import OverQuota, Rejected, ServiceError, TempFailure
+from pillarbox.store import errors as store_errors
+from pillarbox.store.api import BlobHandle, BlobWriter, Store
+from pillarbox.store.model import AppendResult, MessageMeta, QueuedRecipient
+
+log = logging.getLogger("pillarbox.delivery")
+
+MAX_ALIAS_DEPTH = 8  # alias chains longer than this are a loop or a mistake
+KEEP_IN_MEMORY = 1024 * 1024  # spools up to this size are parsed without re-reading
+COPY_CHUNK = 1024 * 1024
+HEAD_CAP = 2 * 1024 * 1024  # a header filter sees at most this much (the core caps headers)
+
+HeaderFilter = Callable[[bytes], Awaitable[bytes]]
+"""Given the message's header block, return header lines to add (or raise Rejected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTarget:
+    """A mailbox owner a recipient resolves to; `delivered_to` keeps a +tag if any."""
+
+    account_id: int
+    address: str
+    delivered_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An accepted RCPT: the address as given and where it leads."""
+
+    address: str
+    local: tuple[LocalTarget, ...] = ()
+    remote: tuple[str, ...] = ()
+    notify: str | None = None  # RFC 3461 §4.1
+    orcpt: str | None = None  # RFC 3461 §4.2
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the SMTP transaction established before the body."""
+
+    sender: str  # "" for the null reverse-path
+    recipients: tuple[Recipient, ...]
+    helo: str
+    client_ip: str
+    protocol: str  # RFC 3848 / RFC 6531 §3.7.3 "with" value: ESMTPSA, UTF8SMTPS...
+    tls: str | None = None  # cipher description for the Received comment
+    ret: str | None = None  # RFC 3461 §4.3
+    envid: str | None = None  # RFC 3461 §4.4
+    sent_copy_account: int | None = None  # also file a \Seen copy in this account's Sent
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    trace_id: str
+    delivered: tuple[AppendResult, ...]
+    queue_id: int | None
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """Implements `store.api.Delivery`."""
+
+    mailbox_id: int
+    blob: BlobHandle
+    meta: MessageMeta
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def with_protocol(*, extended: bool, tls: bool, authenticated: bool, utf8: bool) -> str:
+    """The Received "with" keyword: RFC 3848 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP)."""
+    base = "UTF8SMTP" if utf8 else ("ESMTP" if extended else "SMTP")
+    return base + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+def _ip_literal(ip: str) -> str:
+    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+
+
+_UNSAFE_HELO = re.compile(r"[^A-Za-z0-9.\-_:\[\]]")
+
+
+def received_header(
+    *,
+    hostname: str,
+    helo: str,
+    client_ip: str,
+    protocol: str,
+    trace_id: str,
+    tls: str | None,
+    for_address: str | None,
+    when: datetime,
+) -> bytes:
+    """RFC 5321 §4.4 Time-stamp-line. The HELO name is sanitised (it is client text);
+    `for` is given only for a single recipient, so copies never reveal other recipients."""
+    helo_text = _UNSAFE_HELO.sub("?", helo)[:255] or "unknown"
+    lines = [
+        f"Received: from {helo_text} ({_ip_literal(client_ip)})",
+        f"\tby {hostname} (Pillarbox) with {protocol} id {trace_id}",
+    ]
+    if tls:
+        lines.append(f"\t({tls.replace('(', '').replace(')', '')})")
+    if for_address is not None:
+        lines.append(f"\tfor <{for_address}>")
+    lines[-1] += ";"
+    lines.append(f"\t{format_datetime(when)}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _prefix(sender: str, target: LocalTarget) -> bytes:
+    return f"Return-Path: <{sender}>\r\nDelivered-To: {target.delivered_to}\r\n".encode()
+
+
+def _prefix_text(sender: str, target: LocalTarget) -> str:
+    """The same two fields as `parse` renders them in `MessageMeta.headers`."""
+    return f"Return-Path: <{sender}>\nDelivered-To: {target.delivered_to}\n"
+
+
+def _shift_node(node: dict[str, Any], split: int, delta: int) -> None:
+    for key in ("h", "b", "e"):
+        if node[key] > split:
+            node[key] += delta
+    for child in node.get("c", ()):
+        _shift_node(child, split, delta)
+    if "m" in node:
+        _shift_node(node["m"], split, delta)
+
+
+def shift_meta(
+    meta: MessageMeta, *, split: int, old_lines: int, new_prefix: str, delta: int
+) -> MessageMeta:
+    """The metadata of a copy whose first `split` bytes (the `old_lines` first header
+    fields) were replaced by a prefix `delta` bytes longer (see module docstring)."""
+    doc = json.loads(meta.parts)
+    _shift_node(doc["p"], split, delta)
+    headers = meta.headers
+    for _ in range(old_lines):
+        headers = headers.partition("\n")[2]
+    return MessageMeta(
+        size=meta.size + delta,
+        envelope=meta.envelope,
+        bodystructure=meta.bodystructure,
+        body=meta.body,
+        parts=json.dumps(doc, separators=(",", ":")),
+        subject=meta.subject,
+        from_=meta.from_,
+        to=meta.to,
+        cc=meta.cc,
+        bcc=meta.bcc,
+        message_id=meta.message_id,
+        sent_date=meta.sent_date,
+        headers=new_prefix + headers,
+        body_text=meta.body_text,
+        preview=meta.preview,
+    )
+
+
+def meta_of(data: bytes) -> MessageMeta:
+    """Parse once (`message.parse`) into the store's metadata value."""
+    p = parse(data)
+    return MessageMeta(
+        size=p.size,
+        envelope=p.envelope,
+        bodystructure=p.bodystructure,
+        body=p.body,
+        parts=p.parts,
+        subject=p.subject,
+        from_=p.from_,
+        to=p.to,
+        cc=p.cc,
+        bcc=p.bcc,
+        message_id=p.message_id,
+        sent_date=p.sent_date,
+        headers=p.headers,
+        body_text=p.body_text,
+        preview=p.preview,
+    )
+
+
+def header_block_end(head: bytes | bytearray) -> int | None:
+    """Length of the header block including its empty line, or None if not seen yet."""
+    if head.startswith(b"\r\n"):
+        return 2
+    end = head.find(b"\r\n\r\n")
+    return None if end < 0 else end + 4
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _translate(exc: Exception) -> ServiceError:
+    """Store errors in service words (front-ends never see store exceptions)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, store_errors.QuotaExceeded):
+        return OverQuota()
+    if isinstance(exc, store_errors.StoreUnavailable | OSError):
+        return TempFailure("Temporary storage failure, try again later", status="4.3.0")
+    if isinstance(exc, store_errors.NotFound):
+        # An account or mailbox vanished between RCPT and the end of DATA.
+        return TempFailure("Recipient changed during delivery, try again", status="4.2.0")
+    raise exc
+
+
+class DeliveryService:
+    """Recipient resolution and local delivery; shared by the MX and submission paths."""
+
+    def __init__(self, store: Store, *, hostname: str) -> None:
+        self._store = store
+        self.hostname = hostname
+
+    # --- recipients ----------------------------------------------------------------------
+    @staticmethod
+    def normalize_domain(domain: str) -> str | None:
+        """Lower-case A-label form, or None for an address literal or an invalid name."""
+        if domain.startswith("["):
+            return None  # we accept no mail for IP literals: never local (relay trick)
+        try:
+            return domain.lower().encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+
+    async def is_local_domain(self, domain: str) -> bool:
+        name = self.normalize_domain(domain)
+        return name is not None and await self._store.get_domain(name) is not None
+
+    async def resolve(
+        self,
+        address: str,
+        *,
+        relay_allowed: bool,
+        notify: str | None = None,
+        orcpt: str | None = None,
+    ) -> Recipient:
+        """Where mail for `address` goes. Rejected: unknown local user (550 5.1.1), or a
+        non-local domain when `relay_allowed` is false (550 5.7.1: we never relay for
+        unauthenticated clients, whatever the address looks like)."""
+        if address.lower() == "postmaster":
+            address = await self._postmaster()
+        local, _, domain_text = address.rpartition("@")
+        domain = self.normalize_domain(domain_text)
+        if domain is None or await self._store.get_domain(domain) is None:
+            if relay_allowed:
+                return Recipient(address, remote=(address,), notify=notify, orcpt=orcpt)
+            raise Rejected("Relay access denied", status="5.7.1", smtp_code=550)
+        locals_, remotes = await self._lookup(local.lower(), domain, depth=0, seen=set())
+        if not locals_ and not remotes:
+            raise Rejected("No such user here", status="5.1.1", smtp_code=550)
+        return Recipient(
+            address, local=tuple(locals_), remote=tuple(remotes), notify=notify, orcpt=orcpt
+        )
+
+    async def _postmaster(self) -> str:
+        """RFC 5321 §4.5.1: <Postmaster> goes to postmaster of our first domain."""
+        domains = await self._store.list_domains()
+        return f"postmaster@{domains[0].name}" if domains else "postmaster@invalid"
+
+    async def _lookup(
+        self, local: str, domain: str, *, depth: int, seen: set[str]
+    ) -> tuple[list[LocalTarget], list[str]]:
+        store = self._store
+        full = f"{local}@{domain}"
+        account = await store.get_account(full)
+        if account is not None:
+            return [LocalTarget(account.id, account.address, account.address)], []
+        alias = await store.get_alias(full)
+        if alias is not None:
+            return await self._expand(alias.targets, depth=depth, seen=seen | {full}, tag=None)
+        base, plus, tag = local.partition("+")
+        if plus and base and tag:
+            # Sub-addressing: user+tag delivers to user (or the user alias), keeping the tag.
+            account = await store.get_account(f"{base}@{domain}")
+            if account is not None:
+                tagged = f"{base}+{tag}@{domain}"
+                return [LocalTarget(account.id, account.address, tagged)], []
+            alias = await store.get_alias(f"{base}@{domain}")
+            if alias is not None:
+                return await self._expand(alias.targets, depth=depth, seen=seen | {full}, tag=tag)
+        catch_all = await store.get_alias(f"@{domain}")
+        if catch_all is not None and depth == 0:
+            return await self._expand(catch_all.targets, depth=depth, seen=seen | {full}, tag=None)
+        return [], []
+
+    async def _expand(
+        self, targets: Sequence[str], *, depth: int, seen: set[str], tag: str | None
+    ) -> tuple[list[LocalTarget], list[str]]:
+        if depth >= MAX_ALIAS_DEPTH:
+            log.warning("alias chain too deep at %s", sorted(seen))
+            return [], []
+        found: list[LocalTarget] = []
+        remotes: list[str] = []
+        for target in targets:
+            t_local, _, t_domain = target.lower().rpartition("@")
+            if target.lower() in seen:
+                continue
+            if await self._store.get_domain(t_domain) is None:
+                remotes.append(target)
+                continue
+            more, more_remote = await self._lookup(
+                t_local, t_domain, depth=depth + 1, seen=seen | {target.lower()}
+            )
+            if tag is not None:
+                more = [
+                    LocalTarget(t.account_id, t.address, _with_tag(t.delivered_to, tag))
+                    for t in more
+                ]
+            found.extend(more)
+            remotes.extend(more_remote)
+        return found, remotes
+
+    # --- messages ------------------------------------------------------------------------
+    def begin(
+        self, envelope: Envelope, *, header_filter: HeaderFilter | None = None
+    ) -> IncomingMessage:
+        """Start receiving a message for `envelope` (recipients already resolved)."""
+        return IncomingMessage(self._store, self.hostname, envelope, header_filter)
+
+
+def _with_tag(address: str, tag: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return address if "+" in local else f"{local}+{tag}@{domain}"
+
+
+class IncomingMessage:
+    """One message being received. `write` chunks as they arrive, then `finish` (store
+    and return) or `abort`. Errors found while writing (a refused From:, a disk error)
+    are kept and raised by `finish`, so the front-end reads the body to its end first."""
+
+    def __init__(
+        self,
+        store: Store,
+        hostname: str,
+        envelope: Envelope,
+        header_filter: HeaderFilter | None,
+    ) -> None:
+        self._store = store
+        self.envelope = envelope
+        self._filter = header_filter
+        self.trace_id = secrets.token_hex(8).upper()
+        self.received_at = datetime.now(UTC)
+        targets: dict[int, LocalTarget] = {}
+        remotes: dict[str, Recipient] = {}
+        for rcpt in envelope.recipients:
+            for target in rcpt.local:
+                targets.setdefault(target.account_id, target)
+            for address in rcpt.remote:
+                remotes.setdefault(
+                    address.lower(), Recipient(address, notify=rcpt.notify, orcpt=rcpt.orcpt)
+                )
+        self._targets = list(targets.values())
+        self._remotes = list(remotes.values())
+        self._owner = self._targets[0] if self._targets and not self._remotes else None
+        self._owner_prefix = _prefix(envelope.sender, self._owner) if self._owner else b""
+        single = envelope.recipients[0].address if len(envelope.recipients) == 1 else None
+        self._received = received_header(
+            hostname=hostname,
+            helo=envelope.helo,
+            client_ip=envelope.client_ip,
+            protocol=envelope.protocol,
+            trace_id=self.trace_id,
+            tls=envelope.tls,
+            for_address=single,
+            when=self.received_at,
+        )
+        self._writer: BlobWriter = store.new_blob()
+        self._writers: list[BlobWriter] = [self._writer]
+        self._started = False
+        self._head = bytearray()
+        self._memory: bytearray | None = bytearray()
+        self.error: ServiceError | None = None
+        self._closed = False
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    async def _put(self, data: bytes) -> None:
+        if self._memory is not None:
+            self._memory += data
+            if len(self._memory) > KEEP_IN_MEMORY:
+                self._memory = None
+        await self._writer.write(data)
+
+    async def _start(self, head: bytes) -> None:
+        """Write the prefix, the Received line, the filter's additions and `head`."""
+        self._started = True
+        added = b""
+        if self._filter is not None:
+            end = header_block_end(head)
+            added = await self._filter(head[:end] if end is not None else head)
+        await self._put(self._owner_prefix + self._received + added + head)
+
+    async def write(self, data: bytes) -> None:
+        if self.error is not None or self._closed:
+            return
+        try:
+            if self._started:
+                await self._put(data)
+            elif self._filter is None:
+                await self._start(data)
+            else:
+                self._head += data
+                if header_block_end(self._head) is not None or len(self._head) > HEAD_CAP:
+                    head, self._head = bytes(self._head), bytearray()
+                    await self._start(head)
+        except Exception as exc:
+            self.error = _translate(exc)
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Drop everything written (idempotent)."""
+        self._closed = True
+        self._memory = None
+        for writer in self._writers:
+            try:
+                await writer.abort()
+            except Exception:  # cleanup must not hide the original outcome
+                log.exception("%s: could not discard a blob", self.trace_id)
+
+    async def finish(self) -> DeliveryResult:
+        """Store every copy and queue remote recipients; returns once durable."""
+        if self.error is not None:
+            raise self.error
+        if self._closed:
+            raise TempFailure("Transaction aborted")
+        try:
+            if not self._started:
+                head, self._head = bytes(self._head), bytearray()
+                await self._start(head)
+                if self.error is not None:
+                    raise self.error
+            return await self._store_all()
+        except Exception as exc:
+            error = _translate(exc)
+            await self.abort()
+            raise error from exc
+
+    async def _store_all(self) -> DeliveryResult:
+        store, env = self._store, self.envelope
+        spool = await self._writer.finish()
+        memory, self._memory = self._memory, None
+        data = (
+            bytes(memory) if memory is not None else await asyncio.to_thread(_read_file, spool.path)
+        )
+        meta = await asyncio.to_thread(meta_of, data)
+        del data, memory
+        split = len(self._owner_prefix)
+        old_lines = 2 if self._owner is not None else 0
+        deliveries: list[_Delivery] = []
+        spool_used = bool(self._remotes)
+        for target in self._targets:
+            mailbox = await store.get_mailbox(target.account_id, "INBOX")
+            if mailbox is None:
+                raise TempFailure("Mailbox unavailable", status="4.2.0")
+            if target is self._owner:
+                deliveries.append(_Delivery(mailbox.id, spool, meta, internaldate=self.received_at))
+                spool_used = True
+                continue
+            prefix = _prefix(env.sender, target)
+            blob = await self._copy(spool, prefix, split)
+            copy_meta = shift_meta(
+                meta,
+                split=split,
+                old_lines=old_lines,
+                new_prefix=_prefix_text(env.sender, target),
+                delta=len(prefix) - split,
+            )
+            deliveries.append(_Delivery(mailbox.id, blob, copy_meta, internaldate=self.received_at))
+        if env.sent_copy_account is not None:
+            sent = await store.get_special_mailbox(env.sent_copy_account, "\\Sent")
+            if sent is not None:
+                if split == 0:
+                    blob, sent_meta = spool, meta
+                    spool_used = True
+                else:
+                    blob = await self._copy(spool, b"", split)
+                    sent_meta = shift_meta(
+                        meta, split=split, old_lines=old_lines, new_prefix="", delta=-split
+                    )
+                deliveries.append(
+                    _Delivery(sent.id, blob, sent_meta, frozenset({"\\Seen"}), self.received_at)
+                )
+        results = await store.deliver(deliveries) if deliveries else []
+        queue_id: int | None = None
+        if self._remotes:
+            queue_id = await store.enqueue(
+                env.sender,
+                [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self._remotes],
+                spool,
+                dsn_envid=env.envid,
+                dsn_ret=env.ret,
+            )
+        self._closed = True
+        if not spool_used:
+            await self._writer.abort()  # every copy has its own file; drop the spool
+        log.info(
+            "%s delivered from <%s> to %d mailbox(es), %d queued",
+            self.trace_id,
+            env.sender,
+            len(results),
+            len(self._remotes),
+        )
+        return DeliveryResult(self.trace_id, tuple(results), queue_id)
+
+    async def _copy(self, spool: BlobHandle, prefix: bytes, skip: int) -> BlobHandle:
+        """A new durable file: `prefix` + the spool from byte `skip`, read from disk."""
+        writer = self._store.new_blob()
+        self._writers.append(writer)
+        await writer.write(prefix)
+        f = await asyncio.to_thread(open, spool.path, "rb")
+        try:
+            await asyncio.to_thread(f.seek, skip)
+            while chunk := await asyncio.to_thread(f.read, COPY_CHUNK):
+                await writer.write(chunk)
+        finally:
+            await asyncio.to_thread(f.close)
+        return await writer.finish()
