@@ -1,0 +1,143 @@
+"""The CLI contract used by scripts: silent success, one clear line and non-zero on failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "a long enough passphrase"
+
+
+def run(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("PILLARBOX_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pillarbox", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "pillarbox.toml"
+    path.write_text('[server]\ndata_dir = "var"\nhostname = "mail.example.test"\n')
+    return path
+
+
+def test_user_lifecycle_is_scriptable(config: Path) -> None:
+    """domain add / user add --password-stdin print nothing and succeed; list shows them."""
+    result = run(config, "domain", "add", "example.test")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    result = run(config, "user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    # Without the flag, a non-terminal stdin is read as well.
+    result = run(config, "user", "add", "Bob@Example.test", stdin=PASSWORD + "\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert run(config, "user", "list").stdout.split() == [
+        "alice@example.test",
+        "bob@example.test",
+    ]
+    assert run(config, "domain", "list").stdout.split() == ["example.test"]
+    mailboxes = run(config, "mailbox", "list", "alice@example.test").stdout.splitlines()
+    assert sorted(m.split()[0] for m in mailboxes) == sorted(
+        ["INBOX", "Drafts", "Sent", "Junk", "Trash", "Archive"]
+    )
+    assert "Sent (\\Sent)" in mailboxes
+    result = run(config, "user", "passwd", "alice@example.test", "--password-stdin", stdin="x")
+    assert result.returncode == 1 and "too short" in result.stderr
+    result = run(
+        config, "user", "passwd", "alice@example.test", "--password-stdin", stdin=PASSWORD + "2"
+    )
+    assert result.returncode == 0
+    result = run(config, "alias", "add", "postmaster@example.test", "alice@example.test")
+    assert result.returncode == 0, result.stderr
+    result = run(config, "alias", "add", "@example.test", "bob@example.test")
+    assert result.returncode == 0, result.stderr
+    assert "postmaster@example.test -> alice@example.test" in run(config, "alias", "list").stdout
+    assert run(config, "alias", "remove", "@example.test").returncode == 0
+    assert run(config, "user", "remove", "bob@example.test").returncode == 0
+    assert run(config, "user", "list").stdout.split() == ["alice@example.test"]
+    result = run(config, "domain", "remove", "example.test")
+    assert result.returncode == 1 and "still has accounts" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("user", "add", "alice@nowhere.test", "--password-stdin"), PASSWORD, "unknown domain"),
+        (("user", "add", "alice@example.test", "--password-stdin"), "", "password is empty"),
+        (("user", "add", "alice@example.test", "--password-stdin"), "abc", "too short"),
+        (("user", "add", "alice@example.test", "--password-stdin"), "password", "too weak"),
+        (("user", "add", "alice@example.test", "--password-stdin"), "password1", "too weak"),
+        (("user", "add", "not-an-address", "--password-stdin"), PASSWORD, "invalid address"),
+        (("user", "remove", "ghost@example.test"), "", "no such user"),
+        (("domain", "add", "bad_domain!"), "", "invalid domain"),
+        (("alias", "add", "x@nowhere.test", "alice@example.test"), "", "unknown domain"),
+    ],
+)
+def test_bad_input_gives_one_line(
+    config: Path, args: tuple[str, ...], stdin: str, message: str
+) -> None:
+    """Each refusal is a single stderr line with the reason, exit status 1."""
+    assert run(config, "domain", "add", "example.test").returncode == 0
+    result = run(config, *args, stdin=stdin)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_duplicate_user_refused(config: Path) -> None:
+    run(config, "domain", "add", "example.test")
+    run(config, "user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD)
+    result = run(config, "user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD)
+    assert result.returncode == 1 and "already exists" in result.stderr
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    """check-config and every other command refuse a bad file with exit status 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[listen]\nsmtp = '127.0.0.1:99999'\n")
+    for args in (("check-config",), ("domain", "list")):
+        result = run(bad, *args)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "pillarbox: listen.smtp: port 99999 is out of range 0-65535"
+        )
+
+
+def test_check_config_ok(config: Path) -> None:
+    result = run(config, "check-config")
+    assert result.returncode == 0 and "OK" in result.stdout
+
+
+def test_help_on_every_command() -> None:
+    """--help works for the program and each subcommand."""
+    for args in (
+        (),
+        ("serve",),
+        ("check-config",),
+        ("domain",),
+        ("domain", "add"),
+        ("user",),
+        ("user", "add"),
+        ("user", "pop"),
+        ("alias", "add"),
+        ("mailbox", "list"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "pillarbox", *args, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, args
+        assert "usage:" in result.stdout
