@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.e2e.smtp_helpers import add_alias, client_tls, headers_of, mailbox, queue
+from tests.e2e.test_smtp_helpers import add_alias, client_tls, headers_of, mailbox, queue
 
 MSG = (
     b"From: Alice <alice@example.test>\r\n"

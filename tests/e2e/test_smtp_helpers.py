@@ -1,4 +1,4 @@
-"""Helpers shared by the SMTP end-to-end tests: read a mailbox from the store, talk raw
+"""Helpers shared by the SMTP end-to-end tests (and a check of them): read a mailbox from the store, talk raw
 SMTP over a socket (for what smtplib refuses to send), build TLS client contexts."""
 
 from __future__ import annotations
@@ -100,3 +100,8 @@ class RawSmtp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def test_headers_of_unfolds() -> None:
+    """The header reader the other SMTP tests rely on joins folded lines."""
+    assert headers_of(b"A: 1\r\nB: x\r\n\ty\r\n\r\nbody") == [("A", "1"), ("B", "x y")]

@@ -1,0 +1,100 @@
+"""SubmissionService: who may send as whom, and the header fixes RFC 6409 §8 allows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pillarbox.services.delivery import DeliveryService
+from pillarbox.services.errors import Rejected
+from pillarbox.services.submission import SubmissionService
+from pillarbox.store.api import Store
+from pillarbox.store.model import Account
+from pillarbox.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = SqliteStore(tmp_path / "data")
+    await s.open()
+    await s.add_domain("example.test")
+    for user in ("alice@example.test", "bob@example.test"):
+        await s.add_account(user, "not-a-real-hash")
+    await s.add_alias("sales@example.test", ["alice@example.test"])
+    await s.add_alias("info@example.test", ["sales@example.test"])
+    await s.add_alias("shared@example.test", ["alice@example.test", "bob@example.test"])
+    await s.add_alias("@example.test", ["alice@example.test"])
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def submission(store: Store) -> SubmissionService:
+    return SubmissionService(
+        store, DeliveryService(store, hostname="mail.example.test"), hostname="mail.example.test"
+    )
+
+
+async def alice(store: Store) -> Account:
+    account = await store.get_account("alice@example.test")
+    assert account is not None
+    return account
+
+
+async def test_allowed_senders(store: Store, submission: SubmissionService) -> None:
+    """Own address, aliases (also chained and shared) — but not the catch-all."""
+    allowed = await submission.allowed_senders(await alice(store))
+    assert allowed == {
+        "alice@example.test",
+        "sales@example.test",
+        "info@example.test",
+        "shared@example.test",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sender", "ok"),
+    [
+        ("alice@example.test", True),
+        ("ALICE@Example.Test", True),
+        ("alice+tag@example.test", True),
+        ("sales+x@example.test", True),
+        ("info@example.test", True),
+        ("bob@example.test", False),
+        ("random@example.test", False),  # catch-all gives no sending rights
+        ("alice@other.test", False),
+        ("", False),
+        ("alicex@example.test", False),
+    ],
+)
+async def test_check_sender(
+    store: Store, submission: SubmissionService, sender: str, ok: bool
+) -> None:
+    account = await alice(store)
+    if ok:
+        await submission.check_sender(account, sender)
+    else:
+        with pytest.raises(Rejected) as info:
+            await submission.check_sender(account, sender)
+        assert (info.value.smtp_code, info.value.status) == (553, "5.7.1")
+
+
+async def test_from_header_rules(store: Store, submission: SubmissionService) -> None:
+    allowed = await submission.allowed_senders(await alice(store))
+    fix = submission.fix_header
+    added = fix(b"From: Alice <alice@example.test>\r\nSubject: x\r\n\r\n", allowed)
+    assert added.startswith(b"Message-ID: <") and b"@mail.example.test>\r\nDate: " in added
+    full = (
+        b"From: =?utf-8?q?S=C3=A4les?= <sales@example.test>\r\nDate: x\r\nMessage-ID: <a@b>\r\n\r\n"
+    )
+    assert fix(full, allowed) == b""
+    for bad in (
+        b"From: bob@example.test\r\n\r\n",
+        b"From: alice@example.test, bob@example.test\r\n\r\n",
+        b"From: undisclosed\r\n\r\n",
+        b"Subject: no from\r\n\r\n",
+    ):
+        with pytest.raises(Rejected):
+            fix(bad, allowed)
