@@ -143,6 +143,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="deliver",
         help="how large_mailbox fills its folder (default: deliver = LMTP/SMTP)",
     )
+    parser.add_argument(
+        "--reference-passwords",
+        choices=("argon2id", "plain"),
+        default="argon2id",
+        help="Dovecot's passwd-file scheme (default argon2id, Pillarbox's parameters)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' temp dirs")
     parser.add_argument("-q", "--silent", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -206,7 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             PillarboxServer(log, command=args.pillarbox, keep=args.keep, user_count=users)
         )
     if args.reference:
-        servers.append(ReferenceServers(log, keep=args.keep, user_count=users))
+        servers.append(
+            ReferenceServers(
+                log, keep=args.keep, user_count=users, password_scheme=args.reference_passwords
+            )
+        )
     try:
         for server in servers:
             document["sides"][server.side] = run_side(

@@ -8,7 +8,9 @@ instances are never started or stopped.
 
 - Dovecot: ``dovecot -F -c <dir>/dovecot.conf``, a child of this process. passdb and userdb
   are one passwd-file holding the same 100 accounts (plus the large-mailbox account) and the
-  same password Pillarbox gets. Mail lives in ``<dir>/mail/<user>/Maildir`` owned by
+  same password Pillarbox gets, hashed with argon2id and Pillarbox's parameters so that a
+  login costs both sides the same (``--reference-passwords plain`` to skip hashing).
+  Mail lives in ``<dir>/mail/<user>/Maildir`` owned by
   ``nobody`` (Dovecot refuses to access mail as root).
 - Postfix: ``postfix -c <dir>/postfix start`` with its own ``queue_directory`` and
   ``data_directory``; ``example.test`` is a virtual mailbox domain whose transport is
@@ -83,7 +85,7 @@ lmtp_rcpt_check_quota = no
 
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  args = username_format=%u {root}/passwd
 }}
 userdb {{
   driver = passwd-file
@@ -220,6 +222,26 @@ def _run(
     )
 
 
+def password_entry(scheme: str) -> str:
+    """The passwd-file password field for the benchmark password.
+
+    ``argon2id`` (default) hashes with argon2-cffi's defaults, the parameters Pillarbox
+    uses (t=3, m=64 MiB, p=4), so a login costs the same CPU on both sides; Dovecot checks
+    it through libsodium. Without argon2-cffi, ``doveadm pw -s ARGON2ID`` is used (its own
+    parameters). ``plain`` stores the password as is (logins cost nothing).
+    """
+    if scheme == "plain":
+        return "{PLAIN}" + PASSWORD
+    try:
+        from argon2 import PasswordHasher
+    except ImportError:
+        result = _run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD])
+        if result.returncode != 0 or not result.stdout.startswith("{ARGON2ID}"):
+            raise ServerError(f"doveadm pw failed: {result.stderr.strip()}") from None
+        return result.stdout.strip()
+    return "{ARGON2ID}" + PasswordHasher().hash(PASSWORD)
+
+
 def packages_present() -> bool:
     return all(os.path.exists(p) for p in (*REQUIRED_BINARIES, LMTP_BINARY))
 
@@ -269,9 +291,16 @@ class ReferenceServers(ServerProcess):
 
     side = "reference"
 
-    def __init__(self, log: Log, keep: bool = False, user_count: int = USER_COUNT) -> None:
+    def __init__(
+        self,
+        log: Log,
+        keep: bool = False,
+        user_count: int = USER_COUNT,
+        password_scheme: str = "argon2id",
+    ) -> None:
         self._log = log
         self._user_count = user_count
+        self._scheme = password_scheme
         self._keep = keep
         self._root: Path | None = None
         self._dovecot: subprocess.Popen[bytes] | None = None
@@ -306,12 +335,14 @@ class ReferenceServers(ServerProcess):
             (root / sub).mkdir()
         os.chown(root / "mail", nobody.pw_uid, nobody.pw_gid)
         users = [*all_users(self._user_count), BIG_USER]
+        secret = password_entry(self._scheme)
+        self._versions["password_scheme"] = secret.split("}", 1)[0].lstrip("{")
         lines = []
         for user in users:
             home = root / "mail" / user
             home.mkdir()
             os.chown(home, nobody.pw_uid, nobody.pw_gid)
-            lines.append(f"{user}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
+            lines.append(f"{user}:{secret}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
         (root / "passwd").write_text("".join(lines))
         (root / "passwd").chmod(0o640)
         shutil.chown(root / "passwd", "root", "dovecot")

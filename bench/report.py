@@ -131,7 +131,7 @@ def format_table(document: Mapping[str, Any]) -> str:
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
+    lines.append("  ".join("-" * w for w in widths).rstrip())
     previous = ""
     for row in rows:
         shown = ("" if row[0] == previous else row[0], *row[1:])

@@ -11,7 +11,9 @@ LOGIN+SELECT; ``UID FETCH 1:* (UID FLAGS)``; ``FETCH (ENVELOPE BODYSTRUCTURE)`` 
 newest 50; ``UID FETCH n BODY.PEEK[]`` of 50 messages spread over the folder, one command
 each (PEEK so runs stay identical); ``UID SEARCH`` by subject, by sender and by body text;
 ``UID STORE +FLAGS (\\Seen)`` on 1,000 unseen messages (one command); ``UID MOVE`` of those
-1,000 to Archive. The folder so shrinks by 1,000 per run (1 %; quick mode: 250 of 5,000).
+1,000 to Archive. The folder so shrinks by 1,000 per run (1 %).
+
+Quick mode: 2,000 messages, batches of 100.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ class LargeMailbox(Workload):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         quick = ctx.quick
-        self.folder_size = 5_000 if quick else 100_000
-        self.batch = 250 if quick else 1_000
+        self.folder_size = 2_000 if quick else 100_000
+        self.batch = 100 if quick else 1_000
         self.min_size, self.max_size = 1_000, 8_000
         self.build = ctx.options.get("build", "deliver")
         self.user = self.endpoint.big_user

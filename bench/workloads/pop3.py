@@ -4,6 +4,8 @@ Set-up tops the INBOX of each of the 100 accounts up to 100 messages of 1–30 K
 APPEND (the same store POP3 reads). A run opens one session per account, 20 at a time,
 and in each: USER, PASS, STAT, UIDL, ``RETR 1`` … ``RETR 100``, QUIT — no DELE, so runs
 stay identical. The clock covers all sessions from first connect to last QUIT.
+
+Quick mode: 10 sessions.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Pop3Download(Workload):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.sessions = min(20 if ctx.quick else 100, len(self.endpoint.users))
+        self.sessions = min(10 if ctx.quick else 100, len(self.endpoint.users))
         self.per_session = 100
         self.concurrency = 20
         self.users = self.endpoint.users[: self.sessions]

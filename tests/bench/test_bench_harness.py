@@ -1,0 +1,212 @@
+"""Smoke tests of the benchmark harness: registry, report formatting, wire parsing.
+
+No server is started and nothing is timed: these pin down the harness's own logic only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from typing import Any
+
+import bench.cli as cli
+import bench.corpus as corpus
+import bench.report as report
+import bench.wire as wire
+import pytest
+from bench.pillarbox_server import PillarboxServer
+from bench.reference import DOVECOT_CONF, POSTFIX_MAIN_CF, POSTFIX_MASTER_CF
+from bench.servers import Endpoint
+from bench.workloads import WORKLOADS, Context
+
+ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
+
+
+def test_registry_names_match_and_metrics_are_declared() -> None:
+    """Every registered workload is keyed by its own name and declares unique metrics."""
+    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3"]
+    for name, cls in WORKLOADS.items():
+        assert cls.name == name
+        assert cls.description
+        metrics = [m.name for m in cls.metrics()]
+        assert metrics and len(metrics) == len(set(metrics))
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_workloads_build_without_connecting(quick: bool) -> None:
+    """Constructing a workload and asking its params touches no server; quick is smaller."""
+    for cls in WORKLOADS.values():
+        ctx = Context(endpoint=ENDPOINT, quick=quick, log=lambda _: None)
+        params = cls(ctx).params()
+        json.dumps(params)  # recorded in the JSON document as is
+    full = WORKLOADS["smtp_ingest"](Context(ENDPOINT, False, lambda _: None)).params()
+    small = WORKLOADS["smtp_ingest"](Context(ENDPOINT, True, lambda _: None)).params()
+    assert full["messages"] == 5000 and full["senders"] == 20
+    assert isinstance(small["messages"], int) and small["messages"] < 5000
+
+
+def _document() -> dict[str, Any]:
+    def fig(values: list[float], unit: str, higher: bool) -> dict[str, Any]:
+        return {**report.summarise(values), "unit": unit, "higher_is_better": higher}
+
+    return {
+        "runs": 3,
+        "quick": True,
+        "workloads": [
+            {
+                "name": "w",
+                "metrics": [
+                    {"name": "rate", "unit": "msg/s", "higher_is_better": True},
+                    {"name": "latency", "unit": "ms", "higher_is_better": False},
+                ],
+            }
+        ],
+        "sides": {
+            "pillarbox": {
+                "error": None,
+                "workloads": {
+                    "w": {
+                        "metrics": {
+                            "rate": fig([200, 100, 300], "msg/s", True),
+                            "latency": fig([5, 4, 6], "ms", False),
+                        },
+                        "error": None,
+                    }
+                },
+            },
+            "reference": {
+                "error": None,
+                "workloads": {
+                    "w": {
+                        "metrics": {
+                            "rate": fig([100, 100, 100], "msg/s", True),
+                            "latency": fig([10, 10, 10], "ms", False),
+                        },
+                        "error": "run 3/3 failed: boom",
+                    }
+                },
+            },
+        },
+    }
+
+
+def test_summary_is_median_min_max() -> None:
+    """A figure is the median of the runs with min and max; NaN runs are left out."""
+    s = report.summarise([3.0, 1.0, math.nan, 2.0])
+    assert (s["median"], s["min"], s["max"], s["runs"]) == (2.0, 1.0, 3.0, 3)
+    assert report.summarise([])["median"] is None
+
+
+def test_ratios_and_table() -> None:
+    """Ratios are Pillarbox/reference medians; the table says which way is better."""
+    doc = _document()
+    doc["ratios"] = report.compute_ratios(doc)
+    assert doc["ratios"] == {"w": {"rate": 2.0, "latency": 0.5}}
+    table = report.format_table(doc)
+    lines = table.splitlines()
+    assert lines[0].split() == ["workload", "metric", "unit", "pillarbox", "reference", "P/R"]
+    rate = next(line for line in lines if " rate " in line)
+    assert "200 [100–300]" in rate and "2.00" in rate and "P 2.00x better" in rate
+    latency = next(line for line in lines if " latency " in line)
+    assert "0.50" in latency and "P 2.00x better" in latency
+    assert "QUICK mode" in table
+    assert "ERROR w on reference: run 3/3 failed: boom" in table
+
+
+def test_verdict_wording() -> None:
+    assert report.verdict(None, True) == ""
+    assert report.verdict(1.02, True) == "on par"
+    assert report.verdict(0.5, True) == "P 2.00x worse"
+    assert report.verdict(3.0, False) == "P 3.00x worse"
+
+
+def test_table_without_reference() -> None:
+    """With only the Pillarbox side the table still prints, ratios shown as '-'."""
+    doc = _document()
+    del doc["sides"]["reference"]
+    doc["ratios"] = report.compute_ratios(doc)
+    assert doc["ratios"] == {}
+    assert " - " in report.format_table(doc)
+
+
+def test_uid_set_and_search_parsing() -> None:
+    assert wire.uid_set([5, 1, 2, 3, 9, 11, 12]) == "1:3,5,9,11:12"
+    reply = wire.ImapReply("OK", b"done", [b"* SEARCH 4 8 15\r\n"])
+    assert wire.parse_search(reply) == [4, 8, 15]
+    fetch = wire.ImapReply(
+        "OK", b"", [b"* 1 FETCH (UID 7 FLAGS (\\Seen))\r\n", b"* 2 FETCH (FLAGS () UID 9)\r\n"]
+    )
+    assert wire.parse_uid_flags(fetch) == [(7, b"\\Seen"), (9, b"")]
+
+
+def _stream_pair() -> tuple[wire._Stream, socket.socket]:
+    ours, theirs = socket.socketpair()
+    stream = wire._Stream.__new__(wire._Stream)
+    stream.sock = ours
+    stream.buf = bytearray()
+    stream.pos = 0
+    return stream, theirs
+
+
+def test_stream_reads_lines_literals_and_dot_terminated_data() -> None:
+    """The lean reader finds line ends and the POP3 terminator across small reads."""
+    stream, peer = _stream_pair()
+    try:
+        peer.sendall(
+            b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n+OK x\r\nline\r\n..dot\r\n.\r\nnext\r\n"
+        )
+        assert stream.line() == b"* 1 FETCH (BODY[] {5}\r\n"
+        assert stream.exact(5) == b"ab\r\nc"
+        assert stream.line() == b")\r\n"
+        assert stream.line() == b"+OK x\r\n"
+        assert stream.until(b"\r\n.\r\n") == len(b"line\r\n..dot\r\n.\r\n")
+        assert stream.line() == b"next\r\n"
+    finally:
+        stream.close()
+        peer.close()
+
+
+def test_corpus_is_deterministic_and_sized() -> None:
+    """Same index and seed give the same bytes; sizes land near the request; tokens present."""
+    a = corpus.make_message(42, "u001@example.test", 20_000, seed=3)
+    assert a == corpus.make_message(42, "u001@example.test", 20_000, seed=3)
+    assert abs(len(a) - 20_000) < 2_000
+    assert corpus.body_token(42).encode() in a
+    assert corpus.subject_token(42).encode() in a
+    assert b"\r\n" in a and b"\n" not in a.replace(b"\r\n", b"")
+
+
+def test_reference_config_templates_format() -> None:
+    """The Dovecot and Postfix templates take exactly the fields the module supplies."""
+    fields = dict(
+        root="/tmp/x",
+        host="127.0.0.1",
+        domain="example.test",
+        uid=65534,
+        gid=65534,
+        tag="t",
+        smtp_port=1,
+        imap_port=2,
+        pop3_port=3,
+        lmtp_port=4,
+    )
+    assert "port = 2" in DOVECOT_CONF.format(**fields)
+    assert "lmtp:inet:127.0.0.1:4" in POSTFIX_MAIN_CF.format(**fields)
+    assert POSTFIX_MASTER_CF.format(**fields).startswith("# Written")
+
+
+def test_side_that_cannot_start_records_an_error() -> None:
+    """A missing pillarbox command gives an error per workload, not an exception."""
+    server = PillarboxServer(lambda _: None, command="/nonexistent/pillarbox")
+    side = cli.run_side(server, list(WORKLOADS.values()), 1, True, {}, lambda _: None)
+    assert "server did not start" in side["error"]
+    assert set(side["workloads"]) == set(WORKLOADS)
+    assert all(w["error"] for w in side["workloads"].values())
+
+
+def test_arguments() -> None:
+    args = cli.parse_args(["--quick", "--workloads", "pop3,smtp_ingest", "--runs", "2"])
+    assert args.workload_names == ["pop3", "smtp_ingest"]
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--workloads", "nope"])
