@@ -1,26 +1,27 @@
 """POP3 end to end: a real server on 127.0.0.1 driven by poplib, fetchmail and curl.
 
-Mail is put in INBOX directly through the store API (what delivery does), and the
-results of each on-retrieve policy are checked in the store.
+Mail is put in INBOX directly through the store API (what delivery does); what each
+on-retrieve policy does is checked the way a user sees it, from an IMAP session of the
+same account.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import imaplib
 import poplib
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pillarbox.message.parse import parse
 from pillarbox.store.model import FlagRow, MessageMeta, PopOnRetrieve, PopScope
-from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
+from tests.e2e.conftest import PASSWORD, RunningServer
 
 ALICE = "alice@example.test"
 
@@ -33,35 +34,6 @@ def message(n: int, size: int = 0) -> bytes:
         + b".a line starting with a dot\r\n"
         + body
     )
-
-
-@pytest.fixture
-def pop_server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
-    """A server with only the POP3 listeners (a valid deployment; other front-ends may
-    still be under construction)."""
-    started: list[RunningServer] = []
-
-    def factory(**overrides: Any) -> RunningServer:
-        config = make_config(tmp_path / f"p{len(started)}", **overrides)
-        only_pop = {
-            f.name: getattr(config.listen, f.name) if f.name.startswith("pop3") else ""
-            for f in dataclasses.fields(config.listen)
-        }
-        config = dataclasses.replace(config, listen=dataclasses.replace(config.listen, **only_pop))
-        srv = RunningServer(config)
-        srv.start()
-        started.append(srv)
-        provision(srv)
-        return srv
-
-    yield factory
-    for srv in started:
-        srv.stop()
-
-
-@pytest.fixture
-def pop_server(pop_server_factory: Callable[..., RunningServer]) -> RunningServer:
-    return pop_server_factory()
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -157,25 +129,25 @@ class Raw:
 # --- poplib -------------------------------------------------------------------------
 
 
-def test_capa_and_greeting(pop_server: RunningServer) -> None:
+def test_capa_and_greeting(server: RunningServer) -> None:
     """RFC 2449 CAPA lists what we implement; STLS is offered on the plain listener."""
-    client = poplib.POP3("127.0.0.1", pop_server.port("pop3"), timeout=30)
+    client = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=30)
     assert client.getwelcome().startswith(b"+OK")
     caps = client.capa()
     for name in ("TOP", "UIDL", "USER", "SASL", "RESP-CODES", "PIPELINING", "EXPIRE",
                  "LOGIN-DELAY", "IMPLEMENTATION", "STLS", "UTF8", "AUTH-RESP-CODE"):  # fmt: skip
         assert name in caps, name
-    assert caps["SASL"] == ["PLAIN"]
+    assert caps["SASL"] == ["PLAIN", "LOGIN"]
     assert caps["EXPIRE"] == ["NEVER"]
     client.quit()
 
 
-def test_download_retr_list_uidl_top(pop_server: RunningServer) -> None:
+def test_download_retr_list_uidl_top(server: RunningServer) -> None:
     """A whole session: STAT, LIST, UIDL, RETR (dot-stuffed), TOP with n lines."""
     data = [message(1), message(2, size=300)]
     for d in data:
-        deliver(pop_server, d)
-    client = login(pop_server)
+        deliver(server, d)
+    client = login(server)
     assert client.stat() == (2, sum(len(d) for d in data))
     _, listing, _ = client.list()
     assert listing == [b"1 %d" % len(data[0]), b"2 %d" % len(data[1])]
@@ -191,80 +163,80 @@ def test_download_retr_list_uidl_top(pop_server: RunningServer) -> None:
     client.quit()
 
 
-def test_keep_policy_second_run_downloads_nothing_new(pop_server: RunningServer) -> None:
+def test_keep_policy_second_run_downloads_nothing_new(server: RunningServer) -> None:
     """Leave-on-server client: after one run, UIDL shows only what it already has."""
-    set_policy(pop_server, "keep")
+    set_policy(server, "keep")
     for n in range(3):
-        deliver(pop_server, message(n))
+        deliver(server, message(n))
     seen: set[bytes] = set()
-    client = login(pop_server)
+    client = login(server)
     for line in client.uidl()[1]:
         number, uid = line.split()
         client.retr(int(number))
         seen.add(uid)
     client.quit()
     assert len(seen) == 3
-    client = login(pop_server)
+    client = login(server)
     assert {line.split()[1] for line in client.uidl()[1]} <= seen
     client.quit()
-    deliver(pop_server, message(9))
-    client = login(pop_server)
+    deliver(server, message(9))
+    client = login(server)
     fresh = [line for line in client.uidl()[1] if line.split()[1] not in seen]
     assert len(fresh) == 1
     assert client.retr(int(fresh[0].split()[0]))[1][2] == b"Subject: message 9"
     client.quit()
-    assert len(mailbox_rows(pop_server, "INBOX")) == 4
+    assert len(mailbox_rows(server, "INBOX")) == 4
 
 
-def test_delete_empties_the_maildrop(pop_server: RunningServer) -> None:
+def test_delete_empties_the_maildrop(server: RunningServer) -> None:
     """Default policy: DELE + QUIT really removes the messages."""
     for n in range(3):
-        deliver(pop_server, message(n))
-    client = login(pop_server)
+        deliver(server, message(n))
+    client = login(server)
     for i in (1, 2, 3):
         client.retr(i)
         client.dele(i)
     assert client.quit().startswith(b"+OK")
-    assert mailbox_rows(pop_server, "INBOX") == []
-    client = login(pop_server)
+    assert mailbox_rows(server, "INBOX") == []
+    client = login(server)
     assert client.stat() == (0, 0)
     client.quit()
 
 
-def test_rset_restores(pop_server: RunningServer) -> None:
+def test_rset_restores(server: RunningServer) -> None:
     """RSET unmarks every DELE: nothing is deleted at QUIT."""
     for n in range(2):
-        deliver(pop_server, message(n))
-    client = login(pop_server)
+        deliver(server, message(n))
+    client = login(server)
     client.dele(1)
     client.dele(2)
     assert client.stat()[0] == 0
     client.rset()
     assert client.stat()[0] == 2
     client.quit()
-    assert len(mailbox_rows(pop_server, "INBOX")) == 2
+    assert len(mailbox_rows(server, "INBOX")) == 2
 
 
-def test_dropped_connection_deletes_nothing(pop_server: RunningServer) -> None:
+def test_dropped_connection_deletes_nothing(server: RunningServer) -> None:
     """DELE without QUIT: the connection drops, the messages stay, the lock goes."""
     for n in range(2):
-        deliver(pop_server, message(n))
-    client = login(pop_server)
+        deliver(server, message(n))
+    client = login(server)
     client.dele(1)
     client.dele(2)
     client.sock.close()
     client.file.close()
-    wait_for(lambda: lock_released(pop_server))
-    assert len(mailbox_rows(pop_server, "INBOX")) == 2
-    client = login(pop_server)
+    wait_for(lambda: lock_released(server))
+    assert len(mailbox_rows(server, "INBOX")) == 2
+    client = login(server)
     assert client.stat()[0] == 2
     client.quit()
 
 
-def test_second_login_is_in_use(pop_server: RunningServer) -> None:
+def test_second_login_is_in_use(server: RunningServer) -> None:
     """RFC 2449 [IN-USE]: the maildrop is locked while another session holds it."""
-    first = login(pop_server)
-    second = poplib.POP3("127.0.0.1", pop_server.port("pop3"), timeout=30)
+    first = login(server)
+    second = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=30)
     second.user(ALICE)
     with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
         second.pass_(PASSWORD)
@@ -274,60 +246,117 @@ def test_second_login_is_in_use(pop_server: RunningServer) -> None:
     second.quit()
 
 
-def test_messages_arriving_during_a_session_wait_for_the_next(pop_server: RunningServer) -> None:
+def test_messages_arriving_during_a_session_wait_for_the_next(server: RunningServer) -> None:
     """The maildrop is a snapshot taken at login."""
-    deliver(pop_server, message(1))
-    client = login(pop_server)
-    deliver(pop_server, message(2))
+    deliver(server, message(1))
+    client = login(server)
+    deliver(server, message(2))
     assert client.stat()[0] == 1
     client.quit()
-    client = login(pop_server)
+    client = login(server)
     assert client.stat()[0] == 2
     client.quit()
 
 
+def imap_login(server: RunningServer) -> imaplib.IMAP4:
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=30)
+    client.login(ALICE, PASSWORD)
+    return client
+
+
+def imap_uids(client: imaplib.IMAP4) -> list[int]:
+    typ, data = client.uid("SEARCH", "ALL")
+    assert typ == "OK"
+    return [int(x) for x in data[0].split()]
+
+
 @pytest.mark.parametrize("policy", ["keep", "mark-read", "archive", "delete"])
-def test_each_on_retrieve_policy(pop_server: RunningServer, policy: str) -> None:
-    """What DELE + QUIT does to the server copy, as other sessions of the account see it."""
-    set_policy(pop_server, policy)
-    uids = [deliver(pop_server, message(n)) for n in range(2)]
-    client = login(pop_server)
+def test_each_on_retrieve_policy_as_imap_sees_it(server: RunningServer, policy: str) -> None:
+    """DELE + QUIT under each policy, watched by an IMAP session with INBOX selected:
+    keep changes nothing, mark-read sends FLAGS (\\Seen), archive and delete send EXPUNGE
+    (archive's message shows up in Archive). POP3 never lists the message again."""
+    set_policy(server, policy)
+    uids = [deliver(server, message(n)) for n in range(2)]
+    imap = imap_login(server)
+    imap.select("INBOX")
+    client = login(server)
+    client.retr(1)
     client.dele(1)
-    client.quit()
-    inbox = mailbox_rows(pop_server, "INBOX")
-    archive = mailbox_rows(pop_server, "Archive")
-    if policy in ("keep", "mark-read"):
-        assert [r.uid for r in inbox] == uids
-        seen = ["\\Seen" in r.flags for r in inbox]
-        assert seen == ([True, False] if policy == "mark-read" else [False, False])
-        assert archive == []
-    elif policy == "archive":
-        assert [r.uid for r in inbox] == uids[1:]
-        assert len(archive) == 1
+    assert client.quit().startswith(b"+OK")
+    assert imap.noop()[0] == "OK"
+    expunged = imap.response("EXPUNGE")[1]
+    fetched = imap.response("FETCH")[1]
+    _, flags = imap.fetch("1:*", "(UID FLAGS)")
+    if policy == "keep":
+        assert expunged == [None] and fetched == [None]
+        assert imap_uids(imap) == uids
+        assert all(b"\\Seen" not in f for f in flags)
+    elif policy == "mark-read":
+        assert expunged == [None]
+        assert fetched[0] is not None and b"\\Seen" in fetched[0]
+        assert imap_uids(imap) == uids
+        assert b"\\Seen" in flags[0] and b"\\Seen" not in flags[1]
     else:
-        assert [r.uid for r in inbox] == uids[1:]
-        assert archive == []
-    client = login(pop_server)
+        assert expunged == [b"1"]
+        assert imap_uids(imap) == uids[1:]
+    typ, status = imap.status("Archive", "(MESSAGES)")
+    assert typ == "OK"
+    assert status[0].endswith(b"(MESSAGES %d)" % (1 if policy == "archive" else 0))
+    imap.logout()
+    client = login(server)
     assert client.stat()[0] == 1  # POP3 never sees a retrieved-and-deleted message again
     client.quit()
 
 
-def test_scope_from_now(pop_server: RunningServer) -> None:
+def test_pop3_delete_while_imap_has_inbox_selected(server: RunningServer) -> None:
+    """POP3 deletes messages 2 and 4 of 5; at its next NOOP the IMAP session gets two
+    EXPUNGEs whose sequence numbers, applied in order (each shifts the ones after it,
+    RFC 9051 §7.5.1), remove exactly those messages; its view then matches the store."""
+    uids = [deliver(server, message(n)) for n in range(5)]
+    imap = imap_login(server)
+    _, data = imap.select("INBOX")
+    assert data == [b"5"]
+    client = login(server)
+    client.dele(2)
+    client.dele(4)
+    _, before, _ = client.uidl()
+    client.quit()
+    assert len(before) == 3
+    imap.noop()
+    expunges = imap.response("EXPUNGE")[1]
+    assert len(expunges) == 2
+    view = list(uids)
+    for number in expunges:
+        del view[int(number) - 1]
+    assert view == [uids[0], uids[2], uids[4]]
+    assert imap_uids(imap) == [uids[0], uids[2], uids[4]]
+    _, fetched = imap.fetch("1:*", "(UID)")
+    assert [int(line.split()[-1].rstrip(b")")) for line in fetched] == [
+        uids[0],
+        uids[2],
+        uids[4],
+    ]
+    _, body = imap.fetch("3", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: message 4" in body[0][1]
+    imap.logout()
+
+
+def test_scope_from_now(server: RunningServer) -> None:
     """scope from-now: mail from before the policy was set is invisible to POP3."""
-    deliver(pop_server, message(1))
-    set_policy(pop_server, "delete", "from-now")
-    deliver(pop_server, message(2))
-    client = login(pop_server)
+    deliver(server, message(1))
+    set_policy(server, "delete", "from-now")
+    deliver(server, message(2))
+    client = login(server)
     assert client.stat()[0] == 1
     assert client.retr(1)[1][2] == b"Subject: message 2"
     client.quit()
 
 
-def test_large_message_streams_intact(pop_server: RunningServer) -> None:
+def test_large_message_streams_intact(server: RunningServer) -> None:
     """A 5 MB message comes back byte for byte (streamed in chunks, dot-stuffed)."""
     big = message(1, size=5 * 1024 * 1024)
-    deliver(pop_server, big)
-    client = login(pop_server)
+    deliver(server, big)
+    client = login(server)
     _, lines, _ = client.retr(1)
     assert b"\r\n".join(lines) + b"\r\n" == big
     client.quit()
@@ -336,10 +365,10 @@ def test_large_message_streams_intact(pop_server: RunningServer) -> None:
 # --- bad input ------------------------------------------------------------------------
 
 
-def test_bad_input_gets_err_and_session_stays_usable(pop_server: RunningServer) -> None:
+def test_bad_input_gets_err_and_session_stays_usable(server: RunningServer) -> None:
     """Overlong lines, unknown commands, wrong state, bad numbers: -ERR, then it goes on."""
-    deliver(pop_server, message(1))
-    raw = Raw(pop_server.port("pop3"))
+    deliver(server, message(1))
+    raw = Raw(server.port("pop3"))
     assert raw.cmd(b"STAT").startswith(b"-ERR")  # wrong state
     assert raw.cmd(b"X" * 5000) == b"-ERR Line too long\r\n"
     assert raw.cmd(b"FROB") == b"-ERR Unknown command\r\n"
@@ -359,13 +388,13 @@ def test_bad_input_gets_err_and_session_stays_usable(pop_server: RunningServer) 
     assert raw.cmd(b"NOOP") == b"+OK\r\n"
     assert raw.cmd(b"QUIT").startswith(b"+OK")
     raw.close()
-    assert len(mailbox_rows(pop_server, "INBOX")) == 1
+    assert len(mailbox_rows(server, "INBOX")) == 1
 
 
-def test_pipelined_commands_are_answered_in_order(pop_server: RunningServer) -> None:
+def test_pipelined_commands_are_answered_in_order(server: RunningServer) -> None:
     """RFC 2449 PIPELINING: many commands in one write, replies in order."""
-    deliver(pop_server, message(1))
-    raw = Raw(pop_server.port("pop3"))
+    deliver(server, message(1))
+    raw = Raw(server.port("pop3"))
     raw.send(
         b"USER %s\r\nPASS %s\r\nSTAT\r\nUIDL\r\nRETR 1\r\nNOOP\r\nQUIT\r\n"
         % (ALICE.encode(), PASSWORD.encode())
@@ -384,10 +413,10 @@ def test_pipelined_commands_are_answered_in_order(pop_server: RunningServer) -> 
 
 
 def test_failed_logins_are_slowed_per_ip(
-    pop_server_factory: Callable[..., RunningServer],
+    server_factory: Callable[..., RunningServer],
 ) -> None:
     """Each failure from an IP waits longer before the -ERR [AUTH] (auth.fail_delay)."""
-    server = pop_server_factory(auth={"fail_delay": 0.3, "fail_delay_max": 5.0})
+    server = server_factory(auth={"fail_delay": 0.3, "fail_delay_max": 5.0})
     raw = Raw(server.port("pop3"))
     timings = []
     for _ in range(2):
@@ -401,12 +430,12 @@ def test_failed_logins_are_slowed_per_ip(
     raw.close()
 
 
-def test_auth_plain_initial_response_and_challenge(pop_server: RunningServer) -> None:
-    """RFC 5034 AUTH PLAIN, with an initial response and with a "+ " round trip."""
+def test_auth_plain_initial_response_and_challenge(server: RunningServer) -> None:
+    """RFC 5034 AUTH PLAIN with an initial response and with a "+ " round trip; LOGIN."""
     import base64
 
     token = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode())
-    raw = Raw(pop_server.port("pop3"))
+    raw = Raw(server.port("pop3"))
     assert raw.cmd(b"AUTH PLAIN") == b"+ \r\n"
     assert raw.cmd(b"*") == b"-ERR Authentication cancelled\r\n"
     assert raw.cmd(b"AUTH CRAM-MD5").startswith(b"-ERR")
@@ -417,10 +446,16 @@ def test_auth_plain_initial_response_and_challenge(pop_server: RunningServer) ->
     assert raw.cmd(token).startswith(b"+OK")
     assert raw.cmd(b"STAT") == b"+OK 0 0\r\n"
     raw.close()
-    wait_for(lambda: lock_released(pop_server))
-    raw = Raw(pop_server.port("pop3"))
+    wait_for(lambda: lock_released(server))
+    raw = Raw(server.port("pop3"))
     assert raw.cmd(b"UTF8") == b"+OK UTF8 enabled\r\n"
     assert raw.cmd(b"AUTH PLAIN " + token).startswith(b"+OK")
+    raw.close()
+    wait_for(lambda: lock_released(server))
+    raw = Raw(server.port("pop3"))  # AUTH LOGIN through the shared SASL step machine
+    assert raw.cmd(b"AUTH LOGIN") == b"+ " + base64.b64encode(b"Username:") + b"\r\n"
+    assert raw.cmd(base64.b64encode(ALICE.encode())).startswith(b"+ ")
+    assert raw.cmd(base64.b64encode(PASSWORD.encode())).startswith(b"+OK")
     raw.close()
 
 
@@ -429,18 +464,18 @@ def _client_context(server: RunningServer) -> ssl.SSLContext:
     return ctx
 
 
-def test_stls_and_pop3s(pop_server: RunningServer) -> None:
+def test_stls_and_pop3s(server: RunningServer) -> None:
     """RFC 2595 STLS on "pop3", implicit TLS on "pop3s", certificate verified."""
-    deliver(pop_server, message(1))
-    ctx = _client_context(pop_server)
-    client = poplib.POP3("127.0.0.1", pop_server.port("pop3"), timeout=30)
+    deliver(server, message(1))
+    ctx = _client_context(server)
+    client = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=30)
     client.stls(ctx)
     assert "STLS" not in client.capa()
     client.user(ALICE)
     client.pass_(PASSWORD)
     assert client.stat()[0] == 1
     client.quit()
-    client = poplib.POP3_SSL("127.0.0.1", pop_server.port("pop3s"), context=ctx, timeout=30)
+    client = poplib.POP3_SSL("127.0.0.1", server.port("pop3s"), context=ctx, timeout=30)
     assert "STLS" not in client.capa()
     client.user(ALICE)
     client.pass_(PASSWORD)
@@ -449,10 +484,10 @@ def test_stls_and_pop3s(pop_server: RunningServer) -> None:
 
 
 def test_plaintext_needs_tls_when_configured(
-    pop_server_factory: Callable[..., RunningServer],
+    server_factory: Callable[..., RunningServer],
 ) -> None:
     """With loopback plaintext disabled, USER/PASS is refused until STLS."""
-    server = pop_server_factory(auth={"allow_plaintext_loopback": False})
+    server = server_factory(auth={"allow_plaintext_loopback": False})
     client = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=30)
     caps = client.capa()
     assert "USER" not in caps and "SASL" not in caps
@@ -476,12 +511,12 @@ def _curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_curl_list_retrieve_delete(pop_server: RunningServer) -> None:
+def test_curl_list_retrieve_delete(server: RunningServer) -> None:
     """curl lists (LIST), retrieves (RETR) and deletes (DELE) with AUTH PLAIN over STLS."""
     for n in range(2):
-        deliver(pop_server, message(n))
-    base = f"pop3://127.0.0.1:{pop_server.port('pop3')}"
-    cafile = str(pop_server.config.data_path / "tls/selfsigned.crt")
+        deliver(server, message(n))
+    base = f"pop3://127.0.0.1:{server.port('pop3')}"
+    cafile = str(server.config.data_path / "tls/selfsigned.crt")
     common = ["--user", f"{ALICE}:{PASSWORD}", "--ssl-reqd", "--cacert", cafile,
               "--login-options", "AUTH=PLAIN"]  # fmt: skip
     listing = _curl(*common, base + "/")
@@ -492,9 +527,9 @@ def test_curl_list_retrieve_delete(pop_server: RunningServer) -> None:
     assert got.stdout == message(1)
     deleted = _curl(*common, "--request", "DELE", "--list-only", base + "/1")
     assert deleted.returncode == 0, deleted.stderr
-    assert [r.uid for r in mailbox_rows(pop_server, "INBOX")] == [2]
+    assert [r.uid for r in mailbox_rows(server, "INBOX")] == [2]
     implicit = _curl("--user", f"{ALICE}:{PASSWORD}", "--cacert", cafile,
-                     f"pop3s://127.0.0.1:{pop_server.port('pop3s')}/1")  # fmt: skip
+                     f"pop3s://127.0.0.1:{server.port('pop3s')}/1")  # fmt: skip
     assert implicit.returncode == 0, implicit.stderr
     assert implicit.stdout == message(1)
 
@@ -532,20 +567,18 @@ def _fetchmail(server: RunningServer, tmp: Path, options: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted(set(out.iterdir()) - before)]
 
 
-def test_fetchmail_keep_then_nothing_new_then_delete(
-    pop_server: RunningServer, tmp_path: Path
-) -> None:
+def test_fetchmail_keep_then_nothing_new_then_delete(server: RunningServer, tmp_path: Path) -> None:
     """fetchmail with keep + UIDL: a second run gets nothing; "flush" empties INBOX."""
     for n in range(3):
-        deliver(pop_server, message(n))
-    first = _fetchmail(pop_server, tmp_path, "keep")
+        deliver(server, message(n))
+    first = _fetchmail(server, tmp_path, "keep")
     assert len(first) == 3
     assert all(b"Subject: message" in m for m in first)
-    assert _fetchmail(pop_server, tmp_path, "keep") == []
-    deliver(pop_server, message(7))
-    assert len(_fetchmail(pop_server, tmp_path, "keep")) == 1
-    assert len(mailbox_rows(pop_server, "INBOX")) == 4
+    assert _fetchmail(server, tmp_path, "keep") == []
+    deliver(server, message(7))
+    assert len(_fetchmail(server, tmp_path, "keep")) == 1
+    assert len(mailbox_rows(server, "INBOX")) == 4
     # nokeep + flush: DELE every message, old and new; the default policy really deletes
-    deliver(pop_server, message(8))
-    assert len(_fetchmail(pop_server, tmp_path, "nokeep flush")) == 1
-    assert mailbox_rows(pop_server, "INBOX") == []
+    deliver(server, message(8))
+    assert len(_fetchmail(server, tmp_path, "nokeep flush")) == 1
+    assert mailbox_rows(server, "INBOX") == []

@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 from pillarbox.config import Config, Pop3Config
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.pop3 import NEED_DATA, Limits, ServerConnection, State
 from pillarbox.proto.pop3 import events as ev
 from pillarbox.proto.pop3 import responses as r
-from pillarbox.proto.pop3.plain import PlainError, decode_plain
+from pillarbox.proto.sasl import (
+    MECHANISMS,
+    Challenge,
+    SaslError,
+    ServerMechanism,
+    Step,
+    server_mechanism,
+)
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
 from pillarbox.services.errors import AuthFailed, Rejected, TempFailure
@@ -74,7 +82,7 @@ class Pop3Session:
         self.maildrop: Maildrop | None = None
         self._out: list[bytes] = []
         self._out_size = 0
-        self._pending_auth: str | None = None  # mechanism waiting for an AuthResponse
+        self._sasl: ServerMechanism | None = None  # an AUTH exchange waiting for a response
 
     @property
     def conn_id(self) -> str:
@@ -115,7 +123,7 @@ class Pop3Session:
             try:
                 event = self.conn.next_event()
             except RemoteProtocolError as exc:
-                self._pending_auth = None
+                self._sasl = None  # an error ends any AUTH exchange (RFC 5034 §4)
                 self._queue(exc.reply_hint)
                 if exc.fatal:
                     return
@@ -185,7 +193,7 @@ class Pop3Session:
         if self.conn.stls_available and self.conn.state is State.AUTHORIZATION:
             caps.append("STLS")
         if self._plaintext_ok():
-            caps += ["USER", "SASL PLAIN"]
+            caps += ["USER", "SASL " + " ".join(MECHANISMS)]
         caps += [
             "UTF8 USER",  # RFC 6856 §2: UTF-8 in USER/PASS too
             "EXPIRE NEVER",  # RFC 2449 §6.7: the server never removes mail by itself
@@ -215,38 +223,40 @@ class Pop3Session:
         self._queue(r.ok(f"Maildrop locked and ready, {count} messages ({size} octets)"))
 
     async def _auth(self, event: ev.Auth) -> None:
-        if event.mechanism != "PLAIN":
+        mechanism = server_mechanism(event.mechanism)
+        if mechanism is None:
             self._queue(r.err("Unsupported authentication mechanism"))
             return
         if self._plaintext_refused():
             return
-        if event.initial_response is None:
-            self._pending_auth = event.mechanism
-            self._queue(self.conn.auth_challenge(b""))  # RFC 5034 §4
-            return
-        await self._auth_plain(event.initial_response)
+        await self._sasl_step(mechanism, lambda: mechanism.start(event.initial_response))
 
     async def _auth_response(self, event: ev.AuthResponse) -> None:
-        mechanism, self._pending_auth = self._pending_auth, None
+        mechanism, self._sasl = self._sasl, None
         if mechanism is None:  # pragma: no cover - the core only sends these after a challenge
             self._queue(r.err("No authentication in progress"))
             return
         if event.cancelled:
             self._queue(r.err("Authentication cancelled"))  # RFC 5034 §4
             return
-        await self._auth_plain(event.data)
+        await self._sasl_step(mechanism, lambda: mechanism.respond(event.data))
 
-    async def _auth_plain(self, message: bytes) -> None:
+    async def _sasl_step(self, mechanism: ServerMechanism, step: Callable[[], Step]) -> None:
+        """Run one step of the shared SASL machine: challenge again, or log in."""
         try:
-            creds = decode_plain(message)
-        except PlainError:
-            self._queue(r.err("Malformed PLAIN credentials", "AUTH"))
+            result = step()
+        except SaslError:
+            self._queue(r.err("Malformed credentials", "AUTH"))
             return
-        if creds.authzid and creds.authzid.lower() != creds.authcid.lower():
+        if isinstance(result, Challenge):
+            self._sasl = mechanism
+            self._queue(self.conn.auth_challenge(result.data))  # RFC 5034 §4 "+ base64"
+            return
+        if result.authzid and result.authzid.lower() != result.authcid.lower():
             # No proxy authorisation: acting as another user is refused (RFC 4616 §2).
             self._queue(r.err("Authorization identity not allowed", "AUTH"))
             return
-        await self._login(creds.authcid, creds.password)
+        await self._login(result.authcid, result.password)
 
     async def _stls(self) -> None:
         await self.stream.write(b"".join([*self._out, r.ok("Begin TLS negotiation")]))

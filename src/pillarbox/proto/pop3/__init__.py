@@ -10,7 +10,7 @@ Modules
 - `connection`  `ServerConnection`, `Limits`, `State`: framing, syntax, state table.
 - `responses`   every byte sent: ``+OK``/``-ERR`` with codes, multi-line listings,
                 `ChunkStuffer` (streamed RETR), `TopFilter` (TOP), AUTH challenges.
-- `plain`       SASL PLAIN message decoding (until `pillarbox.proto.sasl` exists).
+SASL mechanisms (PLAIN, LOGIN) are `pillarbox.proto.sasl`, shared with SMTP and IMAP.
 
 How a server drives a connection
     conn = ServerConnection(Limits(...), tls_active=..., stls_available=...)
