@@ -2,7 +2,8 @@
 
 Nothing imports this module; `cli.py` runs it and the end-to-end tests start it on
 ephemeral ports. Each front-end module exposes `make_handler(listener, services, config)`
-returning the coroutine the shared listener runs per connection.
+returning the coroutine the shared listener runs per connection. The `http` listener
+(webmail) has no front-end yet and is not started.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import logging
 import signal
 import ssl
@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pillarbox.config import Config, check_data_dir
+from pillarbox.server import imap as imap_frontend
+from pillarbox.server import pop3 as pop3_frontend
+from pillarbox.server import smtp as smtp_frontend
 from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
 from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.accounts import AccountService
@@ -28,15 +31,20 @@ from pillarbox.store.sqlite import SqliteStore
 
 log = logging.getLogger("pillarbox.app")
 
-# listener name -> (front-end module, implicit TLS, reply when over the connection limit)
-LISTENERS: dict[str, tuple[str, bool, bytes]] = {
-    "smtp": ("pillarbox.server.smtp", False, b"421 4.7.0 Too many connections\r\n"),
-    "submission": ("pillarbox.server.smtp", False, b"421 4.7.0 Too many connections\r\n"),
-    "submissions": ("pillarbox.server.smtp", True, b"421 4.7.0 Too many connections\r\n"),
-    "imap": ("pillarbox.server.imap", False, b"* BYE Too many connections\r\n"),
-    "imaps": ("pillarbox.server.imap", True, b"* BYE Too many connections\r\n"),
-    "pop3": ("pillarbox.server.pop3", False, b"-ERR [SYS/TEMP] Too many connections\r\n"),
-    "pop3s": ("pillarbox.server.pop3", True, b"-ERR [SYS/TEMP] Too many connections\r\n"),
+MakeHandler = Callable[[str, Services, Config], Handler]
+_SMTP_BUSY = b"421 4.7.0 Too many connections, try again later\r\n"
+_IMAP_BUSY = b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+_POP3_BUSY = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+
+# listener name -> (front-end factory, implicit TLS, reply when over the connection limit)
+LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
+    "smtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),
+    "submission": (smtp_frontend.make_handler, False, _SMTP_BUSY),
+    "submissions": (smtp_frontend.make_handler, True, _SMTP_BUSY),  # RFC 8314 §3.3
+    "imap": (imap_frontend.make_handler, False, _IMAP_BUSY),
+    "imaps": (imap_frontend.make_handler, True, _IMAP_BUSY),
+    "pop3": (pop3_frontend.make_handler, False, _POP3_BUSY),
+    "pop3s": (pop3_frontend.make_handler, True, _POP3_BUSY),
 }
 
 
@@ -92,14 +100,11 @@ class App:
             max_per_ip=self.config.limits.max_connections_per_ip,
         )
         try:
-            for name, (module_name, implicit, busy) in LISTENERS.items():
+            for name, (make_handler, implicit, busy) in LISTENERS.items():
                 address = getattr(self.config.listen, name)
                 if not address:
                     continue
-                handler = _load_handler(module_name, name, self.services, self.config)
-                if handler is None:
-                    log.warning("listener %s: front-end not available yet, skipped", name)
-                    continue
+                handler = make_handler(name, self.services, self.config)
                 self.listeners[name] = await start_listener(
                     name,
                     address,
@@ -127,19 +132,6 @@ class App:
     def address(self, name: str) -> tuple[str, int]:
         listener = self.listeners[name]
         return listener.host, listener.port
-
-
-def _load_handler(
-    module_name: str, name: str, services: Services, config: Config
-) -> Handler | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    make: Callable[[str, Services, Config], Handler] = module.make_handler
-    return make(name, services, config)
 
 
 async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:

@@ -198,6 +198,10 @@ class Listener:
                 await self._handler(stream)
             except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("%s connection ended: %r", info.conn_id, exc)
+            except asyncio.CancelledError:
+                # Shutdown. Ending normally keeps Python 3.11's stream callback from
+                # logging the cancellation as an error.
+                log.debug("%s closed by shutdown", info.conn_id)
             except Exception:
                 log.exception("%s handler failed", info.conn_id)
             finally:

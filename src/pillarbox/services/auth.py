@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from pillarbox.services.errors import AuthFailed
 from pillarbox.store.api import Store
+from pillarbox.store.errors import StoreError
 from pillarbox.store.model import Account
 
 log = logging.getLogger("pillarbox.auth")
@@ -110,7 +111,12 @@ class AuthService:
     async def authenticate(self, username: str, password: str, ip: str) -> Account:
         """The account for these credentials, or AuthFailed after the IP's delay."""
         address = normalize_address(username)
-        account = await self._store.get_account(address) if address else None
+        account = None
+        if "@" in address:
+            try:
+                account = await self._store.get_account(address)
+            except StoreError:  # a malformed name is just an unknown user
+                account = None
         stored = account.password_hash if account is not None else self._dummy_hash
         ok = await asyncio.to_thread(verify_password, stored, password)
         if account is not None and ok:
