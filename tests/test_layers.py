@@ -30,6 +30,14 @@ def _modules() -> list[tuple[str, Path]]:
     return out
 
 
+def _is_module(dotted: str) -> bool:
+    parts = dotted.split(".")
+    if parts[0] != "pillarbox":
+        return False
+    base = SRC.joinpath(*parts[1:])
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
 def _imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     found: set[str] = set()
@@ -44,9 +52,12 @@ def _imports(path: Path, module: str) -> set[str]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
-            found.add(name)
             for alias in node.names:
-                found.add(f"{name}.{alias.name}")
+                # `from pkg import module` imports the module, not the package's names.
+                if _is_module(f"{name}.{alias.name}"):
+                    found.add(f"{name}.{alias.name}")
+                else:
+                    found.add(name)
     return found
 
 
