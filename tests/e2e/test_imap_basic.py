@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -105,3 +106,17 @@ def test_copy_move_and_mailboxes(imap: imaplib.IMAP4) -> None:
     assert imap.select("Work")[1] == [b"1"]
     imap.close()
     assert imap.delete("Work/Projects")[0] == "OK"
+
+
+def test_implicit_tls_listener(server: RunningServer) -> None:
+    """The "imaps" listener speaks IMAP inside TLS from the first byte."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=ctx, timeout=30)
+    try:
+        typ, caps = client.capability()
+        assert b"STARTTLS" not in caps[0] and b"AUTH=PLAIN" in caps[0]
+        assert client.login("bob@example.test", PASSWORD)[0] == "OK"
+    finally:
+        client.logout()
