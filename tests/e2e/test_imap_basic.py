@@ -115,7 +115,7 @@ def test_implicit_tls_listener(server: RunningServer) -> None:
     ctx.verify_mode = ssl.CERT_NONE
     client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=ctx, timeout=30)
     try:
-        typ, caps = client.capability()
+        _, caps = client.capability()
         assert b"STARTTLS" not in caps[0] and b"AUTH=PLAIN" in caps[0]
         assert client.login("bob@example.test", PASSWORD)[0] == "OK"
     finally:

@@ -1,8 +1,9 @@
 """Real third-party IMAP clients against the server: curl and mbsync (isync).
 
-mbsync does a full two-way sync of a 500-message account into a local Maildir over loopback
-(where plaintext login is allowed; the self-signed certificate names another host), pushes a local flag change and a local delete
-back, and a second sync then changes nothing.
+mbsync does a full two-way sync of a 500-message account into a local Maildir over
+loopback (plaintext login is allowed there; the self-signed certificate names another
+host), pushes a local flag change and a local delete back, and a second sync then
+changes nothing.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def test_mbsync_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
         assert data[0].split() != [] and len(data[0].split()) == 1
         typ, data = c.fetch(data[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert b"Message number 10\r\n" in data[0][1]
-        typ, data = c.search(None, "HEADER", "Message-ID", '"<n20@"')
+        _, data = c.search(None, "HEADER", "Message-ID", '"<n20@"')
         assert data == [b""]
         before = c.fetch("1:*", "(UID FLAGS)")[1]
     finally:
