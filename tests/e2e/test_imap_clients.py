@@ -157,7 +157,7 @@ def test_mbsync_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
         assert data == [b"499"]
         typ, data = c.search(None, "FLAGGED")
         assert data[0].split() != [] and len(data[0].split()) == 1
-        typ, data = c.fetch(data[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        _, data = c.fetch(data[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert b"Message number 10\r\n" in data[0][1]
         _, data = c.search(None, "HEADER", "Message-ID", '"<n20@"')
         assert data == [b""]
