@@ -153,9 +153,9 @@ def test_mbsync_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
     c = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=60)
     try:
         c.login("alice@example.test", PASSWORD)
-        typ, data = c.select("INBOX")
+        _, data = c.select("INBOX")
         assert data == [b"499"]
-        typ, data = c.search(None, "FLAGGED")
+        _, data = c.search(None, "FLAGGED")
         assert data[0].split() != [] and len(data[0].split()) == 1
         _, data = c.fetch(data[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert b"Message number 10\r\n" in data[0][1]
