@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from pillarbox.server.imap import names
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.imap_raw import RawImap, status
 
@@ -238,3 +239,24 @@ def test_logout_closes(connect: Callable[[], RawImap]) -> None:
     c.sock.settimeout(10)
     with pytest.raises((ConnectionError, socket.timeout, OSError)):
         c.line()
+
+
+@pytest.mark.parametrize(
+    ("utf8", "wire"),
+    [("Été/Über", "&AMk-t&AOk-/&ANw-ber"), ("A&B", "A&-B"), ("日本語", "&ZeVnLIqe-")],
+)
+def test_modified_utf7_round_trip(utf8: str, wire: str) -> None:
+    """RFC 3501 §5.1.3 modified UTF-7 in both directions."""
+    assert names.encode_mutf7(utf8) == wire
+    assert names.decode_mutf7(wire) == utf8
+
+
+def test_international_names_on_the_wire(connect: Callable[[], RawImap]) -> None:
+    """IMAP4rev1 clients see modified UTF-7; after ENABLE UTF8=ACCEPT, UTF-8."""
+    c = logged_in(connect)
+    assert status(c.cmd('CREATE "&AMk-t&AOk-"')).startswith(b"OK")
+    assert any(b'"&AMk-t&AOk-"' in line for line in c.cmd('LIST "" "*"'))
+    c.cmd("ENABLE UTF8=ACCEPT")
+    lines = c.cmd('LIST "" "*"')
+    assert any('"Été"'.encode() in line for line in lines), lines
+    assert status(c.cmd('SELECT "Été"'.encode())).startswith(b"OK")

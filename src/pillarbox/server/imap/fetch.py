@@ -264,4 +264,3 @@ async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: Message
         data = await _section(s, view, info, item.part, item.kind)
         data, origin = _partial(data, item)
     return b"BODY[" + _section_name(item) + b"]" + origin + b" " + wire.literal(data)
-

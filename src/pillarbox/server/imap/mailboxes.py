@@ -36,7 +36,7 @@ def store_name(s: Session, wire_name: str) -> str:
 
 
 def wire_name(s: Session, name: str) -> bytes:
-    return wire.string(names.to_wire(name, utf8=s.utf8_names))
+    return wire.string(names.to_wire(name, utf8=s.utf8_names), utf8=s.utf8_names)
 
 
 async def _close_view(s: Session, *, expunge_deleted: bool) -> None:
@@ -282,4 +282,3 @@ async def lsub(s: Session, cmd: c.Lsub) -> bytes:
             attrs = b"" if name in boxes else b"\\Noselect"
             s.untagged(b"LSUB (" + attrs + b') "/" ' + wire_name(s, name))
     return wire.tagged(cmd.tag, "OK", "LSUB completed")
-

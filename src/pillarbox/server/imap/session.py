@@ -281,8 +281,13 @@ class Session:
             return
         ok = await self._guard(cmd.tag, lambda: handler(self, cmd), cmd)
         if ok is not None and self.view is not None and self.conn.state is State.SELECTED:
-            with contextlib.suppress(Exception):
+            try:
                 await self.report_updates(allow_expunge=_expunge_allowed(cmd))
+            except (ConnectionError, TimeoutError):
+                raise
+            except Exception:
+                # The command itself succeeded; updates will be retried at the next one.
+                log.exception("%s reporting changes after %s failed", self.conn_id, cmd.NAME)
         if ok is not None:
             self.send(ok)
 

@@ -18,9 +18,21 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _QUOTED_SAFE = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
 
 
-def string(value: str | bytes) -> bytes:
-    """A quoted string when possible, else a literal (RFC 9051 §4.3)."""
+def string(value: str | bytes, *, utf8: bool = False) -> bytes:
+    """A quoted string when possible, else a literal (RFC 9051 §4.3).
+
+    With `utf8` (IMAP4rev2 or UTF8=ACCEPT enabled) a quoted string may carry UTF-8
+    (RFC 9051 §9 QUOTED-CHAR, RFC 6855 §3); otherwise 8-bit data goes as a literal.
+    """
     data = value.encode("utf-8") if isinstance(value, str) else value
+    if utf8 and not data.isascii():
+        try:
+            data.decode("utf-8")
+            simple = all(b >= 0x80 or b in _QUOTED_SAFE or b in (0x22, 0x5C) for b in data)
+        except UnicodeDecodeError:
+            simple = False
+        if simple and len(data) < 1024:
+            return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     if all(b in _QUOTED_SAFE or b in (0x22, 0x5C) for b in data) and len(data) < 1024:
         return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return b"{%d}\r\n" % len(data) + data
