@@ -50,13 +50,22 @@ def run_workload(cls: type[Workload], ctx: Context, runs: int) -> dict[str, Any]
     result["error"] = None
     began = time.perf_counter()
     try:
+        _prepare_and_run(workload, runs, result)
+    finally:
+        workload.finish()
+    result["seconds"] = round(time.perf_counter() - began, 1)
+    return result
+
+
+def _prepare_and_run(workload: Workload, runs: int, result: dict[str, Any]) -> None:
+    try:
         result["setup"] = workload.prepare()
     except Exception as exc:
         result["error"] = f"set-up failed: {type(exc).__name__}: {exc}"
         workload.log(result["error"])
-        result["seconds"] = round(time.perf_counter() - began, 1)
-        return result
-    values: dict[str, list[float]] = {m.name: [] for m in cls.metrics()}
+        return
+    metrics = {m.name: m for m in workload.metrics()}
+    values: dict[str, list[float]] = {name: [] for name in metrics}
     for index in range(runs):
         try:
             got = workload.run(index)
@@ -68,7 +77,6 @@ def run_workload(cls: type[Workload], ctx: Context, runs: int) -> dict[str, Any]
             series.append(float(got.get(name, math.nan)))
         headline = next(iter(values))
         workload.log(f"run {index + 1}/{runs}: {headline} = {got.get(headline, math.nan):.2f}")
-    metrics = {m.name: m for m in cls.metrics()}
     for name, series in values.items():
         if series:
             result["metrics"][name] = {
@@ -76,8 +84,6 @@ def run_workload(cls: type[Workload], ctx: Context, runs: int) -> dict[str, Any]
                 "unit": metrics[name].unit,
                 "higher_is_better": metrics[name].higher_is_better,
             }
-    result["seconds"] = round(time.perf_counter() - began, 1)
-    return result
 
 
 def run_side(
@@ -144,6 +150,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="how large_mailbox fills its folder (default: deliver = LMTP/SMTP)",
     )
     parser.add_argument(
+        "--mailbox-size",
+        type=int,
+        metavar="N",
+        help="messages in the large_mailbox folder (default 100,000; quick 2,000)",
+    )
+    parser.add_argument(
         "--reference-passwords",
         choices=("argon2id", "plain"),
         default="argon2id",
@@ -174,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = make_logger(not args.silent)
     selected = [WORKLOADS[n] for n in args.workload_names]
     options = {"build": args.build}
+    if args.mailbox_size:
+        options["mailbox_size"] = str(args.mailbox_size)
     document: dict[str, Any] = {
         "tool": "pillarbox-bench",
         "schema": SCHEMA,

@@ -41,6 +41,8 @@ START_TIMEOUT = 60.0
 #: Once one listener answers, the others get this long to answer too.
 GRACE = 10.0
 CLI_TIMEOUT = 120.0
+#: SIGTERM, then SIGKILL after this long: the data directory is thrown away anyway.
+STOP_TIMEOUT = 5.0
 
 CONFIG = """\
 # Written by bench/pillarbox_server.py for one benchmark run.
@@ -183,7 +185,7 @@ class PillarboxServer(ServerProcess):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

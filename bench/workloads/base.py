@@ -74,6 +74,10 @@ class Workload(ABC):
     def run(self, index: int) -> dict[str, float]:
         """One timed repetition (``index`` from 0); return a value for every metric."""
 
+    def finish(self) -> None:
+        """Release what ``prepare`` kept open (sessions); called even after a failure."""
+        return None
+
     def log(self, message: str) -> None:
         self.ctx.log(f"[{self.endpoint.side}] {self.name}: {message}")
 

@@ -3,8 +3,9 @@
 Set-up (untimed, once per side) fills the INBOX of the dedicated account ``big@`` to
 100,000 messages of 1–8 KB. How: ``--build deliver`` (default) delivers them, over LMTP
 straight into Dovecot on the reference side and over SMTP to Pillarbox (which has no LMTP
-listener); ``--build append`` uses IMAP APPEND on both sides. Eight connections run in
-parallel; the rate is recorded in the JSON but, the paths being different, not compared.
+listener); ``--build append`` uses IMAP APPEND on both sides. Sixteen connections run in
+parallel; the build rate is recorded in the JSON but, the paths being different, not
+compared. ``--mailbox-size N`` changes the folder size.
 
 Each run then times, on fresh connections, in this order:
 LOGIN+SELECT; ``UID FETCH 1:* (UID FLAGS)``; ``FETCH (ENVELOPE BODYSTRUCTURE)`` of the
@@ -36,7 +37,8 @@ from bench.wire import (
 )
 from bench.workloads.base import Context, Metric, Workload, WorkloadError, parallel
 
-BUILD_WORKERS = 8
+#: Parallel delivery connections while building (Pillarbox's group commit likes many).
+BUILD_WORKERS = 16
 SEED = 77
 
 
@@ -47,7 +49,7 @@ class LargeMailbox(Workload):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         quick = ctx.quick
-        self.folder_size = 2_000 if quick else 100_000
+        self.folder_size = int(ctx.options.get("mailbox_size") or (2_000 if quick else 100_000))
         self.batch = 100 if quick else 1_000
         self.min_size, self.max_size = 1_000, 8_000
         self.build = ctx.options.get("build", "deliver")
