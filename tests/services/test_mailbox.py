@@ -88,14 +88,16 @@ def test_inbox_is_case_insensitive_and_trailing_separator_dropped() -> None:
 
 
 def test_sequence_sets_map_to_uids_without_queries() -> None:
-    """Sequence numbers index the UID list; "*" is the last; out of range is an error."""
+    """Sequence numbers index the UID list; "*" is the last; out of range (also "*" when
+    empty) is an error (RFC 9051 §9 seq-number)."""
     v = view([3, 5, 8, 13, 21])
     assert v.uids_for_sequence([(1, 1), (3, None)]) == [3, 8, 13, 21]
     assert v.uids_for_sequence([(4, 2)]) == [5, 8, 13]
     assert v.uids_for_sequence([(1, 2), (2, 3)]) == [3, 5, 8]
     with pytest.raises(MessageSetError):
         v.uids_for_sequence([(6, 6)])
-    assert view([]).uids_for_sequence([(None, None)]) == []
+    with pytest.raises(MessageSetError):
+        view([]).uids_for_sequence([(None, None)])  # "*" in an empty mailbox
     with pytest.raises(MessageSetError):
         view([]).uids_for_sequence([(1, None)])
 

@@ -390,20 +390,16 @@ class SelectedView:
     def uids_for_sequence(self, ranges: Iterable[tuple[int | None, int | None]]) -> list[int]:
         """Sequence-set ranges (None is "*") to UIDs, ascending and unique.
 
-        A number above the message count is an error (RFC 9051 §9 seq-number), except
-        "*", which on an empty mailbox selects nothing.
+        A number above the message count is an error, and so is "*" when the mailbox is
+        empty (RFC 9051 §9 seq-number: the server should answer BAD).
         """
         n = len(self.uids)
         picked: list[tuple[int, int]] = []
         for start, end in ranges:
             a = n if start is None else start
             b = n if end is None else end
-            if (start is not None and (start < 1 or start > n)) or (
-                end is not None and (end < 1 or end > n)
-            ):
+            if n == 0 or any(x is not None and not 1 <= x <= n for x in (start, end)):
                 raise MessageSetError("Invalid message sequence number")
-            if n == 0:
-                continue
             lo, hi = (a, b) if a <= b else (b, a)
             picked.append((lo, hi))
         return self._merge_slices(picked, lambda lo, hi: (lo - 1, hi))
