@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -34,6 +33,8 @@ from bench.servers import (
     ServerProcess,
     all_users,
     free_port,
+    make_run_dir,
+    reap_stale,
     wait_for_listeners,
 )
 
@@ -43,6 +44,8 @@ GRACE = 10.0
 CLI_TIMEOUT = 120.0
 #: SIGTERM, then SIGKILL after this long: the data directory is thrown away anyway.
 STOP_TIMEOUT = 5.0
+DIR_PREFIX = "pbbench-"
+SERVE_PID = "serve.pid"
 
 CONFIG = """\
 # Written by bench/pillarbox_server.py for one benchmark run.
@@ -111,7 +114,8 @@ class PillarboxServer(ServerProcess):
         if not os.path.exists(self._command):
             raise ServerError(f"no pillarbox command at {self._command}")
         atexit.register(self.stop)
-        root = Path(tempfile.mkdtemp(prefix="pbbench-"))
+        reap_stale(DIR_PREFIX, {SERVE_PID: "pillarbox"}, self._log)
+        root = make_run_dir(DIR_PREFIX)
         self._root = root
         ports = {"smtp_port": free_port(), "imap_port": free_port(), "pop3_port": free_port()}
         config = root / "pillarbox.toml"
@@ -136,6 +140,7 @@ class PillarboxServer(ServerProcess):
             start_new_session=True,
         )
         proc = self._proc
+        (root / SERVE_PID).write_text(f"{proc.pid}\n")
 
         def alive() -> bool:
             return proc.poll() is None

@@ -33,7 +33,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +48,8 @@ from bench.servers import (
     ServerProcess,
     all_users,
     free_port,
+    make_run_dir,
+    reap_stale,
     wait_for_greeting,
 )
 
@@ -58,6 +59,12 @@ REQUIRED_BINARIES = ("/usr/sbin/dovecot", "/usr/sbin/postfix", "/usr/sbin/postco
 LMTP_BINARY = "/usr/lib/dovecot/lmtp"
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 START_TIMEOUT = 60.0
+DIR_PREFIX = "pbref-"
+#: Master pid files inside a run directory, with the word their command line contains.
+STALE_PIDFILES = {
+    "dovecot-run/master.pid": "dovecot",
+    "postfix-queue/pid/master.pid": "master",
+}
 
 DOVECOT_CONF = """\
 # Written by bench/reference.py: a private Dovecot instance for the benchmark.
@@ -313,7 +320,8 @@ class ReferenceServers(ServerProcess):
     def start(self) -> Endpoint:
         ensure_packages(self._log)
         atexit.register(self.stop)
-        root = Path(tempfile.mkdtemp(prefix="pbref-"))
+        reap_stale(DIR_PREFIX, STALE_PIDFILES, self._log)
+        root = make_run_dir(DIR_PREFIX)
         self._root = root
         root.chmod(0o755)  # login processes run as dovenull and look up their sockets here
         ports = {

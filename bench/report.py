@@ -99,6 +99,7 @@ def format_table(document: Mapping[str, Any]) -> str:
     header = ("workload", "metric", "unit", "pillarbox", "reference", "P/R", "")
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
+    setup: list[str] = []
     for side_name, side in ((PILLARBOX, ours), (REFERENCE, theirs)):
         if side.get("error"):
             notes.append(f"{side_name}: {side['error']}")
@@ -109,6 +110,9 @@ def format_table(document: Mapping[str, Any]) -> str:
         for side_name, result in ((PILLARBOX, mine), (REFERENCE, other)):
             if result.get("error"):
                 notes.append(f"{name} on {side_name}: {result['error']}")
+            if result.get("setup"):
+                facts = ", ".join(f"{k}={v}" for k, v in result["setup"].items())
+                setup.append(f"{name} set-up on {side_name}: {facts}")
         for metric in workload["metrics"]:
             mname = metric["name"]
             ours_fig = mine.get("metrics", {}).get(mname)
@@ -147,6 +151,7 @@ def format_table(document: Mapping[str, Any]) -> str:
         lines.append("QUICK mode: scaled-down sizes; figures are indicative only.")
     if runs is not None and runs < 3:
         lines.append(f"Only {runs} run(s) per figure: fewer than the 3 a comparison needs.")
+    lines.extend(setup)
     for note in notes:
         lines.append(f"ERROR {note}")
     return "\n".join(lines)

@@ -11,13 +11,19 @@ Must not: connect anywhere but 127.0.0.1, or wait without a deadline.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 Log = Callable[[str], None]
+OWNER_FILE = "bench-owner.pid"
 
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
@@ -159,11 +165,67 @@ def wait_for_listeners(
         time.sleep(0.05)
 
 
-def close_quietly(thing: object) -> None:
-    """Call ``thing.close()`` or ``thing.logout()``-style cleanups, ignoring every error."""
-    for name in ("logout", "quit", "close"):
-        method = getattr(thing, name, None)
-        if method is not None:
-            with contextlib.suppress(Exception):
-                method()
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def kill_pid(pid: int, expect: str, wait: float = 5.0) -> None:
+    """SIGTERM *pid*, then SIGKILL, but only while its command line contains *expect*."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if expect not in _cmdline(pid):
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
+        if not _pid_alive(pid):
+            return
+
+
+def make_run_dir(prefix: str) -> Path:
+    """A fresh temporary directory for one side, marked with this process's pid."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / OWNER_FILE).write_text(f"{os.getpid()}\n")
+    return root
+
+
+def reap_stale(prefix: str, pidfiles: dict[str, str], log: Log) -> None:
+    """Stop servers and delete directories left by an earlier run that was killed.
+
+    Only directories named *prefix*… in the temp dir whose owner (the bench process that
+    made them) is gone are touched; each ``{relative pid file: expected command word}``
+    found there is stopped if the pid still runs that command.
+    """
+    for root in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        owner = _read_pid(root / OWNER_FILE)
+        if owner is None or _pid_alive(owner):
+            continue
+        for relative, expect in pidfiles.items():
+            pid = _read_pid(root / relative)
+            if pid is not None:
+                kill_pid(pid, expect)
+        shutil.rmtree(root, ignore_errors=True)
+        log(f"removed {root}, left by an earlier bench run (pid {owner}) that did not finish")

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import bench.cli as cli
@@ -17,7 +21,7 @@ import bench.wire as wire
 import pytest
 from bench.pillarbox_server import PillarboxServer
 from bench.reference import DOVECOT_CONF, POSTFIX_MAIN_CF, POSTFIX_MASTER_CF
-from bench.servers import Endpoint
+from bench.servers import OWNER_FILE, Endpoint, make_run_dir, reap_stale
 from bench.workloads import WORKLOADS, Context
 
 ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
@@ -210,3 +214,21 @@ def test_arguments() -> None:
     assert args.workload_names == ["pop3", "smtp_ingest"]
     with pytest.raises(SystemExit):
         cli.parse_args(["--workloads", "nope"])
+
+
+def test_reap_stale_only_touches_directories_of_dead_owners() -> None:
+    """A run dir whose bench process is gone is removed; one whose owner lives is kept."""
+    prefix = f"pbtest-reap-{os.getpid()}-"
+    alive = make_run_dir(prefix)
+    dead = make_run_dir(prefix)
+    # A pid that has exited: the child above is reaped, so its pid is (almost surely) free.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    (dead / OWNER_FILE).write_text(f"{child.pid}\n")
+    try:
+        reap_stale(prefix, {"none.pid": "nothing"}, lambda _: None)
+        assert alive.exists()
+        assert not dead.exists()
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(dead, ignore_errors=True)
