@@ -82,7 +82,6 @@ Port {server.port("imap")}
 User alice@example.test
 Pass "{PASSWORD}"
 SSLType None
-PipelineDepth 50
 
 IMAPStore remote
 Account test

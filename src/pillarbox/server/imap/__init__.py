@@ -11,14 +11,13 @@ Must not: import another front-end or a concrete store (tests/test_layers.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pillarbox.config import Config
 from pillarbox.server.imap.session import Session
 from pillarbox.server.listener import Handler, Stream
+from pillarbox.services.context import Services
 
 
-def make_handler(listener_name: str, services: Any, config: Config) -> Handler:
+def make_handler(listener_name: str, services: Services, config: Config) -> Handler:
     """The per-connection coroutine for listener "imap" (STARTTLS) or "imaps"."""
 
     async def handle(stream: Stream) -> None:

@@ -1,11 +1,16 @@
 """One IMAP connection: drives the sans-I/O core, dispatches commands, reports changes.
 
 Theory of operation: `Session.run` reads bytes into `ServerConnection` and handles each
-event in turn (pipelined commands are answered in order; while one runs nothing more is
-read, so a client can never have more than the bytes of one read buffered on top of the
-running command). A background task reads the account's change bus and *records* each
-event in the selected view; the view is only *applied* at points where RFC 9051 allows
-untagged updates: at NOOP/IDLE and at the end of commands (RFC 9051 §7), never an
+event in turn. Pipelined commands are answered in order, one at a time; while one runs
+nothing more is read and each answer is written with back-pressure (`Stream.write`
+drains), so a client that pipelines without reading holds at most one read buffer
+(64 KiB) of commands in the server, whatever its pipeline depth: the bound on commands in
+flight is enforced by not reading rather than by refusing (isync pipelines without limit
+by default, and refusing would break it).
+
+A background task reads the account's change bus and *records* each event in the
+selected view; the view is only *applied* at points where RFC 9051 allows untagged
+updates: at NOOP/IDLE and at the end of commands (RFC 9051 §7), never an
 EXPUNGE during FETCH, STORE or SEARCH by sequence number (§7.5.1), so sequence numbers
 never shift under the client.
 
@@ -36,6 +41,7 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
 from pillarbox.server.listener import Stream
+from pillarbox.services.context import Services
 from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, TempFailure
 from pillarbox.services.mailbox import (
     AccountMailboxes,
@@ -77,7 +83,9 @@ def _expunge_allowed(cmd: c.Command) -> bool:
 class Session:
     """State of one connection; the command modules act on it."""
 
-    def __init__(self, stream: Stream, listener: str, services: Any, config: ImapConfig) -> None:
+    def __init__(
+        self, stream: Stream, listener: str, services: Services, config: ImapConfig
+    ) -> None:
         self.stream = stream
         self.listener = listener
         self.services = services
