@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pillarbox.server.imap import names
+from pillarbox.proto.imap import commands
+from pillarbox.server.imap import dispatch, names
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.imap_raw import RawImap, status
 
@@ -260,3 +261,33 @@ def test_international_names_on_the_wire(connect: Callable[[], RawImap]) -> None
     lines = c.cmd('LIST "" "*"')
     assert any('"Été"'.encode() in line for line in lines), lines
     assert status(c.cmd('SELECT "Été"'.encode())).startswith(b"OK")
+
+
+def test_unexpected_error_is_serverbug(
+    connect: Callable[[], RawImap],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fault inside a command handler is logged with the connection id and traceback,
+    answered NO [SERVERBUG] without the exception text, and the session goes on."""
+
+    async def broken(session: object, cmd: object) -> bytes:
+        raise RuntimeError("secret internal detail")
+
+    c = logged_in(connect)
+    monkeypatch.setitem(dispatch.HANDLERS, commands.Namespace, broken)
+    lines = c.cmd("NAMESPACE")
+    assert status(lines).startswith(b"NO [SERVERBUG]")
+    assert not any(b"secret" in line for line in lines)
+    assert status(c.cmd("NOOP")).startswith(b"OK")
+    records = [r for r in caplog.records if "NAMESPACE failed" in r.getMessage()]
+    assert records and records[0].exc_info is not None
+    assert records[0].getMessage().startswith("imap-")
+
+
+def test_nul_in_mailbox_name(connect: Callable[[], RawImap]) -> None:
+    """A NUL inside a literal mailbox name is refused by the parser (BAD)."""
+    c = logged_in(connect)
+    assert status(c.cmd(b"SELECT {3+}\r\na\x00b")).startswith(b"BAD")
+    assert status(c.cmd(b"CREATE {3+}\r\na\x00b")).startswith(b"BAD")
+    assert status(c.cmd("NOOP")).startswith(b"OK")
