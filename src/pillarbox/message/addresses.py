@@ -91,7 +91,9 @@ def _tokenize(value: str) -> list[_Token]:
             space = False
             i += 1
         else:
+            # An atom; a stray ")" or "]" is taken as atom text so the scan always moves.
             start = i
+            i += 1
             while i < n and value[i] not in ' \t\r\n"()[' and value[i] not in _SPECIALS:
                 i += 1
             tokens.append(_Token(_ATOM, value[start:i], space))

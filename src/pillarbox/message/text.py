@@ -40,9 +40,15 @@ def html_to_text(markup: str) -> str:
     pieces: list[str] = []
     pos = 0
     n = len(markup)
+    # The next comment and hidden element are searched again only once `pos` passes
+    # them, so each search scans any stretch of the markup at most once.
+    comment = markup.find("<!--")
+    hidden = _HIDDEN_OPEN.search(markup)
     while pos < n:
-        comment = markup.find("<!--", pos)
-        hidden = _HIDDEN_OPEN.search(markup, pos)
+        if 0 <= comment < pos:
+            comment = markup.find("<!--", pos)
+        if hidden is not None and hidden.start() < pos:
+            hidden = _HIDDEN_OPEN.search(markup, pos)
         if comment < 0 and hidden is None:
             pieces.append(markup[pos:])
             break
@@ -117,4 +123,4 @@ def body_text(data: bytes, root: Entity, cap: int = TEXT_CAP) -> str:
 def preview(text: str, length: int = PREVIEW_LENGTH) -> str:
     """RFC 8970 §3.1 preview: whitespace collapsed to single spaces, `length` characters."""
     head = text[: length * 8]
-    return _ALL_WHITESPACE.sub(" ", head).strip()[:length]
+    return _ALL_WHITESPACE.sub(" ", head).strip()[:length].rstrip()
