@@ -67,7 +67,8 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     try:
         await view.load(s.store)
         status = await mbx.status(mailbox)
-        unseen = await search(s.store, view, SearchFlag("\\Seen", present=False))
+        # RFC 3501 §6.3.1 OK [UNSEEN n] (dropped by RFC 9051): one query, rev1 only.
+        unseen = [] if s.rev2 else await search(s.store, view, SearchFlag("\\Seen", present=False))
     except BaseException:
         s.view = None
         if s.conn.state.name == "SELECTED":
