@@ -1,5 +1,6 @@
-"""Helpers shared by the SMTP end-to-end tests (and a check of them): read a mailbox from the store, talk raw
-SMTP over a socket (for what smtplib refuses to send), build TLS client contexts."""
+"""Helpers shared by the SMTP end-to-end tests (and a check of them): read a mailbox
+from the store, talk raw SMTP over a socket (for what smtplib refuses to send), build
+TLS client contexts."""
 
 from __future__ import annotations
 

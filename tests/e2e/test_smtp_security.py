@@ -265,3 +265,16 @@ def test_auth_login_and_cancel(connect: Connect, server: RunningServer) -> None:
     assert raw.cmd(b"YWxpY2VAZXhhbXBsZS50ZXN0").startswith(b"334 UGFzc3dvcmQ6")
     assert raw.cmd(base64.b64encode(PASSWORD.encode())).startswith(b"235 2.7.0")
     assert raw.cmd(b"AUTH PLAIN").startswith(b"503")
+
+
+def test_failed_tls_handshake_leaves_server_healthy(
+    connect: Connect, server: RunningServer
+) -> None:
+    """Garbage instead of a TLS ClientHello after 220 ends that connection only."""
+    raw = connect(server, "smtp")
+    raw.cmd(b"EHLO c.test")
+    assert raw.cmd(b"STARTTLS").startswith(b"220")
+    raw.send(b"this is not TLS\r\n" * 20)
+    assert raw.closed_by_server()
+    again = connect(server, "smtp")
+    assert again.cmd(b"EHLO c.test").startswith(b"250")

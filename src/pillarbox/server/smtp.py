@@ -148,7 +148,9 @@ class Session:
             try:
                 await self.handle(event)
             except Exception as exc:  # one bad command must not end the session
-                if isinstance(event, ev.BodyChunk | ev.Bdat):
+                # Socket and TLS failures end the connection (the listener logs them);
+                # so does anything after which there is no command left to answer.
+                if isinstance(exc, OSError) or not conn.awaiting_reply:
                     raise
                 self.reply(reply_for(exc, self.conn_id))
                 if not conn.in_transaction:

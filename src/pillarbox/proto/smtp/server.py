@@ -150,6 +150,11 @@ class ServerConnection:
         return self.state in _TRANSACTION_STATES
 
     @property
+    def awaiting_reply(self) -> bool:
+        """An event was handed out and `send` has not answered it yet."""
+        return self._pending is not None
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet turned into events."""
         return len(self._buf)
