@@ -10,9 +10,9 @@ store.
 
 from __future__ import annotations
 
-import base64
 import re
 
+from pillarbox.proto.imap import mutf7
 from pillarbox.store.model import HIERARCHY_SEPARATOR
 
 
@@ -21,59 +21,18 @@ class BadName(ValueError):
 
 
 def decode_mutf7(name: str) -> str:
-    """RFC 3501 §5.1.3: "&" starts a base64 run of UTF-16BE ("," for "/"), "&-" is "&"."""
-    if "&" not in name:
-        return name  # raw 8-bit names from IMAP4rev1 clients are taken as UTF-8
-    out: list[str] = []
-    i = 0
-    n = len(name)
-    while i < n:
-        ch = name[i]
-        if ch != "&":
-            out.append(ch)
-            i += 1
-            continue
-        end = name.find("-", i + 1)
-        if end < 0:
-            raise BadName("unterminated modified UTF-7 run")
-        run = name[i + 1 : end]
-        if not run:
-            out.append("&")
-        else:
-            if not re.fullmatch(r"[A-Za-z0-9+,]+", run):
-                raise BadName("invalid modified UTF-7 run")
-            b64 = run.replace(",", "/")
-            b64 += "=" * (-len(b64) % 4)
-            try:
-                raw = base64.b64decode(b64, validate=True)
-                text = raw.decode("utf-16-be")
-            except (ValueError, UnicodeDecodeError):
-                raise BadName("invalid modified UTF-7 run") from None
-            if any(0x20 <= ord(ch) < 0x7F for ch in text):
-                raise BadName("printable ASCII inside a modified UTF-7 run")
-            out.append(text)
-        i = end + 1
-    return "".join(out)
+    """RFC 3501 §5.1.3 decoding (the core's `mutf7`); raw 8-bit names from IMAP4rev1
+    clients that never enabled UTF-8 are taken as the UTF-8 they are."""
+    if "&" not in name and not name.isascii():
+        return name
+    try:
+        return mutf7.decode(name)
+    except mutf7.Mutf7Error:
+        raise BadName("invalid modified UTF-7") from None
 
 
 def encode_mutf7(name: str) -> str:
-    out: list[str] = []
-    run: list[str] = []
-
-    def close_run() -> None:
-        if run:
-            raw = "".join(run).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
-            run.clear()
-
-    for ch in name:
-        if 0x20 <= ord(ch) < 0x7F:
-            close_run()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            run.append(ch)
-    close_run()
-    return "".join(out)
+    return mutf7.encode(name)
 
 
 def from_wire(name: str, *, utf8: bool) -> str:
