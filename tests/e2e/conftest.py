@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
@@ -20,6 +21,7 @@ import pytest
 
 from pillarbox.app import App, with_ports_zero
 from pillarbox.config import Config, ServerConfig
+from pillarbox.services.auth import hash_password
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")
@@ -92,14 +94,22 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
     return with_ports_zero(config)
 
 
+@functools.cache
+def password_hash() -> str:
+    """One argon2id hash of PASSWORD per test run: hashing is the slow part of set-up."""
+    return hash_password(PASSWORD)
+
+
 def provision(server: RunningServer) -> None:
     accounts = server.services.accounts
+    store = server.store
+    hashed = password_hash()
 
     async def setup() -> None:
         await accounts.add_domain("example.test")
         await accounts.add_domain("other.test")
         for user in ("alice@example.test", "bob@example.test", "carol@other.test"):
-            await accounts.add_user(user, PASSWORD)
+            await store.add_account(user, hashed)
 
     server.call(setup)
 

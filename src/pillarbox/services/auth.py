@@ -27,6 +27,15 @@ log = logging.getLogger("pillarbox.auth")
 _hasher = PasswordHasher()
 
 
+# What an unknown user's password is checked against, so that a wrong user costs the same
+# argon2id work as a wrong password. Made with the default parameters; recomputed once if
+# those ever change.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$C4wXqtypLLlw1xOuEEYWdg$"
+    "Jzm+pNwWOvXUKzbX82f9QxJy8sXmdzGEyDOFSYwIprI"
+)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -102,7 +111,7 @@ class AuthService:
         self._allow_plaintext = allow_plaintext
         self._allow_plaintext_loopback = allow_plaintext_loopback
         self.throttle = FailureThrottle(fail_delay, fail_delay_max, fail_window)
-        self._dummy_hash = hash_password("pillarbox-dummy-password")
+        self._dummy_hash = _DUMMY_HASH if not needs_rehash(_DUMMY_HASH) else None
 
     def plaintext_allowed(self, *, tls: bool, loopback: bool) -> bool:
         """May a password be sent in clear on this connection (RFC 8314 §3, RFC 4954 §4)?"""
@@ -117,6 +126,8 @@ class AuthService:
                 account = await self._store.get_account(address)
             except StoreError:  # a malformed name is just an unknown user
                 account = None
+        if self._dummy_hash is None:  # only if argon2-cffi's default parameters changed
+            self._dummy_hash = await asyncio.to_thread(hash_password, "pillarbox-dummy")
         stored = account.password_hash if account is not None else self._dummy_hash
         ok = await asyncio.to_thread(verify_password, stored, password)
         if account is not None and ok:
