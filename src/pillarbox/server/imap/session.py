@@ -52,7 +52,7 @@ from pillarbox.services.mailbox import (
     NoSuchMailbox,
     SelectedView,
 )
-from pillarbox.store.model import Account, Change, FlagRow
+from pillarbox.store.model import Account, Change, FlagRow, Resync
 
 log = logging.getLogger("pillarbox.imap")
 
@@ -340,8 +340,15 @@ class Session:
         assert self._changes is not None
         async for change in self._changes:
             view = self.view
-            if view is not None and view.record(change):
-                self._changed.set()
+            try:
+                if view is not None and view.record(change):
+                    self._changed.set()
+            except Exception:
+                # Never let one bad event stop updates: log it and reload the view instead.
+                log.exception("%s recording a change failed", self.conn_id)
+                if view is not None:
+                    view.record(Resync(change.account_id))
+                    self._changed.set()
 
     async def _stop_pump(self) -> None:
         if self._pump_task is not None:
