@@ -12,7 +12,7 @@ import pytest
 from pillarbox.proto.imap import commands
 from pillarbox.server.imap import dispatch, names
 from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.e2e.imap_raw import RawImap, status
+from tests.e2e.test_imap_raw import RawImap, status
 
 MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
 

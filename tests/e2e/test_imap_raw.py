@@ -1,4 +1,5 @@
-"""A tiny raw IMAP client for tests that must see every byte the server sends."""
+"""A tiny raw IMAP client for tests that must see every byte the server sends (a helper
+module: it holds no tests of its own)."""
 
 from __future__ import annotations
 
