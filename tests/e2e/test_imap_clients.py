@@ -11,7 +11,6 @@ from __future__ import annotations
 import imaplib
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -45,7 +44,6 @@ def fill(server: RunningServer, count: int) -> None:
         c.logout()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_lists_and_fetches(server: RunningServer) -> None:
     """curl imap:// lists mailboxes and fetches a message by UID, byte for byte."""
     fill(server, 2)
@@ -121,7 +119,6 @@ def _maildir_files(tmp: Path) -> list[Path]:
     return sorted((inbox / "cur").iterdir()) + sorted((inbox / "new").iterdir())
 
 
-@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync not installed")
 def test_mbsync_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
     """Full sync of 500 messages; a local flag and a local delete reach the server; the
     next sync is a no-op."""
