@@ -98,6 +98,7 @@ class App:
         limits = ListenerLimits(
             max_connections=self.config.limits.max_connections,
             max_per_ip=self.config.limits.max_connections_per_ip,
+            rate_per_ip=self.config.limits.connection_rate_per_ip,
         )
         try:
             for name, (make_handler, implicit, busy) in LISTENERS.items():

@@ -66,6 +66,7 @@ class AuthConfig:
 class LimitsConfig:
     max_connections: int = 2000
     max_connections_per_ip: int = 50
+    connection_rate_per_ip: int = 600  # new connections a minute from one IP; 0 = no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,8 @@ def _validate(config: Config) -> None:
         value = getattr(config.tls, key)
         if value and not Path(value).is_file():
             raise ConfigError(f"tls.{key}: {value} is not a readable file")
+    if config.limits.connection_rate_per_ip < 0:
+        raise ConfigError("limits.connection_rate_per_ip: must be 0 (no limit) or more")
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
         raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
 

@@ -127,3 +127,24 @@ def test_self_signed_is_reused(tmp_path: Path) -> None:
     cert2, _ = ensure_self_signed(tmp_path, "mail.example.test")
     assert cert2.read_bytes() == first
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_connection_rate_per_ip() -> None:
+    """Past rate_per_ip new connections a minute, an IP gets the busy reply at once."""
+    listener = await start_listener(
+        "test",
+        "127.0.0.1:0",
+        echo_handler,
+        limits=ListenerLimits(max_connections=100, max_per_ip=100, rate_per_ip=5),
+        busy_reply=b"slow down\r\n",
+    )
+    try:
+        greetings = []
+        for _ in range(7):
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            greetings.append(await reader.readline())
+            writer.close()
+            await writer.wait_closed()
+        assert greetings == [b"hello\r\n"] * 5 + [b"slow down\r\n"] * 2
+    finally:
+        await listener.close()

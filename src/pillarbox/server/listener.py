@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,32 @@ READ_SIZE = 64 * 1024
 class ListenerLimits:
     max_connections: int = 2000
     max_per_ip: int = 50
+    rate_per_ip: int = 0  # new connections per minute from one IP; 0 = unlimited
+
+
+class ConnectionRate:
+    """Token bucket per client IP: `rate` connections a minute, bursting up to `rate`."""
+
+    MAX_TRACKED = 100_000
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, ip: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        tokens, last = self._buckets.get(ip, (float(self.rate), now))
+        tokens = min(float(self.rate), tokens + (now - last) * self.rate / 60.0)
+        if tokens < 1.0:
+            self._buckets[ip] = (tokens, now)
+            return False
+        self._buckets[ip] = (tokens - 1.0, now)
+        if len(self._buckets) > self.MAX_TRACKED:  # forget full buckets: they carry no state
+            for key in [k for k, (t, _) in self._buckets.items() if t >= self.rate - 1]:
+                del self._buckets[key]
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +174,7 @@ class Listener:
         self._busy_reply = busy_reply
         self._server: asyncio.Server | None = None
         self._per_ip: Counter[str] = Counter()
+        self._rate = ConnectionRate(limits.rate_per_ip)
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -186,6 +214,7 @@ class Listener:
             if (
                 self._active >= self._limits.max_connections
                 or self._per_ip[ip] >= self._limits.max_per_ip
+                or not self._rate.allow(ip)
             ):
                 log.warning("%s refused %s: too many connections", info.conn_id, ip)
                 with contextlib.suppress(Exception):
