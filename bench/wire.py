@@ -133,15 +133,20 @@ class ImapClient:
         self._tag += 1
         tag = b"b%d" % self._tag
         io = self._io
+        untagged: list[bytes] = []
         if literal is None:
             io.send(tag + b" " + command.encode() + b"\r\n")
         else:
             io.send(tag + b" " + command.encode() + b" {%d}\r\n" % len(literal))
-            line = io.line()
-            if not line.startswith(b"+"):
-                raise ProtocolFailure(f"{command.split()[0]}: no continuation: {line[:200]!r}")
+            while True:  # untagged updates (EXISTS, FETCH) may come before the "+"
+                line = io.line()
+                if line.startswith(b"+"):
+                    break
+                if not line.startswith(b"* "):
+                    verb = command.split()[0]
+                    raise ProtocolFailure(f"IMAP {verb}: no continuation: {line[:200]!r}")
+                untagged.append(line)
             io.send(literal + b"\r\n")
-        untagged: list[bytes] = []
         prefix = tag + b" "
         while True:
             line = io.line()

@@ -232,3 +232,27 @@ def test_reap_stale_only_touches_directories_of_dead_owners() -> None:
     finally:
         shutil.rmtree(alive, ignore_errors=True)
         shutil.rmtree(dead, ignore_errors=True)
+
+
+def test_imap_client_handles_literals_and_updates_before_continuation() -> None:
+    """Untagged lines before '+' are kept; response literals are inlined; NO raises."""
+    client = wire.ImapClient.__new__(wire.ImapClient)
+    stream, peer = _stream_pair()
+    client._io = stream
+    client._tag = 0
+    try:
+        peer.sendall(
+            b"* 3 EXISTS\r\n+ go\r\nb1 OK [APPENDUID 1 9] done\r\n"
+            b"* 1 FETCH (UID 9 BODY[] {4}\r\nab\r\n)\r\nb2 OK fetched\r\n"
+            b"b3 NO [TRYCREATE] no such mailbox\r\n"
+        )
+        reply = client.command("APPEND INBOX", literal=b"hi")
+        assert reply.status == "OK" and reply.untagged == [b"* 3 EXISTS\r\n"]
+        assert peer.recv(100).startswith(b"b1 APPEND INBOX {2}\r\n")
+        reply = client.command("UID FETCH 9 BODY[]")
+        assert reply.untagged == [b"* 1 FETCH (UID 9 BODY[] {4}\r\nab\r\n)\r\n"]
+        with pytest.raises(wire.ProtocolFailure, match="IMAP SELECT: NO"):
+            client.command("SELECT Nope")
+    finally:
+        stream.close()
+        peer.close()
