@@ -271,12 +271,7 @@ def ensure_packages(log: Log) -> None:
     )
     POLICY_RC_D.chmod(0o755)
     try:
-        # Postfix's debconf: install without writing a configuration that listens anywhere.
-        _run(
-            ["debconf-set-selections"],
-            input="postfix postfix/main_mailer_type select No configuration\n",
-        )
-        cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+        cmd = ["apt-get", "install", "-y", *PACKAGES]
         result = _run(cmd, timeout=900, env=env)
         if result.returncode != 0:
             log("apt-get install failed; running apt-get update and retrying")
