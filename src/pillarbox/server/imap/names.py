@@ -47,12 +47,16 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
     """LIST reference + pattern as a regex over store names (RFC 9051 §6.3.9).
 
     ``*`` matches anything, ``%`` anything but the separator. INBOX matches
-    case-insensitively.
+    case-insensitively (RFC 9051 §5.1: "INBOX" is case-insensitive, so "Inbox*" lists
+    INBOX and its children just as "INBOX*" does).
     """
     full = pattern
     if reference and not pattern.startswith(HIERARCHY_SEPARATOR):
         full = reference + pattern
-    out = []
+    prefix = ""
+    if full[:5].upper() == "INBOX":
+        prefix, full = "(?i:INBOX)", full[5:]
+    out = [prefix]
     for ch in full:
         if ch == "*":
             out.append(".*")
@@ -60,7 +64,4 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
             out.append(f"[^{re.escape(HIERARCHY_SEPARATOR)}]*")
         else:
             out.append(re.escape(ch))
-    body = "".join(out)
-    if re.match(r"(?i)inbox(?=$|/)", full):
-        body = "(?i:INBOX)" + body[5:] if full[:5].isalpha() else body
-    return re.compile(body + r"\Z", re.DOTALL)
+    return re.compile("".join(out) + r"\Z", re.DOTALL)

@@ -63,6 +63,10 @@ class BadCommand(Exception):
     """The command is syntactically fine but its arguments are unusable: tagged BAD."""
 
 
+class WriteStalled(ConnectionError):
+    """The client did not read our output for `idle_timeout`; the connection is gone."""
+
+
 class CommandNo(Exception):
     """A refusal with an optional response code: tagged NO [code] text."""
 
@@ -123,11 +127,27 @@ class Session:
         self.send(b"* " + data + b"\r\n")
 
     async def flush(self) -> None:
+        """Write what is queued. A client that stops reading makes the write wait; after
+        `idle_timeout` without the socket draining the connection is aborted (its
+        buffered output dropped), so a peer that never reads can neither grow our
+        buffers nor hold the session forever."""
         if self._out:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
-            await self.stream.write(data)
+            try:
+                async with asyncio.timeout(self.config.idle_timeout):
+                    await self.stream.write(data)
+            except TimeoutError:
+                self._abort()
+                raise WriteStalled("client stopped reading") from None
+
+    def _abort(self) -> None:
+        """Drop the connection now: a plain close would wait for the unread output."""
+        writer = getattr(self.stream, "_writer", None)
+        transport = getattr(writer, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     async def maybe_flush(self) -> None:
         """Write when enough output piled up (big FETCH answers stream out in pieces)."""

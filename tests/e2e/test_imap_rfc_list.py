@@ -1,0 +1,27 @@
+"""LIST conformance details found in review (RFC 9051 §5.1, §6.3.9), over a raw socket."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import PASSWORD, RunningServer
+from tests.e2e.test_imap_raw import RawImap, status
+
+
+def test_list_pattern_matches_inbox_in_any_case(server: RunningServer) -> None:
+    """RFC 9051 §5.1: INBOX is case-insensitive, so a pattern that starts with "Inbox"
+    followed by a wildcard lists INBOX and its children, as "INBOX*" does."""
+    r = RawImap(server.port("imap"))
+    try:
+        assert status(r.login("alice@example.test", PASSWORD)).startswith(b"OK")
+        assert status(r.cmd("CREATE inbox/sub")).startswith(b"OK")
+        for pattern in ("Inbox*", "inbox*", "INBOX*"):
+            lines = r.cmd(f'LIST "" {pattern}')
+            assert lines[:-1] == [
+                b'* LIST (\\HasChildren) "/" "INBOX"',
+                b'* LIST (\\HasNoChildren) "/" "INBOX/sub"',
+            ], (pattern, lines)
+        lines = r.cmd('LIST "" inBox/%')
+        assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" "INBOX/sub"']
+        lines = r.cmd('LIST "inbox/" %')
+        assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" "INBOX/sub"']
+    finally:
+        r.close()

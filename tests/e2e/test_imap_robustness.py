@@ -1,0 +1,105 @@
+"""Hostile and careless clients against the real server (not only the core): oversized
+and unterminated literals, disconnects in the middle of APPEND, deep pipelining, and a
+client that never reads what it asked for."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, RunningServer
+from tests.e2e.test_imap_raw import RawImap, status
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _login(port: int) -> RawImap:
+    r = RawImap(port)
+    assert status(r.login("alice@example.test", PASSWORD)).startswith(b"OK")
+    return r
+
+
+def _messages(port: int, mailbox: str) -> bytes:
+    r = _login(port)
+    try:
+        return r.cmd(f"STATUS {mailbox} (MESSAGES)")[0]
+    finally:
+        r.close()
+
+
+def test_oversized_literals_are_refused_before_reading(server: RunningServer) -> None:
+    """RFC 9051 §7.1 TOOBIG / RFC 7888 §4: a synchronising literal over the limit gets
+    NO [TOOBIG] and no continuation (the session goes on); a non-synchronising one,
+    whose bytes are already on their way, ends the connection with BYE [TOOBIG]."""
+    r = _login(server.port("imap"))
+    try:
+        lines = r.cmd("APPEND INBOX {999999999999}")
+        assert lines == [b"t2 NO [TOOBIG] Literal too large"]
+        assert status(r.cmd("NOOP")).startswith(b"OK")
+        r.send(b"t9 APPEND INBOX {999999999+}\r\nFrom: x\r\n")
+        assert r.line().startswith(b"* BYE [TOOBIG]")
+        with pytest.raises(ConnectionError):
+            r.line()
+    finally:
+        r.close()
+    assert _messages(server.port("imap"), "INBOX") == b'* STATUS "INBOX" (MESSAGES 0)'
+
+
+def test_disconnect_mid_append_leaves_no_message(server: RunningServer) -> None:
+    """A client that hangs up inside an APPEND literal (synchronising or LITERAL+) stores
+    nothing: no half message ever becomes visible, and the server keeps serving."""
+    port = server.port("imap")
+    r = _login(port)
+    r.send(b"a APPEND INBOX {1000}\r\n")
+    assert r.line() == b"+ Ready"
+    r.send(b"From: half@example.test\r\nSubject: cut\r\n")
+    r.close()
+    r = _login(port)
+    r.send(b"b APPEND INBOX {1000+}\r\nFrom: half@example.test\r\n")
+    r.close()
+    r = _login(port)
+    r.send(b"c APPEND INBOX (\\Seen) {10}\r\n")  # never sends the literal at all
+    assert r.line() == b"+ Ready"
+    r.close()
+    assert _messages(port, "INBOX") == b'* STATUS "INBOX" (MESSAGES 0)'
+
+
+def test_thousand_pipelined_commands_answered_in_order(server: RunningServer) -> None:
+    """1,000 NOOPs, a SELECT and 1,000 FETCHes sent in one write are each answered, in
+    order, with the right tags (RFC 9051 §5.5)."""
+    r = _login(server.port("imap"))
+    try:
+        data = b"From: p@example.test\r\nSubject: p\r\n\r\nx\r\n"
+        assert status(r.cmd(b"APPEND INBOX {%d+}\r\n" % len(data) + data)).startswith(b"OK")
+        batch = b"".join(b"n%d NOOP\r\n" % i for i in range(1000))
+        batch += b"s SELECT INBOX\r\n"
+        batch += b"".join(b"f%d FETCH 1 (UID)\r\n" % i for i in range(1000))
+        r.send(batch)
+        tags = [line.split()[0] for line in r.until(b"f999") if not line.startswith(b"*")]
+        expected = [b"n%d" % i for i in range(1000)] + [b"s"] + [b"f%d" % i for i in range(1000)]
+        assert tags == expected
+    finally:
+        r.close()
+
+
+def test_client_that_never_reads_is_dropped(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """A client that pipelines large FETCHes and never reads the answers does not make
+    the server buffer them: the session stops reading while its output does not drain
+    (so our sends block), and after imap.idle_timeout without progress the server aborts
+    the connection instead of holding it (and its buffers) forever."""
+    server = server_factory(imap={"idle_timeout": 1.0})
+    r = _login(server.port("imap"))
+    body = b"From: big@example.test\r\nSubject: big\r\n\r\n" + b"y" * 1_000_000 + b"\r\n"
+    assert status(r.cmd(b"APPEND INBOX {%d+}\r\n" % len(body) + body)).startswith(b"OK")
+    assert status(r.cmd("SELECT INBOX")).startswith(b"OK")
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    r.sock.settimeout(20)  # without the write timeout, sendall blocks until this fires
+    command = b"x FETCH 1 (BODY.PEEK[])\r\n" * 100
+    with pytest.raises((ConnectionResetError, BrokenPipeError)):
+        for _ in range(100_000):
+            r.sock.sendall(command)
+    r.close()
