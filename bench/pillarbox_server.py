@@ -62,6 +62,11 @@ imaps = ""
 pop3 = "{host}:{pop3_port}"
 pop3s = ""
 http = ""
+
+[limits]
+# One loopback client stands in for many: no per-IP caps (Dovecot gets the same).
+max_connections_per_ip = 2000
+connection_rate_per_ip = 0
 """
 
 

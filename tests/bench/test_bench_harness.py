@@ -256,3 +256,26 @@ def test_imap_client_handles_literals_and_updates_before_continuation() -> None:
     finally:
         stream.close()
         peer.close()
+
+
+def test_pillarbox_config_is_valid_toml_with_the_documented_keys() -> None:
+    """The generated config has [server], every [listen] key, and lifts per-IP caps."""
+    import tomllib
+
+    from bench.pillarbox_server import CONFIG
+
+    text = CONFIG.format(data_dir="/d", host="127.0.0.1", smtp_port=1, imap_port=2, pop3_port=3)
+    config = tomllib.loads(text)
+    assert config["server"] == {"hostname": "pillarbox.bench.invalid", "data_dir": "/d"}
+    assert set(config["listen"]) == {
+        "smtp",
+        "submission",
+        "submissions",
+        "imap",
+        "imaps",
+        "pop3",
+        "pop3s",
+        "http",
+    }
+    assert config["listen"]["imap"] == "127.0.0.1:2" and config["listen"]["http"] == ""
+    assert config["limits"]["connection_rate_per_ip"] == 0
