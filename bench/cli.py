@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            # Before anything of ours runs: other work on the machine skews every figure.
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "workloads": [
             {

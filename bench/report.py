@@ -152,6 +152,12 @@ def format_table(document: Mapping[str, Any]) -> str:
     if runs is not None and runs < 3:
         lines.append(f"Only {runs} run(s) per figure: fewer than the 3 a comparison needs.")
     lines.extend(setup)
+    load = document.get("host", {}).get("loadavg_at_start")
+    if load and load[0] >= 1.0:
+        lines.append(
+            f"warning: the machine was already busy at the start (load {load[0]:.1f}):"
+            " other work competed for the CPUs, so figures are skewed."
+        )
     for note in notes:
         lines.append(f"ERROR {note}")
     return "\n".join(lines)
