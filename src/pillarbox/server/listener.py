@@ -143,9 +143,13 @@ class Stream:
         if self._writer.is_closing():
             return
         self._writer.close()
-        with contextlib.suppress(Exception):
+        try:
             async with asyncio.timeout(5):
                 await self._writer.wait_closed()
+        except (Exception, asyncio.CancelledError):
+            # The peer is not reading what is left (or the server is shutting down):
+            # drop it, or the transport would keep the socket and its buffer forever.
+            self._writer.transport.abort()
 
 
 Handler = Callable[[Stream], Awaitable[None]]

@@ -20,6 +20,7 @@ lock and commits nothing (RFC 1939 §6).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -95,11 +96,14 @@ class Pop3Session:
         self._out_size += len(data)
 
     async def _flush(self) -> None:
+        """Write what is queued. A client that stops reading cannot hold the session: the
+        write must finish within the idle timeout (TimeoutError ends the session)."""
         if self._out:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
-            await self.stream.write(data)
+            async with asyncio.timeout(self.config.idle_timeout):
+                await self.stream.write(data)
 
     # --- loop ---------------------------------------------------------------------
 
@@ -119,6 +123,11 @@ class Pop3Session:
             await self._flush()
 
     async def _loop(self) -> None:
+        # RFC 1939 §3: the inactivity timer bounds each command, not each read, so a
+        # client trickling a byte at a time (slow loris) is closed all the same; it is
+        # re-armed only when a command has been handled.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.idle_timeout
         while True:
             try:
                 event = self.conn.next_event()
@@ -131,7 +140,10 @@ class Pop3Session:
             if event is NEED_DATA:
                 await self._flush()
                 try:
-                    data = await self.stream.read(self.config.idle_timeout)
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    data = await self.stream.read(remaining)
                 except TimeoutError:
                     # RFC 1939 §3: an idle session is closed without entering UPDATE.
                     self._queue(r.err("Idle for too long, closing connection"))
@@ -141,6 +153,7 @@ class Pop3Session:
             if isinstance(event, ev.ConnectionClosed):
                 return
             await self._dispatch(event)
+            deadline = loop.time() + self.config.idle_timeout
             if self.conn.state in (State.UPDATE, State.CLOSED):
                 return
             if self._out_size >= _FLUSH_AT:

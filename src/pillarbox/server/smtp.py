@@ -19,6 +19,7 @@ streams or ssl objects except through `Stream`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -45,6 +46,9 @@ IMPLICIT_TLS_LISTENERS = frozenset({"submissions"})
 # Commands an unauthenticated client may send on a submission port before we hang up:
 # enough for EHLO, STARTTLS, EHLO, a few failed AUTHs, and not a dictionary attack.
 MAX_COMMANDS_BEFORE_AUTH = 30
+# Message content counts as progress (re-arming the idle deadline) once this much more
+# of it has arrived: a client trickling one byte at a time cannot hold a session open.
+PROGRESS_BYTES = 32 * 1024
 
 AUTH_NOT_AVAILABLE = Reply.of(503, "5.5.1", "AUTH not available on this port")
 INVALID_AUTH_DATA = Reply.of(501, "5.5.2", "Invalid authentication data")
@@ -98,15 +102,30 @@ class Session:
         self.sasl: SaslMechanism | None = None
         self.commands_before_auth = 0
         self.conn_id = stream.info.conn_id
+        self.deadline = 0.0  # loop time by which the client must make progress
+        self.content_since_progress = 0
 
     # --- I/O loop -------------------------------------------------------------------------
+    def progress(self) -> None:
+        """The client completed a command (or sent `PROGRESS_BYTES` of content): re-arm
+        the idle deadline. RFC 5321 §4.5.3.2 timeouts bound each step, and a step is a
+        command, not a read: a slow-loris client sending one byte per second must not
+        keep a session (and its connection slot) forever."""
+        self.deadline = asyncio.get_running_loop().time() + self.settings.idle_timeout
+        self.content_since_progress = 0
+
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             self.reply(Reply.of(220, None, f"{self.settings.hostname} ESMTP Pillarbox"))
             await self.flush()
+            self.progress()
             while self.conn.state is not State.CLOSED:
                 try:
-                    data = await self.stream.read(self.settings.idle_timeout)
+                    remaining = self.deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    data = await self.stream.read(remaining)
                 except TimeoutError:
                     # RFC 5321 §4.5.3.2: we may close an idle connection, saying so.
                     self.out += self.conn.send(r.IDLE_TIMEOUT)
@@ -121,9 +140,13 @@ class Session:
         self.out += self.conn.send(reply)
 
     async def flush(self) -> None:
+        """Write the pending replies. A client that stops reading them cannot hold the
+        session either: the write must finish within the idle timeout (TimeoutError ends
+        the session; the listener closes the connection)."""
         if self.out:
             data, self.out = bytes(self.out), bytearray()
-            await self.stream.write(data)
+            async with asyncio.timeout(self.settings.idle_timeout):
+                await self.stream.write(data)
 
     async def pump(self) -> None:
         """Handle every event the buffered input gives, then write the replies."""
@@ -145,6 +168,10 @@ class Session:
             if isinstance(event, ev.ConnectionClosed):
                 await self.drop_transaction()
                 return
+            if isinstance(event, ev.BodyChunk):
+                self.content_since_progress += len(event.data)
+                if self.content_since_progress >= PROGRESS_BYTES:
+                    self.progress()
             try:
                 await self.handle(event)
             except Exception as exc:  # one bad command must not end the session
@@ -155,6 +182,8 @@ class Session:
                 self.reply(reply_for(exc, self.conn_id))
                 if not conn.in_transaction:
                     await self.drop_transaction()
+            if not isinstance(event, ev.BodyChunk):
+                self.progress()
             if conn.state is State.CLOSED:
                 await self.flush()
                 return

@@ -423,6 +423,7 @@ class IncomingMessage:
         self._memory: bytearray | None = bytearray()
         self.error: ServiceError | None = None
         self._closed = False
+        self._tail = b""  # the last two octets of the content received so far
 
     @property
     def failed(self) -> bool:
@@ -447,6 +448,8 @@ class IncomingMessage:
     async def write(self, data: bytes) -> None:
         if self.error is not None or self._closed:
             return
+        if data:
+            self._tail = (self._tail + data)[-2:]
         try:
             if self._started:
                 await self._put(data)
@@ -477,6 +480,13 @@ class IncomingMessage:
             raise self.error
         if self._closed:
             raise TempFailure("Transaction aborted")
+        if self._tail and self._tail != b"\r\n":
+            # BDAT content (RFC 3030 §2) may end in the middle of a line; a stored
+            # message always ends with CRLF (RFC 5322 §2.1), so that every reader sees
+            # the same octets: POP3 LIST and RETR must agree on the size (RFC 1939 §7).
+            await self.write(b"\r\n")
+            if self.error is not None:
+                raise self.error
         try:
             if not self._started:
                 head, self._head = bytes(self._head), bytearray()
