@@ -139,6 +139,11 @@ class Stream:
             buffered.clear()
         await self._writer.start_tls(self._ssl_context)
 
+    def abort(self) -> None:
+        """Drop the connection now, discarding unsent output (a peer that stopped
+        reading would otherwise make a graceful close wait)."""
+        self._writer.transport.abort()
+
     async def close(self) -> None:
         if self._writer.is_closing():
             return

@@ -144,10 +144,7 @@ class Session:
 
     def _abort(self) -> None:
         """Drop the connection now: a plain close would wait for the unread output."""
-        writer = getattr(self.stream, "_writer", None)
-        transport = getattr(writer, "transport", None)
-        if transport is not None:
-            transport.abort()
+        self.stream.abort()
 
     async def maybe_flush(self) -> None:
         """Write when enough output piled up (big FETCH answers stream out in pieces)."""
