@@ -114,6 +114,22 @@ async def test_resolve_refusals(delivery: DeliveryService, address: str, status:
     assert (info.value.smtp_code, info.value.status) == (550, status)
 
 
+async def test_postmaster_always_accepted(store: Store, delivery: DeliveryService) -> None:
+    """RFC 5321 §4.5.1: <Postmaster> and postmaster@ each local domain are accepted even
+    with no such account; the domain's first account gets the mail unless an alias says
+    otherwise."""
+    assert targets(await delivery.resolve("Postmaster", relay_allowed=False)) == [
+        "alice@example.test"
+    ]
+    assert targets(await delivery.resolve("POSTMASTER@other.test", relay_allowed=False)) == [
+        "carol@other.test"
+    ]
+    await store.add_alias("postmaster@example.test", ["bob@example.test"])
+    assert targets(await delivery.resolve("postmaster@example.test", relay_allowed=False)) == [
+        "bob@example.test"
+    ]
+
+
 async def test_relay_allowed_goes_remote(delivery: DeliveryService) -> None:
     rcpt = await delivery.resolve("x@remote.test", relay_allowed=True, notify="NEVER")
     assert rcpt.remote == ("x@remote.test",) and rcpt.local == () and rcpt.notify == "NEVER"

@@ -333,7 +333,20 @@ class DeliveryService:
         catch_all = await store.get_alias(f"@{domain}")
         if catch_all is not None and depth == 0:
             return await self._expand(catch_all.targets, depth=depth, seen=seen | {full}, tag=None)
+        if local == "postmaster":
+            return await self._default_postmaster(domain)
         return [], []
+
+    async def _default_postmaster(self, domain: str) -> tuple[list[LocalTarget], list[str]]:
+        """RFC 5321 §4.5.1: postmaster@ every local domain MUST be accepted. Without an
+        account or alias of that name, the domain's first account receives it (else the
+        server's first account), as an operator would expect of a fresh install; an
+        explicit `alias add postmaster@domain ...` takes precedence."""
+        accounts = await self._store.list_accounts(domain) or await self._store.list_accounts()
+        if not accounts:
+            return [], []
+        first = min(accounts, key=lambda a: a.id)
+        return [LocalTarget(first.id, first.address, first.address)], []
 
     async def _expand(
         self, targets: Sequence[str], *, depth: int, seen: set[str], tag: str | None
