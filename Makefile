@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint typecheck unit clean
+.PHONY: serve test lint clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ lint: $(TEST_STAMP)
 
 test: $(TEST_STAMP) lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
+
+# Pillarbox against Postfix + Dovecot on this machine (Debian packages installed when
+# missing; needs root). QUICK=1: scaled-down sizes, under 3 minutes. Table on stdout,
+# JSON in var/bench.json (var/bench-quick.json).
+bench: $(STAMP)
+	mkdir -p var
+	$(PY) -m bench --reference $(if $(QUICK),--quick) --json var/bench$(if $(QUICK),-quick).json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
