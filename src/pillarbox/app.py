@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from pillarbox.config import Config, check_data_dir
 from pillarbox.server import imap as imap_frontend
@@ -133,6 +134,22 @@ class App:
     def address(self, name: str) -> tuple[str, int]:
         listener = self.listeners[name]
         return listener.host, listener.port
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (it is a dependency on Linux): the servers spend most
+    of their time moving bytes, which uvloop does in C; the stdlib loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop wheels
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run() on `new_event_loop()` (Python 3.11 has no loop_factory)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main)
 
 
 async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:

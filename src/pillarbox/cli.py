@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pillarbox import config as config_mod
 from pillarbox import log
-from pillarbox.app import open_store, serve
+from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.errors import AccountError
@@ -90,7 +90,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         asyncio.get_running_loop().create_task(hint())
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, ready))
+        run_event_loop(serve(config, ready))
     return 0
 
 

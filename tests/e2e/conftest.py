@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pillarbox.app import App, with_ports_zero
+from pillarbox.app import App, new_event_loop, with_ports_zero
 from pillarbox.config import Config, ServerConfig
 from pillarbox.services.auth import hash_password
 
@@ -32,7 +32,7 @@ class RunningServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # the loop `pillarbox serve` uses (uvloop)
         self.app = App(config)
         self._thread = threading.Thread(target=self._run, name="pillarbox-e2e", daemon=True)
         self._started: Future[None] = Future()
