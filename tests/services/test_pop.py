@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from pillarbox.message.parse import parse
 from pillarbox.services.pop import (
+    READ_CHUNK,
     Maildrop,
     MaildropInUse,
     NoSuchMessage,
@@ -337,3 +339,55 @@ async def test_scope_from_now_hides_older_mail(store: Store) -> None:
     assert [v.split(".")[1] for v in await uidls(pop, store)] == [str(new)]
     await store.set_pop_policy(ADDRESS, PopOnRetrieve.DELETE, PopScope.ALL)
     assert len(await uidls(pop, store)) == 3
+
+
+async def test_messages_around_the_read_chunk_size_stream_whole(store: Store) -> None:
+    """A message read ahead at open (shorter than, equal to, or longer than one read
+    chunk) comes back byte for byte, in pieces of any size, and ends with b""."""
+    box = await inbox_id(store)
+    bodies = []
+    for size in (READ_CHUNK - 200, READ_CHUNK, 2 * READ_CHUNK + 17):
+        line = b"x" * 70 + b"\r\n"
+        body = line * (size // len(line) + 1)
+        data = (b"Subject: big\r\n\r\n" + body)[: size - 2] + b"\r\n"
+        assert len(data) == size
+        bodies.append(data)
+        await append(store, box, data)
+    pop = PopService(store)
+    drop = await session(pop, store)
+    try:
+        for number, expected in enumerate(bodies, start=1):
+            for piece in (READ_CHUNK, 100_003):
+                reader = await drop.open_message(number)
+                got = b""
+                while chunk := await reader.read(piece):
+                    got += chunk
+                assert await reader.read(piece) == b""
+                await reader.close()
+                await reader.close()  # idempotent
+                assert got == expected
+    finally:
+        await drop.close()
+
+
+async def test_retr_does_not_wait_for_the_default_executor(store: Store) -> None:
+    """RETR's file reads never queue behind the loop's default executor, which password
+    hashing fills during a burst of logins: with every default worker blocked, a message
+    still opens and streams to its end."""
+    await fill(store, 1)
+    pop = PopService(store)
+    drop = await session(pop, store)
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    blocked = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        async with asyncio.timeout(30):  # a hang guard, not a timing assertion
+            reader = await drop.open_message(1)
+            got = await reader.read()
+            assert await reader.read() == b""
+            await reader.close()
+        assert got == message(1)
+    finally:
+        release.set()
+        await asyncio.gather(*blocked)
+        await drop.close()
