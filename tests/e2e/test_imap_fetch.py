@@ -131,3 +131,30 @@ def test_esearch_and_searchres(client: IMAPClient) -> None:
     assert typ == "OK" and b"UID 2" in data[0]
     typ, data = client._imap.search("BOGUS-CHARSET", "ALL")
     assert typ == "NO"
+
+
+@pytest.mark.parametrize("read_ahead", [1, 1024 * 1024])
+def test_batched_reads_match_single_fetches(
+    client: IMAPClient, monkeypatch: pytest.MonkeyPatch, read_ahead: int
+) -> None:
+    """A FETCH of several messages reads their sections ahead in batches (grouped by
+    size); whatever the grouping, each message's answer is the same as when it is
+    fetched alone, and a FLAGS-only fetch lists every message once."""
+    from pillarbox.server.imap import fetch
+
+    monkeypatch.setattr(fetch, "READ_AHEAD", read_ahead)
+    items = [
+        "BODY.PEEK[]",
+        "BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]",
+        "BODY.PEEK[TEXT]<2.10>",
+        "BODY.PEEK[]<5.20>",
+        "BODY.PEEK[1]",
+        "RFC822.HEADER",
+        "RFC822.SIZE",
+    ]
+    together = client.fetch([1, 2], items)
+    for n in (1, 2):
+        assert together[n] == client.fetch([n], items)[n]
+    assert together[1][b"BODY[]"] == MULTI and together[2][b"BODY[]"] == PLAIN
+    flags = client.fetch([1, 2], ["FLAGS"])
+    assert sorted(flags) == [1, 2] and flags[1][b"FLAGS"] == (b"$Work",)

@@ -360,6 +360,19 @@ class SelectedView:
         Subscribe and create the view with ``loading=True`` *before* calling this.
         """
         uids: list[int] = await _call(lambda: store.uids(self.mailbox.id))
+        self._loaded(uids)
+
+    async def load_selected(self, store: Store) -> tuple[MailboxStatus, int | None]:
+        """`load` for SELECT: also the mailbox status and the lowest unseen UID, all read
+        in one store transaction (one round trip instead of three)."""
+        snapshot: tuple[list[int], MailboxStatus, int | None] = await _call(
+            lambda: store.select_snapshot(self.mailbox.id)
+        )
+        uids, status, first_unseen = snapshot
+        self._loaded(uids)
+        return status, first_unseen
+
+    def _loaded(self, uids: list[int]) -> None:
         self.uids = array("I", uids)
         self.exists_reported = len(self.uids)
         early, self._early = self._early or [], None
@@ -627,6 +640,15 @@ async def read_message(
         lambda: store.read_message(view.mailbox.id, uid, start, length),
         not_found="Message is gone",
     )
+    return result
+
+
+async def read_messages(
+    store: Store, view: SelectedView, ranges: Sequence[tuple[int, int, int | None]]
+) -> list[bytes | None]:
+    """Byte ranges ``(uid, start, length)`` of messages of the selected mailbox, all in
+    one store call; None for a message that is gone."""
+    result: list[bytes | None] = await _call(lambda: store.read_messages(view.mailbox.id, ranges))
     return result
 
 

@@ -193,6 +193,19 @@ class Store(Protocol):
         """Path of the message file, for front-ends that stream it."""
         ...
 
+    async def read_messages(
+        self, mailbox_id: int, ranges: Sequence[tuple[int, int, int | None]]
+    ) -> list[bytes | None]:
+        """Several byte ranges ``(uid, start, length or None for the rest)`` in one call:
+        one result per range, in order, None where the message no longer exists."""
+        ...
+
+    async def select_snapshot(self, mailbox_id: int) -> tuple[list[int], MailboxStatus, int | None]:
+        """What SELECT needs, read in one transaction: all UIDs ascending, the
+        mailbox's status, and the lowest UID without \\Seen (None if all are seen).
+        NotFound if the mailbox is gone."""
+        ...
+
     async def set_flags(
         self,
         mailbox_id: int,

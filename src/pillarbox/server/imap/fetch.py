@@ -27,15 +27,22 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
 from pillarbox.services.mailbox import (
+    NoSuchMailbox,
     SelectedView,
     fetch_flags,
     fetch_info,
-    read_message,
+    read_messages,
     set_flags,
 )
 from pillarbox.store.model import FlagMode, FlagRow, MessageInfo
 
 CHUNK = 500
+# Message bytes read ahead in one store call: messages are grouped until their sizes
+# reach this, so a FETCH BODY[] of many messages costs one thread hop per group, not two
+# per message, and never holds more than about this much (or one message) in memory.
+READ_AHEAD = 1024 * 1024
+# FLAGS-only lines are joined into blocks of this many before they are queued.
+FLAGS_BLOCK = 1024
 _UNSUPPORTED = frozenset({"EMAILID", "THREADID", "SAVEDATE"})
 
 
@@ -75,13 +82,9 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     set_seen = not view.read_only and any(_sets_seen(i) for i in cmd.items)
     if not any(_needs_row(i) for i in cmd.items) and not set_seen:
         rows = await fetch_flags(s.store, view, uids)  # one query for the whole set
-        for row in rows:
-            seq = view.seq_of(row.uid)
-            if seq is None:
-                continue
-            s.untagged(_format_flags_only(cmd, seq, row))
-            await s.maybe_flush()
+        await _send_flags_only(s, view, cmd, rows)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
+    reads_file = any(_reads_file(i) for i in cmd.items)
     for start in range(0, len(uids), CHUNK):
         infos = await fetch_info(s.store, view, uids[start : start + CHUNK])
         seen_now: dict[int, FlagRow] = {}
@@ -91,37 +94,154 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
                 result = await set_flags(s.store, view, unseen, frozenset({"\\Seen"}), FlagMode.ADD)
                 seen_now = {r.uid: r for r in result.changed}
                 view.reported(result.changed)
-        for info in infos:
-            seq = view.seq_of(info.uid)
-            if seq is None:
-                continue
-            changed = seen_now.get(info.uid)
-            parts = await _items(s, view, cmd, info, changed)
-            s.send(b"* %d FETCH (" % seq)
-            for p in parts:
-                s.send(p)
-            s.send(b")\r\n")
-            await s.maybe_flush()
+        infos = [i for i in infos if view.seq_of(i.uid) is not None]
+        for group in _groups(infos) if reads_file else [infos]:
+            bodies = _Bodies(s, view)
+            if reads_file:
+                await bodies.prefetch(cmd.items, group)
+            for info in group:
+                seq = view.seq_of(info.uid)
+                assert seq is not None
+                changed = seen_now.get(info.uid)
+                parts = await _items(bodies, cmd, info, changed)
+                s.send(b"* %d FETCH (" % seq + b"".join(parts) + b")\r\n")
+                await s.maybe_flush()
     return wire.tagged(cmd.tag, "OK", "FETCH completed")
 
 
-def _format_flags_only(cmd: c.Fetch, seq: int, row: FlagRow) -> bytes:
-    out: list[bytes] = []
-    if cmd.uid:
-        out.append(b"UID %d" % row.uid)
+def _groups(infos: list[MessageInfo]) -> list[list[MessageInfo]]:
+    """Consecutive messages whose sizes add up to at most `READ_AHEAD` (at least one)."""
+    out: list[list[MessageInfo]] = []
+    size = 0
+    for info in infos:
+        if not out or size + info.size > READ_AHEAD:
+            out.append([])
+            size = 0
+        out[-1].append(info)
+        size += info.size
+    return out
+
+
+_Range = tuple[int, int, int | None]  # (uid, start, length or None for the rest)
+
+
+class _Bodies:
+    """Message bytes for one group of FETCH responses: read ahead in one store call
+    (`prefetch`), with a one-message read for anything the plan did not foresee."""
+
+    def __init__(self, s: Session, view: SelectedView) -> None:
+        self.s = s
+        self.view = view
+        self._data: dict[_Range, bytes | None] = {}
+
+    async def prefetch(self, items: tuple[c.FetchItem, ...], infos: list[MessageInfo]) -> None:
+        wanted: list[_Range] = []
+        for info in infos:
+            for item in items:
+                span = _planned_range(item, info)
+                if span is not None:
+                    wanted.append((info.uid, *span))
+        wanted = list(dict.fromkeys(wanted))
+        if wanted:
+            got = await read_messages(self.s.store, self.view, wanted)
+            self._data.update(zip(wanted, got, strict=True))
+
+    async def read(self, uid: int, start: int = 0, length: int | None = None) -> bytes:
+        key = (uid, start, length)
+        if key in self._data:
+            data = self._data[key]
+        else:
+            (data,) = await read_messages(self.s.store, self.view, [key])
+        if data is None:
+            raise NoSuchMailbox("Message is gone")
+        return data
+
+
+def _reads_file(item: c.FetchItem) -> bool:
+    if isinstance(item, c.FetchAttribute):
+        return item.name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT")
+    return True
+
+
+def _section_span(
+    info: MessageInfo, part: tuple[int, ...], kind: str
+) -> tuple[int, int | None] | None:
+    """(start, length) of BODY[part.kind] in the file; None when there is nothing to read."""
+    if not part and kind == "":
+        return (0, None)
+    span = section_range(info.parts, part, kind)
+    if span is None:
+        return None
+    start, end = span
+    if end <= start:
+        return None
+    return (start, end - start)
+
+
+def _planned_range(item: c.FetchItem, info: MessageInfo) -> tuple[int, int | None] | None:
+    """The byte range `_items` will read for this item, to read it ahead."""
+    if isinstance(item, c.FetchAttribute):
+        if item.name == "RFC822":
+            return (0, None)
+        if item.name == "RFC822.HEADER":
+            return _section_span(info, (), "HEADER")
+        if item.name == "RFC822.TEXT":
+            return _section_span(info, (), "TEXT")
+        return None
+    if isinstance(item, c.FetchBinarySize) or item.binary:
+        return _section_span(info, item.part, "")
+    if item.kind in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        return _section_span(info, item.part, "HEADER")
+    if item.partial is not None and not item.part and item.kind == "":
+        if item.partial.origin >= info.size:
+            return None
+        return (item.partial.origin, item.partial.length)
+    return _section_span(info, item.part, item.kind)
+
+
+async def _send_flags_only(
+    s: Session, view: SelectedView, cmd: c.Fetch, rows: list[FlagRow]
+) -> None:
+    """FETCH of FLAGS / UID / MODSEQ only: lines formatted in one pass and queued in
+    blocks (a `UID FETCH 1:* (FLAGS)` of 100,000 messages makes no per-line calls)."""
+    kinds: list[str] = ["UID"] if cmd.uid else []
     for item in cmd.items:
         assert isinstance(item, c.FetchAttribute)
-        if item.name == "FLAGS":
+        if item.name == "FLAGS" or item.name == "MODSEQ" or (item.name == "UID" and not cmd.uid):
+            kinds.append(item.name)
+    seq_of = view.seq_of
+    flag_list = wire.flag_list
+    block: list[bytes] = []
+    for row in rows:
+        seq = seq_of(row.uid)
+        if seq is None:
+            continue
+        if kinds == ["UID", "FLAGS"]:  # the common UID FETCH n:* (FLAGS)
+            block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, row.uid, flag_list(row.flags)))
+        else:
+            block.append(b"* " + _format_flags_only(kinds, seq, row) + b"\r\n")
+        if len(block) >= FLAGS_BLOCK:
+            s.send(b"".join(block))
+            block.clear()
+            await s.maybe_flush()
+    if block:
+        s.send(b"".join(block))
+
+
+def _format_flags_only(kinds: list[str], seq: int, row: FlagRow) -> bytes:
+    out: list[bytes] = []
+    for kind in kinds:
+        if kind == "FLAGS":
             out.append(b"FLAGS " + wire.flag_list(row.flags))
-        elif item.name == "UID" and not cmd.uid:
+        elif kind == "UID":
             out.append(b"UID %d" % row.uid)
-        elif item.name == "MODSEQ":
+        else:
             out.append(b"MODSEQ (%d)" % row.modseq)
     return b"%d FETCH (" % seq + b" ".join(out) + b")"
 
 
 async def _items(
-    s: Session, view: SelectedView, cmd: c.Fetch, info: MessageInfo, changed: FlagRow | None
+    bodies: _Bodies, cmd: c.Fetch, info: MessageInfo, changed: FlagRow | None
 ) -> list[bytes]:
     out: list[bytes] = []
     flags = changed.flags if changed is not None else info.flags
@@ -135,20 +255,18 @@ async def _items(
             if name in named:
                 continue
             named.add(name)
-            out.append(await _attribute(s, view, name, info, flags))
+            out.append(await _attribute(bodies, name, info, flags))
         elif isinstance(item, c.FetchBinarySize):
-            data = await _binary(s, view, info, item.part)
+            data = await _binary(bodies, info, item.part)
             out.append(b"BINARY.SIZE[%s] %d" % (_part_text(item.part), len(data)))
         else:
-            out.append(await _body(s, view, item, info))
+            out.append(await _body(bodies, item, info))
     if changed is not None and "FLAGS" not in named:
         out.append(b"FLAGS " + wire.flag_list(flags))
     return [(b" " if i else b"") + p for i, p in enumerate(out)]
 
 
-async def _attribute(
-    s: Session, view: SelectedView, name: str, info: MessageInfo, flags: frozenset[str]
-) -> bytes:
+async def _attribute(bodies: _Bodies, name: str, info: MessageInfo, flags: frozenset[str]) -> bytes:
     if name == "FLAGS":
         return b"FLAGS " + wire.flag_list(flags)
     if name == "UID":
@@ -166,12 +284,12 @@ async def _attribute(
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % info.modseq
     if name == "RFC822":
-        return b"RFC822 " + wire.literal(await read_message(s.store, view, info.uid))
+        return b"RFC822 " + wire.literal(await bodies.read(info.uid))
     if name == "RFC822.HEADER":
-        data = await _section(s, view, info, (), "HEADER")
+        data = await _section(bodies, info, (), "HEADER")
         return b"RFC822.HEADER " + wire.literal(data)
     if name == "RFC822.TEXT":
-        data = await _section(s, view, info, (), "TEXT")
+        data = await _section(bodies, info, (), "TEXT")
         return b"RFC822.TEXT " + wire.literal(data)
     raise BadCommand(f"{name} is not supported")
 
@@ -197,26 +315,17 @@ def _section_name(item: c.FetchBody) -> bytes:
     return spec
 
 
-async def _section(
-    s: Session, view: SelectedView, info: MessageInfo, part: tuple[int, ...], kind: str
-) -> bytes:
+async def _section(bodies: _Bodies, info: MessageInfo, part: tuple[int, ...], kind: str) -> bytes:
     """The bytes of BODY[part.kind]; "" when the message has no such part."""
-    if not part and kind == "":
-        return await read_message(s.store, view, info.uid)
-    span = section_range(info.parts, part, kind)
+    span = _section_span(info, part, kind)
     if span is None:
         return b""
-    start, end = span
-    if end <= start:
-        return b""
-    return await read_message(s.store, view, info.uid, start, end - start)
+    return await bodies.read(info.uid, *span)
 
 
-async def _binary(
-    s: Session, view: SelectedView, info: MessageInfo, part: tuple[int, ...]
-) -> bytes:
+async def _binary(bodies: _Bodies, info: MessageInfo, part: tuple[int, ...]) -> bytes:
     """RFC 3516: the part's content with its transfer encoding undone."""
-    data = await _section(s, view, info, part, "")
+    data = await _section(bodies, info, part, "")
     if not part:
         return data
     cte = part_encoding(info.parts, part)
@@ -235,9 +344,9 @@ def _partial(data: bytes, item: c.FetchBody) -> tuple[bytes, bytes]:
     return data[origin : origin + item.partial.length], b"<%d>" % origin
 
 
-async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: MessageInfo) -> bytes:
+async def _body(bodies: _Bodies, item: c.FetchBody, info: MessageInfo) -> bytes:
     if item.binary:
-        data = await _binary(s, view, info, item.part)
+        data = await _binary(bodies, info, item.part)
         data, origin = _partial(data, item)
         return (
             b"BINARY["
@@ -248,7 +357,7 @@ async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: Message
             + wire.literal(data, binary=True)
         )
     if item.kind in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        block = await _section(s, view, info, item.part, "HEADER")
+        block = await _section(bodies, info, item.part, "HEADER")
         data = header_fields(block, item.fields, item.kind == "HEADER.FIELDS.NOT")
         data, origin = _partial(data, item)
     elif item.partial is not None and not item.part and item.kind == "":
@@ -257,10 +366,8 @@ async def _body(s: Session, view: SelectedView, item: c.FetchBody, info: Message
         if item.partial.origin >= info.size:
             data = b""
         else:
-            data = await read_message(
-                s.store, view, info.uid, item.partial.origin, item.partial.length
-            )
+            data = await bodies.read(info.uid, item.partial.origin, item.partial.length)
     else:
-        data = await _section(s, view, info, item.part, item.kind)
+        data = await _section(bodies, info, item.part, item.kind)
         data, origin = _partial(data, item)
     return b"BODY[" + _section_name(item) + b"]" + origin + b" " + wire.literal(data)

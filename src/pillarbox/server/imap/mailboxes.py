@@ -19,9 +19,8 @@ from pillarbox.services.mailbox import (
     NoSuchMailbox,
     SelectedView,
     expunge,
-    search,
 )
-from pillarbox.store.model import Mailbox, MailboxStatus, SearchFlag
+from pillarbox.store.model import Mailbox, MailboxStatus
 
 SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
@@ -65,10 +64,9 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     view = SelectedView(mailbox, read_only=read_only, loading=True)
     s.view = view
     try:
-        await view.load(s.store)
-        status = await mbx.status(mailbox)
-        # RFC 3501 §6.3.1 OK [UNSEEN n] (dropped by RFC 9051): one query, rev1 only.
-        unseen = [] if s.rev2 else await search(s.store, view, SearchFlag("\\Seen", present=False))
+        # UIDs, counters and the first unseen UID (RFC 3501 §6.3.1 OK [UNSEEN n], dropped
+        # by RFC 9051) in one store transaction.
+        status, first_unseen = await view.load_selected(s.store)
     except BaseException:
         s.view = None
         if s.conn.state.name == "SELECTED":
@@ -82,7 +80,7 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     s.untagged(b"%d EXISTS" % view.count)
     if not s.rev2:
         s.untagged(b"0 RECENT")
-        first = next((view.seq_of(u) for u in unseen if view.seq_of(u) is not None), None)
+        first = None if first_unseen is None else view.seq_of(first_unseen)
         if first is not None:
             s.untagged(b"OK [UNSEEN %d] First unseen" % first)
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % status.uidvalidity)

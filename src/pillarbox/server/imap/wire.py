@@ -28,10 +28,26 @@ def literal(data: bytes, *, binary: bool = False) -> bytes:
     return responses.literal(data, binary=binary and b"\x00" in data)
 
 
+# Formatted flag lists by flag set: a mailbox has few distinct sets (the store hands out
+# one shared frozenset per system-flag combination), so a 100,000-line FLAGS fetch formats
+# each only once. Bounded: cleared when full (keyword-heavy mailboxes just re-format).
+_FLAG_LISTS: dict[frozenset[str], bytes] = {}
+_FLAG_LISTS_MAX = 4096
+
+
 def flag_list(flags: Iterable[str]) -> bytes:
     """``(\\Seen $Label)`` — system flags first, in a stable order."""
+    if isinstance(flags, frozenset):
+        cached = _FLAG_LISTS.get(flags)
+        if cached is not None:
+            return cached
     ordered = sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))
-    return b"(" + " ".join(ordered).encode("utf-8", "replace") + b")"
+    text = b"(" + " ".join(ordered).encode("utf-8", "replace") + b")"
+    if isinstance(flags, frozenset):
+        if len(_FLAG_LISTS) >= _FLAG_LISTS_MAX:
+            _FLAG_LISTS.clear()
+        _FLAG_LISTS[flags] = text
+    return text
 
 
 def date_time(value: datetime) -> bytes:

@@ -1,0 +1,73 @@
+"""Contract tests for the batched read methods the IMAP hot paths use: `read_messages`
+(many byte ranges in one call) and `select_snapshot` (what SELECT needs in one read)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pillarbox.store.errors import NotFound
+from pillarbox.store.model import FlagMode
+from tests.store.conftest import Env
+
+
+async def test_read_messages_ranges_in_order(env: Env) -> None:
+    """Each (uid, start, length) range comes back in request order; length None reads
+    to the end; a repeated or out-of-order UID is fine; an empty request reads nothing."""
+    s = env.store
+    one = b"Subject: one\r\n\r\n" + b"1" * 500
+    two = b"Subject: two\r\n\r\n" + b"2" * 300
+    u1 = await env.add(one)
+    u2 = await env.add(two)
+    got = await s.read_messages(
+        env.inbox.id, [(u2, 0, None), (u1, 5, 10), (u1, 0, None), (u2, 17, 3), (u1, 400, None)]
+    )
+    assert got == [two, one[5:15], one, two[17:20], one[400:]]
+    assert await s.read_messages(env.inbox.id, []) == []
+
+
+async def test_read_messages_missing_is_none(env: Env) -> None:
+    """A UID that does not exist (never did, or was expunged) gives None in its place,
+    not an error: the other ranges are still read."""
+    s = env.store
+    u1 = await env.add(b"Subject: a\r\n\r\nkeep\r\n")
+    u2 = await env.add(b"Subject: b\r\n\r\ngone\r\n")
+    await s.set_flags(env.inbox.id, [u2], frozenset({"\\Deleted"}), FlagMode.ADD)
+    assert await s.expunge(env.inbox.id) == [u2]
+    got = await s.read_messages(env.inbox.id, [(u1, 0, None), (u2, 0, None), (99, 0, None)])
+    assert got == [b"Subject: a\r\n\r\nkeep\r\n", None, None]
+    with pytest.raises(NotFound):
+        await s.read_message(env.inbox.id, u2)
+
+
+async def test_read_messages_other_mailbox_not_visible(env: Env) -> None:
+    """Ranges are looked up in the given mailbox only."""
+    s = env.store
+    other = await s.create_mailbox(env.account.id, "Other")
+    uid = await env.add(b"Subject: x\r\n\r\nsecret\r\n")
+    assert await s.read_messages(other.id, [(uid, 0, None)]) == [None]
+
+
+async def test_select_snapshot(env: Env) -> None:
+    """UIDs ascending, the same counters as `mailbox_status`, and the lowest unseen UID."""
+    s = env.store
+    u1 = await env.add(flags=frozenset({"\\Seen"}))
+    u2 = await env.add(flags=frozenset({"\\Deleted"}))
+    u3 = await env.add()
+    uids, status, first_unseen = await s.select_snapshot(env.inbox.id)
+    assert uids == [u1, u2, u3]
+    assert status == await s.mailbox_status(env.inbox.id)
+    assert (status.messages, status.unseen, status.deleted) == (3, 2, 1)
+    assert first_unseen == u2
+
+
+async def test_select_snapshot_empty_and_all_seen(env: Env) -> None:
+    """An empty mailbox has no UIDs and no first unseen; so does one where all are seen;
+    a mailbox that does not exist is NotFound."""
+    s = env.store
+    uids, status, first_unseen = await s.select_snapshot(env.inbox.id)
+    assert (uids, status.messages, first_unseen) == ([], 0, None)
+    await env.add(flags=frozenset({"\\Seen"}))
+    uids, status, first_unseen = await s.select_snapshot(env.inbox.id)
+    assert (len(uids), status.unseen, first_unseen) == (1, 0, None)
+    with pytest.raises(NotFound):
+        await s.select_snapshot(9999)
