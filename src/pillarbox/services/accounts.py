@@ -7,11 +7,10 @@ words. Errors are `AccountError` with a one-line message fit for a terminal.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 
-from pillarbox.services.auth import hash_password, normalize_address
+from pillarbox.services.auth import hash_password_async, normalize_address
 from pillarbox.services.errors import AccountError
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
@@ -109,7 +108,7 @@ class AccountService:
         full = f"{local}@{domain}"
         if await self._store.get_account(full) is not None:
             raise AccountError(f"user {full} already exists")
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await hash_password_async(password)
         try:
             return await self._store.add_account(full, password_hash)
         except store_errors.AlreadyExists:
@@ -121,7 +120,7 @@ class AccountService:
     async def set_password(self, address: str, password: str) -> None:
         full = "@".join(split_address(address))
         check_password(password)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await hash_password_async(password)
         try:
             await self._store.set_password_hash(full, password_hash)
         except store_errors.NotFound:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -36,8 +37,19 @@ _DUMMY_HASH = (
 )
 
 
+# argon2id costs ~64 MiB and a core-second-ish per check. Checks run in their own small
+# pool: concurrent logins queue here (bounding memory) instead of filling the default
+# executor that file reads and parsing share.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+async def hash_password_async(password: str) -> str:
+    """hash_password in the hashing pool, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -126,10 +138,13 @@ class AuthService:
                 account = await self._store.get_account(address)
             except StoreError:  # a malformed name is just an unknown user
                 account = None
+        loop = asyncio.get_running_loop()
         if self._dummy_hash is None:  # only if argon2-cffi's default parameters changed
-            self._dummy_hash = await asyncio.to_thread(hash_password, "pillarbox-dummy")
+            self._dummy_hash = await loop.run_in_executor(
+                _HASHING, hash_password, "pillarbox-dummy"
+            )
         stored = account.password_hash if account is not None else self._dummy_hash
-        ok = await asyncio.to_thread(verify_password, stored, password)
+        ok = await loop.run_in_executor(_HASHING, verify_password, stored, password)
         if account is not None and ok:
             self.throttle.succeeded(ip)
             return account
