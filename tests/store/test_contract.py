@@ -18,6 +18,7 @@ from pillarbox.store.model import (
     PopOnRetrieve,
     PopScope,
     QueuedRecipient,
+    SearchText,
 )
 from tests.store.conftest import Env, dummy_meta, write_blob
 
@@ -563,3 +564,24 @@ async def test_failing_operation_does_not_poison_batch(env: Env) -> None:
     results = await asyncio.gather(*coros, return_exceptions=True)
     assert [isinstance(r, NotFound) for r in results] == [i % 2 == 1 for i in range(40)]
     assert await s.uids(box) == list(range(1, 21))
+
+
+async def test_text_of_a_group_commit_is_searchable_and_failed_ops_leave_none(env: Env) -> None:
+    """Concurrent deliveries share one commit, and their full-text rows with it: every
+    delivered message is found by SEARCH TEXT at once, and a delivery that failed inside
+    the same batch (unknown mailbox) leaves no text behind to be found later."""
+    s, box = env.store, env.inbox.id
+    coros = []
+    for i in range(30):
+        data = f"Subject: batch {i}\r\n\r\nword{i:03d}zz\r\n".encode()
+        blob = await write_blob(s, data)
+        meta = dummy_meta(data, headers=f"Subject: batch {i}\n", text=f"word{i:03d}zz\n")
+        coros.append(s.append(box if i % 3 else 9999, blob, meta))
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    ok = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+    assert ok == [i for i in range(30) if i % 3]
+    uid_of = {i: r.uid for i, r in enumerate(results) if not isinstance(r, BaseException)}
+    for i in range(30):
+        found = await s.search(box, SearchText(f"word{i:03d}zz"))
+        assert found == ([uid_of[i]] if i in uid_of else [])
+    assert sorted(await s.search(box, SearchText("zz"))) == sorted(uid_of.values())

@@ -212,6 +212,9 @@ class _Tx:
     conn: sqlite3.Connection
     changes: list[Change] = field(default_factory=list)
     unlink: list[int] = field(default_factory=list)
+    # Full-text rows (rowid, headers, body_text), inserted for the whole batch at its end
+    # (see `_Writer._run_batch`).
+    text: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -292,6 +295,7 @@ class _Writer(threading.Thread):
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         done = [_Done(op.future) for op in batch]
         unlink: list[int] = []
+        text: list[tuple[int, str, str]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -315,7 +319,17 @@ class _Writer(threading.Thread):
                 continue
             d.changes = tx.changes
             unlink.extend(tx.unlink)
+            text.extend(tx.text)
         try:
+            if text:
+                # FTS5 flushes its pending terms into a new segment whenever another
+                # statement (or savepoint) follows an insert into it, so rows inserted op
+                # by op cost one segment each (and the merges that follow). Inserted here,
+                # after every op, the batch's rows make one segment. They are part of the
+                # same transaction: a failure here fails the whole batch like COMMIT.
+                conn.executemany(
+                    "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)", text
+                )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -1117,9 +1131,14 @@ class SqliteStore:
             raise QuotaExceeded(f"{used + adding} bytes exceed the quota of {quota}")
 
     def _insert_blob(
-        self, conn: sqlite3.Connection, blob: BlobHandle, meta: MessageMeta | None
+        self,
+        conn: sqlite3.Connection,
+        blob: BlobHandle,
+        meta: MessageMeta | None,
+        text: list[tuple[int, str, str]] | None = None,
     ) -> None:
-        """The blob's row (once per blob; COPY and multi-recipient delivery share it)."""
+        """The blob's row (once per blob; COPY and multi-recipient delivery share it).
+        Its full-text row goes to `text` (the writer inserts it at the end of the batch)."""
         if not os.path.exists(self._files().path(blob.blob_id)):
             # A row must never point to a missing file.
             raise NotFound(f"blob {blob.blob_id} has no durable file")
@@ -1163,10 +1182,13 @@ class SqliteStore:
         )
         if cur.rowcount:
             conn.execute("DELETE FROM blob_text WHERE rowid = ?", (blob.blob_id,))
-            conn.execute(
-                "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)",
-                (blob.blob_id, meta.headers, meta.body_text),
-            )
+            row = (blob.blob_id, meta.headers, meta.body_text)
+            if text is not None:
+                text.append(row)
+            else:
+                conn.execute(
+                    "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)", row
+                )
 
     @staticmethod
     def _spell_keywords(
@@ -1194,7 +1216,7 @@ class SqliteStore:
     ) -> AppendResult:
         conn = tx.conn
         self._check_quota(conn, mailbox_id, meta.size)
-        self._insert_blob(conn, blob, meta)
+        self._insert_blob(conn, blob, meta, tx.text)
         uid, modseq, uidvalidity, account_id = self._bump(conn, mailbox_id, 1)
         bits, keywords = _split_flags(flags)
         epoch, tz = _to_epoch(internaldate or datetime.now(UTC))
