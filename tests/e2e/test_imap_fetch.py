@@ -158,3 +158,14 @@ def test_batched_reads_match_single_fetches(
     assert together[1][b"BODY[]"] == MULTI and together[2][b"BODY[]"] == PLAIN
     flags = client.fetch([1, 2], ["FLAGS"])
     assert sorted(flags) == [1, 2] and flags[1][b"FLAGS"] == (b"$Work",)
+
+
+def test_single_message_whole_file_items(client: IMAPClient) -> None:
+    """Fetching one message's whole file (BODY[], a BODY[]<o.n> range, RFC822), which is
+    read alongside its row, gives the stored bytes; a range past the end is empty; a UID
+    that does not exist gives no response."""
+    r = client.fetch([2], ["BODY.PEEK[]", "BODY.PEEK[]<4.9>", "BODY.PEEK[]<99999.5>"])[2]
+    assert r[b"BODY[]"] == PLAIN and r[b"BODY[]<4>"] == PLAIN[4:13]
+    assert r[b"BODY[]<99999>"] == b""
+    assert client.fetch([1], ["RFC822"])[1][b"RFC822"] == MULTI  # imapclient: UID FETCH
+    assert client.fetch([1000], ["BODY.PEEK[]"]) == {}
