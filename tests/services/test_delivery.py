@@ -20,7 +20,7 @@ from pillarbox.services.delivery import (
     shift_meta,
     with_protocol,
 )
-from pillarbox.services.errors import Rejected
+from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.store.api import Store
 from pillarbox.store.sqlite import SqliteStore
 
@@ -278,3 +278,55 @@ def test_target_dedup_and_with_protocol() -> None:
     assert with_protocol(extended=False, tls=False, authenticated=False, utf8=False) == "SMTP"
     assert with_protocol(extended=True, tls=True, authenticated=False, utf8=True) == "UTF8SMTPS"
     assert LocalTarget(1, "a@b", "a@b") == LocalTarget(1, "a@b", "a@b")
+
+
+def _blob_files(tmp_path: Path) -> list[str]:
+    root = tmp_path / "data" / "blobs"
+    return [
+        os.path.join(d, name)
+        for d, _, names in os.walk(root)
+        for name in names
+        if Path(d).name != "tmp"
+    ]
+
+
+@pytest.mark.parametrize("big", [False, True])
+async def test_failed_fsync_gives_temp_failure_and_no_rows(
+    store: Store,
+    delivery: DeliveryService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    big: bool,
+) -> None:
+    """A disk error while the spool is synced (small or large message) is a 451-class
+    TempFailure, and neither a row nor a file is left behind."""
+    rcpt = await delivery.resolve("bob@example.test", relay_allowed=False)
+    incoming = delivery.begin(envelope(rcpt))
+    await incoming.write(MULTIPART + (b"x" * 998 + b"\r\n") * (1500 if big else 1))
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(TempFailure):
+        await incoming.finish()
+    monkeypatch.undo()
+    assert await stored(store, "bob@example.test") == []
+    assert os.listdir(tmp_path / "data" / "blobs" / "tmp") == []
+    assert _blob_files(tmp_path) == []
+
+
+async def test_inbox_gone_during_delivery_is_temp_failure_and_leaves_no_file(
+    store: Store, delivery: DeliveryService, tmp_path: Path
+) -> None:
+    """An account removed between RCPT and the end of DATA: its INBOX lookup fails the
+    delivery with a TempFailure; the finished (synced) spool file is discarded, not left
+    behind."""
+    rcpt = await delivery.resolve("bob@example.test", relay_allowed=False)
+    incoming = delivery.begin(envelope(rcpt))
+    await incoming.write(MULTIPART)
+    await store.remove_account("bob@example.test")
+    with pytest.raises(TempFailure):
+        await incoming.finish()
+    assert os.listdir(tmp_path / "data" / "blobs" / "tmp") == []
+    assert _blob_files(tmp_path) == []
