@@ -585,3 +585,43 @@ async def test_text_of_a_group_commit_is_searchable_and_failed_ops_leave_none(en
         found = await s.search(box, SearchText(f"word{i:03d}zz"))
         assert found == ([uid_of[i]] if i in uid_of else [])
     assert sorted(await s.search(box, SearchText("zz"))) == sorted(uid_of.values())
+
+
+async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint themselves (the writer runs with wal_autocheckpoint off),
+    yet committed pages reach the database file soon after, through the background
+    checkpointer, even when far fewer than SQLite's automatic 1,000 pages were written."""
+    import sqlite3
+
+    from pillarbox.store.sqlite import DB_NAME, SqliteStore
+
+    s = SqliteStore(tmp_path / "data")
+    await s.open()
+    try:
+        await s.add_domain("example.org")
+        account = await s.add_account("alice@example.org", "h")
+        inbox = await s.get_mailbox(account.id, "INBOX")
+        assert inbox is not None
+        db = tmp_path / "data" / DB_NAME
+
+        def size_with_wal() -> int:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                count = conn.execute("PRAGMA page_count").fetchone()[0]
+                return int(count * conn.execute("PRAGMA page_size").fetchone()[0])
+
+        async def settled_size() -> int:
+            # Background checkpoints come within CHECKPOINT_INTERVAL of a commit; the
+            # deadline only guards against a hang.
+            async with asyncio.timeout(30):
+                while db.stat().st_size < size_with_wal():
+                    await asyncio.sleep(0.02)
+            return db.stat().st_size
+
+        before = await settled_size()
+        for i in range(5):
+            data = f"Subject: {i}\r\n\r\n".encode() + b"text " * 2000
+            blob = await write_blob(s, data)
+            await s.append(inbox.id, blob, dummy_meta(data, text="text " * 2000))
+        assert await settled_size() > before
+    finally:
+        await s.close()

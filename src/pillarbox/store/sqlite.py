@@ -8,6 +8,9 @@ Theory of operation:
     (WAL + synchronous=FULL: one fsync for the whole batch: group commit), unlinks
     message files whose last row went, then hands results and change events back to
     the event loop with one `call_soon_threadsafe`, in commit order.
+  * WAL checkpoints (copying committed pages back into the database file, and its
+    fsync) run in a `_Checkpointer` thread on a connection of its own, started and
+    stopped by the writer, so the writer's commits never pay for them.
   * Readers are a small pool of threads, each with its own connection; in WAL mode a
     reader works on a snapshot and never waits for the writer.
   * Message bytes live in files (`blobs.BlobFiles`); a row refers to a file only once
@@ -85,6 +88,7 @@ BLOB_DIR = "blobs"
 MAX_BATCH = 512  # operations per group commit
 READERS = 4
 IO_THREADS = 8  # blob writes fsync in parallel; more did not help on a 2-core VM
+CHECKPOINT_INTERVAL = 0.25  # seconds between background WAL checkpoints under load
 
 _FLAG_BITS = sqlite_search.FLAG_BITS
 _DELETED = _FLAG_BITS["\\Deleted"]
@@ -232,6 +236,54 @@ class _Done:
     changes: list[Change] = field(default_factory=list)
 
 
+class _Checkpointer(threading.Thread):
+    """Runs the WAL checkpoints the writer would otherwise run inside its commits.
+
+    SQLite's automatic checkpoint (every 1,000 WAL pages) runs in the committing
+    connection, right after the commit's fsync: the writer then copies pages into the
+    database file and fsyncs it while every queued operation waits. The writer turns
+    that off and calls `wake()` after each commit; this thread, on its own connection,
+    runs a PASSIVE checkpoint (it never blocks the writer or readers) at most every
+    `CHECKPOINT_INTERVAL` seconds while commits keep coming. A crash at any point is
+    safe: a checkpoint only copies pages that are already durable in the WAL. The next
+    write transaction after a complete checkpoint starts the WAL over, as before.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        super().__init__(name="pillarbox-sqlite-checkpoint", daemon=True)
+        self._db_path = db_path
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.checkpoints = 0  # for tests and measurements
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self._db_path, isolation_level=None, check_same_thread=True)
+        try:
+            sqlite_schema.configure(conn, writer=False)
+            while True:
+                self._wake.wait()
+                if self._stopping.is_set():
+                    return
+                self._wake.clear()  # commits from now on ask for the next round
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    pass  # transient; the next commit wakes us again
+                else:
+                    self.checkpoints += 1
+                if self._stopping.wait(CHECKPOINT_INTERVAL):
+                    return
+        finally:
+            conn.close()
+
+
 class _Writer(threading.Thread):
     """Owns the write connection; drains the queue in group-committed batches."""
 
@@ -250,6 +302,7 @@ class _Writer(threading.Thread):
         self.startup_error: BaseException | None = None
         self.batches = 0  # for measurements: how many commits
         self.operations = 0
+        self.checkpointer = _Checkpointer(db_path)
 
     def run(self) -> None:
         try:
@@ -265,6 +318,8 @@ class _Writer(threading.Thread):
                 sqlite_search.register_functions(conn)
                 self._blobs.prepare()
                 self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `_Checkpointer`
+                self.checkpointer.start()
             except BaseException as exc:
                 self.startup_error = exc
                 self.ready.set()
@@ -272,6 +327,9 @@ class _Writer(threading.Thread):
             self.ready.set()
             self._serve(conn)
         finally:
+            if self.checkpointer.is_alive():
+                self.checkpointer.stop()
+                self.checkpointer.join()
             conn.close()
 
     def _serve(self, conn: sqlite3.Connection) -> None:
@@ -331,6 +389,7 @@ class _Writer(threading.Thread):
                     "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)", text
                 )
             conn.execute("COMMIT")
+            self.checkpointer.wake()
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
