@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pillarbox.store.errors import NotFound
-from pillarbox.store.model import FlagMode
+from pillarbox.store.model import SYSTEM_FLAGS, FlagMode
 from tests.store.conftest import Env
 
 
@@ -71,3 +71,27 @@ async def test_select_snapshot_empty_and_all_seen(env: Env) -> None:
     assert (len(uids), status.unseen, first_unseen) == (1, 0, None)
     with pytest.raises(NotFound):
         await s.select_snapshot(9999)
+
+
+async def test_fetch_flag_bits_matches_fetch_flags(env: Env) -> None:
+    """`fetch_flag_bits` is `fetch_flags` as raw data: (uid, bits, modseq) ascending with
+    bit ``1 << i`` = ``SYSTEM_FLAGS[i]``, keywords by UID only for rows that have any;
+    unknown UIDs are skipped and an empty request reads nothing."""
+    s = env.store
+    u1 = await env.add(flags=frozenset({"\\Seen", "\\Flagged"}))
+    u2 = await env.add(flags=frozenset({"$Label1", "\\Draft"}))
+    u3 = await env.add()
+    wanted = [u3, u1, u2, 999]
+    rows, keywords = await s.fetch_flag_bits(env.inbox.id, wanted)
+    expected = await s.fetch_flags(env.inbox.id, wanted)
+    assert [r[0] for r in rows] == [u1, u2, u3]
+    assert set(keywords) == {u2}
+    for (uid, bits, modseq), row in zip(rows, expected, strict=True):
+        system = {f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i)}
+        assert (uid, frozenset(system | set(keywords.get(uid, ()))), modseq) == (
+            row.uid,
+            row.flags,
+            row.modseq,
+        )
+    assert await s.fetch_flag_bits(env.inbox.id, []) == ([], {})
+    assert await s.fetch_flag_bits(env.inbox.id, [999]) == ([], {})

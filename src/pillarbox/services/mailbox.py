@@ -173,12 +173,44 @@ async def _call(
 # --- account-scoped mailbox operations ------------------------------------------------------
 
 
-class AccountMailboxes:
-    """Mailbox operations of one logged-in account; the account id never comes from input."""
+# Names a session keeps resolved at most (a client touches a handful; a hostile one cannot
+# grow it without bound).
+MAILBOX_CACHE_SIZE = 256
 
-    def __init__(self, store: Store, account_id: int) -> None:
+
+class AccountMailboxes:
+    """Mailbox operations of one logged-in account; the account id never comes from input.
+
+    Name cache: `find` remembers name → `Mailbox` so that a repeated SELECT, APPEND,
+    STATUS or COPY/MOVE target costs no store trip. It is only used when the caller
+    passes `changes_pending` (a check on the session's change-bus subscription) and that
+    says nothing is waiting: every committed CREATE/DELETE/RENAME is published on the bus
+    before the call that made it returns, and the subscriber calls `invalidate` when it
+    takes a `MailboxesChanged` or `Resync`, so the cache is only trusted when every
+    published mailbox change has been seen. A lookup that raced with an invalidation is
+    not cached (generation check). Cached entries identify a mailbox (id, name,
+    UIDVALIDITY, special use); their counters (UIDNEXT, HIGHESTMODSEQ) may be old, so
+    SELECT takes those from its own snapshot.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        account_id: int,
+        *,
+        changes_pending: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.account_id = account_id
+        self._changes_pending = changes_pending
+        self._cache: dict[str, Mailbox] = {}
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        """Forget every resolved name (a mailbox of the account was created, deleted,
+        renamed, or the change feed was lost)."""
+        self._cache.clear()
+        self._generation += 1
 
     async def list_all(self) -> list[Mailbox]:
         result: list[Mailbox] = await _call(lambda: self.store.list_mailboxes(self.account_id))
@@ -195,11 +227,22 @@ class AccountMailboxes:
             canonical = normalize_name(name)
         except InvalidMailboxName:
             return None
+        pending = self._changes_pending
+        usable = pending is not None and not pending()
+        if usable:
+            cached = self._cache.get(canonical)
+            if cached is not None:
+                return cached
+        generation = self._generation
         mailbox: Mailbox | None = await _call(
             lambda: self.store.get_mailbox(self.account_id, canonical)
         )
         if mailbox is None or mailbox.account_id != self.account_id:
             return None
+        if usable and generation == self._generation:
+            if len(self._cache) >= MAILBOX_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[canonical] = mailbox
         return mailbox
 
     async def get(self, name: str) -> Mailbox:
@@ -221,9 +264,12 @@ class AccountMailboxes:
         if canonical == "INBOX" or await self.find(canonical) is not None:
             raise MailboxExists("Mailbox already exists")
         await self._ensure_parents(canonical)
-        mailbox: Mailbox = await _call(
-            lambda: self.store.create_mailbox(self.account_id, canonical, special_use)
-        )
+        try:
+            mailbox: Mailbox = await _call(
+                lambda: self.store.create_mailbox(self.account_id, canonical, special_use)
+            )
+        finally:
+            self.invalidate()
         return mailbox
 
     async def _ensure_parents(self, name: str) -> None:
@@ -233,17 +279,23 @@ class AccountMailboxes:
                     await self._create_one(parent)
 
     async def _create_one(self, name: str) -> None:
-        await _call(lambda: self.store.create_mailbox(self.account_id, name))
+        try:
+            await _call(lambda: self.store.create_mailbox(self.account_id, name))
+        finally:
+            self.invalidate()
 
     async def delete(self, name: str) -> None:
         canonical = normalize_name(name)
         if canonical == "INBOX":
             raise MailboxNotAllowed("INBOX cannot be deleted")
         await self.get(canonical)
-        await _call(
-            lambda: self.store.delete_mailbox(self.account_id, canonical),
-            conflict="This mailbox cannot be deleted",
-        )
+        try:
+            await _call(
+                lambda: self.store.delete_mailbox(self.account_id, canonical),
+                conflict="This mailbox cannot be deleted",
+            )
+        finally:
+            self.invalidate()
 
     async def rename(self, old: str, new: str) -> None:
         """RENAME (RFC 9051 §6.3.6): children move along; INBOX is moved into a new mailbox
@@ -256,10 +308,13 @@ class AccountMailboxes:
         if src != "INBOX" and (dst + SEP).startswith(src + SEP):
             raise MailboxNotAllowed("Cannot rename a mailbox into itself")
         await self._ensure_parents(dst)
-        await _call(
-            lambda: self.store.rename_mailbox(self.account_id, src, dst),
-            conflict="This mailbox cannot be renamed",
-        )
+        try:
+            await _call(
+                lambda: self.store.rename_mailbox(self.account_id, src, dst),
+                conflict="This mailbox cannot be renamed",
+            )
+        finally:
+            self.invalidate()
 
     async def subscribe(self, name: str, subscribed: bool) -> None:
         """Subscriptions are kept by name (RFC 9051 §6.3.7 allows a nonexistent name)."""
@@ -369,6 +424,10 @@ class SelectedView:
             lambda: store.select_snapshot(self.mailbox.id)
         )
         uids, status, first_unseen = snapshot
+        # The Mailbox may come from a name cache: its counters can be old, the snapshot's
+        # are not (events replayed by `_loaded` only raise them further).
+        self.highestmodseq = max(self.highestmodseq, status.highestmodseq)
+        self.uidnext = max(self.uidnext, status.uidnext)
         self._loaded(uids)
         return status, first_unseen
 
@@ -623,6 +682,17 @@ async def search(store: Store, view: SelectedView, key: SearchKey) -> list[int]:
 async def fetch_flags(store: Store, view: SelectedView, uids: Sequence[int]) -> list[FlagRow]:
     """FLAGS and MODSEQ of the given UIDs of the selected mailbox: one query."""
     result: list[FlagRow] = await _call(lambda: store.fetch_flags(view.mailbox.id, uids))
+    return result
+
+
+async def fetch_flag_bits(
+    store: Store, view: SelectedView, uids: Sequence[int]
+) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+    """`fetch_flags` as raw ``(uid, flag_bits, modseq)`` rows plus keywords by UID (bit
+    ``1 << i`` is ``SYSTEM_FLAGS[i]``), for formatting many FLAGS lines: one query."""
+    result: tuple[list[tuple[int, int, int]], dict[int, list[str]]] = await _call(
+        lambda: store.fetch_flag_bits(view.mailbox.id, uids)
+    )
     return result
 
 

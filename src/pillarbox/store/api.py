@@ -179,6 +179,15 @@ class Store(Protocol):
         """FLAGS and MODSEQ of the given existing UIDs, ascending."""
         ...
 
+    async def fetch_flag_bits(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+        """`fetch_flags` as raw data for formatting many lines: ``(uid, flag_bits,
+        modseq)`` of the given existing UIDs, ascending, where bit ``1 << i`` of
+        `flag_bits` is ``SYSTEM_FLAGS[i]``; and the keywords of those rows that have any,
+        by UID. Read-only, one transaction."""
+        ...
+
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         """Precomputed rows of the given existing UIDs, ascending; one query."""
         ...

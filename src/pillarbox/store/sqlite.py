@@ -1599,6 +1599,18 @@ class SqliteStore:
 
         return await self._read(q)
 
+    async def fetch_flag_bits(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message.
+        wanted = list(uids)
+
+        def q(conn: sqlite3.Connection) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+            rows = _flag_rows(conn, mailbox_id, wanted)
+            return rows, (_keywords_of(conn, mailbox_id, wanted) if rows else {})
+
+        return await self._read(q)
+
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
 

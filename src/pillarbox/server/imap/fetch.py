@@ -1,10 +1,11 @@
 """FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3501 RFC822.*; RFC 3516 BINARY).
 
 Hot path: the message set becomes UIDs from the session's view (no query); FLAGS-only
-fetches are one `fetch_flags` call for the whole set; other items read precomputed rows
-in chunks (one query per chunk, never per message) and copy the stored ENVELOPE / BODY /
-BODYSTRUCTURE bytes. Only BODY[...], BINARY[...] and RFC822* touch the message file, and
-then only the byte range of the section (offsets recorded at delivery).
+fetches are one `fetch_flag_bits` call for the whole set (raw rows; flag lists looked up
+by bit pattern); other items read precomputed rows in chunks (one query per chunk,
+never per message) and copy the stored ENVELOPE / BODY / BODYSTRUCTURE bytes. Only
+BODY[...], BINARY[...] and RFC822* touch the message file, and then only the byte range
+of the section (offsets recorded at delivery).
 
 Setting \\Seen (RFC 9051 §6.4.5 BODY[section]): a non-PEEK body fetch in a read-write
 session sets \\Seen with one `set_flags` per chunk, and the FETCH response then carries
@@ -29,12 +30,12 @@ from pillarbox.server.imap.session import BadCommand, CommandNo, Session
 from pillarbox.services.mailbox import (
     NoSuchMailbox,
     SelectedView,
-    fetch_flags,
+    fetch_flag_bits,
     fetch_info,
     read_messages,
     set_flags,
 )
-from pillarbox.store.model import FlagMode, FlagRow, MessageInfo
+from pillarbox.store.model import SYSTEM_FLAGS, FlagMode, FlagRow, MessageInfo
 
 CHUNK = 500
 # Message bytes read ahead in one store call: messages are grouped until their sizes
@@ -81,8 +82,8 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
     set_seen = not view.read_only and any(_sets_seen(i) for i in cmd.items)
     if not any(_needs_row(i) for i in cmd.items) and not set_seen:
-        rows = await fetch_flags(s.store, view, uids)  # one query for the whole set
-        await _send_flags_only(s, view, cmd, rows)
+        rows, keywords = await fetch_flag_bits(s.store, view, uids)  # one query
+        await _send_flags_only(s, view, cmd, rows, keywords)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
     reads_file = any(_reads_file(i) for i in cmd.items)
     for start in range(0, len(uids), CHUNK):
@@ -199,27 +200,53 @@ def _planned_range(item: c.FetchItem, info: MessageInfo) -> tuple[int, int | Non
     return _section_span(info, item.part, item.kind)
 
 
+# FLAGS lists of every system-flag combination, indexed by the store's flag bits
+# (bit ``1 << i`` is ``SYSTEM_FLAGS[i]``): a message without keywords costs one index.
+_SYSTEM_FLAG_LISTS: tuple[bytes, ...] = tuple(
+    wire.flag_list(frozenset(f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i)))
+    for bits in range(1 << len(SYSTEM_FLAGS))
+)
+_SYSTEM_MASK = (1 << len(SYSTEM_FLAGS)) - 1
+
+
+def _flag_list_of(bits: int, keywords: list[str] | None) -> bytes:
+    if not keywords:
+        return _SYSTEM_FLAG_LISTS[bits & _SYSTEM_MASK]
+    system = (f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i))
+    return wire.flag_list(frozenset((*system, *keywords)))
+
+
 async def _send_flags_only(
-    s: Session, view: SelectedView, cmd: c.Fetch, rows: list[FlagRow]
+    s: Session,
+    view: SelectedView,
+    cmd: c.Fetch,
+    rows: list[tuple[int, int, int]],
+    keywords: dict[int, list[str]],
 ) -> None:
-    """FETCH of FLAGS / UID / MODSEQ only: lines formatted in one pass and queued in
-    blocks (a `UID FETCH 1:* (FLAGS)` of 100,000 messages makes no per-line calls)."""
+    """FETCH of FLAGS / UID / MODSEQ only, from raw ``(uid, flag_bits, modseq)`` rows:
+    lines formatted in one pass, flag lists looked up by bit pattern, queued in blocks
+    (a `UID FETCH 1:* (FLAGS)` of 100,000 messages builds no set and makes no call per
+    line but the sequence-number lookup)."""
     kinds: list[str] = ["UID"] if cmd.uid else []
     for item in cmd.items:
         assert isinstance(item, c.FetchAttribute)
         if item.name == "FLAGS" or item.name == "MODSEQ" or (item.name == "UID" and not cmd.uid):
             kinds.append(item.name)
     seq_of = view.seq_of
-    flag_list = wire.flag_list
+    lists = _SYSTEM_FLAG_LISTS
+    mask = _SYSTEM_MASK
+    uid_flags = kinds == ["UID", "FLAGS"]  # the common UID FETCH n:* (FLAGS)
     block: list[bytes] = []
-    for row in rows:
-        seq = seq_of(row.uid)
+    for uid, bits, modseq in rows:
+        seq = seq_of(uid)
         if seq is None:
             continue
-        if kinds == ["UID", "FLAGS"]:  # the common UID FETCH n:* (FLAGS)
-            block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, row.uid, flag_list(row.flags)))
+        kw = keywords.get(uid) if keywords else None
+        flags = lists[bits & mask] if kw is None else _flag_list_of(bits, kw)
+        if uid_flags:
+            block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, flags))
         else:
-            block.append(b"* " + _format_flags_only(kinds, seq, row) + b"\r\n")
+            block.append(b"* " + _format_flags_only(kinds, seq, uid, flags, modseq) + b"\r\n")
         if len(block) >= FLAGS_BLOCK:
             s.send(b"".join(block))
             block.clear()
@@ -228,15 +255,15 @@ async def _send_flags_only(
         s.send(b"".join(block))
 
 
-def _format_flags_only(kinds: list[str], seq: int, row: FlagRow) -> bytes:
+def _format_flags_only(kinds: list[str], seq: int, uid: int, flags: bytes, modseq: int) -> bytes:
     out: list[bytes] = []
     for kind in kinds:
         if kind == "FLAGS":
-            out.append(b"FLAGS " + wire.flag_list(row.flags))
+            out.append(b"FLAGS " + flags)
         elif kind == "UID":
-            out.append(b"UID %d" % row.uid)
+            out.append(b"UID %d" % uid)
         else:
-            out.append(b"MODSEQ (%d)" % row.modseq)
+            out.append(b"MODSEQ (%d)" % modseq)
     return b"%d FETCH (" % seq + b" ".join(out) + b")"
 
 

@@ -52,7 +52,7 @@ from pillarbox.services.mailbox import (
     NoSuchMailbox,
     SelectedView,
 )
-from pillarbox.store.model import Account, Change, FlagRow, Resync
+from pillarbox.store.model import Account, Change, FlagRow, MailboxesChanged, Resync
 
 log = logging.getLogger("pillarbox.imap")
 
@@ -356,6 +356,8 @@ class Session:
     async def _pump(self) -> None:
         assert self._changes is not None
         async for change in self._changes:
+            if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
+                self.mailboxes.invalidate()  # before anything else: no await in between
             view = self.view
             try:
                 if view is not None and view.record(change):
@@ -424,9 +426,17 @@ class Session:
 
         return await auth.finish_plain(self, ev.tag, ev.data)
 
+    def changes_pending(self) -> bool:
+        """Change-bus events are waiting to be taken (True when unknown): the mailbox
+        name cache is only trusted when this is False."""
+        pending = getattr(self._changes, "pending", None)
+        return pending is None or bool(pending())
+
     async def login_as(self, account: Account) -> None:
         self.account = account
-        self.mailboxes = AccountMailboxes(self.store, account.id)
+        self.mailboxes = AccountMailboxes(
+            self.store, account.id, changes_pending=self.changes_pending
+        )
         self.conn.authenticated()
         await self.start_pump()
 
