@@ -57,3 +57,15 @@ def test_chunking_is_invisible(
         )
         if want == r.MESSAGE_TOO_BIG:
             assert got == want
+
+
+def test_line_limit_inside_one_large_chunk() -> None:
+    """Within one chunk holding many lines, a line of exactly `max_line` octets (CRLF
+    included) passes and one octet more is refused, wherever the line sits."""
+    for position in (1, 50, 98):
+        for extra, want in ((0, None), (1, r.BODY_LINE_TOO_LONG)):
+            lines = [b"Subject: x\r\n", b"\r\n"] + [b"y" * 68 + b"\r\n"] * 100
+            lines.insert(position + 2, b"z" * (998 - 2 + extra) + b"\r\n")
+            scanner = BodyScanner(max_size=10**6, max_header=10**6, max_line=998)
+            scanner.feed(b"".join(lines))
+            assert scanner.finish() == want

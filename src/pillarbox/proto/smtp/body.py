@@ -88,15 +88,12 @@ class BodyScanner:
                 self.error = r.BODY_LINE_TOO_LONG
                 return
             if len(chunk) > self.max_line:
-                pos = first + 1
-                while True:
-                    nxt = chunk.find(b"\n", pos)
-                    if nxt < 0:
-                        break
-                    if nxt + 1 - pos > self.max_line:
-                        self.error = r.BODY_LINE_TOO_LONG
-                        return
-                    pos = nxt + 1
+                # The complete lines after the first: split and len run in C, where a
+                # find() loop cost one Python iteration per line (~350 per 25 KB chunk).
+                lines = chunk.split(b"\n")
+                if len(lines) > 2 and max(map(len, lines[1:-1])) + 1 > self.max_line:
+                    self.error = r.BODY_LINE_TOO_LONG
+                    return
             self._since_lf = len(chunk) - chunk.rfind(b"\n") - 1
         if self._since_lf > self.max_line:
             self.error = r.BODY_LINE_TOO_LONG
