@@ -385,8 +385,13 @@ class _Writer(threading.Thread):
                 # by op cost one segment each (and the merges that follow). Inserted here,
                 # after every op, the batch's rows make one segment. They are part of the
                 # same transaction: a failure here fails the whole batch like COMMIT.
-                conn.executemany(
-                    "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)", text
+                # One statement for the batch (rows as one JSON parameter), not one step
+                # per row: each step releases and re-takes the GIL, and re-taking it waits
+                # for the busy event loop thread.
+                conn.execute(
+                    "INSERT INTO blob_text (rowid, headers, body_text)"
+                    " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each(?) AS r",
+                    (json.dumps(text, ensure_ascii=False),),
                 )
             conn.execute("COMMIT")
             self.checkpointer.wake()
