@@ -625,3 +625,23 @@ async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
         assert await settled_size() > before
     finally:
         await s.close()
+
+
+async def test_unstorable_text_fails_its_delivery_alone(env: Env) -> None:
+    """Text that cannot be encoded (a lone surrogate) fails that append only; the
+    deliveries committed with it in the same batch, and the store, carry on."""
+    s, box = env.store, env.inbox.id
+    coros = []
+    for i in range(10):
+        data = f"Subject: {i}\r\n\r\nbody{i}\r\n".encode()
+        blob = await write_blob(s, data)
+        # past the 200 characters dummy_meta copies into the preview column
+        text = "x" * 300 + "\udcff\n" if i == 4 else f"good{i}qq\n"
+        coros.append(s.append(box, blob, dummy_meta(data, text=text)))
+    async with asyncio.timeout(30):  # a dead writer would hang here, not fail
+        results = await asyncio.gather(*coros, return_exceptions=True)
+    assert [isinstance(r, Exception) for r in results] == [i == 4 for i in range(10)]
+    assert len(await s.search(box, SearchText("qq"))) == 9
+    data = b"Subject: after\r\n\r\nafter\r\n"
+    later = await s.append(box, await write_blob(s, data), dummy_meta(data, text="afterzz\n"))
+    assert await s.search(box, SearchText("afterzz")) == [later.uid]

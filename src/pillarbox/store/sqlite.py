@@ -1248,6 +1248,10 @@ class SqliteStore:
             conn.execute("DELETE FROM blob_text WHERE rowid = ?", (blob.blob_id,))
             row = (blob.blob_id, meta.headers, meta.body_text)
             if text is not None:
+                # Text that cannot be stored (a lone surrogate) must fail this operation
+                # alone, here, as binding it did before the insert moved to the batch end.
+                meta.headers.encode()
+                meta.body_text.encode()
                 text.append(row)
             else:
                 conn.execute(
