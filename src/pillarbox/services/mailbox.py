@@ -702,6 +702,17 @@ async def fetch_info(store: Store, view: SelectedView, uids: Sequence[int]) -> l
     return result
 
 
+async def fetch_info_with_files(
+    store: Store, view: SelectedView, uids: Sequence[int], max_bytes: int
+) -> list[tuple[MessageInfo, bytes | None]]:
+    """`fetch_info` plus the whole message files (up to about `max_bytes` of them; None
+    past that or for a message gone), in one store call."""
+    result: list[tuple[MessageInfo, bytes | None]] = await _call(
+        lambda: store.fetch_with_files(view.mailbox.id, uids, max_bytes)
+    )
+    return result
+
+
 async def read_message(
     store: Store, view: SelectedView, uid: int, start: int = 0, length: int | None = None
 ) -> bytes:

@@ -192,6 +192,15 @@ class Store(Protocol):
         """Precomputed rows of the given existing UIDs, ascending; one query."""
         ...
 
+    async def fetch_with_files(
+        self, mailbox_id: int, uids: Sequence[int], max_bytes: int
+    ) -> list[tuple[MessageInfo, bytes | None]]:
+        """`fetch`, each row paired with its whole message file, read in the same
+        transaction: files are read in UID order until their sizes reach `max_bytes`
+        (the first always), the rest and any file gone since come back as None.
+        Read-only."""
+        ...
+
     async def read_message(
         self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None
     ) -> bytes:

@@ -32,6 +32,7 @@ from pillarbox.services.mailbox import (
     SelectedView,
     fetch_flag_bits,
     fetch_info,
+    fetch_info_with_files,
     read_messages,
     set_flags,
 )
@@ -86,8 +87,19 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
         await _send_flags_only(s, view, cmd, rows, keywords)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
     reads_file = any(_reads_file(i) for i in cmd.items)
+    # Only whole messages are read from files (BODY[], RFC822, BINARY[]): rows and files
+    # come in one store call.
+    whole = reads_file and all(_whole_file(i) for i in cmd.items if _reads_file(i))
     for start in range(0, len(uids), CHUNK):
-        infos = await fetch_info(s.store, view, uids[start : start + CHUNK])
+        preread: dict[_Range, bytes | None] = {}
+        if whole:
+            pairs = await fetch_info_with_files(
+                s.store, view, uids[start : start + CHUNK], READ_AHEAD
+            )
+            infos = [info for info, _ in pairs]
+            preread = {(info.uid, 0, None): data for info, data in pairs if data is not None}
+        else:
+            infos = await fetch_info(s.store, view, uids[start : start + CHUNK])
         seen_now: dict[int, FlagRow] = {}
         if set_seen:
             unseen = [i.uid for i in infos if "\\Seen" not in i.flags]
@@ -98,6 +110,10 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
         infos = [i for i in infos if view.seq_of(i.uid) is not None]
         for group in _groups(infos) if reads_file else [infos]:
             bodies = _Bodies(s, view)
+            for info in group if preread else ():
+                data = preread.pop((info.uid, 0, None), None)
+                if data is not None:
+                    bodies.have(info.uid, data)
             if reads_file:
                 await bodies.prefetch(cmd.items, group)
             for info in group:
@@ -135,6 +151,10 @@ class _Bodies:
         self.view = view
         self._data: dict[_Range, bytes | None] = {}
 
+    def have(self, uid: int, data: bytes) -> None:
+        """The whole file of `uid`, already read with its row (`fetch_with_files`)."""
+        self._data[(uid, 0, None)] = data
+
     async def prefetch(self, items: tuple[c.FetchItem, ...], infos: list[MessageInfo]) -> None:
         wanted: list[_Range] = []
         for info in infos:
@@ -142,7 +162,7 @@ class _Bodies:
                 span = _planned_range(item, info)
                 if span is not None:
                     wanted.append((info.uid, *span))
-        wanted = list(dict.fromkeys(wanted))
+        wanted = [w for w in dict.fromkeys(wanted) if w not in self._data]
         if wanted:
             got = await read_messages(self.s.store, self.view, wanted)
             self._data.update(zip(wanted, got, strict=True))
@@ -156,6 +176,17 @@ class _Bodies:
         if data is None:
             raise NoSuchMailbox("Message is gone")
         return data
+
+
+def _whole_file(item: c.FetchItem) -> bool:
+    """The item reads the whole message file (what `fetch_with_files` reads ahead)."""
+    if isinstance(item, c.FetchAttribute):
+        return item.name == "RFC822"
+    if item.part:
+        return False
+    if isinstance(item, c.FetchBinarySize) or item.binary:
+        return True
+    return item.kind == "" and item.partial is None
 
 
 def _reads_file(item: c.FetchItem) -> bool:
