@@ -9,7 +9,6 @@ returning the coroutine the shared listener runs per connection. The `http` list
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -159,8 +158,7 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)  # POSIX only, as is Pillarbox
     try:
         if ready is not None:
             ready(app)
