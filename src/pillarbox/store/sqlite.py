@@ -1622,36 +1622,7 @@ class SqliteStore:
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
-
-        def q(conn: sqlite3.Connection) -> list[MessageInfo]:
-            if not wanted:
-                return []
-            rows = conn.execute(
-                "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
-                " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id"
-                f" FROM {_FETCH_JOIN}",
-                (_ranges_json(wanted), mailbox_id),
-            ).fetchall()
-            keywords = _keywords_of(conn, mailbox_id, wanted) if rows else {}
-            return [
-                MessageInfo(
-                    mailbox_id=mailbox_id,
-                    uid=r[0],
-                    modseq=r[1],
-                    flags=_flag_set(r[2], keywords.get(r[0], ())),
-                    internaldate=_from_epoch(r[3], r[4]),
-                    size=r[5],
-                    envelope=r[6] or b"",
-                    bodystructure=r[7] or b"",
-                    body=r[8] or b"",
-                    parts=r[9] or "",
-                    preview=r[10] or "",
-                    blob_id=r[11],
-                )
-                for r in rows
-            ]
-
-        return await self._read(q)
+        return await self._read(lambda conn: _message_infos(conn, mailbox_id, wanted))
 
     async def fetch_with_files(
         self, mailbox_id: int, uids: Sequence[int], max_bytes: int
@@ -1662,32 +1633,9 @@ class SqliteStore:
         files = self._files()
 
         def q(conn: sqlite3.Connection) -> list[tuple[MessageInfo, bytes | None]]:
-            if not wanted:
-                return []
-            rows = conn.execute(
-                "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
-                " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id"
-                f" FROM {_FETCH_JOIN}",
-                (_ranges_json(wanted), mailbox_id),
-            ).fetchall()
-            keywords = _keywords_of(conn, mailbox_id, wanted) if rows else {}
             out: list[tuple[MessageInfo, bytes | None]] = []
             total = 0
-            for r in rows:
-                info = MessageInfo(
-                    mailbox_id=mailbox_id,
-                    uid=r[0],
-                    modseq=r[1],
-                    flags=_flag_set(r[2], keywords.get(r[0], ())),
-                    internaldate=_from_epoch(r[3], r[4]),
-                    size=r[5],
-                    envelope=r[6] or b"",
-                    bodystructure=r[7] or b"",
-                    body=r[8] or b"",
-                    parts=r[9] or "",
-                    preview=r[10] or "",
-                    blob_id=r[11],
-                )
+            for info in _message_infos(conn, mailbox_id, wanted):
                 data: bytes | None = None
                 if total < max_bytes:
                     try:
@@ -1850,3 +1798,35 @@ class SqliteStore:
 
 
 __all__ = ["SqliteStore", "StoreError"]
+
+
+def _message_infos(
+    conn: sqlite3.Connection, mailbox_id: int, wanted: list[int]
+) -> list[MessageInfo]:
+    """The precomputed rows of `wanted` (ascending), keywords included: one query each."""
+    if not wanted:
+        return []
+    rows = conn.execute(
+        "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
+        " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id"
+        f" FROM {_FETCH_JOIN}",
+        (_ranges_json(wanted), mailbox_id),
+    ).fetchall()
+    keywords = _keywords_of(conn, mailbox_id, wanted) if rows else {}
+    return [
+        MessageInfo(
+            mailbox_id=mailbox_id,
+            uid=r[0],
+            modseq=r[1],
+            flags=_flag_set(r[2], keywords.get(r[0], ())),
+            internaldate=_from_epoch(r[3], r[4]),
+            size=r[5],
+            envelope=r[6] or b"",
+            bodystructure=r[7] or b"",
+            body=r[8] or b"",
+            parts=r[9] or "",
+            preview=r[10] or "",
+            blob_id=r[11],
+        )
+        for r in rows
+    ]
