@@ -21,7 +21,8 @@ MSG = b"From: a@remote.test\r\nTo: bob@example.test\r\nSubject: t\r\n\r\nhello\r
 
 
 def tmp_files(server: RunningServer) -> list[Path]:
-    return list((Path(server.config.server.data_dir) / "blobs" / "tmp").iterdir())
+    """Message files on disk (any directory): a dropped message must leave none."""
+    return [p for p in (Path(server.config.server.data_dir) / "blobs").rglob("*") if p.is_file()]
 
 
 def open_transaction(raw: RawSmtp) -> None:

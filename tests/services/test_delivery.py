@@ -253,6 +253,7 @@ async def test_abort_leaves_no_file(
     await incoming.write(MULTIPART * 2000)
     await incoming.abort()
     assert os.listdir(tmp_path / "data" / "blobs" / "tmp") == []
+    assert _blob_files(tmp_path) == []
     assert await stored(store, "bob@example.test") == []
 
 

@@ -41,8 +41,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +57,9 @@ from pillarbox.store.model import AppendResult, MessageMeta, QueuedRecipient
 
 log = logging.getLogger("pillarbox.delivery")
 
+# Trace ids only need to be unique in the logs, so a PRNG seeded once rather than
+# os.urandom, which releases and re-takes the GIL on every call (costly on a busy loop).
+_TRACE_IDS = random.Random()
 MAX_ALIAS_DEPTH = 8  # alias chains longer than this are a loop or a mistake
 KEEP_IN_MEMORY = 1024 * 1024  # spools up to this size are parsed without re-reading
 COPY_CHUNK = 1024 * 1024
@@ -403,7 +406,7 @@ class IncomingMessage:
         self._store = store
         self.envelope = envelope
         self._filter = header_filter
-        self.trace_id = secrets.token_hex(8).upper()
+        self.trace_id = f"{_TRACE_IDS.getrandbits(64):016X}"
         self.received_at = datetime.now(UTC)
         targets: dict[int, LocalTarget] = {}
         remotes: dict[str, Recipient] = {}

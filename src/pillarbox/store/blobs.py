@@ -1,12 +1,14 @@
 """Message files on disk: durable writes, paths, orphan collection.
 
-Owns the directory ``<data_dir>/blobs``: ``tmp/`` holds files being written, and each
-finished file lives at ``<2 hex digits>/<16 hex digits>`` named by its blob id (a random
-63-bit integer, so ids are known before any row exists and never need a database
-round trip). The durability rule of the store contract is realised here: a file is
-written under a temporary name, fsynced, hard-linked into place (never clobbering),
-and its directory fsynced, all before `finish` returns; only then may a row refer to
-it. Files with no row are removed by `collect_orphans` when the store opens.
+Owns the directory ``<data_dir>/blobs``: each file lives at ``<2 hex digits>/<16 hex
+digits>`` named by its blob id (a random 63-bit integer, so ids are known before any row
+exists and never need a database round trip). The durability rule of the store contract
+is realised here: a file is created exclusively under its final name (never clobbering),
+written, fsynced, and its directory fsynced, all before `finish` returns; only then may a
+row refer to it. A file is only ever read through a row, so one still being written (or
+cut short by a crash) is invisible; files with no row are removed by `collect_orphans`
+when the store opens. (``tmp/`` is what earlier versions wrote into first; it is only
+emptied now. Writing in place saves a link and an unlink per message.)
 
 Must not: touch the database, or do any file I/O on the event loop thread (every
 blocking call goes through the executor it is given).
@@ -17,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+# File names must be unique, not secret (a clash is retried or refused by O_EXCL), so they
+# come from a PRNG seeded once: os.urandom releases the GIL on every call, and getting it
+# back on a busy event loop costs far more than the random bits.
+_NAMES = random.Random()
 _FLUSH_AT = 256 * 1024  # buffer small writes; one thread hop per quarter megabyte
 
 
@@ -117,7 +123,7 @@ class BlobFiles:
 
 
 class BlobFileWriter:
-    """Streams one message into ``tmp/`` (implements `store.api.BlobWriter`).
+    """Streams one message into its final place (implements `store.api.BlobWriter`).
 
     `discard`, if given, is called by `abort` after a successful `finish`: the store
     then removes the file unless a row already refers to it.
@@ -134,7 +140,8 @@ class BlobFileWriter:
         self._discard = discard
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
-        self._tmp_path = files.tmp / f"{secrets.token_hex(12)}.tmp"
+        self._path: Path | None = None
+        self._blob_id = 0
         self._size = 0
         self._done: FileBlob | None = None
         self._aborted = False
@@ -143,8 +150,15 @@ class BlobFileWriter:
         await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     def _flush_sync(self, data: bytes) -> None:
-        if self._file is None:
-            self._file = open(self._tmp_path, "xb")  # noqa: SIM115 - closed in finish/abort
+        while self._file is None:
+            blob_id = _NAMES.getrandbits(63) or 1
+            path = self._files.path(blob_id)
+            try:
+                # "x": O_EXCL, so an id whose file exists is never reused.
+                self._file = open(path, "xb")  # noqa: SIM115 - closed in finish/abort
+            except FileExistsError:
+                continue
+            self._blob_id, self._path = blob_id, path
         self._file.write(data)
 
     async def write(self, data: bytes) -> None:
@@ -164,17 +178,9 @@ class BlobFileWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        while True:
-            blob_id = secrets.randbits(63) or 1
-            final = self._files.path(blob_id)
-            try:
-                os.link(self._tmp_path, final)  # never replaces an existing file
-            except FileExistsError:
-                continue
-            break
-        os.unlink(self._tmp_path)
-        _fsync_dir(final.parent)
-        return FileBlob(blob_id=blob_id, size=self._size, path=str(final))
+        assert self._path is not None
+        _fsync_dir(self._path.parent)
+        return FileBlob(blob_id=self._blob_id, size=self._size, path=str(self._path))
 
     async def finish(self) -> FileBlob:
         if self._aborted:
@@ -196,8 +202,9 @@ class BlobFileWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp_path)
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
 
     async def abort(self) -> None:
         if self._aborted:
