@@ -7,7 +7,10 @@ initial responses, LOGIN/PASS arguments) before any handler sees them.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 
@@ -34,10 +37,40 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread as they are.
+
+    The stock `prepare` formats the message in the caller; here formatting, redaction and
+    the write to stderr all happen on the writer thread, so a log line costs the event
+    loop one queue put instead of a formatted write (which releases the GIL and, on a busy
+    server, waits to get it back).
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+@atexit.register
+def _stop() -> None:
+    """Write out what is queued (a normal exit, or `setup` called again)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
 def setup(level: str = "info") -> None:
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    _stop()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level.upper())
