@@ -91,6 +91,9 @@ CASES: list[tuple[str, SearchKey, list[int]]] = [
     ("text short", SearchText("n?"), [2]),
     ("text short unicode", SearchText("é"), [1]),
     ("text quote", SearchText('say "hi"'), []),
+    # Every trigram is there ("The numbers look", "great"), but not this string.
+    ("text trigrams not contiguous", SearchText("look great numbers"), []),
+    ("text trigrams split over header and body", SearchText("Quarterly numbers"), []),
     ("before", SearchDate("before", "2024-03-02"), [1]),
     ("on own zone", SearchDate("on", "2024-03-01"), [1]),
     ("since", SearchDate("since", "2024-03-03"), [3, 4]),

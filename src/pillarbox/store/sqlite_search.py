@@ -87,8 +87,11 @@ def _substring(column: str, value: str, params: list[object]) -> str:
     return f"pb_contains({column}, ?)"
 
 
-def _fts_phrase(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
+def _fts_trigrams(value: str) -> str:
+    """An FTS5 query for rows holding every three-character piece of `value` (the
+    trigram tokenizer's tokens; it folds case the same way on both sides)."""
+    pieces = dict.fromkeys(value[i : i + 3] for i in range(len(value) - 2))
+    return " AND ".join('"' + piece.replace('"', '""') + '"' for piece in pieces)
 
 
 def _clause(key: SearchKey, params: list[object]) -> str:
@@ -137,19 +140,19 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             if value == "":
                 return "1"
             if len(value) >= 3:
-                query = _fts_phrase(value)
-                if body_only:
-                    query = "{body_text} : " + query
-                params.append(query)
-                return "m.blob_id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH ?)"
+                # The index (detail=none) narrows to rows holding every trigram of the
+                # string, in any column and order; the check on the text decides.
+                params.append(_fts_trigrams(value))
             parts = [_substring("t.body_text", value, params)]
             if not body_only:
                 parts.append(_substring("t.headers", value, params))
-            return (
-                "EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ("
-                + " OR ".join(parts)
-                + "))"
-            )
+            check = " OR ".join(parts)
+            if len(value) >= 3:
+                return (
+                    "m.blob_id IN (SELECT t.rowid FROM blob_text AS t"
+                    f" WHERE t.blob_text MATCH ? AND ({check}))"
+                )
+            return f"EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ({check}))"
         case SearchDate(op=op, day=day, sent=sent):
             sql_op = _DATE_OPS[op]
             params.append(day)
