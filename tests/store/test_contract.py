@@ -618,7 +618,7 @@ async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
             return db.stat().st_size
 
         before = await settled_size()
-        for i in range(5):
+        for i in range(60):  # rows enough to need new pages (the text goes to search.db)
             data = f"Subject: {i}\r\n\r\n".encode() + b"text " * 2000
             blob = await write_blob(s, data)
             await s.append(inbox.id, blob, dummy_meta(data, text="text " * 2000))

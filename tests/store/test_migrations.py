@@ -1,33 +1,57 @@
-"""Schema migrations carry an existing store's data forward."""
+"""The store carries an existing data directory's contents forward when it opens."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from pillarbox.store import sqlite_schema
+from pillarbox.store import sqlite_schema, sqlite_text
+from pillarbox.store.sqlite import DB_NAME
 
 
-def test_text_index_survives_the_move_to_detail_none(tmp_path: Path) -> None:
-    """A store made before migration 2 keeps every indexed text, now in a detail=none
-    index that the trigram search can use."""
-    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+def _old_store(data: Path) -> sqlite3.Connection:
+    """pillarbox.db as schema version 1 left it: the text index inside it."""
+    data.mkdir()
+    conn = sqlite3.connect(data / DB_NAME, isolation_level=None)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     version, first = sqlite_schema.migrations()[0]
     assert version == 1
     conn.executescript(f"BEGIN;\n{first}\nINSERT INTO schema_version VALUES (1);\nCOMMIT;")
+    return conn
+
+
+def test_text_index_moves_to_its_own_file(tmp_path: Path) -> None:
+    """The rows of an older store's index move to search.db (detail=none, so the
+    trigram search can use it), and rows of blobs that have no row are swept."""
+    data = tmp_path / "data"
+    conn = _old_store(data)
+    conn.executemany("INSERT INTO blobs (id, size) VALUES (?, ?)", [(7, 10), (9, 10)])
     conn.executemany(
         "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)",
-        [(7, "Subject: Grüße", "hello world"), (9, "Subject: other", "nothing here")],
+        [
+            (7, "Subject: Grüße", "hello world"),
+            (9, "Subject: other", "nothing here"),
+            (11, "Subject: orphan", "no blob row"),
+        ],
     )
+    sqlite_schema.migrate(conn)
 
-    assert sqlite_schema.migrate(conn) >= 2
+    sqlite_text.move_and_sweep(conn, data)
 
-    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'blob_text'").fetchone()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'blob_text'").fetchall() == []
+    index = sqlite3.connect(data / sqlite_text.TEXT_DB_NAME)
+    (sql,) = index.execute("SELECT sql FROM sqlite_master WHERE name = 'blob_text'").fetchone()
     assert "detail = none" in sql
-    rows = conn.execute("SELECT rowid, headers, body_text FROM blob_text ORDER BY rowid").fetchall()
-    assert rows == [(7, "Subject: Grüße", "hello world"), (9, "Subject: other", "nothing here")]
-    found = conn.execute(
+    rows = index.execute("SELECT rowid, headers, body_text FROM blob_text ORDER BY rowid")
+    assert rows.fetchall() == [
+        (7, "Subject: Grüße", "hello world"),
+        (9, "Subject: other", "nothing here"),
+    ]
+    found = index.execute(
         "SELECT rowid FROM blob_text WHERE blob_text MATCH ?", ('"RÜß" AND "üße"',)
     ).fetchall()
     assert found == [(7,)]
+
+    # Opening again finds nothing left to move and keeps the index as it is.
+    sqlite_text.move_and_sweep(conn, data)
+    assert index.execute("SELECT count(*) FROM blob_text").fetchone() == (2,)

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from pillarbox.store import sqlite_schema, sqlite_search
+from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
 from pillarbox.store.api import BlobHandle, Delivery
 from pillarbox.store.blobs import BlobFiles, BlobFileWriter
 from pillarbox.store.changes import ChangeBus
@@ -216,9 +216,6 @@ class _Tx:
     conn: sqlite3.Connection
     changes: list[Change] = field(default_factory=list)
     unlink: list[int] = field(default_factory=list)
-    # Full-text rows (rowid, headers, body_text), inserted for the whole batch at its end
-    # (see `_Writer._run_batch`).
-    text: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -292,11 +289,13 @@ class _Writer(threading.Thread):
         db_path: Path,
         blobs: BlobFiles,
         complete: Callable[[list[_Done]], None],
+        forget_text: Callable[[list[int]], None],
     ) -> None:
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
         self._complete = complete
+        self._forget_text = forget_text
         self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -315,6 +314,7 @@ class _Writer(threading.Thread):
             try:
                 sqlite_schema.configure(conn, writer=True)
                 sqlite_schema.migrate(conn)
+                sqlite_text.move_and_sweep(conn, self._db_path.parent)
                 sqlite_search.register_functions(conn)
                 self._blobs.prepare()
                 self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
@@ -353,7 +353,6 @@ class _Writer(threading.Thread):
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         done = [_Done(op.future) for op in batch]
         unlink: list[int] = []
-        text: list[tuple[int, str, str]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -377,22 +376,7 @@ class _Writer(threading.Thread):
                 continue
             d.changes = tx.changes
             unlink.extend(tx.unlink)
-            text.extend(tx.text)
         try:
-            if text:
-                # FTS5 flushes its pending terms into a new segment whenever another
-                # statement (or savepoint) follows an insert into it, so rows inserted op
-                # by op cost one segment each (and the merges that follow). Inserted here,
-                # after every op, the batch's rows make one segment. They are part of the
-                # same transaction: a failure here fails the whole batch like COMMIT.
-                # One statement for the batch (rows as one JSON parameter), not one step
-                # per row: each step releases and re-takes the GIL, and re-taking it waits
-                # for the busy event loop thread.
-                conn.execute(
-                    "INSERT INTO blob_text (rowid, headers, body_text)"
-                    " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each(?) AS r",
-                    (json.dumps(text, ensure_ascii=False),),
-                )
             conn.execute("COMMIT")
             self.checkpointer.wake()
         except sqlite3.Error as exc:
@@ -406,6 +390,7 @@ class _Writer(threading.Thread):
         self.operations += len(batch)
         if unlink:
             self._blobs.unlink(unlink)
+            self._forget_text(unlink)
         self._hand_back(batch, done)
 
     def _hand_back(self, batch: list[_Op], done: list[_Done]) -> None:
@@ -434,7 +419,7 @@ class _Readers:
     """Reader threads, each with its own connection; every job is one read transaction."""
 
     def __init__(self, db_path: Path, count: int) -> None:
-        self._db_path = db_path
+        self._db_path = db_path  # search.db lies beside it and is attached too
         self.queue: queue.SimpleQueue[_ReadJob | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"pillarbox-sqlite-reader-{i}", daemon=True)
@@ -447,6 +432,7 @@ class _Readers:
         conn = sqlite3.connect(self._db_path, isolation_level=None, check_same_thread=True)
         try:
             sqlite_schema.configure(conn, writer=False)
+            sqlite_text.attach(conn, self._db_path.parent)
             sqlite_search.register_functions(conn)
             while True:
                 job = self.queue.get()
@@ -588,6 +574,7 @@ class SqliteStore:
         self._change_backlog = change_backlog
         self._writer: _Writer | None = None
         self._readers: _Readers | None = None
+        self._text: sqlite_text.TextIndex | None = None
         self._io: ThreadPoolExecutor | None = None
         self._blobs: BlobFiles | None = None
         self._bus = ChangeBus(change_backlog)
@@ -600,14 +587,24 @@ class SqliteStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
         blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
-        writer = _Writer(self.db_path, blobs, self._complete)
+        text = sqlite_text.TextIndex(self.data_dir)
+        writer = _Writer(self.db_path, blobs, self._complete, text.forget)
         writer.start()
         await loop.run_in_executor(io, writer.ready.wait)
-        if writer.startup_error is not None:
+        if writer.startup_error is None:
+            # After the writer: it moves an older index into search.db and sweeps it.
+            text.start()
+            await loop.run_in_executor(io, text.ready.wait)
+        failure = writer.startup_error or text.startup_error
+        if failure is not None:
+            writer.queue.put(None)
             await loop.run_in_executor(io, writer.join)
+            if text.is_alive():
+                text.stop()
+                await loop.run_in_executor(io, text.join)
             io.shutdown(wait=True)
-            raise _map_error(writer.startup_error)
-        self._io, self._blobs, self._writer = io, blobs, writer
+            raise _map_error(failure)
+        self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
         self._readers = _Readers(self.db_path, READERS)
         self._bus = ChangeBus(self._change_backlog)
 
@@ -615,11 +612,16 @@ class SqliteStore:
         writer, readers, io = self._writer, self._readers, self._io
         if writer is None or io is None:
             return
+        text = self._text
         self._writer = None
         self._readers = None
+        self._text = None
         loop = asyncio.get_running_loop()
         writer.queue.put(None)
         await loop.run_in_executor(io, writer.join)
+        if text is not None:
+            text.stop()  # after the writer: its last batch may have forgotten rows
+            await loop.run_in_executor(io, text.join)
         if readers is not None:
             readers.stop()
             await loop.run_in_executor(io, readers.join)
@@ -1199,10 +1201,9 @@ class SqliteStore:
         conn: sqlite3.Connection,
         blob: BlobHandle,
         meta: MessageMeta | None,
-        text: list[tuple[int, str, str]] | None = None,
     ) -> None:
         """The blob's row (once per blob; COPY and multi-recipient delivery share it).
-        Its full-text row goes to `text` (the writer inserts it at the end of the batch)."""
+        Its full-text row was committed to search.db before (`_index_text`)."""
         if not os.path.exists(self._files().path(blob.blob_id)):
             # A row must never point to a missing file.
             raise NotFound(f"blob {blob.blob_id} has no durable file")
@@ -1216,7 +1217,7 @@ class SqliteStore:
         if meta.sent_date is not None:
             sent_iso = meta.sent_date.isoformat()
             sent_day = meta.sent_date.date().isoformat()
-        cur = conn.execute(
+        conn.execute(
             "INSERT INTO blobs (id, size, envelope, bodystructure, body, parts, preview,"
             " subject, from_, to_, cc, bcc, message_id, sent_date, sent_day)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -1244,19 +1245,6 @@ class SqliteStore:
                 sent_day,
             ),
         )
-        if cur.rowcount:
-            conn.execute("DELETE FROM blob_text WHERE rowid = ?", (blob.blob_id,))
-            row = (blob.blob_id, meta.headers, meta.body_text)
-            if text is not None:
-                # Text that cannot be stored (a lone surrogate) must fail this operation
-                # alone, here, as binding it did before the insert moved to the batch end.
-                meta.headers.encode()
-                meta.body_text.encode()
-                text.append(row)
-            else:
-                conn.execute(
-                    "INSERT INTO blob_text (rowid, headers, body_text) VALUES (?, ?, ?)", row
-                )
 
     @staticmethod
     def _spell_keywords(
@@ -1284,7 +1272,7 @@ class SqliteStore:
     ) -> AppendResult:
         conn = tx.conn
         self._check_quota(conn, mailbox_id, meta.size)
-        self._insert_blob(conn, blob, meta, tx.text)
+        self._insert_blob(conn, blob, meta)
         uid, modseq, uidvalidity, account_id = self._bump(conn, mailbox_id, 1)
         bits, keywords = _split_flags(flags)
         epoch, tz = _to_epoch(internaldate or datetime.now(UTC))
@@ -1315,12 +1303,25 @@ class SqliteStore:
         flags: frozenset[str] = frozenset(),
         internaldate: datetime | None = None,
     ) -> AppendResult:
+        await self._index_text([(blob.blob_id, meta)])
         return await self._write(
             lambda tx: self._append_one(tx, mailbox_id, blob, meta, flags, internaldate)
         )
 
+    async def _index_text(self, items: Sequence[tuple[int, MessageMeta]]) -> None:
+        """Commit the texts to search.db before any row refers to them (see sqlite_text)."""
+        text = self._text
+        if text is None:
+            raise StoreUnavailable("store is not open")
+        rows = list({blob_id: (blob_id, m.headers, m.body_text) for blob_id, m in items}.values())
+        try:
+            await text.add(rows)
+        except sqlite3.Error as exc:
+            raise _map_error(exc) from exc
+
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)
+        await self._index_text([(d.blob.blob_id, d.meta) for d in items])
 
         def op(tx: _Tx) -> list[AppendResult]:
             return [
@@ -1493,9 +1494,6 @@ class SqliteStore:
         if not ids:
             return
         listed = json.dumps(ids)
-        tx.conn.execute(
-            "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))", (listed,)
-        )
         tx.conn.execute("DELETE FROM blobs WHERE id IN (SELECT value FROM json_each(?))", (listed,))
         tx.unlink.extend(ids)
 

@@ -1,0 +1,205 @@
+"""The substring-search index in a file of its own (``search.db``), with its own writer.
+
+Why a second file: FTS5 trigram indexing costs a delivery about as much as everything
+else the store does for it, and SQLite has one writer per file. With the index in its own
+file and thread, indexing one batch overlaps with committing the next batch of messages
+in ``pillarbox.db`` (on another core: SQLite runs without the GIL), instead of
+lengthening every message commit.
+
+Order, so that SEARCH never misses a stored message: a message's text is committed here
+(synchronous=FULL) *before* its row is committed in ``pillarbox.db``: `SqliteStore`
+awaits `TextIndex.add` first. A crash between the two leaves an index row for a blob that
+has no row: harmless, since every search joins on ``messages``, and swept by
+`move_and_sweep` at the next open. Rows of removed blobs are forgotten after the commit
+that removed them (a crash in between leaves more such harmless rows).
+
+Readers ATTACH this file as ``text``: the unqualified name ``blob_text`` in the search
+SQL resolves to it (``pillarbox.db`` no longer has a table of that name).
+
+Must not: touch ``pillarbox.db`` (but for `move_and_sweep`, on the store writer's
+connection at open), or block the event loop (`add` waits on a future).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+TEXT_DB_NAME = "search.db"
+ATTACH_AS = "text"
+MAX_BATCH = 1024  # add/forget requests per commit
+
+# RFC 9051 §6.4.4: SEARCH TEXT/BODY match substrings, case-insensitively. Trigrams
+# without positions (detail=none): a third of the size of detail=full; a search asks
+# the index for rows holding every trigram and checks the string against the text.
+_CREATE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS {schema}.blob_text USING fts5("
+    "headers, body_text, tokenize = 'trigram case_sensitive 0', detail = none)"
+)
+
+TextRow = tuple[int, str, str]  # (blob id, header text, body text)
+
+_Add = tuple[list[TextRow], "asyncio.Future[None]", asyncio.AbstractEventLoop]
+_Item = _Add | list[int] | None  # add rows / forget blob ids / stop
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+def attach(conn: sqlite3.Connection, data_dir: Path) -> None:
+    """Make the index visible to a reader (or the writer at open) as `ATTACH_AS`."""
+    conn.execute(f"ATTACH DATABASE ? AS {ATTACH_AS}", (str(data_dir / TEXT_DB_NAME),))
+
+
+def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
+    """At open, on the store writer's connection (nothing else writes yet).
+
+    Moves the index out of ``pillarbox.db`` where earlier versions kept it (copy, then
+    drop in a second transaction, so a crash in between only repeats the copy), and
+    drops index rows whose blob has no row (a crash between the two commits)."""
+    attach(conn, data_dir)
+    try:
+        conn.execute(f"PRAGMA {ATTACH_AS}.journal_mode = WAL")
+        conn.execute(_CREATE.format(schema=ATTACH_AS))
+        old = conn.execute(
+            "SELECT 1 FROM main.sqlite_master WHERE name = 'blob_text' AND type = 'table'"
+        ).fetchone()
+        if old is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(f"DELETE FROM {ATTACH_AS}.blob_text")
+                conn.execute(
+                    f"INSERT INTO {ATTACH_AS}.blob_text (rowid, headers, body_text)"
+                    " SELECT rowid, headers, body_text FROM main.blob_text"
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("DROP TABLE main.blob_text")
+        conn.execute(
+            f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
+        )
+    finally:
+        conn.execute(f"DETACH DATABASE {ATTACH_AS}")
+
+
+class TextIndex(threading.Thread):
+    """Owns the write connection of ``search.db``; group-commits adds and forgets."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(name="pillarbox-text-index", daemon=True)
+        self._path = data_dir / TEXT_DB_NAME
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+        self.batches = 0  # for measurements
+
+    async def add(self, rows: Sequence[TextRow]) -> None:
+        """Index these texts durably (replacing any older row of the same blob)."""
+        listed = list(rows)
+        if not listed:
+            return
+        for _, headers, body in listed:
+            # Text SQLite cannot take (a lone surrogate) fails this caller alone, here,
+            # rather than the whole batch it would share.
+            headers.encode()
+            body.encode()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((listed, future, loop))
+        await future
+
+    def forget(self, blob_ids: Sequence[int]) -> None:
+        """Drop the rows of removed blobs, in the background (from any thread)."""
+        if blob_ids:
+            self._queue.put(list(blob_ids))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            configure(conn)
+            conn.execute(_CREATE.format(schema="main"))
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._commit(conn, batch)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Add | list[int]]) -> None:
+        adds = [item for item in batch if isinstance(item, tuple)]
+        # One row per blob: the same blob may come in several requests (COPY-like appends).
+        rows = list({row[0]: row for item in adds for row in item[0]}.values())
+        gone = [i for item in batch if isinstance(item, list) for i in item]
+        error: BaseException | None = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # One statement each (rows as one JSON parameter): every statement
+                # releases and re-takes the GIL, which is slow while the loop is busy.
+                stale = gone + [row[0] for row in rows]
+                conn.execute(
+                    "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(stale),),
+                )
+                if rows:
+                    conn.execute(
+                        "INSERT INTO blob_text (rowid, headers, body_text)"
+                        " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2"
+                        " FROM json_each(?) AS r",
+                        (json.dumps(rows, ensure_ascii=False),),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            error = exc
+        self.batches += 1
+        for _, future, loop in adds:
+            with contextlib.suppress(RuntimeError):  # the loop was closed under us
+                loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+__all__ = ["ATTACH_AS", "TEXT_DB_NAME", "TextIndex", "TextRow", "attach", "move_and_sweep"]
