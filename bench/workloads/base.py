@@ -52,6 +52,9 @@ class WorkloadError(RuntimeError):
 class Workload(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    #: ``prepare`` is long and measures nothing, so it runs on every side at the same
+    #: time, before any side is measured (it must not rely on earlier workloads' mail).
+    setup_in_parallel: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -28,23 +28,22 @@ from bench.wire import (
     ImapClient,
     imap_login,
     imap_quote,
-    lmtp_connect,
     parse_search,
     parse_uid_flags,
-    send_message,
-    smtp_connect,
+    pipelined_sender,
     uid_set,
 )
 from bench.workloads.base import Context, Metric, Workload, WorkloadError, parallel
 
 #: Parallel delivery connections while building (Pillarbox's group commit likes many).
-BUILD_WORKERS = 16
+BUILD_WORKERS = 48
 SEED = 77
 
 
 class LargeMailbox(Workload):
     name: ClassVar[str] = "large_mailbox"
     description: ClassVar[str] = "IMAP operations on one folder of 100,000 messages"
+    setup_in_parallel: ClassVar[bool] = True
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -121,16 +120,13 @@ class LargeMailbox(Workload):
             finally:
                 client.logout()
             return
-        smtp = lmtp_connect(self.endpoint) if method == "lmtp" else smtp_connect(self.endpoint)
+        sender = pipelined_sender(self.endpoint, lmtp=method == "lmtp")
         try:
             for n in numbers:
                 body = make_message(n, self.user, all_sizes[n], seed=SEED)
-                send_message(smtp, sender_address(n), self.user, body)
+                sender.send(sender_address(n), self.user, body)
         finally:
-            try:
-                smtp.quit()
-            except Exception:
-                smtp.close()
+            sender.close()
 
     def _wait_until_visible(self, count: int, timeout: float) -> None:
         client = imap_login(self.endpoint, self.user)

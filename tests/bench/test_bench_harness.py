@@ -203,10 +203,11 @@ def test_reference_config_templates_format() -> None:
 def test_side_that_cannot_start_records_an_error() -> None:
     """A missing pillarbox command gives an error per workload, not an exception."""
     server = PillarboxServer(lambda _: None, command="/nonexistent/pillarbox")
-    side = cli.run_side(server, list(WORKLOADS.values()), 1, True, {}, lambda _: None)
-    assert "server did not start" in side["error"]
-    assert set(side["workloads"]) == set(WORKLOADS)
-    assert all(w["error"] for w in side["workloads"].values())
+    side = cli.start_side(server, list(WORKLOADS.values()), lambda _: None)
+    assert side.endpoint is None
+    assert "server did not start" in side.result["error"]
+    assert set(side.result["workloads"]) == set(WORKLOADS)
+    assert all(w["error"] for w in side.result["workloads"].values())
 
 
 def test_arguments() -> None:
