@@ -44,3 +44,34 @@ def test_end_at_start_and_trailing(size: int) -> None:
     un, decoded = decode_in_pieces(b".\r\nQUIT\r\n", size)
     assert un.done and decoded == b""
     assert un.trailing == b"QUIT\r\n"
+
+
+class _ByLine(Unstuffer):
+    """The line-by-line decoder alone: the reference the whole-buffer path must match."""
+
+    def _feed_crlf_only(self, data: bytes) -> bytes | None:
+        return None
+
+
+@given(
+    st.lists(
+        st.sampled_from([b".", b"..", b"a", b"\r\n", b"\r", b"\n", b".\r\n", b"x.y", b"\r\n."]),
+        max_size=40,
+    ),
+    st.lists(st.integers(1, 9), min_size=1, max_size=10),
+)
+def test_whole_buffer_path_matches_line_by_line(parts: list[bytes], sizes: list[int]) -> None:
+    """Any input, cut anywhere: same output, end, trailing bytes and bare-ending flag."""
+    data = b"".join(parts) + b"\r\n.\r\nNEXT"
+    fast, slow = Unstuffer(), _ByLine()
+    got_fast, got_slow = bytearray(), bytearray()
+    i = k = 0
+    while i < len(data):
+        size = sizes[k % len(sizes)]
+        k += 1
+        got_fast += fast.feed(data[i : i + size])
+        got_slow += slow.feed(data[i : i + size])
+        i += size
+    assert bytes(got_fast) == bytes(got_slow)
+    assert (fast.done, fast.trailing) == (slow.done, slow.trailing)
+    assert fast.bare_line_ending == slow.bare_line_ending

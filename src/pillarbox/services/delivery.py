@@ -210,6 +210,10 @@ def shift_meta(
     )
 
 
+def _meta_of_file(path: str) -> MessageMeta:
+    return meta_of(_read_file(path))
+
+
 def meta_of(data: bytes) -> MessageMeta:
     """Parse once (`message.parse`) into the store's metadata value."""
     p = parse(data)
@@ -517,19 +521,41 @@ class IncomingMessage:
 
     async def _store_all(self) -> DeliveryResult:
         store, env = self._store, self.envelope
-        spool = await self._writer.finish()
         memory, self._memory = self._memory, None
-        data = (
-            bytes(memory) if memory is not None else await asyncio.to_thread(_read_file, spool.path)
+        data = bytes(memory) if memory is not None else None
+        del memory
+
+        async def spool_and_meta() -> tuple[BlobHandle, MessageMeta]:
+            if data is None:
+                synced = await self._writer.finish()
+                return synced, await asyncio.to_thread(_meta_of_file, synced.path)
+            # Parse while the file is synced: one waits on the CPU, the other on the disk.
+            synced_or_error, parsed = await asyncio.gather(
+                self._writer.finish(), asyncio.to_thread(meta_of, data), return_exceptions=True
+            )
+            if isinstance(synced_or_error, BaseException):
+                raise synced_or_error
+            if isinstance(parsed, BaseException):
+                raise parsed
+            return synced_or_error, parsed
+
+        # The INBOX lookups go meanwhile too. Everything started here has finished before
+        # a failure is raised, so abort() never races the file sync.
+        done, looked_up = await asyncio.gather(
+            spool_and_meta(),
+            asyncio.gather(*(store.get_mailbox(t.account_id, "INBOX") for t in self._targets)),
+            return_exceptions=True,
         )
-        meta = await asyncio.to_thread(meta_of, data)
-        del data, memory
+        if isinstance(done, BaseException):
+            raise done
+        if isinstance(looked_up, BaseException):
+            raise looked_up
+        spool, meta = done
         split = len(self._owner_prefix)
         old_lines = 2 if self._owner is not None else 0
         deliveries: list[_Delivery] = []
         spool_used = bool(self._remotes)
-        for target in self._targets:
-            mailbox = await store.get_mailbox(target.account_id, "INBOX")
+        for target, mailbox in zip(self._targets, looked_up, strict=True):
             if mailbox is None:
                 raise TempFailure("Mailbox unavailable", status="4.2.0")
             if target is self._owner:
