@@ -645,3 +645,32 @@ async def test_unstorable_text_fails_its_delivery_alone(env: Env) -> None:
     data = b"Subject: after\r\n\r\nafter\r\n"
     later = await s.append(box, await write_blob(s, data), dummy_meta(data, text="afterzz\n"))
     assert await s.search(box, SearchText("afterzz")) == [later.uid]
+
+
+async def test_expunges_among_appends_remove_exactly_their_files(env: Env) -> None:
+    """Flag changes and expunges commit without waiting for the disk, so their files
+    are removed only once a later sync makes the removal durable: here, expunges and
+    appends race each other, and once all have returned every expunged message's file
+    is gone and every kept message's file is there."""
+    s, box = env.store, env.inbox.id
+    for i in range(30):
+        data = f"Subject: {i}\r\n\r\nbody {i}\r\n".encode()
+        await s.append(box, await write_blob(s, data), dummy_meta(data))
+    infos = {info.uid: info for info in await s.fetch(box, list(range(1, 31)))}
+    doomed = list(range(1, 31, 2))
+    await s.set_flags(box, doomed, frozenset({"\\Deleted"}), FlagMode.ADD)
+
+    async def append(i: int) -> int:
+        data = f"Subject: new {i}\r\n\r\nnew {i}\r\n".encode()
+        return (await s.append(box, await write_blob(s, data), dummy_meta(data))).uid
+
+    async with asyncio.timeout(30):
+        results = await asyncio.gather(
+            *(s.expunge(box, [uid]) for uid in doomed), *(append(i) for i in range(10))
+        )
+    assert sorted(uid for gone in results[: len(doomed)] for uid in gone) == doomed  # type: ignore[union-attr]
+    for uid, info in infos.items():
+        assert os.path.exists(s.message_path(info)) == (uid not in doomed), uid
+    kept = await s.fetch(box, list(range(1, 100)))
+    assert len(kept) == 30 - len(doomed) + 10
+    assert all(os.path.exists(s.message_path(info)) for info in kept)

@@ -86,6 +86,7 @@ T = TypeVar("T")
 DB_NAME = "pillarbox.db"
 BLOB_DIR = "blobs"
 MAX_BATCH = 512  # operations per group commit
+MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
 READERS = 4
 IO_THREADS = 8  # blob writes fsync in parallel; more did not help on a 2-core VM
 CHECKPOINT_INTERVAL = 0.25  # seconds between background WAL checkpoints under load
@@ -223,6 +224,9 @@ class _Op:
     fn: Callable[[_Tx], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    # False for flag changes and expunges: acknowledged once committed, durable with the
+    # next fsync of the WAL (see `_Writer._run_batch`).
+    durable: bool = True
 
 
 @dataclass(slots=True)
@@ -296,6 +300,10 @@ class _Writer(threading.Thread):
         self._blobs = blobs
         self._complete = complete
         self._forget_text = forget_text
+        self._synchronous = "FULL"
+        # Files of blobs removed by commits not yet fsynced: unlinked only once the
+        # removal is durable, or a power loss could bring back rows without files.
+        self._held: list[int] = []
         self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -349,11 +357,22 @@ class _Writer(threading.Thread):
                     break
                 batch.append(item)
             self._run_batch(conn, batch)
+            if self._held and (self.queue.empty() or len(self._held) > MAX_HELD):
+                self._sync_and_unlink()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         done = [_Done(op.future) for op in batch]
         unlink: list[int] = []
+        # A batch of only flag changes and expunges commits without an fsync, as Dovecot
+        # does by default (mail_fsync=optimized); any delivery or append in it makes the
+        # commit synchronous, and that fsync also covers every earlier commit (the WAL is
+        # one file, written in order). A power loss can so undo a recent flag change or
+        # expunge, never a message: message files are synced before their row commits.
+        synchronous = "FULL" if any(op.durable for op in batch) else "NORMAL"
         try:
+            if synchronous != self._synchronous:
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self._synchronous = synchronous
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             for d in done:
@@ -388,10 +407,36 @@ class _Writer(threading.Thread):
             unlink = []
         self.batches += 1
         self.operations += len(batch)
+        if synchronous == "FULL":
+            unlink = self._held + unlink
+            self._held = []
+        else:
+            self._held += unlink
+            unlink = []
+            if self._held and self.queue.empty():
+                # Nothing else to commit: make the removals durable now, so that the
+                # files are gone when the caller hears back.
+                self._sync_and_unlink()
         if unlink:
             self._blobs.unlink(unlink)
             self._forget_text(unlink)
         self._hand_back(batch, done)
+
+    def _sync_and_unlink(self) -> None:
+        """fsync the WAL (durable are all commits so far), then remove the held files."""
+        held, self._held = self._held, []
+        try:
+            fd = os.open(f"{self._db_path}-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            # Not known to be durable: keep the files (collected as orphans at the next
+            # open if their rows are indeed gone).
+            return
+        self._blobs.unlink(held)
+        self._forget_text(held)
 
     def _hand_back(self, batch: list[_Op], done: list[_Done]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Done]] = {}
@@ -648,13 +693,13 @@ class SqliteStore:
                 self._bus.publish(item.changes)
             _resolve(item.future, item.result, item.error)
 
-    async def _write(self, fn: Callable[[_Tx], T]) -> T:
+    async def _write(self, fn: Callable[[_Tx], T], *, durable: bool = True) -> T:
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        writer.queue.put(_Op(fn, future, loop))
+        writer.queue.put(_Op(fn, future, loop, durable))
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -1404,7 +1449,7 @@ class SqliteStore:
             tx.changes.append(FlagsChanged(account_id, mailbox_id, changed))
             return StoreFlagsResult(changed=changed, modified=tuple(modified))
 
-        return await self._write(op)
+        return await self._write(op, durable=False)  # see _Op.durable
 
     def _copy_rows(
         self, tx: _Tx, src: int, uids: Sequence[int] | None, dst: int, *, quota: bool = True
@@ -1536,7 +1581,7 @@ class SqliteStore:
             self._remove_rows(tx, mailbox_id, gone)
             return gone
 
-        return await self._write(op)
+        return await self._write(op, durable=False)  # see _Op.durable
 
     async def pop_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:
         wanted = list(uids)
