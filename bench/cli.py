@@ -32,7 +32,14 @@ from typing import Any
 from bench.pillarbox_server import PillarboxServer
 from bench.reference import ReferenceServers
 from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
-from bench.servers import QUICK_USER_COUNT, USER_COUNT, Endpoint, Log, ServerProcess
+from bench.servers import (
+    QUICK_USER_COUNT,
+    USER_COUNT,
+    Endpoint,
+    Log,
+    ServerProcess,
+    remove_discarded,
+)
 from bench.workloads import WORKLOADS, Context, Workload
 
 SCHEMA = 1
@@ -331,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
+        remove_discarded()
     document["ratios"] = compute_ratios(document)
     document["seconds"] = round(time.perf_counter() - began, 1)
 

@@ -34,6 +34,7 @@ from bench.servers import (
     ServerError,
     ServerProcess,
     all_users,
+    discard_dir,
     free_port,
     make_run_dir,
     reap_stale,
@@ -238,4 +239,4 @@ class PillarboxServer(ServerProcess):
             if self._keep:
                 self._log(f"kept pillarbox files in {self._root}")
             else:
-                shutil.rmtree(self._root, ignore_errors=True)
+                discard_dir(self._root)

@@ -47,6 +47,7 @@ from bench.servers import (
     ServerError,
     ServerProcess,
     all_users,
+    discard_dir,
     free_port,
     make_run_dir,
     reap_stale,
@@ -448,7 +449,7 @@ class ReferenceServers(ServerProcess):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
         if root is not None and not self._keep:
-            shutil.rmtree(root, ignore_errors=True)
+            discard_dir(root)
         elif root is not None:
             self._log(f"kept reference server files in {root}")
 
