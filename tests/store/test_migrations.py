@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from pillarbox.store import sqlite_schema, sqlite_text
-from pillarbox.store.sqlite import DB_NAME
+from pillarbox.store.sqlite import DB_NAME, SqliteStore
 
 
 def _old_store(data: Path) -> sqlite3.Connection:
@@ -55,3 +55,17 @@ def test_text_index_moves_to_its_own_file(tmp_path: Path) -> None:
     # Opening again finds nothing left to move and keeps the index as it is.
     sqlite_text.move_and_sweep(conn, data)
     assert index.execute("SELECT count(*) FROM blob_text").fetchone() == (2,)
+
+
+async def test_removing_a_blob_looks_up_its_references_by_index(tmp_path: Path) -> None:
+    """The foreign-key checks that run when a blob row is deleted find referring
+    messages and queue entries through an index, not a scan of every row."""
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "data" / DB_NAME)
+    for table, index in (("messages", "messages_blob"), ("queue", "queue_blob")):
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT 1 FROM {table} WHERE blob_id = ?", (1,)
+        ).fetchall()
+        assert any(f"INDEX {index}" in row[3] for row in plan), plan
