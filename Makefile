@@ -28,6 +28,7 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
 test: $(TEST_STAMP) lint
+	scripts/install-test-tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
 
 # Pillarbox against Postfix + Dovecot on this machine (Debian packages installed when
