@@ -42,6 +42,7 @@ from typing import Any, TypeVar, cast
 
 from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
 from pillarbox.store.api import BlobHandle, Delivery
+from pillarbox.store.batches import next_batch
 from pillarbox.store.blobs import BlobFiles, BlobFileWriter
 from pillarbox.store.changes import ChangeBus
 from pillarbox.store.errors import (
@@ -343,21 +344,10 @@ class _Writer(threading.Thread):
     def _serve(self, conn: sqlite3.Connection) -> None:
         stopping = False
         while not stopping:
-            first = self.queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._run_batch(conn, batch)
-            if self._held and (self.queue.empty() or len(self._held) > MAX_HELD):
+            batch, stopping = next_batch(self.queue, MAX_BATCH)
+            if batch:
+                self._run_batch(conn, batch)
+            if self._held and (stopping or self.queue.empty() or len(self._held) > MAX_HELD):
                 self._sync_and_unlink()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:

@@ -29,7 +29,10 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from pillarbox.store.batches import next_batch
 
 TEXT_DB_NAME = "search.db"
 ATTACH_AS = "text"
@@ -45,8 +48,15 @@ _CREATE = (
 
 TextRow = tuple[int, str, str]  # (blob id, header text, body text)
 
-_Add = tuple[list[TextRow], "asyncio.Future[None]", asyncio.AbstractEventLoop]
-_Item = _Add | list[int] | None  # add rows / forget blob ids / stop
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Rows to index (with the caller's future), or blob ids to forget (no one waits)."""
+
+    rows: list[TextRow]
+    forget: list[int]
+    future: asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -99,7 +109,7 @@ class TextIndex(threading.Thread):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(name="pillarbox-text-index", daemon=True)
         self._path = data_dir / TEXT_DB_NAME
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self.batches = 0  # for measurements
@@ -116,13 +126,13 @@ class TextIndex(threading.Thread):
             body.encode()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((listed, future, loop))
+        self._queue.put(_Request(listed, [], future, loop))
         await future
 
     def forget(self, blob_ids: Sequence[int]) -> None:
         """Drop the rows of removed blobs, in the background (from any thread)."""
         if blob_ids:
-            self._queue.put(list(blob_ids))
+            self._queue.put(_Request([], list(blob_ids)))
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -143,28 +153,16 @@ class TextIndex(threading.Thread):
         try:
             stopping = False
             while not stopping:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                self._commit(conn, batch)
+                batch, stopping = next_batch(self._queue, MAX_BATCH)
+                if batch:
+                    self._commit(conn, batch)
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Add | list[int]]) -> None:
-        adds = [item for item in batch if isinstance(item, tuple)]
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
         # One row per blob: the same blob may come in several requests (COPY-like appends).
-        rows = list({row[0]: row for item in adds for row in item[0]}.values())
-        gone = [i for item in batch if isinstance(item, list) for i in item]
+        rows = list({row[0]: row for item in batch for row in item.rows}.values())
+        gone = [i for item in batch for i in item.forget]
         error: BaseException | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -191,9 +189,10 @@ class TextIndex(threading.Thread):
         except Exception as exc:
             error = exc
         self.batches += 1
-        for _, future, loop in adds:
-            with contextlib.suppress(RuntimeError):  # the loop was closed under us
-                loop.call_soon_threadsafe(_settle, future, error)
+        for item in batch:
+            if item.future is not None and item.loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop was closed under us
+                    item.loop.call_soon_threadsafe(_settle, item.future, error)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
