@@ -347,7 +347,9 @@ class _Writer(threading.Thread):
             batch, stopping = next_batch(self.queue, MAX_BATCH)
             if batch:
                 self._run_batch(conn, batch)
-            if self._held and (stopping or self.queue.empty() or len(self._held) > MAX_HELD):
+            # `_run_batch` already synced if the queue was empty; here: at stop, or when
+            # a long run of non-durable batches has held back too many files.
+            if self._held and (stopping or len(self._held) > MAX_HELD):
                 self._sync_and_unlink()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
@@ -435,6 +437,32 @@ class _Writer(threading.Thread):
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop was closed under us
                 loop.call_soon_threadsafe(self._complete, items)
+
+
+def _mailbox_status(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
+    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
+    box = conn.execute(
+        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+    ).fetchone()
+    if box is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    messages, unseen, deleted, size, first_unseen = conn.execute(
+        f"SELECT count(*), coalesce(sum((flags & {_SEEN}) = 0), 0),"
+        f" coalesce(sum((flags & {_DELETED}) != 0), 0), coalesce(sum(size), 0),"
+        f" min(CASE WHEN flags & {_SEEN} = 0 THEN uid END)"
+        " FROM messages WHERE mailbox_id = ?",
+        (mailbox_id,),
+    ).fetchone()
+    status = MailboxStatus(
+        messages=messages,
+        unseen=unseen,
+        deleted=deleted,
+        size=size,
+        uidnext=box[0],
+        uidvalidity=box[1],
+        highestmodseq=box[2],
+    )
+    return status, first_unseen
 
 
 def _known_blobs(conn: sqlite3.Connection, lo: int, hi: int) -> set[int]:
@@ -1153,30 +1181,7 @@ class SqliteStore:
         return await self._read(q)
 
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
-        def q(conn: sqlite3.Connection) -> MailboxStatus:
-            box = conn.execute(
-                "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            if box is None:
-                raise NotFound(f"no mailbox {mailbox_id}")
-            counts = conn.execute(
-                f"SELECT count(*), coalesce(sum((flags & {_SEEN}) = 0), 0),"
-                f" coalesce(sum((flags & {_DELETED}) != 0), 0), coalesce(sum(size), 0)"
-                " FROM messages WHERE mailbox_id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            return MailboxStatus(
-                messages=counts[0],
-                unseen=counts[1],
-                deleted=counts[2],
-                size=counts[3],
-                uidnext=box[0],
-                uidvalidity=box[1],
-                highestmodseq=box[2],
-            )
-
-        return await self._read(q)
+        return await self._read(lambda conn: _mailbox_status(conn, mailbox_id)[0])
 
     async def quota_usage(self, account_id: int) -> int:
         def q(conn: sqlite3.Connection) -> int:
@@ -1726,35 +1731,13 @@ class SqliteStore:
         # SELECT in one read transaction: the UID list, the counters and the first
         # unseen UID all come from the same snapshot, in one thread hop.
         def q(conn: sqlite3.Connection) -> tuple[list[int], MailboxStatus, int | None]:
-            box = conn.execute(
-                "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            if box is None:
-                raise NotFound(f"no mailbox {mailbox_id}")
+            status, first_unseen = _mailbox_status(conn, mailbox_id)
             uids = [
                 r[0]
                 for r in conn.execute(
                     "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
                 )
             ]
-            counts = conn.execute(
-                f"SELECT coalesce(sum((flags & {_SEEN}) = 0), 0),"
-                f" coalesce(sum((flags & {_DELETED}) != 0), 0), coalesce(sum(size), 0),"
-                f" min(CASE WHEN flags & {_SEEN} = 0 THEN uid END)"
-                " FROM messages WHERE mailbox_id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            unseen, deleted, size, first_unseen = counts
-            status = MailboxStatus(
-                messages=len(uids),
-                unseen=unseen,
-                deleted=deleted,
-                size=size,
-                uidnext=box[0],
-                uidvalidity=box[1],
-                highestmodseq=box[2],
-            )
             return uids, status, first_unseen
 
         return await self._read(q)
