@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -135,3 +136,15 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 def server(server_factory: Callable[..., RunningServer]) -> RunningServer:
     """A started, provisioned server with default settings."""
     return server_factory()
+
+
+def trickle_until_dropped(send: Callable[[bytes], None], byte: bytes) -> float:
+    """A slow-loris client: one byte every 0.2 s (never a whole command) until the
+    server closes the connection; returns the seconds that took. pytest fails the
+    caller if the server never closes within 50 bytes (10 s)."""
+    started = time.monotonic()
+    with pytest.raises(OSError):
+        for _ in range(50):
+            send(byte)
+            time.sleep(0.2)  # the client's pace, not a wait for a condition
+    return time.monotonic() - started
