@@ -75,6 +75,10 @@ def _allowed(layer: str, sub: str, target: str) -> bool:
     tlayer = parts[1]
     if tlayer in {"app", "cli", "__main__"}:
         return False
+    if layer == "model":
+        return tlayer == "model"
+    if tlayer == "model":
+        return True  # the leaf of plain values every layer shares
     if layer == "proto":
         return tlayer == "proto"
     if layer == "message":

@@ -19,10 +19,10 @@ from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
+from pillarbox.model import PopOnRetrieve, PopScope
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.errors import AccountError
 from pillarbox.store.errors import StoreError
-from pillarbox.store.model import PopOnRetrieve, PopScope
 
 T = TypeVar("T")
 

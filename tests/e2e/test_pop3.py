@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pillarbox.message.parse import parse
-from pillarbox.store.model import FlagRow, MessageMeta, PopOnRetrieve, PopScope
+from pillarbox.model import FlagRow, MessageMeta, PopOnRetrieve, PopScope
 from tests.e2e.conftest import PASSWORD, RunningServer
 
 ALICE = "alice@example.test"

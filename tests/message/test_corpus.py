@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from pillarbox.message import ParsedMessage, parse, section_range
+from pillarbox.message import parse, section_range
+from pillarbox.model import MessageMeta
 
 CORPUS = Path(__file__).parent / "corpus"
 MESSAGES = sorted(CORPUS.glob("*.eml"))
@@ -31,7 +32,7 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
-def _observed(parsed: ParsedMessage) -> dict[str, Any]:
+def _observed(parsed: MessageMeta) -> dict[str, Any]:
     out: dict[str, Any] = {
         "envelope": _text(parsed.envelope),
         "bodystructure": _text(parsed.bodystructure),

@@ -115,7 +115,7 @@ def _check(data: bytes) -> None:
 @SETTINGS
 @given(st.binary(max_size=2000))
 def test_random_bytes_never_raise(data: bytes) -> None:
-    """Arbitrary bytes give a ParsedMessage with consistent offsets."""
+    """Arbitrary bytes give a MessageMeta with consistent offsets."""
     _check(data)
 
 

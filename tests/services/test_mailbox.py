@@ -12,6 +12,16 @@ from pathlib import Path
 import pytest
 
 from pillarbox.message.parse import parse
+from pillarbox.model import (
+    FlagMode,
+    FlagRow,
+    FlagsChanged,
+    Mailbox,
+    MessageMeta,
+    MessagesAdded,
+    MessagesExpunged,
+    Resync,
+)
 from pillarbox.services.mailbox import (
     AccountMailboxes,
     InvalidMailboxName,
@@ -21,16 +31,6 @@ from pillarbox.services.mailbox import (
     NoSuchMailbox,
     SelectedView,
     normalize_name,
-)
-from pillarbox.store.model import (
-    FlagMode,
-    FlagRow,
-    FlagsChanged,
-    Mailbox,
-    MessageMeta,
-    MessagesAdded,
-    MessagesExpunged,
-    Resync,
 )
 from pillarbox.store.sqlite import SqliteStore
 

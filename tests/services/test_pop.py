@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 
 from pillarbox.message.parse import parse
+from pillarbox.model import (
+    Account,
+    FlagMode,
+    MessageMeta,
+    MessagesExpunged,
+    PopOnRetrieve,
+    PopScope,
+)
 from pillarbox.services.pop import (
     READ_CHUNK,
     Maildrop,
@@ -20,14 +28,6 @@ from pillarbox.services.pop import (
     unique_id,
 )
 from pillarbox.store.api import Store
-from pillarbox.store.model import (
-    Account,
-    FlagMode,
-    MessageMeta,
-    MessagesExpunged,
-    PopOnRetrieve,
-    PopScope,
-)
 from pillarbox.store.sqlite import SqliteStore
 
 ADDRESS = "alice@example.test"

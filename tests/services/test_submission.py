@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from pillarbox.model import Account
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.errors import Rejected
 from pillarbox.services.submission import SubmissionService
 from pillarbox.store.api import Store
-from pillarbox.store.model import Account
 from pillarbox.store.sqlite import SqliteStore
 
 

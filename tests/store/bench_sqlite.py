@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pillarbox.store.model import FlagMode, SearchText
+from pillarbox.model import FlagMode, SearchText
 from pillarbox.store.sqlite import SqliteStore
 from tests.store.conftest import dummy_meta, write_blob
 

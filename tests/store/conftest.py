@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pillarbox.model import Account, Mailbox, MessageMeta
 from pillarbox.store.api import BlobHandle, Store
-from pillarbox.store.model import Account, Mailbox, MessageMeta
 from pillarbox.store.sqlite import SqliteStore
 
 

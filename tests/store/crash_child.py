@@ -14,8 +14,8 @@ import random
 import sys
 from pathlib import Path
 
+from pillarbox.model import MessageMeta
 from pillarbox.store.errors import AlreadyExists
-from pillarbox.store.model import MessageMeta
 from pillarbox.store.sqlite import SqliteStore
 
 

@@ -7,8 +7,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 
-from pillarbox.store.changes import ChangeBus
-from pillarbox.store.model import (
+from pillarbox.model import (
     Change,
     FlagMode,
     FlagsChanged,
@@ -17,6 +16,7 @@ from pillarbox.store.model import (
     MessagesExpunged,
     Resync,
 )
+from pillarbox.store.changes import ChangeBus
 from tests.store.conftest import Env
 
 TIMEOUT = 5.0

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pillarbox.store.api import Store
-from pillarbox.store.errors import AlreadyExists, Conflict, NotFound, QuotaExceeded
-from pillarbox.store.model import (
+from pillarbox.model import (
     DEFAULT_MAILBOXES,
     FlagMode,
     PopOnRetrieve,
@@ -20,6 +18,8 @@ from pillarbox.store.model import (
     QueuedRecipient,
     SearchText,
 )
+from pillarbox.store.api import Store
+from pillarbox.store.errors import AlreadyExists, Conflict, NotFound, QuotaExceeded
 from tests.store.conftest import Env, dummy_meta, write_blob
 
 # --- domains, accounts, aliases ---------------------------------------------------------

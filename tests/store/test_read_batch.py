@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pillarbox.model import SYSTEM_FLAGS, FlagMode
 from pillarbox.store.errors import NotFound
-from pillarbox.store.model import SYSTEM_FLAGS, FlagMode
 from tests.store.conftest import Env
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from pillarbox.store.model import (
+from pillarbox.model import (
     FlagMode,
     SearchAll,
     SearchAnd,
@@ -94,12 +94,16 @@ CASES: list[tuple[str, SearchKey, list[int]]] = [
     # Every trigram is there ("The numbers look", "great"), but not this string.
     ("text trigrams not contiguous", SearchText("look great numbers"), []),
     ("text trigrams split over header and body", SearchText("Quarterly numbers"), []),
-    ("before", SearchDate("before", "2024-03-02"), [1]),
-    ("on own zone", SearchDate("on", "2024-03-01"), [1]),
-    ("since", SearchDate("since", "2024-03-03"), [3, 4]),
-    ("sentbefore", SearchDate("before", "2024-03-01", sent=True), [1]),
-    ("senton", SearchDate("on", "2024-03-02", sent=True), [2]),
-    ("sentsince falls back to internal date", SearchDate("since", "2024-03-03", sent=True), [3, 4]),
+    ("before", SearchDate("before", date(2024, 3, 2)), [1]),
+    ("on own zone", SearchDate("on", date(2024, 3, 1)), [1]),
+    ("since", SearchDate("since", date(2024, 3, 3)), [3, 4]),
+    ("sentbefore", SearchDate("before", date(2024, 3, 1), sent=True), [1]),
+    ("senton", SearchDate("on", date(2024, 3, 2), sent=True), [2]),
+    (
+        "sentsince falls back to internal date",
+        SearchDate("since", date(2024, 3, 3), sent=True),
+        [3, 4],
+    ),
     ("larger", SearchSize("larger", 100), [2, 3]),
     ("smaller", SearchSize("smaller", 100), [4]),
     ("not", SearchNot(SearchHeader("subject", "report")), [2, 3]),

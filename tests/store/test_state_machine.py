@@ -29,8 +29,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from pillarbox.model import FlagMode
 from pillarbox.store.api import Store
-from pillarbox.store.model import FlagMode
 from tests.store.conftest import BACKENDS, dummy_meta, write_blob
 
 T = TypeVar("T")

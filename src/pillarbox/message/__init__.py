@@ -2,7 +2,7 @@
 
 Standard library only (`tests/test_layers.py`). The public API:
 
-- `parse(data, *, internal=False) -> ParsedMessage` — everything `MessageMeta` stores.
+- `parse(data, *, internal=False) -> MessageMeta` — everything the store keeps.
 - `section_range(parts_json, part, kind)`, `part_encoding(parts_json, part)`,
   `decode_transfer(data, cte)` — serving BODY[...] and BINARY[...] from byte ranges.
 - `header_fields(header_block, names, exclude)` — BODY[HEADER.FIELDS (...)].
@@ -11,14 +11,13 @@ Standard library only (`tests/test_layers.py`). The public API:
 
 from pillarbox.message.addresses import Address, addresses, parse_address_list
 from pillarbox.message.headers import get_header, header_end, header_fields
-from pillarbox.message.parse import MalformedMessage, ParsedMessage, parse
+from pillarbox.message.parse import MalformedMessage, parse
 from pillarbox.message.sections import part_encoding, resolve, section_range
 from pillarbox.message.transfer import UnknownTransferEncoding, decode_transfer
 
 __all__ = [
     "Address",
     "MalformedMessage",
-    "ParsedMessage",
     "UnknownTransferEncoding",
     "addresses",
     "decode_transfer",

@@ -1,18 +1,18 @@
 """`parse()`: one pass over a message that computes everything the store keeps.
 
-Owns `ParsedMessage`, whose fields match `store.model.MessageMeta` one to one (a service
-copies them over), and the search-side fields: decoded subject and addresses, the sent
-date (RFC 5322 §3.3), the decoded header block for SEARCH HEADER, body text for full-text
-search and the RFC 8970 preview. ENVELOPE, BODYSTRUCTURE, BODY and the part offsets come
-from `envelope`, `bodystructure` and `parts`.
+Returns `model.MessageMeta`, the one metadata type the store keeps as it is given: the
+search-side fields (decoded subject and addresses, the sent date of RFC 5322 §3.3, the
+decoded header block for SEARCH HEADER, body text for full-text search, the RFC 8970
+preview) and ENVELOPE, BODYSTRUCTURE, BODY and the part offsets, which come from
+`envelope`, `bodystructure` and `parts`.
 
 It must never raise on any bytes from the network (`internal=True` is the exception: see
-`parse`), and it must not import anything outside the standard library.
+`parse`), and it must not import anything outside the standard library and the leaf
+`pillarbox.model`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -23,6 +23,7 @@ from pillarbox.message.envelope import envelope
 from pillarbox.message.headers import Field, unfold
 from pillarbox.message.parts import Entity, parts_json, walk
 from pillarbox.message.text import body_text, preview
+from pillarbox.model.messages import MessageMeta
 
 HEADERS_CAP = 256 * 1024  # characters of decoded header text kept for SEARCH HEADER
 
@@ -33,27 +34,6 @@ class MalformedMessage(ValueError):
     def __init__(self, defects: list[str]) -> None:
         super().__init__("malformed message: " + "; ".join(defects))
         self.defects = tuple(defects)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedMessage:
-    """Everything computed once at delivery; same names as `store.model.MessageMeta`."""
-
-    size: int
-    envelope: bytes
-    bodystructure: bytes
-    body: bytes
-    parts: str
-    subject: str = ""
-    from_: str = ""
-    to: str = ""
-    cc: str = ""
-    bcc: str = ""
-    message_id: str = ""
-    sent_date: datetime | None = None
-    headers: str = ""
-    body_text: str = ""
-    preview: str = ""
 
 
 def sent_date(raw: bytes | None) -> datetime | None:
@@ -102,8 +82,8 @@ def _header_text(data: bytes, fields: list[Field]) -> str:
     return "".join(lines)
 
 
-def parse(data: bytes, *, internal: bool = False) -> ParsedMessage:
-    """Parse a stored message once; see `ParsedMessage` for what comes back.
+def parse(data: bytes, *, internal: bool = False) -> MessageMeta:
+    """Parse a stored message once; see `MessageMeta` for what comes back.
 
     Any bytes give a result: malformed MIME is repaired the way Dovecot does (see
     `parts`). With `internal=True` (a message Pillarbox composed itself: a DSN, a
@@ -116,7 +96,7 @@ def parse(data: bytes, *, internal: bool = False) -> ParsedMessage:
         raise MalformedMessage(defects)
     fields = root.fields
     text = _clean(body_text(data, root))
-    return ParsedMessage(
+    return MessageMeta(
         size=len(data),
         envelope=envelope(fields),
         bodystructure=structure(data, root, extended=True),
@@ -147,4 +127,4 @@ def _first_raw(fields: list[Field], name: str) -> bytes | None:
     return None
 
 
-__all__ = ["Entity", "MalformedMessage", "ParsedMessage", "parse", "sent_date"]
+__all__ = ["Entity", "MalformedMessage", "parse", "sent_date"]

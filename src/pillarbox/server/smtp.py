@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pillarbox.config import Config
+from pillarbox.model import Account
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.sasl import MECHANISMS, Challenge, SaslError, Step, server_mechanism
 from pillarbox.proto.sasl import ServerMechanism as SaslMechanism
@@ -37,7 +38,6 @@ from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
 from pillarbox.services.delivery import Envelope, IncomingMessage, Recipient, with_protocol
 from pillarbox.services.errors import AuthFailed, ServiceError
-from pillarbox.store.model import Account
 
 log = logging.getLogger("pillarbox.smtp")
 

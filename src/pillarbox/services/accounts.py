@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pillarbox.model import Account, Alias, Domain, Mailbox, PopOnRetrieve, PopScope
 from pillarbox.services.auth import hash_password_async, normalize_address
 from pillarbox.services.errors import AccountError
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
-from pillarbox.store.model import Account, Alias, Domain, Mailbox, PopOnRetrieve, PopScope
 
 MIN_PASSWORD_LENGTH = 8
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from pillarbox.model import Account
 from pillarbox.services.errors import AuthFailed
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
-from pillarbox.store.model import Account
 
 log = logging.getLogger("pillarbox.auth")
 

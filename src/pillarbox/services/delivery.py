@@ -39,6 +39,7 @@ Design: one spool, per-recipient copies, one parse.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import random
@@ -50,10 +51,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from pillarbox.message import parse
+from pillarbox.model import AppendResult, MessageMeta, QueuedRecipient
 from pillarbox.services.errors import OverQuota, Rejected, ServiceError, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import BlobHandle, BlobWriter, Store
-from pillarbox.store.model import AppendResult, MessageMeta, QueuedRecipient
 
 log = logging.getLogger("pillarbox.delivery")
 
@@ -191,22 +192,11 @@ def shift_meta(
     headers = meta.headers
     for _ in range(old_lines):
         headers = headers.partition("\n")[2]
-    return MessageMeta(
+    return dataclasses.replace(
+        meta,
         size=meta.size + delta,
-        envelope=meta.envelope,
-        bodystructure=meta.bodystructure,
-        body=meta.body,
         parts=json.dumps(doc, separators=(",", ":")),
-        subject=meta.subject,
-        from_=meta.from_,
-        to=meta.to,
-        cc=meta.cc,
-        bcc=meta.bcc,
-        message_id=meta.message_id,
-        sent_date=meta.sent_date,
         headers=new_prefix + headers,
-        body_text=meta.body_text,
-        preview=meta.preview,
     )
 
 
@@ -215,25 +205,8 @@ def _meta_of_file(path: str) -> MessageMeta:
 
 
 def meta_of(data: bytes) -> MessageMeta:
-    """Parse once (`message.parse`) into the store's metadata value."""
-    p = parse(data)
-    return MessageMeta(
-        size=p.size,
-        envelope=p.envelope,
-        bodystructure=p.bodystructure,
-        body=p.body,
-        parts=p.parts,
-        subject=p.subject,
-        from_=p.from_,
-        to=p.to,
-        cc=p.cc,
-        bcc=p.bcc,
-        message_id=p.message_id,
-        sent_date=p.sent_date,
-        headers=p.headers,
-        body_text=p.body_text,
-        preview=p.preview,
-    )
+    """Parse once (`message.parse`): the metadata the store keeps."""
+    return parse(data)
 
 
 def header_block_end(head: bytes | bytearray) -> int | None:

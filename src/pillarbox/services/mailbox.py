@@ -34,10 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pillarbox.services.errors import OverQuota, Rejected, TempFailure
-from pillarbox.store import errors as store_errors
-from pillarbox.store.api import Store
-from pillarbox.store.model import (
+from pillarbox.model import (
     HIERARCHY_SEPARATOR,
     AppendResult,
     Change,
@@ -52,9 +49,22 @@ from pillarbox.store.model import (
     MessagesAdded,
     MessagesExpunged,
     Resync,
+    SearchAll,
+    SearchAnd,
+    SearchFlag,
     SearchKey,
+    SearchNot,
+    SearchOr,
+    SearchSequence,
+    SearchUids,
+    SearchWithin,
+    SequenceSet,
     StoreFlagsResult,
+    canonical_flag,
 )
+from pillarbox.services.errors import OverQuota, Rejected, TempFailure
+from pillarbox.store import errors as store_errors
+from pillarbox.store.api import Store
 
 log = logging.getLogger("pillarbox.mailbox")
 
@@ -89,6 +99,14 @@ class MailboxNotAllowed(Rejected):
 
 class MessageSetError(ValueError):
     """A message sequence number outside 1..count (RFC 9051 §9 seq-number)."""
+
+
+class UnsupportedSearch(ValueError):
+    """A search key this server does not evaluate (OLDER/YOUNGER: RFC 5032 WITHIN is
+    not offered)."""
+
+
+_NOTHING: SearchKey = SearchNot(SearchAll())
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -517,6 +535,36 @@ class SelectedView:
         """The given UIDs the client knows, ascending (drop newer and unknown ones)."""
         return [u for u in sorted(set(uids)) if self.seq_of(u) is not None]
 
+    def resolve(self, sequence_set: SequenceSet, *, uid: bool, saved: Sequence[int]) -> list[int]:
+        """The UIDs a message set names, from the view alone (RFC 9051 §6.4.9; "$" is
+        `saved`, the session's RFC 5182 result)."""
+        if sequence_set.saved:
+            return self.known(saved)
+        ranges = [(r.start, r.end) for r in sequence_set.ranges]
+        return self.uids_for_uid_set(ranges) if uid else self.uids_for_sequence(ranges)
+
+    def resolve_search(self, key: SearchKey, saved: Sequence[int]) -> SearchKey:
+        """The key as the store can run it: message sets become UID ranges (no query),
+        and ``\\Recent``, which is never set here (RFC 9051 dropped it), matches
+        nothing. Recursion depth is bounded by the parser."""
+        match key:
+            case SearchSequence(sequence_set=seqset, uid=uid):
+                uids = self.resolve(seqset, uid=uid, saved=saved)
+                return SearchUids(tuple(_uid_ranges(uids))) if uids else _NOTHING
+            case SearchFlag(flag=flag, present=present):
+                if canonical_flag(flag).lower() == "\\recent":
+                    return _NOTHING if present else SearchAll()
+                return key
+            case SearchWithin():
+                raise UnsupportedSearch("Search key not supported")
+            case SearchNot(key=inner):
+                return SearchNot(self.resolve_search(inner, saved))
+            case SearchOr(left=left, right=right):
+                return SearchOr(self.resolve_search(left, saved), self.resolve_search(right, saved))
+            case SearchAnd(keys=keys):
+                return SearchAnd(tuple(self.resolve_search(k, saved) for k in keys))
+        return key
+
     # -- recording events (called from the subscription reader; never mutates `uids`) --
 
     def record(self, change: Change) -> bool:
@@ -650,6 +698,17 @@ class SelectedView:
             self.highestmodseq = max(self.highestmodseq, row.modseq)
         if len(self._reported) > 100_000:
             self._reported.clear()  # bound memory; the cost is at most a repeated FETCH
+
+
+def _uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
+    """Ascending UIDs as inclusive ranges (the store's `SearchUids`)."""
+    out: list[tuple[int, int]] = []
+    for n in sorted(set(uids)):
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
 
 
 # --- convenience wrappers used with a view ----------------------------------------------------

@@ -42,10 +42,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
+from pillarbox.model import Account, FlagMode, PopOnRetrieve, PopScope
 from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
-from pillarbox.store.model import Account, FlagMode, PopOnRetrieve, PopScope
 
 log = logging.getLogger("pillarbox.pop")
 

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from pillarbox.message import addresses, get_header
+from pillarbox.model import Account
 from pillarbox.services.delivery import DeliveryService, Envelope, IncomingMessage
 from pillarbox.services.errors import Rejected
 from pillarbox.store.api import Store
-from pillarbox.store.model import Account
 
 
 def _not_owned(what: str) -> Rejected:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from pillarbox.store.model import (
+from pillarbox.model import (
     Account,
     Alias,
     AppendResult,

@@ -20,7 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
-from pillarbox.store.model import Change, Resync
+from pillarbox.model import Change, Resync
 
 DEFAULT_BACKLOG = 1024
 

@@ -40,20 +40,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
-from pillarbox.store.api import BlobHandle, Delivery
-from pillarbox.store.batches import next_batch
-from pillarbox.store.blobs import BlobFiles, BlobFileWriter
-from pillarbox.store.changes import ChangeBus
-from pillarbox.store.errors import (
-    AlreadyExists,
-    Conflict,
-    NotFound,
-    QuotaExceeded,
-    StoreError,
-    StoreUnavailable,
-)
-from pillarbox.store.model import (
+from pillarbox.model import (
     DEFAULT_MAILBOXES,
     HIERARCHY_SEPARATOR,
     SYSTEM_FLAGS,
@@ -80,6 +67,19 @@ from pillarbox.store.model import (
     SearchKey,
     StoreFlagsResult,
     canonical_flag,
+)
+from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
+from pillarbox.store.api import BlobHandle, Delivery
+from pillarbox.store.batches import next_batch
+from pillarbox.store.blobs import BlobFiles, BlobFileWriter
+from pillarbox.store.changes import ChangeBus
+from pillarbox.store.errors import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+    StoreUnavailable,
 )
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from pillarbox.store.model import (
+from pillarbox.model import (
     SYSTEM_FLAGS,
     SearchAll,
     SearchAnd,
@@ -155,7 +155,7 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             return f"EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ({check}))"
         case SearchDate(op=op, day=day, sent=sent):
             sql_op = _DATE_OPS[op]
-            params.append(day)
+            params.append(day.isoformat())
             column = f"coalesce(b.sent_day, {_INTERNAL_DAY})" if sent else _INTERNAL_DAY
             return f"{column} {sql_op} ?"
         case SearchSize(op=op, size=size):
@@ -172,7 +172,9 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             if not keys:
                 return "1"
             return "(" + " AND ".join(f"({_clause(k, params)})" for k in keys) + ")"
-    raise ValueError(f"unknown search key {key!r}")
+    # SearchSequence and SearchWithin are resolved by the session before the store sees
+    # the key (see `model.search`).
+    raise ValueError(f"search key not resolved for the store: {key!r}")
 
 
 def build(mailbox_id: int, key: SearchKey) -> tuple[str, list[object]]:

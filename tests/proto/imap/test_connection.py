@@ -74,7 +74,7 @@ def test_session_events() -> None:
                 (
                     c.SearchOr(
                         c.SearchFlag("\\Seen"),
-                        c.SearchAnd((c.SearchFlag("\\Seen", False), c.SearchHeader("FROM", b"ab"))),
+                        c.SearchAnd((c.SearchFlag("\\Seen", False), c.SearchHeader("from", "ab"))),
                     ),
                     c.SearchSequence(c.SequenceSet((c.SeqRange(1, None),)), uid=True),
                 )

@@ -90,20 +90,18 @@ class Writer:
                     return flag_names[(flag, present)]
                 return (b"KEYWORD " if present else b"UNKEYWORD ") + flag.encode()
             case c.SearchHeader(field, value):
-                if field in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
-                    return field.encode() + b" " + self.string(value)
+                if field in ("from", "to", "cc", "bcc", "subject"):
+                    return field.upper().encode() + b" " + self.string(value)
                 return b"HEADER " + self.string(field) + b" " + self.string(value)
-            case c.SearchBody(value):
-                return b"BODY " + self.string(value)
-            case c.SearchText(value):
-                return b"TEXT " + self.string(value)
+            case c.SearchText(value, body_only):
+                return (b"BODY " if body_only else b"TEXT ") + self.string(value)
             case c.SearchDate(op, date, sent):
                 return (b"SENT" if sent else b"") + op.upper().encode() + b" " + self.date(date)
             case c.SearchSize(op, size):
                 return op.upper().encode() + b" %d" % size
             case c.SearchSequence(seqset, uid):
                 return (b"UID " if uid else b"") + self.seqset(seqset)
-            case c.SearchModSeq(modseq, name, etype):
+            case c.SearchModseq(modseq, name, etype):
                 if name is None:
                     return b"MODSEQ %d" % modseq
                 assert etype is not None

@@ -5,7 +5,8 @@ connection (`pillarbox.proto.imap.connection`) and the server built on them: com
 sequence sets, the SEARCH key AST, FETCH attributes, and the non-command events
 (`ContinuationNeeded`, `AuthenticateResponse`, `Done`, `ConnectionClosed`, `NEED_DATA`).
 It is plain data: no parsing, no I/O, no policy. It must not import anything outside the
-standard library and `pillarbox.proto`.
+standard library, `pillarbox.proto` and the leaf `pillarbox.model` (whose message sets and
+search keys it re-exports).
 
 Conventions (RFC 9051 §9 grammar, RFC 3501 where IMAP4rev1 differs):
 - Every command carries `tag` (the client's tag, as sent).
@@ -15,8 +16,9 @@ Conventions (RFC 9051 §9 grammar, RFC 3501 where IMAP4rev1 differs):
 - Keywords, flags, capability names and option atoms are `str`. Flags keep their case as sent
   (``\\Seen``); atoms the grammar treats case-insensitively (ENABLE names, LIST options, STATUS
   items, SELECT parameter names) are upper-cased.
-- SEARCH string arguments are `bytes`: their charset is named by the SEARCH CHARSET argument
-  and only the server can decode them.
+- SEARCH string arguments are decoded by the parser per the SEARCH CHARSET (US-ASCII, and
+  UTF-8 when none is named; any other charset is decoded as Latin-1, byte for byte, for
+  the server to refuse with ``NO [BADCHARSET]``); header field names are lower-cased.
 - Numbers are validated against their ABNF ranges (nz-number 1..2**32-1, mod-sequence 63 bits).
 
 Compatibility: this module is the contract the IMAP server codes against. Changes are additive
@@ -27,9 +29,29 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal, TypeAlias
+
+# Message sets and search keys are shared with services and the store: one definition,
+# in the leaf `pillarbox.model`, re-exported here as part of the command vocabulary.
+from pillarbox.model.search import (
+    SearchAll,
+    SearchAnd,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+    SearchSequence,
+    SearchSize,
+    SearchText,
+    SearchUids,
+    SearchWithin,
+    SeqRange,
+    SequenceSet,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Non-command events
@@ -101,48 +123,6 @@ class ConnectionClosed:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SeqRange:
-    """One element of a sequence set: ``start:end``; a single number has start == end.
-
-    ``None`` stands for "*" (the largest number in use). The range is kept as sent: ``5:2``
-    is not swapped, since RFC 9051 §9 (seq-range) says it means the same as ``2:5``; use
-    `SequenceSet.resolve` to get ordered numbers.
-    """
-
-    start: int | None
-    end: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SequenceSet:
-    """A parsed sequence-set (RFC 9051 §9), or "$", the saved search result (RFC 5182).
-
-    When `saved` is True, `ranges` is empty: "$" cannot be combined with numbers.
-    """
-
-    ranges: tuple[SeqRange, ...]
-    saved: bool = False
-
-    def resolve(self, largest: int) -> list[tuple[int, int]]:
-        """Ranges as ordered ``(low, high)`` pairs with "*" replaced by `largest`.
-
-        Not merged or clipped; the caller applies them to its own UID/sequence list. Raises
-        ValueError for "$" (the server substitutes its saved result).
-        """
-        if self.saved:
-            raise ValueError("'$' has no numbers; use the saved search result")
-        out: list[tuple[int, int]] = []
-        for r in self.ranges:
-            a = largest if r.start is None else r.start
-            b = largest if r.end is None else r.end
-            out.append((a, b) if a <= b else (b, a))
-        return out
-
-    def __iter__(self) -> Iterator[SeqRange]:
-        return iter(self.ranges)
-
-
 ParamValue: TypeAlias = "str | tuple[ParamValue, ...]"
 """A generic extension parameter value: an atom/number/string, or a parenthesised list."""
 
@@ -159,138 +139,6 @@ class QResync:
     known_uids: SequenceSet | None = None
     seq_match: tuple[SequenceSet, SequenceSet] | None = None
 
-
-# ----- SEARCH keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4, RFC 7162 §3.1.5, RFC 5032) -------------
-
-
-@dataclass(frozen=True, slots=True)
-class SearchAll:
-    """ALL: every message."""
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFlag:
-    """A flag test: ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, RECENT and their UN-forms,
-    KEYWORD/UNKEYWORD. `flag` is ``\\Answered`` etc. for system flags, the keyword otherwise;
-    `present` is False for the UN-forms. NEW and OLD are expressed with these
-    (NEW = ``\\Recent`` and not ``\\Seen``; OLD = not ``\\Recent``).
-    """
-
-    flag: str
-    present: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHeader:
-    """A substring match in a header field: HEADER name value, and FROM/TO/CC/BCC/SUBJECT
-    mapped to the field names "FROM", "TO", "CC", "BCC", "SUBJECT" (upper-case). An empty
-    `value` matches every message that has the field (RFC 9051 §6.4.4 HEADER).
-    """
-
-    field: str
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SearchBody:
-    """BODY string: substring of the message body (not the header)."""
-
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SearchText:
-    """TEXT string: substring of the header or body."""
-
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SearchDate:
-    """BEFORE/ON/SINCE (internal date) and SENTBEFORE/SENTON/SENTSINCE (Date: header, `sent`).
-
-    Dates compare without time or timezone (RFC 9051 §6.4.4).
-    """
-
-    op: Literal["before", "on", "since"]
-    date: datetime.date
-    sent: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SearchSize:
-    """LARGER n / SMALLER n on RFC822.SIZE."""
-
-    op: Literal["larger", "smaller"]
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class SearchSequence:
-    """A bare sequence set (message sequence numbers) or UID set (`uid`), possibly "$"."""
-
-    sequence_set: SequenceSet
-    uid: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SearchModSeq:
-    """MODSEQ [entry-name entry-type] n (RFC 7162 §3.1.5): mod-sequence >= `modseq`.
-
-    `entry_name` (e.g. ``/flags/\\draft``) and `entry_type` ("priv", "shared", "all") are
-    None when absent.
-    """
-
-    modseq: int
-    entry_name: str | None = None
-    entry_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchWithin:
-    """OLDER n / YOUNGER n (RFC 5032): internal date more/less than n seconds ago."""
-
-    op: Literal["older", "younger"]
-    seconds: int
-
-
-@dataclass(frozen=True, slots=True)
-class SearchNot:
-    """NOT key."""
-
-    key: SearchKey
-
-
-@dataclass(frozen=True, slots=True)
-class SearchOr:
-    """OR key1 key2."""
-
-    left: SearchKey
-    right: SearchKey
-
-
-@dataclass(frozen=True, slots=True)
-class SearchAnd:
-    """A list of keys that must all match: the top level of SEARCH and "(...)" lists."""
-
-    keys: tuple[SearchKey, ...]
-
-
-SearchKey: TypeAlias = (
-    SearchAll
-    | SearchFlag
-    | SearchHeader
-    | SearchBody
-    | SearchText
-    | SearchDate
-    | SearchSize
-    | SearchSequence
-    | SearchModSeq
-    | SearchWithin
-    | SearchNot
-    | SearchOr
-    | SearchAnd
-)
 
 # ----- FETCH attributes (RFC 9051 §6.4.5, RFC 3501 §6.4.5, RFC 3516, RFC 7162) --------------
 
@@ -385,6 +233,10 @@ StoreMode: TypeAlias = Literal["replace", "add", "remove"]
 # ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
+
+# Immutable defaults shared by every command that has no message set / criteria yet.
+_NO_MESSAGES: Final = SequenceSet(())
+_NO_CRITERIA: Final = SearchAnd(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,7 +513,7 @@ class UidExpunge(Command):
     """UID EXPUNGE uid-set (RFC 4315 UIDPLUS, RFC 9051 §6.4.9)."""
 
     NAME: ClassVar[str] = "UID EXPUNGE"
-    sequence_set: SequenceSet = SequenceSet(())
+    sequence_set: SequenceSet = _NO_MESSAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,7 +529,7 @@ class Search(Command):
     NAME: ClassVar[str] = "SEARCH"
     uid: bool = False
     charset: str | None = None
-    criteria: SearchAnd = SearchAnd(())
+    criteria: SearchAnd = _NO_CRITERIA
     return_options: tuple[str, ...] | None = None
 
 
@@ -692,7 +544,7 @@ class Fetch(Command):
 
     NAME: ClassVar[str] = "FETCH"
     uid: bool = False
-    sequence_set: SequenceSet = SequenceSet(())
+    sequence_set: SequenceSet = _NO_MESSAGES
     items: tuple[FetchItem, ...] = ()
     changed_since: int | None = None
     vanished: bool = False
@@ -708,7 +560,7 @@ class Store(Command):
 
     NAME: ClassVar[str] = "STORE"
     uid: bool = False
-    sequence_set: SequenceSet = SequenceSet(())
+    sequence_set: SequenceSet = _NO_MESSAGES
     mode: StoreMode = "replace"
     silent: bool = False
     flags: tuple[str, ...] = ()
@@ -721,7 +573,7 @@ class Copy(Command):
 
     NAME: ClassVar[str] = "COPY"
     uid: bool = False
-    sequence_set: SequenceSet = SequenceSet(())
+    sequence_set: SequenceSet = _NO_MESSAGES
     mailbox: str = ""
 
 
@@ -731,7 +583,7 @@ class Move(Command):
 
     NAME: ClassVar[str] = "MOVE"
     uid: bool = False
-    sequence_set: SequenceSet = SequenceSet(())
+    sequence_set: SequenceSet = _NO_MESSAGES
     mailbox: str = ""
 
 
@@ -771,3 +623,74 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Copy,
     Move,
 )
+
+__all__ = [
+    "ALL_COMMANDS",
+    "NEED_DATA",
+    "SIMPLE_FETCH_ATTRIBUTES",
+    "STATUS_ITEMS",
+    "Append",
+    "AppendMessage",
+    "Authenticate",
+    "AuthenticateResponse",
+    "Capability",
+    "Check",
+    "Close",
+    "Command",
+    "ConnectionClosed",
+    "ContinuationNeeded",
+    "Copy",
+    "Create",
+    "Delete",
+    "Done",
+    "Enable",
+    "Event",
+    "Examine",
+    "Expunge",
+    "Fetch",
+    "FetchAttribute",
+    "FetchBinarySize",
+    "FetchBody",
+    "FetchItem",
+    "Id",
+    "Idle",
+    "List",
+    "Login",
+    "Logout",
+    "Lsub",
+    "Move",
+    "Namespace",
+    "NeedData",
+    "Noop",
+    "ParamValue",
+    "Partial",
+    "QResync",
+    "Rename",
+    "Search",
+    "SearchAll",
+    "SearchAnd",
+    "SearchDate",
+    "SearchFlag",
+    "SearchHeader",
+    "SearchKey",
+    "SearchModseq",
+    "SearchNot",
+    "SearchOr",
+    "SearchSequence",
+    "SearchSize",
+    "SearchText",
+    "SearchUids",
+    "SearchWithin",
+    "SectionKind",
+    "Select",
+    "SeqRange",
+    "SequenceSet",
+    "StartTls",
+    "Status",
+    "Store",
+    "StoreMode",
+    "Subscribe",
+    "UidExpunge",
+    "Unselect",
+    "Unsubscribe",
+]

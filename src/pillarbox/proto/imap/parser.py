@@ -103,7 +103,7 @@ def command_name(line: bytes) -> str | None:
 class _Reader:
     """Cursor over one framed command with the IMAP token readers."""
 
-    __slots__ = ("data", "depth", "max_depth", "pos", "utf8")
+    __slots__ = ("charset", "data", "depth", "max_depth", "pos", "utf8")
 
     def __init__(self, data: bytes, *, utf8: bool, max_depth: int) -> None:
         self.data = data
@@ -111,6 +111,7 @@ class _Reader:
         self.utf8 = utf8
         self.max_depth = max_depth
         self.depth = 0
+        self.charset: str | None = None  # SEARCH CHARSET, once read
 
     # --- low level ---
 
@@ -768,6 +769,21 @@ _DATE_KEYS: Final[dict[bytes, tuple[Literal["before", "on", "since"], bool]]] = 
 ESEARCH_OPTIONS: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 
 
+def _search_string(r: _Reader) -> str:
+    """A SEARCH string decoded per CHARSET (RFC 9051 §6.4.4): UTF-8 when none is named
+    (always accepted); US-ASCII refuses 8-bit octets; any other charset is decoded as
+    Latin-1, byte for byte, and refused by the server (``NO [BADCHARSET]``)."""
+    raw = r.astring()
+    charset = r.charset
+    if charset is None or charset == "UTF-8":
+        return raw.decode("utf-8", "replace")
+    if charset == "US-ASCII":
+        if not raw.isascii():
+            raise ParseError("Non-ASCII search string with CHARSET US-ASCII")
+        return raw.decode("ascii")
+    return raw.decode("latin-1")
+
+
 def _search_key(r: _Reader) -> c.SearchKey:
     """One search-key (RFC 9051 §9); recursion is bounded by the reader's depth limit."""
     r.depth += 1
@@ -808,18 +824,18 @@ def _search_key_inner(r: _Reader) -> c.SearchKey:
         return c.SearchFlag(r.atom("keyword"), word == b"KEYWORD")
     if word in _HEADER_KEYS:
         r.sp()
-        return c.SearchHeader(word.decode(), r.astring())
+        return c.SearchHeader(word.decode().lower(), _search_string(r))
     if word == b"HEADER":
         r.sp()
         name = r.text(r.astring(), "Header name")
         r.sp()
-        return c.SearchHeader(name, r.astring())
+        return c.SearchHeader(name.lower(), _search_string(r))
     if word == b"BODY":
         r.sp()
-        return c.SearchBody(r.astring())
+        return c.SearchText(_search_string(r), body_only=True)
     if word == b"TEXT":
         r.sp()
-        return c.SearchText(r.astring())
+        return c.SearchText(_search_string(r))
     date_key = _DATE_KEYS.get(word)
     if date_key is not None:
         r.sp()
@@ -849,7 +865,7 @@ def _search_key_inner(r: _Reader) -> c.SearchKey:
             if entry_type not in ("priv", "shared", "all"):
                 raise ParseError("Invalid entry type")
             r.sp()
-        return c.SearchModSeq(r.number(MAX_MODSEQ), entry_name, entry_type)
+        return c.SearchModseq(r.number(MAX_MODSEQ), entry_name, entry_type)
     if word in (b"OLDER", b"YOUNGER"):
         # RFC 5032
         r.sp()
@@ -874,6 +890,7 @@ def _parse_search(r: _Reader, tag: str, uid: bool) -> c.Search:
     if r.accept(b"CHARSET"):
         r.sp()
         charset = r.text(r.astring(), "Charset").upper()
+        r.charset = charset
         r.sp()
     keys = [_search_key(r)]
     while r.maybe_sp():

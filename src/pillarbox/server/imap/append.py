@@ -15,23 +15,21 @@ Must not: append to a mailbox outside the account (looked up by `AccountMailboxe
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from pillarbox.message.parse import parse
+from pillarbox.model import MessageMeta
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.mailboxes import store_name
 from pillarbox.server.imap.session import CommandNo, Session
 from pillarbox.server.imap.store_cmd import _flags
 from pillarbox.services.mailbox import remove_appended
-from pillarbox.store.model import MessageMeta
 
 PARSE_IN_THREAD = 256 * 1024
 
 
 async def _meta(data: bytes) -> MessageMeta:
-    parsed = await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
-    return MessageMeta(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(MessageMeta)})
+    return await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
 
 
 async def append(s: Session, cmd: c.Append) -> bytes:

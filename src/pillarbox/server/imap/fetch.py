@@ -24,6 +24,7 @@ from pillarbox.message.sections import (
     part_encoding,
     section_range,
 )
+from pillarbox.model import SYSTEM_FLAGS, FlagMode, FlagRow, MessageInfo
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
@@ -36,7 +37,6 @@ from pillarbox.services.mailbox import (
     read_messages,
     set_flags,
 )
-from pillarbox.store.model import SYSTEM_FLAGS, FlagMode, FlagRow, MessageInfo
 
 CHUNK = 500
 # Message bytes read ahead in one store call: messages are grouped until their sizes
@@ -50,13 +50,7 @@ _UNSUPPORTED = frozenset({"EMAILID", "THREADID", "SAVEDATE"})
 
 def resolve(s: Session, sequence_set: c.SequenceSet, *, uid: bool) -> list[int]:
     """The UIDs a message set names, from the view alone (RFC 9051 §6.4.9, RFC 5182 "$")."""
-    view = s.require_view()
-    if sequence_set.saved:
-        return view.known(s.saved_search)
-    ranges = [(r.start, r.end) for r in sequence_set.ranges]
-    if uid:
-        return view.uids_for_uid_set(ranges)
-    return view.uids_for_sequence(ranges)
+    return s.require_view().resolve(sequence_set, uid=uid, saved=s.saved_search)
 
 
 def _sets_seen(item: c.FetchItem) -> bool:

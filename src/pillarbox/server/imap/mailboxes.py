@@ -11,6 +11,7 @@ inside `AccountMailboxes`), or list anything but the logged-in account's mailbox
 
 from __future__ import annotations
 
+from pillarbox.model import Mailbox, MailboxStatus
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import names, wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
@@ -20,7 +21,6 @@ from pillarbox.services.mailbox import (
     SelectedView,
     expunge,
 )
-from pillarbox.store.model import Mailbox, MailboxStatus
 
 SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"

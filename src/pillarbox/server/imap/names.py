@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
+from pillarbox.model import HIERARCHY_SEPARATOR
 from pillarbox.proto.imap import mutf7
-from pillarbox.store.model import HIERARCHY_SEPARATOR
 
 
 class BadName(ValueError):

@@ -1,9 +1,9 @@
 """SEARCH and UID SEARCH (RFC 9051 §6.4.4), ESEARCH (RFC 4731), SEARCHRES (RFC 5182).
 
-The proto search AST is translated into `store.model` search keys: message sequence
-sets become UID ranges through the session's view (no query), strings are decoded per
-CHARSET (US-ASCII and UTF-8; anything else is ``NO [BADCHARSET]``), and the store runs
-one query (TEXT/BODY through its full-text index, never by reading message files).
+The parser's key tree (`model.search`, strings already decoded per CHARSET: US-ASCII and
+UTF-8; anything else is ``NO [BADCHARSET]``) is resolved by the session's view — message
+sequence sets become UID ranges, no query — and the store runs one query (TEXT/BODY
+through its full-text index, never by reading message files).
 Results are mapped back to sequence numbers through the view; messages the client has
 not been told about yet are left out.
 
@@ -15,60 +15,9 @@ from __future__ import annotations
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
-from pillarbox.services.mailbox import SelectedView
 from pillarbox.services.mailbox import search as store_search
-from pillarbox.store import model as m
 
 CHARSETS = frozenset({"US-ASCII", "UTF-8"})
-_NOTHING: m.SearchKey = m.SearchNot(m.SearchAll())
-
-
-def translate(s: Session, view: SelectedView, key: c.SearchKey, charset: str) -> m.SearchKey:
-    """One proto key to one store key (recursive; depth is bounded by the parser)."""
-    if isinstance(key, c.SearchAll):
-        return m.SearchAll()
-    if isinstance(key, c.SearchFlag):
-        flag = m.canonical_flag(key.flag)
-        if flag.lower() == "\\recent":
-            # \Recent is never set here (RFC 9051 dropped it): RECENT/NEW match nothing.
-            return _NOTHING if key.present else m.SearchAll()
-        return m.SearchFlag(flag, key.present)
-    if isinstance(key, c.SearchHeader):
-        return m.SearchHeader(key.field.lower(), _text(key.value, charset))
-    if isinstance(key, c.SearchBody):
-        return m.SearchText(_text(key.value, charset), body_only=True)
-    if isinstance(key, c.SearchText):
-        return m.SearchText(_text(key.value, charset))
-    if isinstance(key, c.SearchDate):
-        return m.SearchDate(key.op, key.date.isoformat(), key.sent)
-    if isinstance(key, c.SearchSize):
-        return m.SearchSize(key.op, key.size)
-    if isinstance(key, c.SearchSequence):
-        if key.sequence_set.saved:
-            uids = view.known(s.saved_search)
-        else:
-            ranges = [(r.start, r.end) for r in key.sequence_set.ranges]
-            uids = view.uids_for_uid_set(ranges) if key.uid else view.uids_for_sequence(ranges)
-        if not uids:
-            return _NOTHING
-        return m.SearchUids(tuple(wire.uid_ranges(uids)))
-    if isinstance(key, c.SearchModSeq):
-        return m.SearchModseq(key.modseq)
-    if isinstance(key, c.SearchNot):
-        return m.SearchNot(translate(s, view, key.key, charset))
-    if isinstance(key, c.SearchOr):
-        return m.SearchOr(
-            translate(s, view, key.left, charset), translate(s, view, key.right, charset)
-        )
-    if isinstance(key, c.SearchAnd):
-        return m.SearchAnd(tuple(translate(s, view, k, charset) for k in key.keys))
-    raise BadCommand("Search key not supported")
-
-
-def _text(value: bytes, charset: str) -> str:
-    if charset == "US-ASCII" and not value.isascii():
-        raise BadCommand("Non-ASCII search string with CHARSET US-ASCII")
-    return value.decode("utf-8", "replace")
 
 
 async def search(s: Session, cmd: c.Search) -> bytes:
@@ -76,12 +25,10 @@ async def search(s: Session, cmd: c.Search) -> bytes:
     charset = cmd.charset or "US-ASCII"
     if charset not in CHARSETS:
         raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
-    if cmd.charset is None:
-        charset = "UTF-8"  # RFC 9051 §6.4.4: UTF-8 is always accepted
     options = cmd.return_options
     save = options is not None and "SAVE" in options
     try:
-        key = translate(s, view, cmd.criteria, charset)
+        key = view.resolve_search(cmd.criteria, s.saved_search)
         found = await store_search(s.store, view, key)
     except BaseException:
         if save:

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pillarbox.config import ImapConfig
+from pillarbox.model import Account, Change, FlagRow, MailboxesChanged, Resync
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
@@ -51,8 +52,8 @@ from pillarbox.services.mailbox import (
     MessageSetError,
     NoSuchMailbox,
     SelectedView,
+    UnsupportedSearch,
 )
-from pillarbox.store.model import Account, Change, FlagRow, MailboxesChanged, Resync
 
 log = logging.getLogger("pillarbox.imap")
 
@@ -328,7 +329,7 @@ class Session:
             return await run()
         except BadCommand as e:
             self.send(wire.tagged(tag, "BAD", str(e)))
-        except MessageSetError as e:
+        except (MessageSetError, UnsupportedSearch) as e:
             self.send(wire.tagged(tag, "BAD", str(e)))
         except CommandNo as e:
             self.send(wire.tagged(tag, "NO", e.text, e.code))

@@ -12,13 +12,13 @@ that is not the account's (destinations are looked up through `AccountMailboxes`
 
 from __future__ import annotations
 
+from pillarbox.model import FlagMode, FlagRow, canonical_flag
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.fetch import resolve
 from pillarbox.server.imap.mailboxes import store_name
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
 from pillarbox.services.mailbox import expunge, fetch_flags, set_flags
-from pillarbox.store.model import FlagMode, FlagRow, canonical_flag
 
 _MODES = {"replace": FlagMode.REPLACE, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
 _STORABLE_SYSTEM = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
