@@ -141,3 +141,38 @@ def test_help_on_every_command() -> None:
         )
         assert result.returncode == 0, args
         assert "usage:" in result.stdout
+
+
+def test_user_quota(config: Path) -> None:
+    """`user quota ADDRESS SIZE` sets the limit (K/M/G suffixes, 0 or none to lift it),
+    refuses a bad size or an unknown user with one line, and the store enforces it."""
+    assert run(config, "domain", "add", "example.test").returncode == 0
+    assert (
+        run(config, "user", "add", "q@example.test", "--password-stdin", stdin=PASSWORD).returncode
+        == 0
+    )
+    result = run(config, "user", "quota", "Q@example.test", "500M")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    result = run(config, "user", "quota", "q@example.test", "lots")
+    assert result.returncode == 1 and "not a size" in result.stderr
+    assert result.stderr.count("\n") == 1
+    result = run(config, "user", "quota", "nobody@example.test", "1G")
+    assert result.returncode == 1 and "no such user" in result.stderr
+    assert run(config, "user", "quota", "q@example.test", "none").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("1048576", 1048576),
+        ("500M", 500 * 2**20),
+        ("2g", 2 * 2**30),
+        ("10KiB", 10240),
+        ("0", 0),
+        ("none", 0),
+    ],
+)
+def test_parse_size(text: str, size: int) -> None:
+    from pillarbox.cli import parse_size
+
+    assert parse_size(text) == size

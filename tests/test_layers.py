@@ -79,6 +79,10 @@ def _allowed(layer: str, sub: str, target: str) -> bool:
         return tlayer == "model"
     if tlayer == "model":
         return True  # the leaf of plain values every layer shares
+    if layer == "rules":
+        return tlayer == "rules"
+    if tlayer == "rules":
+        return layer in {"store", "services", *FRONT_ENDS}
     if layer == "proto":
         return tlayer == "proto"
     if layer == "message":

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from pillarbox.config import Config, check_data_dir
+from pillarbox.config import Config, ConfigError, check_data_dir
 from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
@@ -26,7 +26,8 @@ from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.context import Services
-from pillarbox.store.api import Store
+from pillarbox.store.api import ChangeBus, Store
+from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
 
 log = logging.getLogger("pillarbox.app")
@@ -48,15 +49,34 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
 }
 
 
-def open_store(config: Config) -> Store:
-    """The backend named by server.store (only SQLite so far)."""
-    return SqliteStore(config.data_path)
+def _sqlite(config: Config, bus: ChangeBus) -> Store:
+    return SqliteStore(config.data_path, bus=bus)
 
 
-def build_services(store: Store, config: Config) -> Services:
+# `server.store` → the backend that serves it ("sqlite", or a URL scheme). config.load
+# already refused anything else; a new backend adds its entry here and its scheme there.
+BACKENDS: dict[str, Callable[[Config, ChangeBus], Store]] = {"sqlite": _sqlite}
+
+
+def backend_name(config: Config) -> str:
+    store = config.server.store
+    return store if store == "sqlite" else store.partition("://")[0]
+
+
+def open_store(config: Config, bus: ChangeBus | None = None) -> Store:
+    """The (unopened) backend named by `server.store`, publishing changes to `bus` (a new
+    in-process bus if none: one process, as `serve` and the CLI run)."""
+    make = BACKENDS.get(backend_name(config))
+    if make is None:
+        raise ConfigError(f"server.store: no backend for {config.server.store!r}")
+    return make(config, bus if bus is not None else InProcessChangeBus())
+
+
+def build_services(store: Store, config: Config, changes: ChangeBus) -> Services:
     auth = config.auth
     return Services.build(
         store,
+        changes=changes,
         hostname=config.server.hostname,
         auth=AuthService(
             store,
@@ -85,15 +105,17 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store: Store | None = None
+        self.changes: ChangeBus | None = None
         self.services: Services | None = None
         self.listeners: dict[str, Listener] = {}
 
     async def start(self) -> None:
         check_data_dir(self.config)
-        store = open_store(self.config)
+        changes = InProcessChangeBus()
+        store = open_store(self.config, changes)
         await store.open()
-        self.store = store
-        self.services = build_services(store, self.config)
+        self.store, self.changes = store, changes
+        self.services = build_services(store, self.config, changes)
         ctx = tls_context(self.config)
         limits = ListenerLimits(
             max_connections=self.config.limits.max_connections,
@@ -129,6 +151,9 @@ class App:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self.changes is not None:
+            self.changes.close()  # ends every session's subscription
+            self.changes = None
 
     def address(self, name: str) -> tuple[str, int]:
         listener = self.listeners[name]

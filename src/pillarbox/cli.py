@@ -146,6 +146,26 @@ def cmd_user_pop(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "500M", "2G", "1048576", or 0 from "0"/"none" (no quota)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    if value in ("0", "NONE"):
+        return 0
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _SIZE_UNITS else (value, "")
+    if not number.isdigit():
+        raise CliError(f"not a size: {text!r} (bytes, or a number with K, M, G or T)")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+def cmd_user_quota(config: Config, args: argparse.Namespace) -> int:
+    size = parse_size(args.size)
+    _run_with_accounts(config, lambda a: a.set_quota(args.address, size))
+    return 0
+
+
 def cmd_alias_add(config: Config, args: argparse.Namespace) -> int:
     _run_with_accounts(config, lambda a: a.add_alias(args.source, args.targets))
     return 0
@@ -228,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="all INBOX mail, or only mail that arrives from now on",
     )
     p.set_defaults(func=cmd_user_pop)
+    p = usub.add_parser("quota", help="limit the bytes an account's mail may take")
+    p.add_argument("address")
+    p.add_argument("size", help="bytes, or with K/M/G/T (1024-based); 0 or 'none' for no limit")
+    p.set_defaults(func=cmd_user_quota)
 
     alias = sub.add_parser("alias", help="manage aliases ('@domain' is a catch-all)")
     asub = alias.add_subparsers(dest="action", required=True, metavar="ACTION")

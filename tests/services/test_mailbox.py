@@ -257,7 +257,7 @@ async def test_view_loads_and_follows_store_events(store: SqliteStore) -> None:
     inbox = await alice.get("INBOX")
     data = b"Subject: hi\r\n\r\nbody\r\n"
     first = await alice.append(inbox, data, meta(data), frozenset(), None)
-    changes = store.subscribe(alice.account_id)
+    changes = store.bus.subscribe(alice.account_id)
     v = SelectedView(inbox, read_only=False, loading=True)
 
     async def pump(n: int) -> None:

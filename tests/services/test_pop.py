@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,13 +13,11 @@ from pillarbox.message.parse import parse
 from pillarbox.model import (
     Account,
     FlagMode,
-    MessageMeta,
     MessagesExpunged,
     PopOnRetrieve,
     PopScope,
 )
 from pillarbox.services.pop import (
-    READ_CHUNK,
     Maildrop,
     MaildropInUse,
     NoSuchMessage,
@@ -28,6 +25,7 @@ from pillarbox.services.pop import (
     unique_id,
 )
 from pillarbox.store.api import Store
+from pillarbox.store.blobs import READ_CHUNK  # the SQLite store's read-ahead at open
 from pillarbox.store.sqlite import SqliteStore
 
 ADDRESS = "alice@example.test"
@@ -42,8 +40,7 @@ async def append(store: Store, mailbox_id: int, data: bytes) -> int:
     writer = store.new_blob()
     await writer.write(data)
     blob = await writer.finish()
-    meta = MessageMeta(**dataclasses.asdict(parse(data)))
-    return (await store.append(mailbox_id, blob, meta)).uid
+    return (await store.append(mailbox_id, blob, parse(data))).uid
 
 
 @pytest.fixture
@@ -285,7 +282,7 @@ async def test_policy_delete_expunges_only_the_marked_messages(store: Store) -> 
     box = await inbox_id(store)
     await store.set_flags(box, [uids[2]], frozenset({"\\Deleted"}), FlagMode.ADD)
     acct = await account(store)
-    events = store.subscribe(acct.id)
+    events = store.bus.subscribe(acct.id)
     pop = PopService(store)
     drop = await session(pop, store)
     drop.delete(1)

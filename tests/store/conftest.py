@@ -1,15 +1,14 @@
 """Fixtures for the store contract tests.
 
-Every test here takes the `store` fixture and so runs once per backend in `BACKENDS`.
-Today that is SQLite only; a PostgreSQL backend adds itself to `BACKENDS` (a factory
-from a fresh directory to an unopened store) and, if it needs a server, skips itself
-in `make_store` when none is reachable.
+Every test here takes the `store` fixture and so runs once per backend in
+`tests/store/backends.py`. Values are given in canonical form, as services give them
+(`rules.addresses`, `rules.mailbox_names`): the store does not normalise.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,16 +16,9 @@ from pathlib import Path
 import pytest
 
 from pillarbox.model import Account, Mailbox, MessageMeta
-from pillarbox.store.api import BlobHandle, Store
-from pillarbox.store.sqlite import SqliteStore
-
-
-def _sqlite(path: Path) -> Store:
-    return SqliteStore(path)
-
-
-# name -> factory(data directory) -> unopened store
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+from pillarbox.store.api import BlobHandle, ChangeBus, Store
+from pillarbox.store.changes import InProcessChangeBus
+from tests.store.backends import BACKENDS
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -35,10 +27,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(backend: str, tmp_path: Path) -> Callable[[], Store]:
+def bus() -> Iterator[ChangeBus]:
+    """The change bus the store under test publishes to (the application owns it)."""
+    changes = InProcessChangeBus()
+    yield changes
+    changes.close()
+
+
+@pytest.fixture
+def make_store(backend: str, tmp_path: Path, bus: ChangeBus) -> Callable[[], Store]:
     """A factory for stores over the same data directory (to test close + reopen)."""
     data = tmp_path / "data"
-    return lambda: BACKENDS[backend](data)
+    return lambda: BACKENDS[backend](data, bus)
 
 
 @pytest.fixture
@@ -93,6 +93,7 @@ def sha(data: bytes) -> str:
 @dataclass
 class Env:
     store: Store
+    bus: ChangeBus
     account: Account
     inbox: Mailbox
 
@@ -116,12 +117,12 @@ class Env:
 
 
 @pytest.fixture
-async def env(store: Store) -> Env:
+async def env(store: Store, bus: ChangeBus) -> Env:
     await store.add_domain("example.org")
     account = await store.add_account("alice@example.org", "$argon2id$dummy")
     inbox = await store.get_mailbox(account.id, "INBOX")
     assert inbox is not None
-    return Env(store, account, inbox)
+    return Env(store, bus, account, inbox)
 
 
 Waiter = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]

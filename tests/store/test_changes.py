@@ -16,7 +16,7 @@ from pillarbox.model import (
     MessagesExpunged,
     Resync,
 )
-from pillarbox.store.changes import ChangeBus
+from pillarbox.store.changes import InProcessChangeBus
 from tests.store.conftest import Env
 
 TIMEOUT = 5.0
@@ -30,8 +30,8 @@ async def test_events_carry_their_data(env: Env) -> None:
     """Each mutating call publishes one event with the UIDs, flags and MODSEQ, so a
     subscriber never needs to query."""
     s, acct, box = env.store, env.account.id, env.inbox.id
-    sub = s.subscribe(acct)
-    other = s.subscribe(acct + 1000)  # another account hears nothing
+    sub = env.bus.subscribe(acct)
+    other = env.bus.subscribe(acct + 1000)  # another account hears nothing
     try:
         uid = await env.add(flags=frozenset({"\\Seen"}))
         [added] = await take(sub, 1)
@@ -69,14 +69,14 @@ async def test_events_carry_their_data(env: Env) -> None:
         assert await take(sub, 3) == [MailboxesChanged(acct)] * 3
         assert other.__aiter__() is other
     finally:
-        await sub.aclose()  # type: ignore[attr-defined]
-        await other.aclose()  # type: ignore[attr-defined]
+        await sub.aclose()
+        await other.aclose()
 
 
 async def test_commit_order_under_concurrency(env: Env) -> None:
     """Events of concurrent appends arrive in UID (commit) order with rising MODSEQ."""
-    s, box = env.store, env.inbox.id
-    sub = s.subscribe(env.account.id)
+    box = env.inbox.id
+    sub = env.bus.subscribe(env.account.id)
     try:
         await asyncio.gather(*(env.add(f"m{i}".encode()) for i in range(30)))
         events = await take(sub, 30)
@@ -85,7 +85,7 @@ async def test_commit_order_under_concurrency(env: Env) -> None:
         assert [r.modseq for r in rows] == sorted(r.modseq for r in rows)
         assert box == events[0].mailbox_id  # type: ignore[union-attr]
     finally:
-        await sub.aclose()  # type: ignore[attr-defined]
+        await sub.aclose()
 
 
 async def test_store_resync_on_overflow(env: Env) -> None:
@@ -93,7 +93,7 @@ async def test_store_resync_on_overflow(env: Env) -> None:
     and then, once it took the Resync, new events again."""
     s, box = env.store, env.inbox.id
     await env.add()
-    sub = s.subscribe(env.account.id)
+    sub = env.bus.subscribe(env.account.id)
     try:
         flags = [frozenset({"\\Seen"}), frozenset({"\\Flagged"})]
         await asyncio.gather(
@@ -105,13 +105,13 @@ async def test_store_resync_on_overflow(env: Env) -> None:
         after = await asyncio.wait_for(anext(sub), TIMEOUT)
         assert isinstance(after, MessagesAdded) and after.rows[0].uid == 2
     finally:
-        await sub.aclose()  # type: ignore[attr-defined]
+        await sub.aclose()
 
 
 async def test_bus_overflow_unit() -> None:
     """Backlog 3: the fourth event replaces the queue by a Resync; later events are
     dropped until the Resync is taken."""
-    bus = ChangeBus(backlog=3)
+    bus = InProcessChangeBus(backlog=3)
     sub = bus.subscribe(1)
     events = [MailboxesChanged(1)] * 3
     bus.publish(events)
@@ -120,17 +120,17 @@ async def test_bus_overflow_unit() -> None:
     assert await take(sub, 1) == [Resync(1)]
     bus.publish([MessagesExpunged(1, 1, (5,), 9)])
     assert await take(sub, 1) == [MessagesExpunged(1, 1, (5,), 9)]
-    await sub.aclose()  # type: ignore[attr-defined]
+    await sub.aclose()
 
 
 async def test_unsubscribe_on_aclose_and_on_garbage() -> None:
     """aclose ends a waiting iteration and unregisters; a dropped iterator is
     unregistered by garbage collection (no leak)."""
-    bus = ChangeBus()
+    bus = InProcessChangeBus()
     sub = bus.subscribe(7)
     waiter = asyncio.ensure_future(anext(sub))
     await asyncio.sleep(0)  # let the waiter block (a scheduling step, not a timed wait)
-    await sub.aclose()  # type: ignore[attr-defined]
+    await sub.aclose()
     try:
         await asyncio.wait_for(waiter, TIMEOUT)
         raise AssertionError("iteration should have ended")
@@ -147,8 +147,8 @@ async def test_unsubscribe_on_aclose_and_on_garbage() -> None:
 
 
 async def test_close_ends_subscriptions(env: Env) -> None:
-    """Closing the store ends every subscription's iteration."""
-    bus = ChangeBus()
+    """Closing the bus ends every subscription's iteration."""
+    bus = InProcessChangeBus()
     sub = bus.subscribe(1)
     bus.close()
     assert [c async for c in sub] == []

@@ -102,7 +102,7 @@ async def test_sigkill_loop(tmp_path: Path) -> None:
                 if committed.get(uid):
                     assert hashlib.sha256(data).hexdigest() == committed[uid]
             infos = await store.fetch(inbox.id, uids)
-            sizes = [os.path.getsize(store.message_path(i)) for i in infos]
+            sizes = [len(await store.read_blob(i.blob_id)) for i in infos]
             assert [i.size for i in infos] == sizes
             for uid in uids:
                 committed.setdefault(uid, "")  # committed but unreported: still never reused

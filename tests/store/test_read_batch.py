@@ -97,8 +97,8 @@ async def test_fetch_flag_bits_matches_fetch_flags(env: Env) -> None:
     assert await s.fetch_flag_bits(env.inbox.id, [999]) == ([], {})
 
 
-async def test_fetch_with_files_pairs_rows_and_files(env: Env) -> None:
-    """`fetch_with_files` gives the rows of `fetch` (same order, unknown UIDs skipped),
+async def test_fetch_with_bodies_pairs_rows_and_files(env: Env) -> None:
+    """`fetch_with_bodies` gives the rows of `fetch` (same order, unknown UIDs skipped),
     each with its whole file, read in UID order until `max_bytes` is reached (the first
     file always); later files and files of an empty request come back as None / []."""
     s = env.store
@@ -107,9 +107,9 @@ async def test_fetch_with_files_pairs_rows_and_files(env: Env) -> None:
     u1 = await env.add(one)
     u2 = await env.add(two)
     wanted = [u2, 999, u1]
-    pairs = await s.fetch_with_files(env.inbox.id, wanted, 10 * 1024)
+    pairs = await s.fetch_with_bodies(env.inbox.id, wanted, 10 * 1024)
     assert [info for info, _ in pairs] == await s.fetch(env.inbox.id, wanted)
     assert [data for _, data in pairs] == [one, two]
-    capped = await s.fetch_with_files(env.inbox.id, wanted, 1)
+    capped = await s.fetch_with_bodies(env.inbox.id, wanted, 1)
     assert [data for _, data in capped] == [one, None]
-    assert await s.fetch_with_files(env.inbox.id, [], 1024) == []
+    assert await s.fetch_with_bodies(env.inbox.id, [], 1024) == []

@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 
 from pillarbox.model import FlagMode
 from pillarbox.store.api import Store
+from pillarbox.store.changes import InProcessChangeBus
 from tests.store.conftest import BACKENDS, dummy_meta, write_blob
 
 T = TypeVar("T")
@@ -73,7 +74,7 @@ class StoreMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def _open(self) -> Store:
-        store = BACKENDS[self.backend](self.dir)
+        store = BACKENDS[self.backend](self.dir, InProcessChangeBus())
         self.run(store.open())
         return store
 

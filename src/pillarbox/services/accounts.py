@@ -1,27 +1,23 @@
 """Administration of domains, accounts and aliases: the rules the CLI and webmail share.
 
-Validation lives here (address syntax, known domain, password strength) so that the
-store stays a dumb persister and every front-end refuses the same things with the same
-words. Errors are `AccountError` with a one-line message fit for a terminal.
+Validation lives here (address syntax through `rules.addresses`, known domain, password
+strength) so that the store stays a dumb persister and every front-end refuses the same
+things with the same words. Errors are `AccountError` with a one-line message fit for a terminal.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pillarbox.model import Account, Alias, Domain, Mailbox, PopOnRetrieve, PopScope
-from pillarbox.services.auth import hash_password_async, normalize_address
+from pillarbox.rules import addresses
+from pillarbox.rules import quota as quota_rules
+from pillarbox.services.auth import hash_password_async
 from pillarbox.services.errors import AccountError
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
 
 MIN_PASSWORD_LENGTH = 8
-
-# RFC 1035 §2.3.1 labels (letters, digits, hyphens), at least two labels.
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
-# A conservative dot-atom local part (RFC 5322 §3.4.1); '+' is kept for sub-addressing.
-_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 _COMMON_PASSWORDS = frozenset(
     {
@@ -45,24 +41,30 @@ _COMMON_PASSWORDS = frozenset(
 
 
 def normalize_domain(name: str) -> str:
-    """Lower-case, IDNA-encode, and check a domain name."""
-    text = name.strip().rstrip(".").lower()
+    """A domain Pillarbox may host: canonical (`rules.addresses`) and with at least two
+    labels (a bare "localhost" or "com" is no mail domain of ours)."""
     try:
-        ascii_name = text.encode("idna").decode("ascii") if text else ""
-    except UnicodeError:
-        raise AccountError(f"invalid domain name: {name!r}") from None
-    if not _DOMAIN_RE.match(ascii_name):
+        domain = addresses.normalize_domain(name)
+    except addresses.InvalidAddress as exc:
+        raise AccountError(str(exc)) from None
+    if "." not in domain:
         raise AccountError(f"invalid domain name: {name!r}")
-    return ascii_name
+    return domain
 
 
 def split_address(address: str) -> tuple[str, str]:
     """(local, domain) of a valid address, normalised; AccountError otherwise."""
-    text = normalize_address(address)
-    local, sep, domain = text.rpartition("@")
-    if not sep or not local or not _LOCAL_RE.match(local) or len(local) > 64:
-        raise AccountError(f"invalid address: {address!r}")
+    try:
+        local, domain = addresses.split_address(address)
+    except addresses.InvalidAddress as exc:
+        raise AccountError(str(exc)) from None
     return local, normalize_domain(domain)
+
+
+def _alias_source(source: str) -> str:
+    if source.strip().startswith("@"):
+        return "@" + normalize_domain(source.strip()[1:])
+    return "@".join(split_address(source))
 
 
 def check_password(password: str) -> None:
@@ -133,6 +135,18 @@ class AccountService:
         except store_errors.NotFound:
             raise AccountError(f"no such user: {full}") from None
 
+    async def set_quota(self, address: str, quota_bytes: int) -> Account:
+        """The account's quota in bytes, 0 for none (`rules.quota`)."""
+        full = "@".join(split_address(address))
+        try:
+            quota_rules.check_quota_value(quota_bytes)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        try:
+            return await self._store.set_quota(full, quota_bytes)
+        except store_errors.NotFound:
+            raise AccountError(f"no such user: {full}") from None
+
     async def set_pop_policy(
         self, address: str, on_retrieve: PopOnRetrieve, scope: PopScope
     ) -> Account:
@@ -144,13 +158,8 @@ class AccountService:
 
     async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
         """`source` is an address or '@domain' (catch-all) of a local domain."""
-        if source.startswith("@"):
-            domain = normalize_domain(source[1:])
-            normalized_source = f"@{domain}"
-        else:
-            local, domain = split_address(source)
-            normalized_source = f"{local}@{domain}"
-        await self._require_domain(domain)
+        normalized_source = _alias_source(source)
+        await self._require_domain(normalized_source.rpartition("@")[2])
         if not targets:
             raise AccountError("an alias needs at least one target")
         normalized_targets = ["@".join(split_address(t)) for t in targets]
@@ -162,10 +171,7 @@ class AccountService:
         return await self._store.list_aliases()
 
     async def remove_alias(self, source: str) -> None:
-        if source.startswith("@"):
-            normalized = f"@{normalize_domain(source[1:])}"
-        else:
-            normalized = "@".join(split_address(source))
+        normalized = _alias_source(source)
         try:
             await self._store.remove_alias(normalized)
         except store_errors.NotFound:

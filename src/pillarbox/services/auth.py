@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from pillarbox.model import Account
+from pillarbox.rules.addresses import InvalidAddress, normalize_address
 from pillarbox.services.errors import AuthFailed
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
@@ -64,11 +65,6 @@ def needs_rehash(password_hash: str) -> bool:
         return _hasher.check_needs_rehash(password_hash)
     except InvalidHashError:
         return True
-
-
-def normalize_address(address: str) -> str:
-    """Lower-case the domain and the local part (Pillarbox local parts are case-blind)."""
-    return address.strip().lower()
 
 
 @dataclass
@@ -131,12 +127,15 @@ class AuthService:
 
     async def authenticate(self, username: str, password: str, ip: str) -> Account:
         """The account for these credentials, or AuthFailed after the IP's delay."""
-        address = normalize_address(username)
         account = None
-        if "@" in address:
+        try:
+            address = normalize_address(username)
+        except InvalidAddress:  # a malformed name is just an unknown user
+            address = username
+        else:
             try:
                 account = await self._store.get_account(address)
-            except StoreError:  # a malformed name is just an unknown user
+            except StoreError:
                 account = None
         loop = asyncio.get_running_loop()
         if self._dummy_hash is None:  # only if argon2-cffi's default parameters changed

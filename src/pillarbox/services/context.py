@@ -10,12 +10,13 @@ from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.pop import PopService
 from pillarbox.services.submission import SubmissionService
-from pillarbox.store.api import Store
+from pillarbox.store.api import ChangeBus, Store
 
 
 @dataclass
 class Services:
     store: Store
+    changes: ChangeBus  # the bus the store publishes to; sessions subscribe here
     hostname: str
     auth: AuthService
     accounts: AccountService
@@ -28,6 +29,7 @@ class Services:
         cls,
         store: Store,
         *,
+        changes: ChangeBus,
         hostname: str,
         auth: AuthService,
         accounts: AccountService,
@@ -39,6 +41,7 @@ class Services:
         )
         return cls(
             store=store,
+            changes=changes,
             hostname=hostname,
             auth=auth,
             accounts=accounts,

@@ -52,6 +52,7 @@ from typing import Any
 
 from pillarbox.message import parse
 from pillarbox.model import AppendResult, MessageMeta, QueuedRecipient
+from pillarbox.rules import addresses
 from pillarbox.services.errors import OverQuota, Rejected, ServiceError, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import BlobHandle, BlobWriter, Store
@@ -200,10 +201,6 @@ def shift_meta(
     )
 
 
-def _meta_of_file(path: str) -> MessageMeta:
-    return meta_of(_read_file(path))
-
-
 def meta_of(data: bytes) -> MessageMeta:
     """Parse once (`message.parse`): the metadata the store keeps."""
     return parse(data)
@@ -215,11 +212,6 @@ def header_block_end(head: bytes | bytearray) -> int | None:
         return 2
     end = head.find(b"\r\n\r\n")
     return None if end < 0 else end + 4
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _translate(exc: Exception) -> ServiceError:
@@ -246,12 +238,12 @@ class DeliveryService:
     # --- recipients ----------------------------------------------------------------------
     @staticmethod
     def normalize_domain(domain: str) -> str | None:
-        """Lower-case A-label form, or None for an address literal or an invalid name."""
-        if domain.startswith("["):
-            return None  # we accept no mail for IP literals: never local (relay trick)
+        """Canonical form (`rules.addresses`), or None for an address literal or an
+        invalid name: we accept no mail for IP literals, they are never local (a relay
+        trick)."""
         try:
-            return domain.lower().encode("idna").decode("ascii")
-        except UnicodeError:
+            return addresses.normalize_domain(domain)
+        except addresses.InvalidAddress:
             return None
 
     async def is_local_domain(self, domain: str) -> bool:
@@ -277,7 +269,11 @@ class DeliveryService:
             if relay_allowed:
                 return Recipient(address, remote=(address,), notify=notify, orcpt=orcpt)
             raise Rejected("Relay access denied", status="5.7.1", smtp_code=550)
-        locals_, remotes = await self._lookup(local.lower(), domain, depth=0, seen=set())
+        try:
+            local = addresses.normalize_local_part(local)
+        except addresses.InvalidAddress:
+            raise Rejected("No such user here", status="5.1.1", smtp_code=550) from None
+        locals_, remotes = await self._lookup(local, domain, depth=0, seen=set())
         if not locals_ and not remotes:
             raise Rejected("No such user here", status="5.1.1", smtp_code=550)
         return Recipient(
@@ -337,14 +333,15 @@ class DeliveryService:
         found: list[LocalTarget] = []
         remotes: list[str] = []
         for target in targets:
-            t_local, _, t_domain = target.lower().rpartition("@")
-            if target.lower() in seen:
+            # Targets were stored canonical (`AccountService.add_alias`).
+            t_local, _, t_domain = target.rpartition("@")
+            if target in seen:
                 continue
             if await self._store.get_domain(t_domain) is None:
                 remotes.append(target)
                 continue
             more, more_remote = await self._lookup(
-                t_local, t_domain, depth=depth + 1, seen=seen | {target.lower()}
+                t_local, t_domain, depth=depth + 1, seen=seen | {target}
             )
             if tag is not None:
                 more = [
@@ -501,7 +498,8 @@ class IncomingMessage:
         async def spool_and_meta() -> tuple[BlobHandle, MessageMeta]:
             if data is None:
                 synced = await self._writer.finish()
-                return synced, await asyncio.to_thread(_meta_of_file, synced.path)
+                whole = await self._store.read_blob(synced.blob_id)
+                return synced, await asyncio.to_thread(meta_of, whole)
             # Parse while the file is synced: one waits on the CPU, the other on the disk.
             synced_or_error, parsed = await asyncio.gather(
                 self._writer.finish(), asyncio.to_thread(meta_of, data), return_exceptions=True
@@ -582,15 +580,15 @@ class IncomingMessage:
         return DeliveryResult(self.trace_id, tuple(results), queue_id)
 
     async def _copy(self, spool: BlobHandle, prefix: bytes, skip: int) -> BlobHandle:
-        """A new durable file: `prefix` + the spool from byte `skip`, read from disk."""
+        """A new durable blob: `prefix` + the spool from byte `skip`, read from the store
+        (never again from the network)."""
         writer = self._store.new_blob()
         self._writers.append(writer)
         await writer.write(prefix)
-        f = await asyncio.to_thread(open, spool.path, "rb")
+        reader = await self._store.open_blob(spool.blob_id, skip)
         try:
-            await asyncio.to_thread(f.seek, skip)
-            while chunk := await asyncio.to_thread(f.read, COPY_CHUNK):
+            while chunk := await reader.read(COPY_CHUNK):
                 await writer.write(chunk)
         finally:
-            await asyncio.to_thread(f.close)
+            await reader.close()
         return await writer.finish()

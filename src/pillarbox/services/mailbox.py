@@ -29,13 +29,12 @@ import contextlib
 import logging
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pillarbox.model import (
-    HIERARCHY_SEPARATOR,
     AppendResult,
     Change,
     CopyResult,
@@ -62,18 +61,17 @@ from pillarbox.model import (
     StoreFlagsResult,
     canonical_flag,
 )
+from pillarbox.rules.mailbox_names import (
+    BadMailboxName,
+    is_inferior,
+    normalize_mailbox_name,
+    parent_names,
+)
 from pillarbox.services.errors import OverQuota, Rejected, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
 
 log = logging.getLogger("pillarbox.mailbox")
-
-SEP = HIERARCHY_SEPARATOR
-# Long enough for any real folder tree, short enough that a hostile name cannot blow up
-# an index or a log line.
-MAX_NAME_LENGTH = 512
-MAX_COMPONENT_LENGTH = 255
-MAX_DEPTH = 32
 
 T = TypeVar("T")
 
@@ -112,67 +110,25 @@ _NOTHING: SearchKey = SearchNot(SearchAll())
 # --- names ---------------------------------------------------------------------------------
 
 
-def _is_inbox(component: str) -> bool:
-    return component.upper() == "INBOX"
-
-
 def normalize_name(name: str) -> str:
-    """The canonical form of a client-supplied mailbox name, or `InvalidMailboxName`.
-
-    RFC 9051 §5.1: INBOX is case-insensitive (also as the first component of a child
-    name); ``/`` separates levels. We refuse what would be ambiguous or hostile: empty
-    names or levels (``a//b``, leading ``/``), ``.``/``..`` levels, the LIST wildcards
-    ``%`` and ``*`` (RFC 9051 §5.1 advises against them), control characters including
-    NUL, names that are not valid Unicode, and over-long names. A trailing separator is
-    dropped (RFC 9051 §6.3.4: "foo/" declares the intent to create children of "foo").
-    """
-    if not isinstance(name, str) or not name:
-        raise InvalidMailboxName("Mailbox name is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidMailboxName("Mailbox name is too long")
+    """The canonical form of a client-supplied mailbox name (`rules.mailbox_names`), or
+    `InvalidMailboxName`."""
     try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidMailboxName("Mailbox name is not valid UTF-8") from None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 for c in name):
-        raise InvalidMailboxName("Mailbox name contains control characters")
-    if "%" in name or "*" in name:
-        raise InvalidMailboxName("Mailbox name contains wildcards")
-    if name.endswith(SEP) and len(name) > 1:
-        name = name.rstrip(SEP)
-    parts = name.split(SEP)
-    if len(parts) > MAX_DEPTH:
-        raise InvalidMailboxName("Mailbox name is nested too deeply")
-    for part in parts:
-        if not part:
-            raise InvalidMailboxName("Mailbox name has an empty level")
-        if part in (".", ".."):
-            raise InvalidMailboxName("Mailbox name has a '.' or '..' level")
-        if len(part) > MAX_COMPONENT_LENGTH:
-            raise InvalidMailboxName("Mailbox name level is too long")
-        if part != part.strip():
-            raise InvalidMailboxName("Mailbox name level starts or ends with a space")
-    if _is_inbox(parts[0]):
-        parts[0] = "INBOX"
-    return SEP.join(parts)
-
-
-def parent_names(name: str) -> list[str]:
-    """ "a/b/c" → ["a", "a/b"]: the levels CREATE must make exist first (RFC 9051 §6.3.4)."""
-    parts = name.split(SEP)
-    return [SEP.join(parts[:i]) for i in range(1, len(parts))]
+        return normalize_mailbox_name(name)
+    except BadMailboxName as exc:
+        raise InvalidMailboxName(str(exc)) from None
 
 
 # --- store error translation ---------------------------------------------------------------
 
 
 async def _call(
-    make: Callable[[], Any],
+    make: Callable[[], Awaitable[T]],
     *,
     not_found: str = "No such mailbox",
     exists: str = "Mailbox already exists",
     conflict: str = "Not allowed on this mailbox",
-) -> Any:
+) -> T:
     """Run a store call and turn store errors into service errors (one table)."""
     try:
         return await make()
@@ -323,7 +279,7 @@ class AccountMailboxes:
         await self.get(src)
         if dst == "INBOX" or await self.find(dst) is not None:
             raise MailboxExists("Target mailbox already exists")
-        if src != "INBOX" and (dst + SEP).startswith(src + SEP):
+        if src != "INBOX" and (dst == src or is_inferior(dst, src)):
             raise MailboxNotAllowed("Cannot rename a mailbox into itself")
         await self._ensure_parents(dst)
         try:
@@ -767,7 +723,7 @@ async def fetch_info_with_files(
     """`fetch_info` plus the whole message files (up to about `max_bytes` of them; None
     past that or for a message gone), in one store call."""
     result: list[tuple[MessageInfo, bytes | None]] = await _call(
-        lambda: store.fetch_with_files(view.mailbox.id, uids, max_bytes)
+        lambda: store.fetch_with_bodies(view.mailbox.id, uids, max_bytes)
     )
     return result
 

@@ -35,25 +35,19 @@ Must not do: wire syntax or reply wording (the front-end's), password checks (`a
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
 
 from pillarbox.model import Account, FlagMode, PopOnRetrieve, PopScope
 from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.store import errors as store_errors
-from pillarbox.store.api import Store
+from pillarbox.store.api import BlobReader, Store
 
 log = logging.getLogger("pillarbox.pop")
 
 # Rows fetched per store query when taking the snapshot: bounds memory for huge INBOXes.
 _FETCH_BATCH = 500
-READ_CHUNK = 256 * 1024
-
-T = TypeVar("T")
 
 
 class MaildropInUse(TempFailure):
@@ -79,80 +73,12 @@ class MaildropEntry:
     uid: int
     size: int
     unique_id: str
-    path: str
+    blob_id: int  # read by id: a message expunged meanwhile stays readable while its blob lives
 
 
 def unique_id(uidvalidity: int, uid: int) -> str:
     """The UIDL value: printable ASCII, at most 70 characters (RFC 1939 §7)."""
     return f"{uidvalidity}.{uid}"
-
-
-class MessageReader:
-    """An open message file read in chunks off the event loop.
-
-    The file is opened before the +OK is sent, so a concurrent IMAP expunge cannot cut
-    the message short: an unlinked file stays readable through the open descriptor.
-
-    Opening also reads the first `READ_CHUNK` bytes in the same thread hop, and a file
-    shorter than that is closed there too, so a typical RETR costs one hop, not four
-    (open, read, read to see the end, close). The hops go to this module's own small
-    pool (`_file_pool`), never the loop's default executor, where password hashes
-    (argon2, ~0.2 s of CPU each) queue during a burst of logins and would make every
-    RETR of the already logged-in sessions wait behind them.
-    """
-
-    def __init__(self, fh: BinaryIO | None, first: bytes) -> None:
-        self._fh = fh  # None once the end of the file has been read (and it is closed)
-        self._buffered = first
-
-    @classmethod
-    def open_sync(cls, path: str) -> MessageReader:
-        """Open `path` and read its first chunk (runs in a worker thread)."""
-        fh = open(path, "rb")  # noqa: SIM115 - closed below at EOF, else by close()
-        try:
-            first = fh.read(READ_CHUNK)
-        except BaseException:
-            fh.close()
-            raise
-        if len(first) < READ_CHUNK:
-            fh.close()
-            return cls(None, first)
-        return cls(fh, first)
-
-    async def read(self, size: int = READ_CHUNK) -> bytes:
-        """Up to `size` bytes; b"" at the end."""
-        if self._buffered:
-            data, self._buffered = self._buffered[:size], self._buffered[size:]
-            return data
-        fh = self._fh
-        if fh is None:
-            return b""
-        data = await _in_file_pool(fh.read, size)
-        if not data:
-            await self.close()
-        return data
-
-    async def close(self) -> None:
-        self._buffered = b""
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            await _in_file_pool(fh.close)
-
-
-_pool: ThreadPoolExecutor | None = None
-_POOL_THREADS = 4  # reads from the page cache are short; a few suffice on any machine
-
-
-def _file_pool() -> ThreadPoolExecutor:
-    """The process's POP3 file-reading threads, started on first use."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="pillarbox-pop-io")
-    return _pool
-
-
-async def _in_file_pool(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_file_pool(), fn, *args)
 
 
 def _unavailable() -> TempFailure:
@@ -206,13 +132,16 @@ class Maildrop:
         """Unmark everything (RFC 1939 §5 RSET)."""
         self._deleted.clear()
 
-    async def open_message(self, number: int) -> MessageReader:
-        """Open message `number` for streaming (RETR, TOP)."""
+    async def open_message(self, number: int) -> BlobReader:
+        """Open message `number` for streaming (RETR, TOP). It is open before the front-end
+        answers +OK, so a concurrent IMAP expunge cannot cut it short."""
         entry = self.entry(number)
         try:
-            return await _in_file_pool(MessageReader.open_sync, entry.path)
-        except FileNotFoundError:
+            return await self._service.store.open_blob(entry.blob_id)
+        except store_errors.NotFound:
             raise NoSuchMessage(f"Message {number} was removed from the server") from None
+        except store_errors.StoreUnavailable:
+            raise _unavailable() from None
 
     # --- UPDATE state ---------------------------------------------------------------
 
@@ -311,7 +240,7 @@ class PopService:
                             uid=info.uid,
                             size=info.size,
                             unique_id=unique_id(inbox.uidvalidity, info.uid),
-                            path=self.store.message_path(info),
+                            blob_id=info.blob_id,
                         )
                     )
         except store_errors.StoreUnavailable:

@@ -2,11 +2,26 @@
 
 Each method is one transaction; compound operations (deliver to several mailboxes,
 move, expunge) are atomic inside the backend. Methods raise `store.errors` exceptions,
-never a driver's. Message bodies are blobs: written through a `BlobWriter`, made
-durable (fsync, rename, fsync directory) by `BlobWriter.finish`, and made visible only
-by the commit of the row that references them, so an acknowledged message survives a
-crash and an interrupted one leaves nothing visible (unreferenced files are collected
-on open).
+never a driver's.
+
+Message bodies are blobs addressed by id, never by path: written through a
+`BlobWriter`, made durable by `BlobWriter.finish`, read back through `open_blob` /
+`read_blob` (whole, or a byte range: BODY[section], POP3 TOP), and made visible in a
+mailbox only by the commit of the row that references them, so an acknowledged message
+survives a crash and an interrupted one leaves nothing visible (unreferenced blobs are
+collected on open). A backend may keep them in files, in its database or in an object
+store; no caller can tell.
+
+Values cross this boundary in canonical form: addresses and domain names as
+`rules.addresses` makes them, mailbox names as `rules.mailbox_names` makes them. The
+store compares them exactly and does not normalise or validate them again: those rules
+live once, above it. The two rules a backend must evaluate inside its own transactions
+(a new UIDVALIDITY, the quota check) it takes from `rules.uidvalidity` and
+`rules.quota`, so that no two backends disagree.
+
+Changes are published after their commit, in commit order, to the `ChangeBus` the
+store is handed (in-process for one process; another implementation carries them
+across processes or nodes). Subscribers use the bus, not the store.
 
 Nothing here knows about protocols: sequence numbers, sessions and reply codes live
 above, in `services` and the front-ends.
@@ -14,7 +29,7 @@ above, in `services` and the front-ends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,7 +56,7 @@ from pillarbox.model import (
 
 
 class BlobHandle(Protocol):
-    """A durable message file not yet referenced by any row."""
+    """A durable blob, not necessarily referenced by any row yet."""
 
     @property
     def blob_id(self) -> int: ...
@@ -49,21 +64,76 @@ class BlobHandle(Protocol):
     @property
     def size(self) -> int: ...
 
-    @property
-    def path(self) -> str: ...
-
 
 class BlobWriter(Protocol):
-    """Streams a message to a temporary file; nothing is visible until `finish`+append."""
+    """Streams a message into a new blob; nothing is visible until `finish` + a row."""
 
     async def write(self, data: bytes) -> None: ...
 
     async def finish(self) -> BlobHandle:
-        """fsync the file, move it into place, fsync the directory."""
+        """Make the blob durable (for files: fsync it and its directory)."""
         ...
 
     async def abort(self) -> None:
-        """Remove the temporary file (idempotent)."""
+        """Drop what was written (idempotent); after `finish`, delete the blob unless a
+        row already refers to it."""
+        ...
+
+
+class BlobReader(Protocol):
+    """An open blob, read from its start (or the offset it was opened at) to its end.
+
+    Opened before the caller commits to sending anything (POP3 sends +OK only once the
+    message is open), it stays readable to the end even if the message is expunged
+    meanwhile."""
+
+    @property
+    def size(self) -> int:
+        """Bytes from the opening offset to the end."""
+        ...
+
+    async def read(self, size: int = ...) -> bytes:
+        """Up to `size` bytes; b"" at the end."""
+        ...
+
+    async def close(self) -> None:
+        """Release the blob (idempotent)."""
+        ...
+
+
+class Subscription(Protocol):
+    """One subscriber's feed of one account's changes (an async iterator)."""
+
+    def __aiter__(self) -> Subscription: ...
+
+    async def __anext__(self) -> Change: ...
+
+    def pending(self) -> int:
+        """Events queued and not yet taken: 0 means the subscriber has seen every
+        change published so far (the IMAP mailbox-name cache relies on this)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Unsubscribe; a waiting `__anext__` ends with StopAsyncIteration."""
+        ...
+
+
+class ChangeBus(Protocol):
+    """Fan-out of committed changes to the sessions of each account.
+
+    The store calls `publish` on the event loop after each commit, in commit order.
+    Events may repeat what a subscriber already saw after a `Resync`; subscribers apply
+    them idempotently. A subscriber that falls behind receives `Resync` instead of the
+    lost events."""
+
+    def publish(self, changes: Iterable[Change]) -> None: ...
+
+    def subscribe(self, account_id: int) -> Subscription:
+        """Register now (not at first iteration): no change after this call is missed."""
+        ...
+
+    def close(self) -> None:
+        """End every subscription."""
         ...
 
 
@@ -101,6 +171,10 @@ class Store(Protocol):
     async def get_account_by_id(self, account_id: int) -> Account | None: ...
     async def list_accounts(self, domain: str | None = None) -> list[Account]: ...
     async def set_password_hash(self, address: str, password_hash: str) -> None: ...
+    async def set_quota(self, address: str, quota_bytes: int) -> Account:
+        """Set the account's quota in bytes (0: none; `rules.quota`)."""
+        ...
+
     async def remove_account(self, address: str) -> None:
         """Delete the account, its mailboxes and messages (blobs collected)."""
         ...
@@ -122,7 +196,7 @@ class Store(Protocol):
     # --- mailboxes ---------------------------------------------------------------------
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]: ...
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
-        """Names are matched exactly, except INBOX which is case-insensitive."""
+        """The mailbox of that canonical name (matched exactly)."""
         ...
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
@@ -130,7 +204,8 @@ class Store(Protocol):
     async def create_mailbox(
         self, account_id: int, name: str, special_use: str | None = None
     ) -> Mailbox:
-        """New UIDVALIDITY, never one used before by a mailbox of that name (RFC 9051 §2.3.1.1)."""
+        """AlreadyExists if the name is taken. The new UIDVALIDITY comes from
+        `rules.uidvalidity` (never one used before by any mailbox, RFC 9051 §2.3.1.1)."""
         ...
 
     async def delete_mailbox(self, account_id: int, name: str) -> None:
@@ -138,8 +213,9 @@ class Store(Protocol):
         ...
 
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
-        """Rename with its children (RFC 9051 §6.3.6); renaming INBOX moves its messages
-        to a new mailbox and leaves INBOX empty."""
+        """Rename with its children (RFC 9051 §6.3.6), each with a new UIDVALIDITY;
+        renaming INBOX moves its messages to a new mailbox and leaves INBOX empty.
+        AlreadyExists if a target name is taken, Conflict for a rename into itself."""
         ...
 
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
@@ -152,8 +228,23 @@ class Store(Protocol):
         """Total size in bytes of the account's messages."""
         ...
 
-    # --- messages ----------------------------------------------------------------------
+    # --- blobs -------------------------------------------------------------------------
     def new_blob(self) -> BlobWriter: ...
+
+    async def open_blob(self, blob_id: int, start: int = 0) -> BlobReader:
+        """Open a durable blob for streaming from byte `start`; NotFound once deleted."""
+        ...
+
+    async def read_blob(self, blob_id: int, start: int = 0, length: int | None = None) -> bytes:
+        """A durable blob's bytes, or a byte range of them; NotFound once deleted."""
+        ...
+
+    async def delete_blob(self, blob_id: int) -> None:
+        """Delete a blob no row refers to (a delivery that was given up); a blob that a
+        row refers to is left alone, and deleting an unknown blob is no error."""
+        ...
+
+    # --- messages ----------------------------------------------------------------------
 
     async def append(
         self,
@@ -163,7 +254,7 @@ class Store(Protocol):
         flags: frozenset[str] = frozenset(),
         internaldate: datetime | None = None,
     ) -> AppendResult:
-        """Store one message; QuotaExceeded if over the account's quota."""
+        """Store one message; QuotaExceeded if `rules.quota` refuses it."""
         ...
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
@@ -192,23 +283,18 @@ class Store(Protocol):
         """Precomputed rows of the given existing UIDs, ascending; one query."""
         ...
 
-    async def fetch_with_files(
+    async def fetch_with_bodies(
         self, mailbox_id: int, uids: Sequence[int], max_bytes: int
     ) -> list[tuple[MessageInfo, bytes | None]]:
-        """`fetch`, each row paired with its whole message file, read in the same
-        transaction: files are read in UID order until their sizes reach `max_bytes`
-        (the first always), the rest and any file gone since come back as None.
-        Read-only."""
+        """`fetch`, each row paired with its whole message, read in the same call:
+        messages are read in UID order until their sizes reach `max_bytes` (the first
+        always), the rest and any message gone since come back as None. Read-only."""
         ...
 
     async def read_message(
         self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None
     ) -> bytes:
-        """Raw bytes of the message file, or a byte range of it."""
-        ...
-
-    def message_path(self, info: MessageInfo) -> str:
-        """Path of the message file, for front-ends that stream it."""
+        """Raw bytes of the message, or a byte range of them; NotFound if gone."""
         ...
 
     async def read_messages(
@@ -278,9 +364,3 @@ class Store(Protocol):
     ) -> int: ...
 
     async def list_queue(self) -> list[QueuedMessage]: ...
-
-    # --- change bus -------------------------------------------------------------------
-    def subscribe(self, account_id: int) -> AsyncIterator[Change]:
-        """Every change to the account's mailboxes, in commit order, from now on.
-        A subscriber that falls behind receives `Resync` instead of the lost events."""
-        ...

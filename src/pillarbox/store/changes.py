@@ -1,4 +1,4 @@
-"""The in-process change bus: committed changes fanned out to subscribers.
+"""The in-process change bus (`store.api.ChangeBus` for one process).
 
 Theory of operation: the backend calls `publish` on the event loop thread, after the
 commit that made the change durable, in commit order. Each subscription owns a bounded
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from pillarbox.model import Change, Resync
 
@@ -26,9 +26,9 @@ DEFAULT_BACKLOG = 1024
 
 
 class Subscription:
-    """An async iterator of one account's changes (`Store.subscribe`)."""
+    """An async iterator of one account's changes (implements `store.api.Subscription`)."""
 
-    def __init__(self, bus: ChangeBus, account_id: int, backlog: int) -> None:
+    def __init__(self, bus: InProcessChangeBus, account_id: int, backlog: int) -> None:
         self._bus = bus
         self.account_id = account_id
         self._queue: deque[Change] = deque()
@@ -85,15 +85,16 @@ class Subscription:
             self._end()
 
 
-class ChangeBus:
-    """Per-account fan-out of committed changes."""
+class InProcessChangeBus:
+    """Per-account fan-out of committed changes inside one process (implements
+    `store.api.ChangeBus`)."""
 
     def __init__(self, backlog: int = DEFAULT_BACKLOG) -> None:
         self.backlog = backlog
         self._subs: dict[int, weakref.WeakSet[Subscription]] = {}
         self._closed = False
 
-    def subscribe(self, account_id: int) -> AsyncIterator[Change]:
+    def subscribe(self, account_id: int) -> Subscription:
         """Register now (not at first iteration), so no change after this call is missed."""
         sub = Subscription(self, account_id, self.backlog)
         if self._closed:

@@ -33,7 +33,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -68,11 +68,13 @@ from pillarbox.model import (
     StoreFlagsResult,
     canonical_flag,
 )
+from pillarbox.rules import quota as quota_rules
+from pillarbox.rules.uidvalidity import next_uidvalidity
 from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
-from pillarbox.store.api import BlobHandle, Delivery
+from pillarbox.store.api import BlobHandle, ChangeBus, Delivery
 from pillarbox.store.batches import next_batch
-from pillarbox.store.blobs import BlobFiles, BlobFileWriter
-from pillarbox.store.changes import ChangeBus
+from pillarbox.store.blobs import BlobFiles, BlobFileWriter, FileBlobReader
+from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import (
     AlreadyExists,
     Conflict,
@@ -90,6 +92,7 @@ MAX_BATCH = 512  # operations per group commit
 MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
 READERS = 4
 IO_THREADS = 8  # blob writes fsync in parallel; more did not help on a 2-core VM
+READ_THREADS = 4  # blob reads (POP3 RETR, delivery copies): short page-cache reads
 CHECKPOINT_INTERVAL = 0.25  # seconds between background WAL checkpoints under load
 
 _FLAG_BITS = sqlite_search.FLAG_BITS
@@ -160,37 +163,9 @@ def _from_epoch(epoch: int, tz_minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_minutes)))
 
 
-def _normalize_domain(name: str) -> str:
-    name = name.strip().rstrip(".").lower()
-    if not name.isascii():
-        name = name.encode("idna").decode("ascii")
-    return name
-
-
-def _normalize_address(address: str) -> tuple[str, str]:
-    """Lower-cased "local@domain" and its domain; the catch-all "@domain" is allowed."""
-    address = address.strip()
-    local, sep, domain = address.rpartition("@")
-    if not sep or not domain:
-        raise Conflict(f"not an address: {address!r}")
-    domain = _normalize_domain(domain)
-    return f"{local.lower()}@{domain}", domain
-
-
-def _mailbox_name(name: str) -> str:
-    """INBOX is case-insensitive (RFC 9051 §5.1); a trailing separator is ignored."""
-    if name.upper() == "INBOX":
-        return "INBOX"
-    return name
-
-
-def _valid_new_name(name: str) -> str:
-    name = _mailbox_name(name.rstrip(HIERARCHY_SEPARATOR))
-    if not name or any(not part for part in name.split(HIERARCHY_SEPARATOR)):
-        raise Conflict(f"invalid mailbox name {name!r}")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
-        raise Conflict("mailbox name contains control characters")
-    return name
+def _domain_of(address: str) -> str:
+    """The domain of a canonical address or "@domain" (the store does not normalise)."""
+    return address.rpartition("@")[2]
 
 
 def _map_error(exc: BaseException) -> BaseException:
@@ -631,16 +606,24 @@ def _flag_rows(
 class SqliteStore:
     """The SQLite implementation of `store.api.Store` (see the module docstring)."""
 
-    def __init__(self, data_dir: Path, *, change_backlog: int = 1024) -> None:
+    def __init__(self, data_dir: Path, *, bus: ChangeBus | None = None) -> None:
+        """`bus` receives every committed change; without one (the CLI, which has no
+        subscribers) the store keeps an in-process bus of its own."""
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_NAME
-        self._change_backlog = change_backlog
+        self._given_bus = bus
         self._writer: _Writer | None = None
         self._readers: _Readers | None = None
         self._text: sqlite_text.TextIndex | None = None
         self._io: ThreadPoolExecutor | None = None
+        self._read_io: ThreadPoolExecutor | None = None
         self._blobs: BlobFiles | None = None
-        self._bus = ChangeBus(change_backlog)
+        self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
+
+    @property
+    def bus(self) -> ChangeBus:
+        """Where this store publishes its changes."""
+        return self._bus
 
     # --- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -668,8 +651,10 @@ class SqliteStore:
             io.shutdown(wait=True)
             raise _map_error(failure)
         self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
+        self._read_io = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pillarbox-blob-read")
         self._readers = _Readers(self.db_path, READERS)
-        self._bus = ChangeBus(self._change_backlog)
+        if self._given_bus is None:
+            self._bus = InProcessChangeBus()  # a fresh one after a close
 
     async def close(self) -> None:
         writer, readers, io = self._writer, self._readers, self._io
@@ -691,10 +676,14 @@ class SqliteStore:
         # Results the writer handed back in its last batch are still queued on the loop;
         # let them run before we declare the store closed.
         await asyncio.sleep(0)
-        self._bus.close()
+        if self._given_bus is None:
+            self._bus.close()  # only our own: a bus we were handed belongs to its owner
+        read_io, self._read_io = self._read_io, None
         self._io = None
         self._blobs = None
         io.shutdown(wait=True)
+        if read_io is not None:
+            read_io.shutdown(wait=True)
 
     @property
     def writer_stats(self) -> tuple[int, int]:
@@ -744,8 +733,6 @@ class SqliteStore:
 
     # --- domains ---------------------------------------------------------------------
     async def add_domain(self, name: str) -> Domain:
-        name = _normalize_domain(name)
-
         def op(tx: _Tx) -> Domain:
             cur = tx.conn.execute("INSERT INTO domains (name) VALUES (?)", (name,))
             return Domain(id=cast(int, cur.lastrowid), name=name)
@@ -753,8 +740,6 @@ class SqliteStore:
         return await self._write(op)
 
     async def get_domain(self, name: str) -> Domain | None:
-        name = _normalize_domain(name)
-
         def q(conn: sqlite3.Connection) -> Domain | None:
             row = conn.execute("SELECT id, name FROM domains WHERE name = ?", (name,)).fetchone()
             return Domain(id=row[0], name=row[1]) if row else None
@@ -769,8 +754,6 @@ class SqliteStore:
         return await self._read(q)
 
     async def remove_domain(self, name: str) -> None:
-        name = _normalize_domain(name)
-
         def op(tx: _Tx) -> None:
             row = tx.conn.execute("SELECT id FROM domains WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -788,7 +771,7 @@ class SqliteStore:
 
     # --- accounts --------------------------------------------------------------------
     async def add_account(self, address: str, password_hash: str) -> Account:
-        address, domain = _normalize_address(address)
+        domain = _domain_of(address)
         if address.startswith("@"):
             raise Conflict("an account needs a local part")
 
@@ -814,8 +797,6 @@ class SqliteStore:
         return await self._write(op)
 
     async def get_account(self, address: str) -> Account | None:
-        address, _ = _normalize_address(address)
-
         def q(conn: sqlite3.Connection) -> Account | None:
             row = conn.execute(
                 f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE address = ?", (address,)
@@ -834,7 +815,7 @@ class SqliteStore:
         return await self._read(q)
 
     async def list_accounts(self, domain: str | None = None) -> list[Account]:
-        wanted = _normalize_domain(domain) if domain is not None else None
+        wanted = domain
 
         def q(conn: sqlite3.Connection) -> list[Account]:
             if wanted is None:
@@ -850,8 +831,6 @@ class SqliteStore:
         return await self._read(q)
 
     async def set_password_hash(self, address: str, password_hash: str) -> None:
-        address, _ = _normalize_address(address)
-
         def op(tx: _Tx) -> None:
             cur = tx.conn.execute(
                 "UPDATE accounts SET password_hash = ? WHERE address = ?", (password_hash, address)
@@ -862,14 +841,13 @@ class SqliteStore:
         await self._write(op)
 
     async def set_quota(self, address: str, quota_bytes: int) -> Account:
-        """Set the account's quota in bytes (0: none). Not yet part of `api.Store`."""
-        address, _ = _normalize_address(address)
+        quota_bytes = quota_rules.check_quota_value(quota_bytes)
 
         def op(tx: _Tx) -> Account:
             row = tx.conn.execute(
                 "UPDATE accounts SET quota_bytes = ? WHERE address = ?"
                 f" RETURNING {_ACCOUNT_COLUMNS}",
-                (max(0, quota_bytes), address),
+                (quota_bytes, address),
             ).fetchone()
             if row is None:
                 raise NotFound(f"no account {address}")
@@ -878,8 +856,6 @@ class SqliteStore:
         return await self._write(op)
 
     async def remove_account(self, address: str) -> None:
-        address, _ = _normalize_address(address)
-
         def op(tx: _Tx) -> None:
             conn = tx.conn
             row = conn.execute("SELECT id FROM accounts WHERE address = ?", (address,)).fetchone()
@@ -904,8 +880,6 @@ class SqliteStore:
     async def set_pop_policy(
         self, address: str, on_retrieve: PopOnRetrieve, scope: PopScope
     ) -> Account:
-        address, _ = _normalize_address(address)
-
         def op(tx: _Tx) -> Account:
             conn = tx.conn
             row = conn.execute("SELECT id FROM accounts WHERE address = ?", (address,)).fetchone()
@@ -929,8 +903,8 @@ class SqliteStore:
 
     # --- aliases ---------------------------------------------------------------------
     async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
-        source, domain = _normalize_address(source)
-        clean = [t.strip() for t in targets if t.strip()]
+        domain = _domain_of(source)
+        clean = [t for t in targets if t]
         if not clean:
             raise Conflict("an alias needs at least one target")
 
@@ -960,7 +934,6 @@ class SqliteStore:
         return Alias(source, tuple(r[0] for r in rows)) if rows else None
 
     async def get_alias(self, source: str) -> Alias | None:
-        source, _ = _normalize_address(source)
         return await self._read(lambda conn: self._alias(conn, source))
 
     async def list_aliases(self) -> list[Alias]:
@@ -975,8 +948,6 @@ class SqliteStore:
         return await self._read(q)
 
     async def remove_alias(self, source: str) -> None:
-        source, _ = _normalize_address(source)
-
         def op(tx: _Tx) -> None:
             cur = tx.conn.execute("DELETE FROM aliases WHERE source = ?", (source,))
             if cur.rowcount == 0:
@@ -987,11 +958,9 @@ class SqliteStore:
     # --- mailboxes -------------------------------------------------------------------
     @staticmethod
     def _next_uidvalidity(conn: sqlite3.Connection) -> int:
-        """RFC 9051 §2.3.1.1: strictly increasing across the whole store (never reused
-        by any name), and time-based so a restored older database still moves forward."""
+        """The store-wide counter, advanced by `rules.uidvalidity` (RFC 9051 §2.3.1.1)."""
         row = conn.execute("SELECT value FROM settings WHERE key = 'uidvalidity'").fetchone()
-        last = row[0] if row else 0
-        value = max(last + 1, int(time.time()))
+        value = next_uidvalidity(row[0] if row else 0, time.time())
         conn.execute(
             "INSERT INTO settings (key, value) VALUES ('uidvalidity', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1020,8 +989,6 @@ class SqliteStore:
         return await self._read(q)
 
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
-        name = _mailbox_name(name)
-
         def q(conn: sqlite3.Connection) -> Mailbox | None:
             row = conn.execute(
                 f"{_MAILBOX_SELECT} WHERE m.account_id = ? AND m.name = ?", (account_id, name)
@@ -1051,8 +1018,6 @@ class SqliteStore:
     async def create_mailbox(
         self, account_id: int, name: str, special_use: str | None = None
     ) -> Mailbox:
-        name = _valid_new_name(name)
-
         def op(tx: _Tx) -> Mailbox:
             conn = tx.conn
             if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone():
@@ -1072,7 +1037,6 @@ class SqliteStore:
         conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
 
     async def delete_mailbox(self, account_id: int, name: str) -> None:
-        name = _mailbox_name(name)
         if name == "INBOX":
             raise Conflict("INBOX cannot be deleted")
 
@@ -1089,9 +1053,6 @@ class SqliteStore:
         await self._write(op)
 
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
-        old = _mailbox_name(old)
-        new = _valid_new_name(new)
-
         def op(tx: _Tx) -> None:
             conn = tx.conn
             row = conn.execute(
@@ -1152,8 +1113,6 @@ class SqliteStore:
         await self._write(op)
 
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
-        name = _mailbox_name(name)
-
         def op(tx: _Tx) -> None:
             if subscribed:
                 tx.conn.execute(
@@ -1194,11 +1153,38 @@ class SqliteStore:
 
         return await self._read(q)
 
-    # --- writing messages ------------------------------------------------------------
+    # --- blobs -----------------------------------------------------------------------
     def new_blob(self) -> BlobFileWriter:
-        return self._files().writer(self._discard_blob)
+        return self._files().writer(self.delete_blob)
 
-    async def _discard_blob(self, blob_id: int) -> None:
+    async def open_blob(self, blob_id: int, start: int = 0) -> FileBlobReader:
+        files, pool = self._files(), self._read_pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, files.open_reader, blob_id, start, pool
+            )
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def read_blob(self, blob_id: int, start: int = 0, length: int | None = None) -> bytes:
+        files = self._files()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._read_pool(), files.read, blob_id, start, length
+            )
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _read_pool(self) -> ThreadPoolExecutor:
+        if self._read_io is None:
+            raise StoreUnavailable("store is not open")
+        return self._read_io
+
+    async def delete_blob(self, blob_id: int) -> None:
         """Remove a finished file that no row took (an aborted delivery)."""
 
         def op(tx: _Tx) -> None:
@@ -1233,7 +1219,7 @@ class SqliteStore:
         if row is None:
             raise NotFound(f"no mailbox {mailbox_id}")
         quota, used = row
-        if quota and used + adding > quota:
+        if not quota_rules.allows(quota, used, adding):
             raise QuotaExceeded(f"{used + adding} bytes exceed the quota of {quota}")
 
     def _insert_blob(
@@ -1662,7 +1648,7 @@ class SqliteStore:
         wanted = list(uids)
         return await self._read(lambda conn: _message_infos(conn, mailbox_id, wanted))
 
-    async def fetch_with_files(
+    async def fetch_with_bodies(
         self, mailbox_id: int, uids: Sequence[int], max_bytes: int
     ) -> list[tuple[MessageInfo, bytes | None]]:
         # `fetch` plus whole message files in one reader job: a FETCH BODY[] of one
@@ -1742,9 +1728,6 @@ class SqliteStore:
 
         return await self._read(q)
 
-    def message_path(self, info: MessageInfo) -> str:
-        return str(self._files().path(info.blob_id))
-
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
         sql, params = sqlite_search.build(mailbox_id, key)
         return await self._read(lambda conn: [r[0] for r in conn.execute(sql, params)])
@@ -1807,10 +1790,6 @@ class SqliteStore:
             ]
 
         return await self._read(q)
-
-    # --- change bus ------------------------------------------------------------------
-    def subscribe(self, account_id: int) -> AsyncIterator[Change]:
-        return self._bus.subscribe(account_id)
 
 
 __all__ = ["SqliteStore", "StoreError"]

@@ -11,12 +11,12 @@ inside `AccountMailboxes`), or list anything but the logged-in account's mailbox
 
 from __future__ import annotations
 
+from pillarbox.model import HIERARCHY_SEPARATOR as SEP
 from pillarbox.model import Mailbox, MailboxStatus
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import names, wire
 from pillarbox.server.imap.session import BadCommand, CommandNo, Session
 from pillarbox.services.mailbox import (
-    SEP,
     NoSuchMailbox,
     SelectedView,
     expunge,

@@ -351,7 +351,7 @@ class Session:
     async def start_pump(self) -> None:
         """Subscribe to the account's changes (once, at login)."""
         assert self.account is not None
-        self._changes = self.store.subscribe(self.account.id)
+        self._changes = self.services.changes.subscribe(self.account.id)
         self._pump_task = asyncio.ensure_future(self._pump())
 
     async def _pump(self) -> None:

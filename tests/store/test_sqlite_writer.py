@@ -1,0 +1,94 @@
+"""The SQLite backend's writer: group commit, savepoints per operation, the separate text
+index and the background WAL checkpointer. Behaviour only SQLite has; the contract
+tests (`test_contract.py`) cover what every backend must do."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pillarbox.model import SearchText
+from pillarbox.store.errors import NotFound
+from pillarbox.store.sqlite import DB_NAME, SqliteStore
+from tests.store.conftest import Env, dummy_meta, write_blob
+
+
+@pytest.fixture
+def backend() -> str:
+    """These tests are about the SQLite backend only (the `env` fixture's store)."""
+    return "sqlite"
+
+
+async def test_failing_operation_does_not_poison_batch(env: Env) -> None:
+    """Operations that fail inside a group commit fail alone; the others commit."""
+    s, box = env.store, env.inbox.id
+    blob = await write_blob(s, b"ok")
+    meta = dummy_meta(b"ok")
+    coros = []
+    for i in range(40):
+        target = box if i % 2 == 0 else 9999
+        coros.append(s.append(target, blob, meta))
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    assert [isinstance(r, NotFound) for r in results] == [i % 2 == 1 for i in range(40)]
+    assert await s.uids(box) == list(range(1, 21))
+
+
+async def test_text_of_a_group_commit_is_searchable_and_failed_ops_leave_none(env: Env) -> None:
+    """Concurrent deliveries share one commit, and their full-text rows with it: every
+    delivered message is found by SEARCH TEXT at once, and a delivery that failed inside
+    the same batch (unknown mailbox) leaves no text behind to be found later."""
+    s, box = env.store, env.inbox.id
+    coros = []
+    for i in range(30):
+        data = f"Subject: batch {i}\r\n\r\nword{i:03d}zz\r\n".encode()
+        blob = await write_blob(s, data)
+        meta = dummy_meta(data, headers=f"Subject: batch {i}\n", text=f"word{i:03d}zz\n")
+        coros.append(s.append(box if i % 3 else 9999, blob, meta))
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    ok = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+    assert ok == [i for i in range(30) if i % 3]
+    uid_of = {i: r.uid for i, r in enumerate(results) if not isinstance(r, BaseException)}
+    for i in range(30):
+        found = await s.search(box, SearchText(f"word{i:03d}zz"))
+        assert found == ([uid_of[i]] if i in uid_of else [])
+    assert sorted(await s.search(box, SearchText("zz"))) == sorted(uid_of.values())
+
+
+async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint themselves (the writer runs with wal_autocheckpoint off),
+    yet committed pages reach the database file soon after, through the background
+    checkpointer, even when far fewer than SQLite's automatic 1,000 pages were written."""
+
+    s = SqliteStore(tmp_path / "data")
+    await s.open()
+    try:
+        await s.add_domain("example.org")
+        account = await s.add_account("alice@example.org", "h")
+        inbox = await s.get_mailbox(account.id, "INBOX")
+        assert inbox is not None
+        db = tmp_path / "data" / DB_NAME
+
+        def size_with_wal() -> int:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                count = conn.execute("PRAGMA page_count").fetchone()[0]
+                return int(count * conn.execute("PRAGMA page_size").fetchone()[0])
+
+        async def settled_size() -> int:
+            # Background checkpoints come within CHECKPOINT_INTERVAL of a commit; the
+            # deadline only guards against a hang.
+            async with asyncio.timeout(30):
+                while db.stat().st_size < size_with_wal():
+                    await asyncio.sleep(0.02)
+            return db.stat().st_size
+
+        before = await settled_size()
+        for i in range(60):  # rows enough to need new pages (the text goes to search.db)
+            data = f"Subject: {i}\r\n\r\n".encode() + b"text " * 2000
+            blob = await write_blob(s, data)
+            await s.append(inbox.id, blob, dummy_meta(data, text="text " * 2000))
+        assert await settled_size() > before
+    finally:
+        await s.close()
