@@ -106,3 +106,15 @@ def test_service_error_replies(error: ServiceError, wire: bytes) -> None:
     """Storage trouble during DATA and the other service errors: the basic code follows
     the error's class (over quota 552, other refusals 550, transient failures 451)."""
     assert reply_for(error, "test").to_bytes() == wire
+
+
+def test_unmapped_service_error_is_a_logged_local_error(caplog: pytest.LogCaptureFixture) -> None:
+    """A service error class the table does not know is a bug, not a reply: it is logged
+    with the connection id and answered 451 4.3.0 without its text (fails closed)."""
+
+    class Unmapped(ServiceError):
+        pass
+
+    wire = reply_for(Unmapped("internal detail", status="5.1.1"), "conn-7").to_bytes()
+    assert wire == b"451 4.3.0 Local error in processing, try again later\r\n"
+    assert "conn-7 unexpected error" in caplog.text
