@@ -111,7 +111,7 @@ async def test_resolve_accounts_aliases_catch_all_subaddress(
 async def test_resolve_refusals(delivery: DeliveryService, address: str, status: str) -> None:
     with pytest.raises(Rejected) as info:
         await delivery.resolve(address, relay_allowed=False)
-    assert (info.value.smtp_code, info.value.status) == (550, status)
+    assert (type(info.value), info.value.status) == (Rejected, status)
 
 
 async def test_postmaster_always_accepted(store: Store, delivery: DeliveryService) -> None:
@@ -262,7 +262,7 @@ async def test_header_filter_rejection_is_raised_at_finish(
 ) -> None:
     async def refuse(header: bytes) -> bytes:
         assert header.endswith(b"\r\n\r\n") and b"Subject: parts" in header
-        raise Rejected("no", status="5.7.1", smtp_code=553)
+        raise Rejected("no", status="5.7.1")
 
     rcpt = await delivery.resolve("bob@example.test", relay_allowed=False)
     incoming = delivery.begin(envelope(rcpt), header_filter=refuse)

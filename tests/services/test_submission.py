@@ -10,7 +10,7 @@ import pytest
 from pillarbox.model import Account
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.errors import Rejected
-from pillarbox.services.submission import SubmissionService
+from pillarbox.services.submission import SenderNotOwned, SubmissionService
 from pillarbox.store.api import Store
 from pillarbox.store.sqlite import SqliteStore
 
@@ -76,9 +76,9 @@ async def test_check_sender(
     if ok:
         await submission.check_sender(account, sender)
     else:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(SenderNotOwned) as info:
             await submission.check_sender(account, sender)
-        assert (info.value.smtp_code, info.value.status) == (553, "5.7.1")
+        assert info.value.status == "5.7.1"
 
 
 async def test_from_header_rules(store: Store, submission: SubmissionService) -> None:

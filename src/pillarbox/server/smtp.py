@@ -4,9 +4,10 @@ Serves three listeners (`app.LISTENERS`): ``smtp`` (MX, RFC 5321: no AUTH, mail 
 local recipients), ``submission`` (RFC 6409: STARTTLS, then AUTH before MAIL) and
 ``submissions`` (RFC 8314 implicit TLS, AUTH before MAIL). Policy lives in `services`
 (`delivery`, `submission`, `auth`); this module turns events into service calls and
-service answers into replies, through one table (`reply_for`): `ServiceError`s carry
-their own code and text, and anything unexpected is logged with the connection id and
-answered ``451 4.3.0`` without its text.
+service answers into replies, through one table (`SERVICE_ERROR_CODES`, used by
+`reply_for`): a `ServiceError`'s class gives the basic reply code, the error its enhanced
+status code and text; anything unexpected is logged with the connection id and answered
+``451 4.3.0`` without its text.
 
 Replies to pipelined commands (RFC 2920) are collected and written when the core needs
 more input, so a pipelined group costs one write. A message body is streamed chunk by
@@ -37,7 +38,8 @@ from pillarbox.proto.smtp.server import Limits, ServerConnection, State
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
 from pillarbox.services.delivery import Envelope, IncomingMessage, Recipient, with_protocol
-from pillarbox.services.errors import AuthFailed, ServiceError
+from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, ServiceError, TempFailure
+from pillarbox.services.submission import SenderNotOwned
 
 log = logging.getLogger("pillarbox.smtp")
 
@@ -56,10 +58,25 @@ TOO_MANY_BEFORE_AUTH = Reply.of(421, "4.7.0", "Too many commands without authent
 AUTHZID_REFUSED = Reply.of(535, "5.7.8", "Authentication credentials invalid")
 
 
+# The basic reply code of each service error class (RFC 5321 §4.2.2, §4.2.3). The most
+# specific class of an error that appears here wins, so a subclass needs a line only when
+# its code differs from its parent's. A `ServiceError` with no class here is a bug,
+# answered like any unexpected exception.
+SERVICE_ERROR_CODES: dict[type[ServiceError], int] = {
+    SenderNotOwned: 553,  # mailbox name not allowed: a sender the account may not use
+    OverQuota: 552,  # exceeded storage allocation
+    Rejected: 550,  # mailbox unavailable / not accepted
+    TempFailure: 451,  # local error in processing, try again
+}
+
+
 def reply_for(exc: BaseException, conn_id: str) -> Reply:
     """The one table from service exceptions to SMTP replies."""
     if isinstance(exc, ServiceError):
-        return Reply.of(exc.smtp_code, exc.status, exc.text)
+        for cls in type(exc).__mro__:
+            code = SERVICE_ERROR_CODES.get(cls)
+            if code is not None:
+                return Reply.of(code, exc.status, exc.text)
     if isinstance(exc, AuthFailed):
         return r.AUTH_FAILED
     log.error("%s unexpected error", conn_id, exc_info=exc)

@@ -8,7 +8,8 @@ recipient to `store.enqueue`. Front-ends stream the body in with `IncomingMessag
 and answer 250 only after `finish` returns, which is after the store's commit: by then
 every copy's file has been fsynced and its row committed.
 
-Must not: speak any protocol (reply codes come from `ServiceError`), import a front-end
+Must not: speak any protocol (errors are `ServiceError`s with an RFC 3463 status; each
+front-end picks its own reply codes), import a front-end
 or a store backend, or hold a large message in memory while it arrives.
 
 Design: one spool, per-recipient copies, one parse.
@@ -268,14 +269,14 @@ class DeliveryService:
         if domain is None or await self._store.get_domain(domain) is None:
             if relay_allowed:
                 return Recipient(address, remote=(address,), notify=notify, orcpt=orcpt)
-            raise Rejected("Relay access denied", status="5.7.1", smtp_code=550)
+            raise Rejected("Relay access denied", status="5.7.1")
         try:
             local = addresses.normalize_local_part(local)
         except addresses.InvalidAddress:
-            raise Rejected("No such user here", status="5.1.1", smtp_code=550) from None
+            raise Rejected("No such user here", status="5.1.1") from None
         locals_, remotes = await self._lookup(local, domain, depth=0, seen=set())
         if not locals_ and not remotes:
-            raise Rejected("No such user here", status="5.1.1", smtp_code=550)
+            raise Rejected("No such user here", status="5.1.1")
         return Recipient(
             address, local=tuple(locals_), remote=tuple(remotes), notify=notify, orcpt=orcpt
         )

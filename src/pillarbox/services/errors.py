@@ -1,8 +1,11 @@
 """Service exceptions; each front-end maps them to its own replies in one table.
 
 `Rejected` is permanent (SMTP 5xx, IMAP NO, POP3 -ERR), `TempFailure` is transient
-(SMTP 4xx, IMAP NO [UNAVAILABLE]). `status` is the RFC 3463 enhanced status code and
-`smtp_code` the basic SMTP reply code, so the SMTP front-end need not guess.
+(SMTP 4xx, IMAP NO [UNAVAILABLE]). `status` is the RFC 3463 enhanced status code: it
+describes the mail system, not a protocol, so DSNs use it too. No protocol's reply codes
+live here: where a front-end needs a distinction the status does not carry (SMTP's 553
+beside 550, say), the service raises a subclass of its own and the front-end's table maps
+the class.
 """
 
 from __future__ import annotations
@@ -11,11 +14,10 @@ from __future__ import annotations
 class ServiceError(Exception):
     """Base of service errors; the message is safe to show to the client."""
 
-    def __init__(self, text: str, *, status: str = "5.0.0", smtp_code: int = 550) -> None:
+    def __init__(self, text: str, *, status: str = "5.0.0") -> None:
         super().__init__(text)
         self.text = text
         self.status = status
-        self.smtp_code = smtp_code
 
 
 class Rejected(ServiceError):
@@ -25,13 +27,15 @@ class Rejected(ServiceError):
 class TempFailure(ServiceError):
     """A transient failure; the client may try again later."""
 
-    def __init__(self, text: str, *, status: str = "4.3.0", smtp_code: int = 451) -> None:
-        super().__init__(text, status=status, smtp_code=smtp_code)
+    def __init__(self, text: str, *, status: str = "4.3.0") -> None:
+        super().__init__(text, status=status)
 
 
 class OverQuota(Rejected):
+    """The recipient's mailbox is full (RFC 3463 5.2.2)."""
+
     def __init__(self, text: str = "Mailbox is over quota") -> None:
-        super().__init__(text, status="5.2.2", smtp_code=552)
+        super().__init__(text, status="5.2.2")
 
 
 class AuthFailed(Exception):

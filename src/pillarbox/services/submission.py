@@ -2,7 +2,7 @@
 
 Owns the sender rules (an account may use as envelope sender and in ``From:`` only its
 own address, its sub-addresses ``user+tag@domain`` and the aliases that deliver to it;
-anything else is `Rejected` 553 5.7.1), the header fixes RFC 6409 §8 allows a submission
+anything else is `SenderNotOwned`, 5.7.1), the header fixes RFC 6409 §8 allows a submission
 server (``Message-ID`` and ``Date`` when missing), and the split of recipients into
 local copies and the outbound queue, which `DeliveryService` carries out. Whether a copy
 goes to the sender's Sent mailbox is configuration (``smtp.save_submitted_to_sent``):
@@ -29,8 +29,13 @@ from pillarbox.services.errors import Rejected
 from pillarbox.store.api import Store
 
 
-def _not_owned(what: str) -> Rejected:
-    return Rejected(f"{what} not owned by the authenticated user", status="5.7.1", smtp_code=553)
+class SenderNotOwned(Rejected):
+    """The envelope sender or a From: address is not the account's to use (RFC 3463
+    5.7.1). A class of its own so that a front-end can answer it apart from other
+    refusals with the same status (the table in `server.smtp` gives it 553, not 550)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not owned by the authenticated user", status="5.7.1")
 
 
 class SubmissionService:
@@ -80,7 +85,7 @@ class SubmissionService:
         server's queue, never from a user."""
         allowed = await self.allowed_senders(account)
         if not sender or not self.owns(allowed, sender):
-            raise _not_owned("Sender address")
+            raise SenderNotOwned("Sender address")
         return allowed
 
     def header_filter(self, allowed: frozenset[str]) -> Callable[[bytes], Awaitable[bytes]]:
@@ -95,10 +100,10 @@ class SubmissionService:
     def fix_header(self, header: bytes, allowed: frozenset[str]) -> bytes:
         from_value = get_header(header, "From")
         if from_value is None:
-            raise Rejected("Message has no From header", status="5.6.0", smtp_code=550)
+            raise Rejected("Message has no From header", status="5.6.0")
         senders = addresses(from_value)
         if not senders or not all(self.owns(allowed, addr) for _name, addr in senders):
-            raise _not_owned("From header address")
+            raise SenderNotOwned("From header address")
         added: list[str] = []
         if get_header(header, "Message-ID") is None:
             added.append(f"Message-ID: <{secrets.token_hex(16)}@{self.hostname}>\r\n")
