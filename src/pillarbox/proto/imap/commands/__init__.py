@@ -1,6 +1,6 @@
 """Events of the IMAP server core: one frozen dataclass per command, plus the values inside them.
 
-This module owns the *vocabulary* shared by the parser (`pillarbox.proto.imap.parser`), the
+This package owns the *vocabulary* shared by the parser (`pillarbox.proto.imap.parser`), the
 connection (`pillarbox.proto.imap.connection`) and the server built on them: commands,
 sequence sets, the SEARCH key AST, FETCH attributes, and the non-command events
 (`ContinuationNeeded`, `AuthenticateResponse`, `Done`, `ConnectionClosed`, `NEED_DATA`).
