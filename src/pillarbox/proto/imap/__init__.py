@@ -13,7 +13,8 @@ TLS and timeouts stay in the server.
 Modules
 - `commands`   every event: one frozen dataclass per command, plus SequenceSet, the SEARCH
                key AST, FETCH items, `ContinuationNeeded`, `AuthenticateResponse`, `Done`,
-               `ConnectionClosed`, `NEED_DATA`.
+               `ConnectionClosed`, `NEED_DATA`. A package with one module per command
+               family; import the package, which re-exports every name.
 - `connection` `ServerConnection`, `Limits`, `State`: framing (lines, literals), states.
 - `parser`     the grammar: one parse function per command, over one framed command.
 - `responses`  all server output: untagged data, tagged OK/NO/BAD, continuations, strings,

@@ -766,7 +766,6 @@ _DATE_KEYS: Final[dict[bytes, tuple[Literal["before", "on", "since"], bool]]] = 
     b"SENTON": ("on", True),
     b"SENTSINCE": ("since", True),
 }
-ESEARCH_OPTIONS: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 
 
 def _search_string(r: _Reader) -> str:
@@ -884,7 +883,7 @@ def _parse_search(r: _Reader, tag: str, uid: bool) -> c.Search:
         r.sp()
         return_options = r.atom_list()
         for opt in return_options:
-            if opt not in ESEARCH_OPTIONS:
+            if opt not in c.ESEARCH_OPTIONS:
                 raise ParseError("Unknown search return option")
         r.sp()
     if r.accept(b"CHARSET"):
