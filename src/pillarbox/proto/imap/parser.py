@@ -2,7 +2,7 @@
 
 Theory of operation: `ServerConnection` frames a command (its lines and the literals they
 announce, joined back with canonical CRLFs, the final CRLF removed) and calls
-`parse_command`. A `_Reader` walks the bytes with an index; each command has one parse
+`parse_command`. A `Reader` walks the bytes with an index; each command has one parse
 function that reads its arguments with the reader's token methods (atom, astring, quoted,
 literal, sequence-set, flag list, date...), following the ABNF of RFC 9051 §9 and the
 extension RFCs named at each function. Literals are re-read inline: the framing already
@@ -24,55 +24,23 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from pillarbox.proto.imap import commands as c
-
-MAX_NZ: Final = 0xFFFFFFFF  # RFC 9051 §9 nz-number
-MAX_MODSEQ: Final = 0x7FFFFFFFFFFFFFFF  # RFC 7162 §7 mod-sequence-value (63 bits)
-
-
-class ParseError(Exception):
-    """The command is malformed; `str(self)` is the client-safe BAD text."""
-
-
-def _table(pred: Callable[[int], bool]) -> bytes:
-    return bytes(1 if pred(b) else 0 for b in range(256))
-
-
-# RFC 9051 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials
-#              / resp-specials
-_ATOM_SPECIALS: Final = frozenset(b'(){ %*"\\]')
-ATOM_CHAR: Final = _table(lambda b: 0x20 < b < 0x7F and b not in _ATOM_SPECIALS)
-ASTRING_CHAR: Final = _table(lambda b: bool(ATOM_CHAR[b]) or b == ord("]"))
-LIST_CHAR: Final = _table(lambda b: bool(ASTRING_CHAR[b]) or b in b"%*")
-TAG_CHAR: Final = _table(lambda b: bool(ASTRING_CHAR[b]) and b != ord("+"))
-_SEQ_CHAR: Final = _table(lambda b: b in b"0123456789:,*$")
-_FETCH_NAME_CHAR: Final = _table(lambda b: (chr(b).isalnum() and b < 0x80) or b in b".-")
-_DIGIT: Final = _table(lambda b: 0x30 <= b <= 0x39)
-# Generic extension values: anything but SP, parens, quote, brace and CTL.
-_GENERIC_CHAR: Final = _table(lambda b: 0x20 < b < 0x7F and b not in b'(){"')
-
-MONTHS: Final = (
-    "JAN",
-    "FEB",
-    "MAR",
-    "APR",
-    "MAY",
-    "JUN",
-    "JUL",
-    "AUG",
-    "SEP",
-    "OCT",
-    "NOV",
-    "DEC",
+from pillarbox.proto.imap.grammar import dates
+from pillarbox.proto.imap.grammar.chars import (
+    ASTRING_CHAR,
+    ATOM_CHAR,
+    DIGIT,
+    DQUOTE,
+    FETCH_NAME_CHAR,
+    LPAREN,
+    MAX_MODSEQ,
+    MAX_NZ,
+    MONTHS,
+    RPAREN,
+    SP,
+    TAG_CHAR,
+    TILDE,
 )
-_MONTH_NUM: Final = {m.encode(): i + 1 for i, m in enumerate(MONTHS)}
-
-SP: Final = 0x20
-LPAREN: Final = ord("(")
-RPAREN: Final = ord(")")
-DQUOTE: Final = ord('"')
-BACKSLASH: Final = ord("\\")
-LBRACE: Final = ord("{")
-TILDE: Final = ord("~")
+from pillarbox.proto.imap.grammar.reader import ParseError, Reader, parse_sequence_set
 
 
 def parse_tag(line: bytes) -> str | None:
@@ -100,409 +68,26 @@ def command_name(line: bytes) -> str | None:
         return None
 
 
-class _Reader:
-    """Cursor over one framed command with the IMAP token readers."""
-
-    __slots__ = ("charset", "data", "depth", "max_depth", "pos", "utf8")
-
-    def __init__(self, data: bytes, *, utf8: bool, max_depth: int) -> None:
-        self.data = data
-        self.pos = 0
-        self.utf8 = utf8
-        self.max_depth = max_depth
-        self.depth = 0
-        self.charset: str | None = None  # SEARCH CHARSET, once read
-
-    # --- low level ---
-
-    def peek(self) -> int:
-        return self.data[self.pos] if self.pos < len(self.data) else -1
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise ParseError("Unexpected extra arguments")
-
-    def sp(self) -> None:
-        if self.peek() != SP:
-            raise ParseError("Missing argument" if self.at_end() else "Expected space")
-        self.pos += 1
-
-    def maybe_sp(self) -> bool:
-        """Consume one SP if present and followed by something (an argument)."""
-        if self.peek() == SP:
-            self.pos += 1
-            if self.at_end():
-                raise ParseError("Trailing space")
-            return True
-        return False
-
-    def expect(self, token: bytes) -> None:
-        if self.data[self.pos : self.pos + len(token)].upper() != token:
-            raise ParseError("Expected " + token.decode())
-        self.pos += len(token)
-
-    def accept(self, token: bytes) -> bool:
-        """Consume `token` (case-insensitive) if it is next and ends a word."""
-        end = self.pos + len(token)
-        if self.data[self.pos : end].upper() == token and (
-            end >= len(self.data) or not ATOM_CHAR[self.data[end]]
-        ):
-            self.pos = end
-            return True
-        return False
-
-    def open_paren(self) -> None:
-        if self.peek() != LPAREN:
-            raise ParseError("Expected (")
-        self.pos += 1
-        self.depth += 1
-        if self.depth > self.max_depth:
-            raise ParseError("Too deeply nested")
-
-    def close_paren(self) -> None:
-        if self.peek() != RPAREN:
-            raise ParseError("Expected )")
-        self.pos += 1
-        self.depth -= 1
-
-    def _run(self, table: bytes) -> bytes:
-        start = self.pos
-        data = self.data
-        n = len(data)
-        p = start
-        while p < n and table[data[p]]:
-            p += 1
-        self.pos = p
-        return data[start:p]
-
-    # --- tokens ---
-
-    def atom(self, what: str = "atom") -> str:
-        raw = self._run(ATOM_CHAR)
-        if not raw:
-            raise ParseError("Expected " + what)
-        return raw.decode("ascii")
-
-    def upper_atom(self, what: str = "atom") -> str:
-        return self.atom(what).upper()
-
-    def number(self, maximum: int = MAX_NZ, *, nonzero: bool = False) -> int:
-        raw = self._run(_DIGIT)
-        if not raw:
-            raise ParseError("Expected number")
-        if len(raw) > 20:
-            raise ParseError("Number out of range")
-        value = int(raw)
-        if value > maximum or (nonzero and value == 0):
-            raise ParseError("Number out of range")
-        return value
-
-    def quoted(self) -> bytes:
-        """RFC 9051 §9 quoted: only \\\\ and \\" escapes; no CR, LF, NUL; 8-bit in UTF-8 mode."""
-        data = self.data
-        p = self.pos + 1  # after the opening quote
-        n = len(data)
-        out = bytearray()
-        eight_bit = False
-        while True:
-            q = p
-            while q < n and data[q] not in b'"\\\r\n\x00':
-                q += 1
-            out += data[p:q]
-            if q >= n:
-                raise ParseError("Unterminated quoted string")
-            ch = data[q]
-            if ch == DQUOTE:
-                p = q + 1
-                break
-            if ch == BACKSLASH:
-                if q + 1 < n and data[q + 1] in b'"\\':
-                    out.append(data[q + 1])
-                    p = q + 2
-                    continue
-                raise ParseError("Invalid escape in quoted string")
-            raise ParseError("Invalid character in quoted string")
-        value = bytes(out)
-        for b in value:
-            if b >= 0x80:
-                eight_bit = True
-                break
-        if eight_bit:
-            if not self.utf8:
-                raise ParseError("8-bit characters in quoted string")
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ParseError("Invalid UTF-8 in quoted string") from None
-        self.pos = p
-        return value
-
-    def literal(self, *, allow_binary: bool = False) -> tuple[bytes, bool]:
-        """``{n}``/``{n+}`` CRLF octets, or literal8 ``~{n}`` when `allow_binary`.
-
-        Returns (data, is_literal8). Plain literals may not contain NUL (RFC 9051 §4.3).
-        """
-        binary = False
-        if self.peek() == TILDE:
-            if not allow_binary:
-                raise ParseError("Binary literal not allowed here")
-            binary = True
-            self.pos += 1
-        if self.peek() != LBRACE:
-            raise ParseError("Expected literal")
-        self.pos += 1
-        size = self.number(1 << 64)
-        if self.peek() == ord("+"):
-            self.pos += 1
-        if self.data[self.pos : self.pos + 3] != b"}\r\n":
-            raise ParseError("Malformed literal")
-        start = self.pos + 3
-        end = start + size
-        if end > len(self.data):
-            raise ParseError("Truncated literal")
-        self.pos = end
-        value = self.data[start:end]
-        if not binary and b"\x00" in value:
-            raise ParseError("NUL in literal")
-        return value, binary
-
-    def string(self) -> bytes:
-        ch = self.peek()
-        if ch == DQUOTE:
-            return self.quoted()
-        if ch == LBRACE:
-            return self.literal()[0]
-        raise ParseError("Expected string")
-
-    def astring(self) -> bytes:
-        ch = self.peek()
-        if ch in (DQUOTE, LBRACE):
-            return self.string()
-        raw = self._run(ASTRING_CHAR)
-        if not raw:
-            raise ParseError("Missing argument" if self.at_end() else "Expected string")
-        return raw
-
-    def nstring(self) -> bytes | None:
-        if self.accept(b"NIL"):
-            return None
-        return self.string()
-
-    def text(self, raw: bytes, what: str) -> str:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError(what + " is not valid UTF-8") from None
-
-    def mailbox(self) -> str:
-        return self.text(self.astring(), "Mailbox name")
-
-    def list_mailbox(self) -> str:
-        ch = self.peek()
-        if ch in (DQUOTE, LBRACE):
-            return self.text(self.string(), "Mailbox pattern")
-        raw = self._run(LIST_CHAR)
-        if not raw:
-            raise ParseError("Expected mailbox pattern")
-        return raw.decode("ascii")
-
-    def sequence_set(self) -> c.SequenceSet:
-        raw = self._run(_SEQ_CHAR)
-        if not raw:
-            raise ParseError("Expected sequence set")
-        return parse_sequence_set(raw)
-
-    def flag(self) -> str:
-        if self.peek() == BACKSLASH:
-            self.pos += 1
-            return "\\" + self.atom("flag")
-        return self.atom("flag")
-
-    def flag_list(self) -> tuple[str, ...]:
-        self.open_paren()
-        flags: list[str] = []
-        if self.peek() != RPAREN:
-            flags.append(self.flag())
-            while self.peek() == SP:
-                self.pos += 1
-                flags.append(self.flag())
-        self.close_paren()
-        return tuple(flags)
-
-    def atom_list(self) -> tuple[str, ...]:
-        """``"(" [atom *(SP atom)] ")"`` upper-cased."""
-        self.open_paren()
-        items: list[str] = []
-        if self.peek() != RPAREN:
-            items.append(self.upper_atom())
-            while self.peek() == SP:
-                self.pos += 1
-                items.append(self.upper_atom())
-        self.close_paren()
-        return tuple(items)
-
-    def date(self) -> datetime.date:
-        """RFC 9051 §9 date = date-text / DQUOTE date-text DQUOTE."""
-        quoted = self.peek() == DQUOTE
-        if quoted:
-            self.pos += 1
-        day = self.number(99)
-        self.expect(b"-")
-        month = _MONTH_NUM.get(self.data[self.pos : self.pos + 3].upper())
-        if month is None:
-            raise ParseError("Invalid date")
-        self.pos += 3
-        self.expect(b"-")
-        year_raw = self._run(_DIGIT)
-        if len(year_raw) != 4:
-            raise ParseError("Invalid date")
-        if quoted:
-            self.expect(b'"')
-        try:
-            return datetime.date(int(year_raw), month, day)
-        except ValueError:
-            raise ParseError("Invalid date") from None
-
-    def date_time(self) -> datetime.datetime:
-        """RFC 9051 §9 date-time: ``"dd-Mon-yyyy hh:mm:ss +zzzz"`` (day may be " d")."""
-        self.expect(b'"')
-        if self.peek() == SP:
-            self.pos += 1
-        day_raw = self._run(_DIGIT)
-        if not 1 <= len(day_raw) <= 2:
-            raise ParseError("Invalid date-time")
-        self.expect(b"-")
-        month = _MONTH_NUM.get(self.data[self.pos : self.pos + 3].upper())
-        if month is None:
-            raise ParseError("Invalid date-time")
-        self.pos += 3
-        self.expect(b"-")
-        rest = self.data[self.pos : self.pos + 20]
-        # "yyyy hh:mm:ss +zzzz""
-        if (
-            len(rest) != 20
-            or rest[4:5] != b" "
-            or rest[7:8] != b":"
-            or rest[10:11] != b":"
-            or rest[13:14] != b" "
-            or rest[14:15] not in (b"+", b"-")
-            or rest[19:20] != b'"'
-            or not all(
-                _DIGIT[b] for b in rest[0:4] + rest[5:7] + rest[8:10] + rest[11:13] + rest[15:19]
-            )
-        ):
-            raise ParseError("Invalid date-time")
-        self.pos += 20
-        zone_minutes = int(rest[15:17]) * 60 + int(rest[17:19])
-        if zone_minutes >= 24 * 60:
-            raise ParseError("Invalid date-time")
-        sign = 1 if rest[14:15] == b"+" else -1
-        try:
-            tz = datetime.timezone(datetime.timedelta(minutes=sign * zone_minutes))
-            return datetime.datetime(
-                int(rest[0:4]),
-                month,
-                int(day_raw),
-                int(rest[5:7]),
-                int(rest[8:10]),
-                int(rest[11:13]),
-                tzinfo=tz,
-            )
-        except ValueError:
-            raise ParseError("Invalid date-time") from None
-
-    def generic_value(self) -> c.ParamValue:
-        """A tagged-ext-val (RFC 4466 §2.1), parsed generically: string or nested list."""
-        ch = self.peek()
-        if ch == LPAREN:
-            self.open_paren()
-            items: list[c.ParamValue] = []
-            if self.peek() != RPAREN:
-                items.append(self.generic_value())
-                while self.peek() == SP:
-                    self.pos += 1
-                    items.append(self.generic_value())
-            self.close_paren()
-            return tuple(items)
-        if ch in (DQUOTE, LBRACE):
-            return self.text(self.string(), "Parameter")
-        raw = self._run(_GENERIC_CHAR)
-        if not raw:
-            raise ParseError("Expected parameter value")
-        return raw.decode("ascii")
-
-    def parameters(self) -> tuple[tuple[str, c.ParamValue | None], ...]:
-        """``"(" param *(SP param) ")"`` with param = name [SP value] (RFC 4466 §2.1).
-
-        A value is present when the word after the name starts with "(", a digit, "*" or
-        "$" (tagged-ext-val); names start with a letter, so this is unambiguous.
-        """
-        self.open_paren()
-        params: list[tuple[str, c.ParamValue | None]] = []
-        while True:
-            name = self.upper_atom("parameter name")
-            value: c.ParamValue | None = None
-            if self.peek() == SP and self.pos + 1 < len(self.data):
-                nxt = self.data[self.pos + 1]
-                if nxt == LPAREN or nxt in b"0123456789*$":
-                    self.pos += 1
-                    value = self.generic_value()
-            params.append((name, value))
-            if self.peek() == SP:
-                self.pos += 1
-                continue
-            break
-        self.close_paren()
-        return tuple(params)
-
-
-def parse_sequence_set(raw: bytes) -> c.SequenceSet:
-    """RFC 9051 §9 sequence-set, or "$" (RFC 5182)."""
-    if raw == b"$":
-        return c.SequenceSet((), saved=True)
-    ranges: list[c.SeqRange] = []
-    for item in raw.split(b","):
-        parts = item.split(b":")
-        if len(parts) > 2:
-            raise ParseError("Invalid sequence set")
-        nums: list[int | None] = []
-        for p in parts:
-            if p == b"*":
-                nums.append(None)
-            elif p and p.isdigit() and len(p) <= 10:
-                v = int(p)
-                if not 1 <= v <= MAX_NZ:
-                    raise ParseError("Invalid sequence set")
-                nums.append(v)
-            else:
-                raise ParseError("Invalid sequence set")
-        ranges.append(c.SeqRange(nums[0], nums[-1]))
-    return c.SequenceSet(tuple(ranges))
-
-
 # ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
 
 
-def _no_args(cls: type[c.Command]) -> Callable[[_Reader, str], c.Command]:
-    def parse(r: _Reader, tag: str) -> c.Command:
+def _no_args(cls: type[c.Command]) -> Callable[[Reader, str], c.Command]:
+    def parse(r: Reader, tag: str) -> c.Command:
         r.end()
         return cls(tag)
 
     return parse
 
 
-def _parse_authenticate(r: _Reader, tag: str) -> c.Authenticate:
+def _parse_authenticate(r: Reader, tag: str) -> c.Authenticate:
     # RFC 9051 §6.2.2, RFC 4959 (SASL-IR)
     r.sp()
     mechanism = r.upper_atom("mechanism")
     initial: bytes | None = None
     if r.maybe_sp():
-        raw = r._run(ATOM_CHAR)
+        raw = r.run(ATOM_CHAR)
         initial = decode_base64(raw)
     r.end()
     return c.Authenticate(tag, mechanism, initial)
@@ -520,7 +105,7 @@ def decode_base64(raw: bytes) -> bytes:
         raise ParseError("Invalid base64") from None
 
 
-def _parse_login(r: _Reader, tag: str) -> c.Login:
+def _parse_login(r: Reader, tag: str) -> c.Login:
     r.sp()
     user = r.text(r.astring(), "User name")
     r.sp()
@@ -529,7 +114,7 @@ def _parse_login(r: _Reader, tag: str) -> c.Login:
     return c.Login(tag, user, password)
 
 
-def _parse_enable(r: _Reader, tag: str) -> c.Enable:
+def _parse_enable(r: Reader, tag: str) -> c.Enable:
     # RFC 5161: ENABLE 1*(SP capability)
     caps = []
     r.sp()
@@ -575,7 +160,7 @@ def _qresync(value: c.ParamValue | None) -> c.QResync:
     return c.QResync(uidvalidity, modseq, known, match)
 
 
-def _parse_select(r: _Reader, tag: str, cls: type[c.Select] | type[c.Examine]) -> c.Command:
+def _parse_select(r: Reader, tag: str, cls: type[c.Select] | type[c.Examine]) -> c.Command:
     # RFC 9051 §6.3.2, RFC 4466 §2.2 select-params, RFC 7162 CONDSTORE/QRESYNC
     r.sp()
     mailbox = r.mailbox()
@@ -595,7 +180,7 @@ def _parse_select(r: _Reader, tag: str, cls: type[c.Select] | type[c.Examine]) -
     return cls(tag, mailbox, params, condstore, qresync)
 
 
-def _parse_create(r: _Reader, tag: str) -> c.Create:
+def _parse_create(r: Reader, tag: str) -> c.Create:
     # RFC 9051 §6.3.4, RFC 6154 §5.2 (USE)
     r.sp()
     mailbox = r.mailbox()
@@ -616,8 +201,8 @@ def _parse_create(r: _Reader, tag: str) -> c.Create:
 
 def _mailbox_cmd(
     cls: type[c.Delete] | type[c.Subscribe] | type[c.Unsubscribe],
-) -> Callable[[_Reader, str], c.Command]:
-    def parse(r: _Reader, tag: str) -> c.Command:
+) -> Callable[[Reader, str], c.Command]:
+    def parse(r: Reader, tag: str) -> c.Command:
         r.sp()
         mailbox = r.mailbox()
         r.end()
@@ -626,7 +211,7 @@ def _mailbox_cmd(
     return parse
 
 
-def _parse_rename(r: _Reader, tag: str) -> c.Rename:
+def _parse_rename(r: Reader, tag: str) -> c.Rename:
     r.sp()
     old = r.mailbox()
     r.sp()
@@ -635,7 +220,7 @@ def _parse_rename(r: _Reader, tag: str) -> c.Rename:
     return c.Rename(tag, old, new)
 
 
-def _parse_list(r: _Reader, tag: str) -> c.List:
+def _parse_list(r: Reader, tag: str) -> c.List:
     # RFC 9051 §6.3.9, RFC 5258 §3 (list-select-opts, patterns, list-return-opts)
     r.sp()
     extended = False
@@ -680,7 +265,7 @@ def _parse_list(r: _Reader, tag: str) -> c.List:
     return c.List(tag, reference, tuple(patterns), selection, tuple(return_opts), status, extended)
 
 
-def _parse_lsub(r: _Reader, tag: str) -> c.Lsub:
+def _parse_lsub(r: Reader, tag: str) -> c.Lsub:
     r.sp()
     reference = r.mailbox()
     r.sp()
@@ -689,7 +274,7 @@ def _parse_lsub(r: _Reader, tag: str) -> c.Lsub:
     return c.Lsub(tag, reference, pattern)
 
 
-def _status_items(r: _Reader) -> tuple[str, ...]:
+def _status_items(r: Reader) -> tuple[str, ...]:
     items = r.atom_list()
     if not items:
         raise ParseError("Missing status items")
@@ -699,7 +284,7 @@ def _status_items(r: _Reader) -> tuple[str, ...]:
     return items
 
 
-def _parse_status(r: _Reader, tag: str) -> c.Status:
+def _parse_status(r: Reader, tag: str) -> c.Status:
     # RFC 9051 §6.3.11
     r.sp()
     mailbox = r.mailbox()
@@ -709,7 +294,7 @@ def _parse_status(r: _Reader, tag: str) -> c.Status:
     return c.Status(tag, mailbox, items)
 
 
-def _parse_append(r: _Reader, tag: str) -> c.Append:
+def _parse_append(r: Reader, tag: str) -> c.Append:
     # RFC 9051 §6.3.12, RFC 3502 (MULTIAPPEND), RFC 3516 (literal8), RFC 6855 §4 (UTF8)
     r.sp()
     mailbox = r.mailbox()
@@ -722,7 +307,7 @@ def _parse_append(r: _Reader, tag: str) -> c.Append:
             flags = r.flag_list()
             r.sp()
         if r.peek() == DQUOTE:
-            date = r.date_time()
+            date = dates.date_time(r)
             r.sp()
         utf8 = False
         if r.accept(b"UTF8"):
@@ -768,7 +353,7 @@ _DATE_KEYS: Final[dict[bytes, tuple[Literal["before", "on", "since"], bool]]] = 
 }
 
 
-def _search_string(r: _Reader) -> str:
+def _search_string(r: Reader) -> str:
     """A SEARCH string decoded per CHARSET (RFC 9051 §6.4.4): UTF-8 when none is named
     (always accepted); US-ASCII refuses 8-bit octets; any other charset is decoded as
     Latin-1, byte for byte, and refused by the server (``NO [BADCHARSET]``)."""
@@ -783,7 +368,7 @@ def _search_string(r: _Reader) -> str:
     return raw.decode("latin-1")
 
 
-def _search_key(r: _Reader) -> c.SearchKey:
+def _search_key(r: Reader) -> c.SearchKey:
     """One search-key (RFC 9051 §9); recursion is bounded by the reader's depth limit."""
     r.depth += 1
     if r.depth > r.max_depth:
@@ -794,7 +379,7 @@ def _search_key(r: _Reader) -> c.SearchKey:
         r.depth -= 1
 
 
-def _search_key_inner(r: _Reader) -> c.SearchKey:
+def _search_key_inner(r: Reader) -> c.SearchKey:
     ch = r.peek()
     if ch == LPAREN:
         r.pos += 1
@@ -806,9 +391,9 @@ def _search_key_inner(r: _Reader) -> c.SearchKey:
             raise ParseError("Expected )")
         r.pos += 1
         return c.SearchAnd(tuple(keys))
-    if ch != -1 and (_DIGIT[ch] or ch in b"*$"):
+    if ch != -1 and (DIGIT[ch] or ch in b"*$"):
         return c.SearchSequence(r.sequence_set())
-    word = r._run(ATOM_CHAR).upper()
+    word = r.run(ATOM_CHAR).upper()
     if not word:
         raise ParseError("Expected search key")
     if word == b"ALL":
@@ -838,7 +423,7 @@ def _search_key_inner(r: _Reader) -> c.SearchKey:
     date_key = _DATE_KEYS.get(word)
     if date_key is not None:
         r.sp()
-        return c.SearchDate(date_key[0], r.date(), date_key[1])
+        return c.SearchDate(date_key[0], dates.date(r), date_key[1])
     if word in (b"LARGER", b"SMALLER"):
         r.sp()
         return c.SearchSize("larger" if word == b"LARGER" else "smaller", r.number(MAX_MODSEQ))
@@ -874,7 +459,7 @@ def _search_key_inner(r: _Reader) -> c.SearchKey:
     raise ParseError("Unknown search key")
 
 
-def _parse_search(r: _Reader, tag: str, uid: bool) -> c.Search:
+def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
     # RFC 9051 §6.4.4, RFC 4731 §3 (RETURN), RFC 5182 (SAVE)
     r.sp()
     return_options: tuple[str, ...] | None = None
@@ -907,16 +492,16 @@ _MACROS: Final = {
 }
 
 
-def _section_part(r: _Reader) -> tuple[int, ...]:
+def _section_part(r: Reader) -> tuple[int, ...]:
     """nz-number *("." nz-number), stopping before a "." that does not lead to digits."""
     parts = [r.number(MAX_NZ, nonzero=True)]
-    while r.peek() == ord(".") and r.pos + 1 < len(r.data) and _DIGIT[r.data[r.pos + 1]]:
+    while r.peek() == ord(".") and r.pos + 1 < len(r.data) and DIGIT[r.data[r.pos + 1]]:
         r.pos += 1
         parts.append(r.number(MAX_NZ, nonzero=True))
     return tuple(parts)
 
 
-def _partial(r: _Reader) -> c.Partial | None:
+def _partial(r: Reader) -> c.Partial | None:
     # RFC 9051 §9: partial = "<" number64 "." nz-number64 ">"
     if r.peek() != ord("<"):
         return None
@@ -928,13 +513,13 @@ def _partial(r: _Reader) -> c.Partial | None:
     return c.Partial(origin, length)
 
 
-def _body_section(r: _Reader, *, peek: bool, binary: bool) -> c.FetchBody:
+def _body_section(r: Reader, *, peek: bool, binary: bool) -> c.FetchBody:
     r.expect(b"[")
     part: tuple[int, ...] = ()
     kind: c.SectionKind = ""
     fields: tuple[str, ...] = ()
     if r.peek() != ord("]"):
-        if _DIGIT[r.peek()]:
+        if DIGIT[r.peek()]:
             part = _section_part(r)
             if r.peek() == ord("."):
                 if binary:
@@ -949,8 +534,8 @@ def _body_section(r: _Reader, *, peek: bool, binary: bool) -> c.FetchBody:
     return c.FetchBody(part, kind, fields, _partial(r), peek, binary)
 
 
-def _section_text(r: _Reader, *, allow_mime: bool) -> tuple[c.SectionKind, tuple[str, ...]]:
-    word = r._run(_FETCH_NAME_CHAR).upper()
+def _section_text(r: Reader, *, allow_mime: bool) -> tuple[c.SectionKind, tuple[str, ...]]:
+    word = r.run(FETCH_NAME_CHAR).upper()
     if word == b"HEADER":
         return "HEADER", ()
     if word == b"TEXT":
@@ -970,8 +555,8 @@ def _section_text(r: _Reader, *, allow_mime: bool) -> tuple[c.SectionKind, tuple
     raise ParseError("Invalid section")
 
 
-def _fetch_att(r: _Reader, out: list[c.FetchItem], *, allow_macro: bool) -> None:
-    name = r._run(_FETCH_NAME_CHAR).upper().decode("ascii")
+def _fetch_att(r: Reader, out: list[c.FetchItem], *, allow_macro: bool) -> None:
+    name = r.run(FETCH_NAME_CHAR).upper().decode("ascii")
     if not name:
         raise ParseError("Expected fetch attribute")
     nxt = r.peek()
@@ -994,7 +579,7 @@ def _fetch_att(r: _Reader, out: list[c.FetchItem], *, allow_macro: bool) -> None
         raise ParseError("Invalid fetch attribute")
 
 
-def _parse_fetch(r: _Reader, tag: str, uid: bool) -> c.Fetch:
+def _parse_fetch(r: Reader, tag: str, uid: bool) -> c.Fetch:
     # RFC 9051 §6.4.5, RFC 7162 §3.1.4 (CHANGEDSINCE) / §3.2.6 (VANISHED), RFC 3516
     r.sp()
     seqset = r.sequence_set()
@@ -1036,7 +621,7 @@ def _parse_fetch(r: _Reader, tag: str, uid: bool) -> c.Fetch:
     return c.Fetch(tag, uid, seqset, tuple(items), changed_since, vanished)
 
 
-def _parse_store(r: _Reader, tag: str, uid: bool) -> c.Store:
+def _parse_store(r: Reader, tag: str, uid: bool) -> c.Store:
     # RFC 9051 §6.4.6, RFC 7162 §3.1.3 (UNCHANGEDSINCE)
     r.sp()
     seqset = r.sequence_set()
@@ -1056,7 +641,7 @@ def _parse_store(r: _Reader, tag: str, uid: bool) -> c.Store:
     elif r.peek() == ord("-"):
         mode = "remove"
         r.pos += 1
-    word = r._run(_FETCH_NAME_CHAR).upper()
+    word = r.run(FETCH_NAME_CHAR).upper()
     if word == b"FLAGS":
         silent = False
     elif word == b"FLAGS.SILENT":
@@ -1075,9 +660,7 @@ def _parse_store(r: _Reader, tag: str, uid: bool) -> c.Store:
     return c.Store(tag, uid, seqset, mode, silent, flags, unchanged_since)
 
 
-def _parse_copy_move(
-    r: _Reader, tag: str, uid: bool, cls: type[c.Copy] | type[c.Move]
-) -> c.Command:
+def _parse_copy_move(r: Reader, tag: str, uid: bool, cls: type[c.Copy] | type[c.Move]) -> c.Command:
     r.sp()
     seqset = r.sequence_set()
     r.sp()
@@ -1086,14 +669,14 @@ def _parse_copy_move(
     return cls(tag, uid, seqset, mailbox)
 
 
-def _parse_uid_expunge(r: _Reader, tag: str) -> c.UidExpunge:
+def _parse_uid_expunge(r: Reader, tag: str) -> c.UidExpunge:
     r.sp()
     seqset = r.sequence_set()
     r.end()
     return c.UidExpunge(tag, seqset)
 
 
-def _parse_id(r: _Reader, tag: str) -> c.Id:
+def _parse_id(r: Reader, tag: str) -> c.Id:
     # RFC 2971 §3.3: "ID" SP id_params_list; id_params_list = "(" #(string SP nstring) ")" / nil
     r.sp()
     if r.accept(b"NIL"):
@@ -1113,7 +696,7 @@ def _parse_id(r: _Reader, tag: str) -> c.Id:
     return c.Id(tag, tuple(params))
 
 
-_PARSERS: Final[dict[str, Callable[[_Reader, str], c.Command]]] = {
+_PARSERS: Final[dict[str, Callable[[Reader, str], c.Command]]] = {
     "CAPABILITY": _no_args(c.Capability),
     "NOOP": _no_args(c.Noop),
     "LOGOUT": _no_args(c.Logout),
@@ -1165,14 +748,27 @@ def parse_command(data: bytes, *, utf8: bool = False, max_depth: int = 32) -> c.
     tag = parse_tag(data)
     if tag is None:
         raise ParseError("Invalid tag")
-    r = _Reader(data, utf8=utf8, max_depth=max_depth)
+    r = Reader(data, utf8=utf8, max_depth=max_depth)
     r.pos = len(tag) + 1
-    word = r._run(ATOM_CHAR).upper()
+    word = r.run(ATOM_CHAR).upper()
     name = word.decode("ascii")
     if word == b"UID":
         r.sp()
-        name = "UID " + r._run(ATOM_CHAR).upper().decode("ascii")
+        name = "UID " + r.run(ATOM_CHAR).upper().decode("ascii")
     parser = _PARSERS.get(name)
     if parser is None:
         raise ParseError("Unknown command")
     return parser(r, tag)
+
+
+__all__ = [
+    "ASTRING_CHAR",
+    "KNOWN_COMMANDS",
+    "MONTHS",
+    "ParseError",
+    "command_name",
+    "decode_base64",
+    "parse_command",
+    "parse_sequence_set",
+    "parse_tag",
+]
