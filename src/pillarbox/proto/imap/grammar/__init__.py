@@ -6,4 +6,6 @@
 their commands, following the ABNF of RFC 9051 §9 and the extension RFCs each names, and
 export them as a `PARSERS` table. `pillarbox.proto.imap.parser` joins those tables into the
 one it dispatches on; callers use `parser`, not these modules.
+
+Must not: do I/O, know about connection states, mailboxes or credentials.
 """

@@ -16,6 +16,9 @@ Must not: do I/O, know about connection states, mailboxes or credentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar.chars import (
     ASTRING_CHAR,
@@ -355,3 +358,21 @@ def parse_sequence_set(raw: bytes) -> c.SequenceSet:
                 raise ParseError("Invalid sequence set")
         ranges.append(c.SeqRange(nums[0], nums[-1]))
     return c.SequenceSet(tuple(ranges))
+
+
+CommandParser: TypeAlias = Callable[[Reader, str], c.Command]
+"""What each family's `PARSERS` table maps a command name to.
+
+It is called with the reader just past the command word (``UID FETCH``: past ``FETCH``)
+and the tag, reads the rest of the command up to its end, and returns the event.
+"""
+
+
+def no_arguments(cls: type[c.Command]) -> CommandParser:
+    """The parser of a command with nothing after its name (CAPABILITY, NOOP, CHECK, ...)."""
+
+    def parse(r: Reader, tag: str) -> c.Command:
+        r.end()
+        return cls(tag)
+
+    return parse
