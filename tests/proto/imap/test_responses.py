@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import responses as r
-from pillarbox.proto.imap.parser import _Reader
+from pillarbox.proto.imap.grammar.reader import Reader
 
 
 def test_status_responses() -> None:
@@ -115,6 +115,6 @@ def test_string_forms() -> None:
 @given(st.binary(max_size=60).map(lambda b: b.replace(b"\x00", b"")), st.booleans())
 def test_string_encoding_parses_back(value: bytes, utf8: bool) -> None:
     """Whatever form `astring` picks, the parser reads the same bytes back."""
-    reader = _Reader(r.astring(value, utf8=utf8), utf8=utf8, max_depth=4)
+    reader = Reader(r.astring(value, utf8=utf8), utf8=utf8, max_depth=4)
     assert reader.astring() == value
     assert reader.at_end()

@@ -13,9 +13,13 @@ TLS and timeouts stay in the server.
 Modules
 - `commands`   every event: one frozen dataclass per command, plus SequenceSet, the SEARCH
                key AST, FETCH items, `ContinuationNeeded`, `AuthenticateResponse`, `Done`,
-               `ConnectionClosed`, `NEED_DATA`.
+               `ConnectionClosed`, `NEED_DATA`. A package with one module per command
+               family; import the package, which re-exports every name.
 - `connection` `ServerConnection`, `Limits`, `State`: framing (lines, literals), states.
-- `parser`     the grammar: one parse function per command, over one framed command.
+- `parser`     the grammar's entry: `parse_command` reads the tag and command word of one
+               framed command and dispatches on one table joined from `grammar`.
+- `grammar`    the tokenizer (`chars`, `reader`, `dates`) and one module of parse functions
+               per command family, the same families as `commands`.
 - `responses`  all server output: untagged data, tagged OK/NO/BAD, continuations, strings,
                FETCH item builders.
 - `mutf7`      modified UTF-7 mailbox names (RFC 3501 §5.1.3) for IMAP4rev1 sessions.
