@@ -140,9 +140,9 @@ def test_batched_reads_match_single_fetches(
     """A FETCH of several messages reads their sections ahead in batches (grouped by
     size); whatever the grouping, each message's answer is the same as when it is
     fetched alone, and a FLAGS-only fetch lists every message once."""
-    from pillarbox.server.imap import fetch
+    from pillarbox.services import fetching
 
-    monkeypatch.setattr(fetch, "READ_AHEAD", read_ahead)
+    monkeypatch.setattr(fetching, "READ_AHEAD", read_ahead)
     items = [
         "BODY.PEEK[]",
         "BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]",

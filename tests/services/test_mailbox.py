@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pillarbox.message.parse import parse
 from pillarbox.model import (
     FlagMode,
     FlagRow,
     FlagsChanged,
     Mailbox,
-    MessageMeta,
     MessagesAdded,
     MessagesExpunged,
     Resync,
@@ -27,11 +25,11 @@ from pillarbox.services.mailbox import (
     InvalidMailboxName,
     MailboxExists,
     MailboxNotAllowed,
-    MessageSetError,
+    NewMessage,
     NoSuchMailbox,
-    SelectedView,
     normalize_name,
 )
+from pillarbox.services.view import MessageSetError, SelectedView
 from pillarbox.store.sqlite import SqliteStore
 
 BOX = Mailbox(id=7, account_id=1, name="INBOX", uidvalidity=1, uidnext=11, highestmodseq=5)
@@ -197,18 +195,6 @@ async def accounts(store: SqliteStore) -> tuple[AccountMailboxes, AccountMailbox
     return AccountMailboxes(store, alice.id), AccountMailboxes(store, bob.id)
 
 
-def meta(data: bytes) -> MessageMeta:
-    p = parse(data)
-    return MessageMeta(
-        size=p.size,
-        envelope=p.envelope,
-        bodystructure=p.bodystructure,
-        body=p.body,
-        parts=p.parts,
-        subject=p.subject,
-    )
-
-
 async def test_accounts_never_see_each_other(store: SqliteStore) -> None:
     """Whatever name alice sends, she only reaches her own mailboxes."""
     alice, bob = await accounts(store)
@@ -256,7 +242,7 @@ async def test_view_loads_and_follows_store_events(store: SqliteStore) -> None:
     alice, _ = await accounts(store)
     inbox = await alice.get("INBOX")
     data = b"Subject: hi\r\n\r\nbody\r\n"
-    first = await alice.append(inbox, data, meta(data), frozenset(), None)
+    first = await alice.append(inbox, NewMessage(data))
     changes = store.bus.subscribe(alice.account_id)
     v = SelectedView(inbox, read_only=False, loading=True)
 
@@ -266,7 +252,7 @@ async def test_view_loads_and_follows_store_events(store: SqliteStore) -> None:
 
     await v.load(store)
     assert list(v.uids) == [first.uid]
-    second = await alice.append(inbox, data, meta(data), frozenset(), None)
+    second = await alice.append(inbox, NewMessage(data))
     await store.set_flags(inbox.id, [first.uid], frozenset({"\\Deleted"}), FlagMode.ADD)
     await store.expunge(inbox.id)
     await pump(3)

@@ -10,7 +10,11 @@ from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.pop import PopService
 from pillarbox.services.submission import SubmissionService
-from pillarbox.store.api import ChangeBus, Store
+from pillarbox.store.api import ChangeBus, Store, Subscription
+
+# A session's feed of its account's changes (what `Services.changes.subscribe` returns),
+# named here so front-ends, which never import the store, can type it.
+__all__ = ["ChangeBus", "Services", "Subscription"]
 
 
 @dataclass

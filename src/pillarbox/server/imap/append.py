@@ -1,35 +1,21 @@
 """APPEND with flags and internal date, MULTIAPPEND (RFC 9051 §6.3.12, RFC 3502),
 APPENDUID (RFC 4315), literal8 / UTF8 (RFC 3516, RFC 6855), APPENDLIMIT (RFC 7889).
 
-Each message is parsed once here by `pillarbox.message.parse` (off the event loop for
-large ones) so that the store keeps ENVELOPE, BODYSTRUCTURE, search columns and part
-offsets, and FETCH never re-parses. The size limit is enforced by the core before the
-literal is read (``NO [TOOBIG]``).
-
-MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): if a later message fails, the ones
-already stored are removed again before the NO.
+The size limit is enforced by the core before a literal is read (``NO [TOOBIG]``); the
+service parses each message once and stores it (all or nothing for MULTIAPPEND).
 
 Must not: append to a mailbox outside the account (looked up by `AccountMailboxes`).
 """
 
 from __future__ import annotations
 
-import asyncio
-
-from pillarbox.message.parse import parse
-from pillarbox.model import MessageMeta
 from pillarbox.proto.imap import commands as c
+from pillarbox.rules.flags import storable_flags
 from pillarbox.server.imap import wire
+from pillarbox.server.imap.errors import CommandNo
 from pillarbox.server.imap.mailboxes import store_name
-from pillarbox.server.imap.session import CommandNo, Session
-from pillarbox.server.imap.store_cmd import _flags
-from pillarbox.services.mailbox import remove_appended
-
-PARSE_IN_THREAD = 256 * 1024
-
-
-async def _meta(data: bytes) -> MessageMeta:
-    return await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
+from pillarbox.server.imap.session import Session
+from pillarbox.services.mailbox import NewMessage
 
 
 async def append(s: Session, cmd: c.Append) -> bytes:
@@ -37,22 +23,14 @@ async def append(s: Session, cmd: c.Append) -> bytes:
     dest = await mbx.find(store_name(s, cmd.mailbox))
     if dest is None:
         raise CommandNo("No such mailbox", "TRYCREATE")  # RFC 9051 §6.3.12
+    messages: list[NewMessage] = []
     for msg in cmd.messages:
         if not msg.data:
             raise CommandNo("Empty message")
         if len(msg.data) > s.config.max_literal_size:
             raise CommandNo("Message too large", "TOOBIG")
-    done: list[int] = []
-    uidvalidity = dest.uidvalidity
-    try:
-        for msg in cmd.messages:
-            meta = await _meta(msg.data)
-            result = await mbx.append(dest, msg.data, meta, _flags(msg.flags), msg.internal_date)
-            done.append(result.uid)
-            uidvalidity = result.uidvalidity
-    except BaseException:
-        if done:
-            await remove_appended(s.store, dest, done)
-        raise
-    code = f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}"
+        messages.append(NewMessage(msg.data, storable_flags(msg.flags), msg.internal_date))
+    results = await mbx.append_all(dest, messages)
+    uidvalidity = results[-1].uidvalidity if results else dest.uidvalidity
+    code = f"APPENDUID {uidvalidity} {wire.sequence_set([r.uid for r in results]).decode()}"
     return wire.tagged(cmd.tag, "OK", "APPEND completed", code)

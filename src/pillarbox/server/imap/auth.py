@@ -13,7 +13,8 @@ from __future__ import annotations
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
-from pillarbox.server.imap.session import CommandNo, Session
+from pillarbox.server.imap.errors import CommandNo
+from pillarbox.server.imap.session import Session
 from pillarbox.services.errors import AuthFailed
 
 

@@ -1,45 +1,75 @@
-"""The table from command events to their handlers (one module per command family)."""
+"""The table from command events to their handlers, built in one place.
+
+Each handler module holds one command family (`auth`: any state, login, ENABLE, IDLE;
+`mailboxes`: SELECT … STATUS; `fetch`; `search`; `store_cmd`: STORE, COPY, MOVE,
+EXPUNGE; `append`). `route` checks at import time that each handler takes the command
+type it is registered for, so the table is typed although it is keyed by type; the
+session receives `ROUTER` and never imports a handler (no import cycle).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pillarbox.proto.imap import commands as c
-from pillarbox.server.imap import append, auth, fetch, mailboxes, search, store_cmd
+from pillarbox.server.imap import append, auth, fetch, mailboxes, search, store_cmd, wire
+from pillarbox.server.imap.session import Handler, Session
 
-Handler = Callable[[Any, Any], Awaitable[bytes | None]]
+C = TypeVar("C", bound=c.Command)
 
-HANDLERS: dict[type[c.Command], Handler] = {
-    c.Capability: auth.capability,
-    c.Noop: auth.noop,
-    c.Check: auth.noop,
-    c.Logout: auth.logout,
-    c.Id: auth.id_,
-    c.StartTls: auth.starttls,
-    c.Login: auth.login,
-    c.Authenticate: auth.authenticate,
-    c.Enable: auth.enable,
-    c.Idle: auth.idle,
-    c.Select: mailboxes.select,
-    c.Examine: mailboxes.select,
-    c.Create: mailboxes.create,
-    c.Delete: mailboxes.delete,
-    c.Rename: mailboxes.rename,
-    c.Subscribe: mailboxes.subscribe,
-    c.Unsubscribe: mailboxes.subscribe,
-    c.List: mailboxes.list_,
-    c.Lsub: mailboxes.lsub,
-    c.Namespace: mailboxes.namespace,
-    c.Status: mailboxes.status,
-    c.Close: mailboxes.close,
-    c.Unselect: mailboxes.unselect,
-    c.Append: append.append,
-    c.Fetch: fetch.fetch,
-    c.Search: search.search,
-    c.Store: store_cmd.store,
-    c.Copy: store_cmd.copy,
-    c.Move: store_cmd.copy,
-    c.Expunge: store_cmd.expunge_cmd,
-    c.UidExpunge: store_cmd.expunge_cmd,
-}
+HANDLERS: dict[type[c.Command], Handler[Any]] = {}
+
+
+def route(cls: type[C], handler: Handler[C]) -> None:
+    """Register `handler` for commands of type `cls` (once: a second is a bug)."""
+    if cls in HANDLERS:
+        raise ValueError(f"{cls.__name__} has two handlers")
+    HANDLERS[cls] = handler
+
+
+route(c.Capability, auth.capability)
+route(c.Noop, auth.noop)
+route(c.Check, auth.noop)
+route(c.Logout, auth.logout)
+route(c.Id, auth.id_)
+route(c.StartTls, auth.starttls)
+route(c.Login, auth.login)
+route(c.Authenticate, auth.authenticate)
+route(c.Enable, auth.enable)
+route(c.Idle, auth.idle)
+route(c.Select, mailboxes.select)
+route(c.Examine, mailboxes.select)
+route(c.Create, mailboxes.create)
+route(c.Delete, mailboxes.delete)
+route(c.Rename, mailboxes.rename)
+route(c.Subscribe, mailboxes.subscribe)
+route(c.Unsubscribe, mailboxes.subscribe)
+route(c.List, mailboxes.list_)
+route(c.Lsub, mailboxes.lsub)
+route(c.Namespace, mailboxes.namespace)
+route(c.Status, mailboxes.status)
+route(c.Close, mailboxes.close)
+route(c.Unselect, mailboxes.unselect)
+route(c.Append, append.append)
+route(c.Fetch, fetch.fetch)
+route(c.Search, search.search)
+route(c.Store, store_cmd.store)
+route(c.Copy, store_cmd.copy)
+route(c.Move, store_cmd.copy)
+route(c.Expunge, store_cmd.expunge_cmd)
+route(c.UidExpunge, store_cmd.expunge_cmd)
+
+
+class _Router:
+    """`session.Router` over `HANDLERS` (read at each command, so tests may patch it)."""
+
+    def handler(self, cmd: c.Command) -> Handler[c.Command] | None:
+        return HANDLERS.get(type(cmd))
+
+    async def auth_response(self, session: Session, ev: c.AuthenticateResponse) -> bytes | None:
+        if ev.cancelled:
+            return wire.tagged(ev.tag, "BAD", "Authentication cancelled")
+        return await auth.finish_plain(session, ev.tag, ev.data)
+
+
+ROUTER = _Router()

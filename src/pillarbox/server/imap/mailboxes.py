@@ -15,12 +15,9 @@ from pillarbox.model import HIERARCHY_SEPARATOR as SEP
 from pillarbox.model import Mailbox, MailboxStatus
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import names, wire
-from pillarbox.server.imap.session import BadCommand, CommandNo, Session
-from pillarbox.services.mailbox import (
-    NoSuchMailbox,
-    SelectedView,
-    expunge,
-)
+from pillarbox.server.imap.errors import BadCommand, CommandNo
+from pillarbox.server.imap.session import Session
+from pillarbox.services.mailbox import NoSuchMailbox
 
 SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
@@ -38,40 +35,40 @@ def wire_name(s: Session, name: str) -> bytes:
     return wire.string(names.to_wire(name, utf8=s.utf8_names), utf8=s.utf8_names)
 
 
-async def _close_view(s: Session, *, expunge_deleted: bool) -> None:
-    view = s.view
-    if view is None:
+async def _close_selected(s: Session, *, expunge_deleted: bool) -> None:
+    selected = s.selected
+    if selected is None:
         return
-    s.view = None
-    s.saved_search = []
-    if expunge_deleted and not view.read_only:
+    s.select(None)
+    if expunge_deleted and not selected.read_only:
         # RFC 9051 §6.4.1: CLOSE expunges silently. Only what the client knew.
-        await expunge(s.store, view, list(view.uids))
+        await selected.expunge_silently()
 
 
 async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     read_only = isinstance(cmd, c.Examine)
     mbx = s.require_mailboxes()
-    had_view = s.view is not None
-    await _close_view(s, expunge_deleted=False)
-    if had_view:
+    had_selected = s.selected is not None
+    await _close_selected(s, expunge_deleted=False)
+    if had_selected:
         s.untagged(b"OK [CLOSED] Previous mailbox closed")  # RFC 9051 §7.1 CLOSED
     mailbox = await mbx.find(store_name(s, cmd.mailbox))
     if mailbox is None:
         if s.conn.state.name == "SELECTED":
             s.conn.unselected()
         raise CommandNo("No such mailbox", "NONEXISTENT")
-    view = SelectedView(mailbox, read_only=read_only, loading=True)
-    s.view = view
+    selected = s.new_selected(mailbox, read_only=read_only)
+    s.select(selected)  # before loading: change events are recorded from now on
     try:
         # UIDs, counters and the first unseen UID (RFC 3501 §6.3.1 OK [UNSEEN n], dropped
         # by RFC 9051) in one store transaction.
-        status, first_unseen = await view.load_selected(s.store)
+        status, first_unseen = await selected.open()
     except BaseException:
-        s.view = None
+        s.select(None)
         if s.conn.state.name == "SELECTED":
             s.conn.unselected()
         raise
+    view = selected.view
     s.untagged(b"FLAGS " + SYSTEM_FLAG_LIST)
     if read_only:
         s.untagged(b"OK [PERMANENTFLAGS ()] Read-only mailbox")
@@ -94,13 +91,13 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
 
 
 async def close(s: Session, cmd: c.Close) -> bytes:
-    await _close_view(s, expunge_deleted=True)
+    await _close_selected(s, expunge_deleted=True)
     s.conn.unselected()
     return wire.tagged(cmd.tag, "OK", "CLOSE completed")
 
 
 async def unselect(s: Session, cmd: c.Unselect) -> bytes:
-    await _close_view(s, expunge_deleted=False)
+    await _close_selected(s, expunge_deleted=False)
     s.conn.unselected()
     return wire.tagged(cmd.tag, "OK", "UNSELECT completed")
 
@@ -128,7 +125,7 @@ async def delete(s: Session, cmd: c.Delete) -> bytes:
     target = await mbx.find(name)
     if target is None:
         raise CommandNo("No such mailbox", "NONEXISTENT")
-    if s.view is not None and s.view.mailbox.id == target.id:
+    if s.selected is not None and s.selected.mailbox.id == target.id:
         raise CommandNo("Cannot delete the selected mailbox; close it first", "INUSE")
     await mbx.delete(name)
     return wire.tagged(cmd.tag, "OK", "DELETE completed")

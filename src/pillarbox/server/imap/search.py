@@ -14,27 +14,26 @@ from __future__ import annotations
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
-from pillarbox.server.imap.session import BadCommand, CommandNo, Session
-from pillarbox.services.mailbox import search as store_search
+from pillarbox.server.imap.errors import BadCommand, CommandNo
+from pillarbox.server.imap.session import Session
 
 CHARSETS = frozenset({"US-ASCII", "UTF-8"})
 
 
 async def search(s: Session, cmd: c.Search) -> bytes:
-    view = s.require_view()
+    selected = s.require_selected()
+    view = selected.view
     charset = cmd.charset or "US-ASCII"
     if charset not in CHARSETS:
         raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
     options = cmd.return_options
     save = options is not None and "SAVE" in options
     try:
-        key = view.resolve_search(cmd.criteria, s.saved_search)
-        found = await store_search(s.store, view, key)
+        uids = await selected.search(cmd.criteria, s.saved_search)
     except BaseException:
         if save:
             s.saved_search = []  # RFC 5182 §2.1: a failed SAVE search empties "$"
         raise
-    uids = [u for u in found if view.seq_of(u) is not None]
     numbers = uids if cmd.uid else [view.seq_of(u) or 0 for u in uids]
     if options is None:
         if s.rev2:

@@ -14,16 +14,18 @@ updates: at NOOP/IDLE and at the end of commands (RFC 9051 §7), never an
 EXPUNGE during FETCH, STORE or SEARCH by sequence number (§7.5.1), so sequence numbers
 never shift under the client.
 
-Errors: one table (`_reply_for`) turns service errors into tagged NO with RFC 9051 §7.1
-response codes; anything unexpected is logged with the connection id and traceback and
-answered ``NO [SERVERBUG]`` — never with exception text.
+Commands are run by the handler the `Router` (built once in `dispatch`) names for the
+command's type; the session imports no handler, so handlers can import the session
+without a cycle. Errors: one table (`errors.reply_for`) turns service errors into tagged
+BAD/NO with RFC 9051 §7.1 response codes; anything unexpected is logged with the
+connection id and traceback and answered ``NO [SERVERBUG]`` — never with exception text.
 
 RFCs: 9051, 3501 (IMAP4rev1 differences), 2177 (IDLE), 2971 (ID), 4959 (SASL-IR),
 4616 (PLAIN), 5161 (ENABLE), 8314 §3 / 9051 §11.1 (no cleartext passwords without TLS).
 
-Must not: parse IMAP syntax (the core does), touch the store except through
-`services.mailbox` (and the `Store` handed over in `Services` for reads the view needs),
-or let one account reach another's mailboxes.
+Must not: parse IMAP syntax (the core does), touch the store except through the
+account's `AccountMailboxes` and the `SelectedMailbox` service, or let one account reach
+another's mailboxes.
 """
 
 from __future__ import annotations
@@ -32,49 +34,43 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from pillarbox.config import ImapConfig
-from pillarbox.model import Account, Change, FlagRow, MailboxesChanged, Resync
+from pillarbox.model import Account, FlagRow, Mailbox, MailboxesChanged, Resync
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
+from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
 from pillarbox.server.listener import Stream
-from pillarbox.services.context import Services
-from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, TempFailure
-from pillarbox.services.mailbox import (
-    AccountMailboxes,
-    InvalidMailboxName,
-    MailboxExists,
-    MailboxNotAllowed,
-    MessageSetError,
-    NoSuchMailbox,
-    SelectedView,
-    UnsupportedSearch,
-)
+from pillarbox.services.context import Services, Subscription
+from pillarbox.services.mailbox import AccountMailboxes
+from pillarbox.services.selected import SelectedMailbox
 
 log = logging.getLogger("pillarbox.imap")
 
 SERVER_ID = (("name", "Pillarbox"), ("vendor", "Pillarbox"))
 
-
-class BadCommand(Exception):
-    """The command is syntactically fine but its arguments are unusable: tagged BAD."""
+CommandT = TypeVar("CommandT", bound=c.Command, contravariant=True)
 
 
-class WriteStalled(ConnectionError):
-    """The client did not read our output for `idle_timeout`; the connection is gone."""
+class Handler(Protocol[CommandT]):
+    """Runs one command; returns its tagged completion (sent after pending updates), or
+    None when it already answered (STARTTLS, an AUTHENTICATE challenge, IDLE's end)."""
+
+    def __call__(self, session: Session, cmd: CommandT, /) -> Awaitable[bytes | None]: ...
 
 
-class CommandNo(Exception):
-    """A refusal with an optional response code: tagged NO [code] text."""
+class Router(Protocol):
+    """Which handler runs a command (`dispatch.ROUTER`, built in one place)."""
 
-    def __init__(self, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
+    def handler(self, cmd: c.Command) -> Handler[c.Command] | None: ...
+
+    async def auth_response(self, session: Session, ev: c.AuthenticateResponse) -> bytes | None:
+        """The client's answer to an AUTHENTICATE challenge."""
+        ...
 
 
 # Commands during which an EXPUNGE response must not be sent (RFC 9051 §7.5.1): FETCH,
@@ -89,9 +85,15 @@ class Session:
     """State of one connection; the command modules act on it."""
 
     def __init__(
-        self, stream: Stream, listener: str, services: Services, config: ImapConfig
+        self,
+        stream: Stream,
+        listener: str,
+        services: Services,
+        config: ImapConfig,
+        router: Router,
     ) -> None:
         self.stream = stream
+        self.router = router
         self.listener = listener
         self.services = services
         self.config = config
@@ -105,17 +107,16 @@ class Session:
         self.conn_id = stream.info.conn_id
         self.account: Account | None = None
         self.mailboxes: AccountMailboxes | None = None
-        self.view: SelectedView | None = None
+        self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
         self._out: list[bytes] = []
         self._out_size = 0
-        self._changes: AsyncIterator[Change] | None = None
+        self._changes: Subscription | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._read_task: asyncio.Task[bytes] | None = None
         self._done = False
-        self._pending_append: Any = None
 
     # ------------------------------------------------------------------ output
 
@@ -163,18 +164,18 @@ class Session:
         """Mailbox names go as UTF-8 (RFC 6855 / RFC 9051), else modified UTF-7."""
         return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
 
-    @property
-    def store(self) -> Any:
-        return self.services.store
-
     def require_mailboxes(self) -> AccountMailboxes:
-        assert self.mailboxes is not None
+        assert self.mailboxes is not None  # the core allows these commands only after login
         return self.mailboxes
 
-    def require_view(self) -> SelectedView:
-        if self.view is None:
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:
             raise BadCommand("No mailbox selected")
-        return self.view
+        return self.selected
+
+    def resolve(self, sequence_set: c.SequenceSet, *, uid: bool) -> list[int]:
+        """The UIDs a message set names, from the view alone (RFC 9051 §6.4.9, RFC 5182 "$")."""
+        return self.require_selected().resolve(sequence_set, uid=uid, saved=self.saved_search)
 
     def plaintext_ok(self) -> bool:
         auth = self.services.auth
@@ -299,14 +300,12 @@ class Session:
             await self.flush()
 
     async def _command(self, cmd: c.Command) -> None:
-        from pillarbox.server.imap import dispatch
-
-        handler = dispatch.HANDLERS.get(type(cmd))
+        handler = self.router.handler(cmd)
         if handler is None:
             self.send(wire.tagged(cmd.tag, "BAD", "Command not supported"))
             return
         ok = await self._guard(cmd.tag, lambda: handler(self, cmd), cmd)
-        if ok is not None and self.view is not None and self.conn.state is State.SELECTED:
+        if ok is not None and self.selected is not None and self.conn.state is State.SELECTED:
             try:
                 await self.report_updates(allow_expunge=_expunge_allowed(cmd))
             except (ConnectionError, TimeoutError):
@@ -327,14 +326,8 @@ class Session:
         the error reply and return None."""
         try:
             return await run()
-        except BadCommand as e:
-            self.send(wire.tagged(tag, "BAD", str(e)))
-        except (MessageSetError, UnsupportedSearch) as e:
-            self.send(wire.tagged(tag, "BAD", str(e)))
-        except CommandNo as e:
-            self.send(wire.tagged(tag, "NO", e.text, e.code))
-        except (AuthFailed, Rejected, TempFailure) as e:
-            status, code, text = _reply_for(e)
+        except KNOWN_FAILURES as e:
+            status, code, text = reply_for(e)
             self.send(wire.tagged(tag, status, text, code))
         except (ConnectionError, TimeoutError):
             raise
@@ -359,7 +352,7 @@ class Session:
         async for change in self._changes:
             if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
                 self.mailboxes.invalidate()  # before anything else: no await in between
-            view = self.view
+            view = self.selected.view if self.selected is not None else None
             try:
                 if view is not None and view.record(change):
                     self._changed.set()
@@ -379,29 +372,28 @@ class Session:
         changes = self._changes
         self._changes = None
         if changes is not None:
-            aclose = getattr(changes, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            with contextlib.suppress(Exception):
+                await changes.aclose()
 
     async def settle(self) -> None:
         """Let the pump record events the store already published (they are queued before
         the store call that caused them returns), so a command reports its own effects."""
-        pending = getattr(self._changes, "pending", None)
+        changes = self._changes
         for _ in range(20):
-            if pending is None or not pending():
+            if changes is None or not changes.pending():
                 break
             await asyncio.sleep(0)
         await asyncio.sleep(0)
 
     async def report_updates(self, *, allow_expunge: bool) -> None:
         """Send untagged EXPUNGE / EXISTS / FETCH FLAGS for recorded changes."""
-        view = self.view
-        if view is None:
+        selected = self.selected
+        if selected is None:
             return
         await self.settle()
         self._changed.clear()
-        await view.resync(self.store)
+        await selected.resync()
+        view = selected.view
         updates = view.take_updates(allow_expunge=allow_expunge)
         for seq in updates.expunged:
             self.untagged(b"%d EXPUNGE" % seq)
@@ -421,43 +413,26 @@ class Session:
     # ------------------------------------------------------------------ auth
 
     async def _auth_response(self, ev: c.AuthenticateResponse) -> bytes | None:
-        if ev.cancelled:
-            return wire.tagged(ev.tag, "BAD", "Authentication cancelled")
-        from pillarbox.server.imap import auth
-
-        return await auth.finish_plain(self, ev.tag, ev.data)
+        return await self.router.auth_response(self, ev)
 
     def changes_pending(self) -> bool:
         """Change-bus events are waiting to be taken (True when unknown): the mailbox
         name cache is only trusted when this is False."""
-        pending = getattr(self._changes, "pending", None)
-        return pending is None or bool(pending())
+        return self._changes is None or self._changes.pending() > 0
+
+    def select(self, selected: SelectedMailbox | None) -> None:
+        """Make `selected` the session's selected mailbox (None: none); "$" is forgotten
+        with the old one (RFC 5182 §2.1)."""
+        self.selected = selected
+        self.saved_search = []
+
+    def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:
+        return SelectedMailbox(self.services.store, mailbox, read_only=read_only)
 
     async def login_as(self, account: Account) -> None:
         self.account = account
         self.mailboxes = AccountMailboxes(
-            self.store, account.id, changes_pending=self.changes_pending
+            self.services.store, account.id, changes_pending=self.changes_pending
         )
         self.conn.authenticated()
         await self.start_pump()
-
-
-def _reply_for(exc: Exception) -> tuple[str, str | None, str]:
-    """The one table from service errors to IMAP replies (RFC 9051 §7.1 codes)."""
-    if isinstance(exc, AuthFailed):
-        return "NO", "AUTHENTICATIONFAILED", "Invalid credentials"
-    if isinstance(exc, NoSuchMailbox):
-        return "NO", "NONEXISTENT", exc.text
-    if isinstance(exc, MailboxExists):
-        return "NO", "ALREADYEXISTS", exc.text
-    if isinstance(exc, InvalidMailboxName):
-        return "NO", "CANNOT", exc.text
-    if isinstance(exc, MailboxNotAllowed):
-        return "NO", "CANNOT", exc.text
-    if isinstance(exc, OverQuota):
-        return "NO", "OVERQUOTA", exc.text
-    if isinstance(exc, TempFailure):
-        return "NO", "UNAVAILABLE", exc.text
-    if isinstance(exc, Rejected):
-        return "NO", None, exc.text
-    return "NO", "SERVERBUG", "Internal error"

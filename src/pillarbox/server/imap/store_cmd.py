@@ -2,57 +2,44 @@
 UID EXPUNGE.
 
 RFC 9051 §6.4.3 (EXPUNGE), §6.4.6 (STORE), §6.4.7 (COPY), §6.4.8 (MOVE, RFC 6851),
-§6.4.9 and RFC 4315 (UID EXPUNGE, COPYUID). STORE on any number of messages is one store
-call; its FETCH answers come from the returned rows (one more query only for the
-messages whose flags did not change, and only without .SILENT).
+§6.4.9 and RFC 4315 (UID EXPUNGE, COPYUID), RFC 7162 §3.1.3 (UNCHANGEDSINCE). STORE on
+any number of messages is one store call; its FETCH answers come from the returned rows
+(one more query only for the messages whose flags did not change, and only without
+.SILENT).
 
-Must not: send EXPUNGE during STORE (the dispatcher holds them back), or touch a mailbox
+Must not: send EXPUNGE during STORE (the session holds them back), or touch a mailbox
 that is not the account's (destinations are looked up through `AccountMailboxes`).
 """
 
 from __future__ import annotations
 
-from pillarbox.model import FlagMode, FlagRow, canonical_flag
+from pillarbox.model import FlagMode, FlagRow
 from pillarbox.proto.imap import commands as c
+from pillarbox.rules.flags import storable_flags
 from pillarbox.server.imap import wire
-from pillarbox.server.imap.fetch import resolve
+from pillarbox.server.imap.errors import CommandNo
 from pillarbox.server.imap.mailboxes import store_name
-from pillarbox.server.imap.session import BadCommand, CommandNo, Session
-from pillarbox.services.mailbox import expunge, fetch_flags, set_flags
+from pillarbox.server.imap.session import Session
 
 _MODES = {"replace": FlagMode.REPLACE, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
-_STORABLE_SYSTEM = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
-
-
-def _flags(raw: tuple[str, ...]) -> frozenset[str]:
-    out: set[str] = set()
-    for flag in raw:
-        f = canonical_flag(flag)
-        if f.startswith("\\"):
-            if f.lower() == "\\recent":
-                continue  # RFC 3501 §2.3.2: \Recent cannot be stored; ignored
-            if f not in _STORABLE_SYSTEM:
-                raise BadCommand("Unknown system flag")
-        out.add(f)
-    return frozenset(out)
 
 
 async def store(s: Session, cmd: c.Store) -> bytes:
-    view = s.require_view()
-    if view.read_only:
+    selected = s.require_selected()
+    if selected.read_only:
         raise CommandNo("Mailbox is read-only", "CANNOT")
-    flags = _flags(cmd.flags)
-    uids = resolve(s, cmd.sequence_set, uid=cmd.uid)
+    flags = storable_flags(cmd.flags)
+    uids = s.resolve(cmd.sequence_set, uid=cmd.uid)
     if not uids:
         return wire.tagged(cmd.tag, "OK", "STORE completed")
-    result = await set_flags(s.store, view, uids, flags, _MODES[cmd.mode], cmd.unchanged_since)
-    view.reported(result.changed)
+    result = await selected.set_flags(uids, flags, _MODES[cmd.mode], cmd.unchanged_since)
+    view = selected.view
     if not cmd.silent:
         rows: dict[int, FlagRow] = {r.uid: r for r in result.changed}
         modified = set(result.modified)
         rest = [u for u in uids if u not in rows and u not in modified]
         if rest:
-            for r in await fetch_flags(s.store, view, rest):
+            for r in await selected.flags(rest):
                 rows[r.uid] = r
         for uid in sorted(rows):
             seq = view.seq_of(uid)
@@ -71,22 +58,22 @@ async def store(s: Session, cmd: c.Store) -> bytes:
 
 
 async def copy(s: Session, cmd: c.Copy | c.Move) -> bytes:
-    view = s.require_view()
+    selected = s.require_selected()
     is_move = isinstance(cmd, c.Move)
-    if is_move and view.read_only:
+    if is_move and selected.read_only:
         raise CommandNo("Mailbox is read-only", "CANNOT")
     mbx = s.require_mailboxes()
     dest = await mbx.find(store_name(s, cmd.mailbox))
     if dest is None:
         raise CommandNo("No such mailbox", "TRYCREATE")
-    uids = resolve(s, cmd.sequence_set, uid=cmd.uid)
-    uids = [u for u in uids if not view.is_expunged(u)]
+    view = selected.view
+    uids = [u for u in s.resolve(cmd.sequence_set, uid=cmd.uid) if not view.is_expunged(u)]
     if not uids:
         return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed (no messages)")
     if is_move:
-        result = await mbx.move(view.mailbox, uids, dest)
+        result = await mbx.move(selected.mailbox, uids, dest)
     else:
-        result = await mbx.copy(view.mailbox, uids, dest)
+        result = await mbx.copy(selected.mailbox, uids, dest)
     code = None
     if result.source_uids:
         # RFC 4315 §3: the two sets pair up element by element, in source-UID order.
@@ -105,25 +92,25 @@ async def copy(s: Session, cmd: c.Copy | c.Move) -> bytes:
 
 
 def _forget_saved(s: Session) -> None:
-    view = s.view
-    if view is not None and s.saved_search:
-        s.saved_search = [u for u in s.saved_search if view.seq_of(u) is not None]
+    selected = s.selected
+    if selected is not None and s.saved_search:
+        s.saved_search = [u for u in s.saved_search if selected.view.seq_of(u) is not None]
 
 
 async def expunge_cmd(s: Session, cmd: c.Expunge | c.UidExpunge) -> bytes:
-    view = s.require_view()
-    if view.read_only:
+    selected = s.require_selected()
+    if selected.read_only:
         raise CommandNo("Mailbox is read-only", "CANNOT")
     # Report what others did first, so the numbers below are the client's.
     await s.report_updates(allow_expunge=True)
     if isinstance(cmd, c.UidExpunge):
-        uids = resolve(s, cmd.sequence_set, uid=True)
+        uids = s.resolve(cmd.sequence_set, uid=True)
         if not uids:
             return wire.tagged(cmd.tag, "OK", "UID EXPUNGE completed")
-        gone = await expunge(s.store, view, uids)
+        expunged = await selected.expunge(uids)
     else:
-        gone = await expunge(s.store, view, None)
-    for seq in view.expunged_now(gone):
+        expunged = await selected.expunge()
+    for seq in expunged:
         s.untagged(b"%d EXPUNGE" % seq)
     _forget_saved(s)
     return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed")

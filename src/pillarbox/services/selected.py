@@ -1,0 +1,123 @@
+"""The selected mailbox of one session: its view and every operation on its messages.
+
+`SelectedMailbox` is what a front-end's message commands call once a mailbox is selected
+(IMAP SELECT/EXAMINE; later the webmail's open folder): FETCH (through
+`services.fetching`), flag changes, expunges, SEARCH, and keeping the session's
+`SelectedView` current. Each method is one store call for any number of messages (never
+one per message), takes UIDs the view resolved, and maps store errors to service errors.
+
+RFCs: 9051 §6.4 (selected-state commands), §7.5.1 (expunges are reported by the view,
+not here); 7162 §3.1.3 (UNCHANGEDSINCE); 5182 ("$", resolved by the view).
+
+Must not: know protocol syntax, or touch a mailbox other than the one selected (other
+mailboxes are reached through `AccountMailboxes`, which checks the account).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from pillarbox.model import (
+    FlagMode,
+    FlagRow,
+    Mailbox,
+    MailboxStatus,
+    SearchKey,
+    SequenceSet,
+    StoreFlagsResult,
+)
+from pillarbox.services import fetching
+from pillarbox.services.fetching import FetchedMessage, Section
+from pillarbox.services.mailbox import call_store
+from pillarbox.services.view import SelectedView
+from pillarbox.store.api import Store
+
+SEEN = frozenset({"\\Seen"})
+
+
+class SelectedMailbox:
+    """One session's selected mailbox (see the module docstring)."""
+
+    def __init__(self, store: Store, mailbox: Mailbox, *, read_only: bool) -> None:
+        self._store = store
+        # Events that arrive while the UID list loads are kept and replayed (`open`).
+        self.view = SelectedView(mailbox, read_only=read_only, loading=True)
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return self.view.mailbox
+
+    @property
+    def read_only(self) -> bool:
+        return self.view.read_only
+
+    async def open(self) -> tuple[MailboxStatus, int | None]:
+        """Load the view (UIDs, counters and the lowest unseen UID in one store call).
+        Subscribe to the account's changes before calling this, so nothing committed
+        around SELECT is lost."""
+        return await self.view.load_selected(self._store)
+
+    async def resync(self) -> None:
+        """Reload what a lost change feed hid from the view (no-op unless it did)."""
+        await self.view.resync(self._store)
+
+    def resolve(self, sequence_set: SequenceSet, *, uid: bool, saved: Sequence[int]) -> list[int]:
+        """UIDs of a message set, from the view alone (no query)."""
+        return self.view.resolve(sequence_set, uid=uid, saved=saved)
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def flags(self, uids: Sequence[int]) -> list[FlagRow]:
+        """FLAGS and MODSEQ of the given UIDs: one query."""
+        return await call_store(self._store.fetch_flags(self.mailbox.id, uids))
+
+    async def flag_bits(
+        self, uids: Sequence[int]
+    ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+        """`flags` as raw ``(uid, flag_bits, modseq)`` rows plus keywords by UID (bit
+        ``1 << i`` is ``SYSTEM_FLAGS[i]``), for formatting many FLAGS lines: one query."""
+        return await call_store(self._store.fetch_flag_bits(self.mailbox.id, uids))
+
+    def fetch(
+        self, uids: Sequence[int], sections: Sequence[Section], *, set_seen: bool
+    ) -> AsyncIterator[list[FetchedMessage]]:
+        """Rows and section bytes of `uids`, in batches (`services.fetching`); with
+        `set_seen` (a non-PEEK body fetch) ``\\Seen`` is set unless the mailbox is
+        read-only."""
+        return fetching.fetch_messages(
+            self._store, self.view, uids, sections, set_seen=set_seen and not self.read_only
+        )
+
+    async def search(self, key: SearchKey, saved: Sequence[int]) -> list[int]:
+        """UIDs matching `key` (message sets resolved by the view), ascending; only those
+        the client already knows."""
+        resolved = self.view.resolve_search(key, saved)
+        found = await call_store(self._store.search(self.mailbox.id, resolved))
+        return [u for u in found if self.view.seq_of(u) is not None]
+
+    # --- changing -----------------------------------------------------------------------
+
+    async def set_flags(
+        self,
+        uids: Sequence[int],
+        flags: frozenset[str],
+        mode: FlagMode,
+        unchanged_since: int | None = None,
+    ) -> StoreFlagsResult:
+        """Change flags of `uids` in one store call; the view notes what the client is
+        about to be told, so the change is not reported twice."""
+        result = await call_store(
+            self._store.set_flags(self.mailbox.id, uids, flags, mode, unchanged_since)
+        )
+        self.view.reported(result.changed)
+        return result
+
+    async def expunge(self, uids: Sequence[int] | None = None) -> list[int]:
+        """Expunge the ``\\Deleted`` messages (only among `uids` if given); returns the
+        sequence numbers to report, highest first (the view drops them now)."""
+        gone = await call_store(self._store.expunge(self.mailbox.id, uids))
+        return self.view.expunged_now(gone)
+
+    async def expunge_silently(self) -> None:
+        """CLOSE (RFC 9051 §6.4.1): expunge what the client knew, report nothing."""
+        await call_store(self._store.expunge(self.mailbox.id, list(self.view.uids)))
