@@ -232,7 +232,7 @@ class Pop3Session:
         self.maildrop = await self.services.pop.open(account)
         self.conn.authenticated()
         count, size = self.maildrop.stat()
-        log.info("%s POP3 login %s (%d messages)", self.conn_id, account.address, count)
+        log.info("%s POP3 %s logged in, %d messages", self.conn_id, account.address, count)
         self._queue(r.ok(f"Maildrop locked and ready, {count} messages ({size} octets)"))
 
     async def _auth(self, event: ev.Auth) -> None:
