@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pillarbox.store import sqlite_schema, sqlite_text
 from pillarbox.store.sqlite import DB_NAME, SqliteStore
+from pillarbox.store.sqlite import schema as sqlite_schema
+from pillarbox.store.sqlite import text_index as sqlite_text
 
 
 def _old_store(data: Path) -> sqlite3.Connection:

@@ -70,10 +70,7 @@ from pillarbox.model import (
 )
 from pillarbox.rules import quota as quota_rules
 from pillarbox.rules.uidvalidity import next_uidvalidity
-from pillarbox.store import sqlite_schema, sqlite_search, sqlite_text
 from pillarbox.store.api import BlobHandle, ChangeBus, Delivery
-from pillarbox.store.batches import next_batch
-from pillarbox.store.blobs import BlobFiles, BlobFileWriter, FileBlobReader
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import (
     AlreadyExists,
@@ -83,6 +80,11 @@ from pillarbox.store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from pillarbox.store.sqlite import schema as sqlite_schema
+from pillarbox.store.sqlite import search as sqlite_search
+from pillarbox.store.sqlite import text_index as sqlite_text
+from pillarbox.store.sqlite.batches import next_batch
+from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlobReader
 
 T = TypeVar("T")
 
