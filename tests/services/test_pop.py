@@ -25,8 +25,8 @@ from pillarbox.services.pop import (
     unique_id,
 )
 from pillarbox.store.api import Store
-from pillarbox.store.blobs import READ_CHUNK  # the SQLite store's read-ahead at open
 from pillarbox.store.sqlite import SqliteStore
+from pillarbox.store.sqlite.blobs import READ_CHUNK  # the SQLite store's read-ahead at open
 
 ADDRESS = "alice@example.test"
 

@@ -15,7 +15,6 @@ import json
 import sqlite3
 
 from pillarbox.model import (
-    SYSTEM_FLAGS,
     SearchAll,
     SearchAnd,
     SearchDate,
@@ -30,8 +29,7 @@ from pillarbox.model import (
     SearchUids,
     canonical_flag,
 )
-
-FLAG_BITS: dict[str, int] = {flag: 1 << i for i, flag in enumerate(SYSTEM_FLAGS)}
+from pillarbox.store.sqlite.flags import FLAG_BITS
 
 # Header fields that have their own column on `blobs` (precomputed by message/).
 _HEADER_COLUMNS = {

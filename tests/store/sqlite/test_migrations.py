@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pillarbox.store import sqlite_schema, sqlite_text
-from pillarbox.store.sqlite import DB_NAME, SqliteStore
+from pillarbox.store.sqlite import DB_NAME, SqliteStore, schema, text_index
 
 
 def _old_store(data: Path) -> sqlite3.Connection:
@@ -14,7 +13,7 @@ def _old_store(data: Path) -> sqlite3.Connection:
     data.mkdir()
     conn = sqlite3.connect(data / DB_NAME, isolation_level=None)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    version, first = sqlite_schema.migrations()[0]
+    version, first = schema.migrations()[0]
     assert version == 1
     conn.executescript(f"BEGIN;\n{first}\nINSERT INTO schema_version VALUES (1);\nCOMMIT;")
     return conn
@@ -34,12 +33,12 @@ def test_text_index_moves_to_its_own_file(tmp_path: Path) -> None:
             (11, "Subject: orphan", "no blob row"),
         ],
     )
-    sqlite_schema.migrate(conn)
+    schema.migrate(conn)
 
-    sqlite_text.move_and_sweep(conn, data)
+    text_index.move_and_sweep(conn, data)
 
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'blob_text'").fetchall() == []
-    index = sqlite3.connect(data / sqlite_text.TEXT_DB_NAME)
+    index = sqlite3.connect(data / text_index.TEXT_DB_NAME)
     (sql,) = index.execute("SELECT sql FROM sqlite_master WHERE name = 'blob_text'").fetchone()
     assert "detail = none" in sql
     rows = index.execute("SELECT rowid, headers, body_text FROM blob_text ORDER BY rowid")
@@ -53,7 +52,7 @@ def test_text_index_moves_to_its_own_file(tmp_path: Path) -> None:
     assert found == [(7,)]
 
     # Opening again finds nothing left to move and keeps the index as it is.
-    sqlite_text.move_and_sweep(conn, data)
+    text_index.move_and_sweep(conn, data)
     assert index.execute("SELECT count(*) FROM blob_text").fetchone() == (2,)
 
 

@@ -1,6 +1,6 @@
 """Measurements of the SQLite store (not a test; run by hand, prints JSON).
 
-    .venv/bin/python -m tests.store.bench_sqlite [DIR]
+    .venv/bin/python -m tests.store.sqlite.bench_sqlite [DIR]
 
 Deliveries/s sequential (one at a time: one commit each) versus concurrent (group
 commit), FLAGS of a 100,000-message mailbox, STORE on 1,000 messages, SEARCH TEXT.

@@ -18,7 +18,7 @@ _MIGRATION_NAME = re.compile(r"^sqlite_(\d{4})_[a-z0-9_]+\.sql$")
 def migrations() -> list[tuple[int, str]]:
     """(version, SQL script) pairs in ascending order, read from the package."""
     found: list[tuple[int, str]] = []
-    for entry in resources.files("pillarbox.store").joinpath("migrations").iterdir():
+    for entry in resources.files("pillarbox.store.sqlite").joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pillarbox.store.batches import next_batch
+from pillarbox.store.sqlite.batches import next_batch
 
 TEXT_DB_NAME = "search.db"
 ATTACH_AS = "text"

@@ -1,0 +1,215 @@
+"""The base of `SqliteStore`: lifecycle, plumbing to the threads, and blobs.
+
+Owns what every concern of the backend stands on: opening and closing the store (the
+blob directory and its I/O pools, the text index, the writer, the readers, the change
+bus), the two ways to run SQL (`_write`: an operation in the writer's next group commit;
+`_read`: a job in a reader's read transaction), publishing each operation's changes on
+the event loop before its caller hears back, and the blob operations of the contract.
+
+Theory of operation: message bytes live in files (`blobs.BlobFiles`); a row refers to a
+file only once the file is durable, and a file with no row is removed when the store
+opens. Blob writes fsync in an I/O pool of their own; blob reads (POP3 RETR, delivery
+copies) are short page-cache reads in another, so they never queue behind fsyncs.
+
+The concerns (accounts, mailboxes, messages, reading, the outbound queue) are mixins on
+this class in modules of their own; `SqliteStore` in `__init__` composes them. Must not:
+hold SQL of any concern, block the event loop (sqlite and file calls happen in threads),
+let a sqlite3 exception escape (they become `store.errors`), or import a mixin or the
+composed class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from pillarbox.store.api import ChangeBus
+from pillarbox.store.changes import InProcessChangeBus
+from pillarbox.store.errors import NotFound, StoreUnavailable
+from pillarbox.store.sqlite import text_index
+from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlobReader
+from pillarbox.store.sqlite.errors import map_error
+from pillarbox.store.sqlite.readers import Readers, resolve
+from pillarbox.store.sqlite.writer import Done, Op, Tx, Writer
+
+T = TypeVar("T")
+
+DB_NAME = "pillarbox.db"
+BLOB_DIR = "blobs"
+READERS = 4
+IO_THREADS = 8  # blob writes fsync in parallel; more did not help on a 2-core VM
+READ_THREADS = 4  # blob reads (POP3 RETR, delivery copies): short page-cache reads
+
+
+class SqliteCore:
+    """Lifecycle and plumbing of the SQLite store (see the module docstring)."""
+
+    def __init__(self, data_dir: Path, *, bus: ChangeBus | None = None) -> None:
+        """`bus` receives every committed change; without one (the CLI, which has no
+        subscribers) the store keeps an in-process bus of its own."""
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / DB_NAME
+        self._given_bus = bus
+        self._writer: Writer | None = None
+        self._readers: Readers | None = None
+        self._text: text_index.TextIndex | None = None
+        self._io: ThreadPoolExecutor | None = None
+        self._read_io: ThreadPoolExecutor | None = None
+        self._blobs: BlobFiles | None = None
+        self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
+
+    @property
+    def bus(self) -> ChangeBus:
+        """Where this store publishes its changes."""
+        return self._bus
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
+        blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
+        text = text_index.TextIndex(self.data_dir)
+        writer = Writer(self.db_path, blobs, self._complete, text.forget)
+        writer.start()
+        await loop.run_in_executor(io, writer.ready.wait)
+        if writer.startup_error is None:
+            # After the writer: it moves an older index into search.db and sweeps it.
+            text.start()
+            await loop.run_in_executor(io, text.ready.wait)
+        failure = writer.startup_error or text.startup_error
+        if failure is not None:
+            writer.queue.put(None)
+            await loop.run_in_executor(io, writer.join)
+            if text.is_alive():
+                text.stop()
+                await loop.run_in_executor(io, text.join)
+            io.shutdown(wait=True)
+            raise map_error(failure)
+        self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
+        self._read_io = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pillarbox-blob-read")
+        self._readers = Readers(self.db_path, READERS)
+        if self._given_bus is None:
+            self._bus = InProcessChangeBus()  # a fresh one after a close
+
+    async def close(self) -> None:
+        writer, readers, io = self._writer, self._readers, self._io
+        if writer is None or io is None:
+            return
+        text = self._text
+        self._writer = None
+        self._readers = None
+        self._text = None
+        loop = asyncio.get_running_loop()
+        writer.queue.put(None)
+        await loop.run_in_executor(io, writer.join)
+        if text is not None:
+            text.stop()  # after the writer: its last batch may have forgotten rows
+            await loop.run_in_executor(io, text.join)
+        if readers is not None:
+            readers.stop()
+            await loop.run_in_executor(io, readers.join)
+        # Results the writer handed back in its last batch are still queued on the loop;
+        # let them run before we declare the store closed.
+        await asyncio.sleep(0)
+        if self._given_bus is None:
+            self._bus.close()  # only our own: a bus we were handed belongs to its owner
+        read_io, self._read_io = self._read_io, None
+        self._io = None
+        self._blobs = None
+        io.shutdown(wait=True)
+        if read_io is not None:
+            read_io.shutdown(wait=True)
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(commits, operations) since open: operations / commits is the group size."""
+        if self._writer is None:
+            return (0, 0)
+        return (self._writer.batches, self._writer.operations)
+
+    # --- plumbing --------------------------------------------------------------------
+    def _complete(self, items: list[Done]) -> None:
+        """On the loop: publish each operation's changes, then resolve it, in order."""
+        for item in items:
+            if item.changes:
+                self._bus.publish(item.changes)
+            resolve(item.future, item.result, item.error)
+
+    async def _write(self, fn: Callable[[Tx], T], *, durable: bool = True) -> T:
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailable("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        writer.queue.put(Op(fn, future, loop, durable))
+        return await future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        readers = self._readers
+        if readers is None:
+            raise StoreUnavailable("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        readers.queue.put((fn, future, loop))
+        return await future
+
+    async def _io_call(self, fn: Callable[[], T]) -> T:
+        if self._io is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._io, fn)
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _files(self) -> BlobFiles:
+        if self._blobs is None:
+            raise StoreUnavailable("store is not open")
+        return self._blobs
+
+    def _read_pool(self) -> ThreadPoolExecutor:
+        if self._read_io is None:
+            raise StoreUnavailable("store is not open")
+        return self._read_io
+
+    # --- blobs -----------------------------------------------------------------------
+    def new_blob(self) -> BlobFileWriter:
+        return self._files().writer(self.delete_blob)
+
+    async def open_blob(self, blob_id: int, start: int = 0) -> FileBlobReader:
+        files, pool = self._files(), self._read_pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, files.open_reader, blob_id, start, pool
+            )
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def read_blob(self, blob_id: int, start: int = 0, length: int | None = None) -> bytes:
+        files = self._files()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._read_pool(), files.read, blob_id, start, length
+            )
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def delete_blob(self, blob_id: int) -> None:
+        """Remove a finished file that no row took (an aborted delivery)."""
+
+        def op(tx: Tx) -> None:
+            row = tx.conn.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            if row is None:
+                tx.unlink.append(blob_id)
+
+        await self._write(op)

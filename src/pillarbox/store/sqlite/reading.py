@@ -1,0 +1,223 @@
+"""Reading messages in the SQLite backend: UIDs, flags, FETCH rows, bodies, SEARCH,
+CONDSTORE/QRESYNC changes, SELECT, POP3's hidden set.
+
+Owns the read-only queries over ``messages``, ``keywords``, ``blobs`` and ``expunged``.
+Everything derived from the message bytes (envelope, body structure, part offsets,
+preview, size) was stored at delivery, so FETCH copies bytes and only BODY[...] reads
+a message file. Hot paths batch their thread hops: each store round trip to a thread
+costs far more than the query it carries, so a job that needs rows and then files
+(`fetch_with_bodies`, `read_messages`) reads both in the same reader job, and SELECT
+gets its UIDs and counters from one read transaction.
+
+Must not: change anything (no writer operations here), parse messages, or read files
+on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
+from pillarbox.store.errors import NotFound, StoreUnavailable
+from pillarbox.store.sqlite import search as search_sql
+from pillarbox.store.sqlite.core import SqliteCore
+from pillarbox.store.sqlite.flags import flag_set
+from pillarbox.store.sqlite.rows import (
+    FETCH_JOIN,
+    RANGE_JOIN,
+    flag_rows,
+    from_epoch,
+    keywords_of,
+    mailbox_counters,
+    ranges_json,
+)
+
+
+class ReadingMixin(SqliteCore):
+    """The message-reading operations of `SqliteStore`."""
+
+    async def uids(self, mailbox_id: int) -> list[int]:
+        def q(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+            )
+            return [r[0] for r in rows]
+
+        return await self._read(q)
+
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
+        wanted = list(uids)
+
+        def q(conn: sqlite3.Connection) -> list[FlagRow]:
+            rows = flag_rows(conn, mailbox_id, wanted)
+            if not rows:
+                return []
+            keywords = keywords_of(conn, mailbox_id, wanted)
+            return [
+                FlagRow(uid, flag_set(bits, keywords.get(uid, ())), ms) for uid, bits, ms in rows
+            ]
+
+        return await self._read(q)
+
+    async def fetch_flag_bits(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message.
+        wanted = list(uids)
+
+        def q(conn: sqlite3.Connection) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+            rows = flag_rows(conn, mailbox_id, wanted)
+            return rows, (keywords_of(conn, mailbox_id, wanted) if rows else {})
+
+        return await self._read(q)
+
+    async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
+        wanted = list(uids)
+        return await self._read(lambda conn: _message_infos(conn, mailbox_id, wanted))
+
+    async def fetch_with_bodies(
+        self, mailbox_id: int, uids: Sequence[int], max_bytes: int
+    ) -> list[tuple[MessageInfo, bytes | None]]:
+        # `fetch` plus whole message files in one reader job: a FETCH BODY[] of one
+        # message is one thread hop instead of two (rows, then bytes).
+        wanted = list(uids)
+        files = self._files()
+
+        def q(conn: sqlite3.Connection) -> list[tuple[MessageInfo, bytes | None]]:
+            out: list[tuple[MessageInfo, bytes | None]] = []
+            total = 0
+            for info in _message_infos(conn, mailbox_id, wanted):
+                data: bytes | None = None
+                if total < max_bytes:
+                    try:
+                        data = files.read(info.blob_id)
+                    except FileNotFoundError:
+                        data = None  # expunged and collected since this read began
+                    except OSError as exc:
+                        raise StoreUnavailable(str(exc)) from exc
+                    total += info.size
+                out.append((info, data))
+            return out
+
+        return await self._read(q)
+
+    async def read_message(
+        self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None
+    ) -> bytes:
+        (data,) = await self.read_messages(mailbox_id, [(uid, start, length)])
+        if data is None:
+            raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
+        return data
+
+    async def read_messages(
+        self, mailbox_id: int, ranges: Sequence[tuple[int, int, int | None]]
+    ) -> list[bytes | None]:
+        # One reader job for the whole batch: the blob ids are looked up and the files
+        # read in the same thread hop (a FETCH of 50 bodies is one hop, not 100).
+        wanted = list(ranges)
+        files = self._files()
+
+        def q(conn: sqlite3.Connection) -> list[bytes | None]:
+            if not wanted:
+                return []
+            blob_of = dict(
+                conn.execute(
+                    f"SELECT m.uid, m.blob_id FROM {RANGE_JOIN}",
+                    (ranges_json(u for u, _, _ in wanted), mailbox_id),
+                ).fetchall()
+            )
+            out: list[bytes | None] = []
+            for uid, start, length in wanted:
+                blob_id = blob_of.get(uid)
+                try:
+                    data = None if blob_id is None else files.read(blob_id, start, length)
+                except FileNotFoundError:
+                    data = None  # expunged and collected since this read began
+                except OSError as exc:
+                    raise StoreUnavailable(str(exc)) from exc
+                out.append(data)
+            return out
+
+        return await self._read(q)
+
+    async def select_snapshot(self, mailbox_id: int) -> tuple[list[int], MailboxStatus, int | None]:
+        # SELECT in one read transaction: the UID list, the counters and the first
+        # unseen UID all come from the same snapshot, in one thread hop.
+        def q(conn: sqlite3.Connection) -> tuple[list[int], MailboxStatus, int | None]:
+            status, first_unseen = mailbox_counters(conn, mailbox_id)
+            uids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+                )
+            ]
+            return uids, status, first_unseen
+
+        return await self._read(q)
+
+    async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
+        sql, params = search_sql.build(mailbox_id, key)
+        return await self._read(lambda conn: [r[0] for r in conn.execute(sql, params)])
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
+        def q(conn: sqlite3.Connection) -> tuple[list[FlagRow], list[int]]:
+            rows = conn.execute(
+                "SELECT uid, flags, modseq FROM messages INDEXED BY messages_modseq"
+                " WHERE mailbox_id = ? AND modseq > ?"
+                " ORDER BY uid",
+                (mailbox_id, modseq),
+            ).fetchall()
+            keywords = keywords_of(conn, mailbox_id, [r[0] for r in rows]) if rows else {}
+            changed = [FlagRow(u, flag_set(b, keywords.get(u, ())), m) for u, b, m in rows]
+            gone = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                    (mailbox_id, modseq),
+                )
+            ]
+            return changed, gone
+
+        return await self._read(q)
+
+    async def pop_hidden(self, mailbox_id: int) -> set[int]:
+        def q(conn: sqlite3.Connection) -> set[int]:
+            rows = conn.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND pop_hidden != 0", (mailbox_id,)
+            )
+            return {r[0] for r in rows}
+
+        return await self._read(q)
+
+
+def _message_infos(
+    conn: sqlite3.Connection, mailbox_id: int, wanted: list[int]
+) -> list[MessageInfo]:
+    """The precomputed rows of `wanted` (ascending), keywords included: one query each."""
+    if not wanted:
+        return []
+    rows = conn.execute(
+        "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
+        " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id"
+        f" FROM {FETCH_JOIN}",
+        (ranges_json(wanted), mailbox_id),
+    ).fetchall()
+    keywords = keywords_of(conn, mailbox_id, wanted) if rows else {}
+    return [
+        MessageInfo(
+            mailbox_id=mailbox_id,
+            uid=r[0],
+            modseq=r[1],
+            flags=flag_set(r[2], keywords.get(r[0], ())),
+            internaldate=from_epoch(r[3], r[4]),
+            size=r[5],
+            envelope=r[6] or b"",
+            bodystructure=r[7] or b"",
+            body=r[8] or b"",
+            parts=r[9] or "",
+            preview=r[10] or "",
+            blob_id=r[11],
+        )
+        for r in rows
+    ]

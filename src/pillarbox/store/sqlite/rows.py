@@ -1,0 +1,128 @@
+"""Message-row queries and conversions shared by several concerns of the SQLite backend.
+
+Owns the UID-list idiom every query over a set of UIDs uses (merged inclusive ranges
+passed as one JSON parameter and joined through ``json_each``: one indexed range scan
+per range, all in one statement), the flag and keyword rows of a UID list, the counters
+of STATUS and SELECT, and the stored form of INTERNALDATE. These run on a connection
+they are given, in the writer's transaction or in a reader's.
+
+Must not: start or end a transaction, change rows, or touch files.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
+
+from pillarbox.model import MailboxStatus
+from pillarbox.store.errors import NotFound
+from pillarbox.store.sqlite.flags import DELETED, SEEN
+
+
+def ranges(uids: Iterable[int]) -> list[list[int]]:
+    """Sorted, merged inclusive UID ranges: the unit every UID-list query takes."""
+    result: list[list[int]] = []
+    for uid in sorted(set(uids)):
+        if result and uid == result[-1][1] + 1:
+            result[-1][1] = uid
+        else:
+            result.append([uid, uid])
+    return result
+
+
+def ranges_json(uids: Iterable[int]) -> str:
+    return json.dumps(ranges(uids), separators=(",", ":"))
+
+
+def uid_list_json(uids: Iterable[int]) -> str:
+    return json.dumps(sorted(set(uids)), separators=(",", ":"))
+
+
+def to_epoch(when: datetime) -> tuple[int, int]:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    offset = when.utcoffset() or timedelta(0)
+    return int(when.timestamp()), int(offset.total_seconds() // 60)
+
+
+def from_epoch(epoch: int, tz_minutes: int) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_minutes)))
+
+
+# Rows of a UID list: one indexed range scan per merged range, all in one statement.
+RANGE_JOIN = (
+    "json_each(?) AS r CROSS JOIN messages AS m"
+    " WHERE m.mailbox_id = ? AND m.uid BETWEEN r.value ->> 0 AND r.value ->> 1"
+)
+FETCH_JOIN = (
+    "json_each(?) AS r CROSS JOIN messages AS m JOIN blobs AS b ON b.id = m.blob_id"
+    " WHERE m.mailbox_id = ? AND m.uid BETWEEN r.value ->> 0 AND r.value ->> 1"
+)
+_KEYWORD_RANGE_JOIN = (
+    "json_each(?) AS r CROSS JOIN keywords AS k"
+    " WHERE k.mailbox_id = ? AND k.uid BETWEEN r.value ->> 0 AND r.value ->> 1"
+)
+
+
+def keywords_of(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None
+) -> dict[int, list[str]]:
+    if uids is None:
+        rows = conn.execute("SELECT uid, keyword FROM keywords WHERE mailbox_id = ?", (mailbox_id,))
+    else:
+        rows = conn.execute(
+            f"SELECT k.uid, k.keyword FROM {_KEYWORD_RANGE_JOIN}",
+            (ranges_json(uids), mailbox_id),
+        )
+    result: dict[int, list[str]] = {}
+    for uid, keyword in rows:
+        result.setdefault(uid, []).append(keyword)
+    return result
+
+
+def flag_rows(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None
+) -> list[tuple[int, int, int]]:
+    """(uid, flag bits, modseq) of existing UIDs, ascending."""
+    if uids is None:
+        rows = conn.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid",
+            (mailbox_id,),
+        ).fetchall()
+    else:
+        if not uids:
+            return []
+        rows = conn.execute(
+            f"SELECT m.uid, m.flags, m.modseq FROM {RANGE_JOIN}",
+            (ranges_json(uids), mailbox_id),
+        ).fetchall()
+    return cast(list[tuple[int, int, int]], rows)
+
+
+def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
+    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
+    box = conn.execute(
+        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+    ).fetchone()
+    if box is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    messages, unseen, deleted, size, first_unseen = conn.execute(
+        f"SELECT count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
+        f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
+        f" min(CASE WHEN flags & {SEEN} = 0 THEN uid END)"
+        " FROM messages WHERE mailbox_id = ?",
+        (mailbox_id,),
+    ).fetchone()
+    status = MailboxStatus(
+        messages=messages,
+        unseen=unseen,
+        deleted=deleted,
+        size=size,
+        uidnext=box[0],
+        uidvalidity=box[1],
+        highestmodseq=box[2],
+    )
+    return status, first_unseen

@@ -1,0 +1,233 @@
+"""The writer thread of the SQLite backend: group commit.
+
+Theory of operation:
+  * One writer thread owns the only write connection. Every mutating method becomes an
+    operation (an `Op`: a function of a `Tx`) put on the writer's queue. The writer
+    takes all queued operations at once (`batches.next_batch`), runs them in ONE
+    transaction, each inside its own SAVEPOINT (a failing operation is rolled back alone
+    and fails alone), commits (WAL + synchronous=FULL: one fsync for the whole batch:
+    group commit), unlinks message files whose last row went, then hands results and
+    change events back to the event loop with one `call_soon_threadsafe`, in commit
+    order.
+  * A batch of only flag changes and expunges (`Op.durable` false) commits with
+    synchronous=NORMAL; the files its removals free are held until an fsync of the WAL
+    makes the removal durable (the next synchronous batch, or an explicit fsync when the
+    queue runs dry, when too many are held, or at stop).
+  * At start the writer configures and migrates the schema, moves an older text index
+    into search.db and sweeps it, prepares the blob directory and collects orphan
+    files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
+    never inside its commits) and stops it when it ends.
+
+Must not: run on the event loop, resolve a future itself (results go back to the loop
+through `complete`), or let a sqlite3 exception reach a caller (`errors.map_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pillarbox.model import Change
+from pillarbox.store.sqlite import schema, search, text_index
+from pillarbox.store.sqlite.batches import next_batch
+from pillarbox.store.sqlite.blobs import BlobFiles
+from pillarbox.store.sqlite.checkpointer import Checkpointer
+from pillarbox.store.sqlite.errors import map_error
+
+MAX_BATCH = 512  # operations per group commit
+MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
+
+
+@dataclass(slots=True)
+class Tx:
+    """What an operation sees inside the writer: the connection and its side effects,
+    which are kept only if the operation's savepoint is released."""
+
+    conn: sqlite3.Connection
+    changes: list[Change] = field(default_factory=list)
+    unlink: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Op:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    # False for flag changes and expunges: acknowledged once committed, durable with the
+    # next fsync of the WAL (see `Writer._run_batch`).
+    durable: bool = True
+
+
+@dataclass(slots=True)
+class Done:
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+    changes: list[Change] = field(default_factory=list)
+
+
+class Writer(threading.Thread):
+    """Owns the write connection; drains the queue in group-committed batches."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        blobs: BlobFiles,
+        complete: Callable[[list[Done]], None],
+        forget_text: Callable[[list[int]], None],
+    ) -> None:
+        super().__init__(name="pillarbox-sqlite-writer", daemon=True)
+        self._db_path = db_path
+        self._blobs = blobs
+        self._complete = complete
+        self._forget_text = forget_text
+        self._synchronous = "FULL"
+        # Files of blobs removed by commits not yet fsynced: unlinked only once the
+        # removal is durable, or a power loss could bring back rows without files.
+        self._held: list[int] = []
+        self.queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+        self.batches = 0  # for measurements: how many commits
+        self.operations = 0
+        self.checkpointer = Checkpointer(db_path)
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._db_path, isolation_level=None, check_same_thread=True)
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        try:
+            try:
+                schema.configure(conn, writer=True)
+                schema.migrate(conn)
+                text_index.move_and_sweep(conn, self._db_path.parent)
+                search.register_functions(conn)
+                self._blobs.prepare()
+                self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `Checkpointer`
+                self.checkpointer.start()
+            except BaseException as exc:
+                self.startup_error = exc
+                self.ready.set()
+                return
+            self.ready.set()
+            self._serve(conn)
+        finally:
+            if self.checkpointer.is_alive():
+                self.checkpointer.stop()
+                self.checkpointer.join()
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = next_batch(self.queue, MAX_BATCH)
+            if batch:
+                self._run_batch(conn, batch)
+            # `_run_batch` already synced if the queue was empty; here: at stop, or when
+            # a long run of non-durable batches has held back too many files.
+            if self._held and (stopping or len(self._held) > MAX_HELD):
+                self._sync_and_unlink()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
+        done = [Done(op.future) for op in batch]
+        unlink: list[int] = []
+        # A batch of only flag changes and expunges commits without an fsync, as Dovecot
+        # does by default (mail_fsync=optimized); any delivery or append in it makes the
+        # commit synchronous, and that fsync also covers every earlier commit (the WAL is
+        # one file, written in order). A power loss can so undo a recent flag change or
+        # expunge, never a message: message files are synced before their row commits.
+        synchronous = "FULL" if any(op.durable for op in batch) else "NORMAL"
+        try:
+            if synchronous != self._synchronous:
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self._synchronous = synchronous
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for d in done:
+                d.error = map_error(exc)
+            self._hand_back(batch, done)
+            return
+        for op, d in zip(batch, done, strict=True):
+            tx = Tx(conn)
+            try:
+                conn.execute("SAVEPOINT op")
+                try:
+                    d.result = op.fn(tx)
+                except BaseException:
+                    conn.execute("ROLLBACK TO op")
+                    raise
+                finally:
+                    conn.execute("RELEASE op")
+            except Exception as exc:
+                d.error = map_error(exc)
+                continue
+            d.changes = tx.changes
+            unlink.extend(tx.unlink)
+        try:
+            conn.execute("COMMIT")
+            self.checkpointer.wake()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = map_error(exc)
+            for d in done:
+                d.error, d.result, d.changes = failure, None, []
+            unlink = []
+        self.batches += 1
+        self.operations += len(batch)
+        if synchronous == "FULL":
+            unlink = self._held + unlink
+            self._held = []
+        else:
+            self._held += unlink
+            unlink = []
+            if self._held and self.queue.empty():
+                # Nothing else to commit: make the removals durable now, so that the
+                # files are gone when the caller hears back.
+                self._sync_and_unlink()
+        if unlink:
+            self._blobs.unlink(unlink)
+            self._forget_text(unlink)
+        self._hand_back(batch, done)
+
+    def _sync_and_unlink(self) -> None:
+        """fsync the WAL (durable are all commits so far), then remove the held files."""
+        held, self._held = self._held, []
+        try:
+            fd = os.open(f"{self._db_path}-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            # Not known to be durable: keep the files (collected as orphans at the next
+            # open if their rows are indeed gone).
+            return
+        self._blobs.unlink(held)
+        self._forget_text(held)
+
+    def _hand_back(self, batch: list[Op], done: list[Done]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
+        for op, d in zip(batch, done, strict=True):
+            by_loop.setdefault(op.loop, []).append(d)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed under us
+                loop.call_soon_threadsafe(self._complete, items)
+
+
+def _known_blobs(conn: sqlite3.Connection, lo: int, hi: int) -> set[int]:
+    rows = conn.execute("SELECT id FROM blobs WHERE id BETWEEN ? AND ?", (lo, hi))
+    return {row[0] for row in rows}
