@@ -1,5 +1,6 @@
-"""The mail store: accounts, mailboxes, messages, blobs, queue and change bus.
+"""The mail store: accounts, mailboxes, messages, blobs and the outbound queue.
 
-Protocol code sees only `store.api`, `store.model` and `store.errors`; the concrete
-backends (`sqlite`, later `postgres`) are chosen in `app.py` / `cli.py`.
+Services see only `store.api` (the contract) and `store.errors`; values are in
+`pillarbox.model`. The concrete backends (`sqlite`, later `postgres`) are chosen in
+`app.py` from `[server] store`; the change bus they publish to is handed to them there.
 """

@@ -176,10 +176,12 @@ class Writer(threading.Thread):
                 continue
             d.changes = tx.changes
             unlink.extend(tx.unlink)
+        committed = True
         try:
             conn.execute("COMMIT")
             self.checkpointer.wake()
         except sqlite3.Error as exc:
+            committed = False
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = map_error(exc)
@@ -188,7 +190,10 @@ class Writer(threading.Thread):
             unlink = []
         self.batches += 1
         self.operations += len(batch)
-        if synchronous == "FULL":
+        if synchronous == "FULL" and committed:
+            # This commit's fsync made every earlier commit durable too (the WAL is
+            # written in order): the held files may go. Not after a failed COMMIT: no
+            # fsync happened, and they wait for the next one.
             unlink = self._held + unlink
             self._held = []
         else:
