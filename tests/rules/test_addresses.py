@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from pillarbox.rules import addresses
 from pillarbox.rules.addresses import (
     InvalidAddress,
     normalize_address,
@@ -99,3 +100,22 @@ def test_domains_and_alias_sources() -> None:
         normalize_alias_source("@")
     with pytest.raises(InvalidAddress):
         normalize_domain("[::1]")
+
+
+def test_huge_input_is_refused_cheaply_and_never_cached() -> None:
+    """A client can send a megabyte as a user name (an IMAP LOGIN literal): it is refused
+    without echoing it back, and whitespace padding around a valid domain is stripped
+    before the domain cache sees it, so the cache holds names, not what clients sent."""
+    huge = "x" * 1_000_000
+    for given in (huge + "@example.org", "a@" + huge + ".org", '"' + huge + '"@example.org'):
+        with pytest.raises(InvalidAddress) as info:
+            normalize_address(given)
+        assert len(str(info.value)) < 200
+    with pytest.raises(InvalidAddress):
+        normalize_domain("a." * 600 + "org")
+    addresses._canonical_domain.cache_clear()
+    for pad in range(1, 50):
+        assert normalize_address("a@" + " " * pad * 10 + "Example.ORG") == "a@example.org"
+        assert normalize_domain(" " * pad * 1000 + "example.org ") == "example.org"
+    # one entry per spelling of the name, whatever the padding
+    assert addresses._canonical_domain.cache_info().currsize == 2

@@ -75,3 +75,6 @@ def test_quota() -> None:
     assert quota.check_quota_value(0) == 0
     with pytest.raises(ValueError):
         quota.check_quota_value(-1)
+    assert quota.check_quota_value(quota.MAX_QUOTA) == quota.MAX_QUOTA
+    with pytest.raises(ValueError):
+        quota.check_quota_value(quota.MAX_QUOTA + 1)

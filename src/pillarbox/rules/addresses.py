@@ -41,29 +41,47 @@ _ATEXT_ASCII = frozenset(
 )
 
 
+# Longer input is refused before any work: even in U-labels of four UTF-8 octets a
+# character no name or address within the limits above is longer, and the domain cache
+# below must not keep (or an error message echo) what a client sent by the megabyte.
+MAX_INPUT_CHARACTERS = 1024
+
+
 class InvalidAddress(ValueError):
     """Not a mail address or domain name Pillarbox accepts."""
 
 
-@functools.lru_cache(maxsize=4096)
-def normalize_domain(name: str) -> str:
-    """The canonical (lower-case A-label) form of a domain name; InvalidAddress if none.
+def _shown(text: str) -> str:
+    """The input as an error message may show it: quoted, and cut short."""
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
-    Cached: a server sees the same few domains over and over (every RCPT, every login),
-    and IDNA processing is the costly part of normalising an address."""
+
+def normalize_domain(name: str) -> str:
+    """The canonical (lower-case A-label) form of a domain name; InvalidAddress if none."""
     text = name.strip()
+    if len(text) > MAX_INPUT_CHARACTERS:
+        raise InvalidAddress("domain name is too long")
+    return _canonical_domain(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_domain(name: str) -> str:
+    """`normalize_domain` of a stripped, length-checked name. Cached: a server sees the
+    same few domains over and over (every RCPT, every login), and IDNA processing is the
+    costly part of normalising an address."""
+    text = name
     if text.endswith("."):
         text = text[:-1]
     if not text or text.startswith("["):
-        raise InvalidAddress(f"invalid domain name: {name!r}")
+        raise InvalidAddress(f"invalid domain name: {_shown(name)}")
     try:
         ascii_name = idna.encode(text, uts46=True, transitional=False).decode("ascii")
     except (idna.IDNAError, UnicodeError):
-        raise InvalidAddress(f"invalid domain name: {name!r}") from None
+        raise InvalidAddress(f"invalid domain name: {_shown(name)}") from None
     if len(ascii_name) > MAX_DOMAIN_OCTETS or not all(
         _LDH_LABEL.match(label) for label in ascii_name.split(".")
     ):
-        raise InvalidAddress(f"invalid domain name: {name!r}")
+        raise InvalidAddress(f"invalid domain name: {_shown(name)}")
     return ascii_name
 
 
@@ -106,6 +124,8 @@ def _unquote(local: str) -> str:
 
 def normalize_local_part(local: str) -> str:
     """The canonical form of a local part (see the module docstring)."""
+    if len(local) > MAX_INPUT_CHARACTERS:
+        raise InvalidAddress("local part is too long")
     quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
     text = _unquote(local) if quoted else local
     text = unicodedata.normalize("NFC", text).lower()
@@ -114,7 +134,7 @@ def normalize_local_part(local: str) -> str:
     elif quoted and text:
         canonical = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
-        raise InvalidAddress(f"invalid local part: {local!r}")
+        raise InvalidAddress(f"invalid local part: {_shown(local)}")
     if len(canonical.encode("utf-8")) > MAX_LOCAL_OCTETS:
         raise InvalidAddress("local part is too long")
     return canonical
@@ -123,9 +143,11 @@ def normalize_local_part(local: str) -> str:
 def normalize_address(address: str) -> str:
     """The canonical ``local@domain`` form of an address; InvalidAddress if it is none."""
     text = address.strip()
+    if len(text) > MAX_INPUT_CHARACTERS:
+        raise InvalidAddress("address is too long")
     local, sep, domain = text.rpartition("@")
     if not sep or not local or not domain:
-        raise InvalidAddress(f"invalid address: {address!r}")
+        raise InvalidAddress(f"invalid address: {_shown(address)}")
     canonical = f"{normalize_local_part(local)}@{normalize_domain(domain)}"
     if len(canonical.encode("utf-8")) > MAX_ADDRESS_OCTETS:
         raise InvalidAddress("address is too long")

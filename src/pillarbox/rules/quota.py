@@ -9,12 +9,15 @@ inside one account does not change usage and is never refused.
 from __future__ import annotations
 
 NO_QUOTA = 0
+MAX_QUOTA = 2**63 - 1  # what a 64-bit database integer holds (SQLite, PostgreSQL bigint)
 
 
 def check_quota_value(quota_bytes: int) -> int:
     """A quota as an operator may set it: bytes, 0 for none."""
     if quota_bytes < 0:
         raise ValueError("a quota cannot be negative (0 means no quota)")
+    if quota_bytes > MAX_QUOTA:
+        raise ValueError("a quota cannot be that large (0 means no quota)")
     return quota_bytes
 
 
