@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from pillarbox.message import parse
 from pillarbox.services.delivery import (
     DeliveryService,
     Envelope,
     LocalTarget,
     Recipient,
-    meta_of,
     received_header,
     shift_meta,
     with_protocol,
@@ -153,7 +153,7 @@ def test_shifted_meta_equals_fresh_parse() -> None:
     )
     first = b"Return-Path: <s@r.test>\r\nDelivered-To: alice@example.test\r\n"
     other = b"Return-Path: <s@r.test>\r\nDelivered-To: robert.longername+tag@example.test\r\n"
-    meta = meta_of(first + body)
+    meta = parse(first + body)
     for prefix, old_split, old_lines in ((other, len(first), 2), (b"", len(first), 2)):
         text = prefix.decode().replace("\r\n", "\n")
         shifted = shift_meta(
@@ -163,8 +163,8 @@ def test_shifted_meta_equals_fresh_parse() -> None:
             new_prefix=text,
             delta=len(prefix) - old_split,
         )
-        assert shifted == meta_of(prefix + body)
-    common = meta_of(body)
+        assert shifted == parse(prefix + body)
+    common = parse(body)
     shifted = shift_meta(
         common,
         split=0,
@@ -172,7 +172,7 @@ def test_shifted_meta_equals_fresh_parse() -> None:
         new_prefix=other.decode().replace("\r\n", "\n"),
         delta=len(other),
     )
-    assert shifted == meta_of(other + body)
+    assert shifted == parse(other + body)
 
 
 def envelope(*recipients: Recipient, sender: str = "s@remote.test") -> Envelope:
@@ -202,7 +202,7 @@ async def check_rows_match_files(store: Store, address: str) -> None:
     uids = await store.uids(box.id)
     for info in await store.fetch(box.id, uids):
         data = await store.read_message(box.id, info.uid)
-        fresh = meta_of(data)
+        fresh = parse(data)
         assert (info.size, info.parts, info.envelope, info.bodystructure, info.body) == (
             fresh.size,
             fresh.parts,

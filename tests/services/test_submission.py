@@ -59,6 +59,9 @@ async def test_allowed_senders(store: Store, submission: SubmissionService) -> N
     [
         ("alice@example.test", True),
         ("ALICE@Example.Test", True),
+        ('"alice"@example.test.', True),  # the same address, by rules.addresses
+        ("alice@[127.0.0.1]", False),
+        ("not an address", False),
         ("alice+tag@example.test", True),
         ("sales+x@example.test", True),
         ("info@example.test", True),

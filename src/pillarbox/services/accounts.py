@@ -61,10 +61,20 @@ def split_address(address: str) -> tuple[str, str]:
     return local, normalize_domain(domain)
 
 
+def canonical_address(address: str) -> str:
+    """`split_address` joined again: the form the store keys accounts by."""
+    return "@".join(split_address(address))
+
+
 def _alias_source(source: str) -> str:
-    if source.strip().startswith("@"):
-        return "@" + normalize_domain(source.strip()[1:])
-    return "@".join(split_address(source))
+    """An alias source (an address, or "@domain" for a catch-all) in canonical form,
+    of a domain we may host."""
+    try:
+        canonical = addresses.normalize_alias_source(source)
+    except addresses.InvalidAddress as exc:
+        raise AccountError(str(exc)) from None
+    normalize_domain(canonical.rpartition("@")[2])  # the two-label rule of hosted domains
+    return canonical
 
 
 def check_password(password: str) -> None:
@@ -120,7 +130,7 @@ class AccountService:
         return await self._store.list_accounts(normalize_domain(domain) if domain else None)
 
     async def set_password(self, address: str, password: str) -> None:
-        full = "@".join(split_address(address))
+        full = canonical_address(address)
         check_password(password)
         password_hash = await hash_password_async(password)
         try:
@@ -129,7 +139,7 @@ class AccountService:
             raise AccountError(f"no such user: {full}") from None
 
     async def remove_user(self, address: str) -> None:
-        full = "@".join(split_address(address))
+        full = canonical_address(address)
         try:
             await self._store.remove_account(full)
         except store_errors.NotFound:
@@ -137,7 +147,7 @@ class AccountService:
 
     async def set_quota(self, address: str, quota_bytes: int) -> Account:
         """The account's quota in bytes, 0 for none (`rules.quota`)."""
-        full = "@".join(split_address(address))
+        full = canonical_address(address)
         try:
             quota_rules.check_quota_value(quota_bytes)
         except ValueError as exc:
@@ -150,7 +160,7 @@ class AccountService:
     async def set_pop_policy(
         self, address: str, on_retrieve: PopOnRetrieve, scope: PopScope
     ) -> Account:
-        full = "@".join(split_address(address))
+        full = canonical_address(address)
         try:
             return await self._store.set_pop_policy(full, on_retrieve, scope)
         except store_errors.NotFound:
@@ -162,7 +172,7 @@ class AccountService:
         await self._require_domain(normalized_source.rpartition("@")[2])
         if not targets:
             raise AccountError("an alias needs at least one target")
-        normalized_targets = ["@".join(split_address(t)) for t in targets]
+        normalized_targets = [canonical_address(t) for t in targets]
         if normalized_source in normalized_targets:
             raise AccountError("an alias cannot point to itself")
         return await self._store.add_alias(normalized_source, normalized_targets)
@@ -178,7 +188,7 @@ class AccountService:
             raise AccountError(f"no such alias: {normalized}") from None
 
     async def list_mailboxes(self, address: str) -> list[Mailbox]:
-        full = "@".join(split_address(address))
+        full = canonical_address(address)
         account = await self._store.get_account(full)
         if account is None:
             raise AccountError(f"no such user: {full}")

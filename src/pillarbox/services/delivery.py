@@ -202,11 +202,6 @@ def shift_meta(
     )
 
 
-def meta_of(data: bytes) -> MessageMeta:
-    """Parse once (`message.parse`): the metadata the store keeps."""
-    return parse(data)
-
-
 def header_block_end(head: bytes | bytearray) -> int | None:
     """Length of the header block including its empty line, or None if not seen yet."""
     if head.startswith(b"\r\n"):
@@ -500,10 +495,10 @@ class IncomingMessage:
             if data is None:
                 synced = await self._writer.finish()
                 whole = await self._store.read_blob(synced.blob_id)
-                return synced, await asyncio.to_thread(meta_of, whole)
+                return synced, await asyncio.to_thread(parse, whole)
             # Parse while the file is synced: one waits on the CPU, the other on the disk.
             synced_or_error, parsed = await asyncio.gather(
-                self._writer.finish(), asyncio.to_thread(meta_of, data), return_exceptions=True
+                self._writer.finish(), asyncio.to_thread(parse, data), return_exceptions=True
             )
             if isinstance(synced_or_error, BaseException):
                 raise synced_or_error

@@ -24,6 +24,7 @@ from email.utils import format_datetime
 
 from pillarbox.message import addresses, get_header
 from pillarbox.model import Account
+from pillarbox.rules.addresses import InvalidAddress, normalize_address
 from pillarbox.services.delivery import DeliveryService, Envelope, IncomingMessage
 from pillarbox.services.errors import Rejected
 from pillarbox.store.api import Store
@@ -53,26 +54,31 @@ class SubmissionService:
         self.save_to_sent = save_to_sent
 
     async def allowed_senders(self, account: Account) -> frozenset[str]:
-        """The account's address and every non-catch-all alias delivering to it,
-        lower-cased. Aliases of aliases count too (a chain ends at the account)."""
-        owned = {account.address.lower()}
+        """The account's address and every non-catch-all alias delivering to it, in the
+        canonical form they are stored in. Aliases of aliases count too (a chain ends at
+        the account)."""
+        owned = {account.address}
         aliases = await self._store.list_aliases()
         changed = True
         while changed:
             changed = False
             for alias in aliases:
-                source = alias.source.lower()
+                source = alias.source
                 if source.startswith("@") or source in owned:
                     continue
-                if any(t.lower() in owned for t in alias.targets):
+                if any(t in owned for t in alias.targets):
                     owned.add(source)
                     changed = True
         return frozenset(owned)
 
     @staticmethod
     def owns(allowed: frozenset[str], address: str) -> bool:
-        """Is `address` (or its base without +tag) among `allowed`?"""
-        address = address.lower()
+        """Is `address` (or its base without +tag) among `allowed`? Compared in canonical
+        form (`rules.addresses`), so case, an IDN or needless quotes change nothing."""
+        try:
+            address = normalize_address(address)
+        except InvalidAddress:
+            return False
         if address in allowed:
             return True
         local, _, domain = address.rpartition("@")
