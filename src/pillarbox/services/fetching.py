@@ -95,28 +95,28 @@ def _span(info: MessageInfo, part: tuple[int, ...], kind: str) -> tuple[int, int
     return (start, end - start) if end > start else None
 
 
+def _range_only(section: Section) -> bool:
+    """BODY[]<o.n>: the answer is that byte range of the message, read as it is."""
+    return (
+        section.partial is not None and not section.part and not section.kind and not section.decode
+    )
+
+
 def _read_span(info: MessageInfo, section: Section) -> tuple[int, int | None] | None:
     """The byte range to read for `section` (before any decoding or filtering)."""
     if section.decode:
         return _span(info, section.part, "")
     if section.kind in HEADER_FIELD_KINDS:
         return _span(info, section.part, "HEADER")
-    if section.partial is not None and not section.part and section.kind == "":
-        # BODY[]<o.n>: only that byte range of the message is read.
+    if _range_only(section):
+        assert section.partial is not None
         origin, length = section.partial
         return None if origin >= info.size else (origin, length)
     return _span(info, section.part, section.kind)
 
 
-def _clip(data: bytes, section: Section) -> bytes:
-    if section.partial is None:
-        return data
-    origin, length = section.partial
-    return data[origin : origin + length]
-
-
 def _finish(info: MessageInfo, section: Section, data: bytes) -> bytes:
-    """The section's answer from the bytes read for it."""
+    """The section's answer from the bytes `_read_span` located for it."""
     if section.decode:
         if section.part:
             cte = part_encoding(info.parts, section.part)
@@ -126,13 +126,14 @@ def _finish(info: MessageInfo, section: Section, data: bytes) -> bytes:
                 data = decode_transfer(data, cte)
             except UnknownTransferEncoding:
                 raise UnknownEncoding("Unknown Content-Transfer-Encoding") from None
-        return _clip(data, section)
-    if section.kind in HEADER_FIELD_KINDS:
+    elif section.kind in HEADER_FIELD_KINDS:
         data = header_fields(data, section.fields, section.kind == "HEADER.FIELDS.NOT")
-        return _clip(data, section)
-    if section.partial is not None and not section.part and section.kind == "":
+    elif _range_only(section):
         return data  # the range read already is the answer
-    return _clip(data, section)
+    if section.partial is None:
+        return data
+    origin, length = section.partial
+    return data[origin : origin + length]
 
 
 def _groups(infos: list[MessageInfo]) -> list[list[MessageInfo]]:

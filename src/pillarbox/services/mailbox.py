@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,8 +37,6 @@ from pillarbox.rules.mailbox_names import (
 from pillarbox.services.errors import OverQuota, Rejected, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
-
-log = logging.getLogger("pillarbox.mailbox")
 
 T = TypeVar("T")
 

@@ -32,8 +32,6 @@ from pillarbox.services.mailbox import call_store
 from pillarbox.services.view import SelectedView
 from pillarbox.store.api import Store
 
-SEEN = frozenset({"\\Seen"})
-
 
 class SelectedMailbox:
     """One session's selected mailbox (see the module docstring)."""

@@ -2,9 +2,10 @@
 
 Each handler module holds one command family (`auth`: any state, login, ENABLE, IDLE;
 `mailboxes`: SELECT … STATUS; `fetch`; `search`; `store_cmd`: STORE, COPY, MOVE,
-EXPUNGE; `append`). `route` checks at import time that each handler takes the command
-type it is registered for, so the table is typed although it is keyed by type; the
-session receives `ROUTER` and never imports a handler (no import cycle).
+EXPUNGE; `append`). `route` is generic, so mypy checks that each handler takes the
+command type it is registered for although the table is keyed by type, and refuses a
+second handler for one type at import time; the session receives `ROUTER` and never
+imports a handler (no import cycle).
 """
 
 from __future__ import annotations

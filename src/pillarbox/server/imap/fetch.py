@@ -76,12 +76,15 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
         rows, keywords = await selected.flag_bits(uids)  # one query
         await _send_flags_only(s, view, cmd, rows, keywords)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
-    sections = [sec for sec in map(section_of, cmd.items) if sec is not None]
+    # Each item's section once per command, not once per message.
+    item_sections = [section_of(item) for item in cmd.items]
+    sections = [sec for sec in item_sections if sec is not None]
     async for batch in selected.fetch(uids, sections, set_seen=set_seen):
         for message in batch:
             seq = view.seq_of(message.info.uid)
             assert seq is not None  # the service returns only messages the view knows
-            s.send(b"* %d FETCH (" % seq + b" ".join(_items(cmd, message)) + b")\r\n")
+            items = _items(cmd, item_sections, message)
+            s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
             await s.maybe_flush()
     return wire.tagged(cmd.tag, "OK", "FETCH completed")
 
@@ -153,33 +156,40 @@ def _format_flags_only(kinds: list[str], seq: int, uid: int, flags: bytes, modse
     return b"%d FETCH (" % seq + b" ".join(out) + b")"
 
 
-def _items(cmd: c.Fetch, message: FetchedMessage) -> list[bytes]:
+def _items(
+    cmd: c.Fetch, item_sections: list[Section | None], message: FetchedMessage
+) -> list[bytes]:
     """The data items of one FETCH response, in the order asked (UID first for UID
-    FETCH, RFC 9051 §6.4.9; FLAGS added when this FETCH set \\Seen)."""
+    FETCH, RFC 9051 §6.4.9; FLAGS added when this FETCH set \\Seen). `item_sections`
+    is `section_of` of each item of `cmd`."""
     info = message.info
     out: list[bytes] = []
     named: set[str] = set()
     if cmd.uid:
         out.append(b"UID %d" % info.uid)
         named.add("UID")
-    for item in cmd.items:
+    for item, section in zip(cmd.items, item_sections, strict=True):
         if isinstance(item, c.FetchAttribute):
             name = item.name
             if name in named:
                 continue
             named.add(name)
-            out.append(_attribute(name, message))
+            data = message.sections[section] if section is not None else b""
+            out.append(_attribute(name, message, data))
         elif isinstance(item, c.FetchBinarySize):
-            data = message.sections[Section(item.part, decode=True)]
-            out.append(b"BINARY.SIZE[%s] %d" % (_part_text(item.part), len(data)))
+            assert section is not None
+            size = len(message.sections[section])
+            out.append(b"BINARY.SIZE[%s] %d" % (_part_text(item.part), size))
         else:
-            out.append(_body(item, message))
+            assert section is not None
+            out.append(_body(item, message.sections[section]))
     if message.flags_changed and "FLAGS" not in named:
         out.append(b"FLAGS " + wire.flag_list(message.flags))
     return out
 
 
-def _attribute(name: str, message: FetchedMessage) -> bytes:
+def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
+    """One attribute item; `data` is the section an RFC822* item reads."""
     info = message.info
     if name == "FLAGS":
         return b"FLAGS " + wire.flag_list(message.flags)
@@ -198,7 +208,7 @@ def _attribute(name: str, message: FetchedMessage) -> bytes:
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % info.modseq
     if name in _RFC822_SECTIONS:
-        return name.encode() + b" " + wire.literal(message.sections[_RFC822_SECTIONS[name]])
+        return name.encode() + b" " + wire.literal(data)
     raise BadCommand(f"{name} is not supported")
 
 
@@ -223,10 +233,7 @@ def _section_name(item: c.FetchBody) -> bytes:
     return spec
 
 
-def _body(item: c.FetchBody, message: FetchedMessage) -> bytes:
-    section = section_of(item)
-    assert section is not None
-    data = message.sections[section]
+def _body(item: c.FetchBody, data: bytes) -> bytes:
     origin = b"" if item.partial is None else b"<%d>" % item.partial.origin
     if item.binary:
         return (

@@ -2,8 +2,7 @@
 
 Strings, literals, dates, sequence sets and tagged lines are built by the core, in one
 place; this module adds only what the server decides: literal8 only when the bytes need
-it, flag lists in a stable order that tolerate 8-bit keywords, response text made safe,
-UID ranges for store search keys.
+it, flag lists in a stable order that tolerate 8-bit keywords, response text made safe.
 
 Must not: know about sessions, mailboxes or the store; echo client bytes unchecked.
 """
@@ -61,17 +60,6 @@ def sequence_set(numbers: Iterable[int]) -> bytes:
     """Compress numbers into ``1:3,7,9:10`` (RFC 9051 §9 sequence-set); b"" if none."""
     nums = list(numbers)
     return responses.sequence_set(nums) if nums else b""
-
-
-def uid_ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:
-    """Ascending numbers as inclusive ranges (for store UID keys)."""
-    out: list[tuple[int, int]] = []
-    for n in sorted(set(numbers)):
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
 
 
 def safe_text(text: str) -> bytes:

@@ -160,14 +160,6 @@ class SqliteCore:
         readers.queue.put((fn, future, loop))
         return await future
 
-    async def _io_call(self, fn: Callable[[], T]) -> T:
-        if self._io is None:
-            raise StoreUnavailable("store is not open")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._io, fn)
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
     def _files(self) -> BlobFiles:
         if self._blobs is None:
             raise StoreUnavailable("store is not open")
@@ -178,31 +170,28 @@ class SqliteCore:
             raise StoreUnavailable("store is not open")
         return self._read_io
 
+    async def _blob_io(self, blob_id: int, fn: Callable[[ThreadPoolExecutor], T]) -> T:
+        """Run a read of blob `blob_id` in the blob-reading pool (never the loop's default
+        executor); a missing file is NotFound, any other OS error StoreUnavailable."""
+        pool = self._read_pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, pool)
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     # --- blobs -----------------------------------------------------------------------
     def new_blob(self) -> BlobFileWriter:
         return self._files().writer(self.delete_blob)
 
     async def open_blob(self, blob_id: int, start: int = 0) -> FileBlobReader:
-        files, pool = self._files(), self._read_pool()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                pool, files.open_reader, blob_id, start, pool
-            )
-        except FileNotFoundError:
-            raise NotFound(f"no blob {blob_id}") from None
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        files = self._files()
+        return await self._blob_io(blob_id, lambda pool: files.open_reader(blob_id, start, pool))
 
     async def read_blob(self, blob_id: int, start: int = 0, length: int | None = None) -> bytes:
         files = self._files()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._read_pool(), files.read, blob_id, start, length
-            )
-        except FileNotFoundError:
-            raise NotFound(f"no blob {blob_id}") from None
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        return await self._blob_io(blob_id, lambda _pool: files.read(blob_id, start, length))
 
     async def delete_blob(self, blob_id: int) -> None:
         """Remove a finished file that no row took (an aborted delivery)."""
