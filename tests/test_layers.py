@@ -66,8 +66,15 @@ LAYERS: dict[str, Rule] = {
     "proto": rule("proto.*", "model.*", stdlib_denied=NO_IO),
     # RFC 5322/MIME, parsed once; pure.
     "message": rule("message.*", "model.*", stdlib_denied=NO_IO),
-    # SPF, DKIM, DMARC over an injected resolver; `dns` is dnspython for the real one.
-    "mailauth": rule("mailauth.*", "message.*", "model.*", third_party=["dns"]),
+    # SPF, DKIM, DMARC over an injected resolver; `dns` is dnspython for the real one,
+    # `dkim` is dkimpy (signing and verifying), `spf` is pyspf, `publicsuffixlist` gives
+    # DMARC's organisational domain from the list it ships, `cryptography` makes keys.
+    "mailauth": rule(
+        "mailauth.*",
+        "message.*",
+        "model.*",
+        third_party=["dns", "dkim", "spf", "publicsuffixlist", "cryptography"],
+    ),
     # Persistence only. Its database drivers and nothing else: `sqlite3` is stdlib, and
     # psycopg (+ its pool) or asyncpg for the PostgreSQL backend.
     "store": rule(

@@ -10,6 +10,7 @@ taken from these objects, never the whole `Config`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -43,6 +44,7 @@ class ListenConfig:
     pop3: str = "127.0.0.1:2110"
     pop3s: str = "127.0.0.1:2995"
     http: str = "127.0.0.1:8080"
+    lmtp: str = ""  # RFC 2033, for another MTA in front; disabled by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,48 @@ class SmtpConfig:
     max_bad_commands: int = 20
     idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2 suggests at least 5 minutes
     save_submitted_to_sent: bool = False
+    # A bare LF in message content: "normalize" (taken as a line end and stored as CRLF,
+    # as Postfix 3.9 does by default) or "reject" (554 5.6.0). A bare CR is always refused,
+    # and only CRLF.CRLF ends the data in either mode (no SMTP smuggling).
+    bare_newline: str = "normalize"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """Outbound delivery: the queue runner that sends to other servers."""
+
+    relay: str = ""  # smarthost "host:port"; empty: deliver to each domain's MX
+    relay_user: str = ""
+    relay_password_file: str = ""  # the password, in a file readable only by Pillarbox
+    relay_security: str = "starttls"  # "tls" (implicit, port 465) or "starttls" (required)
+    port: int = 25  # the port MX hosts are connected to
+    allow_private_networks: bool = False  # connect to loopback/private/link-local MX hosts
+    max_connections: int = 50  # outbound SMTP connections in total
+    max_connections_per_domain: int = 4
+    connect_timeout: float = 30.0
+    command_timeout: float = 300.0  # RFC 5321 §4.5.3.2 (5 minutes; 10 for the final dot)
+    retry_initial: float = 300.0  # first retry after 5 minutes, then doubling
+    retry_max: float = 4 * 3600.0  # never more than 4 hours between attempts
+    queue_lifetime: float = 5 * 86400.0  # bounce after 5 days
+    delay_warning: float = 4 * 3600.0  # RFC 3464 "delayed" DSN after 4 hours; 0: never
+    dkim_sign: bool = True  # sign submitted mail with the From: domain's DKIM key
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameservers: list[str] = field(default_factory=list)  # "ip" or "ip:port"; empty: system
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MailAuthConfig:
+    """Checks of mail other servers deliver to the `smtp` listener (SPF, DKIM, DMARC)."""
+
+    enabled: bool = True  # add Authentication-Results (RFC 8601) to received mail
+    dmarc_reject: bool = True  # p=reject and DMARC fail: 550 5.7.1 at the end of DATA
+    dmarc_quarantine: bool = True  # p=quarantine and DMARC fail: deliver to Junk
+    # Clients in these networks are not checked (another MTA or a filter in front).
+    trusted_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +149,9 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
     pop3: Pop3Config = field(default_factory=Pop3Config)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
 
     @property
     def data_path(self) -> Path:
@@ -143,6 +190,14 @@ _POSITIVE = {
     "imap.max_commands_in_flight",
     "pop3.idle_timeout",
     "pop3.max_line_length",
+    "delivery.max_connections",
+    "delivery.max_connections_per_domain",
+    "delivery.connect_timeout",
+    "delivery.command_timeout",
+    "delivery.retry_initial",
+    "delivery.retry_max",
+    "delivery.queue_lifetime",
+    "dns.timeout",
 }
 
 
@@ -178,6 +233,10 @@ def _check_type(value: Any, expected: Any, key_path: str) -> Any:
     elif expected is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key_path}: expected a string, got {type(value).__name__}")
+    elif typing.get_origin(expected) is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key_path}: expected a list of strings")
+        value = list(value)
     elif isinstance(expected, types.UnionType):  # pragma: no cover - no such keys yet
         raise ConfigError(f"{key_path}: unsupported type")
     if key_path in _POSITIVE and value <= 0:
@@ -207,8 +266,53 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"tls.{key}: {value} is not a readable file")
     if config.limits.connection_rate_per_ip < 0:
         raise ConfigError("limits.connection_rate_per_ip: must be 0 (no limit) or more")
+    if config.smtp.bare_newline not in {"normalize", "reject"}:
+        raise ConfigError("smtp.bare_newline: must be 'normalize' or 'reject'")
+    _validate_delivery(config.delivery)
+    for i, server in enumerate(config.dns.nameservers):
+        _nameserver(server, f"dns.nameservers[{i}]")
+    for i, net in enumerate(config.mailauth.trusted_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"mailauth.trusted_networks[{i}]: {net!r} is not a network") from None
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
         raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
+
+
+def _validate_delivery(d: DeliveryConfig) -> None:
+    if d.relay:
+        parse_address(d.relay, "delivery.relay")
+    if d.relay_security not in {"tls", "starttls"}:
+        raise ConfigError("delivery.relay_security: must be 'tls' or 'starttls'")
+    if bool(d.relay_user) != bool(d.relay_password_file):
+        raise ConfigError("delivery.relay_user: relay_user and relay_password_file go together")
+    if d.relay_password_file and not Path(d.relay_password_file).is_file():
+        raise ConfigError(f"delivery.relay_password_file: {d.relay_password_file} is not a file")
+    if not 0 < d.port <= 65535:
+        raise ConfigError(f"delivery.port: {d.port} is out of range 1-65535")
+    if d.retry_max < d.retry_initial:
+        raise ConfigError("delivery.retry_max: must be at least delivery.retry_initial")
+    if d.delay_warning < 0:
+        raise ConfigError("delivery.delay_warning: must be 0 (never) or more")
+
+
+def _nameserver(value: str, key: str) -> tuple[str, int]:
+    """'ip' or 'ip:port' ('[::1]:53' for IPv6 with a port) of a DNS server."""
+    try:
+        return str(ipaddress.ip_address(value)), 53
+    except ValueError:
+        pass
+    host, port = parse_address(value, key)
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an IP address") from None
+
+
+def nameservers(config: DnsConfig) -> list[tuple[str, int]]:
+    """The configured DNS servers as (ip, port); empty: the system's."""
+    return [_nameserver(v, "dns.nameservers") for v in config.nameservers]
 
 
 def check_data_dir(config: Config) -> None:

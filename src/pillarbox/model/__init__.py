@@ -36,7 +36,14 @@ from pillarbox.model.messages import (
     MessageMeta,
     StoreFlagsResult,
 )
-from pillarbox.model.queue import QueuedMessage, QueuedRecipient
+from pillarbox.model.queue import (
+    DkimKey,
+    QueuedMessage,
+    QueuedRecipient,
+    QueueOrigin,
+    RecipientOutcome,
+    RecipientState,
+)
 from pillarbox.model.search import (
     SearchAll,
     SearchAnd,
@@ -65,6 +72,7 @@ __all__ = [
     "AppendResult",
     "Change",
     "CopyResult",
+    "DkimKey",
     "Domain",
     "FlagMode",
     "FlagRow",
@@ -78,8 +86,11 @@ __all__ = [
     "MessagesExpunged",
     "PopOnRetrieve",
     "PopScope",
+    "QueueOrigin",
     "QueuedMessage",
     "QueuedRecipient",
+    "RecipientOutcome",
+    "RecipientState",
     "Resync",
     "SearchAll",
     "SearchAnd",

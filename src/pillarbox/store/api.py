@@ -39,6 +39,7 @@ from pillarbox.model import (
     AppendResult,
     Change,
     CopyResult,
+    DkimKey,
     Domain,
     FlagMode,
     FlagRow,
@@ -50,6 +51,8 @@ from pillarbox.model import (
     PopScope,
     QueuedMessage,
     QueuedRecipient,
+    QueueOrigin,
+    RecipientOutcome,
     SearchKey,
     StoreFlagsResult,
 )
@@ -354,6 +357,10 @@ class Store(Protocol):
     async def pop_hidden(self, mailbox_id: int) -> set[int]: ...
 
     # --- outbound queue ---------------------------------------------------------------
+    # One entry per message; each recipient has its own state (`model.queue`). A worker
+    # claims due entries for a lease, sends, records each recipient's outcome as soon as
+    # the next hop answers (so a restart never sends twice what a peer accepted), then
+    # reschedules the entry or removes it once no recipient is left to try.
     async def enqueue(
         self,
         sender: str,
@@ -361,6 +368,69 @@ class Store(Protocol):
         blob: BlobHandle,
         dsn_envid: str | None = None,
         dsn_ret: str | None = None,
-    ) -> int: ...
+        origin: QueueOrigin = QueueOrigin.FORWARD,
+    ) -> int:
+        """Queue `blob` for `recipients`, due now; returns the entry id."""
+        ...
 
-    async def list_queue(self) -> list[QueuedMessage]: ...
+    async def deliver_and_enqueue(
+        self,
+        deliveries: Sequence[Delivery],
+        sender: str,
+        recipients: Sequence[QueuedRecipient],
+        blob: BlobHandle,
+        dsn_envid: str | None = None,
+        dsn_ret: str | None = None,
+        origin: QueueOrigin = QueueOrigin.FORWARD,
+    ) -> tuple[list[AppendResult], int]:
+        """`deliver` and `enqueue` in one transaction: a message for local and remote
+        recipients is stored for both or for neither."""
+        ...
+
+    async def list_queue(self) -> list[QueuedMessage]:
+        """Every entry, oldest first, with every recipient (any state)."""
+        ...
+
+    async def get_queued(self, queue_id: int) -> QueuedMessage | None: ...
+
+    async def claim_queue(self, now: datetime, limit: int, lease: float) -> list[QueuedMessage]:
+        """Up to `limit` entries due at `now` (next_attempt <= now) that nobody holds,
+        oldest due first, each now held for `lease` seconds: no other claim returns them
+        until the lease runs out or `reschedule`/`remove_queued` releases them. A worker
+        that dies leaves its claims to expire (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        ...
+
+    async def record_outcomes(self, queue_id: int, outcomes: Sequence[RecipientOutcome]) -> None:
+        """Durably set the state of the given recipients (by position)."""
+        ...
+
+    async def reschedule(
+        self,
+        queue_id: int,
+        next_attempt: datetime,
+        last_error: str,
+        *,
+        warned: bool | None = None,
+    ) -> None:
+        """After an attempt: count it, set the next one and release the claim;
+        `warned` set when a delay DSN went out. NotFound if the entry is gone."""
+        ...
+
+    async def retry_queued(self, queue_id: int | None = None) -> int:
+        """Make one entry (or every entry) due now and release its claim; returns how
+        many entries that touched (0: no such entry)."""
+        ...
+
+    async def remove_queued(self, queue_id: int) -> bool:
+        """Drop an entry (done, or deleted by the operator); False if it was gone. Its
+        blob goes with it unless a message row refers to it."""
+        ...
+
+    # --- DKIM keys --------------------------------------------------------------------
+    async def put_dkim_key(self, key: DkimKey) -> None:
+        """Store a key; replaces the key of the same domain and selector."""
+        ...
+
+    async def list_dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
+        """Keys of `domain` (every domain if None), newest first."""
+        ...

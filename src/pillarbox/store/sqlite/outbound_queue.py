@@ -12,9 +12,9 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from pillarbox.model import QueuedMessage, QueuedRecipient
+from pillarbox.model import QueuedMessage, QueuedRecipient, QueueOrigin
 from pillarbox.store.api import BlobHandle
 from pillarbox.store.errors import Conflict
 from pillarbox.store.sqlite.core import SqliteCore
@@ -32,6 +32,7 @@ class OutboundQueueMixin(SqliteCore):
         blob: BlobHandle,
         dsn_envid: str | None = None,
         dsn_ret: str | None = None,
+        origin: QueueOrigin = QueueOrigin.FORWARD,
     ) -> int:
         rcpts = list(recipients)
         if not rcpts:
@@ -84,3 +85,31 @@ class OutboundQueueMixin(SqliteCore):
             ]
 
         return await self._read(q)
+
+    # Placeholders until the queue runner lands (issue 12): the contract is in store/api.py.
+    async def deliver_and_enqueue(self, *args: object, **kwargs: object) -> Any:
+        raise NotImplementedError
+
+    async def get_queued(self, queue_id: int) -> Any:
+        raise NotImplementedError
+
+    async def claim_queue(self, *args: object, **kwargs: object) -> Any:
+        raise NotImplementedError
+
+    async def record_outcomes(self, *args: object, **kwargs: object) -> None:
+        raise NotImplementedError
+
+    async def reschedule(self, *args: object, **kwargs: object) -> None:
+        raise NotImplementedError
+
+    async def retry_queued(self, queue_id: int | None = None) -> int:
+        raise NotImplementedError
+
+    async def remove_queued(self, queue_id: int) -> bool:
+        raise NotImplementedError
+
+    async def put_dkim_key(self, key: object) -> None:
+        raise NotImplementedError
+
+    async def list_dkim_keys(self, domain: str | None = None) -> Any:
+        raise NotImplementedError
