@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,8 @@ def test_help_on_every_command() -> None:
         ("user", "pop"),
         ("alias", "add"),
         ("mailbox", "list"),
+        ("queue",),
+        ("queue", "retry"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "pillarbox", *args, "--help"],
@@ -179,3 +183,107 @@ def test_parse_size(text: str, size: int) -> None:
     from pillarbox.cli import parse_size
 
     assert parse_size(text) == size
+
+
+def _enqueue(config: Path) -> list[int]:
+    """Two queue entries through the store the configuration names (as the server would
+    leave them): one from the null sender to two recipients, one already retried with a
+    multi-line error and one recipient delivered."""
+    from pillarbox import config as config_mod
+    from pillarbox.app import open_store
+    from pillarbox.model import QueuedRecipient, RecipientOutcome, RecipientState
+
+    async def go() -> list[int]:
+        cfg = config_mod.load(config)
+        config_mod.check_data_dir(cfg)
+        store = open_store(cfg)
+        await store.open()
+        try:
+            ids = []
+            for sender, rcpts in (
+                ("", ["x@far.test"]),
+                ("alice@example.test", ["a@x.test", "b@y.test"]),
+            ):
+                writer = store.new_blob()
+                await writer.write(b"From: alice@example.test\r\nSubject: hello\r\n\r\nbody\r\n")
+                blob = await writer.finish()
+                ids.append(await store.enqueue(sender, [QueuedRecipient(r) for r in rcpts], blob))
+            outcome = RecipientOutcome(0, RecipientState.DELIVERED, "2.0.0", "250 ok", "mx.x.test")
+            await store.record_outcomes(ids[1], [outcome])
+            when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+            await store.reschedule(ids[1], when, "451 4.7.1 greylisted\r\n451 try later")
+            return ids
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def test_queue_commands(config: Path) -> None:
+    """`queue list` prints nothing for an empty queue, else a header and one line per
+    entry (id, sender or <>, pending recipients, attempts, next try in UTC, last error
+    on one line); `queue show` every field, each recipient's state and the headers;
+    `queue retry [ID]` how many entries it made due; `queue delete ID` nothing. An
+    unknown ID is one line on stderr and exit status 1."""
+    result = run(config, "queue", "list")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    first, second = _enqueue(config)
+
+    lines = run(config, "queue", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "SENDER", "RECIPIENTS", "ATTEMPTS", "NEXT-TRY", "LAST-ERROR"]
+    assert lines[1].split(None, 5)[:4] == [str(first), "<>", "x@far.test", "0"]
+    assert lines[1].split(None, 5)[5] == "-"
+    assert lines[2].split(None, 5) == [
+        str(second),
+        "alice@example.test",
+        "b@y.test",
+        "1",
+        "2030-01-02T03:04:05Z",
+        "451 4.7.1 greylisted 451 try later",
+    ]
+    assert len(lines) == 3
+
+    result = run(config, "queue", "show", str(second))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    for expected in (
+        f"id: {second}",
+        "sender: <alice@example.test>",
+        "origin: forward",
+        "next-try: 2030-01-02T03:04:05Z",
+        "attempts: 1",
+        "last-error: 451 4.7.1 greylisted 451 try later",
+        "delay-warning-sent: no",
+        "held-until: -",
+        "recipients:",
+        "headers:",
+        "  Subject: hello",
+    ):
+        assert expected in out, (expected, out)
+    rcpt_lines = [
+        line.split() for line in out if line.startswith("  0  ") or line.startswith("  1  ")
+    ]
+    assert rcpt_lines[0][:5] == [
+        "0",
+        "a@x.test",
+        "delivered",
+        "status=2.0.0",
+        "remote-mta=mx.x.test",
+    ]
+    assert rcpt_lines[1][:3] == ["1", "b@y.test", "queued"]
+    assert "sender: <>" in run(config, "queue", "show", str(first)).stdout
+
+    assert run(config, "queue", "retry").stdout == "2 entries due now\n"
+    assert run(config, "queue", "retry", str(second)).stdout == "1 entry due now\n"
+    result = run(config, "queue", "delete", str(first))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert [line.split()[0] for line in run(config, "queue", "list").stdout.splitlines()] == [
+        "ID",
+        str(second),
+    ]
+    for args in (("show", "999"), ("retry", "999"), ("delete", str(first))):
+        result = run(config, "queue", *args)
+        assert result.returncode == 1, args
+        assert (
+            result.stderr.endswith(f"no queue entry {args[1]}\n") and result.stderr.count("\n") == 1
+        )

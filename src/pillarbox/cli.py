@@ -13,15 +13,17 @@ import contextlib
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
-from pillarbox.model import PopOnRetrieve, PopScope
+from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
 from pillarbox.services.accounts import AccountService
-from pillarbox.services.errors import AccountError
+from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
+from pillarbox.services.queue import QueueService
 from pillarbox.store.errors import StoreError
 
 T = TypeVar("T")
@@ -41,6 +43,19 @@ def _run_with_accounts(config: Config, fn: Callable[[AccountService], Awaitable[
         await store.open()
         try:
             return await fn(AccountService(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(runner())
+
+
+def _run_with_queue(config: Config, fn: Callable[[QueueService], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        config_mod.check_data_dir(config)
+        store = open_store(config)
+        await store.open()
+        try:
+            return await fn(QueueService(store))
         finally:
             await store.close()
 
@@ -189,6 +204,96 @@ def cmd_mailbox_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc(when: datetime | None) -> str:
+    """ISO 8601 in UTC to the second, or "-"."""
+    if when is None:
+        return "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_line(text: str) -> str:
+    """Remote replies may span lines; a listing keeps one entry per line."""
+    return " ".join(text.split()) or "-"
+
+
+def _sender(entry: QueuedMessage) -> str:
+    return entry.sender or "<>"
+
+
+def cmd_queue_list(config: Config, args: argparse.Namespace) -> int:
+    """A header and one line per entry, columns aligned, the last error last (it may
+    hold spaces: split each line at most five times). Nothing at all when empty."""
+    entries = _run_with_queue(config, lambda q: q.list())
+    if not entries:
+        return 0
+    rows = [("ID", "SENDER", "RECIPIENTS", "ATTEMPTS", "NEXT-TRY", "LAST-ERROR")]
+    for e in entries:
+        pending = ",".join(r.address for r in e.pending) or "-"
+        rows.append(
+            (
+                str(e.id),
+                _sender(e),
+                pending,
+                str(e.attempts),
+                _utc(e.next_attempt),
+                _one_line(e.last_error),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
+        )
+    return 0
+
+
+def cmd_queue_show(config: Config, args: argparse.Namespace) -> int:
+    async def fetch(queue: QueueService) -> tuple[QueuedMessage, bytes]:
+        entry = await queue.get(args.id)
+        if entry is None:
+            raise CliError(f"no queue entry {args.id}")
+        return entry, await queue.read_headers(entry)
+
+    e, headers = _run_with_queue(config, fetch)
+    print(f"id: {e.id}")
+    print(f"sender: <{e.sender}>")
+    print(f"origin: {e.origin.value}")
+    print(f"created: {_utc(e.created_at)}")
+    print(f"next-try: {_utc(e.next_attempt)}")
+    print(f"attempts: {e.attempts}")
+    print(f"last-error: {_one_line(e.last_error)}")
+    print(f"delay-warning-sent: {'yes' if e.warned else 'no'}")
+    print(f"held-until: {_utc(e.claimed_until)}")
+    print(f"size: {e.size}")
+    print(f"dsn-envid: {e.dsn_envid or '-'}")
+    print(f"dsn-ret: {e.dsn_ret or '-'}")
+    print("recipients:")
+    for r in e.recipients:
+        print(
+            f"  {r.position}  {r.address}  {r.state.value}  status={r.status or '-'}"
+            f"  remote-mta={r.remote_mta or '-'}  notify={r.notify or '-'}"
+            f"  orcpt={r.orcpt or '-'}  diagnostic={_one_line(r.diagnostic)}"
+        )
+    print("headers:")
+    for line in headers.decode("utf-8", "replace").splitlines():
+        print(f"  {line}")
+    return 0
+
+
+def cmd_queue_retry(config: Config, args: argparse.Namespace) -> int:
+    count = _run_with_queue(config, lambda q: q.retry(args.id))
+    if args.id is not None and count == 0:
+        raise CliError(f"no queue entry {args.id}")
+    print(f"{count} {'entry' if count == 1 else 'entries'} due now")
+    return 0
+
+
+def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
+    if not _run_with_queue(config, lambda q: q.delete(args.id)):
+        raise CliError(f"no queue entry {args.id}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -270,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("list", help="list an account's mailboxes")
     p.add_argument("address")
     p.set_defaults(func=cmd_mailbox_list)
+
+    queue = sub.add_parser("queue", help="inspect and manage the outbound queue")
+    qsub = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = qsub.add_parser("list", help="list queued messages (nothing when the queue is empty)")
+    p.set_defaults(func=cmd_queue_list)
+    p = qsub.add_parser("show", help="show a queued message, its recipients and headers")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_queue_show)
+    p = qsub.add_parser("retry", help="make one queued message (or all) due now")
+    p.add_argument("id", type=int, nargs="?")
+    p.set_defaults(func=cmd_queue_retry)
+    p = qsub.add_parser("delete", help="drop a queued message without sending or bouncing it")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_queue_delete)
     return parser
 
 
@@ -287,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pillarbox: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (AccountError, CliError) as exc:
+    except (AccountError, CliError, QueueEntryGone, ServiceError) as exc:
         print(f"pillarbox: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except StoreError as exc:

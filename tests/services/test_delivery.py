@@ -7,10 +7,12 @@ import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pillarbox.message import parse
+from pillarbox.model import QueueOrigin
 from pillarbox.services.delivery import (
     DeliveryService,
     Envelope,
@@ -20,7 +22,7 @@ from pillarbox.services.delivery import (
     shift_meta,
     with_protocol,
 )
-from pillarbox.services.errors import Rejected, TempFailure
+from pillarbox.services.errors import OverQuota, Rejected, TempFailure
 from pillarbox.store.api import Store
 from pillarbox.store.sqlite import SqliteStore
 
@@ -331,3 +333,43 @@ async def test_inbox_gone_during_delivery_is_temp_failure_and_leaves_no_file(
         await incoming.finish()
     assert os.listdir(tmp_path / "data" / "blobs" / "tmp") == []
     assert _blob_files(tmp_path) == []
+
+
+async def test_local_and_remote_are_stored_together_or_not_at_all(
+    store: Store, delivery: DeliveryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message for a local mailbox and a remote address is stored in one store call
+    (`deliver_and_enqueue`, one transaction): a local copy over quota fails the whole
+    message (the client retries it), so no remote recipient is queued without the
+    local one; within quota both are stored, and a message received over SMTP for a
+    remote address is queued as FORWARD."""
+    calls: list[str] = []
+    for name in ("deliver", "enqueue", "deliver_and_enqueue"):
+        real = getattr(store, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, spy)
+    await store.set_quota("bob@example.test", 100)
+    rcpts = [
+        await delivery.resolve(a, relay_allowed=True)
+        for a in ("bob@example.test", "far@remote.test")
+    ]
+    incoming = delivery.begin(envelope(*rcpts))
+    await incoming.write(MULTIPART)
+    with pytest.raises(OverQuota):
+        await incoming.finish()
+    assert await store.list_queue() == []
+    assert await stored(store, "bob@example.test") == []
+
+    await store.set_quota("bob@example.test", 0)
+    incoming = delivery.begin(envelope(*rcpts))
+    await incoming.write(MULTIPART)
+    result = await incoming.finish()
+    [queued] = await store.list_queue()
+    assert result.queue_id == queued.id and len(result.delivered) == 1
+    assert queued.origin is QueueOrigin.FORWARD
+    assert len(await stored(store, "bob@example.test")) == 1
+    assert calls == ["deliver_and_enqueue", "deliver_and_enqueue"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pillarbox.model import Account
-from pillarbox.services.delivery import DeliveryService
+from pillarbox.model import Account, QueueOrigin
+from pillarbox.services.delivery import DeliveryService, Envelope
 from pillarbox.services.errors import Rejected
 from pillarbox.services.submission import SenderNotOwned, SubmissionService
 from pillarbox.store.api import Store
@@ -101,3 +101,31 @@ async def test_from_header_rules(store: Store, submission: SubmissionService) ->
     ):
         with pytest.raises(Rejected):
             fix(bad, allowed)
+
+
+async def test_submitted_mail_is_queued_as_submission(
+    store: Store, submission: SubmissionService
+) -> None:
+    """A message an authenticated user submits is queued with origin SUBMISSION (the
+    queue signs it with DKIM), and its local copy is stored with it in one call."""
+    account = await alice(store)
+    allowed = await submission.allowed_senders(account)
+    delivery = DeliveryService(store, hostname="mail.example.test")
+    rcpts = (
+        await delivery.resolve("far@remote.test", relay_allowed=True),
+        await delivery.resolve("bob@example.test", relay_allowed=True),
+    )
+    envelope = Envelope(
+        sender="alice@example.test",
+        recipients=rcpts,
+        helo="client.test",
+        client_ip="127.0.0.1",
+        protocol="ESMTPSA",
+    )
+    incoming = submission.begin(account, allowed, envelope)
+    await incoming.write(b"From: alice@example.test\r\nSubject: out\r\n\r\nhello\r\n")
+    result = await incoming.finish()
+    [queued] = await store.list_queue()
+    assert result.queue_id == queued.id and queued.origin is QueueOrigin.SUBMISSION
+    assert [r.address for r in queued.recipients] == ["far@remote.test"]
+    assert len(result.delivered) == 1

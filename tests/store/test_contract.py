@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,13 +11,19 @@ import pytest
 
 from pillarbox.model import (
     DEFAULT_MAILBOXES,
+    DkimKey,
     FlagMode,
+    MessageMeta,
+    MessagesAdded,
     PopOnRetrieve,
     PopScope,
     QueuedRecipient,
+    QueueOrigin,
+    RecipientOutcome,
+    RecipientState,
     SearchText,
 )
-from pillarbox.store.api import Store
+from pillarbox.store.api import BlobHandle, Store
 from pillarbox.store.errors import AlreadyExists, Conflict, NotFound, QuotaExceeded
 from tests.store.conftest import Env, dummy_meta, write_blob
 
@@ -544,18 +551,288 @@ async def test_copy_and_move(env: Env) -> None:
 
 
 async def test_queue(store: Store) -> None:
-    """enqueue stores the envelope, DSN parameters and a reference to the blob."""
+    """enqueue stores the envelope, DSN parameters, origin and a reference to the blob;
+    the entry is due now, unclaimed, every recipient queued with its position; list and
+    get return the same entry, get None for an unknown id."""
+    before = datetime.now(UTC)
     blob = await write_blob(store, b"outbound")
     rcpts = [
         QueuedRecipient("a@x.test", notify="SUCCESS,DELAY", orcpt="rfc822;a@x.test"),
         QueuedRecipient("b@y.test"),
     ]
-    qid = await store.enqueue("me@example.org", rcpts, blob, dsn_envid="ENV1", dsn_ret="HDRS")
+    qid = await store.enqueue(
+        "me@example.org",
+        rcpts,
+        blob,
+        dsn_envid="ENV1",
+        dsn_ret="HDRS",
+        origin=QueueOrigin.SUBMISSION,
+    )
     [q] = await store.list_queue()
     assert q.id == qid and q.sender == "me@example.org"
-    assert q.recipients == tuple(rcpts)
+    assert q.recipients == tuple(dataclasses.replace(r, position=i) for i, r in enumerate(rcpts))
+    assert q.pending == q.recipients
     assert (q.blob_id, q.dsn_envid, q.dsn_ret, q.attempts) == (blob.blob_id, "ENV1", "HDRS", 0)
-    assert q.created_at.tzinfo is not None
+    assert (q.origin, q.warned, q.size, q.last_error) == (QueueOrigin.SUBMISSION, False, 8, "")
+    assert q.claimed_until is None
+    assert q.created_at.tzinfo is not None and before <= q.created_at <= datetime.now(UTC)
+    assert q.next_attempt <= datetime.now(UTC)
+    assert await store.get_queued(qid) == q
+    assert await store.get_queued(qid + 1000) is None
+    assert await store.read_blob(q.blob_id) == b"outbound"
+    other = await store.enqueue("", [QueuedRecipient("c@z.test")], await write_blob(store, b"b"))
+    assert [e.id for e in await store.list_queue()] == [qid, other]
+    bounce = await store.get_queued(other)
+    assert bounce is not None and bounce.sender == "" and bounce.origin is QueueOrigin.FORWARD
+    with pytest.raises(Conflict):
+        await store.enqueue("me@example.org", [], await write_blob(store, b"c"))
+
+
+async def test_queue_recipient_outcomes(store: Store) -> None:
+    """record_outcomes sets state, status, diagnostic and remote MTA per position and
+    leaves the others alone; `pending` then holds only queued recipients; an unknown
+    position or entry changes nothing (NotFound)."""
+    blob = await write_blob(store, b"m")
+    addresses = ["a@x.test", "b@y.test", "c@z.test"]
+    qid = await store.enqueue("me@example.org", [QueuedRecipient(a) for a in addresses], blob)
+    await store.record_outcomes(
+        qid,
+        [
+            RecipientOutcome(0, RecipientState.DELIVERED, "2.0.0", "250 ok", "mx.x.test"),
+            RecipientOutcome(2, RecipientState.FAILED, "5.1.1", "550 no such user"),
+        ],
+    )
+    q = await store.get_queued(qid)
+    assert q is not None
+    assert [(r.position, r.state, r.status, r.diagnostic, r.remote_mta) for r in q.recipients] == [
+        (0, RecipientState.DELIVERED, "2.0.0", "250 ok", "mx.x.test"),
+        (1, RecipientState.QUEUED, "", "", ""),
+        (2, RecipientState.FAILED, "5.1.1", "550 no such user", ""),
+    ]
+    assert [r.address for r in q.pending] == ["b@y.test"]
+    await store.record_outcomes(
+        qid, [RecipientOutcome(1, RecipientState.RELAYED, "2.0.0", "250 queued", "mx.y.test")]
+    )
+    with pytest.raises(NotFound):
+        await store.record_outcomes(
+            qid,
+            [
+                RecipientOutcome(0, RecipientState.FAILED, "5.0.0", "x"),
+                RecipientOutcome(7, RecipientState.FAILED, "5.0.0", "x"),
+            ],
+        )
+    with pytest.raises(NotFound):
+        await store.record_outcomes(qid + 1000, [])
+    after = await store.get_queued(qid)
+    assert after is not None and after.pending == ()
+    assert [r.state for r in after.recipients] == [
+        RecipientState.DELIVERED,
+        RecipientState.RELAYED,
+        RecipientState.FAILED,
+    ]
+
+
+async def test_claim_queue_leases(store: Store) -> None:
+    """A claim takes due, free entries that have a queued recipient, oldest due first,
+    up to `limit`, and holds each for the lease: no claim returns it again until the
+    lease runs out or reschedule releases it; an entry with nothing left to try is
+    never claimed."""
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    ids = []
+    for i in range(3):
+        blob = await write_blob(store, f"m{i}".encode())
+        ids.append(await store.enqueue("s@example.org", [QueuedRecipient(f"r{i}@x.test")], blob))
+    # entry 0 is due last; entry 2 has nothing left to try
+    await store.reschedule(ids[0], now - timedelta(seconds=10), "451 later")
+    await store.reschedule(ids[1], now - timedelta(seconds=20), "451 later")
+    await store.reschedule(ids[2], now - timedelta(seconds=30), "")
+    await store.record_outcomes(
+        ids[2], [RecipientOutcome(0, RecipientState.DELIVERED, "2.0.0", "ok")]
+    )
+
+    first = await store.claim_queue(now, 1, 60)
+    assert [q.id for q in first] == [ids[1]]
+    assert first[0].claimed_until == now + timedelta(seconds=60)
+    assert first[0].size == 2 and first[0].recipients[0].address == "r1@x.test"
+    assert [q.id for q in await store.claim_queue(now, 10, 60)] == [ids[0]]
+    assert await store.claim_queue(now, 10, 60) == []
+    held = await store.get_queued(ids[1])
+    assert held is not None and held.claimed_until == now + timedelta(seconds=60)
+    # the lease runs out: free again (a worker died)
+    later = now + timedelta(seconds=61)
+    assert [q.id for q in await store.claim_queue(later, 10, 60)] == [ids[1], ids[0]]
+    # reschedule releases the claim, counts the attempt, and sets the next one
+    await store.reschedule(ids[1], later, "421 busy", warned=True)
+    q = await store.get_queued(ids[1])
+    assert q is not None and q.claimed_until is None
+    assert (q.attempts, q.last_error, q.warned, q.next_attempt) == (2, "421 busy", True, later)
+    await store.reschedule(ids[1], later, "421 busy")
+    q = await store.get_queued(ids[1])
+    assert q is not None and q.warned and q.attempts == 3  # warned kept when not given
+    assert [q.id for q in await store.claim_queue(later, 10, 60)] == [ids[1]]
+    # not yet due, though free
+    for qid in (ids[1], ids[0]):
+        await store.reschedule(qid, later + timedelta(hours=1), "x")
+    assert await store.claim_queue(later + timedelta(seconds=120), 10, 60) == []
+    due = await store.claim_queue(later + timedelta(hours=2), 10, 60)
+    assert [q.id for q in due] == [ids[0], ids[1]]  # same time: in queue order
+    with pytest.raises(NotFound):
+        await store.reschedule(ids[2] + 1000, later, "x")
+
+
+async def test_concurrent_claims_never_share_an_entry(store: Store) -> None:
+    """Many claims at once: every due entry is returned by exactly one of them."""
+    ids = set()
+    for i in range(20):
+        blob = await write_blob(store, f"m{i}".encode())
+        ids.add(await store.enqueue("s@example.org", [QueuedRecipient(f"r{i}@x.test")], blob))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    async with asyncio.timeout(30):
+        claims = await asyncio.gather(*(store.claim_queue(now, 3, 300) for _ in range(10)))
+    taken = [q.id for claim in claims for q in claim]
+    assert sorted(taken) == sorted(ids)
+
+
+async def test_retry_queued(store: Store) -> None:
+    """retry makes one entry, or every entry, due now and returns how many it touched
+    (0 for an unknown id); an entry due earlier stays as early; a held entry stays held
+    (releasing it would let a second worker send it at the same time)."""
+    ids = []
+    for i in range(3):
+        blob = await write_blob(store, f"m{i}".encode())
+        ids.append(await store.enqueue("s@example.org", [QueuedRecipient(f"r{i}@x.test")], blob))
+    far = datetime.now(UTC) + timedelta(days=1)
+    for qid in ids:
+        await store.reschedule(qid, far, "451 try later")
+    assert await store.claim_queue(datetime.now(UTC), 10, 60) == []
+    assert await store.retry_queued(ids[0]) == 1
+    assert await store.retry_queued(ids[0] + 1000) == 0
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    [claimed] = await store.claim_queue(now, 10, 60)
+    assert claimed.id == ids[0] and claimed.next_attempt <= now
+    assert await store.retry_queued() == 3
+    due = await store.claim_queue(now + timedelta(seconds=1), 10, 60)
+    assert [q.id for q in due] == [ids[1], ids[2]]  # ids[0] is still held
+    entry = await store.get_queued(ids[0])
+    assert entry is not None and entry.next_attempt == claimed.next_attempt
+
+
+async def test_remove_queued_drops_its_blob(env: Env) -> None:
+    """Removing an entry removes its recipients and, when nothing else refers to it,
+    its blob (NotFound afterwards); a blob a message still holds stays; removing twice
+    returns False."""
+    s = env.store
+    blob = await write_blob(s, b"only queued")
+    qid = await s.enqueue("s@example.org", [QueuedRecipient("r@x.test")], blob)
+    assert await s.remove_queued(qid) is True
+    assert await s.get_queued(qid) is None and await s.list_queue() == []
+    with pytest.raises(NotFound):
+        await s.read_blob(blob.blob_id)
+    with pytest.raises(NotFound):
+        await s.open_blob(blob.blob_id)
+    assert await s.remove_queued(qid) is False
+    # shared with a message: the blob stays until its last holder goes
+    data = b"Subject: both\r\n\r\nhi\r\n"
+    shared = await write_blob(s, data)
+    results, qid = await s.deliver_and_enqueue(
+        [_Target(env.inbox.id, shared, dummy_meta(data))],
+        "s@example.org",
+        [QueuedRecipient("r@x.test")],
+        shared,
+    )
+    assert await s.remove_queued(qid) is True
+    assert await s.read_message(env.inbox.id, results[0].uid) == data
+    await s.set_flags(env.inbox.id, [results[0].uid], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(env.inbox.id)
+    with pytest.raises(NotFound):
+        await s.read_blob(shared.blob_id)
+
+
+class _Target:
+    """A `store.api.Delivery`."""
+
+    def __init__(self, mailbox_id: int, blob: BlobHandle, meta: MessageMeta) -> None:
+        self.mailbox_id = mailbox_id
+        self.blob = blob
+        self.meta = meta
+        self.flags: frozenset[str] = frozenset()
+        self.internaldate = datetime.now(UTC)
+
+
+async def test_deliver_and_enqueue_is_one_transaction(env: Env) -> None:
+    """deliver_and_enqueue stores the local copies and the queue entry together,
+    publishes MessagesAdded as deliver does, and a failure of either half leaves
+    neither: over quota, no queue entry; no recipients to queue, no copy."""
+    s = env.store
+    data = b"Subject: mixed\r\n\r\nhello\r\n"
+    blob = await write_blob(s, data)
+    sub = env.bus.subscribe(env.account.id)
+    try:
+        results, qid = await s.deliver_and_enqueue(
+            [_Target(env.inbox.id, blob, dummy_meta(data))],
+            "alice@example.org",
+            [QueuedRecipient("far@x.test", notify="FAILURE")],
+            blob,
+            dsn_envid="E",
+            dsn_ret="FULL",
+            origin=QueueOrigin.SUBMISSION,
+        )
+        async with asyncio.timeout(5):
+            event = await anext(sub)
+    finally:
+        await sub.aclose()
+    assert isinstance(event, MessagesAdded) and event.mailbox_id == env.inbox.id
+    assert [row.uid for row in event.rows] == [results[0].uid]
+    assert await s.read_message(env.inbox.id, results[0].uid) == data
+    q = await s.get_queued(qid)
+    assert q is not None and q.blob_id == blob.blob_id and q.origin is QueueOrigin.SUBMISSION
+    assert (q.dsn_envid, q.dsn_ret, q.recipients[0].notify) == ("E", "FULL", "FAILURE")
+
+    await s.set_quota("alice@example.org", len(data) + 5)
+    big = b"Subject: big\r\n\r\n" + b"x" * 100
+    big_blob = await write_blob(s, big)
+    with pytest.raises(QuotaExceeded):
+        await s.deliver_and_enqueue(
+            [_Target(env.inbox.id, big_blob, dummy_meta(big))],
+            "alice@example.org",
+            [QueuedRecipient("far@x.test")],
+            big_blob,
+        )
+    assert [e.id for e in await s.list_queue()] == [qid]
+    assert await s.uids(env.inbox.id) == [results[0].uid]
+    with pytest.raises(Conflict):
+        await s.deliver_and_enqueue(
+            [_Target(env.inbox.id, blob, dummy_meta(data))], "alice@example.org", [], blob
+        )
+    assert await s.uids(env.inbox.id) == [results[0].uid]
+    with pytest.raises(NotFound):  # a mailbox gone: no queue entry either
+        await s.deliver_and_enqueue(
+            [_Target(9999, big_blob, dummy_meta(big))],
+            "alice@example.org",
+            [QueuedRecipient("far@x.test")],
+            big_blob,
+        )
+    assert [e.id for e in await s.list_queue()] == [qid]
+
+
+async def test_dkim_keys(store: Store) -> None:
+    """Keys are kept per domain and selector, replaced whole on put, listed newest
+    first (all, or one domain's), bytes and times as given."""
+    t0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    a1 = DkimKey("example.org", "s1", "ed25519-sha256", b"-----PEM a1-----\n", "AAA=", t0)
+    a2 = DkimKey("example.org", "s2", "rsa-sha256", b"\x00pem a2", "BBB=", t0 + timedelta(days=1))
+    b1 = DkimKey("other.test", "s1", "ed25519-sha256", b"pem b1", "CCC=", t0 + timedelta(days=2))
+    assert await store.list_dkim_keys() == []
+    for key in (a1, a2, b1):
+        await store.put_dkim_key(key)
+    assert await store.list_dkim_keys() == [b1, a2, a1]
+    assert await store.list_dkim_keys("example.org") == [a2, a1]
+    assert await store.list_dkim_keys("nowhere.test") == []
+    a1_new = dataclasses.replace(
+        a1, private_key=b"new", public_key="DDD=", created_at=t0 + timedelta(days=3)
+    )
+    await store.put_dkim_key(a1_new)
+    assert await store.list_dkim_keys("example.org") == [a1_new, a2]
 
 
 async def test_reopen_keeps_everything(make_store: Callable[[], Store]) -> None:

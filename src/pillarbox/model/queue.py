@@ -69,6 +69,7 @@ class QueuedMessage:
     origin: QueueOrigin = QueueOrigin.FORWARD
     warned: bool = False  # a delay DSN has been sent for this entry
     size: int = 0  # octets of the blob
+    claimed_until: datetime | None = None  # a worker holds the entry until then; None: free
 
     @property
     def pending(self) -> tuple[QueuedRecipient, ...]:

@@ -9,6 +9,7 @@ from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.pop import PopService
+from pillarbox.services.queue import QueueService
 from pillarbox.services.submission import SubmissionService
 from pillarbox.store.api import ChangeBus, Store, Subscription
 
@@ -27,6 +28,7 @@ class Services:
     pop: PopService  # POP3 maildrops and their per-account lock
     delivery: DeliveryService  # recipient resolution and local delivery (MX and submission)
     submission: SubmissionService  # sender rules and header fixes for authenticated users
+    queue: QueueService  # the outbound queue: the runner's claims, the operator's view
 
     @classmethod
     def build(
@@ -52,6 +54,7 @@ class Services:
             pop=PopService(store),
             delivery=delivery,
             submission=submission,
+            queue=QueueService(store),
         )
 
     async def close(self) -> None:

@@ -3,10 +3,11 @@
 Owns recipient resolution (local domains, accounts, aliases, catch-all, sub-addressing
 ``user+tag@domain``), the trace headers a delivering MTA adds (RFC 5321 §4.4 Received,
 Return-Path, and Delivered-To), parsing the message once with `pillarbox.message.parse`
-(in a thread), and handing every local copy to `store.deliver` in one call and any remote
-recipient to `store.enqueue`. Front-ends stream the body in with `IncomingMessage.write`
-and answer 250 only after `finish` returns, which is after the store's commit: by then
-every copy's file has been fsynced and its row committed.
+(in a thread), and handing every local copy and the queue entry for any remote recipients
+to the store in one call (`deliver`, `enqueue`, or both at once: `deliver_and_enqueue`).
+Front-ends stream the body in with `IncomingMessage.write` and answer 250 only after
+`finish` returns, which is after the store's commit: by then every copy's file has been
+fsynced and its row committed.
 
 Must not: speak any protocol (errors are `ServiceError`s with an RFC 3463 status; each
 front-end picks its own reply codes), import a front-end
@@ -52,7 +53,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from pillarbox.message import parse
-from pillarbox.model import AppendResult, MessageMeta, QueuedRecipient
+from pillarbox.model import AppendResult, MessageMeta, QueuedRecipient, QueueOrigin
 from pillarbox.rules import addresses
 from pillarbox.services.errors import OverQuota, Rejected, ServiceError, TempFailure
 from pillarbox.store import errors as store_errors
@@ -105,6 +106,7 @@ class Envelope:
     ret: str | None = None  # RFC 3461 §4.3
     envid: str | None = None  # RFC 3461 §4.4
     sent_copy_account: int | None = None  # also file a \Seen copy in this account's Sent
+    submitted: bool = False  # an authenticated user sent it (queued as SUBMISSION: signed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,16 +555,7 @@ class IncomingMessage:
                 deliveries.append(
                     _Delivery(sent.id, blob, sent_meta, frozenset({"\\Seen"}), self.received_at)
                 )
-        results = await store.deliver(deliveries) if deliveries else []
-        queue_id: int | None = None
-        if self._remotes:
-            queue_id = await store.enqueue(
-                env.sender,
-                [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self._remotes],
-                spool,
-                dsn_envid=env.envid,
-                dsn_ret=env.ret,
-            )
+        results, queue_id = await self._commit(deliveries, spool)
         self._closed = True
         if not spool_used:
             await self._writer.abort()  # every copy has its own file; drop the spool
@@ -574,6 +567,32 @@ class IncomingMessage:
             len(self._remotes),
         )
         return DeliveryResult(self.trace_id, tuple(results), queue_id)
+
+    async def _commit(
+        self, deliveries: list[_Delivery], spool: BlobHandle
+    ) -> tuple[list[AppendResult], int | None]:
+        """Store the local copies and queue the remote recipients in ONE store call, so
+        that a message is never delivered to some recipients and silently dropped for
+        the others: over quota, nothing is queued either, and the client retries all."""
+        store, env = self._store, self.envelope
+        if not self._remotes:
+            return (await store.deliver(deliveries) if deliveries else []), None
+        queued = [QueuedRecipient(r.address, r.notify, r.orcpt) for r in self._remotes]
+        origin = QueueOrigin.SUBMISSION if env.submitted else QueueOrigin.FORWARD
+        if not deliveries:
+            queue_id = await store.enqueue(
+                env.sender, queued, spool, dsn_envid=env.envid, dsn_ret=env.ret, origin=origin
+            )
+            return [], queue_id
+        return await store.deliver_and_enqueue(
+            deliveries,
+            env.sender,
+            queued,
+            spool,
+            dsn_envid=env.envid,
+            dsn_ret=env.ret,
+            origin=origin,
+        )
 
     async def _copy(self, spool: BlobHandle, prefix: bytes, skip: int) -> BlobHandle:
         """A new durable blob: `prefix` + the spool from byte `skip`, read from the store

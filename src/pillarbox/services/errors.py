@@ -44,3 +44,12 @@ class AuthFailed(Exception):
 
 class AccountError(Exception):
     """A bad account-management request (unknown domain, duplicate user, weak password)."""
+
+
+class QueueEntryGone(Exception):
+    """The outbound queue entry no longer exists: finished by another worker, or deleted
+    by the operator while it was being sent. The runner stops working on it."""
+
+    def __init__(self, queue_id: int) -> None:
+        super().__init__(f"no queue entry {queue_id}")
+        self.queue_id = queue_id

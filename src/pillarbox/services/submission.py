@@ -122,6 +122,7 @@ class SubmissionService:
     ) -> IncomingMessage:
         """Receive a submitted message; local recipients get copies, remote ones are
         queued, and (if configured) the sender's Sent mailbox gets a \\Seen copy."""
+        envelope = dataclasses.replace(envelope, submitted=True)
         if self.save_to_sent:
             envelope = dataclasses.replace(envelope, sent_copy_account=account.id)
         return self._delivery.begin(envelope, header_filter=self.header_filter(allowed))

@@ -360,7 +360,8 @@ class Store(Protocol):
     # One entry per message; each recipient has its own state (`model.queue`). A worker
     # claims due entries for a lease, sends, records each recipient's outcome as soon as
     # the next hop answers (so a restart never sends twice what a peer accepted), then
-    # reschedules the entry or removes it once no recipient is left to try.
+    # reschedules the entry or removes it once no recipient is left to try. Times are
+    # aware datetimes (a naive one is a ValueError) and read back as written.
     async def enqueue(
         self,
         sender: str,
@@ -370,7 +371,9 @@ class Store(Protocol):
         dsn_ret: str | None = None,
         origin: QueueOrigin = QueueOrigin.FORWARD,
     ) -> int:
-        """Queue `blob` for `recipients`, due now; returns the entry id."""
+        """Queue `blob` for `recipients`, due now; returns the entry id. Each recipient
+        starts queued at its index in `recipients` (the `state`, `status`, `diagnostic`,
+        `remote_mta` and `position` given are ignored). Conflict if there is none."""
         ...
 
     async def deliver_and_enqueue(
@@ -384,24 +387,34 @@ class Store(Protocol):
         origin: QueueOrigin = QueueOrigin.FORWARD,
     ) -> tuple[list[AppendResult], int]:
         """`deliver` and `enqueue` in one transaction: a message for local and remote
-        recipients is stored for both or for neither."""
+        recipients is stored for both or for neither (a copy over quota leaves no queue
+        entry; no recipient to queue, Conflict, leaves no copy). Publishes what `deliver`
+        publishes."""
         ...
 
     async def list_queue(self) -> list[QueuedMessage]:
-        """Every entry, oldest first, with every recipient (any state)."""
+        """Every entry, oldest first, with every recipient (any state), its size and
+        its claim."""
         ...
 
-    async def get_queued(self, queue_id: int) -> QueuedMessage | None: ...
+    async def get_queued(self, queue_id: int) -> QueuedMessage | None:
+        """One entry as `list_queue` gives it; None if there is no such entry."""
+        ...
 
     async def claim_queue(self, now: datetime, limit: int, lease: float) -> list[QueuedMessage]:
-        """Up to `limit` entries due at `now` (next_attempt <= now) that nobody holds,
-        oldest due first, each now held for `lease` seconds: no other claim returns them
-        until the lease runs out or `reschedule`/`remove_queued` releases them. A worker
-        that dies leaves its claims to expire (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        """Up to `limit` entries due at `now` (next_attempt <= now) that nobody holds
+        (no claim, or one that ran out by `now`) and that have a recipient still queued,
+        oldest due first (then oldest entry), each now held until `now + lease` seconds
+        (`claimed_until`): no other claim returns them until the lease runs out or
+        `reschedule`/`remove_queued` releases them. Entries come whole: every recipient
+        with its state and position, and the size. A worker that dies leaves its claims
+        to expire (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
         ...
 
     async def record_outcomes(self, queue_id: int, outcomes: Sequence[RecipientOutcome]) -> None:
-        """Durably set the state of the given recipients (by position)."""
+        """Durably set the state of the given recipients (by position): committed to
+        disk when this returns. All or nothing: NotFound, and nothing changed, if the
+        entry is gone or a position is not one of its recipients."""
         ...
 
     async def reschedule(
@@ -417,8 +430,10 @@ class Store(Protocol):
         ...
 
     async def retry_queued(self, queue_id: int | None = None) -> int:
-        """Make one entry (or every entry) due now and release its claim; returns how
-        many entries that touched (0: no such entry)."""
+        """Make one entry (or every entry) due now (one due earlier keeps its time);
+        returns how many entries that touched (0: no such entry). A claim is kept: the
+        entry is being tried right now, and releasing it would let a second worker send
+        it at the same time."""
         ...
 
     async def remove_queued(self, queue_id: int) -> bool:

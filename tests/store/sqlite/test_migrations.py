@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from pillarbox.model import QueuedRecipient, QueueOrigin
+from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore, schema, text_index
 
 
@@ -68,3 +73,73 @@ async def test_removing_a_blob_looks_up_its_references_by_index(tmp_path: Path) 
             f"EXPLAIN QUERY PLAN SELECT 1 FROM {table} WHERE blob_id = ?", (1,)
         ).fetchall()
         assert any(f"INDEX {index}" in row[3] for row in plan), plan
+
+
+def _store_at(data: Path, version: int) -> sqlite3.Connection:
+    """pillarbox.db as schema `version` left it (every migration up to it applied)."""
+    data.mkdir()
+    conn = sqlite3.connect(data / DB_NAME, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for number, script in schema.migrations():
+        if number <= version:
+            conn.executescript(
+                f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;"
+            )
+    return conn
+
+
+@pytest.mark.parametrize("version", [v for v, _ in schema.migrations() if v < 3])
+async def test_older_queue_entries_read_as_queued(tmp_path: Path, version: int) -> None:
+    """A queue entry written before per-recipient state (schema < 3) opens as a
+    forwarded entry, unclaimed and never warned, every recipient queued at its position;
+    it can be claimed and removed (its blob file with it), and DKIM keys start empty."""
+    data = tmp_path / "data"
+    conn = _store_at(data, version)
+    conn.execute("INSERT INTO blobs (id, size) VALUES (7, 5)")
+    conn.execute(
+        "INSERT INTO queue (id, sender, blob_id, created_at, next_attempt, attempts,"
+        " last_error) VALUES (3, 's@example.org', 7, 1700000000, 1700000100, 2, '451 later')"
+    )
+    conn.executemany(
+        "INSERT INTO queue_recipients (queue_id, position, address, notify, orcpt)"
+        " VALUES (3, ?, ?, ?, ?)",
+        [(0, "a@x.test", "FAILURE", "rfc822;a@x.test"), (1, "b@y.test", None, None)],
+    )
+    assert conn.execute("SELECT refs FROM blobs WHERE id = 7").fetchone() == (1,)
+    conn.close()
+    blob_file = data / "blobs" / "00" / f"{7:016x}"
+    blob_file.parent.mkdir(parents=True)
+    blob_file.write_bytes(b"hello")
+
+    store = SqliteStore(data)
+    await store.open()
+    try:
+        [q] = await store.list_queue()
+        assert (q.id, q.sender, q.blob_id, q.size, q.attempts, q.last_error) == (
+            3,
+            "s@example.org",
+            7,
+            5,
+            2,
+            "451 later",
+        )
+        assert (q.origin, q.warned, q.claimed_until) == (QueueOrigin.FORWARD, False, None)
+        assert q.created_at == datetime.fromtimestamp(1700000000, UTC)
+        assert q.next_attempt == datetime.fromtimestamp(1700000100, UTC)
+        assert q.recipients == (
+            QueuedRecipient("a@x.test", "FAILURE", "rfc822;a@x.test", position=0),
+            QueuedRecipient("b@y.test", position=1),
+        )
+        assert [c.id for c in await store.claim_queue(datetime.now(UTC), 10, 60)] == [3]
+        assert await store.list_dkim_keys() == []
+        assert await store.remove_queued(3) is True
+        with pytest.raises(NotFound):
+            await store.read_blob(7)
+        assert not blob_file.exists()
+    finally:
+        await store.close()
+    conn = sqlite3.connect(data / DB_NAME)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (
+        schema.migrations()[-1][0],
+    )
+    conn.close()

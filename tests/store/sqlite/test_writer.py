@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pillarbox.model import SearchText
+from pillarbox.model import (
+    FlagMode,
+    QueuedRecipient,
+    RecipientOutcome,
+    RecipientState,
+    SearchText,
+)
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore
 from tests.store.conftest import Env, dummy_meta, write_blob
@@ -92,3 +99,32 @@ async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
         assert await settled_size() > before
     finally:
         await s.close()
+
+
+async def test_queue_outcomes_commit_synchronously(env: Env) -> None:
+    """A recorded outcome is on disk when record_outcomes returns (its batch commits with
+    synchronous=FULL, an fsync of the WAL), even right after flag changes, which commit
+    without one: it is what stops a restart from sending again what a peer accepted. A
+    claim alone commits without an fsync (a lost lease died with its worker)."""
+    s = env.store
+    assert isinstance(s, SqliteStore) and s._writer is not None
+    writer = s._writer
+    uid = await env.add()
+    qid = await s.enqueue("a@example.org", [QueuedRecipient("r@x.test")], await write_blob(s, b"q"))
+
+    async def flag() -> None:
+        await s.set_flags(env.inbox.id, [uid], frozenset({"\\Seen"}), FlagMode.ADD)
+        assert writer._synchronous == "NORMAL"
+
+    await flag()
+    await s.claim_queue(datetime.now(UTC) + timedelta(seconds=1), 10, 60)
+    assert writer._synchronous == "NORMAL"
+    outcome = RecipientOutcome(0, RecipientState.DELIVERED, "2.0.0", "250 ok", "mx.x.test")
+    await s.record_outcomes(qid, [outcome])
+    assert writer._synchronous == "FULL"
+    await flag()
+    await s.reschedule(qid, datetime.now(UTC), "")
+    assert writer._synchronous == "FULL"
+    await flag()
+    assert await s.remove_queued(qid)
+    assert writer._synchronous == "FULL"

@@ -20,9 +20,9 @@ Theory of operation (each part is told in full in the module that holds it):
     `schema` from `migrations/`.
 
 The modules: `core` (the base class: lifecycle, plumbing, blobs), one mixin per concern
-(`accounts`, `mailboxes`, `messages`, `reading`, `outbound_queue`), the row helpers they
-share (`message_rows`, `rows`, `flags`), and the threads (`writer`, `checkpointer`,
-`readers`, `batches`). Each mixin imports the base, never this class.
+(`accounts`, `mailboxes`, `messages`, `reading`, `outbound_queue`, `dkim_keys`), the
+row helpers they share (`message_rows`, `rows`, `flags`), and the threads (`writer`,
+`checkpointer`, `readers`, `batches`). Each mixin imports the base, never this class.
 
 Must not: block the event loop (sqlite and file calls happen in threads), let a sqlite3
 exception escape (they become `store.errors`), or know about protocols and sessions.
@@ -32,13 +32,21 @@ from __future__ import annotations
 
 from pillarbox.store.sqlite.accounts import AccountsMixin
 from pillarbox.store.sqlite.core import DB_NAME
+from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
 from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
 from pillarbox.store.sqlite.reading import ReadingMixin
 
 
-class SqliteStore(AccountsMixin, MailboxesMixin, MessagesMixin, ReadingMixin, OutboundQueueMixin):
+class SqliteStore(
+    AccountsMixin,
+    MailboxesMixin,
+    MessagesMixin,
+    ReadingMixin,
+    OutboundQueueMixin,
+    DkimKeysMixin,
+):
     """The SQLite implementation of `store.api.Store` (see the module docstring)."""
 
 

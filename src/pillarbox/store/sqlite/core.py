@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from pillarbox.model import MessageMeta
 from pillarbox.store.api import ChangeBus
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import NotFound, StoreUnavailable
@@ -159,6 +160,17 @@ class SqliteCore:
         future: asyncio.Future[T] = loop.create_future()
         readers.queue.put((fn, future, loop))
         return await future
+
+    async def _index_text(self, items: Sequence[tuple[int, MessageMeta]]) -> None:
+        """Commit the texts to search.db before any row refers to them (see text_index)."""
+        text = self._text
+        if text is None:
+            raise StoreUnavailable("store is not open")
+        rows = list({blob_id: (blob_id, m.headers, m.body_text) for blob_id, m in items}.values())
+        try:
+            await text.add(rows)
+        except sqlite3.Error as exc:
+            raise map_error(exc) from exc
 
     def _files(self) -> BlobFiles:
         if self._blobs is None:

@@ -13,7 +13,6 @@ operation (`_write`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,9 +26,8 @@ from pillarbox.model import (
     StoreFlagsResult,
 )
 from pillarbox.store.api import BlobHandle, Delivery
-from pillarbox.store.errors import NotFound, StoreUnavailable
+from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.errors import map_error
 from pillarbox.store.sqlite.flags import DELETED, flag_set, split_flags
 from pillarbox.store.sqlite.message_rows import (
     append_one,
@@ -64,17 +62,6 @@ class MessagesMixin(SqliteCore):
         return await self._write(
             lambda tx: append_one(tx, self._files(), mailbox_id, blob, meta, flags, internaldate)
         )
-
-    async def _index_text(self, items: Sequence[tuple[int, MessageMeta]]) -> None:
-        """Commit the texts to search.db before any row refers to them (see text_index)."""
-        text = self._text
-        if text is None:
-            raise StoreUnavailable("store is not open")
-        rows = list({blob_id: (blob_id, m.headers, m.body_text) for blob_id, m in items}.values())
-        try:
-            await text.add(rows)
-        except sqlite3.Error as exc:
-            raise map_error(exc) from exc
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)

@@ -3,7 +3,7 @@
 Owns the UID-list idiom every query over a set of UIDs uses (merged inclusive ranges
 passed as one JSON parameter and joined through ``json_each``: one indexed range scan
 per range, all in one statement), the flag and keyword rows of a UID list, the counters
-of STATUS and SELECT, and the stored form of INTERNALDATE. These run on a connection
+of STATUS and SELECT, and the stored form of INTERNALDATE and other times. These run on a connection
 they are given, in the writer's transaction or in a reader's.
 
 Must not: start or end a transaction, change rows, or touch files.
@@ -50,6 +50,15 @@ def to_epoch(when: datetime) -> tuple[int, int]:
 
 def from_epoch(epoch: int, tz_minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_minutes)))
+
+
+def exact_epoch(when: datetime) -> float:
+    """Epoch seconds of an aware datetime, with their fraction (the queue's times and a
+    DKIM key's creation read back as written). A naive one is a caller's bug: in which
+    zone would it be?"""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
+    return when.timestamp()
 
 
 # Rows of a UID list: one indexed range scan per merged range, all in one statement.

@@ -9,8 +9,8 @@ Theory of operation:
     group commit), unlinks message files whose last row went, then hands results and
     change events back to the event loop with one `call_soon_threadsafe`, in commit
     order.
-  * A batch of only flag changes and expunges (`Op.durable` false) commits with
-    synchronous=NORMAL; the files its removals free are held until an fsync of the WAL
+  * A batch of only flag changes, expunges and queue claims (`Op.durable` false)
+    commits with synchronous=NORMAL; the files its removals free are held until an fsync of the WAL
     makes the removal durable (the next synchronous batch, or an explicit fsync when the
     queue runs dry, when too many are held, or at stop).
   * At start the writer configures and migrates the schema, moves an older text index
@@ -62,8 +62,9 @@ class Op:
     fn: Callable[[Tx], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    # False for flag changes and expunges: acknowledged once committed, durable with the
-    # next fsync of the WAL (see `Writer._run_batch`).
+    # False for flag changes, expunges and queue claims: acknowledged once committed,
+    # durable with the next fsync of the WAL (see `Writer._run_batch`). Everything else,
+    # a queue outcome above all (it stops a second send), is synchronous.
     durable: bool = True
 
 
