@@ -49,13 +49,15 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
 }
 
 
-def _sqlite(config: Config, bus: ChangeBus) -> Store:
-    return SqliteStore(config.data_path, bus=bus)
+def _sqlite(config: Config, bus: ChangeBus, server: bool) -> Store:
+    return SqliteStore(config.data_path, bus=bus, collect_orphans=server)
 
 
 # `server.store` → the backend that serves it ("sqlite", or a URL scheme). config.load
 # already refused anything else; a new backend adds its entry here and its scheme there.
-BACKENDS: dict[str, Callable[[Config, ChangeBus], Store]] = {"sqlite": _sqlite}
+# `server`: False when the CLI opens the store, possibly beside a running server, so that
+# it leaves the server's work in progress (blobs of messages being received) alone.
+BACKENDS: dict[str, Callable[[Config, ChangeBus, bool], Store]] = {"sqlite": _sqlite}
 
 
 def backend_name(config: Config) -> str:
@@ -63,13 +65,14 @@ def backend_name(config: Config) -> str:
     return store if store == "sqlite" else store.partition("://")[0]
 
 
-def open_store(config: Config, bus: ChangeBus | None = None) -> Store:
+def open_store(config: Config, bus: ChangeBus | None = None, *, server: bool = False) -> Store:
     """The (unopened) backend named by `server.store`, publishing changes to `bus` (a new
-    in-process bus if none: one process, as `serve` and the CLI run)."""
+    in-process bus if none: one process, as `serve` and the CLI run). `server`: this
+    process runs the server (clean-up at open is its job, never the CLI's)."""
     make = BACKENDS.get(backend_name(config))
     if make is None:
         raise ConfigError(f"server.store: no backend for {config.server.store!r}")
-    return make(config, bus if bus is not None else InProcessChangeBus())
+    return make(config, bus if bus is not None else InProcessChangeBus(), server)
 
 
 def build_services(store: Store, config: Config, changes: ChangeBus) -> Services:
@@ -112,7 +115,7 @@ class App:
     async def start(self) -> None:
         check_data_dir(self.config)
         changes = InProcessChangeBus()
-        store = open_store(self.config, changes)
+        store = open_store(self.config, changes, server=True)
         await store.open()
         self.store, self.changes = store, changes
         self.services = build_services(store, self.config, changes)

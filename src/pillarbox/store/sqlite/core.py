@@ -49,10 +49,16 @@ READ_THREADS = 4  # blob reads (POP3 RETR, delivery copies): short page-cache re
 class SqliteCore:
     """Lifecycle and plumbing of the SQLite store (see the module docstring)."""
 
-    def __init__(self, data_dir: Path, *, bus: ChangeBus | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, bus: ChangeBus | None = None, collect_orphans: bool = True
+    ) -> None:
         """`bus` receives every committed change; without one (the CLI, which has no
-        subscribers) the store keeps an in-process bus of its own."""
+        subscribers) the store keeps an in-process bus of its own. `collect_orphans`:
+        remove blob files no row refers to when opening — only the server does; the CLI
+        opens the store beside a running server, whose messages being received have
+        files but no rows yet."""
         self.data_dir = Path(data_dir)
+        self._collect_orphans = collect_orphans
         self.db_path = self.data_dir / DB_NAME
         self._given_bus = bus
         self._writer: Writer | None = None
@@ -77,7 +83,9 @@ class SqliteCore:
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
         blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
         text = text_index.TextIndex(self.data_dir)
-        writer = Writer(self.db_path, blobs, self._complete, text.forget)
+        writer = Writer(
+            self.db_path, blobs, self._complete, text.forget, collect_orphans=self._collect_orphans
+        )
         writer.start()
         await loop.run_in_executor(io, writer.ready.wait)
         if writer.startup_error is None:

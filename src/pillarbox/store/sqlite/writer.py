@@ -85,12 +85,15 @@ class Writer(threading.Thread):
         blobs: BlobFiles,
         complete: Callable[[list[Done]], None],
         forget_text: Callable[[list[int]], None],
+        *,
+        collect_orphans: bool = True,
     ) -> None:
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
         self._complete = complete
         self._forget_text = forget_text
+        self._collect_orphans = collect_orphans
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
         # removal is durable, or a power loss could bring back rows without files.
@@ -116,7 +119,8 @@ class Writer(threading.Thread):
                 text_index.move_and_sweep(conn, self._db_path.parent)
                 search.register_functions(conn)
                 self._blobs.prepare()
-                self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
+                if self._collect_orphans:
+                    self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `Checkpointer`
                 self.checkpointer.start()
             except BaseException as exc:
