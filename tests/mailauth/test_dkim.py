@@ -168,3 +168,14 @@ def test_published_key_is_served(dns_server: DnsServer, keys: dict[str, DkimKey]
     [rdata] = answer.answer[0]
     assert len(rdata.strings) > 1
     assert b"".join(rdata.strings).decode() == dkim.key_record(rsa)
+
+
+async def test_unparseable_header_is_neutral(
+    dns_server: DnsServer, resolver: DnspythonResolver, keys: dict[str, DkimKey]
+) -> None:
+    """A header line dkimpy cannot parse gives a neutral result, not an exception."""
+    key = keys["ed25519-sha256"]
+    publish(dns_server, key)
+    signed = dkim.sign(MESSAGE, key) + MESSAGE
+    broken = signed.replace(b"Subject: hello\r\n", b"Subject: hello\r\nno colon here\r\n")
+    assert [r.result for r in await dkim.verify(broken, resolver)] == ["neutral"]

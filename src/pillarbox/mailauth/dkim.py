@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from pillarbox.mailauth.dns import DnsTempError, Resolver
+from pillarbox.message.headers import scan_header
 from pillarbox.model.queue import DkimKey
 
 ALGORITHMS = ("ed25519-sha256", "rsa-sha256")
@@ -124,19 +125,14 @@ def sign(message: bytes, key: DkimKey) -> bytes:
 # -- verifying ---------------------------------------------------------------------------
 
 
-def _header_block(message: bytes) -> bytes:
-    end = re.search(rb"\r?\n\r?\n", message)
-    return message if end is None else message[: end.end()]
-
-
 def _signature_tags(message: bytes) -> list[dict[bytes, bytes]]:
     """The tags of each DKIM-Signature field, top first ({} for an unreadable one)."""
-    headers, _ = dkimpy.rfc822_parse(_header_block(message))
+    fields, _ = scan_header(message)  # never raises, unlike dkimpy's parser
     found: list[dict[bytes, bytes]] = []
-    for name, value in headers:
-        if name.lower() == b"dkim-signature":
+    for field in fields:
+        if field.name == "dkim-signature":
             try:
-                found.append(parse_tag_value(value))
+                found.append(parse_tag_value(field.value))
             except InvalidTagValueList:
                 found.append({})
     return found[:MAX_SIGNATURES]
@@ -209,7 +205,13 @@ def _verify_all(
     signatures: list[dict[bytes, bytes]],
     keys: dict[str, list[bytes] | DnsTempError],
 ) -> list[DkimResult]:
-    verifier = dkimpy.DKIM(message, minkey=MIN_RSA_BITS)
+    try:
+        verifier = dkimpy.DKIM(message, minkey=MIN_RSA_BITS)
+    except dkimpy.DKIMException as e:  # a header dkimpy cannot split (a line with no colon)
+        return [
+            DkimResult("neutral", _text(t, b"d"), _text(t, b"s"), _text(t, b"a"), str(e)[:80])
+            for t in signatures
+        ]
     return [_verify_one(verifier, i, tags, keys) for i, tags in enumerate(signatures)]
 
 
