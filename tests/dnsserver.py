@@ -14,6 +14,7 @@ Usage::
         dns.set("example.test", "TXT", "v=spf1 -all")    # replaces every TXT record
         dns.fail("broken.test")                          # SERVFAIL
         dns.drop("slow.test")                            # no answer at all: a timeout
+        dns.load_zone(dns_records("example.test", "mx.example.test", keys))
         config_value = [dns.nameserver]                  # "127.0.0.1:PORT"
 
 Records are given in zone-file text (relative names are not allowed; a trailing dot on a
@@ -35,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+import dns.rdatatype
+import dns.zone
 from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, SRV, TXT, A, DNSRecord
 from dnslib.server import DNSError, DNSHandler, DNSServer
 
@@ -156,6 +159,20 @@ class DnsServer:
                 self._data.pop(_name(name), None)
             else:
                 self._data.get(_name(name), {}).pop(rtype.upper(), None)
+
+    def load_zone(self, text: str) -> None:
+        """Add every record of a zone-file fragment with absolute names, such as the output
+        of `pillarbox dns` (`mailauth.zone.dns_records`); types outside TYPES are skipped."""
+        zone = dns.zone.from_text(text, check_origin=False, relativize=False)
+        for name, rdataset in zone.iterate_rdatasets():
+            rtype = dns.rdatatype.to_text(rdataset.rdtype)
+            if rtype not in TYPES:
+                continue
+            for rdata in rdataset:
+                if rtype == "TXT":
+                    self.add(name.to_text(), rtype, [s.decode() for s in rdata.strings])
+                else:
+                    self.add(name.to_text(), rtype, rdata.to_text())
 
     def fail(self, name: str, rcode: str = "SERVFAIL") -> None:
         """Answer every query for `name` with `rcode` (SERVFAIL, REFUSED) until `heal`."""

@@ -8,6 +8,7 @@ import pytest
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.check import check_message
 from pillarbox.mailauth.dns import DnspythonResolver
+from pillarbox.mailauth.zone import dns_records
 from tests.dnsserver import DnsServer
 
 MESSAGE = (
@@ -61,3 +62,41 @@ async def test_forgery_is_rejected(resolver: DnspythonResolver) -> None:
     assert (verdict.spf.result, verdict.dkim, verdict.dmarc.result) == ("fail", (), "fail")
     assert verdict.action == "reject"
     assert b"dkim=none" in verdict.header
+
+
+async def test_records_from_pillarbox_dns_make_mail_pass(dns_server: DnsServer) -> None:
+    """The records `pillarbox dns` prints (mailauth.zone), once published, are enough for
+    mail signed with the domain's keys and sent from its MX host to pass every check."""
+    keys = [
+        dkim.generate_key("pub.test", "pbe"),
+        dkim.generate_key("pub.test", "pbr", "rsa-sha256"),
+    ]
+    dns_server.load_zone(dns_records("pub.test", "mail.pub.test", keys))
+    dns_server.add("mail.pub.test", "A", "127.0.0.3")
+    message = MESSAGE.replace(b"alice@sender.test", b"alice@pub.test")
+    for key in keys:
+        message = dkim.sign(message, key) + message
+    verdict = await check_message(
+        message,
+        client_ip="127.0.0.3",
+        helo="mail.pub.test",
+        mail_from="alice@pub.test",
+        hostname="mx.receiver.test",
+        resolver=DnspythonResolver([dns_server.address], 0.5, cache_size=0),
+    )
+    assert verdict.spf.result == "pass"
+    assert [r.result for r in verdict.dkim] == ["pass", "pass"]
+    assert (verdict.dmarc.result, verdict.dmarc.policy, verdict.action) == (
+        "pass",
+        "quarantine",
+        "none",
+    )
+    bounce = await check_message(
+        message,
+        client_ip="127.0.0.3",
+        helo="mail.pub.test",
+        mail_from="",
+        hostname="mx.receiver.test",
+        resolver=DnspythonResolver([dns_server.address], 0.5, cache_size=0),
+    )
+    assert (bounce.spf.result, bounce.spf.identity) == ("pass", "helo")

@@ -83,3 +83,9 @@ async def test_dns_failure_is_temperror(zone: DnsServer, resolver: DnspythonReso
 async def test_bad_client_ip_is_permerror(resolver: DnspythonResolver) -> None:
     """An unusable client address is a permerror, not an exception."""
     assert (await check_spf("not-an-ip", "a@example.test", "h", resolver)).result == "permerror"
+
+
+async def test_nothing_to_check_is_none(resolver: DnspythonResolver) -> None:
+    """Null sender and no HELO name: no identity, result none."""
+    result = await check_spf("192.0.2.1", "", "", resolver)
+    assert (result.result, result.domain) == ("none", "")
