@@ -20,10 +20,14 @@ from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
+from pillarbox.mailauth import dkim
+from pillarbox.mailauth.zone import dns_records, txt_strings
 from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
-from pillarbox.services.accounts import AccountService
+from pillarbox.model.queue import DkimKey
+from pillarbox.services.accounts import AccountService, normalize_domain
 from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
 from pillarbox.services.queue import QueueService
+from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
 
 T = TypeVar("T")
@@ -49,17 +53,21 @@ def _run_with_accounts(config: Config, fn: Callable[[AccountService], Awaitable[
     return asyncio.run(runner())
 
 
-def _run_with_queue(config: Config, fn: Callable[[QueueService], Awaitable[T]]) -> T:
+def _run_with_store(config: Config, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def runner() -> T:
         config_mod.check_data_dir(config)
         store = open_store(config)
         await store.open()
         try:
-            return await fn(QueueService(store))
+            return await fn(store)
         finally:
             await store.close()
 
     return asyncio.run(runner())
+
+
+def _run_with_queue(config: Config, fn: Callable[[QueueService], Awaitable[T]]) -> T:
+    return _run_with_store(config, lambda store: fn(QueueService(store)))
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -297,6 +305,53 @@ def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------
 
 
+# DKIM keys. By default a domain gets two keys, Ed25519 and RSA 2048, and outgoing mail is
+# signed with both (RFC 8463 §1: Ed25519 signatures with an RSA one beside them, because many
+# receivers cannot verify Ed25519 yet and ignore it). The default selector names the month
+# (pb202612), so a rotated key gets a new name and the old record can stay published until
+# mail signed with it has been delivered (RFC 6376 §3.1).
+DKIM_ALGORITHMS = {"ed25519": ["ed25519-sha256"], "rsa": ["rsa-sha256"]}
+DKIM_ALGORITHMS["both"] = DKIM_ALGORITHMS["ed25519"] + DKIM_ALGORITHMS["rsa"]
+SELECTOR_SUFFIX = {"ed25519-sha256": "e", "rsa-sha256": "r"}
+
+
+def dkim_selectors(selector: str | None, algorithms: list[str]) -> list[str]:
+    """One selector per algorithm: `selector` (default pbYYYYMM) itself for one key, with
+    an "e"/"r" suffix for the pair."""
+    base = selector or datetime.now(UTC).strftime("pb%Y%m")
+    if len(algorithms) == 1:
+        return [base]
+    return [base + SELECTOR_SUFFIX[a] for a in algorithms]
+
+
+def cmd_dkim_generate(config: Config, args: argparse.Namespace) -> int:
+    domain = normalize_domain(args.domain)
+    algorithms = DKIM_ALGORITHMS[args.algorithm]
+    selectors = dkim_selectors(args.selector, algorithms)
+
+    async def generate(store: Store) -> list[DkimKey]:
+        if domain not in {d.name for d in await store.list_domains()}:
+            raise CliError(f"{domain} is not a local domain (pillarbox domain add {domain})")
+        keys = [dkim.generate_key(domain, s, a) for s, a in zip(selectors, algorithms, strict=True)]
+        for key in keys:
+            await store.put_dkim_key(key)
+        return keys
+
+    for key in _run_with_store(config, generate):
+        name = f"{key.selector}._domainkey.{key.domain}."
+        print(f"{name} IN TXT {txt_strings(dkim.key_record(key))}")
+    return 0
+
+
+def cmd_dns(config: Config, args: argparse.Namespace) -> int:
+    domain = normalize_domain(args.domain)
+    keys = _run_with_store(config, lambda store: store.list_dkim_keys(domain))
+    sys.stdout.write(dns_records(domain, config.server.hostname, keys))
+    if not keys:
+        print(f"; no DKIM key yet: pillarbox dkim generate {domain}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pillarbox", description="Pillarbox mail server: SMTP, IMAP, POP3 on one store."
@@ -389,6 +444,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = qsub.add_parser("delete", help="drop a queued message without sending or bouncing it")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_queue_delete)
+
+    dkim_cmd = sub.add_parser("dkim", help="manage DKIM signing keys")
+    ksub = dkim_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = ksub.add_parser(
+        "generate", help="make signing keys for a domain and print the TXT records to publish"
+    )
+    p.add_argument("domain")
+    p.add_argument("--selector", help="selector (default: pbYYYYMM, +e/+r for the pair)")
+    p.add_argument(
+        "--algorithm",
+        choices=sorted(DKIM_ALGORITHMS),
+        default="both",
+        help="key type (default: both, an Ed25519 and an RSA key, each signing)",
+    )
+    p.set_defaults(func=cmd_dkim_generate)
+
+    p = sub.add_parser("dns", help="print the DNS records a domain needs, in zone-file syntax")
+    p.add_argument("domain")
+    p.set_defaults(func=cmd_dns)
     return parser
 
 

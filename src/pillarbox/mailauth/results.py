@@ -1,0 +1,138 @@
+"""The Authentication-Results header field (RFC 8601): writing ours, finding forged ones.
+
+`authentication_results` writes the field for our host name (the authserv-id) with one
+result per method: spf (with smtp.mailfrom or smtp.helo), one dkim per signature (header.d,
+header.s, header.a; dkim=none for an unsigned message) and dmarc (header.from).
+
+`own_results_spans` finds fields already in a message that claim to come from us; RFC 8601
+§5 requires a border MTA to remove (or rename) them before adding its own, or a sender
+could forge our verdict. Fields of other authserv-ids are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pillarbox.mailauth.dkim import DkimResult
+from pillarbox.mailauth.dmarc import DmarcResult
+from pillarbox.mailauth.spf import SpfResult
+from pillarbox.message.headers import scan_header
+
+FIELD_NAME = b"Authentication-Results"
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 2045 token characters
+_DOT_ATOM_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+MAX_REASON = 120
+
+
+def _value(text: str) -> str:
+    """A token, or a quoted-string for anything else (RFC 8601 §2.2 `value`)."""
+    if _TOKEN.fullmatch(text):
+        return text
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text[:MAX_REASON])
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _domain(text: str) -> str:
+    return _value(text.rstrip(".").lower() or "unknown")
+
+
+def _spf(spf: SpfResult) -> str:
+    if spf.identity == "helo":
+        prop = f"smtp.helo={_domain(spf.domain)}"
+    else:
+        local, _, domain = spf.sender.rpartition("@")
+        if local and _DOT_ATOM_LOCAL.fullmatch(local) and _TOKEN.fullmatch(domain):
+            prop = f"smtp.mailfrom={local}@{domain.lower()}"  # RFC 8601 §2.2 pvalue
+        else:
+            prop = f"smtp.mailfrom={_domain(spf.domain)}"
+    return f"spf={spf.result} {prop}"
+
+
+def _dkim(result: DkimResult) -> str:
+    parts = [f"dkim={result.result}"]
+    if result.reason:
+        parts.append(f"reason={_value(result.reason)}")
+    parts.append(f"header.d={_domain(result.domain)}")
+    if result.selector:
+        parts.append(f"header.s={_value(result.selector)}")
+    if result.algorithm:
+        parts.append(f"header.a={_value(result.algorithm)}")
+    return " ".join(parts)
+
+
+def _dmarc(dmarc: DmarcResult) -> str:
+    text = f"dmarc={dmarc.result}"
+    if dmarc.result == "fail":
+        text += f" reason={_value(f'p={dmarc.policy} action={dmarc.action}')}"
+    if dmarc.from_domain:
+        text += f" header.from={_domain(dmarc.from_domain)}"
+    return text
+
+
+def authentication_results(
+    hostname: str, spf: SpfResult, dkim: Sequence[DkimResult], dmarc: DmarcResult
+) -> bytes:
+    """The complete field, folded one result per line and ending in CRLF (RFC 8601 §2.2)."""
+    results = [_spf(spf)]
+    results += [_dkim(r) for r in dkim] or ["dkim=none"]
+    results.append(_dmarc(dmarc))
+    text = f"{FIELD_NAME.decode()}: {_value(hostname.rstrip('.').lower())};\r\n\t"
+    text += ";\r\n\t".join(results) + "\r\n"
+    return text.encode("ascii")
+
+
+def _skip_cfws(text: bytes, pos: int) -> int:
+    """Past folding white space and (nested) comments (RFC 5322 §3.2.2)."""
+    depth = 0
+    while pos < len(text):
+        char = text[pos : pos + 1]
+        if depth and char == b"\\":
+            pos += 2
+            continue
+        if char == b"(":
+            depth += 1
+        elif char == b")" and depth:
+            depth -= 1
+        elif not depth and char not in (b" ", b"\t", b"\r", b"\n"):
+            break
+        pos += 1
+    return pos
+
+
+def authserv_id(value: bytes) -> str:
+    """The authserv-id of an Authentication-Results field value (RFC 8601 §2.2)."""
+    pos = _skip_cfws(value, 0)
+    if value[pos : pos + 1] == b'"':
+        end = re.search(rb'(?<!\\)"', value[pos + 1 :])
+        raw = value[pos + 1 : pos + 1 + end.start()] if end else value[pos + 1 :]
+        raw = re.sub(rb"\\(.)", rb"\1", raw)
+    else:
+        match = re.match(rb"[^\s;()]*", value[pos:])
+        raw = match.group(0) if match else b""
+    return raw.decode("ascii", "replace").rstrip(".").lower()
+
+
+def own_results_spans(header: bytes, hostname: str) -> list[tuple[int, int]]:
+    """(start, end) byte spans of the Authentication-Results fields in `header` (a header
+    block or a whole message) whose authserv-id is `hostname`, in order (RFC 8601 §5)."""
+    ours = hostname.rstrip(".").lower()
+    fields, _ = scan_header(header)
+    return [
+        (f.start, f.end)
+        for f in fields
+        if f.name == "authentication-results" and authserv_id(f.value) == ours
+    ]
+
+
+def remove_own_results(message: bytes, hostname: str) -> bytes:
+    """`message` without the Authentication-Results fields that claim to be ours."""
+    spans = own_results_spans(message, hostname)
+    if not spans:
+        return message
+    parts, pos = [], 0
+    for start, end in spans:
+        parts.append(message[pos:start])
+        pos = end
+    parts.append(message[pos:])
+    return b"".join(parts)
