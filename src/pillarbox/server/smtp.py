@@ -424,6 +424,7 @@ def make_handler(listener_name: str, services: Services, config: Config) -> Hand
             max_body_line=smtp.max_body_line_length,
             max_recipients=smtp.max_recipients,
             max_errors=smtp.max_bad_commands,
+            normalize_bare_lf=smtp.bare_newline == "normalize",
         ),
         idle_timeout=smtp.idle_timeout,
         submission=listener_name in SUBMISSION_LISTENERS,
