@@ -110,6 +110,15 @@ def test_commands_ending_in_lf_rejected() -> None:
     assert r.BARE_LF_COMMAND.startswith(b"500 5.5.2 ")
 
 
+def test_bdat_line_ending_in_lf_rejected_closes() -> None:
+    """reject: a BDAT line ending in a bare LF closes the connection, so that its octets
+    (here a MAIL command) are never read as commands."""
+    data = b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@x.test>\r\nBDAT 21\nMAIL FROM:<e@x.test>\r\n"
+    run = all_splits_agree(data, **REJECT)
+    assert run.errors == [r.BARE_LF_BDAT]
+    assert names(run) == ["Hello", "MailFrom", "RcptTo"]
+
+
 def test_auth_response_ending_in_lf_rejected() -> None:
     """reject: a SASL response line ending in a bare LF is refused too, ending AUTH."""
     conn = new(**REJECT)

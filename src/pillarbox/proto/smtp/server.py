@@ -45,8 +45,10 @@ CR in message content is always refused (554 5.6.0). A bare LF:
   is content: its dot is removed as any line's leading dot is, leaving an empty line.
 - ``reject`` (False): a command line ending in a bare LF is refused with `500 5.5.2`
   (`BARE_LF_COMMAND`; Postfix's reject mode says 550 5.5.2 and hangs up, we keep the
-  session: the line is consumed, nothing after it is read as part of it), and a message
-  holding a bare LF is refused at its end with `554 5.6.0`, for DATA and BDAT.
+  session: the line is consumed, nothing after it is read as part of it — except after
+  a BDAT line, whose octets we would read as commands, so that closes the connection),
+  and a message holding a bare LF is refused at its end with `554 5.6.0`, for DATA and
+  BDAT.
 
 LMTP (RFC 2033, ``ServerConnection(lmtp=True)``): LHLO replaces HELO and EHLO, which are
 refused (§4.1); after the end of the data (DATA, or BDAT LAST, RFC 3030 §4) the caller
@@ -224,6 +226,11 @@ class ServerConnection:
         if not self.limits.normalize_bare_lf and not line.endswith(b"\r\n"):
             if self.state is State.AUTH:
                 self.state = State.READY
+            elif line[:5].upper() in (b"BDAT ", b"BDAT\n"):
+                # Octets may follow that we will not read as a chunk: close rather than
+                # take them for commands (as for a BDAT with a bad size).
+                self._close()
+                raise RemoteProtocolError("bare LF", r.BARE_LF_BDAT, fatal=True)
             self._error(r.BARE_LF_COMMAND)
         if self.state is State.AUTH:
             return self._auth_response(line)
