@@ -51,7 +51,7 @@ CR in message content is always refused (554 5.6.0). A bare LF:
   BDAT.
 
 LMTP (RFC 2033, ``ServerConnection(lmtp=True)``): LHLO replaces HELO and EHLO, which are
-refused (§4.1); after the end of the data (DATA, or BDAT LAST, RFC 3030 §4) the caller
+refused (§4.1); after the end of the data (DATA, or BDAT LAST: RFC 3030 CHUNKING) the caller
 sends one reply per accepted RCPT, in RCPT order (§4.2): `EndOfData` stays pending until
 `send` has been called that many times (`replies_due`). A message refused by the core
 itself gets its reply once per recipient in the one `reply_hint`.
