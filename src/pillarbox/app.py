@@ -42,6 +42,7 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
     "smtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),
     "submission": (smtp_frontend.make_handler, False, _SMTP_BUSY),
     "submissions": (smtp_frontend.make_handler, True, _SMTP_BUSY),  # RFC 8314 §3.3
+    "lmtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),  # RFC 2033
     "imap": (imap_frontend.make_handler, False, _IMAP_BUSY),
     "imaps": (imap_frontend.make_handler, True, _IMAP_BUSY),
     "pop3": (pop3_frontend.make_handler, False, _POP3_BUSY),

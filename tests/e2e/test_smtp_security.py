@@ -108,10 +108,17 @@ def open_transaction(raw: RawSmtp) -> None:
     assert raw.cmd(b"RCPT TO:<bob@example.test>").startswith(b"250")
 
 
+@pytest.mark.parametrize("mode", ["normalize", "reject"])
 @pytest.mark.parametrize("marker", [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"])
-def test_smtp_smuggling_defeated(connect: Connect, server: RunningServer, marker: bytes) -> None:
+def test_smtp_smuggling_defeated(
+    connect: Connect, server_factory: Callable[..., RunningServer], marker: bytes, mode: str
+) -> None:
     """A bare-LF/CR end marker does not end DATA, so the smuggled second message is not
-    a transaction; the message with bare line endings is refused (554 5.6.0)."""
+    a transaction, whichever `smtp.bare_newline`. With "normalize" a bare-LF marker is
+    message text (the one message is delivered, smuggled lines and all, to its one
+    recipient); a bare CR, or any bare line ending with "reject", refuses the message
+    (554 5.6.0)."""
+    server = server_factory(smtp={"bare_newline": mode})
     raw = connect(server, "smtp")
     open_transaction(raw)
     assert raw.cmd(b"DATA").startswith(b"354")
@@ -119,11 +126,21 @@ def test_smtp_smuggling_defeated(connect: Connect, server: RunningServer, marker
         b"Subject: one\r\n\r\nfirst" + marker + b"MAIL FROM:<admin@example.test>\r\n"
         b"RCPT TO:<alice@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
     )
-    assert raw.reply().startswith(b"554 5.6.0")
+    bare_cr = b"\r" in marker.replace(b"\r\n", b"")
+    accepted = mode == "normalize" and not bare_cr
+    assert raw.reply().startswith(b"250 2.0.0" if accepted else b"554 5.6.0")
     assert raw.cmd(b"NOOP").startswith(b"250")
     raw.close()
     assert mailbox(server, "alice@example.test") == []
-    assert mailbox(server, "bob@example.test") == []
+    stored = mailbox(server, "bob@example.test")
+    if accepted:
+        assert len(stored) == 1
+        assert stored[0].endswith(
+            b"first\r\n\r\nMAIL FROM:<admin@example.test>\r\nRCPT TO:<alice@example.test>\r\n"
+            b"DATA\r\nSubject: smuggled\r\n\r\nevil\r\n"
+        )
+    else:
+        assert stored == []
 
 
 def test_starttls_injection_defeated(connect: Connect, server: RunningServer) -> None:

@@ -21,6 +21,8 @@ SEEDS = [
     b"EHLO c\r\nAUTH PLAIN\r\nAGEAYg==\r\nAUTH LOGIN YQ==\r\n*\r\nSTARTTLS\r\nEHLO d\r\n",
     'EHLO c\r\nMAIL FROM:<jörg@exämple.test> SMTPUTF8\r\nRCPT TO:<"a b"@[1.2.3.4]>\r\n'.encode(),
     b"HELO c\r\nVRFY x\r\nHELP\r\nNOOP\r\nRCPT TO:<@a.test,@b.test:c@d.test>\r\nDATA\r\n",
+    b"LHLO c\nMAIL FROM:<a@x.test>\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n"
+    b"S: s\n\n.\n..x\r\n.\nx\n.\r\nx\r\n.\r\nBDAT 4 LAST\r\na\nb\nQUIT\n",
 ]
 TOKENS = [
     b"\r\n",
@@ -41,6 +43,8 @@ TOKENS = [
     b"MAIL FROM:",
     b"RCPT TO:",
     b"\r\n.\r\n",
+    b"\n.\n",
+    b"LHLO x",
     b"+2B",
     b'"',
 ]
@@ -62,8 +66,9 @@ def run_one(rng: random.Random, data: bytes) -> None:
         max_body_line=rng.choice([8, 1000]),
         max_recipients=rng.choice([1, 5]),
         max_errors=rng.choice([3, 50]),
+        normalize_bare_lf=rng.random() < 0.5,
     )
-    conn = ServerConnection(limits)
+    conn = ServerConnection(limits, lmtp=rng.random() < 0.3)
     pos = 0
     eof = False
     while True:
@@ -87,6 +92,8 @@ def run_one(rng: random.Random, data: bytes) -> None:
             reply = policy(rng, event)
             if reply is not None:
                 conn.send(reply)
+                while conn.awaiting_reply:  # LMTP: one reply per recipient
+                    conn.send(reply)
             if isinstance(event, ev.StartTls) and conn.state is State.TLS_PENDING:
                 conn.tls_started()
         else:

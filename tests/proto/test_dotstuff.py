@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 from pillarbox.proto.dotstuff import Unstuffer, stuff
 
 
-def decode_in_pieces(data: bytes, size: int) -> tuple[Unstuffer, bytes]:
-    un = Unstuffer()
+def decode_in_pieces(
+    data: bytes, size: int, *, normalize_lf: bool = False
+) -> tuple[Unstuffer, bytes]:
+    un = Unstuffer(normalize_lf=normalize_lf)
     out = bytearray()
     for i in range(0, len(data), size):
         out += un.feed(data[i : i + size])
@@ -33,10 +35,17 @@ def test_round_trip(parts: list[bytes], size: int) -> None:
 
 @pytest.mark.parametrize("marker", [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"])
 @pytest.mark.parametrize("size", [1, 2, 3, 1000])
-def test_bare_end_markers_do_not_end(marker: bytes, size: int) -> None:
-    un, _ = decode_in_pieces(b"a" + marker + b"MAIL FROM:<x@y>\r\n", size)
+@pytest.mark.parametrize("normalize_lf", [False, True])
+def test_bare_end_markers_do_not_end(marker: bytes, size: int, normalize_lf: bool) -> None:
+    """Whether bare LFs are normalised or not, no end marker with a bare LF or CR ends
+    the data."""
+    un, out = decode_in_pieces(
+        b"a" + marker + b"MAIL FROM:<x@y>\r\n", size, normalize_lf=normalize_lf
+    )
     assert not un.done
     assert un.bare_line_ending
+    if normalize_lf and marker in (b"\n.\n", b"\r\n.\n", b"\n.\r\n"):
+        assert out == b"a\r\n\r\nMAIL FROM:<x@y>\r\n"  # the "." line lost its dot
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 1000])
@@ -49,7 +58,9 @@ def test_end_at_start_and_trailing(size: int) -> None:
 class _ByLine(Unstuffer):
     """The line-by-line decoder alone: the reference the whole-buffer path must match."""
 
-    def _feed_crlf_only(self, data: bytes) -> bytes | None:
+    __slots__ = ()
+
+    def _feed_whole(self, data: bytes) -> bytes | None:
         return None
 
 
@@ -59,11 +70,15 @@ class _ByLine(Unstuffer):
         max_size=40,
     ),
     st.lists(st.integers(1, 9), min_size=1, max_size=10),
+    st.booleans(),
 )
-def test_whole_buffer_path_matches_line_by_line(parts: list[bytes], sizes: list[int]) -> None:
-    """Any input, cut anywhere: same output, end, trailing bytes and bare-ending flag."""
+def test_whole_buffer_path_matches_line_by_line(
+    parts: list[bytes], sizes: list[int], normalize_lf: bool
+) -> None:
+    """Any input, cut anywhere, either mode: same output, end, trailing bytes and
+    bare-ending flag."""
     data = b"".join(parts) + b"\r\n.\r\nNEXT"
-    fast, slow = Unstuffer(), _ByLine()
+    fast, slow = Unstuffer(normalize_lf=normalize_lf), _ByLine(normalize_lf=normalize_lf)
     got_fast, got_slow = bytearray(), bytearray()
     i = k = 0
     while i < len(data):

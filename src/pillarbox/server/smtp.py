@@ -1,8 +1,11 @@
 """The SMTP front-end: drives `proto.smtp.ServerConnection` over a listener `Stream`.
 
-Serves three listeners (`app.LISTENERS`): ``smtp`` (MX, RFC 5321: no AUTH, mail only for
-local recipients), ``submission`` (RFC 6409: STARTTLS, then AUTH before MAIL) and
-``submissions`` (RFC 8314 implicit TLS, AUTH before MAIL). Policy lives in `services`
+Serves four listeners (`app.LISTENERS`): ``smtp`` (MX, RFC 5321: no AUTH, mail only for
+local recipients), ``submission`` (RFC 6409: STARTTLS, then AUTH before MAIL),
+``submissions`` (RFC 8314 implicit TLS, AUTH before MAIL) and ``lmtp`` (RFC 2033, for an
+MTA in front of us: LHLO, no AUTH, local recipients only like ``smtp``, and after the
+data one reply per accepted RCPT, from `IncomingMessage.finish_each`, so that one
+recipient over quota does not fail the others). Policy lives in `services`
 (`delivery`, `submission`, `auth`); this module turns events into service calls and
 service answers into replies, through one table (`SERVICE_ERROR_CODES`, used by
 `reply_for`): a `ServiceError`'s class gives the basic reply code, the error its enhanced
@@ -91,6 +94,7 @@ class Settings:
     idle_timeout: float
     submission: bool
     implicit_tls: bool
+    lmtp: bool = False
 
 
 @dataclass(slots=True)
@@ -111,7 +115,7 @@ class Session:
         self.stream = stream
         self.services = services
         self.settings = settings
-        self.conn = ServerConnection(settings.limits, tls=settings.implicit_tls)
+        self.conn = ServerConnection(settings.limits, tls=settings.implicit_tls, lmtp=settings.lmtp)
         self.out = bytearray()
         self.helo = ""
         self.account: Account | None = None
@@ -134,7 +138,8 @@ class Session:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self.reply(Reply.of(220, None, f"{self.settings.hostname} ESMTP Pillarbox"))
+            kind = "LMTP" if self.settings.lmtp else "ESMTP"
+            self.reply(Reply.of(220, None, f"{self.settings.hostname} {kind} Pillarbox"))
             await self.flush()
             self.progress()
             while self.conn.state is not State.CLOSED:
@@ -196,7 +201,9 @@ class Session:
                 # so does anything after which there is no command left to answer.
                 if isinstance(exc, OSError) or not conn.awaiting_reply:
                     raise
-                self.reply(reply_for(exc, self.conn_id))
+                failure = reply_for(exc, self.conn_id)
+                while conn.awaiting_reply:  # LMTP: once per recipient (RFC 2033 §4.2)
+                    self.reply(failure)
                 if not conn.in_transaction:
                     await self.drop_transaction()
             if not isinstance(event, ev.BodyChunk):
@@ -279,6 +286,8 @@ class Session:
         greeting = f"{self.settings.hostname} greets {event.domain[:64]}"
         if not event.extended:
             return Reply.of(250, None, greeting)
+        if self.settings.lmtp:
+            return Reply(250, None, tuple(self.lmtp_extensions(greeting)))
         lines = [
             greeting,
             "PIPELINING",  # RFC 2920
@@ -295,6 +304,21 @@ class Session:
             lines.append("AUTH " + " ".join(MECHANISMS))  # RFC 4954
         lines.append("HELP")
         return Reply(250, None, tuple(lines))
+
+    def lmtp_extensions(self, greeting: str) -> list[str]:
+        """The LHLO reply (RFC 2033 §4.1): no AUTH and no DSN on this listener."""
+        lines = [
+            greeting,
+            "PIPELINING",  # RFC 2920
+            f"SIZE {self.settings.limits.max_message_size}",  # RFC 1870
+            "8BITMIME",  # RFC 6152
+            "SMTPUTF8",  # RFC 6531
+            "ENHANCEDSTATUSCODES",  # RFC 2034
+            "CHUNKING",  # RFC 3030
+        ]
+        if self.stream.tls_available and not self.conn.tls:
+            lines.append("STARTTLS")  # RFC 3207
+        return lines
 
     async def on_starttls(self) -> None:
         if not self.stream.tls_available:
@@ -390,6 +414,7 @@ class Session:
                 tls=self.stream.tls_active,
                 authenticated=self.account is not None,
                 utf8=txn.mail.smtputf8,
+                lmtp=self.settings.lmtp,
             ),
             tls=self.stream.tls_description,
             ret=txn.mail.ret,
@@ -403,12 +428,26 @@ class Session:
     async def on_end_of_data(self) -> None:
         txn, self.txn = self.txn, None
         assert txn is not None and txn.message is not None
+        if self.settings.lmtp:
+            await self.on_lmtp_end_of_data(txn)
+            return
         try:
             result = await txn.message.finish()
         except Exception as exc:
             self.reply(reply_for(exc, self.conn_id))
             return
         self.reply(Reply.of(250, "2.0.0", f"OK id={result.trace_id}"))
+
+    async def on_lmtp_end_of_data(self, txn: Transaction) -> None:
+        """RFC 2033 §4.2: one reply per accepted RCPT, in RCPT order."""
+        assert txn.message is not None
+        outcomes = await txn.message.finish_each()
+        for recipient, outcome in zip(txn.recipients, outcomes, strict=True):
+            if isinstance(outcome, ServiceError):
+                self.reply(reply_for(outcome, self.conn_id))
+            else:
+                text = f"<{recipient.address}> delivered id={outcome.trace_id}"
+                self.reply(Reply.of(250, "2.0.0", text))
 
 
 def make_handler(listener_name: str, services: Services, config: Config) -> Handler:
@@ -424,10 +463,12 @@ def make_handler(listener_name: str, services: Services, config: Config) -> Hand
             max_body_line=smtp.max_body_line_length,
             max_recipients=smtp.max_recipients,
             max_errors=smtp.max_bad_commands,
+            normalize_bare_lf=smtp.bare_newline == "normalize",
         ),
         idle_timeout=smtp.idle_timeout,
         submission=listener_name in SUBMISSION_LISTENERS,
         implicit_tls=listener_name in IMPLICIT_TLS_LISTENERS,
+        lmtp=listener_name == "lmtp",
     )
 
     async def handle(stream: Stream) -> None:

@@ -127,9 +127,15 @@ class _Delivery:
     internaldate: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def with_protocol(*, extended: bool, tls: bool, authenticated: bool, utf8: bool) -> str:
-    """The Received "with" keyword: RFC 3848 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP)."""
-    base = "UTF8SMTP" if utf8 else ("ESMTP" if extended else "SMTP")
+def with_protocol(
+    *, extended: bool, tls: bool, authenticated: bool, utf8: bool, lmtp: bool = False
+) -> str:
+    """The Received "with" keyword: RFC 3848 (ESMTP[S][A], LMTP[S][A]) and RFC 6531 §3.7.3
+    (UTF8SMTP, UTF8LMTP)."""
+    if lmtp:
+        base = "UTF8LMTP" if utf8 else "LMTP"
+    else:
+        base = "UTF8SMTP" if utf8 else ("ESMTP" if extended else "SMTP")
     return base + ("S" if tls else "") + ("A" if authenticated else "")
 
 
@@ -210,6 +216,38 @@ def header_block_end(head: bytes | bytearray) -> int | None:
         return 2
     end = head.find(b"\r\n\r\n")
     return None if end < 0 else end + 4
+
+
+def _concerns_a_mailbox(error: ServiceError) -> bool:
+    """RFC 3463 §3.3: X.2.Y codes are the status of one recipient's mailbox (full, gone,
+    disabled), so such a failure of a delivery to several mailboxes may spare the rest."""
+    return error.status[1:4] == ".2."
+
+
+class _KeptSpool:
+    """Wraps the spool's `BlobWriter` so that `abort` waits for `release`: LMTP's
+    per-recipient retry (`IncomingMessage.finish_each`) reads the spool after a failed
+    `finish`, which aborts every writer it made."""
+
+    def __init__(self, inner: BlobWriter) -> None:
+        self._inner = inner
+        self._abort_requested = False
+        self.spool: BlobHandle | None = None
+
+    async def write(self, data: bytes) -> None:
+        await self._inner.write(data)
+
+    async def finish(self) -> BlobHandle:
+        self.spool = await self._inner.finish()
+        return self.spool
+
+    async def abort(self) -> None:
+        self._abort_requested = True
+
+    async def release(self) -> None:
+        """Do the abort that was asked for, if any (a spool a row took is kept)."""
+        if self._abort_requested:
+            await self._inner.abort()
 
 
 def _translate(exc: Exception) -> ServiceError:
@@ -486,6 +524,73 @@ class IncomingMessage:
             error = _translate(exc)
             await self.abort()
             raise error from exc
+
+    async def finish_each(self) -> list[DeliveryResult | ServiceError]:
+        """`finish` with one outcome per envelope recipient, in order (LMTP, RFC 2033
+        §4.2). Every copy goes to the store in one transaction, as with `finish`; when
+        that fails with an error about a mailbox (`_concerns_a_mailbox`: over quota, a
+        mailbox gone) and there are several mailboxes, each recipient is then delivered
+        on its own from the spool, so that one full mailbox does not fail the others.
+        Other errors (a disk failure, a refused message) are every recipient's."""
+        count = len(self.envelope.recipients)
+        kept = _KeptSpool(self._writer)
+        self._writers = [kept if w is self._writer else w for w in self._writers]
+        self._writer = kept
+        try:
+            try:
+                return [await self.finish()] * count
+            except ServiceError as exc:
+                retry = (
+                    kept.spool is not None
+                    and count > 1
+                    and len(self._targets) > 1
+                    and not self._remotes
+                    and _concerns_a_mailbox(exc)
+                )
+                if not retry:
+                    return [exc] * count
+                assert kept.spool is not None
+                log.info("%s: %s; delivering to each recipient alone", self.trace_id, exc)
+                return await self._deliver_each(kept.spool)
+        finally:
+            await kept.release()
+
+    async def _deliver_each(self, spool: BlobHandle) -> list[DeliveryResult | ServiceError]:
+        outcomes: list[DeliveryResult | ServiceError] = []
+        done: dict[int, DeliveryResult] = {}  # account id -> the delivery that served it
+        for rcpt in self.envelope.recipients:
+            targets = tuple(t for t in rcpt.local if t.account_id not in done)
+            if not targets:  # an earlier recipient's delivery reached every mailbox
+                outcomes.append(done[rcpt.local[0].account_id])
+                continue
+            try:
+                result = await self._deliver_one(spool, dataclasses.replace(rcpt, local=targets))
+            except ServiceError as exc:
+                outcomes.append(exc)
+                continue
+            done.update((t.account_id, result) for t in targets)
+            outcomes.append(result)
+        return outcomes
+
+    async def _deliver_one(self, spool: BlobHandle, recipient: Recipient) -> DeliveryResult:
+        """`recipient`'s copies as a message of its own, made of the spool's bytes after
+        the owner prefix: the Received line, added headers and the message, which every
+        copy shares. It keeps this message's trace id, time and Received line."""
+        envelope = dataclasses.replace(self.envelope, recipients=(recipient,))
+        single = IncomingMessage(self._store, "", envelope, None)
+        single.trace_id, single.received_at = self.trace_id, self.received_at
+        single._received = b""  # already in the spool's bytes
+        try:
+            reader = await self._store.open_blob(spool.blob_id, len(self._owner_prefix))
+            try:
+                while chunk := await reader.read(COPY_CHUNK):
+                    await single.write(chunk)
+            finally:
+                await reader.close()
+        except Exception as exc:
+            await single.abort()
+            raise _translate(exc) from exc
+        return await single.finish()
 
     async def _store_all(self) -> DeliveryResult:
         store, env = self._store, self.envelope

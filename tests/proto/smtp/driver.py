@@ -95,6 +95,8 @@ def drive(
             reply = policy(event)
             if reply is not None:
                 run.output += conn.send(reply)
+                while conn.awaiting_reply:  # LMTP: one reply per recipient
+                    run.output += conn.send(reply)
             if isinstance(event, ev.StartTls) and reply is not None and reply.code == 220:
                 conn.tls_started()
             if isinstance(event, ev.ConnectionClosed):
@@ -118,5 +120,5 @@ def splits(data: bytes) -> Iterable[list[bytes]]:
     yield [data[i : i + 1] for i in range(len(data))]
 
 
-def new(**limits: int) -> ServerConnection:
-    return ServerConnection(Limits(**limits))
+def new(*, lmtp: bool = False, **limits: int) -> ServerConnection:
+    return ServerConnection(Limits(**limits), lmtp=lmtp)

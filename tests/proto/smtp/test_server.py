@@ -92,40 +92,6 @@ def test_bdat_session() -> None:
     assert run.output.count(b"250 ") == 6
 
 
-@pytest.mark.parametrize(
-    "smuggle",
-    [
-        b"\n.\n",
-        b"\r.\r",
-        b"\r\n.\n",
-        b"\n.\r\n",
-        b"\r.\r\n",
-    ],
-)
-def test_smuggling_does_not_end_data(smuggle: bytes) -> None:
-    """Bare LF/CR end markers never end DATA (CVE-2023-51764 class): the smuggled MAIL
-    is not a command, and the message is refused at the real CRLF.CRLF."""
-    data = (
-        b"EHLO c\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"
-        b"Subject: x\r\n\r\nhello" + smuggle + b"MAIL FROM:<evil@example.test>\r\n"
-        b"RCPT TO:<victim@example.test>\r\nDATA\r\n\r\nforged\r\n.\r\nNOOP\r\n"
-    )
-    run = all_splits_agree(data)
-    names = [type(e).__name__ for e in run.events]
-    assert names.count("MailFrom") == 1
-    assert "EndOfData" not in names
-    assert run.errors == [r.BARE_LINE_ENDING]
-    assert names[-2:] == ["Noop", "ConnectionClosed"]
-
-
-def test_bare_lf_in_bdat_refused() -> None:
-    """BDAT content with a bare LF is refused at the end of the chunk."""
-    data = b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@x.test>\r\nBDAT 5 LAST\r\na\nb\r\nNOOP\r\n"
-    run = all_splits_agree(data)
-    assert run.errors == [r.BARE_LINE_ENDING]
-    assert isinstance(run.events[-2], ev.Noop)
-
-
 def test_starttls_discards_pipelined_plaintext() -> None:
     """Commands pipelined after STARTTLS in the plaintext are dropped (CVE-2011-0411)."""
     conn = new()

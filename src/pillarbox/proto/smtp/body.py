@@ -9,12 +9,42 @@ calls per 64 KB chunk. It sees content after dot-unstuffing (DATA) or as sent (B
 Why bare line endings are refused (RFC 5321 §2.3.8, SMTP smuggling, CVE-2023-51764): a
 message with "\\n.\\n" or "\\r.\\r" that we store and later relay could end early at a
 less careful next hop. `dotstuff.Unstuffer` already never ends DATA on them; this
-refuses the message outright, for DATA and BDAT alike.
+refuses the message outright, for DATA and BDAT alike. With ``bare_newline =
+"normalize"`` a bare LF never gets here: `dotstuff.Unstuffer` (DATA) and `LfNormalizer`
+(BDAT) have already made it CRLF, so only a bare CR is refused.
 """
 
 from __future__ import annotations
 
+import re
+
 from pillarbox.proto.smtp import responses as r
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class LfNormalizer:
+    """BDAT content with ``bare_newline = "normalize"``: every bare LF becomes CRLF.
+
+    BDAT has no end marker (RFC 3030 §2: the octet count frames it), so a bare LF there
+    cannot smuggle anything; it is normalised only so that a stored message has one kind
+    of line end whichever command carried it, as with DATA. Chunks cost one C-speed count
+    when they hold no bare LF; a CRLF cut between two chunks stays one CRLF.
+    """
+
+    __slots__ = ("_cr",)
+
+    def __init__(self) -> None:
+        self._cr = False  # the previous chunk ended with CR
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return chunk
+        skip = 1 if self._cr and chunk[0] == 0x0A else 0  # the LF of a cut CRLF
+        self._cr = chunk[-1] == 0x0D
+        if chunk.count(b"\n", skip) == chunk.count(b"\r\n"):
+            return chunk
+        return chunk[:skip] + _BARE_LF.sub(b"\r\n", chunk[skip:])
 
 
 class BodyScanner:

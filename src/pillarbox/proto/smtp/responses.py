@@ -76,6 +76,12 @@ BODY_LINE_TOO_LONG = error_bytes(554, "5.6.0", "Message line too long")
 BARE_LINE_ENDING = error_bytes(
     554, "5.6.0", "Bare CR or LF in message; lines must end with CRLF (RFC 5321 section 2.3.8)"
 )
+# Postfix 3.9 answers "550 5.5.2 Error: bare <LF> received" and disconnects; we keep the
+# basic code of a syntax error (RFC 5321 §4.2.2) and the session (the line is consumed).
+BARE_LF_COMMAND = error_bytes(500, "5.5.2", "Bare <LF> received; lines must end with <CR><LF>")
+BARE_LF_BDAT = error_bytes(500, "5.5.2", "Bare <LF> received after BDAT, closing")
+USE_LHLO = error_bytes(500, "5.5.1", "This is an LMTP server: use LHLO (RFC 2033)")
+LHLO_FIRST = error_bytes(503, "5.5.1", "Send LHLO first")
 ALREADY_TLS = error_bytes(503, "5.5.1", "TLS already active")
 ALREADY_AUTHENTICATED = error_bytes(503, "5.5.1", "Already authenticated")
 BAD_BASE64 = error_bytes(501, "5.5.2", "Invalid base64 data")

@@ -32,6 +32,29 @@ parameter and actual octets, for DATA and BDAT), header size, body line length, 
 CR/LF, recipients per transaction, and the number of errors per connection. What it
 leaves outside: timeouts, TLS, credentials, which extensions are offered, which
 addresses are acceptable, and storage.
+
+Bare line feeds (`Limits.normalize_bare_lf`, ``[smtp] bare_newline``). Only CRLF.CRLF
+ends DATA, in both modes (RFC 5321 §4.1.1.4; SMTP smuggling, CVE-2023-51764), and a bare
+CR in message content is always refused (554 5.6.0). A bare LF:
+
+- ``normalize`` (True, the default, as Postfix 3.9's ``smtpd_forbid_bare_newline =
+  normalize``): ends a command line, as it always has here, and ends a content line,
+  which is stored with CRLF — in DATA (`dotstuff.Unstuffer`) and in BDAT
+  (`body.LfNormalizer`) alike, so a stored message has one kind of line end whichever
+  command carried it. A "." line next to a bare LF ("LF . LF", "CRLF . LF", "LF . CRLF")
+  is content: its dot is removed as any line's leading dot is, leaving an empty line.
+- ``reject`` (False): a command line ending in a bare LF is refused with `500 5.5.2`
+  (`BARE_LF_COMMAND`; Postfix's reject mode says 550 5.5.2 and hangs up, we keep the
+  session: the line is consumed, nothing after it is read as part of it — except after
+  a BDAT line, whose octets we would read as commands, so that closes the connection),
+  and a message holding a bare LF is refused at its end with `554 5.6.0`, for DATA and
+  BDAT.
+
+LMTP (RFC 2033, ``ServerConnection(lmtp=True)``): LHLO replaces HELO and EHLO, which are
+refused (§4.1); after the end of the data (DATA, or BDAT LAST: RFC 3030 CHUNKING) the caller
+sends one reply per accepted RCPT, in RCPT order (§4.2): `EndOfData` stays pending until
+`send` has been called that many times (`replies_due`). A message refused by the core
+itself gets its reply once per recipient in the one `reply_hint`.
 """
 
 from __future__ import annotations
@@ -46,7 +69,7 @@ from pillarbox.proto.dotstuff import Unstuffer
 from pillarbox.proto.errors import LocalProtocolError, RemoteProtocolError
 from pillarbox.proto.smtp import grammar
 from pillarbox.proto.smtp import responses as r
-from pillarbox.proto.smtp.body import BodyScanner
+from pillarbox.proto.smtp.body import BodyScanner, LfNormalizer
 from pillarbox.proto.smtp.events import (
     NEED_DATA,
     Auth,
@@ -104,14 +127,20 @@ class Limits:
     max_body_line: int = 1_000_000
     max_recipients: int = 100
     max_errors: int = 20
+    # A bare LF ends a line (stored as CRLF) rather than being refused: see module doc.
+    normalize_bare_lf: bool = True
 
 
 class ServerConnection:
     """One SMTP session's protocol state. See the module docstring."""
 
-    def __init__(self, limits: Limits | None = None, *, tls: bool = False) -> None:
-        """`tls` is True on an implicit-TLS port (RFC 8314), where STARTTLS is refused."""
+    def __init__(
+        self, limits: Limits | None = None, *, tls: bool = False, lmtp: bool = False
+    ) -> None:
+        """`tls` is True on an implicit-TLS port (RFC 8314), where STARTTLS is refused;
+        `lmtp` makes this an LMTP server (RFC 2033; see the module docstring)."""
         self.limits = limits or Limits()
+        self.lmtp = lmtp
         self.state = State.INITIAL
         self.extended = False  # EHLO (not HELO) was used: ESMTP parameters allowed
         self.tls = tls
@@ -127,6 +156,8 @@ class ServerConnection:
         self._used_bdat = False
         self._unstuffer: Unstuffer | None = None
         self._scanner: BodyScanner | None = None
+        self._lf_normalizer: LfNormalizer | None = None
+        self._replies_due = 0  # LMTP: replies still owed to the pending EndOfData
         self._bdat_remaining = 0
         self._bdat_last = False
         self._discard_remaining = 0  # octets of a refused BDAT chunk still to skip
@@ -153,6 +184,14 @@ class ServerConnection:
     def awaiting_reply(self) -> bool:
         """An event was handed out and `send` has not answered it yet."""
         return self._pending is not None
+
+    @property
+    def replies_due(self) -> int:
+        """Replies the pending event still needs: one per accepted recipient for an LMTP
+        `EndOfData` (RFC 2033 §4.2), else 1; 0 when nothing is pending."""
+        if self._pending is None:
+            return 0
+        return self._replies_due if isinstance(self._pending, EndOfData) else 1
 
     @property
     def buffered(self) -> int:
@@ -184,6 +223,15 @@ class ServerConnection:
             self._error(r.LINE_TOO_LONG)
         if line is None:
             return self._eof_or_need()
+        if not self.limits.normalize_bare_lf and not line.endswith(b"\r\n"):
+            if self.state is State.AUTH:
+                self.state = State.READY
+            elif line[:5].upper() in (b"BDAT ", b"BDAT\n"):
+                # Octets may follow that we will not read as a chunk: close rather than
+                # take them for commands (as for a BDAT with a bad size).
+                self._close()
+                raise RemoteProtocolError("bare LF", r.BARE_LF_BDAT, fatal=True)
+            self._error(r.BARE_LF_COMMAND)
         if self.state is State.AUTH:
             return self._auth_response(line)
         return self._command(line)
@@ -248,14 +296,18 @@ class ServerConnection:
             if code == 354:
                 self.state = State.DATA
                 self._start_content()
-                self._unstuffer = Unstuffer()
+                self._unstuffer = Unstuffer(normalize_lf=self.limits.normalize_bare_lf)
         elif isinstance(event, ChunkEnd):
             if code == 250:
                 self.state = State.BDAT_WAIT
             else:
                 self._reset_transaction()
         elif isinstance(event, EndOfData):
-            self._reset_transaction()
+            self._replies_due -= 1
+            if self._replies_due > 0:
+                self._pending = event  # LMTP: one reply per recipient (RFC 2033 §4.2)
+            else:
+                self._reset_transaction()
         elif isinstance(event, Quit):
             self._close()
         elif code == 354 or code == 334:
@@ -288,6 +340,8 @@ class ServerConnection:
         self._used_bdat = False
         self._unstuffer = None
         self._scanner = None
+        self._lf_normalizer = None
+        self._replies_due = 0
         self._bdat_remaining = 0
         self._bdat_last = False
         self._end_pending = False
@@ -314,6 +368,7 @@ class ServerConnection:
             max_header=lim.max_header_size,
             max_line=lim.max_body_line,
         )
+        self._lf_normalizer = LfNormalizer() if lim.normalize_bare_lf else None
 
     def _data_event(self) -> Event | NeedData:
         assert self._unstuffer is not None and self._scanner is not None
@@ -343,9 +398,11 @@ class ServerConnection:
         self._end_pending = False
         error = self._scanner.finish()
         size = self._scanner.size
+        replies = self._rcpt_count if self.lmtp else 1
         if error is not None:
             self._reset_transaction()
-            self._error(error, counts=False)
+            self._error(error * replies, counts=False)  # RFC 2033 §4.2
+        self._replies_due = replies
         return self._emit(EndOfData(size))
 
     def _bdat_event(self) -> Event | NeedData:
@@ -355,6 +412,8 @@ class ServerConnection:
             if not data:
                 return self._eof_or_need()
             self._bdat_remaining -= len(data)
+            if self._lf_normalizer is not None:
+                data = self._lf_normalizer.feed(data)
             self._scanner.feed(data)
             if self._scanner.error is None:
                 return BodyChunk(data)
@@ -409,10 +468,24 @@ class ServerConnection:
         return self._emit(Hello(arg.split(" ", 1)[0], extended))
 
     def _cmd_ehlo(self, arg: str) -> Event:
+        if self.lmtp:
+            self._error(r.USE_LHLO)  # RFC 2033 §4.1
         return self._helo(arg, True)
 
     def _cmd_helo(self, arg: str) -> Event:
+        if self.lmtp:
+            self._error(r.USE_LHLO)
         return self._helo(arg, False)
+
+    def _cmd_lhlo(self, arg: str) -> Event:
+        """RFC 2033 §4.1: LHLO is EHLO under another name; an SMTP server knows no LHLO."""
+        if not self.lmtp:
+            self._error(r.UNKNOWN_COMMAND)
+        return self._helo(arg, True)
+
+    @property
+    def _hello_first(self) -> bytes:
+        return r.LHLO_FIRST if self.lmtp else r.HELLO_FIRST
 
     def _cmd_starttls(self, arg: str) -> Event:
         if arg:
@@ -420,12 +493,12 @@ class ServerConnection:
         if self.tls:
             self._error(r.ALREADY_TLS)
         if self.state is not State.READY:
-            self._error(r.HELLO_FIRST if self.state is State.INITIAL else r.BAD_SEQUENCE)
+            self._error(self._hello_first if self.state is State.INITIAL else r.BAD_SEQUENCE)
         return self._emit(StartTls())
 
     def _cmd_auth(self, arg: str) -> Event:
         if self.state is State.INITIAL or not self.extended:
-            self._error(r.HELLO_FIRST)
+            self._error(self._hello_first)
         if self.authenticated:
             self._error(r.ALREADY_AUTHENTICATED)
         if self.state is not State.READY:
@@ -446,7 +519,7 @@ class ServerConnection:
 
     def _cmd_mail(self, arg: str) -> Event:
         if self.state is State.INITIAL:
-            self._error(r.HELLO_FIRST)
+            self._error(self._hello_first)
         if self.state is not State.READY:
             self._error(r.NESTED_MAIL)
         if arg[:5].upper() != "FROM:":
@@ -500,7 +573,7 @@ class ServerConnection:
 
     def _cmd_rcpt(self, arg: str) -> Event:
         if self.state is State.INITIAL:
-            self._error(r.HELLO_FIRST)
+            self._error(self._hello_first)
         if self.state not in (State.MAIL, State.RCPT):
             self._error(r.NEED_MAIL)
         if arg[:3].upper() != "TO:":
@@ -532,7 +605,7 @@ class ServerConnection:
         if arg:
             self._error(r.BAD_ARGUMENTS)
         if self.state is State.INITIAL:
-            self._error(r.HELLO_FIRST)
+            self._error(self._hello_first)
         if self.state is State.BDAT_WAIT:
             self._error(r.DATA_AFTER_BDAT)  # RFC 3030 §3
         if self.state is State.MAIL:
@@ -560,7 +633,7 @@ class ServerConnection:
             if self.state is State.MAIL:
                 self._reset_transaction()
                 self._error(r.NO_VALID_RECIPIENTS)
-            self._error(r.HELLO_FIRST if self.state is State.INITIAL else r.NEED_MAIL)
+            self._error(self._hello_first if self.state is State.INITIAL else r.NEED_MAIL)
         if self.state is State.RCPT:
             self._start_content()
         self.state = State.BDAT
@@ -596,6 +669,7 @@ class ServerConnection:
 _COMMANDS = {
     "EHLO": ServerConnection._cmd_ehlo,
     "HELO": ServerConnection._cmd_helo,
+    "LHLO": ServerConnection._cmd_lhlo,
     "STARTTLS": ServerConnection._cmd_starttls,
     "AUTH": ServerConnection._cmd_auth,
     "MAIL": ServerConnection._cmd_mail,
