@@ -423,7 +423,11 @@ class Session:
         if self.settings.submission and self.account is not None:
             txn.message = self.services.submission.begin(self.account, txn.allowed, envelope)
         else:
-            txn.message = self.services.delivery.begin(envelope)
+            inbound = self.services.inbound_auth
+            checked = not self.settings.lmtp and inbound.applies_to(envelope.client_ip)
+            txn.message = self.services.delivery.begin(
+                envelope, inbound=inbound if checked else None
+            )
 
     async def on_end_of_data(self) -> None:
         txn, self.txn = self.txn, None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pillarbox.config import Config
+from pillarbox.config import Config, nameservers
+from pillarbox.mailauth.dns import DnspythonResolver, Resolver
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
+from pillarbox.services.inbound_auth import InboundAuth
 from pillarbox.services.pop import PopService
 from pillarbox.services.queue import QueueService
 from pillarbox.services.submission import SubmissionService
@@ -28,6 +30,8 @@ class Services:
     pop: PopService  # POP3 maildrops and their per-account lock
     delivery: DeliveryService  # recipient resolution and local delivery (MX and submission)
     submission: SubmissionService  # sender rules and header fixes for authenticated users
+    inbound_auth: InboundAuth  # SPF, DKIM, DMARC on MX mail ([mailauth])
+    resolver: Resolver  # DNS through [dns] nameservers
     queue: QueueService  # the outbound queue: the runner's claims, the operator's view
 
     @classmethod
@@ -40,10 +44,22 @@ class Services:
         auth: AuthService,
         accounts: AccountService,
         config: Config,
+        resolver: Resolver | None = None,
     ) -> Services:
         delivery = DeliveryService(store, hostname=hostname)
         submission = SubmissionService(
             store, delivery, hostname=hostname, save_to_sent=config.smtp.save_submitted_to_sent
+        )
+        if resolver is None:
+            resolver = DnspythonResolver(nameservers(config.dns), config.dns.timeout)
+        checks = config.mailauth
+        inbound_auth = InboundAuth(
+            resolver,
+            hostname,
+            enabled=checks.enabled,
+            dmarc_reject=checks.dmarc_reject,
+            dmarc_quarantine=checks.dmarc_quarantine,
+            trusted_networks=checks.trusted_networks,
         )
         return cls(
             store=store,
@@ -54,6 +70,8 @@ class Services:
             pop=PopService(store),
             delivery=delivery,
             submission=submission,
+            inbound_auth=inbound_auth,
+            resolver=resolver,
             queue=QueueService(store),
         )
 

@@ -53,9 +53,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from pillarbox.message import parse
-from pillarbox.model import AppendResult, MessageMeta, QueuedRecipient, QueueOrigin
+from pillarbox.model import AppendResult, Mailbox, MessageMeta, QueuedRecipient, QueueOrigin
 from pillarbox.rules import addresses
 from pillarbox.services.errors import OverQuota, Rejected, ServiceError, TempFailure
+from pillarbox.services.inbound_auth import InboundAuth
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import BlobHandle, BlobWriter, Store
 
@@ -390,10 +391,15 @@ class DeliveryService:
 
     # --- messages ------------------------------------------------------------------------
     def begin(
-        self, envelope: Envelope, *, header_filter: HeaderFilter | None = None
+        self,
+        envelope: Envelope,
+        *,
+        header_filter: HeaderFilter | None = None,
+        inbound: InboundAuth | None = None,
     ) -> IncomingMessage:
-        """Start receiving a message for `envelope` (recipients already resolved)."""
-        return IncomingMessage(self._store, self.hostname, envelope, header_filter)
+        """Start receiving a message for `envelope` (recipients already resolved);
+        `inbound`: check it with SPF, DKIM and DMARC before storing (MX mail)."""
+        return IncomingMessage(self._store, self.hostname, envelope, header_filter, inbound)
 
 
 def _with_tag(address: str, tag: str) -> str:
@@ -412,10 +418,12 @@ class IncomingMessage:
         hostname: str,
         envelope: Envelope,
         header_filter: HeaderFilter | None,
+        inbound: InboundAuth | None = None,
     ) -> None:
         self._store = store
         self.envelope = envelope
         self._filter = header_filter
+        self._inbound = inbound
         self.trace_id = f"{_TRACE_IDS.getrandbits(64):016X}"
         self.received_at = datetime.now(UTC)
         targets: dict[int, LocalTarget] = {}
@@ -429,7 +437,10 @@ class IncomingMessage:
                 )
         self._targets = list(targets.values())
         self._remotes = list(remotes.values())
-        self._owner = self._targets[0] if self._targets and not self._remotes else None
+        # A checked message's copies carry the Authentication-Results field, known only
+        # at the end: its spool gets no prefix, and the copies are made from it then.
+        first_copy = self._targets and not self._remotes and inbound is None
+        self._owner = self._targets[0] if first_copy else None
         self._owner_prefix = _prefix(envelope.sender, self._owner) if self._owner else b""
         single = envelope.recipients[0].address if len(envelope.recipients) == 1 else None
         self._received = received_header(
@@ -469,6 +480,8 @@ class IncomingMessage:
         if self._filter is not None:
             end = header_block_end(head)
             added = await self._filter(head[:end] if end is not None else head)
+        if self._inbound is not None:
+            head = self._inbound.strip_forged(head)
         await self._put(self._owner_prefix + self._received + added + head)
 
     async def write(self, data: bytes) -> None:
@@ -479,7 +492,7 @@ class IncomingMessage:
         try:
             if self._started:
                 await self._put(data)
-            elif self._filter is None:
+            elif self._filter is None and self._inbound is None:
                 await self._start(data)
             else:
                 self._head += data
@@ -613,18 +626,24 @@ class IncomingMessage:
                 raise parsed
             return synced_or_error, parsed
 
-        # The INBOX lookups go meanwhile too. Everything started here has finished before
-        # a failure is raised, so abort() never races the file sync.
-        done, looked_up = await asyncio.gather(
-            spool_and_meta(),
-            asyncio.gather(*(store.get_mailbox(t.account_id, "INBOX") for t in self._targets)),
-            return_exceptions=True,
-        )
-        if isinstance(done, BaseException):
-            raise done
-        if isinstance(looked_up, BaseException):
-            raise looked_up
-        spool, meta = done
+        looked_up: Sequence[Mailbox | None]
+        if self._inbound is not None and self._targets:
+            queue_spool = await self._writer.finish()
+            spool, meta, looked_up = await self._checked_copy(queue_spool, data)
+        else:
+            # The INBOX lookups go meanwhile too. Everything started here has finished
+            # before a failure is raised, so abort() never races the file sync.
+            done, found = await asyncio.gather(
+                spool_and_meta(),
+                asyncio.gather(*(store.get_mailbox(t.account_id, "INBOX") for t in self._targets)),
+                return_exceptions=True,
+            )
+            if isinstance(done, BaseException):
+                raise done
+            if isinstance(found, BaseException):
+                raise found
+            spool, meta = done
+            looked_up, queue_spool = found, spool
         split = len(self._owner_prefix)
         old_lines = 2 if self._owner is not None else 0
         deliveries: list[_Delivery] = []
@@ -634,7 +653,7 @@ class IncomingMessage:
                 raise TempFailure("Mailbox unavailable", status="4.2.0")
             if target is self._owner:
                 deliveries.append(_Delivery(mailbox.id, spool, meta, internaldate=self.received_at))
-                spool_used = True
+                spool_used = spool_used or spool is queue_spool
                 continue
             prefix = _prefix(env.sender, target)
             blob = await self._copy(spool, prefix, split)
@@ -660,7 +679,7 @@ class IncomingMessage:
                 deliveries.append(
                     _Delivery(sent.id, blob, sent_meta, frozenset({"\\Seen"}), self.received_at)
                 )
-        results, queue_id = await self._commit(deliveries, spool)
+        results, queue_id = await self._commit(deliveries, queue_spool)
         self._closed = True
         if not spool_used:
             await self._writer.abort()  # every copy has its own file; drop the spool
@@ -672,6 +691,48 @@ class IncomingMessage:
             len(self._remotes),
         )
         return DeliveryResult(self.trace_id, tuple(results), queue_id)
+
+    async def _checked_copy(
+        self, spool: BlobHandle, data: bytes | None
+    ) -> tuple[BlobHandle, MessageMeta, Sequence[Mailbox | None]]:
+        """Check the received message (`InboundAuth`, which raises `Rejected` for a
+        DMARC reject), then make the first target's copy: its Return-Path and
+        Delivered-To, the Authentication-Results field, and the spool's bytes. That copy
+        then plays the part of the spool for every other local target (`_store_all`
+        swaps their first two lines, as usual); the spool itself is what the queue
+        sends. Returns the copy, its metadata (one parse, of the copy) and the target
+        mailboxes: INBOX, or Junk where one exists for a DMARC quarantine."""
+        assert self._inbound is not None
+        env = self.envelope
+        whole = data if data is not None else await self._store.read_blob(spool.blob_id)
+        verdict = await self._inbound.check(
+            whole, client_ip=env.client_ip, helo=env.helo, sender=env.sender
+        )
+        owner = self._targets[0]
+        self._owner, self._owner_prefix = owner, _prefix(env.sender, owner)
+        prefix = self._owner_prefix + verdict.header
+        store = self._store
+
+        async def mailbox(target: LocalTarget) -> Mailbox | None:
+            if verdict.quarantine:
+                junk = await store.get_special_mailbox(target.account_id, "\\Junk")
+                if junk is not None:
+                    return junk
+            return await store.get_mailbox(target.account_id, "INBOX")
+
+        copy, meta, looked_up = await asyncio.gather(
+            self._copy(spool, prefix, 0),
+            asyncio.to_thread(parse, prefix + whole),
+            asyncio.gather(*(mailbox(t) for t in self._targets)),
+            return_exceptions=True,
+        )
+        for outcome in (copy, meta, looked_up):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert not isinstance(copy, BaseException)
+        assert not isinstance(meta, BaseException)
+        assert not isinstance(looked_up, BaseException)
+        return copy, meta, looked_up
 
     async def _commit(
         self, deliveries: list[_Delivery], spool: BlobHandle
