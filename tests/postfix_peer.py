@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,10 +100,14 @@ def free_port() -> int:
 
 
 class PostfixPeer:
-    """``with PostfixPeer(tmp, {"b.test": "lmtp:inet:127.0.0.1:2424"}) as pf: pf.port``."""
+    """``with PostfixPeer({"b.test": "lmtp:inet:127.0.0.1:2424"}) as pf: pf.port``.
 
-    def __init__(self, root: Path, transports: dict[str, str]) -> None:
-        self.root = root
+    Its directory is a fresh one in the system's temp dir, not a pytest tmp_path: Postfix's
+    daemons run as the `postfix` user and must reach it, and pytest's are private to root.
+    """
+
+    def __init__(self, transports: dict[str, str]) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pillarbox-postfix-"))
         self.transports = transports
         self.port = free_port()
         self._started = False
@@ -177,6 +182,12 @@ class PostfixPeer:
         if not self._started:
             return
         self._started = False
+        try:
+            self._stop_master()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_master(self) -> None:
         with contextlib.suppress(Exception):
             self.postfix("stop")
         pid_file = self.root / "queue" / "pid" / "master.pid"
