@@ -70,8 +70,7 @@ _ORDER = ("failed", "delayed", "relayed", "expanded", "delivered")
 _EXPLANATIONS = {
     "failed": "could not be delivered to the following recipients; no further attempts "
     "will be made",
-    "delayed": "has not yet been delivered to the following recipients; delivery will be "
-    "retried",
+    "delayed": "has not yet been delivered to the following recipients; delivery will be retried",
     "relayed": "was passed to a server that does not send delivery reports, so this is "
     "the last report for these recipients",
     "expanded": "was delivered to the following lists or aliases",
@@ -91,9 +90,7 @@ def _needs_utf8(text: str) -> bool:
 
 def _field_text(value: str) -> str:
     """One line of ASCII: CR/LF and controls become spaces, others '?', length capped."""
-    cleaned = "".join(
-        ch if " " <= ch <= "~" else (" " if ch in "\r\n\t" else "?") for ch in value
-    )
+    cleaned = "".join(ch if " " <= ch <= "~" else (" " if ch in "\r\n\t" else "?") for ch in value)
     return " ".join(cleaned.split())[:MAX_FIELD]
 
 
@@ -258,4 +255,3 @@ def _part(boundary: str, content_type: str, body: bytes) -> bytes:
         "\r\n"
     )
     return head.encode() + body.rstrip(b"\r\n")
-
