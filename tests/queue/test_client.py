@@ -21,7 +21,9 @@ from pillarbox.queue.client import (
 from pillarbox.server.tls import ensure_self_signed, server_context
 from tests.queue.peer import Peer, refused_port
 
-MESSAGE = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nHello.\r\n.dot\r\n"
+MESSAGE = (
+    b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nHello.\r\n.dot\r\n"
+)
 POLICY = SessionPolicy("mail.example.test", connect_timeout=5.0, command_timeout=5.0)
 
 
@@ -60,7 +62,9 @@ async def test_250_delivers_with_size_and_dsn_parameters(peer: Peer) -> None:
     assert outcome.remote_mta == "mx.remote.test"
     [got] = peer.received
     assert got.mail == f"MAIL FROM:<alice@example.test> SIZE={len(MESSAGE)} RET=HDRS ENVID=ENV1"
-    assert got.rcpts == ["RCPT TO:<bob@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@remote.test"]
+    assert got.rcpts == [
+        "RCPT TO:<bob@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@remote.test"
+    ]
     assert got.data == MESSAGE
     assert any(c.startswith("EHLO mail.example.test") for c in peer.commands)
 
@@ -116,11 +120,15 @@ async def test_utf8_address_to_peer_without_smtputf8_fails_5_6_7() -> None:
     with 5.6.7, and no MAIL command is sent; a UTF-8 header alone gives 5.6.9."""
     peer = await Peer(extensions=("8BITMIME", "DSN")).start()
     session = await _open(peer)
-    [o] = await session.send(Transaction("alice@example.test", (rcpt("jürgen@remote.test"),), MESSAGE))
+    [o] = await session.send(
+        Transaction("alice@example.test", (rcpt("jürgen@remote.test"),), MESSAGE)
+    )
     assert (o.state, o.status) == (RecipientState.FAILED, "5.6.7")
     assert "SMTPUTF8" in o.diagnostic
     header_utf8 = b"From: alice@example.test\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nx\r\n"
-    [o] = await session.send(Transaction("alice@example.test", (rcpt("bob@remote.test"),), header_utf8))
+    [o] = await session.send(
+        Transaction("alice@example.test", (rcpt("bob@remote.test"),), header_utf8)
+    )
     assert (o.state, o.status) == (RecipientState.FAILED, "5.6.9")
     assert not any(c.startswith("MAIL") for c in peer.commands)
     await session.close()
@@ -205,7 +213,9 @@ async def test_relay_requires_and_verifies_tls(tmp_path: Path) -> None:
     [o] = await session.send(Transaction("a@example.test", (rcpt("b@remote.test"),), MESSAGE))
     await session.close()
     assert o.state is RecipientState.DELIVERED
-    wrong = SessionPolicy("mail.example.test", 5.0, 5.0, require_tls=True, username="user", password="x")
+    wrong = SessionPolicy(
+        "mail.example.test", 5.0, 5.0, require_tls=True, username="user", password="x"
+    )
     with pytest.raises(SessionError) as info:
         await _open(relay, wrong)
     assert info.value.status == "4.7.0"

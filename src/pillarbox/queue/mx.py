@@ -58,12 +58,14 @@ class Hop:
 
 
 def is_public(address: str) -> bool:
-    """May the queue connect to `address`? Not loopback, private, link-local, reserved,
-    multicast or unspecified (an IPv4-mapped IPv6 address is judged as its IPv4)."""
+    """May the queue connect to `address`? Only a globally routable one (IANA's special
+    registries: not shared CGNAT space either), and never loopback, private, link-local,
+    reserved, multicast or unspecified (an IPv4-mapped IPv6 address is judged as its
+    IPv4)."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return not (
+    return ip.is_global and not (
         ip.is_loopback
         or ip.is_private
         or ip.is_link_local
