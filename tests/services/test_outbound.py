@@ -1,0 +1,306 @@
+"""services.outbound: the decisions after an attempt (which DSN, back-off, expiry, the
+one delay warning), where DSNs go (a local sender's INBOX, else the queue with the null
+sender and origin BOUNCE), and DKIM signing in `prepare`. On a real SQLite store; the
+queue service (engineer S's branch) is stood in for by `MemoryQueue` below."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from pillarbox.config import DeliveryConfig
+from pillarbox.model import (
+    DkimKey,
+    QueuedMessage,
+    QueuedRecipient,
+    QueueOrigin,
+    RecipientOutcome,
+    RecipientState,
+)
+from pillarbox.services.delivery import DeliveryService
+from pillarbox.services.outbound import OutboundService, apply_outcomes, wants
+from pillarbox.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+MESSAGE = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nbody\r\n"
+CONFIG = DeliveryConfig(retry_initial=300, retry_max=3600, queue_lifetime=86400, delay_warning=7200)
+
+
+class MemoryQueue:
+    """A stand-in for `services.queue.QueueService` until the SQLite queue lands: it
+    keeps entries in a dict and logs every call, in order."""
+
+    def __init__(self, entries: Sequence[QueuedMessage] = (), data: bytes = MESSAGE) -> None:
+        self.entries = {e.id: e for e in entries}
+        self.data = data
+        self.calls: list[tuple[str, int]] = []
+        self.rescheduled: dict[int, tuple[datetime, str, bool | None]] = {}
+
+    async def claim(self, limit: int, lease: float) -> list[QueuedMessage]:
+        due = [e for e in self.entries.values() if e.pending][:limit]
+        for e in due:
+            self.calls.append(("claim", e.id))
+        return due
+
+    async def record(self, id: int, outcomes: Sequence[RecipientOutcome]) -> None:
+        self.calls.append(("record", id))
+        self.entries[id] = apply_outcomes(self.entries[id], outcomes)
+
+    async def reschedule(
+        self, id: int, next_attempt: datetime, last_error: str, warned: bool | None = None
+    ) -> None:
+        self.calls.append(("reschedule", id))
+        self.rescheduled[id] = (next_attempt, last_error, warned)
+
+    async def done(self, id: int) -> None:
+        self.calls.append(("done", id))
+        del self.entries[id]
+
+    async def read_message(self, entry: QueuedMessage) -> bytes:
+        return self.data
+
+
+def entry(*recipients: QueuedRecipient, **kw: object) -> QueuedMessage:
+    rcpts = tuple(dataclasses.replace(r, position=i) for i, r in enumerate(recipients))
+    values: dict[str, object] = {
+        "id": 7,
+        "sender": "alice@example.test",
+        "recipients": rcpts,
+        "blob_id": 1,
+        "created_at": NOW - timedelta(minutes=10),
+        "next_attempt": NOW,
+    }
+    values.update(kw)
+    return QueuedMessage(**values)  # type: ignore[arg-type]
+
+
+def outcome(position: int, state: RecipientState, status: str, text: str = "") -> RecipientOutcome:
+    return RecipientOutcome(position, state, status, text or f"reply {status}", "mx.remote.test")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "data")
+    await s.open()
+    await s.add_domain("example.test")
+    await s.add_account("alice@example.test", "not-a-real-hash")
+    yield s
+    await s.close()
+
+
+def service(store: SqliteStore, queue: MemoryQueue, **kw: object) -> OutboundService:
+    delivery = DeliveryService(store, hostname="mail.example.test")
+    config = dataclasses.replace(CONFIG, **kw)  # type: ignore[arg-type]
+    return OutboundService(store, delivery, queue, hostname="mail.example.test", config=config)
+
+
+def test_notify_rules() -> None:
+    """RFC 3461 §4.1: no NOTIFY → failure and delay; NEVER → nothing; a list → its items."""
+    plain = QueuedRecipient("a@b")
+    assert wants(plain, "FAILURE") and wants(plain, "DELAY") and not wants(plain, "SUCCESS")
+    never = QueuedRecipient("a@b", notify="NEVER")
+    assert not any(wants(never, k) for k in ("FAILURE", "DELAY", "SUCCESS"))
+    success = QueuedRecipient("a@b", notify="success")
+    assert wants(success, "SUCCESS") and not wants(success, "FAILURE")
+
+
+async def test_plan_failed_relayed_delivered_and_done(store: SqliteStore) -> None:
+    """A failure gets a failed DSN, a relayed NOTIFY=SUCCESS a relayed DSN, a plain
+    delivery nothing; with nothing pending the entry is done."""
+    e = entry(
+        QueuedRecipient("x@remote.test"),
+        QueuedRecipient("y@remote.test", notify="SUCCESS"),
+        QueuedRecipient("z@remote.test"),
+        QueuedRecipient("n@remote.test", notify="NEVER"),
+    )
+    svc = service(store, MemoryQueue([e]))
+    plan = svc.plan(
+        e,
+        [
+            outcome(0, RecipientState.FAILED, "5.1.1"),
+            outcome(1, RecipientState.RELAYED, "2.0.0"),
+            outcome(2, RecipientState.DELIVERED, "2.0.0"),
+            outcome(3, RecipientState.FAILED, "5.1.1"),
+        ],
+        NOW,
+    )
+    assert [r.address for r in plan.failed] == ["x@remote.test"]
+    assert [r.address for r in plan.relayed] == ["y@remote.test"]
+    assert plan.delayed == () and plan.expired == ()
+    assert plan.next_attempt is None
+
+
+async def test_backoff_doubles_up_to_the_maximum(store: SqliteStore) -> None:
+    """retry_initial doubling per attempt, capped at retry_max."""
+    svc = service(store, MemoryQueue())
+    assert [svc.next_delay(n) for n in range(6)] == [300, 600, 1200, 2400, 3600, 3600]
+    assert svc.next_delay(10_000) == 3600
+    e = entry(QueuedRecipient("x@remote.test"), attempts=2)
+    plan = svc.plan(e, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 4.3.0 later")], NOW)
+    assert plan.next_attempt == NOW + timedelta(seconds=1200)
+    assert plan.last_error == "451 4.3.0 later"
+    assert plan.failed == () and plan.delayed == () and plan.warned is None
+
+
+async def test_next_attempt_never_after_expiry_and_expiry_fails_4_4_7(
+    store: SqliteStore,
+) -> None:
+    """The last retry is at the expiry; at or after it, pending recipients fail with
+    4.4.7 and their last reply in the diagnostic."""
+    svc = service(store, MemoryQueue())
+    young = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(seconds=86300))
+    plan = svc.plan(young, [outcome(0, RecipientState.QUEUED, "4.3.0")], NOW)
+    assert plan.next_attempt == young.created_at + timedelta(seconds=86400)
+    old = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(days=1))
+    plan = svc.plan(old, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 busy")], NOW)
+    assert plan.next_attempt is None
+    [expired] = plan.expired
+    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.4.7")
+    assert "451 busy" in expired.diagnostic
+    assert [r.status for r in plan.failed] == ["4.4.7"]
+
+
+async def test_delay_warning_once(store: SqliteStore) -> None:
+    """After delay_warning, one delayed DSN (for recipients that want DELAY) and
+    `warned`; an entry already warned gets none; 0 disables it."""
+    svc = service(store, MemoryQueue())
+    e = entry(
+        QueuedRecipient("x@remote.test"),
+        QueuedRecipient("q@remote.test", notify="FAILURE"),
+        created_at=NOW - timedelta(hours=3),
+    )
+    deferred = [
+        outcome(0, RecipientState.QUEUED, "4.3.0"),
+        outcome(1, RecipientState.QUEUED, "4.3.0"),
+    ]
+    plan = svc.plan(e, deferred, NOW)
+    assert [r.address for r in plan.delayed] == ["x@remote.test"] and plan.warned is True
+    plan = svc.plan(dataclasses.replace(e, warned=True), deferred, NOW)
+    assert plan.delayed == () and plan.warned is None
+    assert service(store, MemoryQueue(), delay_warning=0).plan(e, deferred, NOW).delayed == ()
+
+
+async def test_no_dsn_for_null_sender_or_bounce(store: SqliteStore) -> None:
+    """RFC 3461 §6.1 / RFC 5321 §4.5.5: never a DSN about a DSN."""
+    svc = service(store, MemoryQueue())
+    failed = [outcome(0, RecipientState.FAILED, "5.1.1")]
+    for e in (
+        entry(QueuedRecipient("x@remote.test"), sender=""),
+        entry(QueuedRecipient("x@remote.test"), origin=QueueOrigin.BOUNCE),
+    ):
+        plan = svc.plan(e, failed, NOW)
+        assert plan.failed == () and plan.next_attempt is None
+
+
+async def test_settle_delivers_failure_dsn_to_local_sender_inbox(store: SqliteStore) -> None:
+    """A failure for a local sender: the DSN is stored in the sender's INBOX (never sent
+    over SMTP), then the entry is done; nothing is queued."""
+    e = entry(QueuedRecipient("x@remote.test", orcpt="rfc822;x@remote.test"), dsn_envid="E1")
+    queue = MemoryQueue([e])
+    svc = service(store, queue)
+    await svc.settle(e, [outcome(0, RecipientState.FAILED, "5.1.1", "550 5.1.1 unknown")], NOW)
+    assert queue.calls == [("done", 7)]
+    account = await store.get_account("alice@example.test")
+    assert account is not None
+    box = await store.get_mailbox(account.id, "INBOX")
+    assert box is not None
+    [uid] = await store.uids(box.id)
+    data = await store.read_message(box.id, uid)
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Return-Path"] == "<>"
+    assert msg.get_content_type() == "multipart/report"
+    block = msg.get_payload()[1].get_payload()[1]  # type: ignore[index]
+    assert block["Action"] == "failed" and block["Status"] == "5.1.1"
+    assert block["Diagnostic-Code"] == "smtp; 550 5.1.1 unknown"
+    assert await store.list_queue() == []
+
+
+async def test_settle_queues_dsn_for_remote_sender_as_bounce(store: SqliteStore) -> None:
+    """A remote sender's DSN is queued with the null sender and origin BOUNCE; the
+    runner is woken."""
+    e = entry(QueuedRecipient("x@remote.test"), sender="someone@elsewhere.test")
+    queue = MemoryQueue([e])
+    svc = service(store, queue)
+    woken: list[bool] = []
+    svc.on_enqueue = lambda: woken.append(True)
+    await svc.settle(e, [outcome(0, RecipientState.FAILED, "5.1.1")], NOW)
+    [queued] = await store.list_queue()
+    assert queued.sender == ""
+    assert [r.address for r in queued.recipients] == ["someone@elsewhere.test"]
+    assert woken == [True]
+
+
+@pytest.mark.xfail(reason="the SQLite enqueue keeps `origin` from engineer S's branch on")
+async def test_remote_dsn_is_queued_with_origin_bounce(store: SqliteStore) -> None:
+    e = entry(QueuedRecipient("x@remote.test"), sender="someone@elsewhere.test")
+    await service(store, MemoryQueue([e])).settle(
+        e, [outcome(0, RecipientState.FAILED, "5.1.1")], NOW
+    )
+    [queued] = await store.list_queue()
+    assert queued.origin is QueueOrigin.BOUNCE
+
+
+async def test_settle_records_expiry_before_reporting(store: SqliteStore) -> None:
+    """Expired recipients are recorded failed before the DSN goes and the entry is done."""
+    e = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(days=2))
+    queue = MemoryQueue([e])
+    await service(store, queue).settle(e, [outcome(0, RecipientState.QUEUED, "4.4.1")], NOW)
+    assert queue.calls == [("record", 7), ("done", 7)]
+
+
+async def test_settle_reschedules_with_warning(store: SqliteStore) -> None:
+    e = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(hours=3))
+    queue = MemoryQueue([e])
+    await service(store, queue).settle(
+        e, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 x")], NOW
+    )
+    next_attempt, last_error, warned = queue.rescheduled[7]
+    assert (next_attempt, last_error, warned) == (NOW + timedelta(seconds=300), "451 x", True)
+
+
+class KeyedStore(SqliteStore):
+    """The SQLite store with DKIM keys in memory (its own table lands with engineer S)."""
+
+    keys: ClassVar[list[DkimKey]] = []
+
+    async def list_dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
+        return [k for k in self.keys if domain is None or k.domain == domain]
+
+
+async def test_prepare_signs_submissions_only(tmp_path: Path) -> None:
+    """A submission from a domain with a key gets the signer's header prepended; a
+    forwarded message, a domain without a key, or dkim_sign off: unchanged."""
+    store = KeyedStore(tmp_path / "data")
+    await store.open()
+    store.keys = [DkimKey("example.test", "s1", "ed25519-sha256", b"k", "p", NOW)]
+    signed: list[str] = []
+
+    def signer(data: bytes, key: DkimKey) -> bytes:
+        signed.append(key.selector)
+        return b"DKIM-Signature: v=1; d=example.test; s=s1\r\n"
+
+    queue = MemoryQueue()
+    delivery = DeliveryService(store, hostname="mail.example.test")
+
+    def make(**kw: object) -> OutboundService:
+        config = dataclasses.replace(CONFIG, **kw)  # type: ignore[arg-type]
+        return OutboundService(
+            store, delivery, queue, hostname="mail.example.test", config=config, signer=signer
+        )
+
+    sub = entry(QueuedRecipient("x@remote.test"), origin=QueueOrigin.SUBMISSION)
+    data = await make().prepare(sub)
+    assert data.startswith(b"DKIM-Signature: v=1; d=example.test; s=s1\r\nFrom: alice")
+    assert await make().prepare(entry(QueuedRecipient("x@remote.test"))) == MESSAGE
+    assert await make(dkim_sign=False).prepare(sub) == MESSAGE
+    queue.data = MESSAGE.replace(b"alice@example.test", b"alice@unsigned.test")
+    assert await make().prepare(sub) == queue.data
+    assert signed == ["s1"]
+    await store.close()
