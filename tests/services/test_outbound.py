@@ -1,14 +1,14 @@
 """services.outbound: the decisions after an attempt (which DSN, back-off, expiry, the
 one delay warning), where DSNs go (a local sender's INBOX, else the queue with the null
 sender and origin BOUNCE), and DKIM signing in `prepare`. On a real SQLite store; the
-queue service (engineer S's branch) is stood in for by `MemoryQueue` below."""
+queue service (engineer S's branch) is stood in for by `tests.memory_queue`."""
 
 from __future__ import annotations
 
 import dataclasses
 import email
 import email.policy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -25,46 +25,13 @@ from pillarbox.model import (
     RecipientState,
 )
 from pillarbox.services.delivery import DeliveryService
-from pillarbox.services.outbound import OutboundService, apply_outcomes, wants
+from pillarbox.services.outbound import OutboundService, wants
 from pillarbox.store.sqlite import SqliteStore
+from tests.memory_queue import MemoryQueue
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 MESSAGE = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nbody\r\n"
 CONFIG = DeliveryConfig(retry_initial=300, retry_max=3600, queue_lifetime=86400, delay_warning=7200)
-
-
-class MemoryQueue:
-    """A stand-in for `services.queue.QueueService` until the SQLite queue lands: it
-    keeps entries in a dict and logs every call, in order."""
-
-    def __init__(self, entries: Sequence[QueuedMessage] = (), data: bytes = MESSAGE) -> None:
-        self.entries = {e.id: e for e in entries}
-        self.data = data
-        self.calls: list[tuple[str, int]] = []
-        self.rescheduled: dict[int, tuple[datetime, str, bool | None]] = {}
-
-    async def claim(self, limit: int, lease: float) -> list[QueuedMessage]:
-        due = [e for e in self.entries.values() if e.pending][:limit]
-        for e in due:
-            self.calls.append(("claim", e.id))
-        return due
-
-    async def record(self, id: int, outcomes: Sequence[RecipientOutcome]) -> None:
-        self.calls.append(("record", id))
-        self.entries[id] = apply_outcomes(self.entries[id], outcomes)
-
-    async def reschedule(
-        self, id: int, next_attempt: datetime, last_error: str, warned: bool | None = None
-    ) -> None:
-        self.calls.append(("reschedule", id))
-        self.rescheduled[id] = (next_attempt, last_error, warned)
-
-    async def done(self, id: int) -> None:
-        self.calls.append(("done", id))
-        del self.entries[id]
-
-    async def read_message(self, entry: QueuedMessage) -> bytes:
-        return self.data
 
 
 def entry(*recipients: QueuedRecipient, **kw: object) -> QueuedMessage:

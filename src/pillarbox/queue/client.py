@@ -351,10 +351,11 @@ class Pool:
     """Open sessions, bounded per destination (a domain, or the relay) and in total,
     kept idle for `idle_timeout` for the next message to the same destination.
 
-    `acquire(destination)` returns an idle session (already RSET and checked) or None
-    with a connection slot reserved for a new one; `release` gives either back. An idle
-    session of another destination is closed to make room when the total is reached,
-    so idle connections never starve busy ones."""
+    `acquire(destination, endpoint)` returns an idle session to that endpoint (already
+    RSET and checked) or None with a connection slot reserved for a new one; `release`
+    gives either back. When a limit is reached, the longest-idle session that is in the
+    way (another endpoint of the destination, or any other destination for the total)
+    is closed to make room, so idle connections never starve busy ones."""
 
     def __init__(self, *, max_total: int, max_per_destination: int, idle_timeout: float) -> None:
         self.max_total = max_total
@@ -364,30 +365,37 @@ class Pool:
         self._idle: dict[str, list[Session]] = {}
         self._total = 0
         self._changed = asyncio.Condition()
+        self._closing: set[asyncio.Task[None]] = set()
         self.opened = 0  # sessions opened in this pool's life (for tests and logs)
 
     @property
     def total(self) -> int:
         return self._total
 
-    async def acquire(self, destination: str) -> Session | None:
+    async def acquire(self, destination: str, endpoint: Endpoint | None = None) -> Session | None:
+        """An idle session to `destination` (to `endpoint` if given), checked with RSET,
+        or None with a slot reserved for a new session. Waits while the limits are
+        reached and nothing idle can be closed to make room."""
         while True:
             async with self._changed:
-                idle = self._idle.get(destination)
-                session = idle.pop() if idle else None
-                if session is None:
-                    if (
-                        self._total < self.max_total
-                        and self._open.get(destination, 0) < self.max_per_destination
-                    ):
+                idle = self._idle.get(destination, [])
+                session = next(
+                    (s for s in reversed(idle) if endpoint is None or s.endpoint == endpoint),
+                    None,
+                )
+                if session is not None:
+                    idle.remove(session)
+                else:
+                    dest_full = self._open.get(destination, 0) >= self.max_per_destination
+                    if not dest_full and self._total < self.max_total:
                         self._reserve(destination)
                         return None
-                    victim = self._oldest_idle_elsewhere(destination)
+                    victim = self._oldest_idle(destination if dest_full else None)
                     if victim is None:
                         await self._changed.wait()
                         continue
                     self._forget(victim[0])
-                    asyncio.get_running_loop().create_task(victim[1].close())
+                    self._close_later(victim[1])
                     continue
             # An idle session: check it outside the lock (RSET may take a round trip).
             if time.monotonic() - session.idle_since < self.idle_timeout and await session.reset():
@@ -396,6 +404,11 @@ class Pool:
             async with self._changed:
                 self._forget(destination)
                 self._changed.notify_all()
+
+    def _close_later(self, session: Session) -> None:
+        task = asyncio.get_running_loop().create_task(session.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def take_idle(self, destination: str) -> Session | None:
         """An idle session to `destination` if one is open and still good, else None
@@ -423,11 +436,13 @@ class Pool:
             del self._open[destination]
         self._total -= 1
 
-    def _oldest_idle_elsewhere(self, destination: str) -> tuple[str, Session] | None:
+    def _oldest_idle(self, destination: str | None) -> tuple[str, Session] | None:
+        """Take the longest-idle session (of `destination` only, if given)."""
         best: tuple[str, Session] | None = None
         for dest, sessions in self._idle.items():
-            if dest != destination and sessions:
-                candidate = min(sessions, key=lambda s: s.idle_since)
+            if destination is not None and dest != destination:
+                continue
+            for candidate in sessions:
                 if best is None or candidate.idle_since < best[1].idle_since:
                     best = (dest, candidate)
         if best is not None:
@@ -470,7 +485,7 @@ class Pool:
             for dest, _ in idle:
                 self._forget(dest)
             self._changed.notify_all()
-        await asyncio.gather(*(s.close() for _, s in idle))
+        await asyncio.gather(*(s.close() for _, s in idle), *self._closing)
 
 
 def destinations(recipients: Sequence[QueuedRecipient]) -> dict[str, list[QueuedRecipient]]:

@@ -300,11 +300,11 @@ class QueueRunner:
     async def _open(
         self, entry: QueuedMessage, destination: str, hop: Hop, address: str, defer_all: _DeferAll
     ) -> Session | None:
-        reused = await self.pool.acquire(destination)
+        endpoint = Endpoint(hop.host, address, hop.port)
+        reused = await self.pool.acquire(destination, endpoint)
         if reused is not None:
             return reused
         policy = self._relay_policy if hop.relay and self._relay_policy else self._mx_policy
-        endpoint = Endpoint(hop.host, address, hop.port)
         try:
             session = await Session.open(endpoint, policy)
         except SessionError as exc:
