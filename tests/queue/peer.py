@@ -42,6 +42,8 @@ class Peer:
     mail_reply: str = "250 2.1.0 Ok"
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str = "250 2.0.0 Ok: queued"
+    hold: asyncio.Event | None = None  # the end of DATA is answered only once this is set
+    data_seen: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
     commands: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
@@ -114,6 +116,9 @@ class Peer:
                         if not chunk:
                             return
                         body += chunk[1:] if chunk.startswith(b".") else chunk
+                    self.data_seen.set()
+                    if self.hold is not None:
+                        await self.hold.wait()
                     await say(self.data_reply)
                     if self.data_reply.startswith("2"):
                         async with self._changed:

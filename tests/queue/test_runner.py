@@ -6,6 +6,7 @@ The queue service is `tests.memory_queue` until engineer S's lands."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -253,3 +254,39 @@ async def test_wake_claims_at_once(world: World) -> None:
     await runner.stop()
     await peer.stop()
     assert len(peer.received) == 1
+
+
+async def test_stop_leaves_unanswered_sends_to_their_claim(world: World) -> None:
+    """A peer that never answers the final dot: `stop` waits its grace, cancels the
+    send, records nothing and settles nothing (the claim expires; the entry is tried
+    again later), and returns without waiting for the peer."""
+    hold = asyncio.Event()
+    peer = await Peer(host="127.0.0.2", port=world.port, hold=hold).start()
+    world.queue.add(entry(1, "bob@single.test"))
+    runner = make_runner(world)
+    await runner.start()
+    async with asyncio.timeout(10):
+        await peer.data_seen.wait()
+    async with asyncio.timeout(10):
+        await runner.stop(grace=0.1)
+    assert [c for c, _ in world.queue.calls] == ["claim"]
+    assert runner.in_flight == 0
+    hold.set()
+    await peer.stop()
+
+
+async def test_unexpected_failure_reschedules(world: World) -> None:
+    """A failure outside SMTP (here: the message cannot be read) reschedules the entry
+    with the usual back-off instead of leaving it until its claim expires."""
+
+    async def broken(entry: QueuedMessage) -> bytes:
+        raise OSError("disk gone")
+
+    world.queue.read_message = broken  # type: ignore[method-assign]
+    world.queue.add(entry(1, "bob@single.test"))
+    runner = make_runner(world)
+    await runner.start()
+    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await runner.stop()
+    _, last_error, _ = world.queue.rescheduled[1]
+    assert last_error.startswith("internal error")

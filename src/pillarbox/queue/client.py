@@ -52,6 +52,7 @@ from pillarbox.model import QueuedRecipient, RecipientOutcome, RecipientState
 
 log = logging.getLogger("pillarbox.queue")
 
+QUIT_TIMEOUT = 5.0  # a goodbye is not worth waiting long for
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -221,7 +222,9 @@ class Session:
         """QUIT politely when the peer is still there; never raises."""
         try:
             if self._smtp.is_connected and not self.broken:
-                await asyncio.wait_for(self._smtp.quit(), self.policy.command_timeout)
+                await asyncio.wait_for(
+                    self._smtp.quit(), min(self.policy.command_timeout, QUIT_TIMEOUT)
+                )
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             pass
         finally:

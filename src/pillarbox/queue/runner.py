@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -211,6 +211,18 @@ class QueueRunner:
             raise
         except Exception:
             log.exception("queue %d: attempt failed; the entry will be retried", entry.id)
+            await self._retry_later(entry)
+
+    async def _retry_later(self, entry: QueuedMessage) -> None:
+        """After an unexpected failure (the store, a bug): try again after the usual
+        back-off rather than when the claim runs out. Outcomes recorded so far stand."""
+        delay = timedelta(seconds=self._outbound.next_delay(entry.attempts))
+        try:
+            await self._queue.reschedule(
+                entry.id, datetime.now(UTC) + delay, "internal error (see the server log)"
+            )
+        except Exception:
+            log.exception("queue %d: could not reschedule; the claim will expire", entry.id)
 
     async def _deliver_group(
         self,
@@ -336,6 +348,11 @@ class QueueRunner:
         )
         try:
             outcomes = await session.send(tx)
+        except BaseException:
+            session.broken = True  # cancelled mid-transaction: never reuse, never QUIT
+            await self.pool.release(destination, session)
+            raise
+        try:
             await settle_now(outcomes, str(session.endpoint))
         finally:
             await self.pool.release(destination, session)
