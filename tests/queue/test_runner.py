@@ -2,7 +2,7 @@
 real SMTP peers on 127.0.0.2/127.0.0.3, outcomes recorded before the entry is settled,
 one connection reused for several messages, deferral to the next MX, the
 private-network refusal, a relay with required STARTTLS, and DSNs to a local sender.
-The queue service is `tests.memory_queue` until engineer S's lands."""
+The queue is the real `QueueService` on SQLite, watched (`tests.watched_queue`)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from typing import Any
 
 import pytest
 
+from pillarbox.app import build_services
 from pillarbox.config import Config, DeliveryConfig, DnsConfig, ServerConfig
-from pillarbox.model import QueuedMessage, QueuedRecipient, RecipientState
+from pillarbox.model import QueuedMessage, RecipientState
 from pillarbox.queue.runner import QueueRunner
 from pillarbox.server.tls import ensure_self_signed, server_context
-from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.outbound import OutboundService
+from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
-from tests.memory_queue import MemoryQueue
 from tests.queue.peer import Peer, StubDns, refused_port
+from tests.watched_queue import WatchedQueue
 
 ZONE = [
     "remote.test. 60 IN MX 10 mx1.remote.test.",
@@ -37,18 +38,10 @@ ZONE = [
 
 
 @dataclass
-class Bundle:
-    """What the runner needs of `Services`."""
-
-    queue: MemoryQueue
-    outbound: OutboundService
-
-
-@dataclass
 class World:
     store: SqliteStore
     dns: StubDns
-    queue: MemoryQueue
+    queue: WatchedQueue
     port: int  # the port both MX peers listen on
 
 
@@ -59,7 +52,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await store.add_domain("example.test")
     await store.add_account("alice@example.test", "not-a-real-hash")
     dns = await StubDns(ZONE).start()
-    yield World(store, dns, MemoryQueue(), refused_port("127.0.0.2"))
+    yield World(store, dns, WatchedQueue(store), refused_port("127.0.0.2"))
     dns.stop()
     await store.close()
 
@@ -78,31 +71,16 @@ def make_runner(world: World, **delivery: Any) -> QueueRunner:
         ),
         dns=DnsConfig(nameservers=[f"127.0.0.1:{world.dns.port}"], timeout=2.0),
     )
-    delivery_service = DeliveryService(world.store, hostname="mail.example.test")
-    outbound = OutboundService(
+    services = build_services(world.store, config, InProcessChangeBus())
+    services.queue = world.queue
+    services.outbound = OutboundService(
         world.store,
-        delivery_service,
+        services.delivery,
         world.queue,
         hostname="mail.example.test",
         config=config.delivery,
     )
-    return QueueRunner(Bundle(world.queue, outbound), config, poll_interval=60.0)
-
-
-def entry(id: int, *addresses: str, sender: str = "alice@example.test", **kw: Any) -> QueuedMessage:
-    now = datetime.now(UTC)
-    return QueuedMessage(
-        id=id,
-        sender=sender,
-        recipients=tuple(
-            QueuedRecipient(a, position=i, notify=kw.pop(f"notify{i}", None))
-            for i, a in enumerate(addresses)
-        ),
-        blob_id=id,
-        created_at=now,
-        next_attempt=now,
-        **kw,
-    )
+    return QueueRunner(services, config, poll_interval=60.0)
 
 
 async def test_delivers_reusing_one_connection_and_records_first(
@@ -112,24 +90,23 @@ async def test_delivers_reusing_one_connection_and_records_first(
     each recipient's outcome is recorded before the entry is done; one INFO line per
     recipient names the queue id, the recipient, the relay host[ip] and the status."""
     peer = await Peer(host="127.0.0.2", port=world.port).start()
-    for i in (1, 2, 3):
-        world.queue.add(entry(i, f"user{i}@remote.test"))
+    ids = [await world.queue.add(f"user{i}@remote.test") for i in (1, 2, 3)]
     runner = make_runner(world, max_connections_per_domain=1)
     caplog.set_level(logging.INFO, logger="pillarbox.queue")
     await runner.start()
-    await world.queue.wait_for(lambda: world.queue.finished == {1, 2, 3})
+    await world.queue.wait_for(lambda: world.queue.finished == set(ids))
     await runner.stop()
     await peer.stop()
     assert peer.connections == 1
     assert len(peer.received) == 3
-    for i in (1, 2, 3):
-        calls = [c for c, id in world.queue.calls if id == i]
+    for queue_id in ids:
+        calls = [c for c, id in world.queue.calls if id == queue_id]
         assert calls == ["claim", "record", "done"]
     states = {o.state for _, outs in world.queue.recorded for o in outs}
     assert states == {RecipientState.DELIVERED}
     lines = [r.getMessage() for r in caplog.records if "to=<user1@remote.test>" in r.getMessage()]
     assert lines == [
-        "queue 1: to=<user1@remote.test>, relay=mx1.remote.test[127.0.0.2]:"
+        f"queue {ids[0]}: to=<user1@remote.test>, relay=mx1.remote.test[127.0.0.2]:"
         f"{world.port}, status=sent 2.0.0 (250 2.0.0 Ok: queued)"
     ]
 
@@ -140,10 +117,10 @@ async def test_deferred_at_first_mx_delivered_at_second(world: World) -> None:
     mx1 = await Peer(host="127.0.0.2", port=world.port).start()
     mx1.rcpt_replies = {"bob@remote.test": "451 4.2.1 Mailbox busy"}
     mx2 = await Peer(host="127.0.0.3", port=world.port).start()
-    world.queue.add(entry(1, "bob@remote.test"))
+    queue_id = await world.queue.add("bob@remote.test")
     runner = make_runner(world)
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
     await mx1.stop()
     await mx2.stop()
@@ -158,16 +135,17 @@ async def test_all_mx_defer_reschedules_with_last_reply(world: World) -> None:
     recipient stays queued with the last reply, the entry is rescheduled."""
     mx1 = await Peer(host="127.0.0.2", port=world.port).start()
     mx1.rcpt_replies = {"bob@remote.test": "451 4.2.1 Mailbox busy"}
-    world.queue.add(entry(1, "bob@remote.test"))
+    queue_id = await world.queue.add("bob@remote.test")
     runner = make_runner(world)
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
     await mx1.stop()
-    next_attempt, last_error, _ = world.queue.rescheduled[1]
-    assert next_attempt > datetime.now(UTC)
-    assert "127.0.0.3" in last_error  # the connection refused at mx2 came last
-    [r] = world.queue.entries[1].recipients
+    after = await world.queue.get(queue_id)
+    assert after is not None
+    assert after.next_attempt > datetime.now(UTC)
+    assert "127.0.0.3" in after.last_error  # the connection refused at mx2 came last
+    [r] = after.recipients
     assert r.state is RecipientState.QUEUED and r.status.startswith("4.")
 
 
@@ -176,10 +154,10 @@ async def test_550_fails_and_bounces_to_local_sender(world: World) -> None:
     sender's INBOX, and the entry is done."""
     peer = await Peer(host="127.0.0.2", port=world.port).start()
     peer.rcpt_replies = {"gone@single.test": "550 5.1.1 No such user"}
-    world.queue.add(entry(1, "gone@single.test"))
+    queue_id = await world.queue.add("gone@single.test")
     runner = make_runner(world)
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
     await peer.stop()
     [(_, [outcome])] = world.queue.recorded
@@ -187,7 +165,7 @@ async def test_550_fails_and_bounces_to_local_sender(world: World) -> None:
         RecipientState.FAILED,
         "550 5.1.1 No such user",
     )
-    assert world.queue.calls[-1] == ("done", 1)
+    assert world.queue.calls[-1] == ("done", queue_id)
     account = await world.store.get_account("alice@example.test")
     assert account is not None
     box = await world.store.get_mailbox(account.id, "INBOX")
@@ -201,14 +179,16 @@ async def test_private_network_refused(world: World) -> None:
     """allow_private_networks off: an MX resolving to 127.0.0.2 is never connected to;
     the recipient is deferred with 4.4.4."""
     peer = await Peer(host="127.0.0.2", port=world.port).start()
-    world.queue.add(entry(1, "bob@single.test"))
+    queue_id = await world.queue.add("bob@single.test")
     runner = make_runner(world, allow_private_networks=False)
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
     await peer.stop()
     assert peer.connections == 0
-    [r] = world.queue.entries[1].recipients
+    after = await world.queue.get(queue_id)
+    assert after is not None
+    [r] = after.recipients
     assert (r.state, r.status) == (RecipientState.QUEUED, "4.4.4")
 
 
@@ -218,7 +198,7 @@ async def test_relay_with_starttls_and_relayed_dsn(world: World, tmp_path: Path)
     RELAYED, and the sender gets a "relayed" DSN."""
     cert, key = ensure_self_signed(tmp_path / "tls", "relay.test")
     relay = await Peer(extensions=("8BITMIME",), tls=server_context(cert, key)).start()
-    world.queue.add(entry(1, "x@one.test", "y@two.test", notify0="SUCCESS"))
+    queue_id = await world.queue.add("x@one.test", "y@two.test", notify=["SUCCESS"])
     runner = make_runner(
         world,
         relay=f"127.0.0.1:{relay.port}",
@@ -227,7 +207,7 @@ async def test_relay_with_starttls_and_relayed_dsn(world: World, tmp_path: Path)
         allow_private_networks=False,
     )
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
     await relay.stop()
     [got] = relay.received
@@ -248,9 +228,9 @@ async def test_wake_claims_at_once(world: World) -> None:
     runner = make_runner(world)
     await runner.start()
     await world.queue.wait_for(lambda: True)
-    world.queue.add(entry(1, "bob@single.test"))
+    queue_id = await world.queue.add("bob@single.test")
     runner.wake()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished, timeout=10.0)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished, timeout=10.0)
     await runner.stop()
     await peer.stop()
     assert len(peer.received) == 1
@@ -262,7 +242,7 @@ async def test_stop_leaves_unanswered_sends_to_their_claim(world: World) -> None
     again later), and returns without waiting for the peer."""
     hold = asyncio.Event()
     peer = await Peer(host="127.0.0.2", port=world.port, hold=hold).start()
-    world.queue.add(entry(1, "bob@single.test"))
+    queue_id = await world.queue.add("bob@single.test")
     runner = make_runner(world)
     await runner.start()
     async with asyncio.timeout(10):
@@ -271,6 +251,8 @@ async def test_stop_leaves_unanswered_sends_to_their_claim(world: World) -> None
         await runner.stop(grace=0.1)
     assert [c for c, _ in world.queue.calls] == ["claim"]
     assert runner.in_flight == 0
+    left = await world.queue.get(queue_id)
+    assert left is not None and left.attempts == 0 and len(left.pending) == 1
     hold.set()
     await peer.stop()
 
@@ -283,10 +265,10 @@ async def test_unexpected_failure_reschedules(world: World) -> None:
         raise OSError("disk gone")
 
     world.queue.read_message = broken  # type: ignore[method-assign]
-    world.queue.add(entry(1, "bob@single.test"))
+    queue_id = await world.queue.add("bob@single.test")
     runner = make_runner(world)
     await runner.start()
-    await world.queue.wait_for(lambda: 1 in world.queue.finished)
+    await world.queue.wait_for(lambda: queue_id in world.queue.finished)
     await runner.stop()
-    _, last_error, _ = world.queue.rescheduled[1]
-    assert last_error.startswith("internal error")
+    after = await world.queue.get(queue_id)
+    assert after is not None and after.last_error.startswith("internal error")

@@ -1,7 +1,7 @@
 """services.outbound: the decisions after an attempt (which DSN, back-off, expiry, the
 one delay warning), where DSNs go (a local sender's INBOX, else the queue with the null
 sender and origin BOUNCE), and DKIM signing in `prepare`. On a real SQLite store; the
-queue service (engineer S's branch) is stood in for by `tests.memory_queue`."""
+queue is the real `QueueService`, watched (`tests.watched_queue`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import email.policy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -27,7 +26,7 @@ from pillarbox.model import (
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.outbound import OutboundService, wants
 from pillarbox.store.sqlite import SqliteStore
-from tests.memory_queue import MemoryQueue
+from tests.watched_queue import WatchedQueue
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 MESSAGE = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -62,10 +61,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await s.close()
 
 
-def service(store: SqliteStore, queue: MemoryQueue, **kw: object) -> OutboundService:
+def service(store: SqliteStore, **kw: object) -> tuple[OutboundService, WatchedQueue]:
     delivery = DeliveryService(store, hostname="mail.example.test")
     config = dataclasses.replace(CONFIG, **kw)  # type: ignore[arg-type]
-    return OutboundService(store, delivery, queue, hostname="mail.example.test", config=config)
+    queue = WatchedQueue(store)
+    svc = OutboundService(store, delivery, queue, hostname="mail.example.test", config=config)
+    return svc, queue
 
 
 def test_notify_rules() -> None:
@@ -87,7 +88,7 @@ async def test_plan_failed_relayed_delivered_and_done(store: SqliteStore) -> Non
         QueuedRecipient("z@remote.test"),
         QueuedRecipient("n@remote.test", notify="NEVER"),
     )
-    svc = service(store, MemoryQueue([e]))
+    svc, _ = service(store)
     plan = svc.plan(
         e,
         [
@@ -106,7 +107,7 @@ async def test_plan_failed_relayed_delivered_and_done(store: SqliteStore) -> Non
 
 async def test_backoff_doubles_up_to_the_maximum(store: SqliteStore) -> None:
     """retry_initial doubling per attempt, capped at retry_max."""
-    svc = service(store, MemoryQueue())
+    svc, _ = service(store)
     assert [svc.next_delay(n) for n in range(6)] == [300, 600, 1200, 2400, 3600, 3600]
     assert svc.next_delay(10_000) == 3600
     e = entry(QueuedRecipient("x@remote.test"), attempts=2)
@@ -121,7 +122,7 @@ async def test_next_attempt_never_after_expiry_and_expiry_fails_4_4_7(
 ) -> None:
     """The last retry is at the expiry; at or after it, pending recipients fail with
     4.4.7 and their last reply in the diagnostic."""
-    svc = service(store, MemoryQueue())
+    svc, _ = service(store)
     young = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(seconds=86300))
     plan = svc.plan(young, [outcome(0, RecipientState.QUEUED, "4.3.0")], NOW)
     assert plan.next_attempt == young.created_at + timedelta(seconds=86400)
@@ -137,7 +138,7 @@ async def test_next_attempt_never_after_expiry_and_expiry_fails_4_4_7(
 async def test_delay_warning_once(store: SqliteStore) -> None:
     """After delay_warning, one delayed DSN (for recipients that want DELAY) and
     `warned`; an entry already warned gets none; 0 disables it."""
-    svc = service(store, MemoryQueue())
+    svc, _ = service(store)
     e = entry(
         QueuedRecipient("x@remote.test"),
         QueuedRecipient("q@remote.test", notify="FAILURE"),
@@ -151,12 +152,12 @@ async def test_delay_warning_once(store: SqliteStore) -> None:
     assert [r.address for r in plan.delayed] == ["x@remote.test"] and plan.warned is True
     plan = svc.plan(dataclasses.replace(e, warned=True), deferred, NOW)
     assert plan.delayed == () and plan.warned is None
-    assert service(store, MemoryQueue(), delay_warning=0).plan(e, deferred, NOW).delayed == ()
+    assert service(store, delay_warning=0)[0].plan(e, deferred, NOW).delayed == ()
 
 
 async def test_no_dsn_for_null_sender_or_bounce(store: SqliteStore) -> None:
     """RFC 3461 §6.1 / RFC 5321 §4.5.5: never a DSN about a DSN."""
-    svc = service(store, MemoryQueue())
+    svc, _ = service(store)
     failed = [outcome(0, RecipientState.FAILED, "5.1.1")]
     for e in (
         entry(QueuedRecipient("x@remote.test"), sender=""),
@@ -168,12 +169,13 @@ async def test_no_dsn_for_null_sender_or_bounce(store: SqliteStore) -> None:
 
 async def test_settle_delivers_failure_dsn_to_local_sender_inbox(store: SqliteStore) -> None:
     """A failure for a local sender: the DSN is stored in the sender's INBOX (never sent
-    over SMTP), then the entry is done; nothing is queued."""
-    e = entry(QueuedRecipient("x@remote.test", orcpt="rfc822;x@remote.test"), dsn_envid="E1")
-    queue = MemoryQueue([e])
-    svc = service(store, queue)
+    over SMTP), then the entry is done; nothing is left in the queue."""
+    svc, queue = service(store)
+    queue_id = await queue.add("x@remote.test", envid="E1")
+    e = await queue.claim_one(queue_id)
     await svc.settle(e, [outcome(0, RecipientState.FAILED, "5.1.1", "550 5.1.1 unknown")], NOW)
-    assert queue.calls == [("done", 7)]
+    assert queue.calls[-1] == ("done", queue_id)
+    assert await queue.list() == []
     account = await store.get_account("alice@example.test")
     assert account is not None
     box = await store.get_mailbox(account.id, "INBOX")
@@ -183,77 +185,75 @@ async def test_settle_delivers_failure_dsn_to_local_sender_inbox(store: SqliteSt
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["Return-Path"] == "<>"
     assert msg.get_content_type() == "multipart/report"
-    block = msg.get_payload()[1].get_payload()[1]  # type: ignore[index]
+    per_message, block = msg.get_payload()[1].get_payload()  # type: ignore[index, misc]
+    assert per_message["Original-Envelope-Id"] == "E1"
     assert block["Action"] == "failed" and block["Status"] == "5.1.1"
     assert block["Diagnostic-Code"] == "smtp; 550 5.1.1 unknown"
-    assert await store.list_queue() == []
 
 
 async def test_settle_queues_dsn_for_remote_sender_as_bounce(store: SqliteStore) -> None:
-    """A remote sender's DSN is queued with the null sender and origin BOUNCE; the
-    runner is woken."""
-    e = entry(QueuedRecipient("x@remote.test"), sender="someone@elsewhere.test")
-    queue = MemoryQueue([e])
-    svc = service(store, queue)
+    """A remote sender's DSN is queued with the null sender and origin BOUNCE, and the
+    runner is woken (`DeliveryService.on_enqueue`)."""
+    svc, queue = service(store)
     woken: list[bool] = []
-    svc.on_enqueue = lambda: woken.append(True)
+    svc._delivery.on_enqueue = lambda: woken.append(True)
+    queue_id = await queue.add("x@remote.test", sender="someone@elsewhere.test")
+    e = await queue.claim_one(queue_id)
     await svc.settle(e, [outcome(0, RecipientState.FAILED, "5.1.1")], NOW)
-    [queued] = await store.list_queue()
-    assert queued.sender == ""
+    [queued] = await queue.list()
+    assert queued.id != queue_id
+    assert queued.sender == "" and queued.origin is QueueOrigin.BOUNCE
     assert [r.address for r in queued.recipients] == ["someone@elsewhere.test"]
+    assert b"Action: failed" in await queue.read_message(queued)
     assert woken == [True]
 
 
-@pytest.mark.xfail(reason="the SQLite enqueue keeps `origin` from engineer S's branch on")
-async def test_remote_dsn_is_queued_with_origin_bounce(store: SqliteStore) -> None:
-    e = entry(QueuedRecipient("x@remote.test"), sender="someone@elsewhere.test")
-    await service(store, MemoryQueue([e])).settle(
-        e, [outcome(0, RecipientState.FAILED, "5.1.1")], NOW
-    )
-    [queued] = await store.list_queue()
-    assert queued.origin is QueueOrigin.BOUNCE
-
-
 async def test_settle_records_expiry_before_reporting(store: SqliteStore) -> None:
-    """Expired recipients are recorded failed before the DSN goes and the entry is done."""
-    e = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(days=2))
-    queue = MemoryQueue([e])
-    await service(store, queue).settle(e, [outcome(0, RecipientState.QUEUED, "4.4.1")], NOW)
-    assert queue.calls == [("record", 7), ("done", 7)]
+    """Expired recipients are recorded failed (4.4.7) before the DSN goes and the entry
+    is done."""
+    svc, queue = service(store)
+    queue_id = await queue.add("x@remote.test")
+    e = dataclasses.replace(await queue.claim_one(queue_id), created_at=NOW - timedelta(days=2))
+    await svc.settle(e, [outcome(0, RecipientState.QUEUED, "4.4.1")], NOW)
+    assert queue.calls[1:] == [("record", queue_id), ("done", queue_id)]
+    [(_, [expired])] = queue.recorded
+    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.4.7")
 
 
 async def test_settle_reschedules_with_warning(store: SqliteStore) -> None:
-    e = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(hours=3))
-    queue = MemoryQueue([e])
-    await service(store, queue).settle(
-        e, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 x")], NOW
+    """A deferral after delay_warning: rescheduled with the back-off, the last reply and
+    `warned`, and the sender has the delayed DSN."""
+    svc, queue = service(store)
+    queue_id = await queue.add("x@remote.test")
+    e = dataclasses.replace(await queue.claim_one(queue_id), created_at=NOW - timedelta(hours=3))
+    await svc.settle(e, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 x")], NOW)
+    after = await queue.get(queue_id)
+    assert after is not None
+    assert (after.next_attempt, after.last_error, after.warned, after.attempts) == (
+        NOW + timedelta(seconds=300),
+        "451 x",
+        True,
+        1,
     )
-    next_attempt, last_error, warned = queue.rescheduled[7]
-    assert (next_attempt, last_error, warned) == (NOW + timedelta(seconds=300), "451 x", True)
+    account = await store.get_account("alice@example.test")
+    assert account is not None
+    box = await store.get_mailbox(account.id, "INBOX")
+    assert box is not None
+    [uid] = await store.uids(box.id)
+    assert b"Action: delayed" in await store.read_message(box.id, uid)
 
 
-class KeyedStore(SqliteStore):
-    """The SQLite store with DKIM keys in memory (its own table lands with engineer S)."""
-
-    keys: ClassVar[list[DkimKey]] = []
-
-    async def list_dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
-        return [k for k in self.keys if domain is None or k.domain == domain]
-
-
-async def test_prepare_signs_submissions_only(tmp_path: Path) -> None:
+async def test_prepare_signs_submissions_only(store: SqliteStore) -> None:
     """A submission from a domain with a key gets the signer's header prepended; a
     forwarded message, a domain without a key, or dkim_sign off: unchanged."""
-    store = KeyedStore(tmp_path / "data")
-    await store.open()
-    store.keys = [DkimKey("example.test", "s1", "ed25519-sha256", b"k", "p", NOW)]
+    await store.put_dkim_key(DkimKey("example.test", "s1", "ed25519-sha256", b"k", "p", NOW))
     signed: list[str] = []
 
     def signer(data: bytes, key: DkimKey) -> bytes:
         signed.append(key.selector)
         return b"DKIM-Signature: v=1; d=example.test; s=s1\r\n"
 
-    queue = MemoryQueue()
+    queue = WatchedQueue(store)
     delivery = DeliveryService(store, hostname="mail.example.test")
 
     def make(**kw: object) -> OutboundService:
@@ -262,12 +262,14 @@ async def test_prepare_signs_submissions_only(tmp_path: Path) -> None:
             store, delivery, queue, hostname="mail.example.test", config=config, signer=signer
         )
 
-    sub = entry(QueuedRecipient("x@remote.test"), origin=QueueOrigin.SUBMISSION)
+    sub = await queue.get(await queue.add("x@remote.test"))
+    fwd = await queue.get(await queue.add("x@remote.test", origin=QueueOrigin.FORWARD))
+    other = MESSAGE.replace(b"alice@example.test", b"alice@unsigned.test")
+    unsigned = await queue.get(await queue.add("x@remote.test", data=other))
+    assert sub is not None and fwd is not None and unsigned is not None
     data = await make().prepare(sub)
     assert data.startswith(b"DKIM-Signature: v=1; d=example.test; s=s1\r\nFrom: alice")
-    assert await make().prepare(entry(QueuedRecipient("x@remote.test"))) == MESSAGE
+    assert await make().prepare(fwd) == MESSAGE
     assert await make(dkim_sign=False).prepare(sub) == MESSAGE
-    queue.data = MESSAGE.replace(b"alice@example.test", b"alice@unsigned.test")
-    assert await make().prepare(sub) == queue.data
+    assert await make().prepare(unsigned) == other
     assert signed == ["s1"]
-    await store.close()

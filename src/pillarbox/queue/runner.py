@@ -1,6 +1,6 @@
 """The queue runner: claims due entries of the outbound queue and sends them.
 
-Theory of operation: one loop claims due entries (`QueueControl.claim`, held for a
+Theory of operation: one loop claims due entries (`QueueService.claim`, held for a
 lease longer than an attempt can take) while fewer than `max_connections` entries are
 in flight, and starts one task per entry. A task signs the message if it should
 (`OutboundService.prepare`), groups the pending recipients by domain (all of them
@@ -8,14 +8,14 @@ together when a relay is set), and sends to each group concurrently: the group's
 from `mx.Router` in order, each hop's addresses in order, over sessions from the shared
 `client.Pool` (bounded per destination and in total, reused for the next message to
 the same destination). As soon as a peer has given its final reply to a transaction,
-the definite outcomes (delivered, relayed, failed) are recorded (`QueueControl.record`)
+the definite outcomes (delivered, relayed, failed) are recorded (`QueueService.record`)
 before anything else happens, so a crash can never send twice what a peer accepted.
 Recipients the peer deferred are tried at the next MX host; what is still deferred at
 the end is recorded too, with its last reply. `OutboundService.settle` then decides:
 DSNs, reschedule (back-off) or done.
 
 Between claims the loop waits for `wake()` (the service layer calls it when it queues
-something, through `OutboundService.on_enqueue`) or for the poll interval. `stop()`
+something, through `DeliveryService.on_enqueue`) or for the poll interval. `stop()`
 stops claiming, waits briefly for sends in flight, then cancels them: their entries'
 claims expire and they are tried again (a peer that had already answered 250 was
 recorded first).
@@ -40,7 +40,8 @@ from pillarbox.config import Config, nameservers, parse_address
 from pillarbox.model import QueuedMessage, QueuedRecipient, RecipientOutcome, RecipientState
 from pillarbox.queue.client import Endpoint, Pool, Session, SessionError, SessionPolicy, Transaction
 from pillarbox.queue.mx import Hop, RouteError, Router, make_resolver
-from pillarbox.services.outbound import OutboundService, QueueControl
+from pillarbox.services.context import Services
+from pillarbox.services.errors import QueueEntryGone
 
 log = logging.getLogger("pillarbox.queue")
 
@@ -55,16 +56,6 @@ _STATUS_WORD = {
     RecipientState.FAILED: "bounced",
     RecipientState.QUEUED: "deferred",
 }
-
-
-class RunnerServices(Protocol):
-    """What the runner uses of `services.context.Services`."""
-
-    @property
-    def queue(self) -> QueueControl: ...
-
-    @property
-    def outbound(self) -> OutboundService: ...
 
 
 def session_policy(config: Config) -> SessionPolicy:
@@ -105,7 +96,7 @@ class QueueRunner:
 
     def __init__(
         self,
-        services: RunnerServices,
+        services: Services,
         config: Config,
         *,
         router: Router | None = None,
@@ -136,8 +127,7 @@ class QueueRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        if self._outbound.on_enqueue is None:
-            self._outbound.on_enqueue = self.wake
+        services.delivery.on_enqueue = self.wake
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -203,12 +193,20 @@ class QueueRunner:
                 for r in entry.pending:
                     groups.setdefault(r.address.rpartition("@")[2].lower(), []).append(r)
             results = await asyncio.gather(
-                *(self._deliver_group(entry, dest, rcpts, data) for dest, rcpts in groups.items())
+                *(self._deliver_group(entry, dest, rcpts, data) for dest, rcpts in groups.items()),
+                return_exceptions=True,  # every group ends before a failure is raised
             )
-            outcomes = [o for group in results for o in group]
+            outcomes: list[RecipientOutcome] = []
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes.extend(result)
             await self._outbound.settle(entry, outcomes, datetime.now(UTC))
         except asyncio.CancelledError:
             raise
+        except QueueEntryGone:
+            # The operator deleted it (or another worker finished it) meanwhile.
+            log.info("queue %d: removed while being sent; nothing more to do", entry.id)
         except Exception:
             log.exception("queue %d: attempt failed; the entry will be retried", entry.id)
             await self._retry_later(entry)
@@ -221,6 +219,8 @@ class QueueRunner:
             await self._queue.reschedule(
                 entry.id, datetime.now(UTC) + delay, "internal error (see the server log)"
             )
+        except QueueEntryGone:
+            pass
         except Exception:
             log.exception("queue %d: could not reschedule; the claim will expire", entry.id)
 

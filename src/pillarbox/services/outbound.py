@@ -31,7 +31,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from pillarbox.config import DeliveryConfig
 from pillarbox.message import addresses, get_header
@@ -47,6 +46,7 @@ from pillarbox.model import (
 from pillarbox.rules.addresses import InvalidAddress, normalize_domain
 from pillarbox.services.delivery import DeliveryService, Envelope
 from pillarbox.services.errors import ServiceError
+from pillarbox.services.queue import QueueService
 from pillarbox.store.api import Store
 
 log = logging.getLogger("pillarbox.outbound")
@@ -56,23 +56,6 @@ MAX_DOUBLINGS = 40  # 2**40 × any sane retry_initial is far above any retry_max
 
 Signer = Callable[[bytes, DkimKey], bytes]
 """Given a message and a key, the DKIM-Signature header field to prepend (CRLF-ended)."""
-
-
-class QueueControl(Protocol):
-    """What outbound delivery needs of `services.queue.QueueService` (its method names,
-    so the real service fits this protocol as it is)."""
-
-    async def claim(self, limit: int, lease: float) -> list[QueuedMessage]: ...
-
-    async def record(self, id: int, outcomes: Sequence[RecipientOutcome]) -> None: ...
-
-    async def reschedule(
-        self, id: int, next_attempt: datetime, last_error: str, warned: bool | None = None
-    ) -> None: ...
-
-    async def done(self, id: int) -> None: ...
-
-    async def read_message(self, entry: QueuedMessage) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +111,11 @@ class OutboundService:
         self,
         store: Store,
         delivery: DeliveryService,
-        queue: QueueControl,
+        queue: QueueService,
         *,
         hostname: str,
         config: DeliveryConfig,
         signer: Signer | None = None,
-        on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._delivery = delivery
@@ -141,7 +123,6 @@ class OutboundService:
         self.hostname = hostname
         self.config = config
         self._signer = signer
-        self.on_enqueue = on_enqueue  # the runner's wake-up, when we queue a DSN
 
     # --- what to send --------------------------------------------------------------------
     async def prepare(self, entry: QueuedMessage) -> bytes:
@@ -327,9 +308,7 @@ class OutboundService:
             )
             incoming = self._delivery.begin(envelope)
             await incoming.write(data)
-            result = await incoming.finish()
-            if result.queue_id is not None and self.on_enqueue is not None:
-                self.on_enqueue()
+            await incoming.finish()  # wakes the runner itself if it queued anything
             return
         writer = self._store.new_blob()
         try:
@@ -344,8 +323,7 @@ class OutboundService:
             blob,
             origin=QueueOrigin.BOUNCE,
         )
-        if self.on_enqueue is not None:
-            self.on_enqueue()
+        self._delivery.notify_enqueued()
 
 
 def _expired_text(last: str) -> str:
