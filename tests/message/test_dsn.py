@@ -10,7 +10,7 @@ from email.message import EmailMessage, Message
 
 import pytest
 
-from pillarbox.message.dsn import RecipientReport, Report, compose
+from pillarbox.message.dsn import RecipientReport, Report, compose, decode_xtext
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 ORIGINAL = (
@@ -169,3 +169,10 @@ def test_utf8_addresses_use_the_global_types() -> None:
 def test_unknown_action_refused() -> None:
     with pytest.raises(ValueError):
         compose(_report(recipients=(RecipientReport("a@b", "bounced", "5.0.0"),)), now=NOW)
+
+
+def test_decode_xtext() -> None:
+    """RFC 3461 §4: +XX is the octet XX; UTF-8 octets come back as text."""
+    assert decode_xtext("rfc822;a+2Bb@example.test") == "rfc822;a+b@example.test"
+    assert decode_xtext("id+3Dx") == "id=x"
+    assert decode_xtext("utf-8;j+C3+BCrgen@x") == "utf-8;jürgen@x"

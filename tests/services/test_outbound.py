@@ -171,7 +171,7 @@ async def test_settle_delivers_failure_dsn_to_local_sender_inbox(store: SqliteSt
     """A failure for a local sender: the DSN is stored in the sender's INBOX (never sent
     over SMTP), then the entry is done; nothing is left in the queue."""
     svc, queue = service(store)
-    queue_id = await queue.add("x@remote.test", envid="E1")
+    queue_id = await queue.add("x@remote.test", envid="E+3D1")
     e = await queue.claim_one(queue_id)
     await svc.settle(e, [outcome(0, RecipientState.FAILED, "5.1.1", "550 5.1.1 unknown")], NOW)
     assert queue.calls[-1] == ("done", queue_id)
@@ -186,7 +186,7 @@ async def test_settle_delivers_failure_dsn_to_local_sender_inbox(store: SqliteSt
     assert msg["Return-Path"] == "<>"
     assert msg.get_content_type() == "multipart/report"
     per_message, block = msg.get_payload()[1].get_payload()  # type: ignore[index, misc]
-    assert per_message["Original-Envelope-Id"] == "E1"
+    assert per_message["Original-Envelope-Id"] == "E=1"  # xtext decoded (RFC 3461 §6.3)
     assert block["Action"] == "failed" and block["Status"] == "5.1.1"
     assert block["Diagnostic-Code"] == "smtp; 550 5.1.1 unknown"
 

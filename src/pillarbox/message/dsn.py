@@ -19,6 +19,7 @@ caller gives `now` and the Message-ID's random part if it wants them fixed).
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,16 @@ _EXPLANATIONS = {
     "expanded": "was delivered to the following lists or aliases",
     "delivered": "was delivered to the following recipients",
 }
+
+
+_XTEXT_HEX = re.compile(r"\+([0-9A-Fa-f]{2})")
+
+
+def decode_xtext(value: str) -> str:
+    """RFC 3461 §4: "+XX" stands for the octet XX. ENVID and ORCPT travel in SMTP as
+    xtext and go into a DSN decoded (RFC 3461 §6.3); invalid UTF-8 becomes U+FFFD."""
+    raw = _XTEXT_HEX.sub(lambda m: chr(int(m.group(1), 16)), value)
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def subject_action(report: Report) -> str:

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from pillarbox.config import DeliveryConfig
 from pillarbox.message import addresses, get_header
-from pillarbox.message.dsn import RecipientReport, Report, compose
+from pillarbox.message.dsn import RecipientReport, Report, compose, decode_xtext
 from pillarbox.model import (
     DkimKey,
     QueuedMessage,
@@ -252,7 +252,7 @@ class OutboundService:
                     final_recipient=r.address,
                     action=action,
                     status=r.status or ("4.0.0" if action == "delayed" else "5.0.0"),
-                    original_recipient=r.orcpt,
+                    original_recipient=decode_xtext(r.orcpt) if r.orcpt else None,
                     remote_mta=r.remote_mta,
                     diagnostic=r.diagnostic,
                     last_attempt=now,
@@ -262,7 +262,7 @@ class OutboundService:
             ),
             arrival_date=entry.created_at,
             original=original,
-            envid=entry.dsn_envid,
+            envid=decode_xtext(entry.dsn_envid) if entry.dsn_envid else None,
             ret=entry.dsn_ret,
         )
         return compose(report, now=now)
