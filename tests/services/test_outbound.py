@@ -273,3 +273,21 @@ async def test_prepare_signs_submissions_only(store: SqliteStore) -> None:
     assert await make(dkim_sign=False).prepare(sub) == MESSAGE
     assert await make().prepare(unsigned) == other
     assert signed == ["s1"]
+
+
+async def test_prepare_signs_with_mailauth_dkim(store: SqliteStore) -> None:
+    """With the real signer (`mailauth.dkim.sign`), a submission carries a signature
+    that dkimpy verifies against the key's published record."""
+    import dkim as dkimpy
+
+    from pillarbox.mailauth.dkim import generate_key, key_record
+
+    key = generate_key("example.test", "s2026")
+    await store.put_dkim_key(key)
+    svc, queue = service(store)
+    entry_ = await queue.get(await queue.add("x@remote.test"))
+    assert entry_ is not None
+    data = await svc.prepare(entry_)
+    assert data.startswith(b"DKIM-Signature:") and data.endswith(MESSAGE)
+    record = key_record(key).encode()
+    assert dkimpy.verify(data, dnsfunc=lambda name, timeout=5: record)

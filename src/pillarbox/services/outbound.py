@@ -26,13 +26,13 @@ Must not: speak SMTP or DNS (the runner does), or import a front-end.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pillarbox.config import DeliveryConfig
+from pillarbox.mailauth import dkim
 from pillarbox.message import addresses, get_header
 from pillarbox.message.dsn import RecipientReport, Report, compose, decode_xtext
 from pillarbox.model import (
@@ -134,9 +134,7 @@ class OutboundService:
         domain = _from_domain(data)
         if domain is None:
             return data
-        signer = self._signer or _default_signer()
-        if signer is None:
-            return data
+        signer = self._signer or dkim.sign
         keys = await self._store.list_dkim_keys(domain)
         if not keys:
             return data
@@ -347,14 +345,3 @@ def _from_domain(data: bytes) -> str | None:
         return normalize_domain(address.rpartition("@")[2])
     except InvalidAddress:
         return None
-
-
-def _default_signer() -> Signer | None:
-    """`mailauth.dkim.sign`, loaded when first needed: the module lands on its own branch,
-    and delivery works (unsigned) without it."""
-    try:
-        module = importlib.import_module("pillarbox.mailauth.dkim")
-    except ImportError:
-        return None
-    sign: Signer = module.sign
-    return sign
