@@ -16,8 +16,8 @@ from pillarbox.queue.runner import QueueRunner
 from pillarbox.services.outbound import OutboundService
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
+from tests.dnsserver import DnsServer
 from tests.e2e.conftest import RunningServer
-from tests.queue.peer import StubDns
 from tests.watched_queue import WatchedQueue
 
 MESSAGE = (
@@ -31,15 +31,16 @@ MESSAGE = (
 ).encode()
 
 
-async def test_a_sends_to_b(server_factory: Callable[..., RunningServer], tmp_path: Path) -> None:
+async def test_a_sends_to_b(
+    server_factory: Callable[..., RunningServer], tmp_path: Path, dns_server: DnsServer
+) -> None:
     """A message queued at A (8-bit, UTF-8 header, NOTIFY=SUCCESS) is delivered to B's
     MX over STARTTLS with SMTPUTF8; B offers DSN, so the recipient is DELIVERED (the
     report, if any, is B's to send) and A sends no DSN; bob finds it on B byte for byte
     after B's trace fields."""
     b = server_factory()
-    dns = await StubDns(
-        ["example.test. 60 IN MX 10 mx.b.test.", "mx.b.test. 60 IN A 127.0.0.1"]
-    ).start()
+    dns_server.add("example.test", "MX", "10 mx.b.test.")
+    dns_server.add("mx.b.test", "A", "127.0.0.1")
     store = SqliteStore(tmp_path / "a")
     await store.open()
     await store.add_domain("a.test")
@@ -48,7 +49,7 @@ async def test_a_sends_to_b(server_factory: Callable[..., RunningServer], tmp_pa
     config = Config(
         server=ServerConfig(hostname="mail.a.test"),
         delivery=DeliveryConfig(port=b.port("smtp"), allow_private_networks=True),
-        dns=DnsConfig(nameservers=[f"127.0.0.1:{dns.port}"], timeout=2.0),
+        dns=DnsConfig(nameservers=[dns_server.nameserver], timeout=2.0),
     )
     services = build_services(store, config, InProcessChangeBus())
     services.queue = queue
@@ -64,7 +65,6 @@ async def test_a_sends_to_b(server_factory: Callable[..., RunningServer], tmp_pa
         await queue.wait_for(lambda: queue_id in queue.finished, timeout=30)
     finally:
         await runner.stop()
-        dns.stop()
     [(_, [outcome])] = queue.recorded
     assert outcome.state is RecipientState.DELIVERED, outcome
     assert outcome.remote_mta == "mx.b.test"

@@ -1,8 +1,7 @@
-"""Test doubles that are real servers on loopback: a fault-injecting SMTP peer and a
-minimal authoritative DNS server (dnslib). No aiosmtpd: a few dozen lines let each test
-say exactly what the peer offers and answers (4xx, 5xx, no STARTTLS, no SMTPUTF8...).
-
-`StubDns` is this branch's own; engineer M's `tests/dnsserver.py` will replace it.
+"""A test double that is a real server on loopback: a fault-injecting SMTP peer. No
+aiosmtpd: a few dozen lines let each test say exactly what the peer offers and answers
+(4xx, 5xx, no STARTTLS, no SMTPUTF8, a final dot left unanswered...). DNS comes from
+`tests/dnsserver.py` (the `dns_server` fixture); `load_zone` feeds it zone-file lines.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from dnslib import QTYPE, RCODE, RR, DNSRecord
+from tests.dnsserver import DnsServer
 
 DEFAULT_EXTENSIONS = ("PIPELINING", "SIZE 10240000", "8BITMIME", "DSN", "SMTPUTF8")
 
@@ -148,44 +147,8 @@ def refused_port(host: str = "127.0.0.1") -> int:
     return port
 
 
-class StubDns(asyncio.DatagramProtocol):
-    """An authoritative UDP DNS server on 127.0.0.1 answering from `zone`, a list of
-    zone-file lines ("remote.test. 60 IN MX 10 mx1.remote.test."). Names in
-    `servfail` answer SERVFAIL; names in no record answer NXDOMAIN; a known name without
-    records of the asked type answers NOERROR with no answer."""
-
-    def __init__(self, zone: list[str], servfail: tuple[str, ...] = ()) -> None:
-        self.records = [rr for line in zone for rr in RR.fromZone(line)]
-        self.servfail = {n.rstrip(".").lower() for n in servfail}
-        self.transport: asyncio.DatagramTransport | None = None
-        self.port = 0
-
-    async def start(self) -> StubDns:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=("127.0.0.1", 0)
-        )
-        self.transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        return self
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        request = DNSRecord.parse(data)
-        reply = request.reply()
-        qname = str(request.q.qname).rstrip(".").lower()
-        qtype = QTYPE[request.q.qtype]
-        if qname in self.servfail:
-            reply.header.rcode = RCODE.SERVFAIL
-        else:
-            known = [rr for rr in self.records if str(rr.rname).rstrip(".").lower() == qname]
-            if not known:
-                reply.header.rcode = RCODE.NXDOMAIN
-            for rr in known:
-                if QTYPE[rr.rtype] == qtype:
-                    reply.add_answer(rr)
-        assert self.transport is not None
-        self.transport.sendto(reply.pack(), addr)
+def load_zone(dns: DnsServer, lines: list[str]) -> None:
+    """Zone-file lines ("remote.test. 60 IN MX 10 mx1.remote.test.") into `dns`."""
+    for line in lines:
+        name, _ttl, _class, rtype, value = line.split(None, 4)
+        dns.add(name, rtype, value)

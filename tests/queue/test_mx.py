@@ -3,12 +3,11 @@ implicit MX, null MX, NXDOMAIN, SERVFAIL — and the private-network refusal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from pillarbox.queue.mx import Hop, RouteError, Router, is_public, make_resolver
-from tests.queue.peer import StubDns
+from tests.dnsserver import DnsServer
+from tests.queue.peer import load_zone
 
 # Public-looking addresses are only resolved here, never connected to.
 ZONE = [
@@ -30,18 +29,18 @@ ZONE = [
 
 
 @pytest.fixture
-async def dns() -> AsyncIterator[StubDns]:
-    server = await StubDns(ZONE, servfail=("broken.test",)).start()
-    yield server
-    server.stop()
+def dns(dns_server: DnsServer) -> DnsServer:
+    load_zone(dns_server, ZONE)
+    dns_server.fail("broken.test")
+    return dns_server
 
 
-def router(dns: StubDns, *, allow_private: bool = False) -> Router:
-    resolver = make_resolver([("127.0.0.1", dns.port)], timeout=2.0)
+def router(dns: DnsServer, *, allow_private: bool = False) -> Router:
+    resolver = make_resolver([dns.address], timeout=2.0)
     return Router(resolver, port=2525, allow_private_networks=allow_private)
 
 
-async def test_mx_by_preference(dns: StubDns) -> None:
+async def test_mx_by_preference(dns: DnsServer) -> None:
     """Lowest preference first; equal preferences both come before the higher one (in
     an order that may vary); the configured port is used for every MX host."""
     hops = await router(dns).route("remote.test")
@@ -49,7 +48,7 @@ async def test_mx_by_preference(dns: StubDns) -> None:
     assert hops[2] == Hop("mx3.remote.test", 2525)
 
 
-async def test_implicit_mx_and_addresses(dns: StubDns) -> None:
+async def test_implicit_mx_and_addresses(dns: DnsServer) -> None:
     """No MX records: the domain itself is the MX (RFC 5321 §5.1), its A is used."""
     r = router(dns)
     hops = await r.route("plain.test")
@@ -60,7 +59,7 @@ async def test_implicit_mx_and_addresses(dns: StubDns) -> None:
     assert info.value.status == "5.1.2"
 
 
-async def test_null_mx_nxdomain_servfail(dns: StubDns) -> None:
+async def test_null_mx_nxdomain_servfail(dns: DnsServer) -> None:
     """Null MX fails at once with 5.1.10 (RFC 7505), NXDOMAIN with 5.1.2, SERVFAIL is
     temporary (4.4.3)."""
     r = router(dns)
@@ -78,7 +77,7 @@ async def test_null_mx_nxdomain_servfail(dns: StubDns) -> None:
     assert info.value.status == "4.4.3"
 
 
-async def test_private_addresses_refused_unless_allowed(dns: StubDns) -> None:
+async def test_private_addresses_refused_unless_allowed(dns: DnsServer) -> None:
     """An MX pointing at 10/8 and 127/8 is refused (4.4.4) by default; public addresses
     of a host are kept and its loopback one dropped; allow_private_networks lets all
     through."""

@@ -25,7 +25,8 @@ from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.outbound import OutboundService
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
-from tests.queue.peer import Peer, StubDns, refused_port
+from tests.dnsserver import DnsServer
+from tests.queue.peer import Peer, load_zone, refused_port
 from tests.watched_queue import WatchedQueue
 
 ZONE = [
@@ -40,20 +41,19 @@ ZONE = [
 @dataclass
 class World:
     store: SqliteStore
-    dns: StubDns
+    dns: DnsServer
     queue: WatchedQueue
     port: int  # the port both MX peers listen on
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, dns_server: DnsServer) -> AsyncIterator[World]:
     store = SqliteStore(tmp_path / "data")
     await store.open()
     await store.add_domain("example.test")
     await store.add_account("alice@example.test", "not-a-real-hash")
-    dns = await StubDns(ZONE).start()
-    yield World(store, dns, WatchedQueue(store), refused_port("127.0.0.2"))
-    dns.stop()
+    load_zone(dns_server, ZONE)
+    yield World(store, dns_server, WatchedQueue(store), refused_port("127.0.0.2"))
     await store.close()
 
 
@@ -69,7 +69,7 @@ def make_runner(world: World, **delivery: Any) -> QueueRunner:
             ),
             **delivery,
         ),
-        dns=DnsConfig(nameservers=[f"127.0.0.1:{world.dns.port}"], timeout=2.0),
+        dns=DnsConfig(nameservers=[world.dns.nameserver], timeout=2.0),
     )
     services = build_services(world.store, config, InProcessChangeBus())
     services.queue = world.queue
