@@ -95,6 +95,9 @@ class DeliveryConfig:
     relay_user: str = ""
     relay_password_file: str = ""  # the password, in a file readable only by Pillarbox
     relay_security: str = "starttls"  # "tls" (implicit, port 465) or "starttls" (required)
+    # Verify the relay's certificate (system CAs, host name). Off only for a self-signed
+    # smarthost on a network you trust; MX hosts are never verified (see queue/client.py).
+    relay_tls_verify: bool = True
     port: int = 25  # the port MX hosts are connected to
     allow_private_networks: bool = False  # connect to loopback/private/link-local MX hosts
     max_connections: int = 50  # outbound SMTP connections in total

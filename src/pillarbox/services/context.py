@@ -10,6 +10,7 @@ from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.inbound_auth import InboundAuth
+from pillarbox.services.outbound import OutboundService
 from pillarbox.services.pop import PopService
 from pillarbox.services.queue import QueueService
 from pillarbox.services.submission import SubmissionService
@@ -33,6 +34,7 @@ class Services:
     inbound_auth: InboundAuth  # SPF, DKIM, DMARC on MX mail ([mailauth])
     resolver: Resolver  # DNS through [dns] nameservers
     queue: QueueService  # the outbound queue: the runner's claims, the operator's view
+    outbound: OutboundService  # what follows a send: DSNs, retries, expiry; DKIM signing
 
     @classmethod
     def build(
@@ -61,6 +63,10 @@ class Services:
             dmarc_quarantine=checks.dmarc_quarantine,
             trusted_networks=checks.trusted_networks,
         )
+        queue = QueueService(store)
+        outbound = OutboundService(
+            store, delivery, queue, hostname=hostname, config=config.delivery
+        )
         return cls(
             store=store,
             changes=changes,
@@ -72,7 +78,8 @@ class Services:
             submission=submission,
             inbound_auth=inbound_auth,
             resolver=resolver,
-            queue=QueueService(store),
+            queue=queue,
+            outbound=outbound,
         )
 
     async def close(self) -> None:

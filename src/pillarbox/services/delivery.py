@@ -271,6 +271,13 @@ class DeliveryService:
     def __init__(self, store: Store, *, hostname: str) -> None:
         self._store = store
         self.hostname = hostname
+        # Called after something was queued for other servers: the queue runner sets
+        # its wake-up here, so queued mail goes out now rather than at the next poll.
+        self.on_enqueue: Callable[[], None] | None = None
+
+    def notify_enqueued(self) -> None:
+        if self.on_enqueue is not None:
+            self.on_enqueue()
 
     # --- recipients ----------------------------------------------------------------------
     @staticmethod
@@ -399,7 +406,14 @@ class DeliveryService:
     ) -> IncomingMessage:
         """Start receiving a message for `envelope` (recipients already resolved);
         `inbound`: check it with SPF, DKIM and DMARC before storing (MX mail)."""
-        return IncomingMessage(self._store, self.hostname, envelope, header_filter, inbound)
+        return IncomingMessage(
+            self._store,
+            self.hostname,
+            envelope,
+            header_filter,
+            inbound,
+            on_enqueue=self.notify_enqueued,
+        )
 
 
 def _with_tag(address: str, tag: str) -> str:
@@ -419,8 +433,11 @@ class IncomingMessage:
         envelope: Envelope,
         header_filter: HeaderFilter | None,
         inbound: InboundAuth | None = None,
+        *,
+        on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_enqueue = on_enqueue
         self.envelope = envelope
         self._filter = header_filter
         self._inbound = inbound
@@ -681,6 +698,8 @@ class IncomingMessage:
                 )
         results, queue_id = await self._commit(deliveries, queue_spool)
         self._closed = True
+        if queue_id is not None and self._on_enqueue is not None:
+            self._on_enqueue()
         if not spool_used:
             await self._writer.abort()  # every copy has its own file; drop the spool
         log.info(
