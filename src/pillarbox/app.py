@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pillarbox.config import Config, ConfigError, check_data_dir
+from pillarbox.queue.runner import QueueRunner
 from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
@@ -112,6 +113,7 @@ class App:
         self.changes: ChangeBus | None = None
         self.services: Services | None = None
         self.listeners: dict[str, Listener] = {}
+        self.queue_runner: QueueRunner | None = None
 
     async def start(self) -> None:
         check_data_dir(self.config)
@@ -141,6 +143,10 @@ class App:
                     limits=limits,
                     busy_reply=busy,
                 )
+            # After the listeners: a submission can only be queued once they are up, and
+            # the runner sends what an earlier run left in the queue.
+            self.queue_runner = QueueRunner(self.services, self.config)
+            await self.queue_runner.start()
         except BaseException:
             await self.stop()
             raise
@@ -149,6 +155,9 @@ class App:
         for listener in self.listeners.values():
             await listener.close()
         self.listeners.clear()
+        if self.queue_runner is not None:
+            await self.queue_runner.stop()  # sends in flight finish or keep their claim
+            self.queue_runner = None
         if self.services is not None:
             await self.services.close()
             self.services = None

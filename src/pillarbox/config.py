@@ -98,6 +98,9 @@ class DeliveryConfig:
     # Verify the relay's certificate (system CAs, host name). Off only for a self-signed
     # smarthost on a network you trust; MX hosts are never verified (see queue/client.py).
     relay_tls_verify: bool = True
+    # The local address outbound connections come from ("" = the system's choice): the
+    # address SPF records name when a host has several (Postfix: smtp_bind_address).
+    source_address: str = ""
     port: int = 25  # the port MX hosts are connected to
     allow_private_networks: bool = False  # connect to loopback/private/link-local MX hosts
     max_connections: int = 50  # outbound SMTP connections in total
@@ -296,6 +299,13 @@ def _validate_delivery(d: DeliveryConfig) -> None:
         raise ConfigError(f"delivery.port: {d.port} is out of range 1-65535")
     if d.retry_max < d.retry_initial:
         raise ConfigError("delivery.retry_max: must be at least delivery.retry_initial")
+    if d.source_address:
+        try:
+            ipaddress.ip_address(d.source_address)
+        except ValueError:
+            raise ConfigError(
+                f"delivery.source_address: {d.source_address!r} is not an IP address"
+            ) from None
     if d.delay_warning < 0:
         raise ConfigError("delivery.delay_warning: must be 0 (never) or more")
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pillarbox.app import App, new_event_loop, with_ports_zero
-from pillarbox.config import Config, ServerConfig
+from pillarbox.config import Config, DnsConfig, ServerConfig
 from pillarbox.services.auth import hash_password
 
 PASSWORD = "correct horse battery"
@@ -84,9 +84,16 @@ class RunningServer:
         return self.app.store
 
 
+# Tests talk only to this machine: the outbound queue's look-ups go to a port where no
+# DNS server listens (refused at once, so a queued remote message is simply deferred)
+# unless a test points `dns.nameservers` at its own server (tests/dnsserver.py).
+NO_DNS = DnsConfig(nameservers=["127.0.0.1:9"], timeout=1.0)
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     config = Config(
-        server=ServerConfig(hostname="mail.example.test", data_dir=str(tmp_path / "var"))
+        server=ServerConfig(hostname="mail.example.test", data_dir=str(tmp_path / "var")),
+        dns=NO_DNS,
     )
     for section, values in overrides.items():
         config = dataclasses.replace(

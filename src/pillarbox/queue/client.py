@@ -81,6 +81,7 @@ class SessionPolicy:
     verify_tls: bool = False  # verify the certificate (relay only)
     username: str = ""
     password: str = ""
+    source_address: str = ""  # bind outbound connections to this local address
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class Session:
             use_tls=policy.implicit_tls,
             start_tls=False,
             tls_context=_tls_context(policy.verify_tls) if policy.implicit_tls else None,
+            source_address=(policy.source_address, 0) if policy.source_address else None,
         )
         session = cls(smtp, endpoint, policy)
         try:

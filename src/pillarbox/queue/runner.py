@@ -61,7 +61,12 @@ _STATUS_WORD = {
 def session_policy(config: Config) -> SessionPolicy:
     """Sessions to MX hosts: opportunistic TLS, unverified (see `client`)."""
     d = config.delivery
-    return SessionPolicy(config.server.hostname, d.connect_timeout, d.command_timeout)
+    return SessionPolicy(
+        config.server.hostname,
+        d.connect_timeout,
+        d.command_timeout,
+        source_address=d.source_address,
+    )
 
 
 def relay_policy(config: Config) -> SessionPolicy:
@@ -80,6 +85,7 @@ def relay_policy(config: Config) -> SessionPolicy:
         verify_tls=d.relay_tls_verify,
         username=d.relay_user,
         password=password,
+        source_address=d.source_address,
     )
 
 

@@ -135,17 +135,24 @@ class OutboundService:
         if domain is None:
             return data
         signer = self._signer or dkim.sign
-        keys = await self._store.list_dkim_keys(domain)
-        if not keys:
+        # The newest key of each algorithm: RFC 8463 §5 — an Ed25519 signature beside an
+        # RSA one, for receivers that cannot verify Ed25519 yet (`dkim generate` makes both).
+        newest: dict[str, DkimKey] = {}
+        for key in await self._store.list_dkim_keys(domain):
+            newest.setdefault(key.algorithm, key)
+        if not newest:
             return data
         try:
-            header = await asyncio.to_thread(signer, data, keys[0])
+            headers = [
+                await asyncio.to_thread(signer, data, key)
+                for key in sorted(newest.values(), key=lambda k: k.algorithm)
+            ]
         except Exception:  # an unsigned message beats no message; the log says why
             log.exception(
                 "queue %d: DKIM signing for %s failed, sending unsigned", entry.id, domain
             )
             return data
-        return header + data
+        return b"".join(headers) + data
 
     # --- what happens next -------------------------------------------------------------
     def next_delay(self, attempts: int) -> float:

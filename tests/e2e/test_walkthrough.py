@@ -1,0 +1,199 @@
+"""The seed's walk-through, as a user and two operators would live it.
+
+A DNS server on loopback (tests/dnsserver.py) serves the records `pillarbox dns` prints
+for `a.test` and `b.test`; two Pillarbox servers run on 127.0.0.2 (mx.a.test) and
+127.0.0.3 (mx.b.test), each the MX of its domain, on the same SMTP port. alice@a.test
+submits to A on `submission` with STARTTLS and AUTH; A signs with DKIM (the keys of
+`pillarbox dkim generate`) and delivers to B over SMTP with STARTTLS, from its own
+address; B checks SPF, DKIM and DMARC. bob reads the message over POP3 and over IMAP and
+sees one Authentication-Results field with three passes; he replies, and alice gets the
+reply the same way.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import imaplib
+import poplib
+import smtplib
+import socket
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from pillarbox.config import (
+    Config,
+    DeliveryConfig,
+    DnsConfig,
+    ListenConfig,
+    MailAuthConfig,
+    ServerConfig,
+)
+from pillarbox.mailauth.dkim import generate_key
+from pillarbox.mailauth.zone import dns_records
+from tests.dnsserver import DnsServer
+from tests.e2e.conftest import PASSWORD, RunningServer, password_hash
+from tests.e2e.test_smtp_helpers import client_tls
+
+
+def shared_port(*hosts: str) -> int:
+    """A TCP port free on every one of `hosts` (each server binds its own address)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port: int = probe.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as other:
+                    other.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no port free on every host")
+
+
+def mta(tmp: Path, ip: str, domain: str, smtp_port: int, dns: DnsServer) -> RunningServer:
+    """A started Pillarbox for `domain` on `ip`, with its user and DKIM keys, and the
+    domain's records published in `dns`."""
+    hostname = f"mx.{domain}"
+    config = Config(
+        server=ServerConfig(hostname=hostname, data_dir=str(tmp / domain)),
+        listen=ListenConfig(
+            smtp=f"{ip}:{smtp_port}",
+            submission=f"{ip}:0",
+            submissions="",
+            imap=f"{ip}:0",
+            imaps="",
+            pop3=f"{ip}:0",
+            pop3s="",
+            http="",
+            lmtp="",
+        ),
+        delivery=DeliveryConfig(port=smtp_port, allow_private_networks=True, source_address=ip),
+        dns=DnsConfig(nameservers=[dns.nameserver], timeout=2.0),
+        mailauth=MailAuthConfig(trusted_networks=[]),  # loopback is the internet here
+    )
+    server = RunningServer(config)
+    server.start()
+    keys = [generate_key(domain, "pb1e"), generate_key(domain, "pb1r", "rsa-sha256")]
+
+    async def provision() -> None:
+        await server.services.accounts.add_domain(domain)
+        user = "alice" if domain == "a.test" else "bob"
+        await server.store.add_account(f"{user}@{domain}", password_hash())
+        for key in keys:
+            await server.store.put_dkim_key(key)
+
+    server.call(provision)
+    dns.load_zone(dns_records(domain, hostname, keys))
+    dns.add(hostname, "A", ip)
+    return server
+
+
+@pytest.fixture
+def servers(tmp_path: Path, dns_server: DnsServer) -> Iterator[tuple[RunningServer, RunningServer]]:
+    port = shared_port("127.0.0.2", "127.0.0.3")
+    a = mta(tmp_path, "127.0.0.2", "a.test", port, dns_server)
+    try:
+        b = mta(tmp_path, "127.0.0.3", "b.test", port, dns_server)
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def submit(server: RunningServer, ip: str, user: str, message: EmailMessage) -> None:
+    with smtplib.SMTP(ip, server.port("submission"), local_hostname="laptop.test") as s:
+        s.starttls(context=client_tls())
+        s.login(user, PASSWORD)
+        s.send_message(message)
+
+
+def by_pop3(server: RunningServer, ip: str, user: str, timeout: float = 30.0) -> bytes:
+    """The first message of `user`'s maildrop over POP3, waiting until there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pop = poplib.POP3(ip, server.port("pop3"), timeout=10)
+        try:
+            pop.user(user)
+            pop.pass_(PASSWORD)
+            if pop.stat()[0]:
+                return b"\r\n".join(pop.retr(1)[1]) + b"\r\n"
+        finally:
+            pop.quit()
+        assert time.monotonic() < deadline, f"nothing for {user} after {timeout}s"
+        time.sleep(0.2)  # polling the maildrop for the condition, bounded by the deadline
+
+
+def by_imap(server: RunningServer, ip: str, user: str) -> bytes:
+    imap = imaplib.IMAP4(ip, server.port("imap"))
+    try:
+        imap.login(user, PASSWORD)
+        imap.select("INBOX", readonly=True)
+        _typ, data = imap.fetch("1", "(BODY.PEEK[])")
+        part = data[0]
+        assert isinstance(part, tuple)
+        return part[1]
+    finally:
+        imap.logout()
+
+
+def check_authenticated(raw: bytes, *, by: str, sender_domain: str) -> EmailMessage:
+    message = email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.default)
+    results = message.get_all("Authentication-Results") or []
+    assert len(results) == 1, results
+    [field] = results
+    assert field.startswith(by)
+    assert "spf=pass" in field and f"@{sender_domain}" in field, field
+    assert "dkim=pass" in field and f"header.d={sender_domain}" in field
+    assert "dmarc=pass" in field and f"header.from={sender_domain}" in field
+    received = message.get_all("Received") or []
+    assert any(f"by {by}" in r and "ESMTPS" in r for r in received), received
+    return message
+
+
+def test_alice_writes_to_bob_and_bob_replies(
+    servers: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = servers
+    note = EmailMessage()
+    note["From"] = "Alice <alice@a.test>"
+    note["To"] = "Bob <bob@b.test>"
+    note["Subject"] = "Lunch on Friday?"
+    note["Message-ID"] = "<lunch.1@a.test>"
+    note.set_content("Hi Bob, lunch on Friday? Alice")
+    submit(a, "127.0.0.2", "alice@a.test", note)
+
+    over_pop3 = by_pop3(b, "127.0.0.3", "bob@b.test")
+    over_imap = by_imap(b, "127.0.0.3", "bob@b.test")
+    assert over_pop3 == over_imap
+    received = check_authenticated(over_imap, by="mx.b.test", sender_domain="a.test")
+    assert received["Subject"] == "Lunch on Friday?"
+    assert received.get_content().strip() == "Hi Bob, lunch on Friday? Alice"
+    signatures = received.get_all("DKIM-Signature") or []
+    assert sorted(s.split("a=")[1].split(";")[0] for s in signatures) == [
+        "ed25519-sha256",
+        "rsa-sha256",
+    ]
+
+    reply = EmailMessage()
+    reply["From"] = "Bob <bob@b.test>"
+    reply["To"] = "Alice <alice@a.test>"
+    reply["Subject"] = "Re: Lunch on Friday?"
+    reply["In-Reply-To"] = "<lunch.1@a.test>"
+    reply["References"] = "<lunch.1@a.test>"
+    reply.set_content("Friday works. Bob")
+    submit(b, "127.0.0.3", "bob@b.test", reply)
+
+    answer = check_authenticated(
+        by_pop3(a, "127.0.0.2", "alice@a.test"), by="mx.a.test", sender_domain="b.test"
+    )
+    assert answer["In-Reply-To"] == "<lunch.1@a.test>"
+    assert answer.get_content().strip() == "Friday works. Bob"
+    assert a.call(a.services.queue.list) == [] and b.call(b.services.queue.list) == []
