@@ -14,12 +14,16 @@ from __future__ import annotations
 import imaplib
 import shutil
 import smtplib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, RunningServer
+from pillarbox.mailauth.dkim import generate_key, key_record
+from tests.dnsserver import DnsServer
+from tests.e2e.conftest import PASSWORD, RunningServer, password_hash
 from tests.postfix_peer import PostfixPeer
 
 pytestmark = pytest.mark.skipif(
@@ -83,3 +87,58 @@ def test_postfix_delivers_to_smtp_and_lmtp(
     assert b"with LMTP" in to_carol
     log = postfix.log()
     assert "status=sent" in log and "status=deferred" not in log, log[-2000:]
+
+
+DKIMVERIFY = (
+    "import sys, dns.resolver\n"
+    "r = dns.resolver.Resolver(configure=False)\n"
+    "r.nameservers = ['127.0.0.1']; r.port = int(sys.argv[1])\n"
+    "dns.resolver.default_resolver = r\n"
+    "from dkim.dkimverify import main\n"
+    "sys.argv = ['dkimverify']\n"
+    "main()\n"
+)
+
+
+def test_queue_delivers_through_postfix_and_the_signature_verifies(
+    server_factory: Callable[..., RunningServer], dns_server: DnsServer
+) -> None:
+    """Pillarbox A's queue finds Postfix as the MX of far.test (DNS on loopback), and
+    Postfix passes the message over LMTP to Pillarbox B, where dora reads it. The DKIM
+    signature A made survives both hops and dkimpy's `dkimverify` (its own code and DNS
+    path, in a child process) says "signature ok"."""
+    far = server_factory()
+    far.call(lambda: far.services.accounts.add_domain("far.test"))
+    far.call(lambda: far.store.add_account("dora@far.test", password_hash()))
+    with PostfixPeer({"far.test": f"lmtp:inet:127.0.0.1:{far.port('lmtp')}"}) as postfix:
+        dns_server.add("far.test", "MX", "10 mx.far.test.")
+        dns_server.add("mx.far.test", "A", "127.0.0.1")
+        sender = server_factory(
+            delivery={"port": postfix.port, "allow_private_networks": True},
+            dns={"nameservers": [dns_server.nameserver], "timeout": 2.0},
+        )
+        key = generate_key("example.test", "pf1")
+        sender.call(lambda: sender.store.put_dkim_key(key))
+        dns_server.add("pf1._domainkey.example.test", "TXT", key_record(key))
+        with smtplib.SMTP("127.0.0.1", sender.port("submission")) as client:
+            client.login("alice@example.test", PASSWORD)
+            client.sendmail(
+                "alice@example.test",
+                ["dora@far.test"],
+                b"From: Alice <alice@example.test>\r\nTo: dora@far.test\r\n"
+                b"Subject: through Postfix, signed\r\nMessage-ID: <pf.1@example.test>\r\n"
+                b"\r\nSigned by Pillarbox, carried by Postfix.\r\n",
+            )
+        [received] = wait_for_messages(far, "dora@far.test", 1)
+        log = postfix.log()
+    assert b"Signed by Pillarbox, carried by Postfix." in received
+    assert b"by postfix.peer.test (Postfix)" in received
+    assert "status=sent" in log, log[-2000:]
+    assert sender.call(sender.services.queue.list) == []
+    run = subprocess.run(
+        [sys.executable, "-c", DKIMVERIFY, str(dns_server.port)],
+        input=received,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (run.returncode, run.stdout) == (0, b"signature ok\n"), run.stderr
