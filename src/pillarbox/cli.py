@@ -96,6 +96,12 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
         for name, listener in app.listeners.items():
             print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
+        delivery = config.delivery
+        if delivery.relay:
+            route = f"through the relay {delivery.relay} ({delivery.relay_security})"
+        else:
+            route = f"to each domain's MX on port {delivery.port}"
+        print(f"  {'outbound':<12} sending {route}", flush=True)
         store = app.store
         assert store is not None
 

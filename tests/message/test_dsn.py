@@ -149,7 +149,11 @@ def test_no_envid_no_original_envelope_id_and_mixed_actions() -> None:
 def test_diagnostic_is_one_line() -> None:
     """A multi-line remote reply cannot break the status block: it becomes one line."""
     rcpt = RecipientReport(
-        "bob@remote.test", "failed", "5.7.1", diagnostic="550-5.7.1 first\r\n550 5.7.1 second"
+        "bob@remote.test",
+        "failed",
+        "5.7.1",
+        diagnostic="550-5.7.1 first\r\n550 5.7.1 second",
+        remote_mta="mx.remote.test",
     )
     _, block = _status_blocks(_parse(compose(_report(recipients=(rcpt,)), now=NOW)))
     assert block["Diagnostic-Code"] == "smtp; 550-5.7.1 first 550 5.7.1 second"
@@ -176,3 +180,14 @@ def test_decode_xtext() -> None:
     assert decode_xtext("rfc822;a+2Bb@example.test") == "rfc822;a+b@example.test"
     assert decode_xtext("id+3Dx") == "id=x"
     assert decode_xtext("utf-8;j+C3+BCrgen@x") == "utf-8;jürgen@x"
+
+
+def test_our_own_reason_is_not_an_smtp_diagnostic() -> None:
+    """RFC 3464 §2.3.6: with no remote reply (no such domain, expiry), the diagnostic is
+    ours, typed X-Pillarbox, not "smtp"."""
+    rcpt = RecipientReport(
+        "bob@gone.test", "failed", "5.1.2", diagnostic="domain gone.test does not exist"
+    )
+    _, block = _status_blocks(_parse(compose(_report(recipients=(rcpt,)), now=NOW)))
+    assert block["Diagnostic-Code"] == "X-Pillarbox; domain gone.test does not exist"
+    assert "Remote-MTA" not in block

@@ -142,8 +142,12 @@ def _status_block(report: Report, utf8: bool) -> str:
         if rcpt.remote_mta:
             r.append(f"Remote-MTA: dns; {_field_text(rcpt.remote_mta)}")
         if rcpt.diagnostic:
+            # RFC 3464 §2.3.6: "smtp" only for a reply a remote MTA gave; our own reason
+            # (no such domain, a refused address, expiry) is an X- type, as Postfix's
+            # "X-Postfix;".
+            kind = "smtp" if rcpt.remote_mta else "X-Pillarbox"
             diagnostic = _utf8_field if utf8 else _field_text
-            r.append(f"Diagnostic-Code: smtp; {diagnostic(rcpt.diagnostic)}")
+            r.append(f"Diagnostic-Code: {kind}; {diagnostic(rcpt.diagnostic)}")
         if rcpt.last_attempt is not None:
             r.append(f"Last-Attempt-Date: {_date(rcpt.last_attempt)}")
         if rcpt.will_retry_until is not None:
