@@ -940,3 +940,16 @@ async def blob_exists(store: Store, blob_id: int) -> bool:
     except NotFound:
         return False
     return True
+
+
+async def test_release_claims_after_a_crash(store: Store) -> None:
+    """What an earlier run held (a SIGKILL mid-send leaves its claims) is due again at
+    once after `release_claims`, not when the leases run out."""
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    blob = await write_blob(store, b"m")
+    qid = await store.enqueue("s@example.org", [QueuedRecipient("r@x.test")], blob)
+    assert [q.id for q in await store.claim_queue(now, 10, 3600)] == [qid]
+    assert await store.claim_queue(now, 10, 3600) == []
+    assert await store.release_claims() == 1
+    again = await store.claim_queue(now, 10, 3600)
+    assert [q.id for q in again] == [qid]

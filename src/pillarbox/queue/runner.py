@@ -137,6 +137,9 @@ class QueueRunner:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        released = await self._queue.release_claims()
+        if released:
+            log.info("queue: %d entries held by an earlier run are due again", released)
         self._stopping = False
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="queue")
 

@@ -73,6 +73,11 @@ class QueueService:
         return head if end < 0 else head[: end + 2]
 
     # --- the runner --------------------------------------------------------------------
+    async def release_claims(self) -> int:
+        """What an earlier run of this server held when it died or stopped mid-send is
+        due again now (its peers' 250s were recorded, so nothing is sent twice)."""
+        return await self._store.release_claims()
+
     async def claim(self, limit: int, lease: float) -> Entries:
         """Up to `limit` due entries with a recipient left to try, now held for `lease`
         seconds by the caller (no other claim returns them meanwhile)."""

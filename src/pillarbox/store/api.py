@@ -436,6 +436,13 @@ class Store(Protocol):
         it at the same time."""
         ...
 
+    async def release_claims(self) -> int:
+        """Release the claims an earlier run of this server left (a crash, or a stop
+        while sending), so that its entries are due again at once instead of when their
+        leases run out; returns how many. Called once, before the first claim. A backend
+        shared by several nodes releases only this node's claims."""
+        ...
+
     async def remove_queued(self, queue_id: int) -> bool:
         """Drop an entry (done, or deleted by the operator); False if it was gone. Its
         blob goes with it unless a message row refers to it."""

@@ -295,6 +295,16 @@ class OutboundQueueMixin(SqliteCore):
 
         return await self._write(op)
 
+    async def release_claims(self) -> int:
+        def op(tx: Tx) -> int:
+            # One process serves an SQLite store: every claim is an earlier run's.
+            cur = tx.conn.execute(
+                "UPDATE queue SET claimed_until = NULL WHERE claimed_until IS NOT NULL"
+            )
+            return cur.rowcount
+
+        return await self._write(op)
+
     async def remove_queued(self, queue_id: int) -> bool:
         def op(tx: Tx) -> bool:
             # Recipients go by ON DELETE CASCADE; the blob's reference by the
