@@ -12,6 +12,7 @@ package as any mail client would (RFC 3464 multipart/report, RFC 3461 DSN parame
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import email.utils
@@ -354,7 +355,8 @@ def test_smarthost_with_auth_receives_everything(
 ) -> None:
     """With `[delivery] relay` set, a message to three external domains (none has an
     MX, A record or any DNS data) goes to the smarthost: every recipient, over TLS
-    (STARTTLS before AUTH, AUTH before MAIL), with alice's envelope sender; A asks the DNS
+    (STARTTLS before AUTH, AUTH PLAIN with the configured user and the password from the
+    file, then MAIL), with alice's envelope sender; A asks the DNS
     nothing about the recipients' domains (no MX query at all), and the queue is empty."""
     a = relayed_a(tmp_path, dns_server, smarthost, "relay secret")
     try:
@@ -370,6 +372,9 @@ def test_smarthost_with_auth_receives_everything(
         assert b"Subject: Hello world" in received[0].data
         verbs = [c.split(" ", 1)[0].upper() for c in commands]
         assert verbs.index("STARTTLS") < verbs.index("AUTH") < verbs.index("MAIL"), verbs
+        [auth] = [c for c in commands if c.upper().startswith("AUTH")]
+        _mech, initial = auth.split()[1:]
+        assert base64.b64decode(initial).split(b"\0")[1:] == [b"a-relay", b"relay secret"]
         queried = [(name, rtype) for name, rtype in dns_server.queries]
         assert not [q for q in queried if q[1] == "MX"], queried
         assert not [q for q in queried if q[0].endswith(("one.test", "two.test", "three.test"))]
