@@ -14,84 +14,15 @@ from __future__ import annotations
 
 import email
 import email.policy
-import imaplib
-import poplib
-import smtplib
-import socket
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from pillarbox.config import (
-    Config,
-    DeliveryConfig,
-    DnsConfig,
-    ListenConfig,
-    MailAuthConfig,
-    ServerConfig,
-)
-from pillarbox.mailauth.dkim import generate_key
-from pillarbox.mailauth.zone import dns_records
 from tests.dnsserver import DnsServer
-from tests.e2e.conftest import PASSWORD, RunningServer, password_hash
-from tests.e2e.test_smtp_helpers import client_tls
-
-
-def shared_port(*hosts: str) -> int:
-    """A TCP port free on every one of `hosts` (each server binds its own address)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port: int = probe.getsockname()[1]
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as other:
-                    other.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no port free on every host")
-
-
-def mta(tmp: Path, ip: str, domain: str, smtp_port: int, dns: DnsServer) -> RunningServer:
-    """A started Pillarbox for `domain` on `ip`, with its user and DKIM keys, and the
-    domain's records published in `dns`."""
-    hostname = f"mx.{domain}"
-    config = Config(
-        server=ServerConfig(hostname=hostname, data_dir=str(tmp / domain)),
-        listen=ListenConfig(
-            smtp=f"{ip}:{smtp_port}",
-            submission=f"{ip}:0",
-            submissions="",
-            imap=f"{ip}:0",
-            imaps="",
-            pop3=f"{ip}:0",
-            pop3s="",
-            http="",
-            lmtp="",
-        ),
-        delivery=DeliveryConfig(port=smtp_port, allow_private_networks=True, source_address=ip),
-        dns=DnsConfig(nameservers=[dns.nameserver], timeout=2.0),
-        mailauth=MailAuthConfig(trusted_networks=[]),  # loopback is the internet here
-    )
-    server = RunningServer(config)
-    server.start()
-    keys = [generate_key(domain, "pb1e"), generate_key(domain, "pb1r", "rsa-sha256")]
-
-    async def provision() -> None:
-        await server.services.accounts.add_domain(domain)
-        user = "alice" if domain == "a.test" else "bob"
-        await server.store.add_account(f"{user}@{domain}", password_hash())
-        for key in keys:
-            await server.store.put_dkim_key(key)
-
-    server.call(provision)
-    dns.load_zone(dns_records(domain, hostname, keys))
-    dns.add(hostname, "A", ip)
-    return server
+from tests.e2e.conftest import RunningServer
+from tests.e2e.mtas import by_imap, by_pop3, mta, shared_port, submit
 
 
 @pytest.fixture
@@ -106,42 +37,6 @@ def servers(tmp_path: Path, dns_server: DnsServer) -> Iterator[tuple[RunningServ
             b.stop()
     finally:
         a.stop()
-
-
-def submit(server: RunningServer, ip: str, user: str, message: EmailMessage) -> None:
-    with smtplib.SMTP(ip, server.port("submission"), local_hostname="laptop.test") as s:
-        s.starttls(context=client_tls())
-        s.login(user, PASSWORD)
-        s.send_message(message)
-
-
-def by_pop3(server: RunningServer, ip: str, user: str, timeout: float = 30.0) -> bytes:
-    """The first message of `user`'s maildrop over POP3, waiting until there is one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pop = poplib.POP3(ip, server.port("pop3"), timeout=10)
-        try:
-            pop.user(user)
-            pop.pass_(PASSWORD)
-            if pop.stat()[0]:
-                return b"\r\n".join(pop.retr(1)[1]) + b"\r\n"
-        finally:
-            pop.quit()
-        assert time.monotonic() < deadline, f"nothing for {user} after {timeout}s"
-        time.sleep(0.2)  # polling the maildrop for the condition, bounded by the deadline
-
-
-def by_imap(server: RunningServer, ip: str, user: str) -> bytes:
-    imap = imaplib.IMAP4(ip, server.port("imap"))
-    try:
-        imap.login(user, PASSWORD)
-        imap.select("INBOX", readonly=True)
-        _typ, data = imap.fetch("1", "(BODY.PEEK[])")
-        part = data[0]
-        assert isinstance(part, tuple)
-        return part[1]
-    finally:
-        imap.logout()
 
 
 def check_authenticated(raw: bytes, *, by: str, sender_domain: str) -> EmailMessage:

@@ -149,11 +149,7 @@ def test_no_envid_no_original_envelope_id_and_mixed_actions() -> None:
 def test_diagnostic_is_one_line() -> None:
     """A multi-line remote reply cannot break the status block: it becomes one line."""
     rcpt = RecipientReport(
-        "bob@remote.test",
-        "failed",
-        "5.7.1",
-        diagnostic="550-5.7.1 first\r\n550 5.7.1 second",
-        remote_mta="mx.remote.test",
+        "bob@remote.test", "failed", "5.7.1", diagnostic="550-5.7.1 first\r\n550 5.7.1 second"
     )
     _, block = _status_blocks(_parse(compose(_report(recipients=(rcpt,)), now=NOW)))
     assert block["Diagnostic-Code"] == "smtp; 550-5.7.1 first 550 5.7.1 second"
@@ -180,6 +176,28 @@ def test_decode_xtext() -> None:
     assert decode_xtext("rfc822;a+2Bb@example.test") == "rfc822;a+b@example.test"
     assert decode_xtext("id+3Dx") == "id=x"
     assert decode_xtext("utf-8;j+C3+BCrgen@x") == "utf-8;jürgen@x"
+
+
+def test_only_a_peers_reply_is_an_smtp_diagnostic() -> None:
+    """RFC 3464 §2.3.6: Diagnostic-Code type "smtp" means the code a peer issued. Our own
+    account of a failure (a refused connection, an expiry) is typed X-Pillarbox, and the
+    text does not claim the host "said" it."""
+    rcpt = RecipientReport(
+        "bob@remote.test",
+        "failed",
+        "4.4.7",
+        remote_mta="mx.remote.test",
+        diagnostic="delivery time expired; last error: mx.remote.test[192.0.2.1]:25: "
+        "Connection refused",
+    )
+    msg = _parse(compose(_report(recipients=(rcpt,)), now=NOW))
+    _, block = _status_blocks(msg)
+    assert block["Diagnostic-Code"] == (
+        "X-Pillarbox; delivery time expired; last error: mx.remote.test[192.0.2.1]:25: "
+        "Connection refused"
+    )
+    text = msg.get_payload()[0].get_content()  # type: ignore[index]
+    assert "said:" not in text and "    delivery time expired; last error:" in text
 
 
 def test_our_own_reason_is_not_an_smtp_diagnostic() -> None:

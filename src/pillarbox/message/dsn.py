@@ -13,6 +13,10 @@ alone. Without RET we return the header alone: the sender already has the body, 
 doubles the size of every bounce (and of backscatter when a sender was forged), and the
 header is enough to tell which message it was. RFC 3461 §4.3 leaves the choice to us.
 
+A Diagnostic-Code is typed "smtp" only when it is a peer's reply (RFC 3464 §2.3.6: the
+code the transport issued); our own account of a failure (a refused connection, a DNS
+error, an expiry) is typed X-Pillarbox, as Postfix writes X-Postfix.
+
 Pure: builds bytes from values; it never reads the queue, the clock or the network (the
 caller gives `now` and the Message-ID's random part if it wants them fixed).
 """
@@ -80,6 +84,8 @@ _EXPLANATIONS = {
 
 
 _XTEXT_HEX = re.compile(r"\+([0-9A-Fa-f]{2})")
+_SMTP_REPLY = re.compile(r"[2-5][0-9][0-9](?:[ -]|$)")  # "550 5.1.1 ...", RFC 5321 §4.2
+LOCAL_DIAGNOSTIC_TYPE = "X-Pillarbox"  # our own words, not a peer's reply (Postfix: X-Postfix)
 
 
 def decode_xtext(value: str) -> str:
@@ -93,6 +99,12 @@ def subject_action(report: Report) -> str:
     """The action the Subject speaks of: the most urgent one in the report."""
     actions = {r.action for r in report.recipients}
     return next(a for a in _ORDER if a in actions)
+
+
+def is_smtp_reply(diagnostic: str) -> bool:
+    """Is `diagnostic` a reply a peer gave (code first), rather than our own account of a
+    failure (a refused connection, an expiry, a DNS error)?"""
+    return _SMTP_REPLY.match(diagnostic) is not None
 
 
 def _needs_utf8(text: str) -> bool:
@@ -142,10 +154,8 @@ def _status_block(report: Report, utf8: bool) -> str:
         if rcpt.remote_mta:
             r.append(f"Remote-MTA: dns; {_field_text(rcpt.remote_mta)}")
         if rcpt.diagnostic:
-            # RFC 3464 §2.3.6: "smtp" only for a reply a remote MTA gave; our own reason
-            # (no such domain, a refused address, expiry) is an X- type, as Postfix's
-            # "X-Postfix;".
-            kind = "smtp" if rcpt.remote_mta else "X-Pillarbox"
+            # RFC 3464 §2.3.6: the type says whose code this is; "smtp" only for a reply.
+            kind = "smtp" if is_smtp_reply(rcpt.diagnostic) else LOCAL_DIAGNOSTIC_TYPE
             diagnostic = _utf8_field if utf8 else _field_text
             r.append(f"Diagnostic-Code: {kind}; {diagnostic(rcpt.diagnostic)}")
         if rcpt.last_attempt is not None:
@@ -172,7 +182,7 @@ def _human_text(report: Report, returned_full: bool, wanted_full: bool) -> str:
         lines.append("")
         for rcpt in group:
             lines.append(f"  <{rcpt.final_recipient}>")
-            if rcpt.remote_mta and rcpt.diagnostic:
+            if rcpt.remote_mta and is_smtp_reply(rcpt.diagnostic):
                 lines.append(f"    {rcpt.remote_mta} said: {_utf8_field(rcpt.diagnostic)}")
             elif rcpt.diagnostic:
                 lines.append(f"    {_utf8_field(rcpt.diagnostic)}")
