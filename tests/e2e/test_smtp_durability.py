@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -25,54 +22,10 @@ import pytest
 
 from pillarbox.store.sqlite import SqliteStore
 from tests.e2e.conftest import PASSWORD, RunningServer
+from tests.e2e.serve import ServeProcess, cli
 from tests.e2e.test_smtp_helpers import RawSmtp, mailbox
 
 USERS = [f"u{i}@example.test" for i in range(4)]
-
-
-def cli(config: Path, *args: str, stdin: str | None = None) -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "pillarbox", "--config", str(config), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr
-
-
-class ServeProcess:
-    """`pillarbox serve` as a child process; `port` is read from its startup lines."""
-
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pillarbox", "--config", str(config), "serve"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.port = 0
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # blocks until the server says it listens
-            match = re.search(r"smtp\s+listening on 127\.0\.0\.1:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-                break
-        assert self.port, "server did not start"
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
 
 
 async def deliver_one(port: int, n: int) -> int | None:

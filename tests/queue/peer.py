@@ -1,7 +1,9 @@
 """A test double that is a real server on loopback: a fault-injecting SMTP peer. No
 aiosmtpd: a few dozen lines let each test say exactly what the peer offers and answers
-(4xx, 5xx, no STARTTLS, no SMTPUTF8, a final dot left unanswered...). DNS comes from
-`tests/dnsserver.py` (the `dns_server` fixture); `load_zone` feeds it zone-file lines.
+(4xx, 5xx, no STARTTLS, no SMTPUTF8, a final dot left unanswered...), or a slow one
+that can be told to stall (`data_delay`, `stall`; tests/e2e/test_queue_crash.py). DNS
+comes from `tests/dnsserver.py` (the `dns_server` fixture); `load_zone` feeds it
+zone-file lines.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import base64
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.dnsserver import DnsServer
@@ -42,8 +45,20 @@ class Peer:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str = "250 2.0.0 Ok: queued"
     hold: asyncio.Event | None = None  # the end of DATA is answered only once this is set
+    greet: asyncio.Event | None = None  # the greeting is sent only once this is set
+    data_delay: float = 0.0  # seconds between the final dot and its reply (a slow peer)
+    # While true, a final dot whose reply is due is never answered: the transaction goes
+    # to `stalled` and the connection waits for the client to go away.
+    stall: bool = False
+    # Called with the last transaction answered 2xx when the next command arrives on its
+    # connection (the client has taken the reply in and moved on).
+    after_ack: Callable[[Received], None] | None = None
     data_seen: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
+    open_connections: int = 0
+    # Connection number -> its transaction whose final dot has arrived and is unanswered.
+    unanswered: dict[int, Received] = field(default_factory=dict)
+    stalled: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     _server: asyncio.base_events.Server | None = None
@@ -64,8 +79,20 @@ class Peer:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: len(self.received) >= count)
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Until `predicate()` holds (checked whenever the peer's state changes)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        number = self.connections
+        self.open_connections += 1
+        acked: Received | None = None
         tls = False
 
         async def say(line: str) -> None:
@@ -73,12 +100,17 @@ class Peer:
             await writer.drain()
 
         try:
+            if self.greet is not None:
+                await self.greet.wait()
             await say(self.greeting)
             mail = ""
             rcpts: list[str] = []
             while line := await reader.readline():
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 self.commands.append(text)
+                if acked is not None and self.after_ack is not None:
+                    self.after_ack(acked)
+                acked = None
                 verb = text.split(" ", 1)[0].upper()
                 if verb == "EHLO":
                     offered = list(self.extensions)
@@ -116,12 +148,25 @@ class Peer:
                             return
                         body += chunk[1:] if chunk.startswith(b".") else chunk
                     self.data_seen.set()
+                    rx = Received(mail, rcpts, bytes(body), tls)
+                    self.unanswered[number] = rx
+                    await self._notify()
                     if self.hold is not None:
                         await self.hold.wait()
+                    if self.data_delay:
+                        await asyncio.sleep(self.data_delay)
+                    if self.stall:
+                        self.stalled.append(rx)
+                        await self._notify()
+                        while await reader.read(4096):
+                            pass
+                        return
                     await say(self.data_reply)
+                    del self.unanswered[number]
                     if self.data_reply.startswith("2"):
+                        acked = rx
                         async with self._changed:
-                            self.received.append(Received(mail, rcpts, bytes(body), tls))
+                            self.received.append(rx)
                             self._changed.notify_all()
                 elif verb == "RSET":
                     mail, rcpts = "", []
@@ -137,6 +182,9 @@ class Peer:
             pass
         finally:
             writer.close()
+            self.unanswered.pop(number, None)
+            self.open_connections -= 1
+            await self._notify()
 
 
 def refused_port(host: str = "127.0.0.1") -> int:

@@ -19,7 +19,7 @@ import pytest
 
 from pillarbox.app import build_services
 from pillarbox.config import Config, DeliveryConfig, DnsConfig, ServerConfig
-from pillarbox.model import QueuedMessage, RecipientState
+from pillarbox.model import QueuedMessage, RecipientOutcome, RecipientState
 from pillarbox.queue.runner import QueueRunner
 from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.outbound import OutboundService
@@ -272,3 +272,35 @@ async def test_unexpected_failure_reschedules(world: World) -> None:
     await runner.stop()
     after = await world.queue.get(queue_id)
     assert after is not None and after.last_error.startswith("internal error")
+
+
+@pytest.mark.xfail(
+    raises=TimeoutError,
+    strict=True,
+    reason="an entry whose every recipient has a recorded outcome is never claimed again"
+    " (store: claimable only with a queued recipient), so a crash between `record` and"
+    " `settle` loses the DSN and leaves the entry in the queue for good",
+)
+async def test_outcome_recorded_before_a_crash_is_settled_after_it(world: World) -> None:
+    """A worker recorded a 550 and died before settling (no DSN, no `done`; its claim has
+    run out): the next runner sends the DSN to the local sender and removes the entry."""
+    queue_id = await world.queue.add("gone@single.test")
+    [entry] = await world.queue.claim(1, 0.0)  # a lease already over: the worker is gone
+    failed = RecipientOutcome(
+        0, RecipientState.FAILED, "5.1.1", "550 5.1.1 No such user", "mx1.remote.test"
+    )
+    await world.queue.record(entry.id, [failed])
+    runner = make_runner(world)
+    await runner.start()
+    try:
+        await world.queue.wait_for(lambda: queue_id in world.queue.finished, timeout=3)
+    finally:
+        await runner.stop()
+    assert await world.queue.get(queue_id) is None
+    account = await world.store.get_account("alice@example.test")
+    assert account is not None
+    box = await world.store.get_mailbox(account.id, "INBOX")
+    assert box is not None
+    [uid] = await world.store.uids(box.id)
+    dsn = await world.store.read_message(box.id, uid)
+    assert b"Diagnostic-Code: smtp; 550 5.1.1 No such user" in dsn

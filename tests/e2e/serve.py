@@ -1,0 +1,81 @@
+"""`pillarbox serve` as a real child process, and the CLI run as an operator runs it.
+
+For tests that must kill the server (SIGKILL) and start it again on the same data: the
+in-thread `RunningServer` of conftest.py cannot be killed without killing the test.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+LISTENING = re.compile(r"^\s*(\w+)\s+listening on ([\d.]+):(\d+)")
+
+
+def cli(config: Path, *args: str, stdin: str | None = None) -> str:
+    """Run `python -m pillarbox --config CONFIG ARGS...`; its stdout (exit status 0)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "pillarbox", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+class ServeProcess:
+    """`pillarbox serve` as a child process. The constructor returns once every listener
+    in `listeners` has printed its "NAME listening on HOST:PORT" start-up line; `ports`
+    maps those names to their ports (`port`: the first one's). The server's log (stderr)
+    goes to `log` if given (appended: a restart adds to it), else nowhere."""
+
+    def __init__(
+        self, config: Path, listeners: tuple[str, ...] = ("smtp",), log: Path | None = None
+    ) -> None:
+        self._log = log.open("a") if log is not None else None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pillarbox", "--config", str(config), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            text=True,
+        )
+        self.ports: dict[str, int] = {}
+        self._first = listeners[0]
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # blocks until the server says it listens
+            match = LISTENING.match(line)
+            if match:
+                self.ports[match.group(1)] = int(match.group(3))
+            if all(name in self.ports for name in listeners):
+                break
+        missing = [name for name in listeners if name not in self.ports]
+        assert not missing, f"server did not start (no {', '.join(missing)} listener)"
+
+    @property
+    def port(self) -> int:
+        return self.ports[self._first]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when the machine or the OOM killer ends it."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._close()
+
+    def stop(self) -> None:
+        """SIGTERM, the orderly shutdown, and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self._close()
+
+    def _close(self) -> None:
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
