@@ -274,13 +274,6 @@ async def test_unexpected_failure_reschedules(world: World) -> None:
     assert after is not None and after.last_error.startswith("internal error")
 
 
-@pytest.mark.xfail(
-    raises=TimeoutError,
-    strict=True,
-    reason="an entry whose every recipient has a recorded outcome is never claimed again"
-    " (store: claimable only with a queued recipient), so a crash between `record` and"
-    " `settle` loses the DSN and leaves the entry in the queue for good",
-)
 async def test_outcome_recorded_before_a_crash_is_settled_after_it(world: World) -> None:
     """A worker recorded a 550 and died before settling (no DSN, no `done`; its claim has
     run out): the next runner sends the DSN to the local sender and removes the entry."""

@@ -633,22 +633,18 @@ async def test_queue_recipient_outcomes(store: Store) -> None:
 
 
 async def test_claim_queue_leases(store: Store) -> None:
-    """A claim takes due, free entries that have a queued recipient, oldest due first,
-    up to `limit`, and holds each for the lease: no claim returns it again until the
-    lease runs out or reschedule releases it; an entry with nothing left to try is
-    never claimed."""
+    """A claim takes due, free entries, oldest due first, up to `limit`, and holds each
+    for the lease: no claim returns it again until the lease runs out or reschedule
+    releases it."""
     now = datetime.now(UTC) + timedelta(seconds=1)
     ids = []
     for i in range(3):
         blob = await write_blob(store, f"m{i}".encode())
         ids.append(await store.enqueue("s@example.org", [QueuedRecipient(f"r{i}@x.test")], blob))
-    # entry 0 is due last; entry 2 has nothing left to try
+    # entry 0 is due last; entry 2 not before tomorrow
     await store.reschedule(ids[0], now - timedelta(seconds=10), "451 later")
     await store.reschedule(ids[1], now - timedelta(seconds=20), "451 later")
-    await store.reschedule(ids[2], now - timedelta(seconds=30), "")
-    await store.record_outcomes(
-        ids[2], [RecipientOutcome(0, RecipientState.DELIVERED, "2.0.0", "ok")]
-    )
+    await store.reschedule(ids[2], now + timedelta(days=1), "")
 
     first = await store.claim_queue(now, 1, 60)
     assert [q.id for q in first] == [ids[1]]
@@ -953,3 +949,18 @@ async def test_release_claims_after_a_crash(store: Store) -> None:
     assert await store.release_claims() == 1
     again = await store.claim_queue(now, 10, 3600)
     assert [q.id for q in again] == [qid]
+
+
+async def test_entry_with_nothing_left_to_try_is_claimed_to_be_settled(store: Store) -> None:
+    """Every recipient has its outcome but the entry is still there: its worker recorded
+    them and died before sending the DSNs and removing it. A claim returns it, so that
+    the next worker settles it (a lost bounce otherwise, and an entry kept for good)."""
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    blob = await write_blob(store, b"m")
+    qid = await store.enqueue("s@example.org", [QueuedRecipient("r@x.test")], blob)
+    await store.record_outcomes(
+        qid, [RecipientOutcome(0, RecipientState.FAILED, "5.1.1", "550 no such user")]
+    )
+    [entry] = await store.claim_queue(now, 10, 60)
+    assert entry.id == qid and entry.pending == ()
+    assert entry.recipients[0].state is RecipientState.FAILED

@@ -194,6 +194,9 @@ class QueueRunner:
         """One attempt at `entry` (claimed): send, record, settle. Never raises: a
         failure is logged and the claim left to expire, so the entry is tried again."""
         try:
+            if not entry.pending:
+                await self._settle_left_over(entry)
+                return
             data = await self._outbound.prepare(entry)
             if self.router.relay is not None:
                 groups = {"[relay]": list(entry.pending)}
@@ -219,6 +222,17 @@ class QueueRunner:
         except Exception:
             log.exception("queue %d: attempt failed; the entry will be retried", entry.id)
             await self._retry_later(entry)
+
+    async def _settle_left_over(self, entry: QueuedMessage) -> None:
+        """Every recipient has its outcome, but the worker that recorded them died before
+        settling the entry: settle it now with those outcomes. A DSN it had already sent
+        before dying is sent again (at least once, rather than lost)."""
+        log.info("queue %d: settling an entry an earlier run left unfinished", entry.id)
+        outcomes = [
+            RecipientOutcome(r.position, r.state, r.status, r.diagnostic, r.remote_mta)
+            for r in entry.recipients
+        ]
+        await self._outbound.settle(entry, outcomes, datetime.now(UTC))
 
     async def _retry_later(self, entry: QueuedMessage) -> None:
         """After an unexpected failure (the store, a bug): try again after the usual

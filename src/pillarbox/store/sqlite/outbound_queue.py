@@ -51,11 +51,7 @@ _ENTRY = (
     " FROM queue AS q JOIN blobs AS b ON b.id = q.blob_id"
 )
 # Due and free at ?1 with a recipient left to try: what a claim may take.
-_CLAIMABLE = (
-    "q.next_attempt <= ?1 AND (q.claimed_until IS NULL OR q.claimed_until <= ?1)"
-    " AND EXISTS (SELECT 1 FROM queue_recipients AS r WHERE r.queue_id = q.id"
-    f" AND r.state = '{RecipientState.QUEUED.value}')"
-)
+_CLAIMABLE = "q.next_attempt <= ?1 AND (q.claimed_until IS NULL OR q.claimed_until <= ?1)"
 
 
 def _when(value: float) -> datetime:
