@@ -404,8 +404,9 @@ class Store(Protocol):
     async def claim_queue(self, now: datetime, limit: int, lease: float) -> list[QueuedMessage]:
         """Up to `limit` entries due at `now` (next_attempt <= now) that nobody holds
         (no claim, or one that ran out by `now`), oldest due first (then oldest entry),
-        each now held until `now + lease` seconds (`claimed_until`): no other claim returns them until the lease runs out or
-        `reschedule`/`remove_queued` releases them. Entries come whole: every recipient
+        each now held until `now + lease` seconds (`claimed_until`): no other claim
+        returns them until the lease runs out or `reschedule`/`remove_queued` releases
+        them. Entries come whole: every recipient
         with its state and position, and the size. A worker that dies leaves its claims
         to expire (PostgreSQL: FOR UPDATE SKIP LOCKED). An entry with no recipient left
         to try is returned too: its worker recorded the outcomes and died before settling
