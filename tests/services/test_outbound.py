@@ -117,11 +117,12 @@ async def test_backoff_doubles_up_to_the_maximum(store: SqliteStore) -> None:
     assert plan.failed == () and plan.delayed == () and plan.warned is None
 
 
-async def test_next_attempt_never_after_expiry_and_expiry_fails_4_4_7(
+async def test_next_attempt_never_after_expiry_and_expiry_fails(
     store: SqliteStore,
 ) -> None:
-    """The last retry is at the expiry; at or after it, pending recipients fail with
-    4.4.7 and their last reply in the diagnostic."""
+    """The last retry is at the expiry; at or after it, pending recipients fail with the
+    status of the actual problem (RFC 3463 §3.5; 4.4.7 only when there is none) and
+    their last reply in the diagnostic."""
     svc, _ = service(store)
     young = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(seconds=86300))
     plan = svc.plan(young, [outcome(0, RecipientState.QUEUED, "4.3.0")], NOW)
@@ -130,9 +131,12 @@ async def test_next_attempt_never_after_expiry_and_expiry_fails_4_4_7(
     plan = svc.plan(old, [outcome(0, RecipientState.QUEUED, "4.3.0", "451 busy")], NOW)
     assert plan.next_attempt is None
     [expired] = plan.expired
-    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.4.7")
+    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.3.0")
     assert "451 busy" in expired.diagnostic
-    assert [r.status for r in plan.failed] == ["4.4.7"]
+    assert [r.status for r in plan.failed] == ["4.3.0"]
+    never_tried = entry(QueuedRecipient("x@remote.test"), created_at=NOW - timedelta(days=1))
+    [unknown] = svc.plan(never_tried, [], NOW).expired
+    assert unknown.status == "4.4.7"
 
 
 async def test_delay_warning_once(store: SqliteStore) -> None:
@@ -209,15 +213,15 @@ async def test_settle_queues_dsn_for_remote_sender_as_bounce(store: SqliteStore)
 
 
 async def test_settle_records_expiry_before_reporting(store: SqliteStore) -> None:
-    """Expired recipients are recorded failed (4.4.7) before the DSN goes and the entry
-    is done."""
+    """Expired recipients are recorded failed (with their last status) before the DSN
+    goes and the entry is done."""
     svc, queue = service(store)
     queue_id = await queue.add("x@remote.test")
     e = dataclasses.replace(await queue.claim_one(queue_id), created_at=NOW - timedelta(days=2))
     await svc.settle(e, [outcome(0, RecipientState.QUEUED, "4.4.1")], NOW)
     assert queue.calls[1:] == [("record", queue_id), ("done", queue_id)]
     [(_, [expired])] = queue.recorded
-    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.4.7")
+    assert (expired.state, expired.status) == (RecipientState.FAILED, "4.4.1")
 
 
 async def test_settle_reschedules_with_warning(store: SqliteStore) -> None:

@@ -99,10 +99,13 @@ class SessionError(Exception):
     """The session could not be opened; `status` is the RFC 3463 code (4.x.x: try
     another host or later; 5.x.x: the peer refused for good)."""
 
-    def __init__(self, text: str, status: str = "4.4.1") -> None:
+    def __init__(self, text: str, status: str = "4.4.1", *, answered: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.status = status
+        # The peer replied (a refusal, a failed AUTH, no STARTTLS): a DSN names it as
+        # Remote-MTA; not after a refused connection or a timeout (RFC 3464 §2.3.5).
+        self.answered = answered
 
 
 def reply_text(code: int, message: str) -> str:
@@ -174,18 +177,22 @@ class Session:
                     session.tls = True
                     await session._hello()  # RFC 3207 §4.2: forget what was said before
                 elif policy.require_tls:
-                    raise SessionError(f"{endpoint.host} does not offer STARTTLS", "4.7.0")
+                    raise SessionError(
+                        f"{endpoint.host} does not offer STARTTLS", "4.7.0", answered=True
+                    )
             if policy.username:
                 await smtp.login(policy.username, policy.password)
         except aiosmtplib.SMTPAuthenticationError as exc:
             smtp.close()
             # A wrong relay password is the operator's to fix: defer, never bounce.
             raise SessionError(
-                f"authentication failed: {reply_text(exc.code, exc.message)}", "4.7.0"
+                f"authentication failed: {reply_text(exc.code, exc.message)}",
+                "4.7.0",
+                answered=True,
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
             smtp.close()
-            raise SessionError(reply_text(exc.code, exc.message), "4.4.1") from None
+            raise SessionError(reply_text(exc.code, exc.message), "4.4.1", answered=True) from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             smtp.close()
             raise SessionError(f"{endpoint}: {_network_reason(exc)}", "4.4.1") from None

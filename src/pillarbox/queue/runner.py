@@ -317,7 +317,7 @@ class QueueRunner:
                     ]
                     await settle_now(outcomes, hop.host)
                     return
-                defer_all(exc.status, exc.text, hop.host)
+                defer_all(exc.status, exc.text)  # DNS said so, no server: no Remote-MTA
                 log.info("queue %d: %s: %s", entry.id, hop.host, exc.text)
                 continue
             for address in addresses:
@@ -344,7 +344,7 @@ class QueueRunner:
             session = await Session.open(endpoint, policy)
         except SessionError as exc:
             await self.pool.release(destination, None)
-            defer_all(exc.status, exc.text, hop.host)
+            defer_all(exc.status, exc.text, hop.host if exc.answered else "")
             log.info("queue %d: connect to %s: %s", entry.id, endpoint, exc.text)
             return None
         except BaseException:

@@ -12,7 +12,8 @@ Owns the decisions the queue runner (`pillarbox.queue.runner`) must not make its
 - the back-off: `retry_initial` doubling per attempt up to `retry_max`, never past the
   entry's expiry, so an entry expires on time;
 - expiry: `queue_lifetime` after `created_at`, recipients still pending fail with
-  4.4.7 "delivery time expired" (RFC 3463) and the last reply as diagnostic;
+  the last attempt's status (4.4.7 "delivery time expired" if none, RFC 3463 §3.5) and
+  "delivery time expired; last error: ..." as diagnostic;
 - the delay warning: once per entry (`warned`), when an attempt fails and the entry is
   older than `delay_warning` (0: never);
 - where a DSN goes: to a local sender's INBOX through `DeliveryService` (it never goes out
@@ -183,7 +184,9 @@ class OutboundService:
                 RecipientOutcome(
                     r.position,
                     RecipientState.FAILED,
-                    EXPIRED_STATUS,
+                    # RFC 3463 §3.5 (X.4.7): the code of the actual problem when
+                    # there is one (4.4.1: no connection...), as Postfix reports it.
+                    r.status or EXPIRED_STATUS,
                     _expired_text(r.diagnostic),
                     r.remote_mta,
                 )
