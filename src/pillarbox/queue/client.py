@@ -354,9 +354,15 @@ def _state_of(code: int) -> RecipientState:
     return RecipientState.FAILED if 500 <= code < 600 else RecipientState.QUEUED
 
 
+_CONNECT_ERROR = re.compile(r"^Error connecting to \S+ on port \d+: (?:\[Errno \d+\] )?")
+
+
 def _network_reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.split()) or type(exc).__name__
+    """One short line: "connection refused", "timed out"... (aiosmtplib's connect errors
+    repeat the address, which the caller already names)."""
+    text = " ".join(str(exc).split())
+    text = _CONNECT_ERROR.sub("", text)
+    return (text[:1].lower() + text[1:]) if text else type(exc).__name__
 
 
 class Pool:

@@ -345,7 +345,7 @@ class QueueRunner:
         except SessionError as exc:
             await self.pool.release(destination, None)
             defer_all(exc.status, exc.text, hop.host if exc.answered else "")
-            log.info("queue %d: connect to %s: %s", entry.id, endpoint, exc.text)
+            log.info("queue %d: %s", entry.id, exc.text)  # the text names the endpoint
             return None
         except BaseException:
             await self.pool.release(destination, None)
