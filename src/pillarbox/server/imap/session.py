@@ -186,6 +186,10 @@ class Session:
         )
 
     def capabilities(self) -> str:
+        """The CAPABILITY list. Extensions that do not depend on the account are listed
+        before login too: RFC 9051 §7.2.2 lets the list change after login, but clients
+        such as Python's imaplib decide from the first list they see (Dovecot, too,
+        lists IDLE before login); LOGIN/AUTHENTICATE send the list again in their OK."""
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE"]
         if self.account is None:
             if self.stream.tls_available:
@@ -194,7 +198,6 @@ class Session:
                 caps.append("AUTH=PLAIN")
             else:
                 caps.append("LOGINDISABLED")
-            return " ".join(caps)
         caps += [
             "IDLE",
             "NAMESPACE",
