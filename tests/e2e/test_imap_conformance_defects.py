@@ -79,3 +79,88 @@ def test_login_ok_repeats_the_post_login_capabilities(connect: Callable[[], RawI
     after = caps_of(login[-1])
     assert b"IDLE" in after and b"AUTH=PLAIN" not in after
     assert caps_of(c.cmd("CAPABILITY")[0]) == after
+
+
+# ---------------------------------------------------------------------- FLAGS updates
+
+
+def _flags_line_index(lines: list[bytes], keyword: bytes) -> int:
+    for i, line in enumerate(lines):
+        if line.startswith(b"* FLAGS (") and keyword in line:
+            return i
+    return -1
+
+
+def _fetch_index(lines: list[bytes], keyword: bytes) -> int:
+    for i, line in enumerate(lines):
+        if b" FETCH (" in line and keyword in line:
+            return i
+    return -1
+
+
+def _assert_announced_before_fetch(lines: list[bytes], keyword: bytes) -> None:
+    fetch = _fetch_index(lines, keyword)
+    assert fetch >= 0, lines
+    flags = _flags_line_index(lines, keyword)
+    assert 0 <= flags < fetch, lines
+    permanent = [line for line in lines[flags:fetch] if line.startswith(b"* OK [PERMANENTFLAGS (")]
+    assert permanent and keyword in permanent[0] and b"\\*" in permanent[0], lines
+
+
+def test_new_keyword_from_own_store_is_announced(connect: Callable[[], RawImap]) -> None:
+    """RFC 9051 §7.3.5: a FETCH carrying a keyword the client has not seen in FLAGS is
+    preceded by an updated FLAGS (and PERMANENTFLAGS) response."""
+    c = logged_in(connect)
+    append(c)
+    lines = c.cmd("SELECT INBOX")
+    assert _flags_line_index(lines, b"$Important") == -1
+    lines = c.cmd("STORE 1 +FLAGS ($Important)")
+    assert status(lines).startswith(b"OK")
+    _assert_announced_before_fetch(lines, b"$Important")
+    # Announced once: the next FETCH of it needs no new FLAGS.
+    lines = c.cmd("FETCH 1 FLAGS")
+    assert _flags_line_index(lines, b"$Important") == -1
+    assert _fetch_index(lines, b"$Important") >= 0
+
+
+def test_new_keyword_from_another_session_is_announced(
+    connect: Callable[[], RawImap],
+) -> None:
+    """The keyword arrives by another session's STORE: the untagged FETCH the watching
+    session gets is preceded by FLAGS naming it."""
+    a = logged_in(connect)
+    b = logged_in(connect)
+    append(a)
+    assert status(a.cmd("SELECT INBOX")).startswith(b"OK")
+    assert status(b.cmd("SELECT INBOX")).startswith(b"OK")
+    assert status(b.cmd("STORE 1 +FLAGS.SILENT ($Later)")).startswith(b"OK")
+    lines = a.cmd("NOOP")
+    _assert_announced_before_fetch(lines, b"$Later")
+
+
+def test_new_keyword_on_a_delivered_message_is_announced(
+    connect: Callable[[], RawImap],
+) -> None:
+    """The keyword arrives on a message APPENDed elsewhere: the first FETCH that shows it
+    (a plain FETCH FLAGS, or the FLAGS-only fast path of UID FETCH) follows a FLAGS."""
+    a = logged_in(connect)
+    b = logged_in(connect)
+    append(a)
+    assert status(a.cmd("SELECT INBOX")).startswith(b"OK")
+    append(b, flags="(\\Seen $Invoice) ")
+    lines = a.cmd("NOOP") + a.cmd("UID FETCH 1:* (FLAGS)")
+    _assert_announced_before_fetch(lines, b"$Invoice")
+    append(b, flags="($Receipt) ")
+    lines = a.cmd("NOOP") + a.cmd("FETCH 1:* (FLAGS INTERNALDATE)")
+    _assert_announced_before_fetch(lines, b"$Receipt")
+
+
+def test_select_announces_keywords_already_in_the_mailbox(
+    connect: Callable[[], RawImap],
+) -> None:
+    """A keyword already on a message when the mailbox is selected is announced before
+    the first FETCH that shows it (here in SELECT's own FLAGS or just before the FETCH)."""
+    c = logged_in(connect)
+    append(c, flags="($Old) ")
+    lines = c.cmd("SELECT INBOX") + c.cmd("FETCH 1 (FLAGS)")
+    _assert_announced_before_fetch(lines, b"$Old")

@@ -84,6 +84,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
             seq = view.seq_of(message.info.uid)
             assert seq is not None  # the service returns only messages the view knows
             items = _items(cmd, item_sections, message)
+            s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
             s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
             await s.maybe_flush()
     return wire.tagged(cmd.tag, "OK", "FETCH completed")
@@ -125,6 +126,8 @@ async def _send_flags_only(
     lists = _SYSTEM_FLAG_LISTS
     mask = _SYSTEM_MASK
     uid_flags = kinds == ["UID", "FLAGS"]  # the common UID FETCH n:* (FLAGS)
+    if keywords and "FLAGS" in kinds:
+        s.announce_flags({k for kws in keywords.values() for k in kws})  # RFC 9051 §7.3.5
     block: list[bytes] = []
     for uid, bits, modseq in rows:
         seq = seq_of(uid)

@@ -19,9 +19,6 @@ from pillarbox.server.imap.errors import BadCommand, CommandNo
 from pillarbox.server.imap.session import Session
 from pillarbox.services.mailbox import NoSuchMailbox
 
-SYSTEM_FLAG_LIST = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
-
 
 def store_name(s: Session, wire_name: str) -> str:
     """The client's name in store form (modified UTF-7 decoded for IMAP4rev1)."""
@@ -69,11 +66,9 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
             s.conn.unselected()
         raise
     view = selected.view
-    s.untagged(b"FLAGS " + SYSTEM_FLAG_LIST)
-    if read_only:
-        s.untagged(b"OK [PERMANENTFLAGS ()] Read-only mailbox")
-    else:
-        s.untagged(b"OK [PERMANENTFLAGS " + PERMANENT_FLAGS + b"] Flags permitted")
+    assert s.announced is not None  # set by `s.select`
+    for line in s.announced.lines():  # FLAGS, PERMANENTFLAGS
+        s.untagged(line)
     s.untagged(b"%d EXISTS" % view.count)
     if not s.rev2:
         s.untagged(b"0 RECENT")

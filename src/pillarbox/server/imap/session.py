@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol, TypeVar
 
 from pillarbox.config import ImapConfig
@@ -43,6 +43,7 @@ from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
+from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
@@ -108,6 +109,7 @@ class Session:
         self.account: Account | None = None
         self.mailboxes: AccountMailboxes | None = None
         self.selected: SelectedMailbox | None = None
+        self.announced: AnnouncedFlags | None = None  # FLAGS told for `selected`
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
         self._out: list[bytes] = []
@@ -409,7 +411,17 @@ class Session:
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
 
+    def announce_flags(self, flags: Collection[str]) -> None:
+        """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
+        shown in a FETCH, hold a keyword the client was not told of (RFC 9051 §7.3.5)."""
+        if self.announced is not None:
+            for line in self.announced.new(flags):
+                self.untagged(line)
+
     def flags_fetch(self, seq: int, row: FlagRow, *, with_uid: bool) -> bytes:
+        """``n FETCH (FLAGS ...)``; a new keyword in it is announced first (queued now,
+        so before the line the caller queues)."""
+        self.announce_flags(row.flags)
         uid = b" UID %d" % row.uid if with_uid else b""
         return b"%d FETCH (FLAGS %s%s)" % (seq, wire.flag_list(row.flags), uid)
 
@@ -428,6 +440,7 @@ class Session:
         with the old one (RFC 5182 §2.1)."""
         self.selected = selected
         self.saved_search = []
+        self.announced = None if selected is None else AnnouncedFlags(read_only=selected.read_only)
 
     def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:
         return SelectedMailbox(self.services.store, mailbox, read_only=read_only)
