@@ -164,3 +164,75 @@ def test_select_announces_keywords_already_in_the_mailbox(
     append(c, flags="($Old) ")
     lines = c.cmd("SELECT INBOX") + c.cmd("FETCH 1 (FLAGS)")
     _assert_announced_before_fetch(lines, b"$Old")
+
+
+# ---------------------------------------------------------------------- BODY / BINARY
+
+BINARY_PART = b"\x00\x01binary\x00data\xff"
+MULTIPART_BINARY = (
+    b"From: a@example.test\r\n"
+    b"Subject: binary\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="B"\r\n'
+    b"\r\n"
+    b"--B\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n"
+    b"\r\n" + BINARY_PART + b"\r\n"
+    b"--B--\r\n"
+)
+
+
+def test_body_of_a_binary_part_that_starts_with_nul(connect: Callable[[], RawImap]) -> None:
+    """BODY[1] of a Content-Transfer-Encoding: binary part that starts with NUL is its
+    octets, never "": a plain literal cannot carry NUL (RFC 9051 §9 CHAR8 is %x01-ff) and
+    BODY[] has no literal8 form (RFC 3516 §4.2 gives it to BINARY[] only), so each NUL
+    goes as 0x80 with the size unchanged; BINARY[1] gives the exact octets in literal8."""
+    c = logged_in(connect)
+    # RFC 3516 §4.4: APPEND takes the NUL-bearing message as literal8.
+    lines = c.cmd(b"APPEND INBOX ~{%d+}\r\n" % len(MULTIPART_BINARY) + MULTIPART_BINARY)
+    assert status(lines).startswith(b"OK"), lines
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    lines = c.cmd("FETCH 1 (BODY.PEEK[1])")
+    assert status(lines).startswith(b"OK"), lines
+    shown = BINARY_PART.replace(b"\x00", b"\x80")
+    assert lines[0] == b"* 1 FETCH (BODY[1] {%d}\r\n" % len(BINARY_PART) + shown + b")", lines
+    lines = c.cmd("FETCH 1 (BODY.PEEK[1]<0.4>)")
+    assert lines[0] == b"* 1 FETCH (BODY[1]<0> {4}\r\n" + shown[:4] + b")", lines
+    lines = c.cmd("FETCH 1 (BINARY.PEEK[1])")
+    assert lines[0].endswith(b"~{%d}\r\n" % len(BINARY_PART) + BINARY_PART + b")"), lines
+
+
+QP_BODY = (
+    b"Soft break with trailing spaces=  \r\n"
+    b"joins this line.   \r\n"
+    b"Trailing tab\t\r\n"
+    b"=41=42=43 =\r\n"
+    b"end"
+)
+QP_DECODED = b"Soft break with trailing spacesjoins this line.\r\nTrailing tab\r\nABC end"
+QP_MESSAGE = (
+    b"From: a@example.test\r\n"
+    b"Subject: qp\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n" + QP_BODY
+)
+
+
+def test_binary_of_quoted_printable_drops_trailing_whitespace(
+    connect: Callable[[], RawImap],
+) -> None:
+    """RFC 2045 §6.7 rule 3: trailing whitespace on an encoded line is deleted when
+    decoding, and rule 5: "=" followed by such whitespace is still a soft line break;
+    BINARY.SIZE and partial BINARY fetches count the decoded octets (RFC 3516 §4.2)."""
+    c = logged_in(connect)
+    append(c, QP_MESSAGE)
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    lines = c.cmd("FETCH 1 (BINARY.SIZE[1])")
+    assert lines[0] == b"* 1 FETCH (BINARY.SIZE[1] %d)" % len(QP_DECODED), lines
+    lines = c.cmd("FETCH 1 (BINARY.PEEK[1])")
+    assert lines[0] == b"* 1 FETCH (BINARY[1] {%d}\r\n" % len(QP_DECODED) + QP_DECODED + b")"
+    lines = c.cmd("FETCH 1 (BINARY.PEEK[1]<31.20>)")
+    assert lines[0] == b"* 1 FETCH (BINARY[1]<31> {20}\r\n" + QP_DECODED[31:51] + b")", lines

@@ -19,6 +19,7 @@ from pillarbox.message import (
 )
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.text import TEXT_CAP, html_to_text
+from pillarbox.message.transfer import decode_transfer
 
 
 def test_get_header_first_occurrence_unfolded_raw() -> None:
@@ -138,3 +139,17 @@ def test_deep_nesting_stops_descending() -> None:
         data = b"Content-Type: message/rfc822\r\n\r\nSubject: %d\r\n" % depth + data
     parsed = parse(data)
     assert b'"application" "octet-stream"' in parsed.bodystructure
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        (b"soft=  \r\nbreak", b"softbreak"),  # RFC 2045 §6.7 rule 5, with rule 3
+        (b"trailing  \r\nspaces\t \r\n", b"trailing\r\nspaces\r\n"),  # rule 3
+        (b"last line  ", b"last line"),
+        (b"=41 =42", b"A B"),  # inner spaces stay
+        (b"=ZZ stays", b"=ZZ stays"),  # malformed: passed through
+    ],
+)
+def test_quoted_printable_drops_trailing_whitespace(encoded: bytes, decoded: bytes) -> None:
+    assert decode_transfer(encoded, "quoted-printable") == decoded

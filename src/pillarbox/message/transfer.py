@@ -9,6 +9,7 @@ characters, missing padding) but refuses mechanisms it does not know, because RF
 from __future__ import annotations
 
 import binascii
+import re
 
 IDENTITY = frozenset({"7bit", "8bit", "binary", ""})
 
@@ -35,9 +36,18 @@ def decode_base64(data: bytes) -> bytes:
     return binascii.a2b_base64(clean)
 
 
+# Whitespace at the end of an encoded line, also after a soft line break's "=".
+_TRAILING_WHITESPACE = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+
+
 def decode_quoted_printable(data: bytes) -> bytes:
-    """Decode quoted-printable; malformed `=` sequences pass through unchanged."""
-    return binascii.a2b_qp(data)
+    """Decode quoted-printable; malformed `=` sequences pass through unchanged.
+
+    RFC 2045 §6.7 rule 3: whitespace at the end of an encoded line is not part of the
+    data and is deleted, so ``=  CRLF`` is still a soft line break (rule 5); binascii
+    keeps both, so it is removed first.
+    """
+    return binascii.a2b_qp(_TRAILING_WHITESPACE.sub(b"", data))
 
 
 def decode_transfer(data: bytes, cte: str) -> bytes:

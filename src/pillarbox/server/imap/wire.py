@@ -23,8 +23,18 @@ def string(value: str | bytes, *, utf8: bool = False) -> bytes:
 
 def literal(data: bytes, *, binary: bool = False) -> bytes:
     """A literal; ``~{n}`` (literal8, RFC 3516) only when `binary` and the data holds
-    NUL, since many IMAP4rev1 clients cannot read literal8."""
-    return responses.literal(data, binary=binary and b"\x00" in data)
+    NUL, since many IMAP4rev1 clients cannot read literal8.
+
+    A plain literal cannot carry NUL (RFC 9051 §4.3, §9: CHAR8 is %x01-ff), and clients
+    that read one into a C string saw BODY[1] of a binary part that starts with NUL as
+    "". So outside BINARY[] each NUL goes as 0x80, as Dovecot does: the size stays the
+    same (RFC822.SIZE, partial fetches and BODYSTRUCTURE sizes still hold), and BINARY[]
+    gives the exact octets."""
+    if b"\x00" in data:
+        if binary:
+            return responses.literal(data, binary=True)
+        data = data.replace(b"\x00", b"\x80")
+    return responses.literal(data)
 
 
 # Formatted flag lists by flag set: a mailbox has few distinct sets (the store hands out
