@@ -236,3 +236,25 @@ def test_binary_of_quoted_printable_drops_trailing_whitespace(
     assert lines[0] == b"* 1 FETCH (BINARY[1] {%d}\r\n" % len(QP_DECODED) + QP_DECODED + b")"
     lines = c.cmd("FETCH 1 (BINARY.PEEK[1]<31.20>)")
     assert lines[0] == b"* 1 FETCH (BINARY[1]<31> {20}\r\n" + QP_DECODED[31:51] + b")", lines
+
+
+# ---------------------------------------------------------------------- ENVELOPE
+
+
+def test_envelope_of_a_group_holding_only_a_comment(connect: Callable[[], RawImap]) -> None:
+    """RFC 9051 §7.5.2: a group is its start marker, its members, its end marker; a
+    comment is not a member (RFC 5322 §3.4 group-list may be CFWS alone), so
+    ``Cc: group2: (foo) ;`` is just the two markers, never a MISSING_MAILBOX address."""
+    c = logged_in(connect)
+    append(
+        c,
+        b"From: a@example.test\r\nTo: group1: b@example.test;\r\n"
+        b"Cc: group2: (foo) ;\r\nSubject: groups\r\n\r\nbody\r\n",
+    )
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    lines = c.cmd("FETCH 1 ENVELOPE")
+    assert b"MISSING" not in lines[0], lines
+    assert (
+        b'((NIL NIL "group1" NIL)(NIL NIL "b" "example.test")(NIL NIL NIL NIL)) '
+        b'((NIL NIL "group2" NIL)(NIL NIL NIL NIL))'
+    ) in lines[0], lines

@@ -141,6 +141,16 @@ def test_deep_nesting_stops_descending() -> None:
     assert b'"application" "octet-stream"' in parsed.bodystructure
 
 
+def test_group_of_only_a_comment_has_no_member() -> None:
+    """RFC 5322 §3.4: a group-list may be CFWS alone; a comment is no mailbox, so the
+    group is its two markers (RFC 9051 §7.5.2), never a MISSING_MAILBOX address."""
+    assert parse_address_list("group2: (foo) ;") == [
+        Address(None, None, "group2", None),
+        Address(None, None, None, None),
+    ]
+    assert parse_address_list("(just a comment), a@b") == [Address(None, None, "a", "b")]
+
+
 @pytest.mark.parametrize(
     ("encoded", "decoded"),
     [

@@ -154,6 +154,10 @@ def _mailbox(tokens: list[_Token]) -> Address | None:
         if not [t for t in spec if t.kind != _COMMENT] and name is None:
             return None
     else:
+        if all(t.kind == _COMMENT for t in tokens):
+            # Only CFWS (`group: (foo) ;`): no mailbox there, so no address (RFC 5322
+            # §3.4 group-list may be CFWS; RFC 9051 §7.5.2 group markers only).
+            return None
         spec = tokens
         comments = [t.text for t in tokens if t.kind == _COMMENT]
         name = (comments[-1].strip() or None) if comments else None
