@@ -258,3 +258,72 @@ def test_envelope_of_a_group_holding_only_a_comment(connect: Callable[[], RawIma
         b'((NIL NIL "group1" NIL)(NIL NIL "b" "example.test")(NIL NIL NIL NIL)) '
         b'((NIL NIL "group2" NIL)(NIL NIL NIL NIL))'
     ) in lines[0], lines
+
+
+# ---------------------------------------------------------------------- LIST, LSUB
+
+
+def test_list_pattern_that_is_not_modified_utf7_is_literal(
+    connect: Callable[[], RawImap],
+) -> None:
+    """A LIST pattern with an "&" that does not start valid modified UTF-7 names no
+    mailbox, which is an answer, not an error: OK, and the session goes on."""
+    c = logged_in(connect)
+    lines = c.cmd('LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*')
+    assert status(lines).startswith(b"OK"), lines
+    assert lines[:-1] == [], lines
+    assert status(c.cmd("NOOP")).startswith(b"OK")
+
+
+def test_list_unknown_return_option_is_bad(connect: Callable[[], RawImap]) -> None:
+    """RFC 5258 §3: a return option the server does not know is answered BAD."""
+    c = logged_in(connect)
+    assert status(c.cmd('LIST "" "*" RETURN (foo)')).startswith(b"BAD")
+    assert status(c.cmd('LIST "" "*" RETURN (CHILDREN SUBSCRIBED)')).startswith(b"OK")
+
+
+def test_childinfo_only_for_a_parent_not_itself_selected(
+    connect: Callable[[], RawImap],
+) -> None:
+    """RFC 5258 §3 RECURSIVEMATCH and §3.5: CHILDINFO ("SUBSCRIBED") goes on a mailbox
+    that does not meet the selection criteria itself but has a descendant that does; a
+    subscribed parent is listed as itself, without CHILDINFO; and a non-matching parent
+    is only listed for a selected child that is not listed in its own right (with "*"
+    the child is, so "Foo" is redundant and left out)."""
+    c = logged_in(connect)
+    for name in ("Foo", "Foo/Bar", "Baz", "Baz/Qux"):
+        assert status(c.cmd(f"CREATE {name}")).startswith(b"OK")
+    for name in ("Foo/Bar", "Baz", "Baz/Qux"):
+        assert status(c.cmd(f"SUBSCRIBE {name}")).startswith(b"OK")
+    lines = c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    assert status(lines).startswith(b"OK"), lines
+    foo = [line for line in lines if line.endswith(b'"Foo" ("CHILDINFO" ("SUBSCRIBED"))')]
+    assert len(foo) == 1, lines
+    baz = [line for line in lines if b'"Baz"' in line]
+    assert len(baz) == 1 and b"CHILDINFO" not in baz[0] and b"\\Subscribed" in baz[0], lines
+    lines = c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+    assert status(lines).startswith(b"OK"), lines
+    assert not [line for line in lines if b"CHILDINFO" in line], lines
+    listed = [line.rsplit(b" ", 1)[1] for line in lines[:-1]]
+    assert [n for n in listed if n.startswith((b'"Foo', b'"Baz'))] == [
+        b'"Baz"',
+        b'"Baz/Qux"',
+        b'"Foo/Bar"',
+    ], lines
+
+
+def test_lsub_lists_unsubscribed_parent_as_noselect(connect: Callable[[], RawImap]) -> None:
+    """RFC 3501 §6.3.9: when "%" stops at a level whose name is not subscribed but has
+    subscribed children, LSUB lists that name with \\Noselect."""
+    c = logged_in(connect)
+    for name in ("parent", "parent/child", "parent/child/leaf"):
+        assert status(c.cmd(f"CREATE {name}")).startswith(b"OK")
+    assert status(c.cmd("SUBSCRIBE parent/child/leaf")).startswith(b"OK")
+    assert status(c.cmd("CREATE pa")).startswith(b"OK")
+    assert status(c.cmd("SUBSCRIBE pa")).startswith(b"OK")
+    lines = c.cmd('LSUB "" parent/%')
+    assert lines[:-1] == [b'* LSUB (\\Noselect) "/" "parent/child"'], lines
+    lines = c.cmd('LSUB "" p%')
+    assert lines[:-1] == [b'* LSUB () "/" "pa"', b'* LSUB (\\Noselect) "/" "parent"'], lines
+    lines = c.cmd('LSUB "" parent/child/%')
+    assert lines[:-1] == [b'* LSUB () "/" "parent/child/leaf"'], lines

@@ -178,6 +178,10 @@ async def status(s: Session, cmd: c.Status) -> bytes:
 
 # ---------------------------------------------------------------------- LIST
 
+# RFC 5258 §3 (CHILDREN, SUBSCRIBED), RFC 6154 §5.1 (SPECIAL-USE); STATUS (RFC 5819) is
+# parsed apart.
+_RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+
 
 def _special(m: Mailbox | None) -> list[str]:
     return [m.special_use] if m is not None and m.special_use else []
@@ -192,11 +196,11 @@ async def list_(s: Session, cmd: c.List) -> bytes:
             raise BadCommand("Unknown LIST selection option")
     if "RECURSIVEMATCH" in sel and not (sel & {"SUBSCRIBED", "SPECIAL-USE"}):
         raise BadCommand("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3
-    try:
-        reference = names.from_wire(cmd.reference, utf8=s.utf8_names)
-        patterns = [names.from_wire(p, utf8=s.utf8_names) for p in cmd.patterns]
-    except names.BadName:
-        raise BadCommand("Invalid mailbox name encoding") from None
+    for opt in ret:
+        if opt not in _RETURN_OPTIONS:
+            raise BadCommand("Unknown LIST return option")  # RFC 5258 §3
+    reference = names.pattern_from_wire(cmd.reference, utf8=s.utf8_names)
+    patterns = [names.pattern_from_wire(p, utf8=s.utf8_names) for p in cmd.patterns]
     if patterns == [""] and not cmd.extended:
         # RFC 9051 §6.3.9: the hierarchy delimiter and root.
         s.untagged(b'LIST (\\Noselect) "/" ""')
@@ -228,7 +232,13 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         if m is None:
             attrs.append("\\NonExistent" if cmd.extended else "\\Noselect")
         if "SUBSCRIBED" in sel and name not in subscribed:
-            if "RECURSIVEMATCH" in sel and any(x.startswith(name + SEP) for x in subscribed):
+            # RFC 5258 §3 RECURSIVEMATCH: a name that is not selected itself is listed,
+            # with CHILDINFO (§3.5), only for a selected descendant that is not listed
+            # in its own right (one the pattern does not match): else it is redundant.
+            prefix = name + SEP
+            if "RECURSIVEMATCH" in sel and any(
+                x.startswith(prefix) and not any(r.match(x) for r in regexes) for x in subscribed
+            ):
                 extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
             else:
                 continue
@@ -257,19 +267,23 @@ async def list_(s: Session, cmd: c.List) -> bytes:
 
 async def lsub(s: Session, cmd: c.Lsub) -> bytes:
     mbx = s.require_mailboxes()
-    try:
-        reference = names.from_wire(cmd.reference, utf8=s.utf8_names)
-        pattern = names.from_wire(cmd.pattern, utf8=s.utf8_names)
-    except names.BadName:
-        raise BadCommand("Invalid mailbox name encoding") from None
+    reference = names.pattern_from_wire(cmd.reference, utf8=s.utf8_names)
+    pattern = names.pattern_from_wire(cmd.pattern, utf8=s.utf8_names)
     if pattern == "":
         s.untagged(b'LSUB (\\Noselect) "/" ""')
         return wire.tagged(cmd.tag, "OK", "LSUB completed")
     regex = names.pattern_regex(reference, pattern)
     boxes = {m.name for m in await mbx.list_all()}
-    subscribed: list[str] = sorted(set(await mbx.subscriptions()))
+    subscribed = set(await mbx.subscriptions())
+    # RFC 3501 §6.3.9: when "%" stops at a level above a subscribed name, that level is
+    # listed, with \Noselect if it is not subscribed itself.
+    candidates = set(subscribed)
     for name in subscribed:
+        parts = name.split(SEP)
+        candidates.update(SEP.join(parts[:i]) for i in range(1, len(parts)))
+    for name in sorted(candidates):
         if regex.match(name):
-            attrs = b"" if name in boxes else b"\\Noselect"
+            selectable = name in subscribed and name in boxes
+            attrs = b"" if selectable else b"\\Noselect"
             s.untagged(b"LSUB (" + attrs + b') "/" ' + wire_name(s, name))
     return wire.tagged(cmd.tag, "OK", "LSUB completed")

@@ -39,6 +39,16 @@ def from_wire(name: str, *, utf8: bool) -> str:
     return name if utf8 else decode_mutf7(name)
 
 
+def pattern_from_wire(pattern: str, *, utf8: bool) -> str:
+    """A LIST/LSUB reference or pattern in store form. One that is not valid modified
+    UTF-7 cannot name a stored mailbox, but it is still a pattern to answer (with no
+    match, OK), not an error: it is taken literally."""
+    try:
+        return from_wire(pattern, utf8=utf8)
+    except BadName:
+        return pattern
+
+
 def to_wire(name: str, *, utf8: bool) -> str:
     return name if utf8 else encode_mutf7(name)
 
