@@ -327,3 +327,20 @@ def test_lsub_lists_unsubscribed_parent_as_noselect(connect: Callable[[], RawIma
     assert lines[:-1] == [b'* LSUB () "/" "pa"', b'* LSUB (\\Noselect) "/" "parent"'], lines
     lines = c.cmd('LSUB "" parent/child/%')
     assert lines[:-1] == [b'* LSUB () "/" "parent/child/leaf"'], lines
+
+
+# ---------------------------------------------------------------------- SEARCH
+
+
+def test_search_sequence_set_beyond_the_last_message(connect: Callable[[], RawImap]) -> None:
+    """A sequence set in SEARCH beyond the last message matches nothing: OK with an
+    empty ESEARCH (RFC 4731 §3.1: ALL is left out when nothing matched)."""
+    c = logged_in(connect)
+    for _ in range(10):
+        append(c)
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    lines = c.cmd("SEARCH RETURN () 1000")
+    assert status(lines).startswith(b"OK"), lines
+    assert lines[:-1] == [b'* ESEARCH (TAG "%s")' % lines[-1].split()[0]], lines
+    lines = c.cmd("SEARCH 9:1000")
+    assert lines[:-1] == [b"* SEARCH 9 10"], lines

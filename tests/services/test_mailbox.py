@@ -100,6 +100,16 @@ def test_sequence_sets_map_to_uids_without_queries() -> None:
         view([]).uids_for_sequence([(1, None)])
 
 
+def test_search_sequence_sets_beyond_the_last_message_match_nothing() -> None:
+    """In a SEARCH key (not strict) numbers past the last message select nothing instead
+    of failing; the part of a range that is inside still counts."""
+    v = view([3, 5, 8, 13, 21])
+    assert v.uids_for_sequence([(1000, 1000)], strict=False) == []
+    assert v.uids_for_sequence([(4, 1000)], strict=False) == [13, 21]
+    assert v.uids_for_sequence([(1000, None)], strict=False) == [21]
+    assert view([]).uids_for_sequence([(None, None)], strict=False) == []
+
+
 def test_uid_sets_ignore_missing_and_star_includes_last() -> None:
     """RFC 9051 §6.4.9: unknown UIDs are ignored; 100:* includes the highest UID."""
     v = view([3, 5, 8, 13, 21])

@@ -158,21 +158,27 @@ class SelectedView:
         """Expunged in the store but not yet reported (still holds its number)."""
         return uid in self._expunged
 
-    def uids_for_sequence(self, ranges: Iterable[tuple[int | None, int | None]]) -> list[int]:
+    def uids_for_sequence(
+        self, ranges: Iterable[tuple[int | None, int | None]], *, strict: bool = True
+    ) -> list[int]:
         """Sequence-set ranges (None is "*") to UIDs, ascending and unique.
 
         A number above the message count is an error, and so is "*" when the mailbox is
-        empty (RFC 9051 §9 seq-number: the server should answer BAD).
+        empty (RFC 9051 §9 seq-number: the server should answer BAD). Not `strict` (a
+        SEARCH key, which selects rather than acts), numbers beyond the last message
+        match nothing.
         """
         n = len(self.uids)
         picked: list[tuple[int, int]] = []
         for start, end in ranges:
             a = n if start is None else start
             b = n if end is None else end
-            if n == 0 or any(x is not None and not 1 <= x <= n for x in (start, end)):
+            if strict and (n == 0 or any(x is not None and not 1 <= x <= n for x in (start, end))):
                 raise MessageSetError("Invalid message sequence number")
             lo, hi = (a, b) if a <= b else (b, a)
-            picked.append((lo, hi))
+            lo, hi = max(lo, 1), min(hi, n)
+            if lo <= hi:
+                picked.append((lo, hi))
         return self._merge_slices(picked, lambda lo, hi: (lo - 1, hi))
 
     def uids_for_uid_set(self, ranges: Iterable[tuple[int | None, int | None]]) -> list[int]:
@@ -230,7 +236,13 @@ class SelectedView:
         nothing. Recursion depth is bounded by the parser."""
         match key:
             case SearchSequence(sequence_set=seqset, uid=uid):
-                uids = self.resolve(seqset, uid=uid, saved=saved)
+                if seqset.saved or uid:
+                    uids = self.resolve(seqset, uid=uid, saved=saved)
+                else:
+                    # A message set beyond the last message matches nothing, rather
+                    # than failing the whole SEARCH (as Dovecot and Cyrus answer).
+                    ranges = [(r.start, r.end) for r in seqset.ranges]
+                    uids = self.uids_for_sequence(ranges, strict=False)
                 return SearchUids(tuple(_uid_ranges(uids))) if uids else _NOTHING
             case SearchFlag(flag=flag, present=present):
                 if canonical_flag(flag).lower() == "\\recent":
