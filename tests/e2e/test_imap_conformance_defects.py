@@ -344,3 +344,79 @@ def test_search_sequence_set_beyond_the_last_message(connect: Callable[[], RawIm
     assert lines[:-1] == [b'* ESEARCH (TAG "%s")' % lines[-1].split()[0]], lines
     lines = c.cmd("SEARCH 9:1000")
     assert lines[:-1] == [b"* SEARCH 9 10"], lines
+
+
+# ---------------------------------------------------------------------- \Recent (IMAP4rev1)
+
+
+def _recent(lines: list[bytes]) -> int:
+    [n] = [int(line.split()[1]) for line in lines if line.endswith(b" RECENT")]
+    return n
+
+
+def _search(lines: list[bytes]) -> list[int]:
+    [line] = [line for line in lines if line.startswith(b"* SEARCH")]
+    return [int(n) for n in line.split()[2:]]
+
+
+def test_recent_goes_to_the_first_session_that_selects(connect: Callable[[], RawImap]) -> None:
+    """RFC 3501 §2.3.2: a message is recent for exactly one session, the first to select
+    the mailbox after it arrived; SELECT says ``* n RECENT`` (§7.3.2), FETCH FLAGS shows
+    \\Recent, SEARCH RECENT/NEW/OLD use it (§6.4.4), STATUS RECENT counts what no session
+    took yet (§6.3.10), and EXAMINE takes nothing away (§6.3.2)."""
+    writer = logged_in(connect)
+    append(writer)
+    append(writer, flags="(\\Seen) ")
+    lines = writer.cmd("STATUS INBOX (RECENT MESSAGES)")
+    assert lines[0] == b'* STATUS "INBOX" (RECENT 2 MESSAGES 2)', lines
+    looker = logged_in(connect)
+    assert _recent(looker.cmd("EXAMINE INBOX")) == 2
+    first = logged_in(connect)
+    assert _recent(first.cmd("SELECT INBOX")) == 2
+    lines = first.cmd("FETCH 1:2 FLAGS")
+    assert lines[:2] == [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent \\Seen))"]
+    assert _search(first.cmd("SEARCH RECENT")) == [1, 2]
+    assert _search(first.cmd("SEARCH NEW")) == [1]
+    assert _search(first.cmd("SEARCH OLD")) == []
+    assert writer.cmd("STATUS INBOX (RECENT)")[0] == b'* STATUS "INBOX" (RECENT 0)'
+    second = logged_in(connect)
+    assert _recent(second.cmd("SELECT INBOX")) == 0
+    assert second.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS ())"
+    assert _search(second.cmd("SEARCH OLD")) == [1, 2]
+    # A message that arrives while both have INBOX selected is recent for one of them.
+    append(writer)
+    a = _recent(first.cmd("NOOP"))
+    b = _recent(second.cmd("NOOP"))
+    assert (a, b) == (3, 0)
+    assert first.cmd("FETCH 3 FLAGS")[0] == b"* 3 FETCH (FLAGS (\\Recent))"
+    assert second.cmd("FETCH 3 FLAGS")[0] == b"* 3 FETCH (FLAGS ())"
+
+
+def test_copy_and_append_targets_get_recent(connect: Callable[[], RawImap]) -> None:
+    """COPY, MOVE and APPEND add messages that are recent for the next session to select
+    the target mailbox (RFC 3501 §6.4.7: the copy gets \\Recent)."""
+    c = logged_in(connect)
+    assert status(c.cmd("CREATE Target")).startswith(b"OK")
+    append(c)
+    append(c)
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    assert status(c.cmd("COPY 1 Target")).startswith(b"OK")
+    assert status(c.cmd("MOVE 2 Target")).startswith(b"OK")
+    append(c, box="Target")
+    assert c.cmd("STATUS Target (RECENT)")[0] == b'* STATUS "Target" (RECENT 3)'
+    other = logged_in(connect)
+    assert _recent(other.cmd("SELECT Target")) == 3
+    assert _search(other.cmd("SEARCH RECENT")) == [1, 2, 3]
+
+
+def test_imap4rev2_sessions_have_no_recent(connect: Callable[[], RawImap]) -> None:
+    """RFC 9051 dropped \\Recent: an IMAP4rev2 session gets no RECENT response and no
+    \\Recent flag, and takes nothing from the IMAP4rev1 session that selects next."""
+    c = logged_in(connect)
+    append(c)
+    assert status(c.cmd("ENABLE IMAP4rev2")).startswith(b"OK")
+    lines = c.cmd("SELECT INBOX")
+    assert not [line for line in lines if line.endswith(b" RECENT")], lines
+    assert c.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS ())"
+    rev1 = logged_in(connect)
+    assert _recent(rev1.cmd("SELECT INBOX")) == 1

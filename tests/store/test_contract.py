@@ -259,6 +259,25 @@ async def test_status_and_quota(env: Env) -> None:
         await s.mailbox_status(9999)
 
 
+async def test_recent_watermark_is_claimed_once(env: Env) -> None:
+    """RFC 3501 §2.3.2: the recent watermark moves up only; of claims at once each UID
+    goes to one claimer; a read (EXAMINE) moves nothing; COUNT counts UIDs above it."""
+    s = env.store
+    for data in (b"a", b"b", b"c"):
+        await env.add(data)
+    assert await s.claim_recent(env.inbox.id, None) == 0
+    assert await s.count_recent(env.inbox.id) == 3
+    firsts = await asyncio.gather(*(s.claim_recent(env.inbox.id, 3) for _ in range(5)))
+    assert sorted(firsts) == [0, 3, 3, 3, 3]  # one claimer got UIDs 1..3
+    assert await s.count_recent(env.inbox.id) == 0
+    assert await s.claim_recent(env.inbox.id, 2) == 3  # never moves down
+    await env.add(b"d")
+    assert await s.count_recent(env.inbox.id) == 1
+    assert await s.claim_recent(env.inbox.id, None) == 3
+    with pytest.raises(NotFound):
+        await s.claim_recent(9999, None)
+
+
 async def test_quota_exceeded(env: Env) -> None:
     """An append over the account's quota fails alone and changes nothing."""
     s = env.store

@@ -2,8 +2,9 @@
 
 The IMAP parser builds these trees, the selected mailbox's view (`services.mailbox`)
 resolves what only a session can resolve — message sequence numbers and the saved
-result "$" (`SearchSequence`) become `SearchUids`, and ``\\Recent`` (which Pillarbox never
-sets) becomes "nothing" — and the store turns what is left into one query. A key the
+result "$" (`SearchSequence`) become `SearchUids`, and ``\\Recent`` (never stored: the
+UIDs an IMAP4rev1 session holds as recent) becomes `SearchUids` too — and the store turns
+what is left into one query. A key the
 store cannot evaluate (`SearchSequence`, `SearchWithin`) is refused by the store with
 `ValueError`: resolving them first is the caller's job.
 

@@ -262,6 +262,10 @@ class AccountMailboxes:
     async def status(self, mailbox: Mailbox) -> MailboxStatus:
         return await call_store(self.store.mailbox_status(mailbox.id))
 
+    async def count_recent(self, mailbox: Mailbox) -> int:
+        """Messages no session has taken as \\Recent yet (RFC 3501 §6.3.10 STATUS RECENT)."""
+        return await call_store(self.store.count_recent(mailbox.id))
+
     async def append(self, mailbox: Mailbox, message: NewMessage) -> AppendResult:
         """Parse once (in a thread when large), write the message durably, then make it
         visible (one store transaction)."""

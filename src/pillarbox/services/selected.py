@@ -15,6 +15,7 @@ mailboxes are reached through `AccountMailboxes`, which checks the account).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Sequence
 
 from pillarbox.model import (
@@ -62,6 +63,27 @@ class SelectedMailbox:
     def resolve(self, sequence_set: SequenceSet, *, uid: bool, saved: Sequence[int]) -> list[int]:
         """UIDs of a message set, from the view alone (no query)."""
         return self.view.resolve(sequence_set, uid=uid, saved=saved)
+
+    async def claim_recent(self) -> int:
+        """Take as \\Recent the messages of the view no session took before, and return
+        how many this session holds as recent (IMAP4rev1 only, RFC 3501 §2.3.2).
+
+        The store keeps one watermark per mailbox, the highest UID already taken; a
+        read-write session raises it to the top of its view in one transaction, so each
+        message is recent for exactly one session: the first to select the mailbox
+        after it arrived, or the one that has it selected when it arrives (called again
+        when new messages are reported). EXAMINE reads the watermark and moves nothing
+        (RFC 3501 §6.3.2). One store call, and none when the view did not grow.
+        """
+        view = self.view
+        top = view.max_uid
+        if top > view.recent_top:
+            up_to = None if self.read_only else top
+            before = await call_store(self._store.claim_recent(self.mailbox.id, up_to))
+            start = bisect_right(view.uids, max(before, view.recent_top))
+            view.recent.update(view.uids[start:])
+            view.recent_top = top
+        return len(view.recent)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -100,6 +100,10 @@ class SelectedView:
         self.highestmodseq = mailbox.highestmodseq if highestmodseq is None else highestmodseq
         self.uidnext = mailbox.uidnext
         self.exists_reported = len(self.uids)
+        # RFC 3501 §2.3.2 \Recent, IMAP4rev1 only: the UIDs this session took as recent
+        # (`SelectedMailbox.claim_recent`) and the highest UID it has looked at for that.
+        self.recent: set[int] = set()
+        self.recent_top = 0
         self._added: list[FlagRow] = []
         self._expunged: set[int] = set()  # expunged in the store, maybe still in `uids`
         self._flags: dict[int, FlagRow] = {}
@@ -232,8 +236,9 @@ class SelectedView:
 
     def resolve_search(self, key: SearchKey, saved: Sequence[int]) -> SearchKey:
         """The key as the store can run it: message sets become UID ranges (no query),
-        and ``\\Recent``, which is never set here (RFC 9051 dropped it), matches
-        nothing. Recursion depth is bounded by the parser."""
+        and ``\\Recent`` (not stored: RFC 9051 dropped it) the UIDs this session holds
+        as recent, none unless an IMAP4rev1 session claimed some. Recursion depth is
+        bounded by the parser."""
         match key:
             case SearchSequence(sequence_set=seqset, uid=uid):
                 if seqset.saved or uid:
@@ -246,7 +251,10 @@ class SelectedView:
                 return SearchUids(tuple(_uid_ranges(uids))) if uids else _NOTHING
             case SearchFlag(flag=flag, present=present):
                 if canonical_flag(flag).lower() == "\\recent":
-                    return _NOTHING if present else SearchAll()
+                    recent: SearchKey = (
+                        SearchUids(tuple(_uid_ranges(self.recent))) if self.recent else _NOTHING
+                    )
+                    return recent if present else SearchNot(recent)
                 return key
             case SearchWithin():
                 raise UnsupportedSearch("Search key not supported")
@@ -363,6 +371,7 @@ class SelectedView:
         seqs = sorted((s for u in gone if (s := self.seq_of(u)) is not None), reverse=True)
         self.uids = array("I", (u for u in self.uids if u not in gone))
         self._expunged.difference_update(gone)
+        self.recent.difference_update(gone)
         for u in gone:
             self._flags.pop(u, None)
             self._reported.pop(u, None)

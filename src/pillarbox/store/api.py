@@ -227,6 +227,18 @@ class Store(Protocol):
 
     async def list_subscriptions(self, account_id: int) -> list[str]: ...
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus: ...
+    async def claim_recent(self, mailbox_id: int, up_to: int | None) -> int:
+        """RFC 3501 §2.3.2 \\Recent: the mailbox's recent watermark (UIDs above it were
+        never taken as recent). With `up_to`, raise it to at least `up_to` in the same
+        transaction, so of two sessions claiming at once each UID goes to one; None
+        only reads it (EXAMINE must not take \\Recent away, RFC 3501 §6.3.2). Returns
+        the watermark before. Raises NotFound for an unknown mailbox."""
+        ...
+
+    async def count_recent(self, mailbox_id: int) -> int:
+        """How many messages are above the recent watermark (STATUS RECENT)."""
+        ...
+
     async def quota_usage(self, account_id: int) -> int:
         """Total size in bytes of the account's messages."""
         ...

@@ -18,11 +18,13 @@ session holds them back for FETCH by sequence number).
 
 from __future__ import annotations
 
+import dataclasses
+
 from pillarbox.model import SYSTEM_FLAGS
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.errors import BadCommand
-from pillarbox.server.imap.session import Session
+from pillarbox.server.imap.session import RECENT_FLAG, Session
 from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section
 from pillarbox.services.view import SelectedView
 
@@ -79,10 +81,13 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     # Each item's section once per command, not once per message.
     item_sections = [section_of(item) for item in cmd.items]
     sections = [sec for sec in item_sections if sec is not None]
+    recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
     async for batch in selected.fetch(uids, sections, set_seen=set_seen):
         for message in batch:
             seq = view.seq_of(message.info.uid)
             assert seq is not None  # the service returns only messages the view knows
+            if recent and message.info.uid in recent:
+                message = dataclasses.replace(message, flags=message.flags | RECENT_FLAG)
             items = _items(cmd, item_sections, message)
             s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
             s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
@@ -129,11 +134,14 @@ async def _send_flags_only(
     if keywords and "FLAGS" in kinds:
         s.announce_flags({k for kws in keywords.values() for k in kws})  # RFC 9051 §7.3.5
     block: list[bytes] = []
+    recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
     for uid, bits, modseq in rows:
         seq = seq_of(uid)
         if seq is None:
             continue
         kw = keywords.get(uid) if keywords else None
+        if recent and uid in recent:
+            kw = [*(kw or ()), "\\Recent"]
         flags = lists[bits & mask] if kw is None else _flag_list_of(bits, kw)
         if uid_flags:
             block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, flags))

@@ -71,7 +71,7 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
         s.untagged(line)
     s.untagged(b"%d EXISTS" % view.count)
     if not s.rev2:
-        s.untagged(b"0 RECENT")
+        s.untagged(b"%d RECENT" % await selected.claim_recent())  # RFC 3501 §2.3.2
         first = None if first_unseen is None else view.seq_of(first_unseen)
         if first is not None:
             s.untagged(b"OK [UNSEEN %d] First unseen" % first)
@@ -142,7 +142,7 @@ async def namespace(s: Session, cmd: c.Namespace) -> bytes:
     return wire.tagged(cmd.tag, "OK", "NAMESPACE completed")
 
 
-def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int) -> bytes:
+def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int, recent: int = 0) -> bytes:
     out: list[bytes] = []
     values = {
         "MESSAGES": st.messages,
@@ -151,7 +151,7 @@ def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int) -> byte
         "UNSEEN": st.unseen,
         "DELETED": st.deleted,
         "SIZE": st.size,
-        "RECENT": 0,
+        "RECENT": recent,
         "HIGHESTMODSEQ": st.highestmodseq,
         "APPENDLIMIT": limit,
     }
@@ -167,11 +167,12 @@ async def status(s: Session, cmd: c.Status) -> bytes:
     if mailbox is None:
         raise CommandNo("No such mailbox", "NONEXISTENT")
     st = await mbx.status(mailbox)
+    recent = await mbx.count_recent(mailbox) if "RECENT" in cmd.items else 0
     s.untagged(
         b"STATUS "
         + wire_name(s, mailbox.name)
         + b" "
-        + _status_items(cmd.items, st, s.config.max_literal_size)
+        + _status_items(cmd.items, st, s.config.max_literal_size, recent)
     )
     return wire.tagged(cmd.tag, "OK", "STATUS completed")
 
@@ -256,11 +257,12 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         m = boxes.get(name)
         if cmd.status_items is not None and m is not None:
             st = await mbx.status(m)
+            recent = await mbx.count_recent(m) if "RECENT" in cmd.status_items else 0
             s.untagged(
                 b"STATUS "
                 + wire_name(s, name)
                 + b" "
-                + _status_items(cmd.status_items, st, s.config.max_literal_size)
+                + _status_items(cmd.status_items, st, s.config.max_literal_size, recent)
             )
     return wire.tagged(cmd.tag, "OK", "LIST completed")
 

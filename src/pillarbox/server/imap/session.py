@@ -53,6 +53,7 @@ from pillarbox.services.selected import SelectedMailbox
 log = logging.getLogger("pillarbox.imap")
 
 SERVER_ID = (("name", "Pillarbox"), ("vendor", "Pillarbox"))
+RECENT_FLAG = frozenset({"\\Recent"})
 
 CommandT = TypeVar("CommandT", bound=c.Command, contravariant=True)
 
@@ -407,7 +408,8 @@ class Session:
         if updates.exists is not None:
             self.untagged(b"%d EXISTS" % updates.exists)
             if not self.rev2:
-                self.untagged(b"0 RECENT")
+                # RFC 3501 §7.3.2: new messages this session takes as \Recent.
+                self.untagged(b"%d RECENT" % await selected.claim_recent())
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
 
@@ -421,9 +423,12 @@ class Session:
     def flags_fetch(self, seq: int, row: FlagRow, *, with_uid: bool) -> bytes:
         """``n FETCH (FLAGS ...)``; a new keyword in it is announced first (queued now,
         so before the line the caller queues)."""
-        self.announce_flags(row.flags)
+        flags = row.flags
+        if self.selected is not None and row.uid in self.selected.view.recent:
+            flags = flags | RECENT_FLAG  # RFC 3501 §2.3.2, IMAP4rev1 sessions only
+        self.announce_flags(flags)
         uid = b" UID %d" % row.uid if with_uid else b""
-        return b"%d FETCH (FLAGS %s%s)" % (seq, wire.flag_list(row.flags), uid)
+        return b"%d FETCH (FLAGS %s%s)" % (seq, wire.flag_list(flags), uid)
 
     # ------------------------------------------------------------------ auth
 

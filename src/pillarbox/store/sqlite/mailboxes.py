@@ -231,5 +231,39 @@ class MailboxesMixin(SqliteCore):
 
         return await self._read(q)
 
+    async def claim_recent(self, mailbox_id: int, up_to: int | None) -> int:
+        def current(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT recent_uid FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("mailbox")
+            return int(row[0])
+
+        if up_to is None:
+            return await self._read(current)
+
+        def op(tx: Tx) -> int:
+            before = current(tx.conn)
+            if up_to > before:
+                tx.conn.execute(
+                    "UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (up_to, mailbox_id)
+                )
+            return before
+
+        # Not synced on its own: a claim lost with the power makes mail recent again.
+        return await self._write(op, durable=False)
+
+    async def count_recent(self, mailbox_id: int) -> int:
+        def q(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM messages WHERE mailbox_id = ?"
+                " AND uid > (SELECT recent_uid FROM mailboxes WHERE id = ?)",
+                (mailbox_id, mailbox_id),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(q)
+
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
         return await self._read(lambda conn: mailbox_counters(conn, mailbox_id)[0])
