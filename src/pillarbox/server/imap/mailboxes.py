@@ -234,12 +234,11 @@ async def list_(s: Session, cmd: c.List) -> bytes:
             attrs.append("\\NonExistent" if cmd.extended else "\\Noselect")
         if "SUBSCRIBED" in sel and name not in subscribed:
             # RFC 5258 §3 RECURSIVEMATCH: a name that is not selected itself is listed,
-            # with CHILDINFO (§3.5), only for a selected descendant that is not listed
-            # in its own right (one the pattern does not match): else it is redundant.
+            # with CHILDINFO (§3.5), when a descendant is selected — whether or not the
+            # pattern matches that descendant (§3, RECURSIVEMATCH note 2; RFC 9051
+            # §6.3.9's table). A name that is selected itself gets no CHILDINFO.
             prefix = name + SEP
-            if "RECURSIVEMATCH" in sel and any(
-                x.startswith(prefix) and not any(r.match(x) for r in regexes) for x in subscribed
-            ):
+            if "RECURSIVEMATCH" in sel and any(x.startswith(prefix) for x in subscribed):
                 extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
             else:
                 continue
