@@ -15,6 +15,7 @@ import itertools
 import logging
 import ssl
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class Stream:
         self._writer = writer
         self._ssl_context = ssl_context
         self.info = info
+        self._compression: Deflate | None = None
 
     @property
     def tls_active(self) -> bool:
@@ -113,18 +115,49 @@ class Stream:
         name, version, bits = cipher
         return f"{obj.version() or version} cipher={name} bits={bits}"
 
+    @property
+    def compression_active(self) -> bool:
+        return self._compression is not None
+
+    def start_compression(self, pending: bytes = b"") -> None:
+        """From now on every byte both ways is raw DEFLATE (RFC 4978 §3); `pending` is
+        what the protocol core had already received after the command (compressed)."""
+        if self._compression is not None:
+            raise RuntimeError("compression is already active")
+        self._compression = Deflate(pending)
+
     async def read(self, timeout: float) -> bytes:
         """Bytes as they arrive; b"" at EOF. Raises TimeoutError after `timeout` idle."""
         try:
             async with asyncio.timeout(timeout):
-                return await self._reader.read(READ_SIZE)
+                if self._compression is None:
+                    return await self._reader.read(READ_SIZE)
+                return await self._read_compressed(self._compression)
         except (ConnectionError, ssl.SSLError):
             return b""
+
+    async def _read_compressed(self, deflate: Deflate) -> bytes:
+        """Decompressed bytes, at most READ_SIZE at a time (so a small compressed input
+        cannot make us hold a huge output: a "zip bomb" is inflated piecewise)."""
+        while True:
+            try:
+                out = deflate.inflate()
+            except zlib.error:
+                log.debug("%s invalid compressed data", self.info.conn_id)
+                return b""
+            if out:
+                return out
+            raw = await self._reader.read(READ_SIZE)
+            if not raw:
+                return b""
+            deflate.feed(raw)
 
     async def write(self, data: bytes) -> None:
         """Write and wait for the buffer to drain, so a slow reader slows only itself."""
         if not data:
             return
+        if self._compression is not None:
+            data = self._compression.deflate(data)
         self._writer.write(data)
         await self._writer.drain()
 
@@ -155,6 +188,33 @@ class Stream:
             # The peer is not reading what is left (or the server is shutting down):
             # drop it, or the transport would keep the socket and its buffer forever.
             self._writer.transport.abort()
+
+
+class Deflate:
+    """Both directions of a raw DEFLATE stream (RFC 1951, as RFC 4978 §3 uses it: no
+    zlib header, so wbits=-15). Every write ends with Z_SYNC_FLUSH so a response is
+    never held back in the compressor waiting for more output (RFC 4978 §4)."""
+
+    def __init__(self, pending: bytes = b"") -> None:
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._decompressor = zlib.decompressobj(-15)
+        self._input = pending
+
+    def deflate(self, data: bytes) -> bytes:
+        return self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+
+    def feed(self, raw: bytes) -> None:
+        self._input += raw
+
+    def inflate(self) -> bytes:
+        """Up to READ_SIZE decompressed bytes from what was fed (b"" when it needs more)."""
+        if not self._input:
+            return b""
+        out = self._decompressor.decompress(self._input, READ_SIZE)
+        self._input = self._decompressor.unconsumed_tail
+        if self._decompressor.eof:
+            raise zlib.error("compressed stream ended")  # RFC 4978: it never ends
+        return out
 
 
 Handler = Callable[[Stream], Awaitable[None]]

@@ -11,7 +11,7 @@ import pytest
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import parser
-from pillarbox.proto.imap.grammar import fetch, mailboxes, messages, search, session
+from pillarbox.proto.imap.grammar import compress, fetch, mailboxes, messages, search, session
 
 EXPECTED = {
     "APPEND",
@@ -19,6 +19,7 @@ EXPECTED = {
     "CAPABILITY",
     "CHECK",
     "CLOSE",
+    "COMPRESS",
     "COPY",
     "CREATE",
     "DELETE",
@@ -55,7 +56,7 @@ EXPECTED = {
 
 def test_known_commands_are_the_families_tables() -> None:
     """The joined table is exactly the commands the server knows, each from one family."""
-    families = [session, mailboxes, messages, search, fetch]
+    families = [session, mailboxes, messages, search, fetch, compress]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)
 

@@ -23,10 +23,12 @@ The core checks, from the first line, whether the command is allowed in the curr
 transitions, since only it knows whether a LOGIN or SELECT succeeded:
 `authenticated()`, `selected(read_only)`, `unselected()`, `logged_out()`; plus
 `start_tls()` after the TLS handshake (drops plaintext pipelined after STARTTLS, RFC 9051
-§6.2.1, RFC 3207 §4.2 class of injection), `enabled(names)` after ENABLE (UTF8=ACCEPT or
-IMAP4rev2 allow UTF-8 in quoted strings, RFC 6855 §3), `auth_challenge(data)` for each
-SASL round trip (the next line becomes an `AuthenticateResponse`), `idle_accepted()` after
-IDLE (the next line must be DONE and becomes `Done`).
+§6.2.1, RFC 3207 §4.2 class of injection), `compression_started()` after COMPRESS (hands
+back the compressed bytes already buffered, RFC 4978 §3), `enabled(names)` after ENABLE
+(UTF8=ACCEPT or IMAP4rev2 allow UTF-8 in quoted strings, RFC 6855 §3),
+`auth_challenge(data)` for each SASL round trip (the next line becomes an
+`AuthenticateResponse`), `idle_accepted()` after IDLE (the next line must be DONE and becomes
+`Done`).
 
 Errors: every violation raises `RemoteProtocolError` whose `reply_hint` is the exact reply
 (``tag BAD ...`` when a tag could be read, ``* BAD ...`` otherwise, ``tag NO [TOOBIG]``
@@ -118,6 +120,7 @@ _AUTH_ONLY: Final = frozenset(
         "STATUS",
         "APPEND",
         "IDLE",
+        "COMPRESS",  # RFC 4978 §5: command-auth
     }
 )
 _SELECTED_ONLY: Final = frozenset(
@@ -295,6 +298,15 @@ class ServerConnection:
         self._discarding = False
         self._skipping_line = False
         self.tls_active = True
+
+    def compression_started(self) -> bytes:
+        """COMPRESS succeeded (RFC 4978 §3): return the bytes received after it, which are
+        compressed, for the server to inflate and feed back with `receive_data`."""
+        self._require(State.AUTHENTICATED, State.SELECTED)
+        pending = bytes(self._buf)
+        self._buf.clear()
+        self._scan = 0
+        return pending
 
     def enabled(self, names: Iterable[str]) -> None:
         """Record extensions the server enabled (RFC 5161); some change the syntax."""

@@ -217,6 +217,7 @@ class Session:
             "BINARY",
             "UTF8=ACCEPT",
             "STATUS=SIZE",
+            "COMPRESS=DEFLATE",
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)

@@ -69,6 +69,7 @@ from pillarbox.proto.imap.commands.base import (
     ParamValue,
     QResync,
 )
+from pillarbox.proto.imap.commands.compress import Compress
 from pillarbox.proto.imap.commands.fetch import (
     SIMPLE_FETCH_ATTRIBUTES,
     Fetch,
@@ -151,6 +152,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Store,
     Copy,
     Move,
+    Compress,
 )
 
 __all__ = [
@@ -167,6 +169,7 @@ __all__ = [
     "Check",
     "Close",
     "Command",
+    "Compress",
     "ConnectionClosed",
     "ContinuationNeeded",
     "Copy",
