@@ -56,6 +56,7 @@ from pillarbox.model import (
     SearchKey,
     StoreFlagsResult,
 )
+from pillarbox.model.sorting import SortRow
 
 
 class BlobHandle(Protocol):
@@ -296,6 +297,11 @@ class Store(Protocol):
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         """Precomputed rows of the given existing UIDs, ascending; one query."""
+        ...
+
+    async def sort_rows(self, mailbox_id: int, uids: Sequence[int]) -> list[SortRow]:
+        """What SORT and THREAD order by (RFC 5256) for the given existing UIDs,
+        ascending: precomputed columns only, one query."""
         ...
 
     async def fetch_with_bodies(

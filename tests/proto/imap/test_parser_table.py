@@ -11,7 +11,7 @@ import pytest
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import parser
-from pillarbox.proto.imap.grammar import compress, fetch, mailboxes, messages, search, session
+from pillarbox.proto.imap.grammar import compress, fetch, mailboxes, messages, search, session, sort
 
 EXPECTED = {
     "APPEND",
@@ -39,6 +39,7 @@ EXPECTED = {
     "RENAME",
     "SEARCH",
     "SELECT",
+    "SORT",
     "STARTTLS",
     "STATUS",
     "STORE",
@@ -48,6 +49,7 @@ EXPECTED = {
     "UID FETCH",
     "UID MOVE",
     "UID SEARCH",
+    "UID SORT",
     "UID STORE",
     "UNSELECT",
     "UNSUBSCRIBE",
@@ -56,7 +58,7 @@ EXPECTED = {
 
 def test_known_commands_are_the_families_tables() -> None:
     """The joined table is exactly the commands the server knows, each from one family."""
-    families = [session, mailboxes, messages, search, fetch, compress]
+    families = [session, mailboxes, messages, search, fetch, compress, sort]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)
 

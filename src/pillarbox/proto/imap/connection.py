@@ -140,6 +140,8 @@ _SELECTED_ONLY: Final = frozenset(
         "UID COPY",
         "UID MOVE",
         "UID EXPUNGE",
+        "SORT",  # RFC 5256 §4
+        "UID SORT",
     }
 )
 ALLOWED_COMMANDS: Final[dict[State, frozenset[str]]] = {

@@ -13,7 +13,17 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pillarbox.proto.imap import commands as c
-from pillarbox.server.imap import append, auth, compress, fetch, mailboxes, search, store_cmd, wire
+from pillarbox.server.imap import (
+    append,
+    auth,
+    compress,
+    fetch,
+    mailboxes,
+    search,
+    sort,
+    store_cmd,
+    wire,
+)
 from pillarbox.server.imap.session import Handler, Session
 
 C = TypeVar("C", bound=c.Command)
@@ -60,6 +70,7 @@ route(c.Move, store_cmd.copy)
 route(c.Expunge, store_cmd.expunge_cmd)
 route(c.UidExpunge, store_cmd.expunge_cmd)
 route(c.Compress, compress.compress)
+route(c.Sort, sort.sort)
 
 
 class _Router:

@@ -78,7 +78,7 @@ class Router(Protocol):
 # Commands during which an EXPUNGE response must not be sent (RFC 9051 §7.5.1): FETCH,
 # STORE and SEARCH by sequence number. (UID variants may get them, §7.5.1.)
 def _expunge_allowed(cmd: c.Command) -> bool:
-    if isinstance(cmd, c.Fetch | c.Store | c.Search):
+    if isinstance(cmd, c.Fetch | c.Store | c.Search | c.Sort):
         return cmd.uid
     return not isinstance(cmd, c.Copy)  # COPY by number: keep numbers stable too
 
@@ -218,6 +218,9 @@ class Session:
             "UTF8=ACCEPT",
             "STATUS=SIZE",
             "COMPRESS=DEFLATE",
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)

@@ -37,6 +37,7 @@ from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
 from pillarbox.store.sqlite.reading import ReadingMixin
+from pillarbox.store.sqlite.sorting import SortingMixin
 
 
 class SqliteStore(
@@ -44,6 +45,7 @@ class SqliteStore(
     MailboxesMixin,
     MessagesMixin,
     ReadingMixin,
+    SortingMixin,
     OutboundQueueMixin,
     DkimKeysMixin,
 ):

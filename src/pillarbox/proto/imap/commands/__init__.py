@@ -119,6 +119,7 @@ from pillarbox.proto.imap.commands.session import (
     Noop,
     StartTls,
 )
+from pillarbox.proto.imap.commands.sort import ESORT_OPTIONS, Sort
 
 ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Capability,
@@ -153,11 +154,13 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Copy,
     Move,
     Compress,
+    Sort,
 )
 
 __all__ = [
     "ALL_COMMANDS",
     "ESEARCH_OPTIONS",
+    "ESORT_OPTIONS",
     "NEED_DATA",
     "SIMPLE_FETCH_ATTRIBUTES",
     "STATUS_ITEMS",
@@ -218,6 +221,7 @@ __all__ = [
     "Select",
     "SeqRange",
     "SequenceSet",
+    "Sort",
     "StartTls",
     "Status",
     "Store",

@@ -160,6 +160,10 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
     raise ParseError("Unknown search key")
 
 
+search_key: Final = _search_key
+"""One search-key, for the commands that embed SEARCH's criteria (SORT, THREAD)."""
+
+
 def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
     # RFC 9051 §6.4.4, RFC 4731 §3 (RETURN), RFC 5182 (SAVE)
     r.sp()
