@@ -38,6 +38,11 @@ def is_reply_or_forward(subject: str) -> bool:
     return _extract(subject)[1]
 
 
+def split_subject(subject: str) -> tuple[str, bool]:
+    """`base_subject` and `is_reply_or_forward` in one pass (THREAD needs both)."""
+    return _extract(subject)
+
+
 def _extract(subject: str) -> tuple[str, bool]:
     # (1) tabs and continuations to space, runs of spaces to one space
     text = _WSP_RUN.sub(" ", subject)

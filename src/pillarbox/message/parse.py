@@ -21,6 +21,7 @@ from pillarbox.message.bodystructure import structure
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.envelope import envelope
 from pillarbox.message.headers import Field, unfold
+from pillarbox.message.message_ids import message_ids
 from pillarbox.message.parts import Entity, parts_json, walk
 from pillarbox.message.text import body_text, preview
 from pillarbox.model.messages import MessageMeta
@@ -112,6 +113,7 @@ def parse(data: bytes, *, internal: bool = False) -> MessageMeta:
         headers=_clean(_header_text(data, fields)),
         body_text=text,
         preview=preview(text),
+        references=_clean(" ".join(message_ids(_decoded(fields, "references")))),
     )
 
 

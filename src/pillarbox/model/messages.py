@@ -32,6 +32,7 @@ class MessageMeta:
     headers: str = ""  # decoded, unfolded header block, for SEARCH HEADER
     body_text: str = ""  # decoded text of the text parts, for SEARCH BODY/TEXT (full-text)
     preview: str = ""  # first ~200 characters of text (RFC 8970)
+    references: str = ""  # msg-ids of the References field, space-separated (RFC 5256 §3)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ class SortRow:
     `subject` is the decoded Subject (RFC 5256 §2.1 step (1) done at delivery);
     `envelope` the stored ENVELOPE bytes (addresses, Message-ID, In-Reply-To);
     `sent_date` the Date: header, None when it was missing or unparsable.
+    With `with_references`: `references` the msg-ids of References (space-separated),
+    None for a message stored before they were kept — then `header_text` holds its
+    decoded header block to take them from; otherwise `header_text` is "".
     """
 
     uid: int
@@ -21,6 +24,8 @@ class SortRow:
     sent_date: datetime | None
     subject: str
     envelope: bytes
+    references: str | None = None
+    header_text: str = ""
 
 
 SORT_KEYS = frozenset(

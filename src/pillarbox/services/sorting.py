@@ -1,12 +1,14 @@
-"""SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO): the order of a search result.
+"""SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO) and THREAD (RFC 5256 §3): the
+order and the threads of a search result.
 
 Theory of operation: the search runs as SEARCH does (`SelectedMailbox.search`), then one
 store call (`Store.sort_rows`) returns, for the matching UIDs, the values stored at
 delivery — internal date, size, sent date, decoded subject, ENVELOPE bytes — and the
 keys are computed from them here: addresses from the ENVELOPE (`envelope_fields`), the
 base subject from the decoded subject (`base_subject`). No message is re-parsed and no
-query runs per message. Strings compare under i;ascii-casemap, the default collation
-(RFC 5256 §2.3); messages equal under every criterion stay in mailbox (UID) order.
+query runs per message. THREAD feeds the same rows (with the References msg-ids kept at
+delivery) to the pure algorithms of `threads`. Strings compare under i;ascii-casemap, the
+default collation (RFC 5256 §2.3); messages equal under every criterion stay in mailbox (UID) order.
 
 Must not: touch the protocol (criteria arrive as `SortCriterion` values), or read
 message files.
@@ -17,14 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pillarbox.message.base_subject import base_subject, casemap
+from pillarbox.message.base_subject import base_subject, casemap, split_subject
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.envelope_fields import EnvelopeAddress, EnvelopeFields, read_envelope
+from pillarbox.message.message_ids import message_ids, references_field
 from pillarbox.model import SearchKey
 from pillarbox.model.sorting import SortCriterion, SortRow
 from pillarbox.services.mailbox import call_store
 from pillarbox.services.selected import SelectedMailbox
+from pillarbox.services.threads import ThreadInput, ThreadNode, ordered_subject, references
 from pillarbox.store.api import Store
+
+THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+"""THREAD algorithms offered (RFC 5256 §3), as advertised THREAD=<name>."""
 
 SortValue = int | float | str
 
@@ -110,3 +117,37 @@ async def sort(
     uids = await selected.search(key, saved)
     rows = await call_store(store.sort_rows(selected.mailbox.id, uids))
     return sort_order(rows, criteria)
+
+
+def thread_input(row: SortRow, *, with_references: bool) -> ThreadInput:
+    """What the threading algorithms need of one message (RFC 5256 §3 REFERENCES (1):
+    References msg-ids, else the first In-Reply-To msg-id)."""
+    subject, reply = split_subject(row.subject)
+    if not with_references:
+        return ThreadInput(row.uid, _sent_date(row), subject, reply)
+    envelope = read_envelope(row.envelope)
+    own = message_ids((envelope.message_id or b"").decode("latin-1"))
+    if row.references is not None:
+        refs = row.references.split()
+    else:  # stored before References were kept: from the decoded header block
+        refs = message_ids(references_field(row.header_text))
+    if not refs:
+        refs = message_ids((envelope.in_reply_to or b"").decode("latin-1"))[:1]
+    return ThreadInput(
+        row.uid, _sent_date(row), subject, reply, own[0] if own else None, tuple(refs)
+    )
+
+
+async def thread(
+    store: Store,
+    selected: SelectedMailbox,
+    algorithm: str,
+    key: SearchKey,
+    saved: Sequence[int],
+) -> list[ThreadNode]:
+    """Threads of the messages matching `key` (RFC 5256 §3): one search, one store read."""
+    uids = await selected.search(key, saved)
+    with_refs = algorithm == "REFERENCES"
+    rows = await call_store(store.sort_rows(selected.mailbox.id, uids, with_references=with_refs))
+    messages = [thread_input(r, with_references=with_refs) for r in rows]
+    return references(messages) if with_refs else ordered_subject(messages)

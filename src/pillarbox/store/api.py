@@ -299,9 +299,12 @@ class Store(Protocol):
         """Precomputed rows of the given existing UIDs, ascending; one query."""
         ...
 
-    async def sort_rows(self, mailbox_id: int, uids: Sequence[int]) -> list[SortRow]:
+    async def sort_rows(
+        self, mailbox_id: int, uids: Sequence[int], *, with_references: bool = False
+    ) -> list[SortRow]:
         """What SORT and THREAD order by (RFC 5256) for the given existing UIDs,
-        ascending: precomputed columns only, one query."""
+        ascending: precomputed columns only, one query. `with_references` adds what
+        THREAD=REFERENCES needs (see `SortRow`)."""
         ...
 
     async def fetch_with_bodies(

@@ -44,6 +44,7 @@ EXPECTED = {
     "STATUS",
     "STORE",
     "SUBSCRIBE",
+    "THREAD",
     "UID COPY",
     "UID EXPUNGE",
     "UID FETCH",
@@ -51,6 +52,7 @@ EXPECTED = {
     "UID SEARCH",
     "UID SORT",
     "UID STORE",
+    "UID THREAD",
     "UNSELECT",
     "UNSUBSCRIBE",
 }

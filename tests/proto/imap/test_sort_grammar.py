@@ -1,9 +1,9 @@
-"""SORT / UID SORT grammar (RFC 5256 §5, RFC 5267 §5 ESORT, RFC 5957 keys).
+"""SORT / UID SORT and THREAD / UID THREAD grammar (RFC 5256 §5, RFC 5267 §5 ESORT, RFC 5957 keys).
 
 Pins: the RFC 5256 §4 example parses; REVERSE binds to the next key only; RETURN comes
 before the sort criteria; the charset is required and upper-cased and decides how
 search strings decode; unknown keys, empty criteria and SAVE are refused; SORT is only
-allowed in the selected state.
+allowed in the selected state; THREAD takes an algorithm atom and the same criteria.
 """
 
 from __future__ import annotations
@@ -66,3 +66,16 @@ def test_only_in_selected_state() -> None:
     with pytest.raises(RemoteProtocolError) as err:
         conn.next_event()
     assert err.value.reply_hint == b"a BAD No mailbox selected\r\n"
+
+
+def test_thread() -> None:
+    # RFC 5256 §4: C: A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000
+    cmd = parse_command(b"A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000")
+    assert isinstance(cmd, c.Thread) and not cmd.uid
+    assert (cmd.algorithm, cmd.charset) == ("ORDEREDSUBJECT", "UTF-8")
+    cmd = parse_command(b'a UID THREAD references us-ascii TEXT "gewp"')
+    assert isinstance(cmd, c.Thread) and cmd.uid and cmd.algorithm == "REFERENCES"
+    assert cmd.search == c.SearchAnd((c.SearchText("gewp"),))
+    for wire in (b"a THREAD REFERENCES ALL", b"a THREAD UTF-8 ALL", b"a THREAD (X) UTF-8 ALL"):
+        with pytest.raises(ParseError):
+            parse_command(wire)

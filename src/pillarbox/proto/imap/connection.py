@@ -142,6 +142,8 @@ _SELECTED_ONLY: Final = frozenset(
         "UID EXPUNGE",
         "SORT",  # RFC 5256 §4
         "UID SORT",
+        "THREAD",
+        "UID THREAD",
     }
 )
 ALLOWED_COMMANDS: Final[dict[State, frozenset[str]]] = {

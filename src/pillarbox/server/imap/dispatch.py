@@ -71,6 +71,7 @@ route(c.Expunge, store_cmd.expunge_cmd)
 route(c.UidExpunge, store_cmd.expunge_cmd)
 route(c.Compress, compress.compress)
 route(c.Sort, sort.sort)
+route(c.Thread, sort.thread)
 
 
 class _Router:

@@ -78,7 +78,7 @@ class Router(Protocol):
 # Commands during which an EXPUNGE response must not be sent (RFC 9051 §7.5.1): FETCH,
 # STORE and SEARCH by sequence number. (UID variants may get them, §7.5.1.)
 def _expunge_allowed(cmd: c.Command) -> bool:
-    if isinstance(cmd, c.Fetch | c.Store | c.Search | c.Sort):
+    if isinstance(cmd, c.Fetch | c.Store | c.Search | c.Sort | c.Thread):
         return cmd.uid
     return not isinstance(cmd, c.Copy)  # COPY by number: keep numbers stable too
 
@@ -221,6 +221,8 @@ class Session:
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)

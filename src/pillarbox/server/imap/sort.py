@@ -1,9 +1,11 @@
-"""SORT and UID SORT (RFC 5256 §4), ESORT (RFC 5267 §3), DISPLAYFROM/DISPLAYTO (RFC 5957).
+"""SORT and UID SORT (RFC 5256 §4), ESORT (RFC 5267 §3), DISPLAYFROM/DISPLAYTO (RFC 5957),
+THREAD and UID THREAD (RFC 5256 §4) with ORDEREDSUBJECT and REFERENCES.
 
 The search and the ordering are the sorting service's (one search, one store read of
 precomputed columns); this module checks the charset and writes ``* SORT`` or, with a
 RETURN clause, ``* ESEARCH`` whose MIN/MAX are the first/last message in sort order and
-whose ALL keeps the sort order (RFC 5267 §3.1).
+whose ALL keeps the sort order (RFC 5267 §3.1); for THREAD, ``* THREAD`` with one
+parenthesised thread-list per thread (`threads.thread_list`).
 
 Must not: read message files, or report EXPUNGE (held back by the dispatcher for SORT by
 sequence number, as for SEARCH).
@@ -11,14 +13,15 @@ sequence number, as for SEARCH).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
-from pillarbox.server.imap.errors import CommandNo
+from pillarbox.server.imap.errors import BadCommand, CommandNo
 from pillarbox.server.imap.search import CHARSETS
 from pillarbox.server.imap.session import Session
 from pillarbox.services import sorting
+from pillarbox.services.threads import thread_list
 
 
 async def sort(s: Session, cmd: c.Sort) -> bytes:
@@ -33,6 +36,36 @@ async def sort(s: Session, cmd: c.Sort) -> bytes:
     else:
         s.untagged(_esort(cmd, numbers, cmd.return_options or ("ALL",)))
     return wire.tagged(cmd.tag, "OK", "SORT completed")
+
+
+async def thread(s: Session, cmd: c.Thread) -> bytes:
+    selected = s.require_selected()
+    if cmd.algorithm not in sorting.THREAD_ALGORITHMS:
+        raise BadCommand("Unknown threading algorithm")  # RFC 5256 §4: BAD
+    if cmd.charset not in CHARSETS:
+        raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
+    threads = await sorting.thread(
+        s.services.store, selected, cmd.algorithm, cmd.search, s.saved_search
+    )
+    view = selected.view
+    numbers = _Numbers(view.seq_of) if not cmd.uid else _Numbers(None)
+    s.untagged(
+        b"THREAD"
+        + (b" " if threads else b"")
+        + b"".join(b"(" + thread_list(t, numbers) + b")" for t in threads)
+    )
+    return wire.tagged(cmd.tag, "OK", "THREAD completed")
+
+
+class _Numbers(dict[int, int]):
+    """UID -> what the client is sent: its sequence number, or the UID itself."""
+
+    def __init__(self, seq_of: Callable[[int], int | None] | None) -> None:
+        super().__init__()
+        self._seq_of = seq_of
+
+    def __missing__(self, uid: int) -> int:
+        return uid if self._seq_of is None else (self._seq_of(uid) or 0)
 
 
 def _esort(cmd: c.Sort, numbers: list[int], options: Sequence[str]) -> bytes:

@@ -92,14 +92,15 @@ def insert_blob(
         sent_day = meta.sent_date.date().isoformat()
     conn.execute(
         "INSERT INTO blobs (id, size, envelope, bodystructure, body, parts, preview,"
-        " subject, from_, to_, cc, bcc, message_id, sent_date, sent_day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " subject, from_, to_, cc, bcc, message_id, sent_date, sent_day, thread_refs)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET envelope = excluded.envelope,"
         " bodystructure = excluded.bodystructure, body = excluded.body,"
         " parts = excluded.parts, preview = excluded.preview, subject = excluded.subject,"
         " from_ = excluded.from_, to_ = excluded.to_, cc = excluded.cc, bcc = excluded.bcc,"
         " message_id = excluded.message_id, sent_date = excluded.sent_date,"
-        " sent_day = excluded.sent_day WHERE blobs.envelope IS NULL",
+        " sent_day = excluded.sent_day, thread_refs = excluded.thread_refs"
+        " WHERE blobs.envelope IS NULL",
         (
             blob.blob_id,
             blob.size,
@@ -116,6 +117,7 @@ def insert_blob(
             meta.message_id,
             sent_iso,
             sent_day,
+            meta.references,
         ),
     )
 

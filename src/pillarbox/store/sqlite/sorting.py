@@ -20,15 +20,25 @@ from pillarbox.store.sqlite.rows import FETCH_JOIN, from_epoch, ranges_json
 class SortingMixin(SqliteCore):
     """`Store.sort_rows` of `SqliteStore`."""
 
-    async def sort_rows(self, mailbox_id: int, uids: Sequence[int]) -> list[SortRow]:
+    async def sort_rows(
+        self, mailbox_id: int, uids: Sequence[int], *, with_references: bool = False
+    ) -> list[SortRow]:
         wanted = sorted(uids)
+        # Rows stored before `thread_refs` existed (NULL) bring their decoded header
+        # block from the full-text index instead, in the same query.
+        references = (
+            "b.thread_refs, CASE WHEN b.thread_refs IS NULL THEN"
+            " (SELECT t.headers FROM blob_text AS t WHERE t.rowid = m.blob_id) END"
+            if with_references
+            else "NULL, NULL"
+        )
 
         def q(conn: sqlite3.Connection) -> list[SortRow]:
             if not wanted:
                 return []
             rows = conn.execute(
                 "SELECT m.uid, m.internaldate, m.internal_tz, m.size, b.sent_date,"
-                f" b.subject, b.envelope FROM {FETCH_JOIN}",
+                f" b.subject, b.envelope, {references} FROM {FETCH_JOIN}",
                 (ranges_json(wanted), mailbox_id),
             ).fetchall()
             return [
@@ -39,6 +49,8 @@ class SortingMixin(SqliteCore):
                     sent_date=_sent(r[4]),
                     subject=r[5] or "",
                     envelope=r[6] or b"",
+                    references=r[7] if with_references else None,
+                    header_text=r[8] or "",
                 )
                 for r in rows
             ]

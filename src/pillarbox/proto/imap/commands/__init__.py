@@ -119,7 +119,7 @@ from pillarbox.proto.imap.commands.session import (
     Noop,
     StartTls,
 )
-from pillarbox.proto.imap.commands.sort import ESORT_OPTIONS, Sort
+from pillarbox.proto.imap.commands.sort import ESORT_OPTIONS, Sort, Thread
 
 ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Capability,
@@ -155,6 +155,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Move,
     Compress,
     Sort,
+    Thread,
 )
 
 __all__ = [
@@ -227,6 +228,7 @@ __all__ = [
     "Store",
     "StoreMode",
     "Subscribe",
+    "Thread",
     "UidExpunge",
     "Unselect",
     "Unsubscribe",

@@ -32,3 +32,15 @@ class Sort(Command):
     charset: str = "UTF-8"
     search: SearchAnd = NO_CRITERIA
     return_options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """THREAD / UID THREAD (RFC 5256 §4): `algorithm` upper-cased as sent (the server
+    refuses one it does not offer), `charset` upper-cased (required)."""
+
+    NAME: ClassVar[str] = "THREAD"
+    uid: bool = False
+    algorithm: str = "REFERENCES"
+    charset: str = "UTF-8"
+    search: SearchAnd = NO_CRITERIA

@@ -1,8 +1,10 @@
-"""Parse functions of SORT / UID SORT (RFC 5256 §5, RFC 5267 §5 ESORT, RFC 5957).
+"""Parse functions of SORT / UID SORT and THREAD / UID THREAD (RFC 5256 §5, RFC 5267 §5
+ESORT, RFC 5957).
 
 ``sort = ["UID" SP] "SORT" SP [search-return-opts SP] sort-criteria SP search-criteria``;
 ``sort-criterion = ["REVERSE" SP] sort-key``; ``search-criteria = charset 1*(SP
-search-key)`` — unlike SEARCH, the charset is required. Search keys are SEARCH's own
+search-key)`` and ``thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`` —
+unlike SEARCH, the charset is required. Search keys are SEARCH's own
 (`grammar.search.search_key`), decoded per the charset in the same way.
 """
 
@@ -64,7 +66,17 @@ def _parse_sort(r: Reader, tag: str, uid: bool) -> c.Sort:
     return c.Sort(tag, uid, criteria, charset, keys, options)
 
 
+def _parse_thread(r: Reader, tag: str, uid: bool) -> c.Thread:
+    r.sp()
+    algorithm = r.upper_atom("threading algorithm")
+    r.sp()
+    charset, keys = search_criteria(r)
+    return c.Thread(tag, uid, algorithm, charset, keys)
+
+
 PARSERS: Final[dict[str, CommandParser]] = {
     "SORT": lambda r, t: _parse_sort(r, t, False),
     "UID SORT": lambda r, t: _parse_sort(r, t, True),
+    "THREAD": lambda r, t: _parse_thread(r, t, False),
+    "UID THREAD": lambda r, t: _parse_thread(r, t, True),
 }
