@@ -137,6 +137,8 @@ class ImapConfig:
     max_literal_size: int = 64 * 1024 * 1024  # announced as APPENDLIMIT
     idle_timeout: float = 1800.0  # RFC 9051 §5.4: at least 30 minutes
     max_commands_in_flight: int = 32
+    # RFC 7888 §4: announce LITERAL- instead of LITERAL+; {n+} over 4096 octets refused
+    literal_minus: bool = False
 
 
 @dataclass(frozen=True, slots=True)

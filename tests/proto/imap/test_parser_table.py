@@ -11,7 +11,16 @@ import pytest
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import parser
-from pillarbox.proto.imap.grammar import compress, fetch, mailboxes, messages, search, session, sort
+from pillarbox.proto.imap.grammar import (
+    compress,
+    fetch,
+    mailboxes,
+    messages,
+    search,
+    session,
+    sort,
+    unauthenticate,
+)
 
 EXPECTED = {
     "APPEND",
@@ -53,6 +62,7 @@ EXPECTED = {
     "UID SORT",
     "UID STORE",
     "UID THREAD",
+    "UNAUTHENTICATE",
     "UNSELECT",
     "UNSUBSCRIBE",
 }
@@ -60,7 +70,7 @@ EXPECTED = {
 
 def test_known_commands_are_the_families_tables() -> None:
     """The joined table is exactly the commands the server knows, each from one family."""
-    families = [session, mailboxes, messages, search, fetch, compress, sort]
+    families = [session, mailboxes, messages, search, fetch, compress, sort, unauthenticate]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)
 

@@ -21,14 +21,14 @@ States (RFC 9051 §3): NOT_AUTHENTICATED → AUTHENTICATED → SELECTED ⇄ AUTH
 The core checks, from the first line, whether the command is allowed in the current state
 (before any literal is accepted) and refuses it with ``tag BAD``. The server reports the
 transitions, since only it knows whether a LOGIN or SELECT succeeded:
-`authenticated()`, `selected(read_only)`, `unselected()`, `logged_out()`; plus
-`start_tls()` after the TLS handshake (drops plaintext pipelined after STARTTLS, RFC 9051
-§6.2.1, RFC 3207 §4.2 class of injection), `compression_started()` after COMPRESS (hands
-back the compressed bytes already buffered, RFC 4978 §3), `enabled(names)` after ENABLE
-(UTF8=ACCEPT or IMAP4rev2 allow UTF-8 in quoted strings, RFC 6855 §3),
+`authenticated()`, `selected(read_only)`, `unselected()`, `unauthenticated()` (RFC 8437),
+`logged_out()`; plus `start_tls()` after the TLS handshake (drops plaintext pipelined after
+STARTTLS, RFC 9051 §6.2.1, RFC 3207 §4.2 class of injection), `compression_started()` after
+COMPRESS (hands back the compressed bytes already buffered, RFC 4978 §3), `enabled(names)`
+after ENABLE (UTF8=ACCEPT or IMAP4rev2 allow UTF-8 in quoted strings, RFC 6855 §3),
 `auth_challenge(data)` for each SASL round trip (the next line becomes an
-`AuthenticateResponse`), `idle_accepted()` after IDLE (the next line must be DONE and becomes
-`Done`).
+`AuthenticateResponse`), `idle_accepted()` after IDLE (the next line must be DONE and
+becomes `Done`).
 
 Errors: every violation raises `RemoteProtocolError` whose `reply_hint` is the exact reply
 (``tag BAD ...`` when a tag could be read, ``* BAD ...`` otherwise, ``tag NO [TOOBIG]``
@@ -121,6 +121,7 @@ _AUTH_ONLY: Final = frozenset(
         "APPEND",
         "IDLE",
         "COMPRESS",  # RFC 4978 §5: command-auth
+        "UNAUTHENTICATE",  # RFC 8437 §4: command-auth and command-select
     }
 )
 _SELECTED_ONLY: Final = frozenset(
@@ -287,6 +288,15 @@ class ServerConnection:
         self._require(State.AUTHENTICATED, State.SELECTED)
         self._state = State.AUTHENTICATED
         self.read_only = False
+
+    def unauthenticated(self) -> None:
+        """UNAUTHENTICATE succeeded (RFC 8437 §3): not authenticated again, with nothing
+        ENABLEd; TLS (and compression, below the core) stay as they are."""
+        self._require(State.AUTHENTICATED, State.SELECTED)
+        self._state = State.NOT_AUTHENTICATED
+        self.read_only = False
+        self.enabled_extensions.clear()
+        self.utf8 = False
 
     def logged_out(self) -> None:
         """LOGOUT answered (or the server closes): every later event is ConnectionClosed."""

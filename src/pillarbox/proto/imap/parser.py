@@ -24,7 +24,16 @@ from collections.abc import Mapping
 from typing import Final
 
 from pillarbox.proto.imap import commands as c
-from pillarbox.proto.imap.grammar import compress, fetch, mailboxes, messages, search, session, sort
+from pillarbox.proto.imap.grammar import (
+    compress,
+    fetch,
+    mailboxes,
+    messages,
+    search,
+    session,
+    sort,
+    unauthenticate,
+)
 from pillarbox.proto.imap.grammar.chars import ASTRING_CHAR, ATOM_CHAR, MONTHS, SP, TAG_CHAR
 from pillarbox.proto.imap.grammar.reader import (
     CommandParser,
@@ -79,6 +88,7 @@ _PARSERS: Final = _join(
     fetch.PARSERS,
     compress.PARSERS,
     sort.PARSERS,
+    unauthenticate.PARSERS,
 )
 
 KNOWN_COMMANDS: Final = frozenset(_PARSERS)

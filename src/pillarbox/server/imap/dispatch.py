@@ -22,6 +22,7 @@ from pillarbox.server.imap import (
     search,
     sort,
     store_cmd,
+    unauthenticate,
     wire,
 )
 from pillarbox.server.imap.session import Handler, Session
@@ -72,6 +73,7 @@ route(c.UidExpunge, store_cmd.expunge_cmd)
 route(c.Compress, compress.compress)
 route(c.Sort, sort.sort)
 route(c.Thread, sort.thread)
+route(c.Unauthenticate, unauthenticate.unauthenticate)
 
 
 class _Router:

@@ -104,6 +104,7 @@ class Session:
                 max_line_length=config.max_line_length,
                 max_literal_size=config.max_literal_size,
                 max_command_size=max(config.max_literal_size * 2, 1024 * 1024),
+                literal_minus=config.literal_minus,
             )
         )
         self.conn_id = stream.info.conn_id
@@ -193,7 +194,8 @@ class Session:
         before login too: RFC 9051 §7.2.2 lets the list change after login, but clients
         such as Python's imaplib decide from the first list they see (Dovecot, too,
         lists IDLE before login); LOGIN/AUTHENTICATE send the list again in their OK."""
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE"]
+        literal = "LITERAL-" if self.config.literal_minus else "LITERAL+"  # RFC 7888
+        caps = ["IMAP4rev1", "IMAP4rev2", literal, "SASL-IR", "ID", "ENABLE"]
         if self.account is None:
             if self.stream.tls_available:
                 caps.append("STARTTLS")
@@ -223,6 +225,7 @@ class Session:
             "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "UNAUTHENTICATE",
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)
@@ -455,6 +458,18 @@ class Session:
 
     def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:
         return SelectedMailbox(self.services.store, mailbox, read_only=read_only)
+
+    async def end_login(self) -> None:
+        """UNAUTHENTICATE (RFC 8437 §3): forget the user, the selected mailbox, "$" and
+        what ENABLE turned on, and stop following the account's changes; TLS and
+        compression stay, since they belong to the connection."""
+        await self._stop_pump()
+        self.select(None)
+        self.account = None
+        self.mailboxes = None
+        self.enabled.clear()
+        self._changed.clear()
+        self.conn.unauthenticated()
 
     async def login_as(self, account: Account) -> None:
         self.account = account

@@ -120,6 +120,7 @@ from pillarbox.proto.imap.commands.session import (
     StartTls,
 )
 from pillarbox.proto.imap.commands.sort import ESORT_OPTIONS, Sort, Thread
+from pillarbox.proto.imap.commands.unauthenticate import Unauthenticate
 
 ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Capability,
@@ -156,6 +157,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Compress,
     Sort,
     Thread,
+    Unauthenticate,
 )
 
 __all__ = [
@@ -230,6 +232,7 @@ __all__ = [
     "Subscribe",
     "Thread",
     "UidExpunge",
+    "Unauthenticate",
     "Unselect",
     "Unsubscribe",
 ]
