@@ -218,6 +218,8 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
         return b"BODY " + info.body
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % info.modseq
+    if name == "PREVIEW":  # RFC 8970 §3: computed at delivery, never NIL
+        return b"PREVIEW " + wire.string(info.preview.encode("utf-8"))
     if name in _RFC822_SECTIONS:
         return name.encode() + b" " + wire.literal(data)
     raise BadCommand(f"{name} is not supported")

@@ -226,6 +226,7 @@ class Session:
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "UNAUTHENTICATE",
+            "PREVIEW",
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)

@@ -32,6 +32,7 @@ SIMPLE_FETCH_ATTRIBUTES: Final = frozenset(
         "EMAILID",  # RFC 8474
         "THREADID",  # RFC 8474
         "SAVEDATE",  # RFC 8514
+        "PREVIEW",  # RFC 8970 (a "(LAZY)" modifier is parsed and needs nothing here)
     }
 )
 

@@ -109,10 +109,23 @@ def _fetch_att(r: Reader, out: list[c.FetchItem], *, allow_macro: bool) -> None:
         out.append(c.FetchBinarySize(part))
     elif name in c.SIMPLE_FETCH_ATTRIBUTES:
         out.append(c.FetchAttribute(name))
+        if name == "PREVIEW":
+            _preview_modifiers(r)
     elif allow_macro and name in _MACROS:
         out.extend(c.FetchAttribute(n) for n in _MACROS[name])
     else:
         raise ParseError("Invalid fetch attribute")
+
+
+def _preview_modifiers(r: Reader) -> None:
+    """RFC 8970 §6: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod
+    "LAZY". Previews are computed at delivery, so LAZY never changes the answer."""
+    if r.data[r.pos : r.pos + 2] != b" (":
+        return
+    r.pos += 1
+    modifiers = r.atom_list()
+    if not modifiers or set(modifiers) != {"LAZY"}:
+        raise ParseError("Unknown preview modifier")
 
 
 def _parse_fetch(r: Reader, tag: str, uid: bool) -> c.Fetch:
