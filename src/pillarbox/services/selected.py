@@ -27,9 +27,11 @@ from pillarbox.model import (
     SequenceSet,
     StoreFlagsResult,
 )
-from pillarbox.services import fetching
+from pillarbox.model.sorting import SortCriterion
+from pillarbox.services import fetching, sorting
 from pillarbox.services.fetching import FetchedMessage, Section
 from pillarbox.services.mailbox import call_store
+from pillarbox.services.threads import ThreadNode
 from pillarbox.services.view import SelectedView
 from pillarbox.store.api import Store
 
@@ -114,6 +116,20 @@ class SelectedMailbox:
         resolved = self.view.resolve_search(key, saved)
         found = await call_store(self._store.search(self.mailbox.id, resolved))
         return [u for u in found if self.view.seq_of(u) is not None]
+
+    async def sort(
+        self, criteria: Sequence[SortCriterion], key: SearchKey, saved: Sequence[int]
+    ) -> list[int]:
+        """SORT (RFC 5256): the UIDs `search` finds, in the order of `criteria`."""
+        found = await self.search(key, saved)
+        return await sorting.sorted_uids(self._store, self.mailbox.id, found, criteria)
+
+    async def thread(
+        self, algorithm: str, key: SearchKey, saved: Sequence[int]
+    ) -> list[ThreadNode]:
+        """THREAD (RFC 5256): the threads of the messages `search` finds."""
+        found = await self.search(key, saved)
+        return await sorting.threads(self._store, self.mailbox.id, found, algorithm)
 
     # --- changing -----------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO) and THREAD (RFC 5256 §3): the
 order and the threads of a search result.
 
-Theory of operation: the search runs as SEARCH does (`SelectedMailbox.search`), then one
-store call (`Store.sort_rows`) returns, for the matching UIDs, the values stored at
-delivery — internal date, size, sent date, decoded subject, ENVELOPE bytes — and the
-keys are computed from them here: addresses from the ENVELOPE (`envelope_fields`), the
-base subject from the decoded subject (`base_subject`). No message is re-parsed and no
-query runs per message. THREAD feeds the same rows (with the References msg-ids kept at
+Theory of operation: `SelectedMailbox.sort` / `.thread` run the search as SEARCH does and
+hand the matching UIDs here; one store call (`Store.sort_rows`) returns the values stored
+at delivery — internal date, size, sent date, decoded subject, ENVELOPE bytes — and the
+keys are computed from them: addresses from the ENVELOPE (`envelope_fields`), the base
+subject from the decoded subject (`base_subject`). No message is re-parsed and no query
+runs per message. THREAD feeds the same rows (with the References msg-ids kept at
 delivery) to the pure algorithms of `threads`. Strings compare under i;ascii-casemap, the
-default collation (RFC 5256 §2.3); messages equal under every criterion stay in mailbox (UID) order.
+default collation (RFC 5256 §2.3); messages equal under every criterion stay in mailbox
+(UID) order.
 
 Must not: touch the protocol (criteria arrive as `SortCriterion` values), or read
 message files.
@@ -23,10 +24,8 @@ from pillarbox.message.base_subject import base_subject, casemap, split_subject
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.envelope_fields import EnvelopeAddress, EnvelopeFields, read_envelope
 from pillarbox.message.message_ids import message_ids, references_field
-from pillarbox.model import SearchKey
 from pillarbox.model.sorting import SortCriterion, SortRow
 from pillarbox.services.mailbox import call_store
-from pillarbox.services.selected import SelectedMailbox
 from pillarbox.services.threads import ThreadInput, ThreadNode, ordered_subject, references
 from pillarbox.store.api import Store
 
@@ -106,16 +105,11 @@ def sort_order(rows: Sequence[SortRow], criteria: Sequence[SortCriterion]) -> li
     return [k.row.uid for k in items]
 
 
-async def sort(
-    store: Store,
-    selected: SelectedMailbox,
-    criteria: Sequence[SortCriterion],
-    key: SearchKey,
-    saved: Sequence[int],
+async def sorted_uids(
+    store: Store, mailbox_id: int, uids: Sequence[int], criteria: Sequence[SortCriterion]
 ) -> list[int]:
-    """UIDs matching `key`, in the order of `criteria`: one search, one store read."""
-    uids = await selected.search(key, saved)
-    rows = await call_store(store.sort_rows(selected.mailbox.id, uids))
+    """`uids` in the order of `criteria` (RFC 5256 §3): one store read."""
+    rows = await call_store(store.sort_rows(mailbox_id, uids))
     return sort_order(rows, criteria)
 
 
@@ -138,16 +132,11 @@ def thread_input(row: SortRow, *, with_references: bool) -> ThreadInput:
     )
 
 
-async def thread(
-    store: Store,
-    selected: SelectedMailbox,
-    algorithm: str,
-    key: SearchKey,
-    saved: Sequence[int],
+async def threads(
+    store: Store, mailbox_id: int, uids: Sequence[int], algorithm: str
 ) -> list[ThreadNode]:
-    """Threads of the messages matching `key` (RFC 5256 §3): one search, one store read."""
-    uids = await selected.search(key, saved)
+    """The threads of `uids` by `algorithm` (RFC 5256 §3): one store read."""
     with_refs = algorithm == "REFERENCES"
-    rows = await call_store(store.sort_rows(selected.mailbox.id, uids, with_references=with_refs))
+    rows = await call_store(store.sort_rows(mailbox_id, uids, with_references=with_refs))
     messages = [thread_input(r, with_references=with_refs) for r in rows]
     return references(messages) if with_refs else ordered_subject(messages)

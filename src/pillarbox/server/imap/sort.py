@@ -1,14 +1,15 @@
 """SORT and UID SORT (RFC 5256 §4), ESORT (RFC 5267 §3), DISPLAYFROM/DISPLAYTO (RFC 5957),
 THREAD and UID THREAD (RFC 5256 §4) with ORDEREDSUBJECT and REFERENCES.
 
-The search and the ordering are the sorting service's (one search, one store read of
-precomputed columns); this module checks the charset and writes ``* SORT`` or, with a
-RETURN clause, ``* ESEARCH`` whose MIN/MAX are the first/last message in sort order and
-whose ALL keeps the sort order (RFC 5267 §3.1); for THREAD, ``* THREAD`` with one
-parenthesised thread-list per thread (`threads.thread_list`).
+The search and the ordering are the selected mailbox's (`SelectedMailbox.sort` and
+`.thread`: one search, one store read of precomputed columns); this module checks the
+charset and the algorithm and writes ``* SORT`` or, with a RETURN clause, ``* ESEARCH``
+whose MIN/MAX are the first/last message in sort order and whose ALL keeps the sort order
+(RFC 5267 §3.1); for THREAD, ``* THREAD`` with one parenthesised thread-list per thread
+(`threads.thread_list`).
 
-Must not: read message files, or report EXPUNGE (held back by the dispatcher for SORT by
-sequence number, as for SEARCH).
+Must not: read message files, or report EXPUNGE (held back by the dispatcher for SORT and
+THREAD by sequence number, as for SEARCH).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ async def sort(s: Session, cmd: c.Sort) -> bytes:
     selected = s.require_selected()
     if cmd.charset not in CHARSETS:
         raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
-    uids = await sorting.sort(s.services.store, selected, cmd.criteria, cmd.search, s.saved_search)
+    uids = await selected.sort(cmd.criteria, cmd.search, s.saved_search)
     view = selected.view
     numbers = uids if cmd.uid else [view.seq_of(u) or 0 for u in uids]
     if cmd.return_options is None:
@@ -44,9 +45,7 @@ async def thread(s: Session, cmd: c.Thread) -> bytes:
         raise BadCommand("Unknown threading algorithm")  # RFC 5256 §4: BAD
     if cmd.charset not in CHARSETS:
         raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
-    threads = await sorting.thread(
-        s.services.store, selected, cmd.algorithm, cmd.search, s.saved_search
-    )
+    threads = await selected.thread(cmd.algorithm, cmd.search, s.saved_search)
     view = selected.view
     numbers = _Numbers(view.seq_of) if not cmd.uid else _Numbers(None)
     s.untagged(
