@@ -65,7 +65,7 @@ async def test_rows_stored_before_references_fall_back_to_header_text(tmp_path: 
     await store.close()
     conn = sqlite3.connect(data / DB_NAME)
     with conn:
-        conn.execute("UPDATE blobs SET thread_refs = NULL")  # as migration 4 leaves old rows
+        conn.execute("UPDATE blobs SET thread_refs = NULL")  # as migration 5 leaves old rows
     conn.close()
     store = SqliteStore(data)
     await store.open()
