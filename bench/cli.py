@@ -29,10 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.idle_client import raise_fd_limit
 from bench.pillarbox_server import PillarboxServer
 from bench.reference import ReferenceServers
 from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
 from bench.servers import (
+    DEFAULT_CONNECTION_LIMIT,
     QUICK_USER_COUNT,
     USER_COUNT,
     Endpoint,
@@ -41,6 +43,7 @@ from bench.servers import (
     remove_discarded,
 )
 from bench.workloads import WORKLOADS, Context, Workload
+from bench.workloads.idle_fanout import FULL_CONNECTIONS, QUICK_CONNECTIONS
 
 SCHEMA = 1
 
@@ -231,6 +234,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="messages in the large_mailbox folder (default 100,000; quick 2,000)",
     )
     parser.add_argument(
+        "--idle-connections",
+        type=int,
+        metavar="N",
+        help=f"idle_fanout's IDLE connections (default {FULL_CONNECTIONS:,}; "
+        f"quick {QUICK_CONNECTIONS})",
+    )
+    parser.add_argument(
         "--reference-passwords",
         choices=("argon2id", "plain"),
         default="argon2id",
@@ -246,6 +256,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.workload_names = names
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.idle_connections is not None and args.idle_connections < 1:
+        parser.error("--idle-connections must be at least 1")
     if args.no_pillarbox and not args.reference:
         parser.error("--no-pillarbox leaves nothing to run without --reference")
     return args
@@ -263,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {"build": args.build}
     if args.mailbox_size:
         options["mailbox_size"] = str(args.mailbox_size)
+    idle = args.idle_connections or (QUICK_CONNECTIONS if args.quick else FULL_CONNECTIONS)
+    options["idle_connections"] = str(idle)
+    # idle_fanout's connections on top of what the other workloads hold; the servers are
+    # children of this process and inherit its (raised) file-descriptor limit.
+    connection_limit = max(DEFAULT_CONNECTION_LIMIT, idle + 500)
+    raise_fd_limit()
     document: dict[str, Any] = {
         "tool": "pillarbox-bench",
         "schema": SCHEMA,
@@ -300,12 +318,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["accounts"] = users
     if not args.no_pillarbox:
         servers.append(
-            PillarboxServer(log, command=args.pillarbox, keep=args.keep, user_count=users)
+            PillarboxServer(
+                log,
+                command=args.pillarbox,
+                keep=args.keep,
+                user_count=users,
+                connection_limit=connection_limit,
+            )
         )
     if args.reference:
         servers.append(
             ReferenceServers(
-                log, keep=args.keep, user_count=users, password_scheme=args.reference_passwords
+                log,
+                keep=args.keep,
+                user_count=users,
+                password_scheme=args.reference_passwords,
+                connection_limit=connection_limit,
             )
         )
     try:

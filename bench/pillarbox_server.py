@@ -25,8 +25,10 @@ from typing import IO
 
 from bench.servers import (
     BIG_USER,
+    DEFAULT_CONNECTION_LIMIT,
     DOMAIN,
     HOST,
+    IDLE_USER,
     PASSWORD,
     USER_COUNT,
     Endpoint,
@@ -36,6 +38,7 @@ from bench.servers import (
     all_users,
     discard_dir,
     free_port,
+    light_password_hash,
     make_run_dir,
     reap_stale,
     wait_for_listeners,
@@ -67,8 +70,10 @@ pop3s = ""
 http = ""
 
 [limits]
-# One loopback client stands in for many: no per-IP caps (Dovecot gets the same).
-max_connections_per_ip = 2000
+# One loopback client stands in for many: no per-IP caps (Dovecot gets the same), and
+# room for idle_fanout's connections (--idle-connections) on top of the other workloads'.
+max_connections = {max_connections}
+max_connections_per_ip = {max_connections}
 connection_rate_per_ip = 0
 """
 
@@ -81,9 +86,10 @@ def default_command() -> str:
     return shutil.which("pillarbox") or str(beside)
 
 
-def _add_users_in_process(config: Path, users: Sequence[str]) -> bool:
-    """Add *users* with Pillarbox's own AccountService, hashing in parallel; False when
-    Pillarbox is not importable here (then the caller falls back to the CLI)."""
+def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[str]) -> bool:
+    """Add *users* with Pillarbox's own AccountService, hashing in parallel, and *light*
+    with the light hash straight through the store (the CLI always hashes at full cost);
+    False when Pillarbox is not importable here (then the caller falls back to the CLI)."""
     try:
         from pillarbox import config as config_mod
         from pillarbox.app import open_store
@@ -97,6 +103,8 @@ def _add_users_in_process(config: Path, users: Sequence[str]) -> bool:
         try:
             accounts = AccountService(store)
             await asyncio.gather(*(accounts.add_user(user, PASSWORD) for user in users))
+            for user in light:
+                await store.add_account(user, light_password_hash())
         finally:
             await store.close()
 
@@ -113,9 +121,11 @@ class PillarboxServer(ServerProcess):
         command: str | None = None,
         keep: bool = False,
         user_count: int = USER_COUNT,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
         self._log = log
         self._user_count = user_count
+        self._connection_limit = connection_limit
         self._command = command or default_command()
         self._default_command = command is None
         self._keep = keep
@@ -151,19 +161,26 @@ class PillarboxServer(ServerProcess):
         self._root = root
         ports = {"smtp_port": free_port(), "imap_port": free_port(), "pop3_port": free_port()}
         config = root / "pillarbox.toml"
-        config.write_text(CONFIG.format(data_dir=root / "data", host=HOST, **ports))
+        config.write_text(
+            CONFIG.format(
+                data_dir=root / "data",
+                host=HOST,
+                max_connections=self._connection_limit,
+                **ports,
+            )
+        )
         (root / "data").mkdir()
 
         users = [*all_users(self._user_count), BIG_USER]
-        self._log(f"creating domain and {len(users)} accounts in {root}")
+        self._log(f"creating domain and {len(users) + 1} accounts in {root}")
         started = time.perf_counter()
         # The CLI is exercised for the domain and the first account; the rest go in
         # through the same AccountService in this process when it can import Pillarbox
         # (one interpreter start and no store open per account: ~0.8 s each otherwise).
         self._cli(config, "domain", "add", DOMAIN)
         self._cli(config, "user", "add", users[0], "--password-stdin", stdin=PASSWORD + "\n")
-        if not (self._default_command and _add_users_in_process(config, users[1:])):
-            for user in users[1:]:
+        if not (self._default_command and _add_users_in_process(config, users[1:], [IDLE_USER])):
+            for user in [*users[1:], IDLE_USER]:
                 self._cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
         self._log(f"accounts created in {time.perf_counter() - started:.1f}s; starting serve")
 
@@ -205,6 +222,7 @@ class PillarboxServer(ServerProcess):
             smtp_port=served["smtp"],
             imap_port=served["imap"],
             pop3_port=served["pop3"],
+            server_pid=proc.pid,
         )
 
     def describe(self) -> dict[str, str]:

@@ -38,8 +38,10 @@ from pathlib import Path
 
 from bench.servers import (
     BIG_USER,
+    DEFAULT_CONNECTION_LIMIT,
     DOMAIN,
     HOST,
+    IDLE_USER,
     PASSWORD,
     USER_COUNT,
     Endpoint,
@@ -49,6 +51,7 @@ from bench.servers import (
     all_users,
     discard_dir,
     free_port,
+    light_password_hash,
     make_run_dir,
     reap_stale,
     wait_for_greeting,
@@ -59,6 +62,11 @@ REQUIRED_BINARIES = ("/usr/sbin/dovecot", "/usr/sbin/postfix", "/usr/sbin/postco
 # Dovecot's LMTP server binary: its presence tells dovecot-lmtpd is installed.
 LMTP_BINARY = "/usr/lib/dovecot/lmtp"
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+#: Each Dovecot ``imap`` process in IDLE takes one inotify instance to watch its Maildir;
+#: past this per-uid limit (128 by default) Dovecot logs "Inotify instance limit ...
+#: exceeded, disabling" and those sessions fall back to polling every 30 s
+#: (mailbox_idle_check_interval). Raised for the run when too low, and restored on stop.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 START_TIMEOUT = 60.0
 DIR_PREFIX = "pbref-"
 #: Master pid files inside a run directory, with the word their command line contains.
@@ -83,9 +91,9 @@ mail_location = maildir:~/Maildir
 mail_uid = {uid}
 mail_gid = {gid}
 first_valid_uid = 1
-mail_max_userip_connections = 1000
+mail_max_userip_connections = {connection_limit}
 default_process_limit = 1000
-default_client_limit = 4000
+default_client_limit = {client_limit}
 default_vsz_limit = 1G
 login_trusted_networks = 127.0.0.0/8
 recipient_delimiter =
@@ -136,7 +144,8 @@ service lmtp {{
   }}
 }}
 service imap {{
-  process_limit = 1000
+  # One process per IMAP connection: room for idle_fanout's (--idle-connections).
+  process_limit = {connection_limit}
 }}
 service pop3 {{
   process_limit = 1000
@@ -300,8 +309,10 @@ class ReferenceServers(ServerProcess):
         keep: bool = False,
         user_count: int = USER_COUNT,
         password_scheme: str = "argon2id",
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
         self._log = log
+        self._connection_limit = connection_limit
         self._user_count = user_count
         self._scheme = password_scheme
         self._keep = keep
@@ -310,6 +321,7 @@ class ReferenceServers(ServerProcess):
         self._postfix_started = False
         self._stopped = False
         self._versions: dict[str, str] = {}
+        self._inotify_saved: str | None = None
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -338,15 +350,18 @@ class ReferenceServers(ServerProcess):
         ):
             (root / sub).mkdir()
         os.chown(root / "mail", nobody.pw_uid, nobody.pw_gid)
-        users = [*all_users(self._user_count), BIG_USER]
+        users = [*all_users(self._user_count), BIG_USER, IDLE_USER]
         secret = password_entry(self._scheme)
         self._versions["password_scheme"] = secret.split("}", 1)[0].lstrip("{")
+        # The idle_fanout account's light hash, as on the Pillarbox side (servers.IDLE_USER).
+        light = "{ARGON2ID}" + light_password_hash() if self._scheme != "plain" else secret
         lines = []
         for user in users:
             home = root / "mail" / user
             home.mkdir()
             os.chown(home, nobody.pw_uid, nobody.pw_gid)
-            lines.append(f"{user}:{secret}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
+            entry = light if user == IDLE_USER else secret
+            lines.append(f"{user}:{entry}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
         (root / "passwd").write_text("".join(lines))
         (root / "passwd").chmod(0o640)
         shutil.chown(root / "passwd", "root", "dovecot")
@@ -357,6 +372,9 @@ class ReferenceServers(ServerProcess):
             uid=nobody.pw_uid,
             gid=nobody.pw_gid,
             tag=root.name,
+            connection_limit=self._connection_limit,
+            # The log, anvil and auth processes hold one connection per process.
+            client_limit=max(4000, 2 * self._connection_limit + 1000),
             **ports,
         )
         conf = root / "dovecot.conf"
@@ -367,6 +385,7 @@ class ReferenceServers(ServerProcess):
         (root / "postfix-data").chmod(0o700)
         shutil.chown(root / "postfix-data", "postfix", "postfix")
 
+        self._raise_inotify_limit(self._connection_limit + 500)
         self._versions["dovecot"] = _run(["dovecot", "--version"]).stdout.strip()
         self._versions["postfix"] = _run(
             ["postconf", "-c", str(pf), "-h", "mail_version"]
@@ -407,7 +426,21 @@ class ReferenceServers(ServerProcess):
             imap_port=ports["imap_port"],
             pop3_port=ports["pop3_port"],
             lmtp_port=ports["lmtp_port"],
+            server_pid=self._dovecot.pid,
         )
+
+    def _raise_inotify_limit(self, needed: int) -> None:
+        """Give Dovecot's IDLE sessions an inotify instance each (see INOTIFY_INSTANCES)."""
+        try:
+            current = INOTIFY_INSTANCES.read_text().strip()
+            if int(current) < needed:
+                INOTIFY_INSTANCES.write_text(f"{needed}\n")
+                self._inotify_saved = current
+                self._log(f"fs.inotify.max_user_instances {current} -> {needed} for this run")
+        except (OSError, ValueError) as exc:
+            self._log(f"cannot raise fs.inotify.max_user_instances ({exc}): Dovecot may poll")
+        with contextlib.suppress(OSError):
+            self._versions["inotify_max_user_instances"] = INOTIFY_INSTANCES.read_text().strip()
 
     def describe(self) -> dict[str, str]:
         return {
@@ -448,6 +481,10 @@ class ReferenceServers(ServerProcess):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
+        if self._inotify_saved is not None:
+            with contextlib.suppress(OSError):
+                INOTIFY_INSTANCES.write_text(self._inotify_saved + "\n")
+            self._inotify_saved = None
         if root is not None and not self._keep:
             discard_dir(root)
         elif root is not None:

@@ -36,6 +36,13 @@ QUICK_USER_COUNT = 20
 #: The large-mailbox workload owns this extra account, so its 100,000-message INBOX never
 #: slows down the workloads that use the 100 ordinary accounts.
 BIG_USER = f"big@{DOMAIN}"
+#: The idle_fanout workload's account, whose INBOX thousands of connections watch. Its
+#: password hash is argon2id at the lightest parameters (see ``light_password_hash``), on
+#: both sides, so that thousands of log-ins in set-up take seconds, not the ~0.2 s of CPU
+#: each that the ordinary accounts' hashes cost. Log-ins are never part of its figures.
+IDLE_USER = f"idle@{DOMAIN}"
+#: Connections a side must accept unless told otherwise (Pillarbox's default cap).
+DEFAULT_CONNECTION_LIMIT = 2000
 
 
 def user_address(index: int) -> str:
@@ -60,7 +67,11 @@ class Endpoint:
     host: str = HOST
     users: tuple[str, ...] = field(default_factory=all_users)
     big_user: str = BIG_USER
+    idle_user: str = IDLE_USER
     password: str = PASSWORD
+    #: The side's root server process (Pillarbox's ``serve``, Dovecot's master): memory
+    #: and CPU are read over it and its descendants. ``None``: not measurable.
+    server_pid: int | None = None
 
 
 class ServerError(RuntimeError):
@@ -96,6 +107,17 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def light_password_hash() -> str:
+    """An argon2id hash of PASSWORD at t=1, m=1 MiB, p=1 (a millisecond to check).
+
+    Both sides verify argon2id at the parameters stored in the hash (argon2-cffi in
+    Pillarbox, libsodium in Dovecot), so the same light hash makes a log-in cheap on both.
+    """
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
 def free_port() -> int:

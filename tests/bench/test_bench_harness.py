@@ -29,7 +29,7 @@ ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
 
 def test_registry_names_match_and_metrics_are_declared() -> None:
     """Every registered workload is keyed by its own name and declares unique metrics."""
-    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3"]
+    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3", "idle_fanout"]
     for name, cls in WORKLOADS.items():
         assert cls.name == name
         assert cls.description
@@ -194,8 +194,11 @@ def test_reference_config_templates_format() -> None:
         imap_port=2,
         pop3_port=3,
         lmtp_port=4,
+        connection_limit=2500,
+        client_limit=6000,
     )
     assert "port = 2" in DOVECOT_CONF.format(**fields)
+    assert "mail_max_userip_connections = 2500" in DOVECOT_CONF.format(**fields)
     assert "lmtp:inet:127.0.0.1:4" in POSTFIX_MAIN_CF.format(**fields)
     assert POSTFIX_MASTER_CF.format(**fields).startswith("# Written")
 
@@ -213,8 +216,11 @@ def test_side_that_cannot_start_records_an_error() -> None:
 def test_arguments() -> None:
     args = cli.parse_args(["--quick", "--workloads", "pop3,smtp_ingest", "--runs", "2"])
     assert args.workload_names == ["pop3", "smtp_ingest"]
+    assert cli.parse_args(["--idle-connections", "10000"]).idle_connections == 10000
     with pytest.raises(SystemExit):
         cli.parse_args(["--workloads", "nope"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--idle-connections", "0"])
 
 
 def test_reap_stale_only_touches_directories_of_dead_owners() -> None:
@@ -265,7 +271,9 @@ def test_pillarbox_config_is_valid_toml_with_the_documented_keys() -> None:
 
     from bench.pillarbox_server import CONFIG
 
-    text = CONFIG.format(data_dir="/d", host="127.0.0.1", smtp_port=1, imap_port=2, pop3_port=3)
+    text = CONFIG.format(
+        data_dir="/d", host="127.0.0.1", smtp_port=1, imap_port=2, pop3_port=3, max_connections=9
+    )
     config = tomllib.loads(text)
     assert config["server"] == {"hostname": "pillarbox.bench.invalid", "data_dir": "/d"}
     assert set(config["listen"]) == {
@@ -280,3 +288,4 @@ def test_pillarbox_config_is_valid_toml_with_the_documented_keys() -> None:
     }
     assert config["listen"]["imap"] == "127.0.0.1:2" and config["listen"]["http"] == ""
     assert config["limits"]["connection_rate_per_ip"] == 0
+    assert config["limits"]["max_connections"] == config["limits"]["max_connections_per_ip"] == 9

@@ -1,0 +1,206 @@
+"""Many IDLE connections in one client process, for the ``idle_fanout`` workload.
+
+The workload starts a few of these processes (``multiprocessing``, spawn) so that the
+client is not one Python event loop reading thousands of sockets on one core. Each process
+opens its share of the connections (LOGIN, SELECT INBOX, IDLE, a bounded number of
+log-ins at a time), then obeys the workload over a pipe:
+
+- ``("arm", token)``: from now on, note for each connection the first time bytes
+  containing *token* (``b" EXISTS"``, ``b"\\\\Flagged"``) arrive; answer ``("armed",)``.
+- ``("collect", timeout)``: wait until every connection saw the token or *timeout*
+  passes; answer ``("seen", [time or None per connection], cpu_seconds)``, the CPU this
+  process used since the ``arm``.
+- ``("stop",)``: DONE, LOGOUT, close; answer ``("stopped",)``.
+
+Times are ``time.monotonic()``, the same clock in every process on Linux, taken as the
+bytes reach ``data_received``: a connection's latency includes its wait for this loop.
+The reading path is an ``asyncio.Protocol`` that only searches the new bytes (plus a short
+tail for a token split across reads): no line parsing, no task wake-up per connection.
+
+Must not: connect anywhere but the given loopback host; wait without a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: Log-ins in flight per client process: enough to keep the server busy, few enough that
+#: the listen backlog and the login path are not flooded.
+CONCURRENT_LOGINS = 32
+SETUP_TIMEOUT = 60.0
+_TAIL = 16
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's soft RLIMIT_NOFILE to its hard limit; return the new soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class IdleConnection(asyncio.Protocol):
+    """One IMAP connection: line-wise during set-up, a token watcher once idling."""
+
+    def __init__(self, on_seen: Callable[[], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._prefix = b""
+        self._closed = asyncio.get_running_loop().create_future()
+        self._on_seen = on_seen
+        self._tail = b""
+        self.token: bytes | None = None
+        self.seen: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        token = self.token
+        if token is not None:
+            if self.seen is None and token in self._tail + data:
+                self.seen = time.monotonic()
+                self._on_seen()
+            self._tail = data[-_TAIL:]
+            return
+        self._buffer += data
+        self._check()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError("connection closed by server"))
+
+    def _check(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        while (end := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[: end + 1])
+            del self._buffer[: end + 1]
+            if line.startswith(self._prefix):
+                waiter.set_result(line)
+                return
+
+    async def line(self, prefix: bytes) -> bytes:
+        """The next line starting with *prefix* (earlier lines are dropped)."""
+        self._prefix = prefix
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._check()
+        return await self._waiter
+
+    async def command(self, tag: bytes, text: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(tag + b" " + text + b"\r\n")
+        reply = await self.line(tag + b" ")
+        if not reply[len(tag) + 1 :].upper().startswith(b"OK"):
+            raise ConnectionError(f"{text.split()[0].decode()}: {reply[:200]!r}")
+
+    async def close(self) -> None:
+        if self.transport is None:
+            return
+        with contextlib.suppress(Exception):
+            self.transport.write(b"DONE\r\nz LOGOUT\r\n")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._closed), 2.0)
+        self.transport.close()
+
+
+class Fleet:
+    """This process's connections and what they have seen since the last ``arm``."""
+
+    def __init__(self) -> None:
+        self.connections: list[IdleConnection] = []
+        self.missing = 0
+        self.all_seen = asyncio.Event()
+
+    def _seen(self) -> None:
+        self.missing -= 1
+        if self.missing <= 0:
+            self.all_seen.set()
+
+    async def open_one(self, host: str, port: int, user: str, password: str) -> None:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(lambda: IdleConnection(self._seen), host, port)
+        self.connections.append(conn)
+        await conn.line(b"* OK")
+        quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+        await conn.command(b"a", f'LOGIN "{user}" "{quoted}"'.encode())
+        await conn.command(b"b", b"SELECT INBOX")
+        assert conn.transport is not None
+        conn.transport.write(b"c IDLE\r\n")
+        await conn.line(b"+")
+
+    async def open(self, count: int, host: str, port: int, user: str, password: str) -> None:
+        gate = asyncio.Semaphore(CONCURRENT_LOGINS)
+
+        async def one() -> None:
+            async with gate:
+                await self.open_one(host, port, user, password)
+
+        async with asyncio.timeout(SETUP_TIMEOUT + count * 0.05):
+            await asyncio.gather(*(one() for _ in range(count)))
+
+    def arm(self, token: bytes) -> None:
+        self.all_seen.clear()
+        self.missing = len(self.connections)
+        for conn in self.connections:
+            conn.seen = None
+            conn._tail = b""
+            conn.token = token
+        if not self.connections:
+            self.all_seen.set()
+
+    async def collect(self, timeout: float) -> list[float | None]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_seen.wait(), timeout)
+        return [conn.seen for conn in self.connections]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(conn.close() for conn in self.connections))
+
+
+async def _serve(control: Connection, spec: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    fleet = Fleet()
+    try:
+        await fleet.open(spec["count"], spec["host"], spec["port"], spec["user"], spec["password"])
+    except Exception as exc:
+        control.send(("failed", f"{type(exc).__name__}: {exc}", len(fleet.connections)))
+        await fleet.close()
+        return
+    control.send(("ready", len(fleet.connections)))
+    armed_cpu = time.process_time()
+    while True:
+        message = await loop.run_in_executor(None, control.recv)
+        if message[0] == "arm":
+            armed_cpu = time.process_time()
+            fleet.arm(message[1])
+            control.send(("armed",))
+        elif message[0] == "collect":
+            seen = await fleet.collect(message[1])
+            control.send(("seen", seen, time.process_time() - armed_cpu))
+        else:
+            await fleet.close()
+            control.send(("stopped",))
+            return
+
+
+def worker(control: Connection, spec: dict[str, Any]) -> None:
+    """Entry point of a client process (``spec``: count, host, port, user, password)."""
+    raise_fd_limit()
+    try:
+        asyncio.run(_serve(control, spec))
+    finally:
+        control.close()
