@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 import ssl
@@ -189,10 +190,28 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+# The cyclic garbage collector's young generation is collected every GC_THRESHOLD
+# allocations (CPython's default: 700). A server holding thousands of sessions allocates
+# a little per event per session, and each collection that reaches the older generations
+# walks every live session object: a profile of 10,000 IDLE sessions showed 70% of the
+# event loop in the collector. Sessions free almost everything by reference counting.
+GC_THRESHOLD = (50_000, 20, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Once the server has started: move everything alive (modules, configuration,
+    the store's and listeners' objects) to the permanent generation, which collections
+    never walk, and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
     app = App(config)
     await app.start()
+    tune_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
