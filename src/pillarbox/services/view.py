@@ -66,11 +66,21 @@ class Updates:
     """What a front-end must tell the client, in this order (RFC 9051 §7.4, §7.5)."""
 
     expunged: list[int] = field(default_factory=list)  # sequence numbers, send in this order
+    vanished: list[int] = field(default_factory=list)  # the same messages' UIDs, ascending
     exists: int | None = None  # new message count, if it changed
     flags: list[tuple[int, FlagRow]] = field(default_factory=list)  # (seq, row), ascending
 
     def __bool__(self) -> bool:
         return bool(self.expunged or self.exists is not None or self.flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """Messages this session removed from its view: their sequence numbers, highest first
+    (one EXPUNGE each), and their UIDs, ascending (one VANISHED for all)."""
+
+    seqs: list[int]
+    uids: list[int]
 
 
 class SelectedView:
@@ -346,6 +356,7 @@ class SelectedView:
             present = [u for u in self._expunged if self.seq_of(u) is not None]
             self._expunged = set(present)
             if allow_expunge and present:
+                out.vanished = sorted(present)
                 out.expunged = self._remove(present)
         if len(self.uids) != self.exists_reported:
             # EXISTS never shrinks here: held-back expunges still count (RFC 9051 §7.4.1).
@@ -383,13 +394,18 @@ class SelectedView:
         """This session expunged `uids` itself: remove them and return the sequence numbers
         to report (highest first). UIDs the client never saw are remembered so that their
         late MessagesAdded event does not bring them back."""
+        return self.expunge_known(uids).seqs
+
+    def expunge_known(self, uids: Iterable[int]) -> Removed:
+        """`expunged_now`, also saying which of `uids` the client knew (the UIDs a
+        ``VANISHED`` response names, RFC 7162 §3.2.10)."""
         known: list[int] = []
         for u in uids:
             if self.seq_of(u) is not None:
                 known.append(u)
             elif u > self.max_uid:
                 self._gone.add(u)
-        return self._remove(known)
+        return Removed(self._remove(known), sorted(set(known)))
 
     def reported(self, rows: Iterable[FlagRow]) -> None:
         """The client was just told these flags (FETCH after STORE, implicit \\Seen)."""
