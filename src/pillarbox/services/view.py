@@ -409,9 +409,13 @@ class SelectedView:
 
     def reported(self, rows: Iterable[FlagRow]) -> None:
         """The client was just told these flags (FETCH after STORE, implicit \\Seen)."""
-        for row in rows:
-            self._reported[row.uid] = row.modseq
-            self.highestmodseq = max(self.highestmodseq, row.modseq)
+        self.reported_modseqs((row.uid, row.modseq) for row in rows)
+
+    def reported_modseqs(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """`reported`, from ``(uid, modseq)`` pairs (a FETCH (CHANGEDSINCE) answer)."""
+        for uid, modseq in pairs:
+            self._reported[uid] = modseq
+            self.highestmodseq = max(self.highestmodseq, modseq)
         if len(self._reported) > 100_000:
             self._reported.clear()  # bound memory; the cost is at most a repeated FETCH
 

@@ -91,6 +91,8 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
         rows, keywords = await selected.flag_bits(uids)  # one query
         if cmd.changed_since is not None:
             rows = [r for r in rows if r[2] > cmd.changed_since]
+            # The client now has these MODSEQs: no unsolicited FETCH repeats them.
+            view.reported_modseqs((uid, modseq) for uid, _bits, modseq in rows)
         await _send_flags_only(s, view, cmd, rows, keywords)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
     if cmd.changed_since is not None:

@@ -11,8 +11,8 @@ The ``expunged`` table keeps every expunge of a mailbox for as long as the mailb
 UIDs vanished after any MODSEQ; the seq-match data a client may add to help a server
 that forgot (RFC 7162 §3.2.5.2) is therefore accepted and not needed.
 
-Must not: report a UID the session's view still holds as vanished (it is reported with
-a plain VANISHED when the view lets it go, RFC 7162 §3.2.10), or a change of a message
+Must not: at SELECT, report a UID the fresh view still holds as vanished (it went after
+the snapshot and a plain VANISHED follows, RFC 7162 §3.2.10), or a change of a message
 the view has not announced yet (its EXISTS brings it).
 """
 
@@ -60,17 +60,11 @@ class UidSet:
 async def vanished_earlier(
     s: Session, selected: SelectedMailbox, modseq: int, within: UidSet | None
 ) -> None:
-    """``* VANISHED (EARLIER) uids``: UIDs expunged after `modseq` (within the given set),
-    except those the view still holds (RFC 7162 §3.2.6, §3.2.10)."""
+    """``* VANISHED (EARLIER) uids``: every UID of the set expunged after `modseq` (RFC
+    7162 §3.2.6), also one whose expunge this session has not reported yet: EARLIER does
+    not change the client's message count, the plain VANISHED that follows does."""
     _rows, gone = await selected.changes_since(modseq)
-    _send_vanished(s, selected, gone, within)
-
-
-def _send_vanished(
-    s: Session, selected: SelectedMailbox, gone: list[int], within: UidSet | None
-) -> None:
-    view = selected.view
-    uids = [u for u in gone if view.seq_of(u) is None and (within is None or u in within)]
+    uids = [u for u in gone if within is None or u in within]
     if uids:
         s.send(responses.vanished(uids, earlier=True))
 
@@ -89,7 +83,10 @@ async def qresync_select(
         return
     known = UidSet(q.known_uids) if q.known_uids is not None else None
     rows, gone = await selected.changes_since(q.modseq)
-    _send_vanished(s, selected, gone, known)
+    # A UID still in the fresh view went after its snapshot: a plain VANISHED follows.
+    vanished = [u for u in gone if view.seq_of(u) is None and (known is None or u in known)]
+    if vanished:
+        s.send(responses.vanished(vanished, earlier=True))
     told = []
     for row in rows:
         seq = view.seq_of(row.uid)
