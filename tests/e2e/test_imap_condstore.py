@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningServer
+from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.modseq_client import (
     append,
     code_number,
@@ -202,3 +202,38 @@ def test_implicit_seen_fetch_carries_modseq(server: RunningServer, clients: list
         b"* 1 FETCH (BODY[TEXT] {7}\r\nhello\r\n FLAGS (\\Seen) MODSEQ (%d))" % modseq
     ]
     assert fetches([b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (%d))" % modseq])[1][2] == modseq
+
+
+def test_imapclient_condstore(server: RunningServer) -> None:
+    """A real client library (imapclient) sees CONDSTORE work: it reads HIGHESTMODSEQ from
+    SELECT (CONDSTORE), gets MODSEQ per message, and FETCH (CHANGEDSINCE) returns only
+    the message another session changed."""
+    from imapclient import IMAPClient
+
+    port = server.port("imap")
+    c = IMAPClient("127.0.0.1", port=port, ssl=False, timeout=30)
+    other = logged_in(port)
+    try:
+        c.login("alice@example.test", PASSWORD)
+        assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
+        for _ in range(3):
+            append(other)
+        info = c.select_folder("INBOX", readonly=True)
+        assert b"HIGHESTMODSEQ" not in info
+        c.unselect_folder()
+        assert c.enable("CONDSTORE") == [b"CONDSTORE"]
+        info = c.select_folder("INBOX")
+        since = info[b"HIGHESTMODSEQ"]
+        modseqs = c.fetch(c.search(), ["MODSEQ"])
+        assert sorted(m[b"MODSEQ"][0] for m in modseqs.values()) == [
+            m for _f, m in sorted(state(port).values(), key=lambda v: v[1])
+        ]
+        ok(other.cmd("SELECT INBOX"))
+        ok(other.cmd("UID STORE 2 +FLAGS.SILENT (\\Flagged)"))
+        changed = c.fetch([1, 2, 3], ["FLAGS"], modifiers=[f"CHANGEDSINCE {since}"])
+        assert list(changed) == [2]
+        assert changed[2][b"FLAGS"] == (b"\\Flagged",)
+        assert changed[2][b"MODSEQ"][0] == state(port)[2][1] > since
+        c.logout()
+    finally:
+        other.close()
