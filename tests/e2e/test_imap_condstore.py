@@ -237,3 +237,26 @@ def test_imapclient_condstore(server: RunningServer) -> None:
         c.logout()
     finally:
         other.close()
+
+
+def test_highestmodseq_stays_below_a_held_back_expunge(
+    server: RunningServer, clients: list[RawImap]
+) -> None:
+    """CONDSTORE enabled by FETCH MODSEQ by sequence number while another session's expunge
+    is held back (RFC 9051 §7.5.1): the HIGHESTMODSEQ announced is below that expunge's
+    MODSEQ, so a client that keeps it still learns of the expunge when it resynchronises
+    (RFC 7162 §3.1.2.1); the EXPUNGE comes at the next NOOP."""
+    a = _client(server, clients)
+    b = _client(server, clients)
+    for _ in range(3):
+        append(b)
+    ok(a.cmd("SELECT INBOX"))
+    ok(b.cmd("SELECT INBOX"))
+    ok(b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)"))
+    st = [line for line in ok(b.cmd("STATUS INBOX (HIGHESTMODSEQ)")) if b"STATUS" in line]
+    before = int(st[0].rsplit(b" ", 1)[1].rstrip(b")"))
+    ok(b.cmd("EXPUNGE"))
+    lines = ok(a.cmd("FETCH 2 (MODSEQ)"))
+    assert lines[0] == b"* OK [HIGHESTMODSEQ %d] Highest" % before
+    assert not any(b"EXPUNGE" in line for line in lines)
+    assert untagged(ok(a.cmd("NOOP"))) == [b"* 1 EXPUNGE"]

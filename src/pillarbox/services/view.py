@@ -116,6 +116,9 @@ class SelectedView:
         self.recent_top = 0
         self._added: list[FlagRow] = []
         self._expunged: set[int] = set()  # expunged in the store, maybe still in `uids`
+        # Lowest MODSEQ among the expunges in `_expunged` (None: unknown or none): what the
+        # client may be told as its HIGHESTMODSEQ stays below it (`reported_highestmodseq`).
+        self._expunge_floor: int | None = None
         self._flags: dict[int, FlagRow] = {}
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already saw
         self._gone: set[int] = set()  # UIDs above the view expunged before being seen
@@ -302,6 +305,9 @@ class SelectedView:
                 # A UID above the view was added and expunged before the client heard of
                 # it: it must never appear (no EXISTS, no EXPUNGE for it).
                 (self._gone if uid > top else self._expunged).add(uid)
+            if any(uid <= top for uid in change.uids):
+                floor = self._expunge_floor
+                self._expunge_floor = change.modseq if floor is None else min(floor, change.modseq)
             self.highestmodseq = max(self.highestmodseq, change.modseq)
         else:
             return False
@@ -310,6 +316,17 @@ class SelectedView:
     @property
     def has_pending(self) -> bool:
         return bool(self._resync or self._added or self._flags or self._expunged)
+
+    @property
+    def reported_highestmodseq(self) -> int:
+        """A HIGHESTMODSEQ the client may be given now (RFC 7162 §3.1.2.1): below any
+        expunge it has not been told yet (held back during FETCH, STORE or SEARCH by
+        number), so a client that keeps it and resynchronises later still learns of it.
+        Flag changes and new messages recorded are reported at the end of every command."""
+        if self._expunged:
+            floor = self._expunge_floor if self._expunge_floor is not None else 1
+            return min(self.highestmodseq, floor - 1)
+        return self.highestmodseq
 
     @property
     def has_expunges(self) -> bool:
@@ -327,6 +344,10 @@ class SelectedView:
         for uid in self.uids:
             if uid not in present:
                 self._expunged.add(uid)
+                # Unseen expunges came after every event recorded before the loss.
+                floor = self.highestmodseq + 1
+                if self._expunge_floor is None or floor < self._expunge_floor:
+                    self._expunge_floor = floor
         top = max(self.max_uid, max((r.uid for r in self._added), default=0))
         newer = [u for u in now if u > top]
         if newer:
@@ -355,6 +376,8 @@ class SelectedView:
         if self._expunged:
             present = [u for u in self._expunged if self.seq_of(u) is not None]
             self._expunged = set(present)
+            if not present:
+                self._expunge_floor = None
             if allow_expunge and present:
                 out.vanished = sorted(present)
                 out.expunged = self._remove(present)
@@ -383,6 +406,8 @@ class SelectedView:
         self.uids = array("I", (u for u in self.uids if u not in gone))
         self._expunged.difference_update(gone)
         self.recent.difference_update(gone)
+        if not self._expunged:
+            self._expunge_floor = None
         for u in gone:
             self._flags.pop(u, None)
             self._reported.pop(u, None)

@@ -185,7 +185,8 @@ class Session:
             return
         self.enabled.add("CONDSTORE")
         if self.selected is not None:
-            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % self.selected.view.highestmodseq)
+            high = self.selected.view.reported_highestmodseq
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
 
     def report_expunged(self, removed: Removed) -> None:
         """``* n EXPUNGE`` per message (RFC 9051 §7.5.1), or one ``* VANISHED uids`` once

@@ -126,6 +126,6 @@ async def expunge_cmd(s: Session, cmd: c.Expunge | c.UidExpunge) -> bytes:
         # RFC 7162 §3.2.7: the tagged OK carries the HIGHESTMODSEQ after the expunge; what
         # others changed meanwhile is reported first, so the client misses nothing below it.
         await s.report_updates(allow_expunge=True)
-        code = f"HIGHESTMODSEQ {selected.view.highestmodseq}"
+        code = f"HIGHESTMODSEQ {selected.view.reported_highestmodseq}"
         return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)
     return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed")
