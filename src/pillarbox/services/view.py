@@ -319,7 +319,7 @@ class SelectedView:
 
     @property
     def reported_highestmodseq(self) -> int:
-        """A HIGHESTMODSEQ the client may be given now (RFC 7162 §3.1.2.1): below any
+        """A HIGHESTMODSEQ the client may be given now (RFC 7162 §3.1.2.1, §3.2): below any
         expunge it has not been told yet (held back during FETCH, STORE or SEARCH by
         number), so a client that keeps it and resynchronises later still learns of it.
         Flag changes and new messages recorded are reported at the end of every command."""

@@ -179,7 +179,8 @@ class Session:
 
     def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command ran (RFC 7162 §3.1). If a mailbox is selected, its
-        HIGHESTMODSEQ is announced now (RFC 7162 §3.1, §3.1.2.1), since the client had no
+        HIGHESTMODSEQ is announced now (RFC 7162 §3.1, §3.1.2.1; below any expunge held
+        back, §3.2), since the client had no
         reason to expect one when it selected it."""
         if "CONDSTORE" in self.enabled:
             return
@@ -458,6 +459,11 @@ class Session:
                 self.untagged(b"%d RECENT" % await selected.claim_recent())
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
+        if self.condstore and view.has_expunges:
+            # RFC 7162 §3.2: MODSEQs went out while expunges with lower ones are held back;
+            # the client's safe HIGHESTMODSEQ is below them.
+            high = view.reported_highestmodseq
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
