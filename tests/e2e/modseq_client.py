@@ -95,7 +95,7 @@ def state(port: int, box: str = "INBOX") -> dict[int, tuple[frozenset[bytes], in
         out = {}
         for uid, (_seq, flags, modseq) in fetches(lines).items():
             assert modseq is not None
-            out[uid] = (flags, modseq)
+            out[uid] = (flags - {b"\\Recent"}, modseq)  # a session's flag, not stored
         return out
     finally:
         c.close()

@@ -83,8 +83,8 @@ def test_fetch_modseq_enables_condstore_while_selected(
     b = _client(server, clients)
     uid = append(b)
     append(b)
+    ok(b.cmd("SELECT INBOX"))  # b takes the new mail as \\Recent (RFC 3501 §2.3.2)
     ok(a.cmd("SELECT INBOX"))
-    ok(b.cmd("SELECT INBOX"))
     # Without CONDSTORE, another session's change comes without MODSEQ.
     ok(b.cmd("STORE 2 +FLAGS.SILENT (\\Answered)"))
     assert untagged(ok(a.cmd("NOOP"))) == [b"* 2 FETCH (FLAGS (\\Answered) UID 2)"]
@@ -144,8 +144,8 @@ def test_fetch_changedsince(server: RunningServer, clients: list[RawImap]) -> No
     b = _client(server, clients)
     for _ in range(5):
         append(b)
+    ok(b.cmd("SELECT INBOX"))  # b takes the new mail as \\Recent (RFC 3501 §2.3.2)
     since = code_number(ok(a.cmd("SELECT INBOX (CONDSTORE)")), "HIGHESTMODSEQ")
-    ok(b.cmd("SELECT INBOX"))
     ok(b.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)"))
     ok(b.cmd("STORE 4 +FLAGS.SILENT (\\Flagged)"))
     ok(a.cmd("NOOP"))
@@ -192,14 +192,15 @@ def test_search_modseq(server: RunningServer, clients: list[RawImap]) -> None:
 
 def test_implicit_seen_fetch_carries_modseq(server: RunningServer, clients: list[RawImap]) -> None:
     """A body FETCH that sets \\Seen reports FLAGS and, with CONDSTORE on, the new MODSEQ
-    (RFC 7162 §3.1: a FETCH with changed flags carries MODSEQ)."""
+    (RFC 7162 §3.1: a FETCH with changed flags carries MODSEQ). The IMAP4rev1 session
+    that selected the new message read-write holds it as \\Recent (RFC 3501 §2.3.2)."""
     a = _client(server, clients)
     append(a)
     ok(a.cmd("SELECT INBOX (CONDSTORE)"))
     lines = ok(a.cmd("FETCH 1 (BODY[TEXT])"))
     modseq = state(server.port("imap"))[1][1]
     assert untagged(lines) == [
-        b"* 1 FETCH (BODY[TEXT] {7}\r\nhello\r\n FLAGS (\\Seen) MODSEQ (%d))" % modseq
+        b"* 1 FETCH (BODY[TEXT] {7}\r\nhello\r\n FLAGS (\\Recent \\Seen) MODSEQ (%d))" % modseq
     ]
     assert fetches([b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (%d))" % modseq])[1][2] == modseq
 
@@ -218,6 +219,7 @@ def test_imapclient_condstore(server: RunningServer) -> None:
         assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
         for _ in range(3):
             append(other)
+        ok(other.cmd("SELECT INBOX"))  # takes the new mail as \\Recent (RFC 3501 §2.3.2)
         info = c.select_folder("INBOX", readonly=True)
         assert b"HIGHESTMODSEQ" not in info
         c.unselect_folder()
@@ -228,7 +230,6 @@ def test_imapclient_condstore(server: RunningServer) -> None:
         assert sorted(m[b"MODSEQ"][0] for m in modseqs.values()) == [
             m for _f, m in sorted(state(port).values(), key=lambda v: v[1])
         ]
-        ok(other.cmd("SELECT INBOX"))
         ok(other.cmd("UID STORE 2 +FLAGS.SILENT (\\Flagged)"))
         changed = c.fetch([1, 2, 3], ["FLAGS"], modifiers=[f"CHANGEDSINCE {since}"])
         assert list(changed) == [2]

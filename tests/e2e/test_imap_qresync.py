@@ -89,26 +89,27 @@ def test_select_qresync_reports_what_changed(server: RunningServer, clients: lis
 
     def line(uid: int) -> bytes:
         flags = b" ".join(sorted(truth[uid][0]))
-        return b"* %d FETCH (UID %d FLAGS (%s) MODSEQ (%d))" % (
+        return b"* %d FETCH (FLAGS (%s) UID %d MODSEQ (%d))" % (
             seqs[uid],
-            uid,
             flags,
+            uid,
             truth[uid][1],
         )
 
     c = _client(server, clients)
     ok(c.cmd("CREATE Other"))
     ok(c.cmd("SELECT Other"))
-    lines = ok(c.cmd(f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))"))
+    # EXAMINE: read-only, so no \\Recent is taken (RFC 3501 §6.3.2) and flags compare.
+    lines = ok(c.cmd(f"EXAMINE INBOX (QRESYNC ({uidvalidity} {modseq}))"))
     assert lines[0] == b"* OK [CLOSED] Previous mailbox closed"
     high = max(m for _f, m in truth.values())
     assert b"* OK [HIGHESTMODSEQ %d] Highest" % high in lines
-    tail = untagged(lines)[-4:]
-    # VANISHED (EARLIER) first, then the changes in sequence order, then the tagged OK.
-    assert tail[0] == b"* VANISHED (EARLIER) 4,6"
-    assert {line.split(b" FLAGS ")[0] for line in tail[1:]} == {
-        line(u).split(b" FLAGS ")[0] for u in (3, 5, new)
-    }
+    # VANISHED (EARLIER) first, then the changes in sequence order, then the tagged OK
+    # ($Work is announced in FLAGS before the FETCH that shows it, RFC 9051 §7.3.5).
+    news = [x for x in untagged(lines) if b"VANISHED" in x or b"FETCH" in x]
+    assert news[0] == b"* VANISHED (EARLIER) 4,6"
+    assert [fetches([x]) for x in news[1:]] == [fetches([line(u)]) for u in (3, 5, new)]
+    assert lines.index(news[0]) > lines.index(b"* OK [HIGHESTMODSEQ %d] Highest" % high)
     got = fetches(lines)
     assert {u: (f, m) for u, (_s, f, m) in got.items()} == {u: truth[u] for u in (3, 5, new)}
     assert all(got[u][0] == seqs[u] for u in got)
@@ -131,8 +132,8 @@ def test_uid_fetch_changedsince_vanished(server: RunningServer, clients: list[Ra
     b = _client(server, clients, qresync=False)
     for _ in range(10):
         append(b)
+    ok(b.cmd("SELECT INBOX"))  # b takes the new mail as \\Recent (RFC 3501 §2.3.2)
     _v, since = _saved(ok(a.cmd("SELECT INBOX")))
-    ok(b.cmd("SELECT INBOX"))
     ok(b.cmd("UID STORE 3,9 +FLAGS.SILENT (\\Flagged)"))
     ok(b.cmd("UID STORE 4,6,10 +FLAGS.SILENT (\\Deleted)"))
     ok(b.cmd("UID EXPUNGE 4,6,10"))
@@ -415,11 +416,11 @@ def test_three_sessions_see_exactly_the_changes(
     append(actor, flags="(\\Deleted) ")  # UID 1, to be expunged
     for _ in range(4):
         append(actor)  # UIDs 2-5
+    ok(actor.cmd("SELECT INBOX"))  # the actor takes the new mail as \\Recent (RFC 3501)
     idler = _client(server, clients, qresync=qresync)
     poller = _client(server, clients, qresync=qresync)
     ok(idler.cmd("SELECT INBOX"))
     ok(poller.cmd("SELECT INBOX"))
-    ok(actor.cmd("SELECT INBOX"))
     idler.send(b"i1 IDLE\r\n")
     assert idler.line().startswith(b"+ ")
 
