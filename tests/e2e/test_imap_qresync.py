@@ -160,7 +160,13 @@ def test_expunge_and_move_report_vanished(server: RunningServer, clients: list[R
         append(b)
     ok(a.cmd("CREATE Kept"))
     ok(a.cmd("SELECT INBOX"))
-    ok(a.cmd("STORE 2,3 +FLAGS.SILENT (\\Deleted)"))
+    lines = ok(a.cmd("STORE 2,3 +FLAGS.SILENT (\\Deleted)"))
+    # .SILENT still gives the new MODSEQ, and with QRESYNC every FETCH names its UID.
+    m = state(server.port("imap"))[2][1]
+    assert untagged(lines) == [
+        b"* 2 FETCH (UID 2 MODSEQ (%d))" % m,
+        b"* 3 FETCH (UID 3 MODSEQ (%d))" % m,
+    ]
     lines = ok(a.cmd("EXPUNGE"))
     st = ok(b.cmd("STATUS INBOX (HIGHESTMODSEQ)"))[0]
     high = int(st.rsplit(b" ", 1)[1].rstrip(b")"))
@@ -178,6 +184,9 @@ def test_expunge_and_move_report_vanished(server: RunningServer, clients: list[R
         b"* 1 FETCH (UID 4)",
         b"* 2 FETCH (UID 6)",
     ]
+    got = fetches(untagged(ok(a.cmd("STORE 1 +FLAGS (\\Seen)"))))
+    assert got == {4: (1, got[4][1], state(server.port("imap"))[4][1])}
+    assert b"\\Seen" in got[4][1]
 
 
 # ---------------------------------------------------------------------- restart

@@ -440,7 +440,8 @@ class Session:
         await asyncio.sleep(0)
 
     async def report_updates(self, *, allow_expunge: bool) -> None:
-        """Send untagged EXPUNGE / EXISTS / FETCH FLAGS for recorded changes."""
+        """Send untagged EXPUNGE (or VANISHED) / EXISTS / FETCH FLAGS for recorded changes,
+        and HIGHESTMODSEQ again while expunges are held back (RFC 7162 §3.2)."""
         selected = self.selected
         if selected is None:
             return

@@ -42,7 +42,7 @@ async def store(s: Session, cmd: c.Store) -> bytes:
         for row in result.changed:
             seq = view.seq_of(row.uid)
             if seq is not None:
-                with_uid = b"UID %d " % row.uid if cmd.uid else b""
+                with_uid = b"UID %d " % row.uid if cmd.uid or s.qresync else b""
                 s.untagged(b"%d FETCH (%sMODSEQ (%d))" % (seq, with_uid, row.modseq))
                 await s.maybe_flush()
     if not cmd.silent:
@@ -55,7 +55,8 @@ async def store(s: Session, cmd: c.Store) -> bytes:
         for uid in sorted(rows):
             seq = view.seq_of(uid)
             if seq is not None:
-                s.untagged(s.flags_fetch(seq, rows[uid], with_uid=cmd.uid))
+                # Once QRESYNC is on every FETCH names its UID (RFC 5162 erratum 1807).
+                s.untagged(s.flags_fetch(seq, rows[uid], with_uid=cmd.uid or s.qresync))
                 await s.maybe_flush()
     if result.modified:
         numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
