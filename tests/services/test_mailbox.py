@@ -135,6 +135,25 @@ def test_expunges_are_held_back_until_allowed() -> None:
     assert now.exists is None  # the EXPUNGEs already told the client the new count
 
 
+def test_highestmodseq_told_stays_below_held_back_expunges() -> None:
+    """RFC 7162 §3.1.2.1 with RFC 9051 §7.5.1: while expunges are held back, the
+    HIGHESTMODSEQ the client may be given is below the first of them; once they are
+    reported it is the view's highest again. Removed messages come with their UIDs (for
+    VANISHED, RFC 7162 §3.2.10)."""
+    v = view([1, 2, 3, 4])
+    v.record(FlagsChanged(1, BOX.id, (FlagRow(3, frozenset({"\\Seen"}), 19),)))
+    v.record(MessagesExpunged(1, BOX.id, (2,), 20))
+    v.record(MessagesExpunged(1, BOX.id, (4,), 21))
+    assert v.highestmodseq == 21 and v.reported_highestmodseq == 19
+    held = v.take_updates(allow_expunge=False)
+    assert [s for s, _r in held.flags] == [3] and v.reported_highestmodseq == 19
+    now = v.take_updates(allow_expunge=True)
+    assert now.expunged == [4, 2] and now.vanished == [2, 4]
+    assert v.reported_highestmodseq == 21
+    removed = v.expunge_known([1, 9])
+    assert removed.seqs == [1] and removed.uids == [1]
+
+
 def test_adds_give_exists_and_are_idempotent() -> None:
     """New UIDs above the view append (EXISTS); a repeated event changes nothing."""
     v = view([1, 2])

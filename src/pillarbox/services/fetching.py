@@ -78,6 +78,7 @@ class FetchedMessage:
     info: MessageInfo
     flags: frozenset[str]
     flags_changed: bool = False  # this FETCH set \Seen: the answer must carry FLAGS
+    modseq: int = 0  # MODSEQ now (RFC 7162): the row's, or the one setting \Seen gave it
     sections: dict[Section, bytes] = field(default_factory=dict)
 
 
@@ -216,6 +217,7 @@ async def _answer(
             info,
             changed.flags if changed is not None else info.flags,
             changed is not None,
+            changed.modseq if changed is not None else info.modseq,
         )
         whole = bodies.get(info.uid)
         for section, span in plan:

@@ -32,7 +32,7 @@ from pillarbox.services import fetching, sorting
 from pillarbox.services.fetching import FetchedMessage, Section
 from pillarbox.services.mailbox import call_store
 from pillarbox.services.threads import ThreadNode
-from pillarbox.services.view import SelectedView
+from pillarbox.services.view import Removed, SelectedView
 from pillarbox.store.api import Store
 
 
@@ -100,6 +100,11 @@ class SelectedMailbox:
         ``1 << i`` is ``SYSTEM_FLAGS[i]``), for formatting many FLAGS lines: one query."""
         return await call_store(self._store.fetch_flag_bits(self.mailbox.id, uids))
 
+    async def changes_since(self, modseq: int) -> tuple[list[FlagRow], list[int]]:
+        """Rows whose MODSEQ is above `modseq` (FLAGS, MODSEQ), and the UIDs expunged
+        after it, both ascending: one store call (RFC 7162 §3.1.4, §3.2.5)."""
+        return await call_store(self._store.changes_since(self.mailbox.id, modseq))
+
     def fetch(
         self, uids: Sequence[int], sections: Sequence[Section], *, set_seen: bool
     ) -> AsyncIterator[list[FetchedMessage]]:
@@ -148,11 +153,11 @@ class SelectedMailbox:
         self.view.reported(result.changed)
         return result
 
-    async def expunge(self, uids: Sequence[int] | None = None) -> list[int]:
-        """Expunge the ``\\Deleted`` messages (only among `uids` if given); returns the
-        sequence numbers to report, highest first (the view drops them now)."""
+    async def expunge(self, uids: Sequence[int] | None = None) -> Removed:
+        """Expunge the ``\\Deleted`` messages (only among `uids` if given); returns what to
+        report: sequence numbers, highest first, and UIDs (the view drops them now)."""
         gone = await call_store(self._store.expunge(self.mailbox.id, uids))
-        return self.view.expunged_now(gone)
+        return self.view.expunge_known(gone)
 
     async def expunge_silently(self) -> None:
         """CLOSE (RFC 9051 §6.4.1): expunge what the client knew, report nothing."""

@@ -66,11 +66,21 @@ class Updates:
     """What a front-end must tell the client, in this order (RFC 9051 §7.4, §7.5)."""
 
     expunged: list[int] = field(default_factory=list)  # sequence numbers, send in this order
+    vanished: list[int] = field(default_factory=list)  # the same messages' UIDs, ascending
     exists: int | None = None  # new message count, if it changed
     flags: list[tuple[int, FlagRow]] = field(default_factory=list)  # (seq, row), ascending
 
     def __bool__(self) -> bool:
         return bool(self.expunged or self.exists is not None or self.flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """Messages this session removed from its view: their sequence numbers, highest first
+    (one EXPUNGE each), and their UIDs, ascending (one VANISHED for all)."""
+
+    seqs: list[int]
+    uids: list[int]
 
 
 class SelectedView:
@@ -106,6 +116,9 @@ class SelectedView:
         self.recent_top = 0
         self._added: list[FlagRow] = []
         self._expunged: set[int] = set()  # expunged in the store, maybe still in `uids`
+        # Lowest MODSEQ among the expunges in `_expunged` (None: unknown or none): what the
+        # client may be told as its HIGHESTMODSEQ stays below it (`reported_highestmodseq`).
+        self._expunge_floor: int | None = None
         self._flags: dict[int, FlagRow] = {}
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already saw
         self._gone: set[int] = set()  # UIDs above the view expunged before being seen
@@ -292,6 +305,9 @@ class SelectedView:
                 # A UID above the view was added and expunged before the client heard of
                 # it: it must never appear (no EXISTS, no EXPUNGE for it).
                 (self._gone if uid > top else self._expunged).add(uid)
+            if any(uid <= top for uid in change.uids):
+                floor = self._expunge_floor
+                self._expunge_floor = change.modseq if floor is None else min(floor, change.modseq)
             self.highestmodseq = max(self.highestmodseq, change.modseq)
         else:
             return False
@@ -300,6 +316,17 @@ class SelectedView:
     @property
     def has_pending(self) -> bool:
         return bool(self._resync or self._added or self._flags or self._expunged)
+
+    @property
+    def reported_highestmodseq(self) -> int:
+        """A HIGHESTMODSEQ the client may be given now (RFC 7162 §3.1.2.1, §3.2): below any
+        expunge it has not been told yet (held back during FETCH, STORE or SEARCH by
+        number), so a client that keeps it and resynchronises later still learns of it.
+        Flag changes and new messages recorded are reported at the end of every command."""
+        if self._expunged:
+            floor = self._expunge_floor if self._expunge_floor is not None else 1
+            return min(self.highestmodseq, floor - 1)
+        return self.highestmodseq
 
     @property
     def has_expunges(self) -> bool:
@@ -317,6 +344,10 @@ class SelectedView:
         for uid in self.uids:
             if uid not in present:
                 self._expunged.add(uid)
+                # Unseen expunges came after every event recorded before the loss.
+                floor = self.highestmodseq + 1
+                if self._expunge_floor is None or floor < self._expunge_floor:
+                    self._expunge_floor = floor
         top = max(self.max_uid, max((r.uid for r in self._added), default=0))
         newer = [u for u in now if u > top]
         if newer:
@@ -345,7 +376,10 @@ class SelectedView:
         if self._expunged:
             present = [u for u in self._expunged if self.seq_of(u) is not None]
             self._expunged = set(present)
+            if not present:
+                self._expunge_floor = None
             if allow_expunge and present:
+                out.vanished = sorted(present)
                 out.expunged = self._remove(present)
         if len(self.uids) != self.exists_reported:
             # EXISTS never shrinks here: held-back expunges still count (RFC 9051 §7.4.1).
@@ -372,6 +406,8 @@ class SelectedView:
         self.uids = array("I", (u for u in self.uids if u not in gone))
         self._expunged.difference_update(gone)
         self.recent.difference_update(gone)
+        if not self._expunged:
+            self._expunge_floor = None
         for u in gone:
             self._flags.pop(u, None)
             self._reported.pop(u, None)
@@ -383,19 +419,28 @@ class SelectedView:
         """This session expunged `uids` itself: remove them and return the sequence numbers
         to report (highest first). UIDs the client never saw are remembered so that their
         late MessagesAdded event does not bring them back."""
+        return self.expunge_known(uids).seqs
+
+    def expunge_known(self, uids: Iterable[int]) -> Removed:
+        """`expunged_now`, also saying which of `uids` the client knew (the UIDs a
+        ``VANISHED`` response names, RFC 7162 §3.2.10)."""
         known: list[int] = []
         for u in uids:
             if self.seq_of(u) is not None:
                 known.append(u)
             elif u > self.max_uid:
                 self._gone.add(u)
-        return self._remove(known)
+        return Removed(self._remove(known), sorted(set(known)))
 
     def reported(self, rows: Iterable[FlagRow]) -> None:
         """The client was just told these flags (FETCH after STORE, implicit \\Seen)."""
-        for row in rows:
-            self._reported[row.uid] = row.modseq
-            self.highestmodseq = max(self.highestmodseq, row.modseq)
+        self.reported_modseqs((row.uid, row.modseq) for row in rows)
+
+    def reported_modseqs(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """`reported`, from ``(uid, modseq)`` pairs (a FETCH (CHANGEDSINCE) answer)."""
+        for uid, modseq in pairs:
+            self._reported[uid] = modseq
+            self.highestmodseq = max(self.highestmodseq, modseq)
         if len(self._reported) > 100_000:
             self._reported.clear()  # bound memory; the cost is at most a repeated FETCH
 

@@ -100,13 +100,19 @@ async def finish_plain(s: Session, tag: str, data: bytes) -> bytes:
     return await _authenticate(s, tag, authcid, password)
 
 
-ENABLEABLE = frozenset({"IMAP4REV2", "UTF8=ACCEPT"})
+ENABLEABLE = frozenset({"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC"})
 
 
 async def enable(s: Session, cmd: c.Enable) -> bytes:
-    """RFC 5161 §3.1: answer ``* ENABLED`` with what was newly enabled."""
-    new = [name for name in cmd.capabilities if name in ENABLEABLE and name not in s.enabled]
+    """RFC 5161 §3.1: answer ``* ENABLED`` with what was newly enabled. QRESYNC implies
+    CONDSTORE (RFC 7162 §3.2.3), which is then on without being named in ENABLED."""
+    new: list[str] = []
+    for name in cmd.capabilities:
+        if name in ENABLEABLE and name not in s.enabled and name not in new:
+            new.append(name)
     for name in new:
+        if name in ("CONDSTORE", "QRESYNC"):
+            s.enable_condstore()  # HIGHESTMODSEQ of a selected mailbox (RFC 7162 §3.1)
         s.enabled.add(name)
     if new:
         s.conn.enabled(new)

@@ -1,5 +1,5 @@
 """FETCH and UID FETCH responses (RFC 9051 §6.4.5, §7.5.2; RFC 3501 RFC822.*; RFC 3516
-BINARY; RFC 7162 MODSEQ).
+BINARY; RFC 7162 MODSEQ, CHANGEDSINCE, VANISHED).
 
 This module frames answers; `SelectedMailbox.fetch` (`services.fetching`) decides what
 to read and returns each section's exact bytes. The message set becomes UIDs from the
@@ -22,7 +22,7 @@ import dataclasses
 
 from pillarbox.model import SYSTEM_FLAGS
 from pillarbox.proto.imap import commands as c
-from pillarbox.server.imap import wire
+from pillarbox.server.imap import resync, wire
 from pillarbox.server.imap.errors import BadCommand
 from pillarbox.server.imap.session import RECENT_FLAG, Session
 from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section
@@ -46,6 +46,10 @@ def _sets_seen(item: c.FetchItem) -> bool:
     return False
 
 
+def _is_modseq(item: c.FetchItem) -> bool:
+    return isinstance(item, c.FetchAttribute) and item.name == "MODSEQ"
+
+
 def _needs_row(item: c.FetchItem) -> bool:
     return not (isinstance(item, c.FetchAttribute) and item.name in ("FLAGS", "UID", "MODSEQ"))
 
@@ -67,8 +71,17 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     for item in cmd.items:
         if isinstance(item, c.FetchAttribute) and item.name in _UNSUPPORTED:
             raise BadCommand(f"{item.name} is not supported")
-    if cmd.changed_since is not None:
-        raise BadCommand("CHANGEDSINCE needs CONDSTORE, which is not enabled")
+    if cmd.vanished and not s.qresync:
+        raise BadCommand("VANISHED needs QRESYNC, which is not enabled")  # RFC 7162 §3.2.6
+    if cmd.changed_since is not None or any(_is_modseq(i) for i in cmd.items):
+        s.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    if cmd.changed_since is not None and not any(_is_modseq(i) for i in cmd.items):
+        # RFC 7162 §3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
+        cmd = dataclasses.replace(cmd, items=(*cmd.items, c.FetchAttribute("MODSEQ")))
+    if cmd.vanished:
+        assert cmd.changed_since is not None  # the parser allows VANISHED only with it
+        within = resync.UidSet(cmd.sequence_set, s.saved_search)
+        await resync.vanished_earlier(s, selected, cmd.changed_since, within)
     uids = s.resolve(cmd.sequence_set, uid=cmd.uid)
     if not uids:
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
@@ -76,8 +89,18 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     view = selected.view
     if not any(_needs_row(i) for i in cmd.items) and not set_seen:
         rows, keywords = await selected.flag_bits(uids)  # one query
+        if cmd.changed_since is not None:
+            rows = [r for r in rows if r[2] > cmd.changed_since]
+            # The client now has these MODSEQs: no unsolicited FETCH repeats them.
+            view.reported_modseqs((uid, modseq) for uid, _bits, modseq in rows)
         await _send_flags_only(s, view, cmd, rows, keywords)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
+    if cmd.changed_since is not None:
+        # One query for the MODSEQs, so only changed messages are read.
+        since = cmd.changed_since
+        uids = [u for u, _bits, modseq in (await selected.flag_bits(uids))[0] if modseq > since]
+        if not uids:
+            return wire.tagged(cmd.tag, "OK", "FETCH completed")
     # Each item's section once per command, not once per message.
     item_sections = [section_of(item) for item in cmd.items]
     sections = [sec for sec in item_sections if sec is not None]
@@ -88,7 +111,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
             assert seq is not None  # the service returns only messages the view knows
             if recent and message.info.uid in recent:
                 message = dataclasses.replace(message, flags=message.flags | RECENT_FLAG)
-            items = _items(cmd, item_sections, message)
+            items = _items(cmd, item_sections, message, condstore=s.condstore)
             s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
             s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
             await s.maybe_flush()
@@ -168,7 +191,11 @@ def _format_flags_only(kinds: list[str], seq: int, uid: int, flags: bytes, modse
 
 
 def _items(
-    cmd: c.Fetch, item_sections: list[Section | None], message: FetchedMessage
+    cmd: c.Fetch,
+    item_sections: list[Section | None],
+    message: FetchedMessage,
+    *,
+    condstore: bool = False,
 ) -> list[bytes]:
     """The data items of one FETCH response, in the order asked (UID first for UID
     FETCH, RFC 9051 §6.4.9; FLAGS added when this FETCH set \\Seen). `item_sections`
@@ -196,6 +223,8 @@ def _items(
             out.append(_body(item, message.sections[section]))
     if message.flags_changed and "FLAGS" not in named:
         out.append(b"FLAGS " + wire.flag_list(message.flags))
+    if message.flags_changed and condstore and "MODSEQ" not in named:
+        out.append(b"MODSEQ (%d)" % message.modseq)  # RFC 7162 §3.1: flags changed
     return out
 
 
@@ -217,7 +246,7 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
     if name == "BODY":
         return b"BODY " + info.body
     if name == "MODSEQ":
-        return b"MODSEQ (%d)" % info.modseq
+        return b"MODSEQ (%d)" % message.modseq
     if name == "PREVIEW":  # RFC 8970 §3: computed at delivery, never NIL
         return b"PREVIEW " + wire.string(info.preview.encode("utf-8"))
     if name in _RFC822_SECTIONS:

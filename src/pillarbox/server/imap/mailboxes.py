@@ -3,7 +3,8 @@ UNSUBSCRIBE, LIST (LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), LSUB, NAMESPACE, ST
 CLOSE, UNSELECT.
 
 RFC 9051 §6.3.1-§6.3.11, §6.4.2; RFC 3501 §6.3.9 (LSUB); RFC 5258 (LIST-EXTENDED);
-RFC 5819 (LIST-STATUS); RFC 6154 (SPECIAL-USE); RFC 2342 (NAMESPACE); RFC 3691 (UNSELECT).
+RFC 5819 (LIST-STATUS); RFC 6154 (SPECIAL-USE); RFC 2342 (NAMESPACE); RFC 3691 (UNSELECT);
+RFC 7162 (SELECT/EXAMINE (CONDSTORE) and (QRESYNC ...), HIGHESTMODSEQ).
 
 Must not: pass a client name to the store without `services.mailbox` validation (done
 inside `AccountMailboxes`), or list anything but the logged-in account's mailboxes.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pillarbox.model import HIERARCHY_SEPARATOR as SEP
 from pillarbox.model import Mailbox, MailboxStatus
 from pillarbox.proto.imap import commands as c
-from pillarbox.server.imap import names, wire
+from pillarbox.server.imap import names, resync, wire
 from pillarbox.server.imap.errors import BadCommand, CommandNo
 from pillarbox.server.imap.session import Session
 from pillarbox.services.mailbox import NoSuchMailbox
@@ -45,6 +46,10 @@ async def _close_selected(s: Session, *, expunge_deleted: bool) -> None:
 async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     read_only = isinstance(cmd, c.Examine)
     mbx = s.require_mailboxes()
+    if cmd.qresync is not None and not s.qresync:
+        raise BadCommand("QRESYNC is not enabled")  # RFC 7162 §3.2.5
+    if cmd.condstore:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
     had_selected = s.selected is not None
     await _close_selected(s, expunge_deleted=False)
     if had_selected:
@@ -78,8 +83,13 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % status.uidvalidity)
     uidnext = max(status.uidnext, view.max_uid + 1)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % uidnext)
+    if s.condstore:
+        # RFC 7162 §3.1.2.1 (never NOMODSEQ, §3.1.2.2: every mailbox keeps MODSEQs).
+        s.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % status.highestmodseq)
     if s.rev2:
         s.untagged(b'LIST () "/" ' + wire_name(s, mailbox.name))
+    if cmd.qresync is not None:
+        await resync.qresync_select(s, selected, cmd.qresync, status.uidvalidity)
     s.conn.selected(read_only=read_only)
     code = "READ-ONLY" if read_only else "READ-WRITE"
     return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)
@@ -166,6 +176,8 @@ async def status(s: Session, cmd: c.Status) -> bytes:
     mailbox = await mbx.find(store_name(s, cmd.mailbox))
     if mailbox is None:
         raise CommandNo("No such mailbox", "NONEXISTENT")
+    if "HIGHESTMODSEQ" in cmd.items:
+        s.enable_condstore()  # RFC 7162 §3.1.7
     st = await mbx.status(mailbox)
     recent = await mbx.count_recent(mailbox) if "RECENT" in cmd.items else 0
     s.untagged(

@@ -21,7 +21,8 @@ BAD/NO with RFC 9051 §7.1 response codes; anything unexpected is logged with th
 connection id and traceback and answered ``NO [SERVERBUG]`` — never with exception text.
 
 RFCs: 9051, 3501 (IMAP4rev1 differences), 2177 (IDLE), 2971 (ID), 4959 (SASL-IR),
-4616 (PLAIN), 5161 (ENABLE), 8314 §3 / 9051 §11.1 (no cleartext passwords without TLS).
+4616 (PLAIN), 5161 (ENABLE), 7162 (CONDSTORE/QRESYNC state, MODSEQ in FETCH, VANISHED),
+8314 §3 / 9051 §11.1 (no cleartext passwords without TLS).
 
 Must not: parse IMAP syntax (the core does), touch the store except through the
 account's `AccountMailboxes` and the `SelectedMailbox` service, or let one account reach
@@ -41,6 +42,7 @@ from pillarbox.config import ImapConfig
 from pillarbox.model import Account, FlagRow, Mailbox, MailboxesChanged, Resync
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
+from pillarbox.proto.imap import responses
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
@@ -49,6 +51,7 @@ from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.services.selected import SelectedMailbox
+from pillarbox.services.view import Removed
 
 log = logging.getLogger("pillarbox.imap")
 
@@ -164,6 +167,39 @@ class Session:
         return "IMAP4REV2" in self.enabled
 
     @property
+    def condstore(self) -> bool:
+        """RFC 7162 §3.1: CONDSTORE is on (ENABLE, or any CONDSTORE-enabling command);
+        every FETCH response then carries MODSEQ."""
+        return "CONDSTORE" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        """RFC 7162 §3.2.3: QRESYNC is on (only by ENABLE); expunges go as VANISHED."""
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command ran (RFC 7162 §3.1). If a mailbox is selected, its
+        HIGHESTMODSEQ is announced now (RFC 7162 §3.1, §3.1.2.1; below any expunge held
+        back, §3.2), since the client had no
+        reason to expect one when it selected it."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            high = self.selected.view.reported_highestmodseq
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    def report_expunged(self, removed: Removed) -> None:
+        """``* n EXPUNGE`` per message (RFC 9051 §7.5.1), or one ``* VANISHED uids`` once
+        QRESYNC is enabled (RFC 7162 §3.2.10)."""
+        if self.qresync:
+            if removed.uids:
+                self.send(responses.vanished(removed.uids))
+            return
+        for seq in removed.seqs:
+            self.untagged(b"%d EXPUNGE" % seq)
+
+    @property
     def utf8_names(self) -> bool:
         """Mailbox names go as UTF-8 (RFC 6855 / RFC 9051), else modified UTF-7."""
         return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
@@ -227,6 +263,8 @@ class Session:
             "THREAD=REFERENCES",
             "UNAUTHENTICATE",
             "PREVIEW",
+            "CONDSTORE",  # RFC 7162 §3.1.1
+            "QRESYNC",  # RFC 7162 §3.2.2
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)
@@ -402,7 +440,8 @@ class Session:
         await asyncio.sleep(0)
 
     async def report_updates(self, *, allow_expunge: bool) -> None:
-        """Send untagged EXPUNGE / EXISTS / FETCH FLAGS for recorded changes."""
+        """Send untagged EXPUNGE (or VANISHED) / EXISTS / FETCH FLAGS for recorded changes,
+        and HIGHESTMODSEQ again while expunges are held back (RFC 7162 §3.2)."""
         selected = self.selected
         if selected is None:
             return
@@ -411,8 +450,7 @@ class Session:
         await selected.resync()
         view = selected.view
         updates = view.take_updates(allow_expunge=allow_expunge)
-        for seq in updates.expunged:
-            self.untagged(b"%d EXPUNGE" % seq)
+        self.report_expunged(Removed(updates.expunged, updates.vanished))
         if allow_expunge and self.saved_search and updates.expunged:
             self.saved_search = [u for u in self.saved_search if view.seq_of(u) is not None]
         if updates.exists is not None:
@@ -422,6 +460,11 @@ class Session:
                 self.untagged(b"%d RECENT" % await selected.claim_recent())
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
+        if self.condstore and view.has_expunges:
+            # RFC 7162 §3.2: MODSEQs went out while expunges with lower ones are held back;
+            # the client's safe HIGHESTMODSEQ is below them.
+            high = view.reported_highestmodseq
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
@@ -431,14 +474,16 @@ class Session:
                 self.untagged(line)
 
     def flags_fetch(self, seq: int, row: FlagRow, *, with_uid: bool) -> bytes:
-        """``n FETCH (FLAGS ...)``; a new keyword in it is announced first (queued now,
-        so before the line the caller queues)."""
+        """``n FETCH (FLAGS ...)``, with MODSEQ once CONDSTORE is enabled (RFC 7162 §3.1:
+        unsolicited ones too); a new keyword in it is announced first (queued now, so
+        before the line the caller queues)."""
         flags = row.flags
         if self.selected is not None and row.uid in self.selected.view.recent:
             flags = flags | RECENT_FLAG  # RFC 3501 §2.3.2, IMAP4rev1 sessions only
         self.announce_flags(flags)
         uid = b" UID %d" % row.uid if with_uid else b""
-        return b"%d FETCH (FLAGS %s%s)" % (seq, wire.flag_list(flags), uid)
+        modseq = b" MODSEQ (%d)" % row.modseq if self.condstore else b""
+        return b"%d FETCH (FLAGS %s%s%s)" % (seq, wire.flag_list(flags), uid, modseq)
 
     # ------------------------------------------------------------------ auth
 

@@ -2,7 +2,8 @@
 UID EXPUNGE.
 
 RFC 9051 §6.4.3 (EXPUNGE), §6.4.6 (STORE), §6.4.7 (COPY), §6.4.8 (MOVE, RFC 6851),
-§6.4.9 and RFC 4315 (UID EXPUNGE, COPYUID), RFC 7162 §3.1.3 (UNCHANGEDSINCE). STORE on
+§6.4.9 and RFC 4315 (UID EXPUNGE, COPYUID), RFC 7162 §3.1.3 (UNCHANGEDSINCE, MODSEQ in
+the FETCH answers), §3.2.7 and §3.2.10 (VANISHED and HIGHESTMODSEQ once QRESYNC is on). STORE on
 any number of messages is one store call; its FETCH answers come from the returned rows
 (one more query only for the messages whose flags did not change, and only without
 .SILENT).
@@ -29,11 +30,21 @@ async def store(s: Session, cmd: c.Store) -> bytes:
     if selected.read_only:
         raise CommandNo("Mailbox is read-only", "CANNOT")
     flags = storable_flags(cmd.flags)
+    if cmd.unchanged_since is not None:
+        s.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     uids = s.resolve(cmd.sequence_set, uid=cmd.uid)
     if not uids:
         return wire.tagged(cmd.tag, "OK", "STORE completed")
     result = await selected.set_flags(uids, flags, _MODES[cmd.mode], cmd.unchanged_since)
     view = selected.view
+    if cmd.silent and s.condstore:
+        # RFC 7162 §3.1.3: .SILENT still reports the new MODSEQ of each changed message.
+        for row in result.changed:
+            seq = view.seq_of(row.uid)
+            if seq is not None:
+                with_uid = b"UID %d " % row.uid if cmd.uid or s.qresync else b""
+                s.untagged(b"%d FETCH (%sMODSEQ (%d))" % (seq, with_uid, row.modseq))
+                await s.maybe_flush()
     if not cmd.silent:
         rows: dict[int, FlagRow] = {r.uid: r for r in result.changed}
         modified = set(result.modified)
@@ -44,7 +55,8 @@ async def store(s: Session, cmd: c.Store) -> bytes:
         for uid in sorted(rows):
             seq = view.seq_of(uid)
             if seq is not None:
-                s.untagged(s.flags_fetch(seq, rows[uid], with_uid=cmd.uid))
+                # Once QRESYNC is on every FETCH names its UID (RFC 5162 erratum 1807).
+                s.untagged(s.flags_fetch(seq, rows[uid], with_uid=cmd.uid or s.qresync))
                 await s.maybe_flush()
     if result.modified:
         numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
@@ -85,8 +97,7 @@ async def copy(s: Session, cmd: c.Copy | c.Move) -> bytes:
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses.
     if code:
         s.untagged(b"OK [" + code.encode() + b"] Moved")
-    for seq in view.expunged_now(result.source_uids):
-        s.untagged(b"%d EXPUNGE" % seq)
+    s.report_expunged(view.expunge_known(result.source_uids))  # VANISHED: RFC 7162 §3.2.10
     _forget_saved(s)
     return wire.tagged(cmd.tag, "OK", "MOVE completed")
 
@@ -110,7 +121,12 @@ async def expunge_cmd(s: Session, cmd: c.Expunge | c.UidExpunge) -> bytes:
         expunged = await selected.expunge(uids)
     else:
         expunged = await selected.expunge()
-    for seq in expunged:
-        s.untagged(b"%d EXPUNGE" % seq)
+    s.report_expunged(expunged)  # VANISHED once QRESYNC is on: RFC 7162 §3.2.10
     _forget_saved(s)
+    if s.qresync:
+        # RFC 7162 §3.2.7: the tagged OK carries the HIGHESTMODSEQ after the expunge; what
+        # others changed meanwhile is reported first, so the client misses nothing below it.
+        await s.report_updates(allow_expunge=True)
+        code = f"HIGHESTMODSEQ {selected.view.reported_highestmodseq}"
+        return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)
     return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed")
