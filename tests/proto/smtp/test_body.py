@@ -69,3 +69,13 @@ def test_line_limit_inside_one_large_chunk() -> None:
             scanner = BodyScanner(max_size=10**6, max_header=10**6, max_line=998)
             scanner.feed(b"".join(lines))
             assert scanner.finish() == want
+
+
+def test_too_big_wins_over_an_earlier_bare_cr() -> None:
+    """A message over the size limit is refused as too big (552) even when a bare CR
+    came first, whatever the chunking (hypothesis found the 554 once)."""
+    data = b"\r" * 13 + b"\r\n" * 17 + b"S: v" * 6
+    scanner = BodyScanner(max_size=70, max_header=5, max_line=3)
+    scanner.feed(data[:2])
+    scanner.feed(data[2:])
+    assert scanner.finish() == r.MESSAGE_TOO_BIG

@@ -82,10 +82,12 @@ class BodyScanner:
             return
         start = self.size
         self.size += len(chunk)
-        if self.error is not None:
-            return
         if self.size > self.max_size:
+            # Too big wins over any violation seen earlier (RFC 5321 §4.5.3.1.10: 552
+            # tells the client not to retry as is), whatever the chunking.
             self.error = r.MESSAGE_TOO_BIG
+            return
+        if self.error is not None:
             return
         joined = self._last + chunk
         offset = len(self._last)
