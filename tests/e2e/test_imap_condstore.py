@@ -267,3 +267,17 @@ def test_highestmodseq_stays_below_a_held_back_expunge(
         b"* OK [HIGHESTMODSEQ %d] Highest" % before,
     ]
     assert untagged(ok(a.cmd("NOOP"))) == [b"* 1 EXPUNGE"]
+
+
+def test_list_status_highestmodseq_enables_condstore(
+    server: RunningServer, clients: list[RawImap]
+) -> None:
+    """LIST ... RETURN (STATUS (HIGHESTMODSEQ)) asks for STATUS HIGHESTMODSEQ, a
+    CONDSTORE-enabling command (RFC 7162 §3.1, RFC 5819): a later SELECT reports
+    HIGHESTMODSEQ without (CONDSTORE)."""
+    a = _client(server, clients)
+    append(a)
+    lines = ok(a.cmd('LIST "" "INBOX" RETURN (STATUS (HIGHESTMODSEQ))'))
+    high = [line for line in lines if line.startswith(b'* STATUS "INBOX" (HIGHESTMODSEQ ')]
+    assert len(high) == 1, lines
+    assert code_number(ok(a.cmd("SELECT INBOX")), "HIGHESTMODSEQ") > 0

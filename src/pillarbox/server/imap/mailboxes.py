@@ -263,6 +263,8 @@ async def list_(s: Session, cmd: c.List) -> bytes:
             attrs.append("\\Subscribed")
         attrs += _special(m)
         lines.append((name, attrs, extra))
+    if cmd.status_items is not None and "HIGHESTMODSEQ" in cmd.status_items:
+        s.enable_condstore()  # RFC 7162 §3.1: STATUS HIGHESTMODSEQ, here via LIST-STATUS
     for name, attrs, extra in lines:
         s.untagged(b"LIST (" + " ".join(attrs).encode() + b') "/" ' + wire_name(s, name) + extra)
         m = boxes.get(name)
