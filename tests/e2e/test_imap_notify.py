@@ -302,3 +302,26 @@ def test_selected_delayed_holds_expunges_back(login: Callable[[], RawImap]) -> N
     assert not any(x.endswith(b"EXPUNGE") for x in lines), lines
     lines = ok(c.cmd("NOOP"))
     assert b"* 1 EXPUNGE" in lines, lines
+
+
+def test_message_new_fetch_attributes_for_the_selected_mailbox(
+    login: Callable[[], RawImap],
+) -> None:
+    """RFC 5465 §5.2: MessageNew with fetch attributes in the selected group sends, after
+    EXISTS, a FETCH of the new message with UID and the attributes asked for."""
+    c, other = login(), login()
+    ok(c.cmd("SELECT INBOX"))
+    ok(
+        c.cmd(
+            "NOTIFY SET (selected (MessageNew (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])"
+            " MessageExpunge))"
+        )
+    )
+    uid = append(other, "INBOX", data=b"Subject: pushed\r\nFrom: a@b\r\n\r\nhi\r\n")
+    lines = read_until(c, lambda ls: any(b"FETCH" in x for x in ls), timeout=1)
+    assert lines[0] == b"* 1 EXISTS", lines
+    fetch_line = next(x for x in lines if b"FETCH" in x)
+    assert fetch_line.startswith(b"* 1 FETCH (UID %d FLAGS (" % uid), fetch_line
+    assert b"Subject: pushed" in fetch_line
+    # PEEK: the message stays unseen.
+    assert b"\\Seen" not in ok(c.cmd("FETCH 1 FLAGS"))[0]

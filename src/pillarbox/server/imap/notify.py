@@ -41,9 +41,11 @@ from pillarbox.model import (
     MessagesAdded,
     MessagesExpunged,
     Resync,
+    SeqRange,
+    SequenceSet,
 )
 from pillarbox.proto.imap import commands as c
-from pillarbox.server.imap import names, wire
+from pillarbox.server.imap import fetch, names, wire
 from pillarbox.server.imap.errors import BadCommand, CommandNo
 from pillarbox.server.imap.mailboxes import wire_name
 from pillarbox.server.imap.session import Session
@@ -75,6 +77,7 @@ class Group:
     filter: str
     names: frozenset[str]
     events: frozenset[str]
+    fetch: tuple[c.FetchItem, ...] = ()  # MessageNew's fetch attributes (RFC 5465 §5.2)
 
     def matches(self, name: str, subscribed: set[str]) -> bool:
         kind = self.filter
@@ -127,6 +130,17 @@ class Notifications:
                 self._all_changed = self._watch_messages
             return True
         return False
+
+    async def new_in_selected(self, s: Session, uids: list[int]) -> None:
+        """RFC 5465 §5.2: MessageNew with fetch attributes in the selected group sends,
+        after EXISTS, ``FETCH (UID ...)`` of the new messages as a UID FETCH of them would
+        (one fetch for all of them)."""
+        group = self.selected_group
+        if group is None or not group.fetch or not uids:
+            return
+        ranges = tuple(SeqRange(u, u) for u in uids)
+        cmd = c.Fetch("*", uid=True, sequence_set=SequenceSet(ranges), items=group.fetch)
+        await fetch.fetch(s, cmd)  # its tagged OK is for a command nobody sent: dropped
 
     def _mark(self, mailbox_id: int, kind: str) -> bool:
         if not self._watch_messages:
@@ -243,7 +257,10 @@ def _group(s: Session, raw: c.NotifyGroup) -> Group:
     if FLAGS in events and NEW not in events:
         raise BadCommand("FlagChange needs MessageNew and MessageExpunge")  # RFC 5465 §5
     canonical = {n for n in (_canonical(s, name) for name in raw.mailboxes) if n is not None}
-    return Group(raw.filter, frozenset(canonical), frozenset(events))
+    # Fetch attributes only mean something for the selected mailbox (RFC 5465 §5.2): the
+    # other mailboxes get STATUS.
+    items = tuple(i for e in raw.events if e.name == NEW for i in e.fetch)
+    return Group(raw.filter, frozenset(canonical), frozenset(events), items)
 
 
 async def notify(s: Session, cmd: c.Notify) -> bytes:

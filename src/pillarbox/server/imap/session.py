@@ -86,6 +86,11 @@ class Notifier(Protocol):
         """Queue the untagged responses (STATUS, LIST) for what was recorded."""
         ...
 
+    async def new_in_selected(self, session: Session, uids: list[int]) -> None:
+        """Messages `uids` were just announced by EXISTS in the selected mailbox (MessageNew
+        with fetch attributes sends them, RFC 5465 §5.2)."""
+        ...
+
 
 class Router(Protocol):
     """Which handler runs a command (`dispatch.ROUTER`, built in one place)."""
@@ -489,6 +494,7 @@ class Session:
         self._changed.clear()
         await selected.resync()
         view = selected.view
+        top = view.max_uid
         updates = view.take_updates(allow_expunge=allow_expunge)
         self.report_expunged(Removed(updates.expunged, updates.vanished))
         if allow_expunge and self.saved_search and updates.expunged:
@@ -498,6 +504,10 @@ class Session:
             if not self.rev2:
                 # RFC 3501 §7.3.2: new messages this session takes as \Recent.
                 self.untagged(b"%d RECENT" % await selected.claim_recent())
+            if notifier is not None and view.max_uid > top:
+                await notifier.new_in_selected(
+                    self, view.uids_for_uid_set([(top + 1, view.max_uid)])
+                )
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
         if self.condstore and view.has_expunges:
