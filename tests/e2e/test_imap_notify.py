@@ -325,3 +325,24 @@ def test_message_new_fetch_attributes_for_the_selected_mailbox(
     assert b"Subject: pushed" in fetch_line
     # PEEK: the message stays unseen.
     assert b"\\Seen" not in ok(c.cmd("FETCH 1 FLAGS"))[0]
+
+
+def test_subtree_and_subscribed_filters(login: Callable[[], RawImap]) -> None:
+    """``subtree Lists`` is Lists and what is below it, not "Listsx"; ``subscribed``
+    follows the subscriptions, also one made after NOTIFY SET. Each silent APPEND is
+    published before the one that is reported, so its STATUS would have come first."""
+    c, other = login(), login()
+    for name in ("Lists", "Lists/rust", "Listsx", "Kept", "Other"):
+        ok(other.cmd(f"CREATE {name}"))
+    ok(c.cmd(f"NOTIFY SET (subtree Lists {MESSAGE_EVENTS}) (subscribed {MESSAGE_EVENTS})"))
+    append(other, "Listsx")
+    append(other, "Lists/rust")
+    lines = read_until(c, _has_status("Lists/rust"), timeout=1)
+    append(other, "Lists")
+    lines += read_until(c, _has_status("Lists"), timeout=1)
+    assert _status_of(lines, "Listsx") is None, lines
+    ok(other.cmd("SUBSCRIBE Kept"))
+    append(other, "Other")
+    append(other, "Kept")
+    lines = read_until(c, _has_status("Kept"), timeout=1)
+    assert _status_of(lines, "Other") is None, lines
