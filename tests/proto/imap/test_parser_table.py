@@ -16,6 +16,7 @@ from pillarbox.proto.imap.grammar import (
     fetch,
     mailboxes,
     messages,
+    notify,
     search,
     session,
     sort,
@@ -45,6 +46,7 @@ EXPECTED = {
     "MOVE",
     "NAMESPACE",
     "NOOP",
+    "NOTIFY",
     "RENAME",
     "SEARCH",
     "SELECT",
@@ -70,7 +72,17 @@ EXPECTED = {
 
 def test_known_commands_are_the_families_tables() -> None:
     """The joined table is exactly the commands the server knows, each from one family."""
-    families = [session, mailboxes, messages, search, fetch, compress, sort, unauthenticate]
+    families = [
+        session,
+        mailboxes,
+        messages,
+        search,
+        fetch,
+        compress,
+        sort,
+        unauthenticate,
+        notify,
+    ]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)
 

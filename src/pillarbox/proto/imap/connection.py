@@ -122,6 +122,7 @@ _AUTH_ONLY: Final = frozenset(
         "IDLE",
         "COMPRESS",  # RFC 4978 §5: command-auth
         "UNAUTHENTICATE",  # RFC 8437 §4: command-auth and command-select
+        "NOTIFY",  # RFC 5465 §8: command-auth (so the selected state too)
     }
 )
 _SELECTED_ONLY: Final = frozenset(

@@ -29,6 +29,7 @@ from pillarbox.proto.imap.grammar import (
     fetch,
     mailboxes,
     messages,
+    notify,
     search,
     session,
     sort,
@@ -89,6 +90,7 @@ _PARSERS: Final = _join(
     compress.PARSERS,
     sort.PARSERS,
     unauthenticate.PARSERS,
+    notify.PARSERS,
 )
 
 KNOWN_COMMANDS: Final = frozenset(_PARSERS)

@@ -19,6 +19,7 @@ from pillarbox.server.imap import (
     compress,
     fetch,
     mailboxes,
+    notify,
     search,
     sort,
     store_cmd,
@@ -74,6 +75,7 @@ route(c.Compress, compress.compress)
 route(c.Sort, sort.sort)
 route(c.Thread, sort.thread)
 route(c.Unauthenticate, unauthenticate.unauthenticate)
+route(c.Notify, notify.notify)
 
 
 class _Router:

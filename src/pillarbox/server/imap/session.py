@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol, TypeVar
 
 from pillarbox.config import ImapConfig
-from pillarbox.model import Account, FlagRow, Mailbox, MailboxesChanged, Resync
+from pillarbox.model import Account, Change, FlagRow, Mailbox, MailboxesChanged, Resync
 from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import responses
@@ -66,6 +66,30 @@ class Handler(Protocol[CommandT]):
     None when it already answered (STARTTLS, an AUTHENTICATE challenge, IDLE's end)."""
 
     def __call__(self, session: Session, cmd: CommandT, /) -> Awaitable[bytes | None]: ...
+
+
+class Notifier(Protocol):
+    """What NOTIFY (RFC 5465, `notify`) asked to be told, kept by the session while set."""
+
+    def record(self, change: Change) -> bool:
+        """Note a change-bus event (no I/O, no await); True when it may need reporting."""
+        ...
+
+    @property
+    def selected_push(self) -> bool | None:
+        """How the selected mailbox's updates go out between commands: None when NOTIFY
+        names no selected filter (only at command ends, as without NOTIFY), True for
+        "selected" (expunges too), False for "selected-delayed" (RFC 5465 §5.1)."""
+        ...
+
+    async def report(self, session: Session) -> None:
+        """Queue the untagged responses (STATUS, LIST) for what was recorded."""
+        ...
+
+    async def new_in_selected(self, session: Session, uids: list[int]) -> None:
+        """Messages `uids` were just announced by EXISTS in the selected mailbox (MessageNew
+        with fetch attributes sends them, RFC 5465 §5.2)."""
+        ...
 
 
 class Router(Protocol):
@@ -117,6 +141,7 @@ class Session:
         self.announced: AnnouncedFlags | None = None  # FLAGS told for `selected`
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
+        self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET, until NOTIFY NONE
         self._out: list[bytes] = []
         self._out_size = 0
         self._changes: Subscription | None = None
@@ -265,6 +290,7 @@ class Session:
             "PREVIEW",
             "CONDSTORE",  # RFC 7162 §3.1.1
             "QRESYNC",  # RFC 7162 §3.2.2
+            "NOTIFY",  # RFC 5465 §3
             f"APPENDLIMIT={self.config.max_literal_size}",
         ]
         return " ".join(caps)
@@ -278,7 +304,16 @@ class Session:
             )
             await self.flush()
             while not self._done:
-                data = await self._read()
+                if self.notifier is not None:
+                    # RFC 5465 §1: with NOTIFY set, updates go out between commands too.
+                    got = await self.read_or_change()
+                    if got is None:
+                        await self._push_notifications()
+                        await self.flush()
+                        continue
+                    data = got
+                else:
+                    data = await self._read()
                 self.conn.receive_data(data)
                 await self._drain_events()
                 await self.flush()
@@ -359,7 +394,8 @@ class Session:
             self.send(wire.tagged(cmd.tag, "BAD", "Command not supported"))
             return
         ok = await self._guard(cmd.tag, lambda: handler(self, cmd), cmd)
-        if ok is not None and self.selected is not None and self.conn.state is State.SELECTED:
+        selected = self.selected is not None and self.conn.state is State.SELECTED
+        if ok is not None and (selected or self.notifier is not None):
             try:
                 await self.report_updates(allow_expunge=_expunge_allowed(cmd))
             except (ConnectionError, TimeoutError):
@@ -408,6 +444,9 @@ class Session:
                 self.mailboxes.invalidate()  # before anything else: no await in between
             view = self.selected.view if self.selected is not None else None
             try:
+                notifier = self.notifier
+                if notifier is not None and notifier.record(change):
+                    self._changed.set()
                 if view is not None and view.record(change):
                     self._changed.set()
             except Exception:
@@ -441,14 +480,21 @@ class Session:
 
     async def report_updates(self, *, allow_expunge: bool) -> None:
         """Send untagged EXPUNGE (or VANISHED) / EXISTS / FETCH FLAGS for recorded changes,
-        and HIGHESTMODSEQ again while expunges are held back (RFC 7162 §3.2)."""
+        and HIGHESTMODSEQ again while expunges are held back (RFC 7162 §3.2); with NOTIFY
+        set, first the STATUS/LIST responses about other mailboxes (RFC 5465)."""
         selected = self.selected
+        notifier = self.notifier
+        if notifier is not None:
+            await self.settle()
+            await notifier.report(self)
         if selected is None:
+            self._changed.clear()
             return
         await self.settle()
         self._changed.clear()
         await selected.resync()
         view = selected.view
+        top = view.max_uid
         updates = view.take_updates(allow_expunge=allow_expunge)
         self.report_expunged(Removed(updates.expunged, updates.vanished))
         if allow_expunge and self.saved_search and updates.expunged:
@@ -458,6 +504,10 @@ class Session:
             if not self.rev2:
                 # RFC 3501 §7.3.2: new messages this session takes as \Recent.
                 self.untagged(b"%d RECENT" % await selected.claim_recent())
+            if notifier is not None and view.max_uid > top:
+                await notifier.new_in_selected(
+                    self, view.uids_for_uid_set([(top + 1, view.max_uid)])
+                )
         for seq, row in updates.flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
         if self.condstore and view.has_expunges:
@@ -465,6 +515,26 @@ class Session:
             # the client's safe HIGHESTMODSEQ is below them.
             high = view.reported_highestmodseq
             self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    async def _push_notifications(self) -> None:
+        """A change arrived while no command runs and NOTIFY is set: report it now
+        (RFC 5465 §1), the selected mailbox's too when NOTIFY names it (§5.1)."""
+        notifier = self.notifier
+        if notifier is None:
+            self._changed.clear()
+            return
+        push = notifier.selected_push
+        try:
+            if push is not None and self.selected is not None and self.conn.state is State.SELECTED:
+                await self.report_updates(allow_expunge=push)
+            else:
+                self._changed.clear()
+                await self.settle()
+                await notifier.report(self)
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            log.exception("%s reporting notifications failed", self.conn_id)
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
@@ -514,6 +584,7 @@ class Session:
         self.account = None
         self.mailboxes = None
         self.enabled.clear()
+        self.notifier = None
         self._changed.clear()
         self.conn.unauthenticated()
 

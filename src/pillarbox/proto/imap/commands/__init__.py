@@ -107,6 +107,7 @@ from pillarbox.proto.imap.commands.messages import (
     StoreMode,
     UidExpunge,
 )
+from pillarbox.proto.imap.commands.notify import Notify, NotifyEvent, NotifyGroup
 from pillarbox.proto.imap.commands.search import ESEARCH_OPTIONS, Search
 from pillarbox.proto.imap.commands.session import (
     Authenticate,
@@ -158,6 +159,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Sort,
     Thread,
     Unauthenticate,
+    Notify,
 )
 
 __all__ = [
@@ -201,6 +203,9 @@ __all__ = [
     "Namespace",
     "NeedData",
     "Noop",
+    "Notify",
+    "NotifyEvent",
+    "NotifyGroup",
     "ParamValue",
     "Partial",
     "QResync",
