@@ -19,6 +19,7 @@ from pillarbox.model import (
     PopScope,
     QueuedRecipient,
     QueueOrigin,
+    QuotaUsage,
     RecipientOutcome,
     RecipientState,
     SearchText,
@@ -297,6 +298,69 @@ async def test_quota_exceeded(env: Env) -> None:
     moved = await s.move(env.inbox.id, [1], trash.id)
     assert moved.dest_uids == (1,)
     assert await s.quota_usage(env.account.id) == 40
+
+
+async def test_message_limit(env: Env) -> None:
+    """RFC 9208 §5.2 MESSAGE: the account holds at most its limit of messages, counted
+    over every mailbox with \\Deleted ones until expunged; APPEND, delivery and COPY over
+    it fail alone and change nothing, a MOVE inside the account is never refused, and
+    each limit is set alone (None keeps the other)."""
+    s = env.store
+    account = await s.set_quota("alice@example.org", None, 2)
+    assert (account.quota_bytes, account.quota_messages) == (0, 2)
+    assert await s.quota(env.account.id) == QuotaUsage(0, 0, 0, 2)
+    trash = await s.get_special_mailbox(env.account.id, "\\Trash")
+    assert trash is not None
+    await env.add(b"a" * 10)
+    await env.add(b"b" * 20, flags=frozenset({"\\Deleted"}), mailbox_id=trash.id)
+    assert await s.quota(env.account.id) == QuotaUsage(30, 0, 2, 2)
+    with pytest.raises(QuotaExceeded):
+        await env.add(b"c")
+    blob = await write_blob(s, b"c")
+    with pytest.raises(QuotaExceeded):
+        await s.deliver([_Target(env.inbox.id, blob, dummy_meta(b"c"))])
+    with pytest.raises(QuotaExceeded):
+        await s.copy(env.inbox.id, [1], trash.id)
+    assert await s.uids(env.inbox.id) == [1] and await s.uids(trash.id) == [1]
+    moved = await s.move(env.inbox.id, [1], trash.id)  # at the limit: allowed
+    assert moved.dest_uids == (2,)
+    assert await s.quota(env.account.id) == QuotaUsage(30, 0, 2, 2)
+    await s.expunge(trash.id)  # the \\Deleted one goes: room for one more
+    assert await s.quota(env.account.id) == QuotaUsage(10, 0, 1, 2)
+    await env.add(b"d")
+    # the byte quota is set alone and keeps the message limit
+    account = await s.set_quota("alice@example.org", 100)
+    assert (account.quota_bytes, account.quota_messages) == (100, 2)
+    account = await s.set_quota("alice@example.org", None, 0)  # 0: no limit
+    assert (account.quota_bytes, account.quota_messages) == (100, 0)
+    await env.add(b"e")
+    assert await s.quota(env.account.id) == QuotaUsage(12, 100, 3, 0)
+    with pytest.raises(NotFound):
+        await s.set_quota("nobody@example.org", None, 5)
+    with pytest.raises(NotFound):
+        await s.quota(9999)
+
+
+async def test_message_count_of_another_account(env: Env) -> None:
+    """A MOVE between accounts counts for the destination's limit and frees a place in
+    the source's; removing a mailbox uncounts its messages."""
+    s = env.store
+    bob = await s.add_account("bob@example.org", "h")
+    bob_inbox = await s.get_mailbox(bob.id, "INBOX")
+    assert bob_inbox is not None
+    await s.set_quota("bob@example.org", None, 1)
+    await env.add(b"one")
+    await env.add(b"two")
+    with pytest.raises(QuotaExceeded):
+        await s.move(env.inbox.id, [1, 2], bob_inbox.id)
+    await s.move(env.inbox.id, [1], bob_inbox.id)
+    assert (await s.quota(bob.id)).messages_used == 1
+    assert (await s.quota(env.account.id)).messages_used == 1
+    box = await s.create_mailbox(env.account.id, "Old")
+    await env.add(b"three", mailbox_id=box.id)
+    assert (await s.quota(env.account.id)).messages_used == 2
+    await s.delete_mailbox(env.account.id, "Old")
+    assert await s.quota(env.account.id) == QuotaUsage(3, 0, 1, 0)
 
 
 # --- messages ---------------------------------------------------------------------------

@@ -13,7 +13,14 @@ them.
 
 from __future__ import annotations
 
-from pillarbox.model.accounts import Account, Alias, Domain, PopOnRetrieve, PopScope
+from pillarbox.model.accounts import (
+    Account,
+    Alias,
+    Domain,
+    PopOnRetrieve,
+    PopScope,
+    QuotaUsage,
+)
 from pillarbox.model.changes import (
     Change,
     FlagsChanged,
@@ -89,6 +96,7 @@ __all__ = [
     "QueueOrigin",
     "QueuedMessage",
     "QueuedRecipient",
+    "QuotaUsage",
     "RecipientOutcome",
     "RecipientState",
     "Resync",

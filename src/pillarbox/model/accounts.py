@@ -38,6 +38,18 @@ class Account:
     pop_on_retrieve: PopOnRetrieve = PopOnRetrieve.DELETE
     pop_scope: PopScope = PopScope.ALL
     pop_min_uid: int = 0  # with FROM_NOW: INBOX uids below this are invisible to POP3
+    quota_messages: int = 0  # the most messages the account may hold; 0 means no limit
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """An account's limits and what it uses of them, read together (RFC 9208 GETQUOTA):
+    bytes of all its messages and how many there are; a limit of 0 means none."""
+
+    storage_used: int
+    storage_limit: int
+    messages_used: int
+    messages_limit: int
 
 
 @dataclass(frozen=True, slots=True)

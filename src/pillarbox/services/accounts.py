@@ -145,15 +145,21 @@ class AccountService:
         except store_errors.NotFound:
             raise AccountError(f"no such user: {full}") from None
 
-    async def set_quota(self, address: str, quota_bytes: int) -> Account:
-        """The account's quota in bytes, 0 for none (`rules.quota`)."""
+    async def set_quota(
+        self, address: str, quota_bytes: int | None, quota_messages: int | None = None
+    ) -> Account:
+        """The account's quota in bytes and its limit on messages, 0 for none, None to
+        leave that one as it is (`rules.quota`)."""
         full = canonical_address(address)
         try:
-            quota_rules.check_quota_value(quota_bytes)
+            if quota_bytes is not None:
+                quota_rules.check_quota_value(quota_bytes)
+            if quota_messages is not None:
+                quota_rules.check_message_limit_value(quota_messages)
         except ValueError as exc:
             raise AccountError(str(exc)) from None
         try:
-            return await self._store.set_quota(full, quota_bytes)
+            return await self._store.set_quota(full, quota_bytes, quota_messages)
         except store_errors.NotFound:
             raise AccountError(f"no such user: {full}") from None
 

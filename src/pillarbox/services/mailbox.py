@@ -27,7 +27,14 @@ from datetime import datetime
 from typing import TypeVar
 
 from pillarbox.message.parse import parse
-from pillarbox.model import AppendResult, CopyResult, FlagMode, Mailbox, MailboxStatus
+from pillarbox.model import (
+    AppendResult,
+    CopyResult,
+    FlagMode,
+    Mailbox,
+    MailboxStatus,
+    QuotaUsage,
+)
 from pillarbox.rules.mailbox_names import (
     BadMailboxName,
     is_inferior,
@@ -261,6 +268,10 @@ class AccountMailboxes:
 
     async def status(self, mailbox: Mailbox) -> MailboxStatus:
         return await call_store(self.store.mailbox_status(mailbox.id))
+
+    async def quota(self) -> QuotaUsage:
+        """The account's limits and usage (RFC 9208 GETQUOTA, GETQUOTAROOT)."""
+        return await call_store(self.store.quota(self.account_id))
 
     async def count_recent(self, mailbox: Mailbox) -> int:
         """Messages no session has taken as \\Recent yet (RFC 3501 §6.3.10 STATUS RECENT)."""

@@ -52,6 +52,7 @@ from pillarbox.model import (
     QueuedMessage,
     QueuedRecipient,
     QueueOrigin,
+    QuotaUsage,
     RecipientOutcome,
     SearchKey,
     StoreFlagsResult,
@@ -175,8 +176,11 @@ class Store(Protocol):
     async def get_account_by_id(self, account_id: int) -> Account | None: ...
     async def list_accounts(self, domain: str | None = None) -> list[Account]: ...
     async def set_password_hash(self, address: str, password_hash: str) -> None: ...
-    async def set_quota(self, address: str, quota_bytes: int) -> Account:
-        """Set the account's quota in bytes (0: none; `rules.quota`)."""
+    async def set_quota(
+        self, address: str, quota_bytes: int | None, quota_messages: int | None = None
+    ) -> Account:
+        """Set the account's quota in bytes and its limit on messages (0: none; None:
+        leave that limit as it is; `rules.quota`). Raises NotFound."""
         ...
 
     async def remove_account(self, address: str) -> None:
@@ -242,6 +246,11 @@ class Store(Protocol):
 
     async def quota_usage(self, account_id: int) -> int:
         """Total size in bytes of the account's messages."""
+        ...
+
+    async def quota(self, account_id: int) -> QuotaUsage:
+        """The account's limits and usage (bytes and number of messages, every mailbox,
+        \\Deleted ones included), read together. Raises NotFound."""
         ...
 
     # --- blobs -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pillarbox.model import QueuedRecipient, QueueOrigin
+from pillarbox.model import FlagMode, QueuedRecipient, QueueOrigin, QuotaUsage
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore, schema, text_index
 
@@ -143,3 +143,40 @@ async def test_older_queue_entries_read_as_queued(tmp_path: Path, version: int) 
         schema.migrations()[-1][0],
     )
     conn.close()
+
+
+async def test_message_counts_are_filled_in(tmp_path: Path) -> None:
+    """An account written before the message limit (schema 5) opens with its messages
+    counted over all its mailboxes and no limit, and the count follows later changes."""
+    data = tmp_path / "data"
+    conn = _store_at(data, 5)
+    conn.execute("INSERT INTO domains (id, name) VALUES (1, 'example.org')")
+    conn.executemany(
+        "INSERT INTO accounts (id, address, domain_id, password_hash) VALUES (?, ?, 1, 'h')",
+        [(1, "alice@example.org"), (2, "bob@example.org")],
+    )
+    conn.executemany(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1, 3)",
+        [(1, 1, "INBOX"), (2, 1, "Archive"), (3, 2, "INBOX")],
+    )
+    conn.execute("INSERT INTO blobs (id, size) VALUES (7, 5)")
+    conn.executemany(
+        "INSERT INTO messages (mailbox_id, uid, modseq, internaldate, size, blob_id)"
+        " VALUES (?, ?, 1, 0, 5, 7)",
+        [(1, 1), (1, 2), (2, 1)],
+    )
+    conn.close()
+    blob_file = data / "blobs" / "00" / f"{7:016x}"
+    blob_file.parent.mkdir(parents=True)
+    blob_file.write_bytes(b"hello")
+
+    store = SqliteStore(data)
+    await store.open()
+    try:
+        assert await store.quota(1) == QuotaUsage(15, 0, 3, 0)
+        assert await store.quota(2) == QuotaUsage(0, 0, 0, 0)
+        await store.set_flags(1, [1], frozenset({"\\Deleted"}), FlagMode.ADD)
+        await store.expunge(1, [1])
+        assert await store.quota(1) == QuotaUsage(10, 0, 2, 0)
+    finally:
+        await store.close()

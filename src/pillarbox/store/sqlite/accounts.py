@@ -1,9 +1,9 @@
 """Domains, accounts and aliases in the SQLite backend, with quota and POP3 policy.
 
 Owns the ``domains``, ``accounts`` and ``aliases`` rows: creating an account with its
-default mailboxes, removing one with everything it holds, its quota (the limit, set
-through `rules.quota`, and the usage the ``messages`` triggers keep in ``used_bytes``)
-and its POP3 policy.
+default mailboxes, removing one with everything it holds, its quota (the limits, set
+through `rules.quota`, and the usage the ``messages`` triggers keep in ``used_bytes``
+and ``used_messages``) and its POP3 policy.
 
 Must not: normalise or validate addresses and domain names (canonical values come from
 `rules.addresses`, above the store; they are compared exactly), or hash passwords.
@@ -23,6 +23,7 @@ from pillarbox.model import (
     MailboxesChanged,
     PopOnRetrieve,
     PopScope,
+    QuotaUsage,
 )
 from pillarbox.rules import quota as quota_rules
 from pillarbox.store.errors import Conflict, NotFound
@@ -32,7 +33,8 @@ from pillarbox.store.sqlite.message_rows import collect_blobs
 from pillarbox.store.sqlite.writer import Tx
 
 _ACCOUNT_COLUMNS = (
-    "id, address, domain_id, password_hash, quota_bytes, pop_on_retrieve, pop_scope, pop_min_uid"
+    "id, address, domain_id, password_hash, quota_bytes, pop_on_retrieve, pop_scope, pop_min_uid,"
+    " quota_messages"
 )
 
 
@@ -46,6 +48,7 @@ def _account(row: Sequence[Any]) -> Account:
         pop_on_retrieve=PopOnRetrieve(row[5]),
         pop_scope=PopScope(row[6]),
         pop_min_uid=row[7],
+        quota_messages=row[8],
     )
 
 
@@ -173,14 +176,21 @@ class AccountsMixin(SqliteCore):
 
         await self._write(op)
 
-    async def set_quota(self, address: str, quota_bytes: int) -> Account:
-        quota_bytes = quota_rules.check_quota_value(quota_bytes)
+    async def set_quota(
+        self, address: str, quota_bytes: int | None, quota_messages: int | None = None
+    ) -> Account:
+        if quota_bytes is not None:
+            quota_bytes = quota_rules.check_quota_value(quota_bytes)
+        if quota_messages is not None:
+            quota_messages = quota_rules.check_message_limit_value(quota_messages)
 
         def op(tx: Tx) -> Account:
+            # NULL keeps a limit as it is (coalesce), so either may be set alone.
             row = tx.conn.execute(
-                "UPDATE accounts SET quota_bytes = ? WHERE address = ?"
+                "UPDATE accounts SET quota_bytes = coalesce(?, quota_bytes),"
+                " quota_messages = coalesce(?, quota_messages) WHERE address = ?"
                 f" RETURNING {_ACCOUNT_COLUMNS}",
-                (quota_bytes, address),
+                (quota_bytes, quota_messages, address),
             ).fetchone()
             if row is None:
                 raise NotFound(f"no account {address}")
@@ -189,13 +199,18 @@ class AccountsMixin(SqliteCore):
         return await self._write(op)
 
     async def quota_usage(self, account_id: int) -> int:
-        def q(conn: sqlite3.Connection) -> int:
+        return (await self.quota(account_id)).storage_used
+
+    async def quota(self, account_id: int) -> QuotaUsage:
+        def q(conn: sqlite3.Connection) -> QuotaUsage:
             row = conn.execute(
-                "SELECT used_bytes FROM accounts WHERE id = ?", (account_id,)
+                "SELECT used_bytes, quota_bytes, used_messages, quota_messages"
+                " FROM accounts WHERE id = ?",
+                (account_id,),
             ).fetchone()
             if row is None:
                 raise NotFound(f"no account {account_id}")
-            return int(row[0])
+            return QuotaUsage(*row)
 
         return await self._read(q)
 

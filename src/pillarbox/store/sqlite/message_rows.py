@@ -56,17 +56,21 @@ def bump(conn: sqlite3.Connection, mailbox_id: int, new_uids: int) -> tuple[int,
     return row[0], row[1], row[2], row[3]
 
 
-def check_quota(conn: sqlite3.Connection, mailbox_id: int, adding: int) -> None:
+def check_quota(conn: sqlite3.Connection, mailbox_id: int, adding: int, count: int = 1) -> None:
+    """Refuse `count` messages of `adding` bytes that would take the mailbox's account
+    over either of its limits (`rules.quota`); the counters are the triggers' (one row)."""
     row = conn.execute(
-        "SELECT a.quota_bytes, a.used_bytes FROM mailboxes AS m"
-        " JOIN accounts AS a ON a.id = m.account_id WHERE m.id = ?",
+        "SELECT a.quota_bytes, a.used_bytes, a.quota_messages, a.used_messages"
+        " FROM mailboxes AS m JOIN accounts AS a ON a.id = m.account_id WHERE m.id = ?",
         (mailbox_id,),
     ).fetchone()
     if row is None:
         raise NotFound(f"no mailbox {mailbox_id}")
-    quota, used = row
+    quota, used, limit, held = row
     if not quota_rules.allows(quota, used, adding):
         raise QuotaExceeded(f"{used + adding} bytes exceed the quota of {quota}")
+    if not quota_rules.allows_messages(limit, held, count):
+        raise QuotaExceeded(f"{held + count} messages exceed the limit of {limit}")
 
 
 def insert_blob(
@@ -194,7 +198,7 @@ def copy_rows(
         ).fetchone()[0]
         return CopyResult(uidvalidity=validity, source_uids=(), dest_uids=())
     if quota:
-        check_quota(conn, dst, sum(r[2] for r in rows))
+        check_quota(conn, dst, sum(r[2] for r in rows), len(rows))
     source_uids = [r[0] for r in rows]
     first, modseq, uidvalidity, account_id = bump(conn, dst, len(rows))
     dest_uids = list(range(first, first + len(rows)))
@@ -245,7 +249,9 @@ def remove_rows(tx: Tx, mailbox_id: int, uids: Sequence[int]) -> None:
 
 
 def move_rows(tx: Tx, src: int, uids: Sequence[int] | None, dst: int) -> CopyResult:
-    # A move inside one account does not change its usage: no quota check.
+    # A move inside one account changes neither its bytes nor its message count (the
+    # copy's rows are counted and the source's uncounted in this one transaction): no
+    # quota check.
     same_account = tx.conn.execute(
         "SELECT (SELECT account_id FROM mailboxes WHERE id = ?)"
         " = (SELECT account_id FROM mailboxes WHERE id = ?)",
