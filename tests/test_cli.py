@@ -168,6 +168,59 @@ def test_user_quota(config: Path) -> None:
     assert run(config, "user", "quota", "q@example.test", "none").returncode == 0
 
 
+def _limits(config: Path, address: str) -> tuple[int, int]:
+    """The account's (byte, message) limits as the store holds them."""
+    from pillarbox import config as config_mod
+    from pillarbox.app import open_store
+
+    async def go() -> tuple[int, int]:
+        store = open_store(config_mod.load(config))
+        await store.open()
+        try:
+            account = await store.get_account(address)
+            assert account is not None
+            return account.quota_bytes, account.quota_messages
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def test_user_quota_storage_and_messages(config: Path) -> None:
+    """`user quota ADDRESS --storage SIZE --messages N` (RFC 9208 STORAGE and MESSAGE)
+    sets both limits, either option alone leaves the other limit as it is, the older
+    positional SIZE sets the byte limit only, and 0 or none lifts a limit; a SIZE with
+    --storage, no limit at all, or a count that is not a number fail with one line."""
+    assert run(config, "domain", "add", "example.test").returncode == 0
+    added = run(config, "user", "add", "q@example.test", "--password-stdin", stdin=PASSWORD)
+    assert added.returncode == 0
+    quota = ("user", "quota", "q@example.test")
+    result = run(config, *quota, "--storage", "2G", "--messages", "100000")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert _limits(config, "q@example.test") == (2 * 2**30, 100000)
+    assert run(config, "user", "quota", "Q@example.test", "--messages", "50").returncode == 0
+    assert _limits(config, "q@example.test") == (2 * 2**30, 50)
+    assert run(config, "user", "quota", "q@example.test", "500M").returncode == 0
+    assert _limits(config, "q@example.test") == (500 * 2**20, 50)
+    assert run(config, "user", "quota", "q@example.test", "--storage", "0").returncode == 0
+    assert _limits(config, "q@example.test") == (0, 50)
+    assert run(config, "user", "quota", "q@example.test", "--messages", "none").returncode == 0
+    assert _limits(config, "q@example.test") == (0, 0)
+    for args, message in (
+        (("1G", "--storage", "2G"), "not both"),
+        ((), "give a limit"),
+        (("--messages", "lots"), "not a number of messages"),
+        (("--messages", "-5"), "not a number of messages"),
+        (("--storage", "lots"), "not a size"),
+    ):
+        result = run(config, "user", "quota", "q@example.test", *args)
+        assert result.returncode == 1 and message in result.stderr, args
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    result = run(config, "user", "quota", "nobody@example.test", "--messages", "5")
+    assert result.returncode == 1 and "no such user" in result.stderr
+    assert _limits(config, "q@example.test") == (0, 0)
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [

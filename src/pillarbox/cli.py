@@ -189,9 +189,27 @@ def parse_size(text: str) -> int:
     return int(number) * _SIZE_UNITS[unit]
 
 
+def parse_count(text: str) -> int:
+    """A number of messages from "100000", or 0 from "0"/"none" (no limit)."""
+    value = text.strip().upper()
+    if value == "NONE":
+        return 0
+    if not value.isdigit():
+        raise CliError(f"not a number of messages: {text!r} (a whole number, 0 for no limit)")
+    return int(value)
+
+
 def cmd_user_quota(config: Config, args: argparse.Namespace) -> int:
-    size = parse_size(args.size)
-    _run_with_accounts(config, lambda a: a.set_quota(args.address, size))
+    # `user quota ADDRESS SIZE` is the older form, kept as it was for scripts; the
+    # options set either limit alone and leave the other as it is.
+    if args.size is not None and args.storage is not None:
+        raise CliError("give the size either as SIZE or as --storage, not both")
+    storage_text = args.size if args.size is not None else args.storage
+    if storage_text is None and args.messages is None:
+        raise CliError("give a limit: SIZE, --storage SIZE or --messages N")
+    storage = None if storage_text is None else parse_size(storage_text)
+    messages = None if args.messages is None else parse_count(args.messages)
+    _run_with_accounts(config, lambda a: a.set_quota(args.address, storage, messages))
     return 0
 
 
@@ -414,9 +432,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="all INBOX mail, or only mail that arrives from now on",
     )
     p.set_defaults(func=cmd_user_pop)
-    p = usub.add_parser("quota", help="limit the bytes an account's mail may take")
+    p = usub.add_parser(
+        "quota", help="limit the bytes and the number of messages an account's mail may take"
+    )
     p.add_argument("address")
-    p.add_argument("size", help="bytes, or with K/M/G/T (1024-based); 0 or 'none' for no limit")
+    p.add_argument(
+        "size",
+        nargs="?",
+        help="bytes, or with K/M/G/T (1024-based); 0 or 'none' for no limit (as --storage)",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="SIZE",
+        help="the byte limit: bytes, or with K/M/G/T (1024-based); 0 or 'none' for no limit",
+    )
+    p.add_argument(
+        "--messages", metavar="N", help="the most messages the account may hold; 0 for no limit"
+    )
     p.set_defaults(func=cmd_user_quota)
 
     alias = sub.add_parser("alias", help="manage aliases ('@domain' is a catch-all)")
