@@ -252,6 +252,7 @@ async def test_status_and_quota(env: Env) -> None:
     await env.add(b"c" * 30)
     st = await s.mailbox_status(env.inbox.id)
     assert (st.messages, st.unseen, st.deleted, st.size, st.uidnext) == (3, 2, 1, 60, 4)
+    assert st.deleted_size == 20  # RFC 9208 §4.2 DELETED-STORAGE
     assert st.uidvalidity == env.inbox.uidvalidity
     assert await s.quota_usage(env.account.id) == 60
     await s.expunge(env.inbox.id)

@@ -42,3 +42,4 @@ class MailboxStatus:
     uidnext: int
     uidvalidity: int
     highestmodseq: int
+    deleted_size: int = 0  # octets of the \Deleted messages (RFC 9208 §4.2 DELETED-STORAGE)

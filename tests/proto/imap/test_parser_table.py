@@ -17,6 +17,7 @@ from pillarbox.proto.imap.grammar import (
     mailboxes,
     messages,
     notify,
+    quota,
     search,
     session,
     sort,
@@ -37,6 +38,8 @@ EXPECTED = {
     "EXAMINE",
     "EXPUNGE",
     "FETCH",
+    "GETQUOTA",
+    "GETQUOTAROOT",
     "ID",
     "IDLE",
     "LIST",
@@ -50,6 +53,7 @@ EXPECTED = {
     "RENAME",
     "SEARCH",
     "SELECT",
+    "SETQUOTA",
     "SORT",
     "STARTTLS",
     "STATUS",
@@ -82,6 +86,7 @@ def test_known_commands_are_the_families_tables() -> None:
         sort,
         unauthenticate,
         notify,
+        quota,
     ]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)

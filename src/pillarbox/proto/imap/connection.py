@@ -123,6 +123,9 @@ _AUTH_ONLY: Final = frozenset(
         "COMPRESS",  # RFC 4978 §5: command-auth
         "UNAUTHENTICATE",  # RFC 8437 §4: command-auth and command-select
         "NOTIFY",  # RFC 5465 §8: command-auth (so the selected state too)
+        "GETQUOTA",  # RFC 9208 §9: command-auth
+        "GETQUOTAROOT",
+        "SETQUOTA",
     }
 )
 _SELECTED_ONLY: Final = frozenset(

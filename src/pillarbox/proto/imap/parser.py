@@ -30,6 +30,7 @@ from pillarbox.proto.imap.grammar import (
     mailboxes,
     messages,
     notify,
+    quota,
     search,
     session,
     sort,
@@ -91,6 +92,7 @@ _PARSERS: Final = _join(
     sort.PARSERS,
     unauthenticate.PARSERS,
     notify.PARSERS,
+    quota.PARSERS,
 )
 
 KNOWN_COMMANDS: Final = frozenset(_PARSERS)

@@ -259,6 +259,21 @@ def status(name: str, items: Iterable[tuple[str, int]], *, utf8: bool = False) -
     return b"* STATUS " + mailbox(name, utf8=utf8) + b" (" + body + b")" + CRLF
 
 
+def quotaroot(name: str, roots: Iterable[str], *, utf8: bool = False) -> bytes:
+    """``* QUOTAROOT INBOX ""`` (RFC 9208 §5.2): the quota roots a mailbox is under."""
+    out = b"* QUOTAROOT " + mailbox(name, utf8=utf8)
+    for root in roots:
+        out += b" " + astring(root, utf8=utf8)
+    return out + CRLF
+
+
+def quota(root: str, resources: Iterable[tuple[str, int, int]], *, utf8: bool = False) -> bytes:
+    """``* QUOTA "" (STORAGE 10 512 MESSAGE 3 100)`` (RFC 9208 §5.1): each resource's
+    name, usage and limit; the list holds at least one resource (RFC 9208 §9)."""
+    body = b" ".join(b"%s %d %d" % (n.encode("ascii"), used, limit) for n, used, limit in resources)
+    return b"* QUOTA " + astring(root, utf8=utf8) + b" (" + body + b")" + CRLF
+
+
 def search(numbers: Iterable[int], *, modseq: int | None = None) -> bytes:
     """``* SEARCH 2 3 5`` (RFC 3501 §7.2.5), with ``(MODSEQ n)`` for CONDSTORE."""
     out = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)

@@ -20,6 +20,7 @@ from pillarbox.server.imap import (
     fetch,
     mailboxes,
     notify,
+    quota,
     search,
     sort,
     store_cmd,
@@ -76,6 +77,9 @@ route(c.Sort, sort.sort)
 route(c.Thread, sort.thread)
 route(c.Unauthenticate, unauthenticate.unauthenticate)
 route(c.Notify, notify.notify)
+route(c.GetQuotaRoot, quota.getquotaroot)
+route(c.GetQuota, quota.getquota)
+route(c.SetQuota, quota.setquota)
 
 
 class _Router:

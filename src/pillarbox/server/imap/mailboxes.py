@@ -160,6 +160,9 @@ def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int, recent:
         "UIDVALIDITY": st.uidvalidity,
         "UNSEEN": st.unseen,
         "DELETED": st.deleted,
+        # RFC 9208 §4.2: what EXPUNGE would free, as the sum of the RFC822.SIZEs of the
+        # \Deleted messages (which is exact here: a message takes its size of quota).
+        "DELETED-STORAGE": st.deleted_size,
         "SIZE": st.size,
         "RECENT": recent,
         "HIGHESTMODSEQ": st.highestmodseq,

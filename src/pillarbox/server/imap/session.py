@@ -280,6 +280,9 @@ class Session:
             "BINARY",
             "UTF8=ACCEPT",
             "STATUS=SIZE",
+            "QUOTA",  # RFC 9208 §3.1 (no QUOTASET: limits are the administrator's)
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
             "COMPRESS=DEFLATE",
             "SORT",
             "SORT=DISPLAY",

@@ -118,10 +118,11 @@ def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[Mailbox
     ).fetchone()
     if box is None:
         raise NotFound(f"no mailbox {mailbox_id}")
-    messages, unseen, deleted, size, first_unseen = conn.execute(
+    messages, unseen, deleted, size, first_unseen, deleted_size = conn.execute(
         f"SELECT count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
         f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
-        f" min(CASE WHEN flags & {SEEN} = 0 THEN uid END)"
+        f" min(CASE WHEN flags & {SEEN} = 0 THEN uid END),"
+        f" coalesce(sum(CASE WHEN flags & {DELETED} != 0 THEN size END), 0)"
         " FROM messages WHERE mailbox_id = ?",
         (mailbox_id,),
     ).fetchone()
@@ -133,5 +134,6 @@ def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[Mailbox
         uidnext=box[0],
         uidvalidity=box[1],
         highestmodseq=box[2],
+        deleted_size=deleted_size,
     )
     return status, first_unseen

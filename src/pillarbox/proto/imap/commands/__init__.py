@@ -108,6 +108,7 @@ from pillarbox.proto.imap.commands.messages import (
     UidExpunge,
 )
 from pillarbox.proto.imap.commands.notify import Notify, NotifyEvent, NotifyGroup
+from pillarbox.proto.imap.commands.quota import GetQuota, GetQuotaRoot, SetQuota
 from pillarbox.proto.imap.commands.search import ESEARCH_OPTIONS, Search
 from pillarbox.proto.imap.commands.session import (
     Authenticate,
@@ -160,6 +161,9 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Thread,
     Unauthenticate,
     Notify,
+    GetQuota,
+    GetQuotaRoot,
+    SetQuota,
 )
 
 __all__ = [
@@ -193,6 +197,8 @@ __all__ = [
     "FetchBinarySize",
     "FetchBody",
     "FetchItem",
+    "GetQuota",
+    "GetQuotaRoot",
     "Id",
     "Idle",
     "List",
@@ -229,6 +235,7 @@ __all__ = [
     "Select",
     "SeqRange",
     "SequenceSet",
+    "SetQuota",
     "Sort",
     "StartTls",
     "Status",

@@ -133,6 +133,7 @@ STATUS_ITEMS: Final = frozenset(
         "UIDVALIDITY",
         "UNSEEN",
         "DELETED",
+        "DELETED-STORAGE",  # RFC 9208 §4.2
         "SIZE",
         "RECENT",  # IMAP4rev1 only
         "HIGHESTMODSEQ",  # RFC 7162
