@@ -142,7 +142,7 @@ def test_over_storage_limit(server: RunningServer) -> None:
 
 def test_status_deleted_storage(server: RunningServer) -> None:
     """RFC 9208 §4.2: DELETED counts the \\Deleted messages, DELETED-STORAGE what
-    expunging them frees (the sum of their RFC822.SIZEs)."""
+    expunging them frees, in the STORAGE resource's units of 1024 octets (rounded up)."""
     c = logged_in(server)
     try:
         other = b"Subject: two\r\n\r\nbody\r\n"
@@ -155,11 +155,11 @@ def test_status_deleted_storage(server: RunningServer) -> None:
         assert status(c.cmd("STORE 1:2 +FLAGS.SILENT (\\Deleted)")).startswith(b"OK")
         assert c.cmd("STATUS INBOX (deleted-storage DELETED SIZE)")[0] == (
             b'* STATUS "INBOX" (DELETED-STORAGE %d DELETED 2 SIZE %d)'
-            % (len(MSG) + len(other), len(MSG) + len(other))
+            % (-(-(len(MSG) + len(other)) // 1024), len(MSG) + len(other))
         )
         assert status(c.cmd("STORE 1 -FLAGS.SILENT (\\Deleted)")).startswith(b"OK")
         assert c.cmd("STATUS INBOX (DELETED-STORAGE)")[0] == (
-            b'* STATUS "INBOX" (DELETED-STORAGE %d)' % len(other)
+            b'* STATUS "INBOX" (DELETED-STORAGE %d)' % -(-len(other) // 1024)
         )
     finally:
         c.close()

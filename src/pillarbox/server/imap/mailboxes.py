@@ -162,7 +162,9 @@ def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int, recent:
         "DELETED": st.deleted,
         # RFC 9208 §4.2: what EXPUNGE would free, as the sum of the RFC822.SIZEs of the
         # \Deleted messages (which is exact here: a message takes its size of quota).
-        "DELETED-STORAGE": st.deleted_size,
+        # RFC 9208 §4.2: in the STORAGE resource's units, 1024 octets (rounded up, as
+        # the quota's usage is).
+        "DELETED-STORAGE": -(-st.deleted_size // 1024),
         "SIZE": st.size,
         "RECENT": recent,
         "HIGHESTMODSEQ": st.highestmodseq,
