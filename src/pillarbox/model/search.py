@@ -123,6 +123,14 @@ class SearchModseq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchEmailId:
+    """EMAILID objectid (RFC 8474 §6): the messages whose content is blob `blob_id`
+    (`model.objectids`); None, from an id that is not ours, matches nothing."""
+
+    blob_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchWithin:
     """OLDER n / YOUNGER n (RFC 5032): internal date more/less than n seconds ago."""
 
@@ -174,6 +182,7 @@ SearchKey: TypeAlias = (
     | SearchDate
     | SearchSize
     | SearchModseq
+    | SearchEmailId
     | SearchWithin
     | SearchSequence
     | SearchUids

@@ -379,6 +379,13 @@ SEARCHES = [
         c.SearchDate("since", datetime.date(2002, 4, 3), True),
     ),
     search(
+        # RFC 8474 §6: an id that is not ours matches nothing; no message has a THREADID
+        b"SEARCH EMAILID M00000000000000ff EMAILID other_id-2 THREADID T1",
+        c.SearchEmailId(255),
+        c.SearchEmailId(None),
+        c.SearchNot(c.SearchAll()),
+    ),
+    search(
         b"SEARCH LARGER 100 SMALLER 5000",
         c.SearchSize("larger", 100),
         c.SearchSize("smaller", 5000),

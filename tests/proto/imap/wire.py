@@ -107,6 +107,10 @@ class Writer:
                 assert etype is not None
                 quoted = name.encode().replace(b"\\", b"\\\\")
                 return b'MODSEQ "%s" %s %d' % (quoted, etype.encode(), modseq)
+            case c.SearchEmailId(blob_id):
+                if blob_id is None:
+                    return b"EMAILID not-ours"
+                return b"EMAILID M%016x" % blob_id
             case c.SearchWithin(op, seconds):
                 return op.upper().encode() + b" %d" % seconds
             case c.SearchNot(key):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pillarbox.model import SYSTEM_FLAGS
+from pillarbox.model import SYSTEM_FLAGS, objectids
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import resync, wire
 from pillarbox.server.imap.errors import BadCommand
@@ -30,7 +30,7 @@ from pillarbox.services.view import SelectedView
 
 # FLAGS-only lines are joined into blocks of this many before they are queued.
 FLAGS_BLOCK = 1024
-_UNSUPPORTED = frozenset({"EMAILID", "THREADID", "SAVEDATE"})
+_UNSUPPORTED = frozenset({"SAVEDATE"})
 _RFC822_SECTIONS = {
     "RFC822": WHOLE_MESSAGE,
     "RFC822.HEADER": Section(kind="HEADER"),
@@ -249,6 +249,10 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
         return b"MODSEQ (%d)" % message.modseq
     if name == "PREVIEW":  # RFC 8970 §3: computed at delivery, never NIL
         return b"PREVIEW " + wire.string(info.preview.encode("utf-8"))
+    if name == "EMAILID":  # RFC 8474 §5.1: the blob, shared by COPY and MOVE
+        return b"EMAILID (" + objectids.email_id(info.blob_id).encode() + b")"
+    if name == "THREADID":  # RFC 8474 §5.2: NIL, threads are not kept per message
+        return b"THREADID NIL"
     if name in _RFC822_SECTIONS:
         return name.encode() + b" " + wire.literal(data)
     raise BadCommand(f"{name} is not supported")

@@ -13,7 +13,7 @@ inside `AccountMailboxes`), or list anything but the logged-in account's mailbox
 from __future__ import annotations
 
 from pillarbox.model import HIERARCHY_SEPARATOR as SEP
-from pillarbox.model import Mailbox, MailboxStatus
+from pillarbox.model import Mailbox, MailboxStatus, objectids
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import names, resync, wire
 from pillarbox.server.imap.errors import BadCommand, CommandNo
@@ -81,6 +81,7 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
         if first is not None:
             s.untagged(b"OK [UNSEEN %d] First unseen" % first)
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % status.uidvalidity)
+    s.untagged(b"OK [MAILBOXID (" + _mailbox_id(mailbox) + b")] Ok")  # RFC 8474 §4.1
     uidnext = max(status.uidnext, view.max_uid + 1)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % uidnext)
     if s.condstore:
@@ -120,8 +121,14 @@ async def create(s: Session, cmd: c.Create) -> bytes:
         if cmd.special_use[0].upper() not in _SPECIAL_USES:
             raise CommandNo("Unknown special use", "USEATTR")
         special = "\\" + cmd.special_use[0][1:].capitalize()
-    await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
-    return wire.tagged(cmd.tag, "OK", "CREATE completed")
+    created = await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
+    # RFC 8474 §4.1: the new mailbox's MAILBOXID in the tagged OK
+    code = "MAILBOXID (" + objectids.mailbox_object_id(created.id) + ")"
+    return wire.tagged(cmd.tag, "OK", "CREATE completed", code)
+
+
+def _mailbox_id(mailbox: Mailbox) -> bytes:
+    return objectids.mailbox_object_id(mailbox.id).encode()
 
 
 async def delete(s: Session, cmd: c.Delete) -> bytes:
@@ -152,7 +159,9 @@ async def namespace(s: Session, cmd: c.Namespace) -> bytes:
     return wire.tagged(cmd.tag, "OK", "NAMESPACE completed")
 
 
-def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int, recent: int = 0) -> bytes:
+def _status_items(
+    items: tuple[str, ...], mailbox: Mailbox, st: MailboxStatus, limit: int, recent: int = 0
+) -> bytes:
     out: list[bytes] = []
     values = {
         "MESSAGES": st.messages,
@@ -173,6 +182,8 @@ def _status_items(items: tuple[str, ...], st: MailboxStatus, limit: int, recent:
     for item in items:
         if item in values:
             out.append(b"%s %d" % (item.encode(), values[item]))
+        elif item == "MAILBOXID":  # RFC 8474 §4.3
+            out.append(b"MAILBOXID (" + _mailbox_id(mailbox) + b")")
     return b"(" + b" ".join(out) + b")"
 
 
@@ -189,7 +200,7 @@ async def status(s: Session, cmd: c.Status) -> bytes:
         b"STATUS "
         + wire_name(s, mailbox.name)
         + b" "
-        + _status_items(cmd.items, st, s.config.max_literal_size, recent)
+        + _status_items(cmd.items, mailbox, st, s.config.max_literal_size, recent)
     )
     return wire.tagged(cmd.tag, "OK", "STATUS completed")
 
@@ -280,7 +291,7 @@ async def list_(s: Session, cmd: c.List) -> bytes:
                 b"STATUS "
                 + wire_name(s, name)
                 + b" "
-                + _status_items(cmd.status_items, st, s.config.max_literal_size, recent)
+                + _status_items(cmd.status_items, m, st, s.config.max_literal_size, recent)
             )
     return wire.tagged(cmd.tag, "OK", "LIST completed")
 

@@ -291,6 +291,7 @@ class Session:
             "THREAD=REFERENCES",
             "UNAUTHENTICATE",
             "PREVIEW",
+            "OBJECTID",  # RFC 8474
             "CONDSTORE",  # RFC 7162 §3.1.1
             "QRESYNC",  # RFC 7162 §3.2.2
             "NOTIFY",  # RFC 5465 §3

@@ -60,11 +60,27 @@ def next_uidvalidity(conn: sqlite3.Connection) -> int:
 def insert_mailbox(
     conn: sqlite3.Connection, account_id: int, name: str, special_use: str | None
 ) -> int:
-    cur = conn.execute(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
-        (account_id, name, next_uidvalidity(conn), special_use),
+    # Ids are never reused: a mailbox id is its MAILBOXID (RFC 8474 §4: never given to
+    # another mailbox), and SQLite would hand out the largest id again after a DELETE.
+    # The settings row ``mailbox_id_high`` remembers the largest id ever given.
+    mailbox_id = (
+        conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM mailboxes), 0),"
+            " coalesce((SELECT value FROM settings WHERE key = 'mailbox_id_high'), 0))"
+        ).fetchone()[0]
+        + 1
     )
-    return cast(int, cur.lastrowid)
+    conn.execute(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, special_use)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (mailbox_id, account_id, name, next_uidvalidity(conn), special_use),
+    )
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES ('mailbox_id_high', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (mailbox_id,),
+    )
+    return cast(int, mailbox_id)
 
 
 def drop_mailbox_rows(conn: sqlite3.Connection, mailbox_id: int) -> None:

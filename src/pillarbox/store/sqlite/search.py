@@ -18,6 +18,7 @@ from pillarbox.model import (
     SearchAll,
     SearchAnd,
     SearchDate,
+    SearchEmailId,
     SearchFlag,
     SearchHeader,
     SearchKey,
@@ -162,6 +163,11 @@ def _clause(key: SearchKey, params: list[object]) -> str:
         case SearchModseq(modseq=modseq):
             params.append(modseq)
             return "m.modseq >= ?"
+        case SearchEmailId(blob_id=blob_id):
+            if blob_id is None:
+                return "0"
+            params.append(blob_id)
+            return "m.blob_id = ?"
         case SearchNot(key=inner):
             return f"NOT ({_clause(inner, params)})"
         case SearchOr(left=left, right=right):

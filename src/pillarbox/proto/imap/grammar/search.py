@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from pillarbox.model import objectids
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar import dates
 from pillarbox.proto.imap.grammar.chars import (
@@ -151,6 +152,14 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
                 raise ParseError("Invalid entry type")
             r.sp()
         return c.SearchModseq(r.number(MAX_MODSEQ), entry_name, entry_type)
+    if word in (b"EMAILID", b"THREADID"):
+        # RFC 8474 §6: EMAILID / THREADID SP objectid
+        r.sp()
+        value = _objectid(r)
+        if word == b"THREADID":
+            # No message has a THREADID (it is NIL, `model.objectids`): none matches.
+            return c.SearchNot(c.SearchAll())
+        return c.SearchEmailId(objectids.blob_of_email_id(value))
     if word in (b"OLDER", b"YOUNGER"):
         # RFC 5032
         r.sp()
@@ -158,6 +167,14 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
             "older" if word == b"OLDER" else "younger", r.number(MAX_NZ, nonzero=True)
         )
     raise ParseError("Unknown search key")
+
+
+def _objectid(r: Reader) -> str:
+    """RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")."""
+    value = r.atom("objectid")
+    if len(value) > 255 or not all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in value):
+        raise ParseError("Invalid objectid")
+    return value
 
 
 search_key: Final = _search_key
