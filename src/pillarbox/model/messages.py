@@ -51,6 +51,7 @@ class MessageInfo:
     parts: str
     preview: str
     blob_id: int
+    savedate: datetime | None = None  # RFC 8514: when it was saved in this mailbox (UTC)
 
 
 @dataclass(frozen=True, slots=True)

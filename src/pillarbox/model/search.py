@@ -123,6 +123,15 @@ class SearchModseq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """SAVEDBEFORE / SAVEDON / SAVEDSINCE (RFC 8514 §4.3): the day the message was saved
+    in its mailbox (UTC), or of its internal date where no save date was kept."""
+
+    op: Literal["before", "on", "since"]
+    day: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
 class SearchEmailId:
     """EMAILID objectid (RFC 8474 §6): the messages whose content is blob `blob_id`
     (`model.objectids`); None, from an id that is not ours, matches nothing."""
@@ -183,6 +192,7 @@ SearchKey: TypeAlias = (
     | SearchSize
     | SearchModseq
     | SearchEmailId
+    | SearchSaveDate
     | SearchWithin
     | SearchSequence
     | SearchUids

@@ -386,6 +386,15 @@ SEARCHES = [
         c.SearchNot(c.SearchAll()),
     ),
     search(
+        # RFC 8514 §4.3; every mailbox keeps save dates, so SAVEDATESUPPORTED is ALL
+        b"SEARCH SAVEDBEFORE 1-Feb-1994 SAVEDON 28-Dec-2014 SAVEDSINCE 31-Dec-1999"
+        b" SAVEDATESUPPORTED",
+        c.SearchSaveDate("before", datetime.date(1994, 2, 1)),
+        c.SearchSaveDate("on", datetime.date(2014, 12, 28)),
+        c.SearchSaveDate("since", datetime.date(1999, 12, 31)),
+        c.SearchAll(),
+    ),
+    search(
         b"SEARCH LARGER 100 SMALLER 5000",
         c.SearchSize("larger", 100),
         c.SearchSize("smaller", 5000),

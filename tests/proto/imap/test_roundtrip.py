@@ -76,6 +76,7 @@ leaf_keys = st.one_of(
         st.sampled_from(["priv", "shared", "all"]),
     ),
     st.builds(c.SearchWithin, st.sampled_from(["older", "younger"]), nz),
+    st.builds(c.SearchSaveDate, st.sampled_from(["before", "on", "since"]), dates),
     st.builds(c.SearchEmailId, st.one_of(st.none(), st.integers(0, 2**64 - 1))),
 )
 search_keys = st.recursive(

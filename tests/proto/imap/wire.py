@@ -107,6 +107,8 @@ class Writer:
                 assert etype is not None
                 quoted = name.encode().replace(b"\\", b"\\\\")
                 return b'MODSEQ "%s" %s %d' % (quoted, etype.encode(), modseq)
+            case c.SearchSaveDate(op, date):
+                return b"SAVED" + op.upper().encode() + b" " + self.date(date)
             case c.SearchEmailId(blob_id):
                 if blob_id is None:
                     return b"EMAILID not-ours"

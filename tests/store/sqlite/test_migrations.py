@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pillarbox.model import FlagMode, QueuedRecipient, QueueOrigin, QuotaUsage
+from pillarbox.model import FlagMode, QueuedRecipient, QueueOrigin, QuotaUsage, SearchSaveDate
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore, schema, text_index
 
@@ -180,3 +180,50 @@ async def test_message_counts_are_filled_in(tmp_path: Path) -> None:
         assert await store.quota(1) == QuotaUsage(10, 0, 2, 0)
     finally:
         await store.close()
+
+
+async def test_rows_saved_before_savedate_answer_their_internal_date(tmp_path: Path) -> None:
+    """A message stored before save dates were kept (schema < 7) answers its INTERNALDATE,
+    in its own zone, as its save date, and SAVEDON finds it on that day (RFC 8514 §4.3's
+    fallback); a COPY of it is saved now, with a save date of its own (RFC 8514 §3)."""
+    data = tmp_path / "data"
+    conn = _store_at(data, 6)
+    conn.execute(
+        "INSERT INTO accounts (id, address, domain_id, password_hash) VALUES (1, 'a', 1, '')"
+    )
+    conn.executemany(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext) VALUES (?, 1, ?, 1, 2)",
+        [(1, "INBOX"), (2, "Copies")],
+    )
+    conn.execute("INSERT INTO blobs (id, size) VALUES (7, 5)")
+    # 2015-01-01 23:50:53 +0100 is 22:50:53 UTC: the day is the zone's, 1 January.
+    conn.execute(
+        "INSERT INTO messages (mailbox_id, uid, modseq, internaldate, internal_tz, size, blob_id)"
+        " VALUES (1, 1, 1, 1420152653, 60, 5, 7)"
+    )
+    conn.close()
+    store = SqliteStore(data)
+    await store.open()
+    try:
+        [old] = await store.fetch(1, [1])
+        assert old.savedate == old.internaldate
+        assert old.savedate is not None and old.savedate.utcoffset() == timedelta(minutes=60)
+        assert old.savedate.strftime("%d-%b-%Y %H:%M:%S") == "01-Jan-2015 23:50:53"
+        on_day = SearchSaveDate("on", date(2015, 1, 1))
+        assert await store.search(1, on_day) == [1]
+        assert await store.search(1, SearchSaveDate("since", date(2015, 1, 2))) == []
+        before = datetime.now(UTC).replace(microsecond=0)
+        await store.copy(1, [1], 2)
+        [copy] = await store.fetch(2, [_only(await store.uids(2))])
+        assert copy.internaldate == old.internaldate
+        assert copy.savedate is not None and copy.savedate >= before
+        today = copy.savedate.date()
+        assert await store.search(2, SearchSaveDate("on", today)) == [copy.uid]
+        assert await store.search(2, on_day) == []
+    finally:
+        await store.close()
+
+
+def _only(uids: list[int]) -> int:
+    assert len(uids) == 1
+    return uids[0]

@@ -30,7 +30,6 @@ from pillarbox.services.view import SelectedView
 
 # FLAGS-only lines are joined into blocks of this many before they are queued.
 FLAGS_BLOCK = 1024
-_UNSUPPORTED = frozenset({"SAVEDATE"})
 _RFC822_SECTIONS = {
     "RFC822": WHOLE_MESSAGE,
     "RFC822.HEADER": Section(kind="HEADER"),
@@ -68,9 +67,6 @@ def section_of(item: c.FetchItem) -> Section | None:
 
 async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     selected = s.require_selected()
-    for item in cmd.items:
-        if isinstance(item, c.FetchAttribute) and item.name in _UNSUPPORTED:
-            raise BadCommand(f"{item.name} is not supported")
     if cmd.vanished and not s.qresync:
         raise BadCommand("VANISHED needs QRESYNC, which is not enabled")  # RFC 7162 §3.2.6
     if cmd.changed_since is not None or any(_is_modseq(i) for i in cmd.items):
@@ -253,6 +249,8 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
         return b"EMAILID (" + objectids.email_id(info.blob_id).encode() + b")"
     if name == "THREADID":  # RFC 8474 §5.2: NIL, threads are not kept per message
         return b"THREADID NIL"
+    if name == "SAVEDATE":  # RFC 8514 §4.2
+        return b"SAVEDATE " + wire.date_time(info.savedate) if info.savedate else b"SAVEDATE NIL"
     if name in _RFC822_SECTIONS:
         return name.encode() + b" " + wire.literal(data)
     raise BadCommand(f"{name} is not supported")

@@ -155,11 +155,12 @@ def append_one(
     insert_blob(conn, files, blob, meta)
     uid, modseq, uidvalidity, account_id = bump(conn, mailbox_id, 1)
     bits, keywords = split_flags(flags)
-    epoch, tz = to_epoch(internaldate or datetime.now(UTC))
+    now = datetime.now(UTC)
+    epoch, tz = to_epoch(internaldate or now)
     conn.execute(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (mailbox_id, uid, modseq, bits, epoch, tz, meta.size, blob.blob_id),
+        " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (mailbox_id, uid, modseq, bits, epoch, tz, meta.size, blob.blob_id, int(now.timestamp())),
     )
     spelled = spell_keywords(conn, mailbox_id, keywords)
     conn.executemany(
@@ -204,11 +205,12 @@ def copy_rows(
     dest_uids = list(range(first, first + len(rows)))
     mapping = json.dumps(list(zip(source_uids, dest_uids, strict=True)), separators=(",", ":"))
     conn.execute(
+        # RFC 8514 §3: the copy is saved now (MOVE too: it copies, then removes).
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id) SELECT ?, j.value ->> 1, ?, m.flags, m.internaldate, m.internal_tz,"
-        " m.size, m.blob_id FROM json_each(?) AS j CROSS JOIN messages AS m"
+        " size, blob_id, savedate) SELECT ?, j.value ->> 1, ?, m.flags, m.internaldate,"
+        " m.internal_tz, m.size, m.blob_id, ? FROM json_each(?) AS j CROSS JOIN messages AS m"
         " WHERE m.mailbox_id = ? AND m.uid = j.value ->> 0",
-        (dst, modseq, mapping, src),
+        (dst, modseq, int(datetime.now(UTC).timestamp()), mapping, src),
     )
     keywords = keywords_of(conn, src, source_uids)
     if keywords:

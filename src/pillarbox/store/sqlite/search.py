@@ -25,6 +25,7 @@ from pillarbox.model import (
     SearchModseq,
     SearchNot,
     SearchOr,
+    SearchSaveDate,
     SearchSize,
     SearchText,
     SearchUids,
@@ -43,6 +44,9 @@ _HEADER_COLUMNS = {
 }
 
 _INTERNAL_DAY = "date(m.internaldate + m.internal_tz * 60, 'unixepoch')"
+# RFC 8514 §4.3: the save date's day (kept in UTC); rows saved before save dates were
+# kept use their internal date, as a mailbox without save dates would.
+_SAVED_DAY = f"coalesce(date(m.savedate, 'unixepoch'), {_INTERNAL_DAY})"
 _DATE_OPS = {"before": "<", "on": "=", "since": ">="}
 
 
@@ -157,6 +161,9 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             params.append(day.isoformat())
             column = f"coalesce(b.sent_day, {_INTERNAL_DAY})" if sent else _INTERNAL_DAY
             return f"{column} {sql_op} ?"
+        case SearchSaveDate(op=op, day=day):
+            params.append(day.isoformat())
+            return f"{_SAVED_DAY} {_DATE_OPS[op]} ?"
         case SearchSize(op=op, size=size):
             params.append(size)
             return "m.size > ?" if op == "larger" else "m.size < ?"

@@ -26,6 +26,11 @@ from pillarbox.proto.imap.grammar.chars import (
 )
 from pillarbox.proto.imap.grammar.reader import CommandParser, ParseError, Reader
 
+_SAVED_KEYS: Final[dict[bytes, Literal["before", "on", "since"]]] = {
+    b"SAVEDBEFORE": "before",
+    b"SAVEDON": "on",
+    b"SAVEDSINCE": "since",
+}
 _FLAG_KEYS: Final = {
     b"ANSWERED": ("\\Answered", True),
     b"DELETED": ("\\Deleted", True),
@@ -126,6 +131,13 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
     if date_key is not None:
         r.sp()
         return c.SearchDate(date_key[0], dates.date(r), date_key[1])
+    saved = _SAVED_KEYS.get(word)
+    if saved is not None:
+        r.sp()  # RFC 8514 §4.3
+        return c.SearchSaveDate(saved, dates.date(r))
+    if word == b"SAVEDATESUPPORTED":
+        # RFC 8514 §4.3: every mailbox keeps save dates, so it matches every message.
+        return c.SearchAll()
     if word in (b"LARGER", b"SMALLER"):
         r.sp()
         return c.SearchSize("larger" if word == b"LARGER" else "smaller", r.number(MAX_MODSEQ))
