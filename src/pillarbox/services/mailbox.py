@@ -33,6 +33,7 @@ from pillarbox.model import (
     FlagMode,
     Mailbox,
     MailboxStatus,
+    MessageMeta,
     QuotaUsage,
 )
 from pillarbox.rules.mailbox_names import (
@@ -43,7 +44,7 @@ from pillarbox.rules.mailbox_names import (
 )
 from pillarbox.services.errors import OverQuota, Rejected, TempFailure
 from pillarbox.store import errors as store_errors
-from pillarbox.store.api import Store
+from pillarbox.store.api import BlobHandle, Store
 
 T = TypeVar("T")
 
@@ -280,7 +281,27 @@ class AccountMailboxes:
     async def append(self, mailbox: Mailbox, message: NewMessage) -> AppendResult:
         """Parse once (in a thread when large), write the message durably, then make it
         visible (one store transaction)."""
-        data = message.data
+        meta, blob = await self._written(message.data)
+        return await call_store(
+            self.store.append(mailbox.id, blob, meta, message.flags, message.internaldate)
+        )
+
+    async def replace(
+        self, mailbox: Mailbox, uid: int, dest: Mailbox, message: NewMessage
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): store `message` in `dest` and remove message `uid` of
+        `mailbox`, whatever its flags, in one store transaction (as `append` otherwise).
+        NoSuchMailbox when that message (or either mailbox) is gone: nothing changed."""
+        meta, blob = await self._written(message.data)
+        return await call_store(
+            self.store.replace(
+                mailbox.id, uid, dest.id, blob, meta, message.flags, message.internaldate
+            ),
+            not_found="The message to replace no longer exists",
+        )
+
+    async def _written(self, data: bytes) -> tuple[MessageMeta, BlobHandle]:
+        """The message parsed once (in a thread when large) and its bytes written durably."""
         meta = await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
         writer = self.store.new_blob()
         try:
@@ -289,9 +310,7 @@ class AccountMailboxes:
         except BaseException:
             await writer.abort()
             raise
-        return await call_store(
-            self.store.append(mailbox.id, blob, meta, message.flags, message.internaldate)
-        )
+        return meta, blob
 
     async def append_all(
         self, mailbox: Mailbox, messages: Sequence[NewMessage]

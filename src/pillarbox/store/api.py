@@ -366,6 +366,22 @@ class Store(Protocol):
         """Atomic copy + expunge (RFC 6851). Publishes MessagesAdded and MessagesExpunged."""
         ...
 
+    async def replace(
+        self,
+        mailbox_id: int,
+        uid: int,
+        dst_mailbox_id: int,
+        blob: BlobHandle,
+        meta: MessageMeta,
+        flags: frozenset[str] = frozenset(),
+        internaldate: datetime | None = None,
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): remove message `uid` of `mailbox_id` whatever its flags and
+        store the new one in `dst_mailbox_id`, in one transaction. NotFound (nothing
+        changed) if either is gone; QuotaExceeded as `append`, counting the old message
+        as removed. Publishes MessagesExpunged and MessagesAdded."""
+        ...
+
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove the messages with \\Deleted (only among `uids` if given); returns
         the expunged UIDs and records them with their MODSEQ. Publishes MessagesExpunged."""

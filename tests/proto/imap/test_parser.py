@@ -161,6 +161,24 @@ VALID: list[tuple[bytes, State, c.Command]] = [
             ),
         ),
     ),
+    # RFC 8508 §3.3 example, and "*" / UID / the UTF8 form
+    (
+        b"a REPLACE 4 Drafts (\\Seen \\Draft) {5}\r\nhello",
+        SE,
+        c.Replace("a", False, 4, "Drafts", c.AppendMessage(("\\Seen", "\\Draft"), None, b"hello")),
+    ),
+    (
+        b"a UID REPLACE * INBOX {1+}\r\nx",
+        SE,
+        c.Replace("a", True, None, "INBOX", c.AppendMessage((), None, b"x")),
+    ),
+    (
+        b"a UID replace 25 Sent UTF8 (~{2}\r\n\xc3\xa9)",
+        SE,
+        c.Replace(
+            "a", True, 25, "Sent", c.AppendMessage((), None, b"\xc3\xa9", binary=True, utf8=True)
+        ),
+    ),
     (b"a IDLE", AU, c.Idle("a")),
     (b"a CHECK", SE, c.Check("a")),
     (b"a CLOSE", SE, c.Close("a")),
@@ -496,6 +514,9 @@ BAD: list[tuple[bytes, State, bytes]] = [
     (b'a LIST "" % RETURN (STATUS ())', AU, b"a BAD Missing status items"),
     (b'a LIST "" % FOO', AU, b"a BAD Expected RETURN"),
     (b"a APPEND INBOX", AU, b"a BAD Missing message"),
+    (b"a REPLACE 0 INBOX {1}\r\nx", SE, b"a BAD Number out of range"),
+    (b"a REPLACE 1 INBOX", SE, b"a BAD Missing argument"),
+    (b"a REPLACE 1 INBOX {1}\r\nx {1}\r\ny", SE, b"a BAD Unexpected extra arguments"),
     (b'a APPEND INBOX "hello"', AU, b"a BAD Invalid date-time"),
     (b'a APPEND INBOX "31-Feb-2020 00:00:00 +0000" {1}\r\nx', AU, b"a BAD Invalid date-time"),
     (b"a APPEND INBOX (\\Seen {1}\r\nx", AU, b"a BAD Expected flag"),

@@ -18,6 +18,7 @@ from pillarbox.proto.imap.grammar import (
     messages,
     notify,
     quota,
+    replace,
     search,
     session,
     sort,
@@ -51,6 +52,7 @@ EXPECTED = {
     "NOOP",
     "NOTIFY",
     "RENAME",
+    "REPLACE",
     "SEARCH",
     "SELECT",
     "SETQUOTA",
@@ -64,6 +66,7 @@ EXPECTED = {
     "UID EXPUNGE",
     "UID FETCH",
     "UID MOVE",
+    "UID REPLACE",
     "UID SEARCH",
     "UID SORT",
     "UID STORE",
@@ -87,6 +90,7 @@ def test_known_commands_are_the_families_tables() -> None:
         unauthenticate,
         notify,
         quota,
+        replace,
     ]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)

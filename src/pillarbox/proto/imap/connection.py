@@ -149,6 +149,8 @@ _SELECTED_ONLY: Final = frozenset(
         "UID SORT",
         "THREAD",
         "UID THREAD",
+        "REPLACE",  # RFC 8508 §3.3
+        "UID REPLACE",
     }
 )
 ALLOWED_COMMANDS: Final[dict[State, frozenset[str]]] = {

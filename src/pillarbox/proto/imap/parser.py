@@ -31,6 +31,7 @@ from pillarbox.proto.imap.grammar import (
     messages,
     notify,
     quota,
+    replace,
     search,
     session,
     sort,
@@ -93,6 +94,7 @@ _PARSERS: Final = _join(
     unauthenticate.PARSERS,
     notify.PARSERS,
     quota.PARSERS,
+    replace.PARSERS,
 )
 
 KNOWN_COMMANDS: Final = frozenset(_PARSERS)

@@ -21,6 +21,7 @@ from pillarbox.server.imap import (
     mailboxes,
     notify,
     quota,
+    replace,
     search,
     sort,
     store_cmd,
@@ -65,6 +66,7 @@ route(c.Status, mailboxes.status)
 route(c.Close, mailboxes.close)
 route(c.Unselect, mailboxes.unselect)
 route(c.Append, append.append)
+route(c.Replace, replace.replace)
 route(c.Fetch, fetch.fetch)
 route(c.Search, search.search)
 route(c.Store, store_cmd.store)

@@ -293,6 +293,7 @@ class Session:
             "PREVIEW",
             "OBJECTID",  # RFC 8474
             "SAVEDATE",  # RFC 8514
+            "REPLACE",  # RFC 8508
             "CONDSTORE",  # RFC 7162 §3.1.1
             "QRESYNC",  # RFC 7162 §3.2.2
             "NOTIFY",  # RFC 5465 §3

@@ -63,6 +63,32 @@ class MessagesMixin(SqliteCore):
             lambda tx: append_one(tx, self._files(), mailbox_id, blob, meta, flags, internaldate)
         )
 
+    async def replace(
+        self,
+        mailbox_id: int,
+        uid: int,
+        dst_mailbox_id: int,
+        blob: BlobHandle,
+        meta: MessageMeta,
+        flags: frozenset[str] = frozenset(),
+        internaldate: datetime | None = None,
+    ) -> AppendResult:
+        def op(tx: Tx) -> AppendResult:
+            # RFC 8508 §3.3: atomic. The old message goes first, so the quota check of the
+            # new one sees the space it frees; a failure rolls both back (savepoint).
+            if (
+                tx.conn.execute(
+                    "SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+                ).fetchone()
+                is None
+            ):
+                raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
+            remove_rows(tx, mailbox_id, [uid])
+            return append_one(tx, self._files(), dst_mailbox_id, blob, meta, flags, internaldate)
+
+        await self._index_text([(blob.blob_id, meta)])
+        return await self._write(op)
+
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)
         await self._index_text([(d.blob.blob_id, d.meta) for d in items])

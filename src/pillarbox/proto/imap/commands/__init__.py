@@ -111,6 +111,7 @@ from pillarbox.proto.imap.commands.messages import (
 )
 from pillarbox.proto.imap.commands.notify import Notify, NotifyEvent, NotifyGroup
 from pillarbox.proto.imap.commands.quota import GetQuota, GetQuotaRoot, SetQuota
+from pillarbox.proto.imap.commands.replace import Replace
 from pillarbox.proto.imap.commands.search import ESEARCH_OPTIONS, Search
 from pillarbox.proto.imap.commands.session import (
     Authenticate,
@@ -158,6 +159,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     Store,
     Copy,
     Move,
+    Replace,
     Compress,
     Sort,
     Thread,
@@ -218,6 +220,7 @@ __all__ = [
     "Partial",
     "QResync",
     "Rename",
+    "Replace",
     "Search",
     "SearchAll",
     "SearchAnd",

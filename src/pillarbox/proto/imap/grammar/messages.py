@@ -23,30 +23,36 @@ def _parse_append(r: Reader, tag: str) -> c.Append:
     mailbox = r.mailbox()
     messages: list[c.AppendMessage] = []
     while not r.at_end():
-        r.sp()
-        flags: tuple[str, ...] = ()
-        date: datetime.datetime | None = None
-        if r.peek() == LPAREN:
-            flags = r.flag_list()
-            r.sp()
-        if r.peek() == DQUOTE:
-            date = dates.date_time(r)
-            r.sp()
-        utf8 = False
-        if r.accept(b"UTF8"):
-            r.sp()
-            r.open_paren()
-            if r.peek() != TILDE:
-                raise ParseError("UTF8 data must be a binary literal")
-            data, binary = r.literal(allow_binary=True)
-            r.close_paren()
-            utf8 = True
-        else:
-            data, binary = r.literal(allow_binary=True)
-        messages.append(c.AppendMessage(flags, date, data, binary, utf8))
+        messages.append(append_message(r))
     if not messages:
         raise ParseError("Missing message")
     return c.Append(tag, mailbox, tuple(messages))
+
+
+def append_message(r: Reader) -> c.AppendMessage:
+    """SP [flag-list SP] [date-time SP] (literal / literal8 / "UTF8" SP "(" literal8 ")"):
+    one message of APPEND, and the message of REPLACE (RFC 8508 §6)."""
+    r.sp()
+    flags: tuple[str, ...] = ()
+    date: datetime.datetime | None = None
+    if r.peek() == LPAREN:
+        flags = r.flag_list()
+        r.sp()
+    if r.peek() == DQUOTE:
+        date = dates.date_time(r)
+        r.sp()
+    utf8 = False
+    if r.accept(b"UTF8"):
+        r.sp()
+        r.open_paren()
+        if r.peek() != TILDE:
+            raise ParseError("UTF8 data must be a binary literal")
+        data, binary = r.literal(allow_binary=True)
+        r.close_paren()
+        utf8 = True
+    else:
+        data, binary = r.literal(allow_binary=True)
+    return c.AppendMessage(flags, date, data, binary, utf8)
 
 
 def _parse_store(r: Reader, tag: str, uid: bool) -> c.Store:
