@@ -210,7 +210,8 @@ class AccountMailboxes:
         await self._ensure_parents(canonical)
         try:
             mailbox = await call_store(
-                self.store.create_mailbox(self.account_id, canonical, special_use)
+                self.store.create_mailbox(self.account_id, canonical, special_use),
+                conflict="Another mailbox has this special use",
             )
         finally:
             self.invalidate()

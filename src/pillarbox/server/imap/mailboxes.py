@@ -18,7 +18,7 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import names, resync, wire
 from pillarbox.server.imap.errors import BadCommand, CommandNo
 from pillarbox.server.imap.session import Session
-from pillarbox.services.mailbox import NoSuchMailbox
+from pillarbox.services.mailbox import MailboxNotAllowed, NoSuchMailbox
 
 
 def store_name(s: Session, wire_name: str) -> str:
@@ -108,9 +108,10 @@ async def unselect(s: Session, cmd: c.Unselect) -> bytes:
     return wire.tagged(cmd.tag, "OK", "UNSELECT completed")
 
 
-_SPECIAL_USES = frozenset(
-    {"\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH"}
-)
+# RFC 6154 §3 (CREATE-SPECIAL-USE): the uses a created mailbox can hold. \\All and
+# \\Flagged name virtual mailboxes (every message, every flagged one) that the store does
+# not build, so a plain mailbox marked so would mislead clients: USEATTR refuses them.
+_SPECIAL_USES = frozenset({"\\ARCHIVE", "\\DRAFTS", "\\JUNK", "\\SENT", "\\TRASH"})
 
 
 async def create(s: Session, cmd: c.Create) -> bytes:
@@ -121,7 +122,11 @@ async def create(s: Session, cmd: c.Create) -> bytes:
         if cmd.special_use[0].upper() not in _SPECIAL_USES:
             raise CommandNo("Unknown special use", "USEATTR")
         special = "\\" + cmd.special_use[0][1:].capitalize()
-    created = await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
+    try:
+        created = await s.require_mailboxes().create(store_name(s, cmd.mailbox), special)
+    except MailboxNotAllowed as e:
+        # RFC 6154 §3: the use cannot be assigned (one mailbox per use): NO [USEATTR]
+        raise CommandNo(str(e), "USEATTR") from None
     # RFC 8474 §4.1: the new mailbox's MAILBOXID in the tagged OK
     code = "MAILBOXID (" + objectids.mailbox_object_id(created.id) + ")"
     return wire.tagged(cmd.tag, "OK", "CREATE completed", code)

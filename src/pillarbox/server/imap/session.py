@@ -274,6 +274,7 @@ class Session:
             "LIST-EXTENDED",
             "LIST-STATUS",
             "SPECIAL-USE",
+            "CREATE-SPECIAL-USE",  # RFC 6154 §3
             "ESEARCH",
             "SEARCHRES",
             "MULTIAPPEND",

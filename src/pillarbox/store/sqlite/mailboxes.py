@@ -137,6 +137,17 @@ class MailboxesMixin(SqliteCore):
             conn = tx.conn
             if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone():
                 raise NotFound(f"no account {account_id}")
+            # One mailbox per special use (as a JMAP role, RFC 8621 §2): delivery and
+            # submission look a use up, and a second \Sent would not be the one they use.
+            if (
+                special_use is not None
+                and conn.execute(
+                    "SELECT 1 FROM mailboxes WHERE account_id = ?"
+                    " AND lower(special_use) = lower(?)",
+                    (account_id, special_use),
+                ).fetchone()
+            ):
+                raise Conflict(f"a mailbox already has the special use {special_use}")
             mailbox_id = insert_mailbox(conn, account_id, name, special_use)
             tx.changes.append(MailboxesChanged(account_id))
             row = conn.execute(f"{_MAILBOX_SELECT} WHERE m.id = ?", (mailbox_id,)).fetchone()
