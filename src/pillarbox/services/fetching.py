@@ -234,3 +234,26 @@ async def _answer(
             message.sections[section] = _finish(info, section, raw)
         out.append(message)
     return out
+
+
+async def read_section(store: Store, mailbox_id: int, uid: int, section: Section) -> bytes | None:
+    """The bytes of one section of message `uid`, as FETCH would answer them; None when
+    the message or the part does not exist. For CATENATE URL parts (RFC 4469 §5): one row
+    read and one byte range, located from the recorded part offsets (no re-parse)."""
+    rows = await call_store(store.fetch(mailbox_id, [uid]))
+    if not rows:
+        return None
+    info = rows[0]
+    if section.part or section.kind:
+        lookup = "HEADER" if section.kind in HEADER_FIELD_KINDS else section.kind
+        if section_range(info.parts, section.part, lookup) is None:
+            return None
+    span = _read_span(info, section)
+    if span is None:
+        return b""
+    start, length = span
+    try:
+        data = await call_store(store.read_message(mailbox_id, uid, start, length))
+    except NoSuchMailbox:
+        return None  # expunged since the row was read
+    return _finish(info, section, data)

@@ -278,6 +278,7 @@ class Session:
             "ESEARCH",
             "SEARCHRES",
             "MULTIAPPEND",
+            "CATENATE",  # RFC 4469
             "BINARY",
             "UTF8=ACCEPT",
             "STATUS=SIZE",

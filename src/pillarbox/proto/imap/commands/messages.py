@@ -18,6 +18,24 @@ from pillarbox.proto.imap.commands.base import NO_MESSAGES, Command
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """A CATENATE TEXT part (RFC 4469 §5): literal bytes, kept as sent (NUL included,
+    so that the server can refuse it with NO rather than BAD)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """A CATENATE URL part (RFC 4469 §5): an IMAP URL (RFC 5092), not yet interpreted."""
+
+    url: str
+
+
+CatPart: TypeAlias = CatText | CatUrl
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     """One message of an APPEND (several with MULTIAPPEND, RFC 3502).
 
@@ -30,6 +48,7 @@ class AppendMessage:
     data: bytes
     binary: bool = False
     utf8: bool = False
+    catenate: tuple[CatPart, ...] | None = None  # RFC 4469: the parts to join, not `data`
 
 
 @dataclass(frozen=True, slots=True)

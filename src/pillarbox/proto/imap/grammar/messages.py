@@ -13,7 +13,14 @@ from typing import Final
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar import dates
-from pillarbox.proto.imap.grammar.chars import DQUOTE, FETCH_NAME_CHAR, LPAREN, MAX_MODSEQ, TILDE
+from pillarbox.proto.imap.grammar.chars import (
+    DQUOTE,
+    FETCH_NAME_CHAR,
+    LPAREN,
+    MAX_MODSEQ,
+    SP,
+    TILDE,
+)
 from pillarbox.proto.imap.grammar.reader import CommandParser, ParseError, Reader, no_arguments
 
 
@@ -23,15 +30,16 @@ def _parse_append(r: Reader, tag: str) -> c.Append:
     mailbox = r.mailbox()
     messages: list[c.AppendMessage] = []
     while not r.at_end():
-        messages.append(append_message(r))
+        messages.append(append_message(r, allow_catenate=True))
     if not messages:
         raise ParseError("Missing message")
     return c.Append(tag, mailbox, tuple(messages))
 
 
-def append_message(r: Reader) -> c.AppendMessage:
+def append_message(r: Reader, *, allow_catenate: bool = False) -> c.AppendMessage:
     """SP [flag-list SP] [date-time SP] (literal / literal8 / "UTF8" SP "(" literal8 ")"):
-    one message of APPEND, and the message of REPLACE (RFC 8508 §6)."""
+    one message of APPEND, and the message of REPLACE (RFC 8508 §6); with
+    `allow_catenate` also "CATENATE" SP "(" cat-part *(SP cat-part) ")" (RFC 4469 §5)."""
     r.sp()
     flags: tuple[str, ...] = ()
     date: datetime.datetime | None = None
@@ -42,6 +50,8 @@ def append_message(r: Reader) -> c.AppendMessage:
         date = dates.date_time(r)
         r.sp()
     utf8 = False
+    if allow_catenate and r.accept(b"CATENATE"):
+        return c.AppendMessage(flags, date, b"", catenate=_cat_parts(r))
     if r.accept(b"UTF8"):
         r.sp()
         r.open_paren()
@@ -53,6 +63,30 @@ def append_message(r: Reader) -> c.AppendMessage:
     else:
         data, binary = r.literal(allow_binary=True)
     return c.AppendMessage(flags, date, data, binary, utf8)
+
+
+def _cat_parts(r: Reader) -> tuple[c.CatPart, ...]:
+    # RFC 4469 §5: cat-part = text-literal / url; text-literal = "TEXT" SP literal;
+    # url = "URL" SP astring
+    r.sp()
+    r.open_paren()
+    parts: list[c.CatPart] = []
+    while True:
+        if r.accept(b"TEXT"):
+            r.sp()
+            if r.peek() == TILDE:
+                raise ParseError("CATENATE TEXT must be a literal")
+            parts.append(c.CatText(r.literal(allow_nul=True)[0]))
+        elif r.accept(b"URL"):
+            r.sp()
+            parts.append(c.CatUrl(r.text(r.astring(), "URL")))
+        else:
+            raise ParseError("Expected TEXT or URL")
+        if r.peek() != SP:
+            break
+        r.pos += 1
+    r.close_paren()
+    return tuple(parts)
 
 
 def _parse_store(r: Reader, tag: str, uid: bool) -> c.Store:

@@ -187,10 +187,11 @@ class Reader:
         self.pos = p
         return value
 
-    def literal(self, *, allow_binary: bool = False) -> tuple[bytes, bool]:
+    def literal(self, *, allow_binary: bool = False, allow_nul: bool = False) -> tuple[bytes, bool]:
         """``{n}``/``{n+}`` CRLF octets, or literal8 ``~{n}`` when `allow_binary`.
 
-        Returns (data, is_literal8). Plain literals may not contain NUL (RFC 9051 §4.3).
+        Returns (data, is_literal8). Plain literals may not contain NUL (RFC 9051 §4.3),
+        unless `allow_nul`: then the caller refuses it with NO (CATENATE TEXT, RFC 4469).
         """
         binary = False
         if self.peek() == TILDE:
@@ -212,7 +213,7 @@ class Reader:
             raise ParseError("Truncated literal")
         self.pos = end
         value = self.data[start:end]
-        if not binary and b"\x00" in value:
+        if not binary and not allow_nul and b"\x00" in value:
             raise ParseError("NUL in literal")
         return value, binary
 
