@@ -7,7 +7,7 @@ and ``OK [APPENDUID ...]``; ;PARTIAL= and HEADER.FIELDS sections read as FETCH w
 several CATENATE messages and a plain one in one MULTIAPPEND; a URL that does not parse,
 is absolute, names an unknown mailbox, a stale UIDVALIDITY, a missing UID or a missing
 part is ``NO [BADURL url]`` and nothing is stored (of a MULTIAPPEND either); a TEXT part
-with NUL is NO (not BAD) and the session goes on.
+with NUL is NO (not BAD) and the session goes on; REPLACE takes CATENATE parts too.
 """
 
 from __future__ import annotations
@@ -224,3 +224,22 @@ def test_too_large_catenated_message_is_toobig(
         assert status(lines).startswith(b"NO [TOOBIG]"), lines
     finally:
         c.close()
+
+
+def test_replace_with_catenate(client: RawImap) -> None:
+    # A server with both REPLACE and CATENATE takes CATENATE parts in REPLACE (RFC 8508)
+    v = _uidvalidity(client, "Drafts")
+    assert status(client.cmd("SELECT Drafts")).startswith(b"OK")
+    lines = client.cmd(
+        b'REPLACE 2 Drafts (\\Draft) CATENATE (URL "/Drafts/;UID=2/;SECTION=HEADER" TEXT '
+        + _literal(b"edited\r\n")
+        + b")"
+    )
+    assert status(lines) == b"OK REPLACE completed", lines
+    assert b"* OK [APPENDUID %d 3] Replacement Message ID" % v in lines
+    assert b"* 2 EXPUNGE" in lines
+    assert _body(client, "Drafts", 3) == b"Subject: another message\r\n\r\nedited\r\n"
+    assert status(client.cmd("SELECT Drafts")).startswith(b"OK")  # _body EXAMINEs
+    lines = client.cmd(b'REPLACE 1 Drafts CATENATE (URL "/Drafts/;UID=2")')
+    assert status(lines) == b"NO [BADURL /Drafts/;UID=2] Invalid URL in CATENATE"  # replaced
+    assert _messages(client, "Drafts") == 2  # and message 1 stays

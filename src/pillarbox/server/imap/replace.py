@@ -19,6 +19,7 @@ from pillarbox.model import SeqRange, SequenceSet
 from pillarbox.proto.imap import commands as c
 from pillarbox.rules.flags import storable_flags
 from pillarbox.server.imap import wire
+from pillarbox.server.imap.catenate import catenated
 from pillarbox.server.imap.errors import CommandNo
 from pillarbox.server.imap.mailboxes import store_name
 from pillarbox.server.imap.session import Session
@@ -34,9 +35,10 @@ async def replace(s: Session, cmd: c.Replace) -> bytes:
     if dest is None:
         raise CommandNo("No such mailbox", "TRYCREATE")
     message = cmd.message
-    if not message.data:
+    data = message.data if message.catenate is None else await catenated(s, mbx, message.catenate)
+    if not data:
         raise CommandNo("Empty message")
-    if len(message.data) > s.config.max_literal_size:
+    if len(data) > s.config.max_literal_size:
         raise CommandNo("Message too large", "TOOBIG")
     view = selected.view
     named = SequenceSet((SeqRange(cmd.number, cmd.number),))
@@ -44,7 +46,7 @@ async def replace(s: Session, cmd: c.Replace) -> bytes:
     if not uids:
         raise CommandNo("No such message")
     old = uids[0]
-    new = NewMessage(message.data, storable_flags(message.flags), message.internal_date)
+    new = NewMessage(data, storable_flags(message.flags), message.internal_date)
     try:
         result = await mbx.replace(selected.mailbox, old, dest, new)
     except NoSuchMailbox as e:

@@ -1,7 +1,8 @@
 """Parse functions of REPLACE and UID REPLACE (RFC 8508 §6):
 
 ``replace = "REPLACE" SP seq-number SP mailbox append-message`` and ``"UID" SP replace``,
-where append-message is APPEND's (flags, date-time, literal or literal8, UTF8 form).
+where append-message is APPEND's (flags, date-time, literal or literal8, UTF8 form, or
+CATENATE parts: a server with both extensions takes them, RFC 8508 on CATENATE).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _parse_replace(r: Reader, tag: str, uid: bool) -> c.Replace:
         number = r.number(MAX_NZ, nonzero=True)
     r.sp()
     mailbox = r.mailbox()
-    message = append_message(r)
+    message = append_message(r, allow_catenate=True)  # RFC 8508 with CATENATE (RFC 4469)
     r.end()
     return c.Replace(tag, uid, number, mailbox, message)
 
