@@ -47,6 +47,7 @@ from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
+from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
 from pillarbox.services.mailbox import AccountMailboxes
@@ -146,7 +147,7 @@ class Session:
         self._out_size = 0
         self._changes: Subscription | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
+        self._changed = Wakeup()
         self._read_task: asyncio.Task[bytes] | None = None
         self._done = False
 
@@ -169,9 +170,11 @@ class Session:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
+            if self.stream.write_nowait(data):
+                return  # the usual case: no coroutine, no timer per write
             try:
                 async with asyncio.timeout(self.config.idle_timeout):
-                    await self.stream.write(data)
+                    await self.stream.drain()
             except TimeoutError:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
@@ -346,13 +349,7 @@ class Session:
         if self._read_task is None:
             self._read_task = asyncio.ensure_future(self.stream.read(self.config.idle_timeout))
         read = self._read_task
-        wake = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait({read, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wake.cancel()
-            with contextlib.suppress(BaseException):
-                await wake
+        await self._changed.wait_or(read)
         if read.done():
             self._read_task = None
             return read.result()
