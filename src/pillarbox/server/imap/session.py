@@ -149,6 +149,7 @@ class Session:
         self._pump_task: asyncio.Task[None] | None = None
         self._changed = Wakeup()
         self._read_task: asyncio.Task[bytes] | None = None
+        self._listening = False  # changes are recorded inside publish (see start_pump)
         self._done = False
 
     # ------------------------------------------------------------------ output
@@ -438,27 +439,44 @@ class Session:
     async def start_pump(self) -> None:
         """Subscribe to the account's changes (once, at login)."""
         assert self.account is not None
-        self._changes = self.services.changes.subscribe(self.account.id)
-        self._pump_task = asyncio.ensure_future(self._pump())
+        changes = self._changes = self.services.changes.subscribe(self.account.id)
+        listen: Callable[[Callable[[Change], None]], None] | None
+        listen = getattr(changes, "listen", None)
+        if listen is not None:
+            # Recorded as published: no pump task to wake per session per change.
+            listen(self._record)
+            self._listening = True
+        else:
+            self._pump_task = asyncio.ensure_future(self._pump())
 
     async def _pump(self) -> None:
         assert self._changes is not None
         async for change in self._changes:
-            if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
-                self.mailboxes.invalidate()  # before anything else: no await in between
-            view = self.selected.view if self.selected is not None else None
-            try:
-                notifier = self.notifier
-                if notifier is not None and notifier.record(change):
-                    self._changed.set()
-                if view is not None and view.record(change):
-                    self._changed.set()
-            except Exception:
-                # Never let one bad event stop updates: log it and reload the view instead.
-                log.exception("%s recording a change failed", self.conn_id)
-                if view is not None:
+            self._record(change)
+
+    def _record(self, change: Change) -> None:
+        """Note one change in the selected view (and for NOTIFY); wake the session if
+        it has something to report. Synchronous: it may run inside the bus's publish."""
+        if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
+            self.mailboxes.invalidate()  # before anything else: no await in between
+        view = self.selected.view if self.selected is not None else None
+        try:
+            notifier = self.notifier
+            wake = notifier is not None and notifier.record(change)
+            if view is not None and view.record(change):
+                wake = True
+            if wake:
+                # Woken on the next loop turn, not now: inside publish the command that
+                # committed the change has not resumed yet, and its reply should not wait
+                # behind the whole fan-out.
+                asyncio.get_running_loop().call_soon(self._changed.set)
+        except Exception:
+            # Never let one bad event stop updates: log it and reload the view instead.
+            log.exception("%s recording a change failed", self.conn_id)
+            if view is not None:
+                self._changed.set()
+                with contextlib.suppress(Exception):  # must not break the publisher
                     view.record(Resync(change.account_id))
-                    self._changed.set()
 
     async def _stop_pump(self) -> None:
         if self._pump_task is not None:
@@ -475,6 +493,8 @@ class Session:
     async def settle(self) -> None:
         """Let the pump record events the store already published (they are queued before
         the store call that caused them returns), so a command reports its own effects."""
+        if self._listening:
+            return  # recorded synchronously when published: nothing can be in flight
         changes = self._changes
         for _ in range(20):
             if changes is None or not changes.pending():
