@@ -123,6 +123,24 @@ async def test_bus_overflow_unit() -> None:
     await sub.aclose()
 
 
+async def test_listen_hands_changes_over_inside_publish() -> None:
+    """A listening subscriber (an IMAP session) gets what was queued first, then each
+    change inside `publish` itself, in order; nothing is left pending, and after
+    `aclose` it gets nothing more."""
+    bus = InProcessChangeBus(backlog=3)
+    sub = bus.subscribe(1)
+    bus.publish([MailboxesChanged(1), FlagsChanged(1, 1, ())])
+    got: list[Change] = []
+    sub.listen(got.append)
+    assert got == [MailboxesChanged(1), FlagsChanged(1, 1, ())]
+    bus.publish([MessagesExpunged(1, 1, (5,), 9), MailboxesChanged(2)])
+    assert got[2:] == [MessagesExpunged(1, 1, (5,), 9)]  # account 2's is not ours
+    assert sub.pending() == 0
+    await sub.aclose()
+    bus.publish([MailboxesChanged(1)])
+    assert len(got) == 3
+
+
 async def test_unsubscribe_on_aclose_and_on_garbage() -> None:
     """aclose ends a waiting iteration and unregisters; a dropped iterator is
     unregistered by garbage collection (no leak)."""

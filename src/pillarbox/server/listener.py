@@ -161,6 +161,25 @@ class Stream:
         self._writer.write(data)
         await self._writer.drain()
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Queue `data` on the transport without waiting. True when nothing needs awaiting
+        (the buffer is within its limits); False when the caller must `await drain()`:
+        the peer is slow to read or the connection is closing. Lets thousands of idle
+        sessions take one pushed line each without a coroutine and a timer per write."""
+        if self._writer.is_closing():
+            return False
+        if data:
+            if self._compression is not None:
+                data = self._compression.deflate(data)
+            self._writer.write(data)
+        transport = self._writer.transport
+        return transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is back under its limit (ConnectionError
+        when the connection is gone)."""
+        await self._writer.drain()
+
     async def start_tls(self) -> None:
         """Upgrade this connection (STARTTLS); the caller must drop buffered plaintext."""
         if self._ssl_context is None:

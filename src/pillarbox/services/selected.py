@@ -28,7 +28,7 @@ from pillarbox.model import (
     StoreFlagsResult,
 )
 from pillarbox.model.sorting import SortCriterion
-from pillarbox.services import fetching, sorting
+from pillarbox.services import fetching, recent_floor, sorting
 from pillarbox.services.fetching import FetchedMessage, Section
 from pillarbox.services.mailbox import call_store
 from pillarbox.services.threads import ThreadNode
@@ -80,8 +80,16 @@ class SelectedMailbox:
         view = self.view
         top = view.max_uid
         if top > view.recent_top:
+            mailbox = self.mailbox
+            if recent_floor.known(self._store, mailbox.id, mailbox.uidvalidity) >= top:
+                # Another session took (or is taking) these: nothing new is recent here.
+                view.recent_top = top
+                return len(view.recent)
             up_to = None if self.read_only else top
-            before = await call_store(self._store.claim_recent(self.mailbox.id, up_to))
+            if up_to is not None:
+                recent_floor.raise_to(self._store, mailbox.id, mailbox.uidvalidity, up_to)
+            before = await call_store(self._store.claim_recent(mailbox.id, up_to))
+            recent_floor.raise_to(self._store, mailbox.id, mailbox.uidvalidity, before)
             start = bisect_right(view.uids, max(before, view.recent_top))
             view.recent.update(view.uids[start:])
             view.recent_top = top

@@ -47,6 +47,7 @@ from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
+from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
 from pillarbox.services.mailbox import AccountMailboxes
@@ -146,8 +147,9 @@ class Session:
         self._out_size = 0
         self._changes: Subscription | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
+        self._changed = Wakeup()
         self._read_task: asyncio.Task[bytes] | None = None
+        self._listening = False  # changes are recorded inside publish (see start_pump)
         self._done = False
 
     # ------------------------------------------------------------------ output
@@ -169,9 +171,11 @@ class Session:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
+            if self.stream.write_nowait(data):
+                return  # the usual case: no coroutine, no timer per write
             try:
                 async with asyncio.timeout(self.config.idle_timeout):
-                    await self.stream.write(data)
+                    await self.stream.drain()
             except TimeoutError:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
@@ -347,13 +351,7 @@ class Session:
         if self._read_task is None:
             self._read_task = asyncio.ensure_future(self.stream.read(self.config.idle_timeout))
         read = self._read_task
-        wake = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait({read, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wake.cancel()
-            with contextlib.suppress(BaseException):
-                await wake
+        await self._changed.wait_or(read)
         if read.done():
             self._read_task = None
             return read.result()
@@ -442,27 +440,44 @@ class Session:
     async def start_pump(self) -> None:
         """Subscribe to the account's changes (once, at login)."""
         assert self.account is not None
-        self._changes = self.services.changes.subscribe(self.account.id)
-        self._pump_task = asyncio.ensure_future(self._pump())
+        changes = self._changes = self.services.changes.subscribe(self.account.id)
+        listen: Callable[[Callable[[Change], None]], None] | None
+        listen = getattr(changes, "listen", None)
+        if listen is not None:
+            # Recorded as published: no pump task to wake per session per change.
+            listen(self._record)
+            self._listening = True
+        else:
+            self._pump_task = asyncio.ensure_future(self._pump())
 
     async def _pump(self) -> None:
         assert self._changes is not None
         async for change in self._changes:
-            if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
-                self.mailboxes.invalidate()  # before anything else: no await in between
-            view = self.selected.view if self.selected is not None else None
-            try:
-                notifier = self.notifier
-                if notifier is not None and notifier.record(change):
-                    self._changed.set()
-                if view is not None and view.record(change):
-                    self._changed.set()
-            except Exception:
-                # Never let one bad event stop updates: log it and reload the view instead.
-                log.exception("%s recording a change failed", self.conn_id)
-                if view is not None:
+            self._record(change)
+
+    def _record(self, change: Change) -> None:
+        """Note one change in the selected view (and for NOTIFY); wake the session if
+        it has something to report. Synchronous: it may run inside the bus's publish."""
+        if isinstance(change, MailboxesChanged | Resync) and self.mailboxes is not None:
+            self.mailboxes.invalidate()  # before anything else: no await in between
+        view = self.selected.view if self.selected is not None else None
+        try:
+            notifier = self.notifier
+            wake = notifier is not None and notifier.record(change)
+            if view is not None and view.record(change):
+                wake = True
+            if wake:
+                # Woken on the next loop turn, not now: inside publish the command that
+                # committed the change has not resumed yet, and its reply should not wait
+                # behind the whole fan-out.
+                asyncio.get_running_loop().call_soon(self._changed.set)
+        except Exception:
+            # Never let one bad event stop updates: log it and reload the view instead.
+            log.exception("%s recording a change failed", self.conn_id)
+            if view is not None:
+                self._changed.set()
+                with contextlib.suppress(Exception):  # must not break the publisher
                     view.record(Resync(change.account_id))
-                    self._changed.set()
 
     async def _stop_pump(self) -> None:
         if self._pump_task is not None:
@@ -479,6 +494,8 @@ class Session:
     async def settle(self) -> None:
         """Let the pump record events the store already published (they are queued before
         the store call that caused them returns), so a command reports its own effects."""
+        if self._listening:
+            return  # recorded synchronously when published: nothing can be in flight
         changes = self._changes
         for _ in range(20):
             if changes is None or not changes.pending():
