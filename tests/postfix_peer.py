@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.reference import POSTFIX_MASTER_CF
+
 from pillarbox.server.tls import ensure_self_signed
 
 POSTFIX = "/usr/sbin/postfix"
@@ -65,31 +67,8 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 """
 
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+# The same service table as the benchmark's reference Postfix (smtpd on one address).
+MASTER_CF = POSTFIX_MASTER_CF.replace("{host}:{smtp_port}", "127.0.0.1:{port}")
 
 
 def free_port() -> int:

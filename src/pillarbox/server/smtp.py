@@ -286,8 +286,6 @@ class Session:
         greeting = f"{self.settings.hostname} greets {event.domain[:64]}"
         if not event.extended:
             return Reply.of(250, None, greeting)
-        if self.settings.lmtp:
-            return Reply(250, None, tuple(self.lmtp_extensions(greeting)))
         lines = [
             greeting,
             "PIPELINING",  # RFC 2920
@@ -296,29 +294,17 @@ class Session:
             "SMTPUTF8",  # RFC 6531
             "ENHANCEDSTATUSCODES",  # RFC 2034
             "CHUNKING",  # RFC 3030
-            "DSN",  # RFC 3461
         ]
+        if not self.settings.lmtp:  # the LHLO reply (RFC 2033 §4.1) has no DSN
+            lines.append("DSN")  # RFC 3461
         if self.stream.tls_available and not self.conn.tls:
             lines.append("STARTTLS")  # RFC 3207
+        if self.settings.lmtp:
+            return Reply(250, None, tuple(lines))  # and no AUTH or HELP
         if self.auth_offered() and self.account is None:
             lines.append("AUTH " + " ".join(MECHANISMS))  # RFC 4954
         lines.append("HELP")
         return Reply(250, None, tuple(lines))
-
-    def lmtp_extensions(self, greeting: str) -> list[str]:
-        """The LHLO reply (RFC 2033 §4.1): no AUTH and no DSN on this listener."""
-        lines = [
-            greeting,
-            "PIPELINING",  # RFC 2920
-            f"SIZE {self.settings.limits.max_message_size}",  # RFC 1870
-            "8BITMIME",  # RFC 6152
-            "SMTPUTF8",  # RFC 6531
-            "ENHANCEDSTATUSCODES",  # RFC 2034
-            "CHUNKING",  # RFC 3030
-        ]
-        if self.stream.tls_available and not self.conn.tls:
-            lines.append("STARTTLS")  # RFC 3207
-        return lines
 
     async def on_starttls(self) -> None:
         if not self.stream.tls_available:
