@@ -9,9 +9,6 @@ run now.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dns.rdatatype
@@ -21,18 +18,7 @@ import pytest
 from pillarbox import config as config_mod
 from pillarbox.app import open_store
 from pillarbox.cli import build_parser, dkim_selectors
-
-
-def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("PILLARBOX_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pillarbox", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+from tests.test_cli import run
 
 
 @pytest.fixture
