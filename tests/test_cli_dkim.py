@@ -1,22 +1,14 @@
-"""`pillarbox dkim generate` and `pillarbox dns`: keys stored, records printed.
-
-The store's DKIM-key methods arrive with the store branch of issue 12; until it is merged
-they raise NotImplementedError and the `needs_dkim_store` fixture SKIPS the tests that
-store keys (they are meant to pass, unchanged, once it is). The selector and parser tests
-run now.
-"""
+"""`pillarbox dkim generate` and `pillarbox dns`: keys stored in the store, records
+printed, unknown domains refused."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import dns.rdatatype
 import dns.zone
 import pytest
 
-from pillarbox import config as config_mod
-from pillarbox.app import open_store
 from pillarbox.cli import build_parser, dkim_selectors
 from tests.test_cli import run
 
@@ -26,26 +18,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "pillarbox.toml"
     path.write_text('[server]\ndata_dir = "var"\nhostname = "mail.example.test"\n')
     return path
-
-
-@pytest.fixture
-def needs_dkim_store(config: Path) -> None:
-    """Skip while the store has no DKIM keys (before the store branch is merged)."""
-
-    async def probe() -> None:
-        cfg = config_mod.load(str(config))
-        config_mod.check_data_dir(cfg)
-        store = open_store(cfg)
-        await store.open()
-        try:
-            await store.list_dkim_keys()
-        finally:
-            await store.close()
-
-    try:
-        asyncio.run(probe())
-    except NotImplementedError:
-        pytest.skip("store.put_dkim_key/list_dkim_keys not implemented on this branch yet")
 
 
 def test_selectors() -> None:
@@ -64,7 +36,6 @@ def test_parser_defaults() -> None:
     assert args.domain == "example.test"
 
 
-@pytest.mark.usefixtures("needs_dkim_store")
 def test_generate_then_dns(config: Path) -> None:
     """generate stores an Ed25519 and an RSA key and prints their TXT records; dns prints
     a zone fragment that parses and carries both keys."""
@@ -81,7 +52,6 @@ def test_generate_then_dns(config: Path) -> None:
     assert {"t1e._domainkey.example.test.", "t1r._domainkey.example.test."} <= names
 
 
-@pytest.mark.usefixtures("needs_dkim_store")
 def test_generate_refuses_unknown_domain(config: Path) -> None:
     """Keys only for local domains: one line on stderr, exit 1."""
     result = run(config, "dkim", "generate", "elsewhere.test")
