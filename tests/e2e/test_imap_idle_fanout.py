@@ -77,3 +77,46 @@ def test_a_recreated_mailbox_starts_its_recent_over(connect: Callable[[], RawIma
     append(writer, MSG, box="Box")
     lines = _lines_until(idler, lambda line: line.endswith(b" RECENT"))
     assert lines == [b"* 1 EXISTS", b"* 1 RECENT"], lines
+
+
+def test_idle_pushes_follow_each_session_s_enabled_extensions(
+    connect: Callable[[], RawImap],
+) -> None:
+    """Three sessions IDLE on INBOX with different extensions enabled: IMAP4rev1,
+    IMAP4rev2 and QRESYNC. Each gets what its own state calls for from the same changes:
+    no RECENT for IMAP4rev2 (RFC 9051 dropped \\Recent), MODSEQ in FETCH and VANISHED
+    instead of EXPUNGE once QRESYNC is on (RFC 7162 §3.1, §3.2.10), a new keyword
+    announced in FLAGS before the FETCH that shows it (RFC 9051 §7.3.5)."""
+    writer = logged_in(connect)
+    append(writer)
+    append(writer)
+    assert status(writer.cmd("SELECT INBOX")).startswith(b"OK")  # takes 1 and 2 as recent
+    rev1, rev2, qresync = (logged_in(connect) for _ in range(3))
+    assert status(rev2.cmd("ENABLE IMAP4rev2")).startswith(b"OK")
+    assert status(qresync.cmd("ENABLE QRESYNC")).startswith(b"OK")
+    for c in (rev1, rev2, qresync):
+        _idle(c)
+    assert status(writer.cmd("UNSELECT")).startswith(b"OK")
+    append(writer)
+    recent = []
+    for c in (rev1, qresync):
+        lines = _lines_until(c, lambda line: line.endswith(b" RECENT"))
+        assert lines[0] == b"* 3 EXISTS" and len(lines) == 2, lines
+        recent.append(lines[1])
+    assert sorted(recent) == [b"* 0 RECENT", b"* 1 RECENT"]  # RFC 3501 §2.3.2: one session
+    assert _lines_until(rev2, lambda line: line.endswith(b" EXISTS")) == [b"* 3 EXISTS"]
+    assert status(writer.cmd("SELECT INBOX")).startswith(b"OK")
+    assert status(writer.cmd("STORE 1 +FLAGS.SILENT (\\Deleted $Important)")).startswith(b"OK")
+    for c in (rev1, rev2, qresync):
+        lines = _lines_until(c, lambda line: b" FETCH " in line)
+        assert lines[0].startswith(b"* FLAGS (") and b"$Important" in lines[0], lines
+        assert lines[-1].startswith(b"* 1 FETCH (FLAGS ("), lines
+        assert (b"MODSEQ (" in lines[-1]) == (c is qresync), lines
+    assert status(writer.cmd("EXPUNGE")).startswith(b"OK")
+    assert _lines_until(rev1, lambda line: b"EXPUNGE" in line) == [b"* 1 EXPUNGE"]
+    assert _lines_until(rev2, lambda line: b"EXPUNGE" in line) == [b"* 1 EXPUNGE"]
+    assert _lines_until(qresync, lambda line: b"VANISHED" in line) == [b"* VANISHED 1"]
+    for c in (rev1, rev2, qresync):
+        c.send(b"DONE\r\n")
+        assert c.until(b"i1")[-1].startswith(b"i1 OK")
+        assert status(c.cmd("NOOP")).startswith(b"OK")

@@ -81,7 +81,11 @@ class SelectedMailbox:
         top = view.max_uid
         if top > view.recent_top:
             mailbox = self.mailbox
-            if recent_floor.known(self._store, mailbox.id, mailbox.uidvalidity) >= top:
+            reserved = view.recent_reserved > view.recent_top  # by `recent_settles_locally`
+            if (
+                not reserved
+                and recent_floor.known(self._store, mailbox.id, mailbox.uidvalidity) >= top
+            ):
                 # Another session took (or is taking) these: nothing new is recent here.
                 view.recent_top = top
                 return len(view.recent)
@@ -93,6 +97,32 @@ class SelectedMailbox:
             start = bisect_right(view.uids, max(before, view.recent_top))
             view.recent.update(view.uids[start:])
             view.recent_top = top
+            view.recent_reserved = 0
+        return len(view.recent)
+
+    def recent_settles_locally(self, top: int) -> bool:
+        """Whether taking \\Recent up to UID `top` needs no store call (`settle_recent`
+        then does it). When it does need one, a read-write session reserves the claim
+        now, raising the watermark known in this process: the other sessions woken by
+        the same delivery then settle theirs locally, and this one's `claim_recent`
+        makes the store call. So a push to many IMAP4rev1 sessions costs one claim."""
+        view = self.view
+        if top <= view.recent_top:
+            return True
+        mailbox = self.mailbox
+        if view.recent_reserved <= view.recent_top and (
+            recent_floor.known(self._store, mailbox.id, mailbox.uidvalidity) >= top
+        ):
+            return True
+        if not self.read_only:
+            recent_floor.raise_to(self._store, mailbox.id, mailbox.uidvalidity, top)
+            view.recent_reserved = top
+        return False
+
+    def settle_recent(self) -> int:
+        """`claim_recent` after `recent_settles_locally` said no store call is needed."""
+        view = self.view
+        view.recent_top = max(view.recent_top, view.max_uid)
         return len(view.recent)
 
     # --- reading ------------------------------------------------------------------------

@@ -114,6 +114,7 @@ class SelectedView:
         # (`SelectedMailbox.claim_recent`) and the highest UID it has looked at for that.
         self.recent: set[int] = set()
         self.recent_top = 0
+        self.recent_reserved = 0  # claimed for this session, store call still to make
         self._added: list[FlagRow] = []
         self._expunged: set[int] = set()  # expunged in the store, maybe still in `uids`
         # Lowest MODSEQ among the expunges in `_expunged` (None: unknown or none): what the
@@ -312,6 +313,21 @@ class SelectedView:
         else:
             return False
         return True
+
+    @property
+    def needs_resync(self) -> bool:
+        """A lost change feed must be reloaded from the store (`resync`) first."""
+        return self._resync
+
+    @property
+    def pending_top(self) -> int:
+        """The highest UID the view will hold once `take_updates` applies what is
+        recorded (what a \\Recent claim must cover), without applying it."""
+        top = self.max_uid
+        for row in self._added:
+            if row.uid > top and row.uid not in self._gone:
+                top = row.uid
+        return top
 
     @property
     def has_pending(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pillarbox.config import Config
 from pillarbox.server.imap.dispatch import ROUTER
+from pillarbox.server.imap.push import PushBatch
 from pillarbox.server.imap.session import Session
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
@@ -25,7 +26,9 @@ from pillarbox.services.context import Services
 def make_handler(listener_name: str, services: Services, config: Config) -> Handler:
     """The per-connection coroutine for listener "imap" (STARTTLS) or "imaps"."""
 
+    push = PushBatch()  # one per listener: the IDLE sessions' shared fan-out
+
     async def handle(stream: Stream) -> None:
-        await Session(stream, listener_name, services, config.imap, ROUTER).run()
+        await Session(stream, listener_name, services, config.imap, ROUTER, push).run()
 
     return handle

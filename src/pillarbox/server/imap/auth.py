@@ -127,7 +127,7 @@ async def idle(s: Session, cmd: c.Idle) -> bytes | None:
     await s.report_updates(allow_expunge=True)
     await s.flush()
     while True:
-        data = await s.read_or_change()
+        data = await s.idle_wait()
         if data is None:
             await s.report_updates(allow_expunge=True)
             await s.flush()

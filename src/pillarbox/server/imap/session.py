@@ -47,12 +47,13 @@ from pillarbox.proto.imap.connection import Limits, ServerConnection, State
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
+from pillarbox.server.imap.push import PushBatch
 from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.services.selected import SelectedMailbox
-from pillarbox.services.view import Removed
+from pillarbox.services.view import Removed, Updates
 
 log = logging.getLogger("pillarbox.imap")
 
@@ -121,6 +122,7 @@ class Session:
         services: Services,
         config: ImapConfig,
         router: Router,
+        push: PushBatch | None = None,
     ) -> None:
         self.stream = stream
         self.router = router
@@ -151,6 +153,10 @@ class Session:
         self._read_task: asyncio.Task[bytes] | None = None
         self._listening = False  # changes are recorded inside publish (see start_pump)
         self._done = False
+        self._push = push
+        self._idle_waiting = False  # in IDLE, suspended until bytes or a change come
+        self._push_queued = False  # in `_push`'s next batch
+        self._drain_due = False  # a pushed write filled the transport's buffer
 
     # ------------------------------------------------------------------ output
 
@@ -167,10 +173,11 @@ class Session:
         `idle_timeout` without the socket draining the connection is aborted (its
         buffered output dropped), so a peer that never reads can neither grow our
         buffers nor hold the session forever."""
-        if self._out:
+        if self._out or self._drain_due:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
+            self._drain_due = False
             if self.stream.write_nowait(data):
                 return  # the usual case: no coroutine, no timer per write
             try:
@@ -470,7 +477,12 @@ class Session:
                 # Woken on the next loop turn, not now: inside publish the command that
                 # committed the change has not resumed yet, and its reply should not wait
                 # behind the whole fan-out.
-                asyncio.get_running_loop().call_soon(self._changed.set)
+                if self._idle_waiting and self._push is not None:
+                    if not self._push_queued:
+                        self._push_queued = True
+                        self._push.add(self)
+                else:
+                    asyncio.get_running_loop().call_soon(self._changed.set)
         except Exception:
             # Never let one bad event stop updates: log it and reload the view instead.
             log.exception("%s recording a change failed", self.conn_id)
@@ -521,9 +533,7 @@ class Session:
         view = selected.view
         top = view.max_uid
         updates = view.take_updates(allow_expunge=allow_expunge)
-        self.report_expunged(Removed(updates.expunged, updates.vanished))
-        if allow_expunge and self.saved_search and updates.expunged:
-            self.saved_search = [u for u in self.saved_search if view.seq_of(u) is not None]
+        self._queue_removed(updates, allow_expunge=allow_expunge)
         if updates.exists is not None:
             self.untagged(b"%d EXISTS" % updates.exists)
             if not self.rev2:
@@ -533,13 +543,72 @@ class Session:
                 await notifier.new_in_selected(
                     self, view.uids_for_uid_set([(top + 1, view.max_uid)])
                 )
-        for seq, row in updates.flags:
+        self._queue_flag_updates(updates.flags)
+
+    def _queue_removed(self, updates: Updates, *, allow_expunge: bool) -> None:
+        """EXPUNGE (or VANISHED) for what `take_updates` removed; "$" forgets them."""
+        self.report_expunged(Removed(updates.expunged, updates.vanished))
+        if allow_expunge and self.saved_search and updates.expunged:
+            view = self.require_selected().view
+            self.saved_search = [u for u in self.saved_search if view.seq_of(u) is not None]
+
+    def _queue_flag_updates(self, flags: list[tuple[int, FlagRow]]) -> None:
+        """FETCH FLAGS for flag changes, then HIGHESTMODSEQ while expunges are held back."""
+        for seq, row in flags:
             self.untagged(self.flags_fetch(seq, row, with_uid=True))
+        view = self.require_selected().view
         if self.condstore and view.has_expunges:
             # RFC 7162 §3.2: MODSEQs went out while expunges with lower ones are held back;
             # the client's safe HIGHESTMODSEQ is below them.
             high = view.reported_highestmodseq
             self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    # ------------------------------------------------------------------ IDLE push
+
+    async def idle_wait(self) -> bytes | None:
+        """`read_or_change` for IDLE (RFC 2177): while suspended here, the push batch may
+        write this session's updates directly (`push_idle`) instead of waking it."""
+        self._idle_waiting = True
+        try:
+            return await self.read_or_change()
+        finally:
+            self._idle_waiting = False
+
+    def push_idle(self) -> None:
+        """The push batch's turn for this session (`server.imap.push`): write the
+        recorded changes now when nothing stands in the way, else wake the task, which
+        reports them through `report_updates`."""
+        self._push_queued = False
+        if not (self._idle_waiting and self._write_direct()):
+            self._changed.set()
+
+    def _write_direct(self) -> bool:
+        r"""`report_updates(allow_expunge=True)` without awaiting, for a session waiting
+        in IDLE (RFC 2177: any untagged response may be sent then). False, with nothing
+        done, when it would need an await: NOTIFY set, output already queued, a reload
+        of the view, or a \Recent claim only the store can settle."""
+        selected = self.selected
+        if selected is None or self.notifier is not None or self._out or self._drain_due:
+            return False
+        view = selected.view
+        if view.needs_resync:
+            return False
+        if not self.rev2 and not selected.recent_settles_locally(view.pending_top):
+            return False
+        updates = view.take_updates(allow_expunge=True)
+        self._queue_removed(updates, allow_expunge=True)
+        if updates.exists is not None:
+            self.untagged(b"%d EXISTS" % updates.exists)
+            if not self.rev2:
+                self.untagged(b"%d RECENT" % selected.settle_recent())  # RFC 3501 §7.3.2
+        self._queue_flag_updates(updates.flags)
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        if not self.stream.write_nowait(data):
+            self._drain_due = True  # the task drains (or finds the connection gone)
+            self._changed.set()
+        return True
 
     async def _push_notifications(self) -> None:
         """A change arrived while no command runs and NOTIFY is set: report it now
