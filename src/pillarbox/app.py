@@ -214,14 +214,23 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     tune_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # POSIX only, as is Pillarbox
+        loop.add_signal_handler(sig, on_signal, sig)  # POSIX only, as is Pillarbox
     try:
         if ready is not None:
             ready(app)
         await stop.wait()
+        # An operator reading the log should see the server stop, and why.
+        log.info("shutting down (%s): closing listeners, finishing queued sends", received[0])
     finally:
         await app.stop()
+        log.info("stopped")
 
 
 def with_ports_zero(config: Config) -> Config:

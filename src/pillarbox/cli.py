@@ -14,7 +14,7 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from pillarbox import config as config_mod
 from pillarbox import log
@@ -124,8 +124,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
-    config_mod.check_data_dir(config)
-    print("configuration OK")
+    config_mod.check_data_dir(config)  # silent on success, like every other command
     return 0
 
 
@@ -376,8 +375,17 @@ def cmd_dns(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors (no command, unknown option) exiting with status 1, a
+    bad request: argparse's own 2 is this CLI's code for configuration problems."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_FAILURE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pillarbox", description="Pillarbox mail server: SMTP, IMAP, POP3 on one store."
     )
     parser.add_argument(
