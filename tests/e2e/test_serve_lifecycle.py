@@ -12,9 +12,7 @@ from tests.e2e.serve import ServeProcess
 def test_an_orderly_shutdown_is_logged(tmp_path: Path) -> None:
     """SIGTERM: the log says the server is shutting down and why, then that it stopped
     (issue 16 item 7: a shutdown logged nothing)."""
-    off = "\n".join(
-        f'{f.name} = ""' for f in dataclasses.fields(ListenConfig) if f.name != "smtp"
-    )
+    off = "\n".join(f'{f.name} = ""' for f in dataclasses.fields(ListenConfig) if f.name != "smtp")
     config = tmp_path / "pillarbox.toml"
     config.write_text(
         "[server]\n"
