@@ -106,7 +106,8 @@ LAYERS: dict[str, Rule] = {
     "web": rule(*FRONT_END, "web.*", third_party=["starlette", "jinja2", "nh3"]),
     # Lower layers get plain arguments, never these; they depend on nothing but values.
     "config": rule("config", "model.*"),
-    "log": rule("log", "model.*"),
+    # log: escaping client text (rules.printable: stdlib only) before it is written.
+    "log": rule("log", "model.*", "rules.printable"),
     # The composition root and the command line wire everything; nothing imports them
     # (no other layer lists them).
     "app": Rule(ANYTHING, ANYTHING),

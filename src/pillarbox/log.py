@@ -14,6 +14,8 @@ import queue
 import re
 import sys
 
+from pillarbox.rules.printable import escape_controls
+
 # Protocol commands that carry secrets. Upper-case verbs anywhere (the form clients send
 # and traces show); any case only where the message starts with the command, optionally
 # after a plain tag, because prose in our own log lines ("login", "pass", "dkim=pass
@@ -40,7 +42,8 @@ class RedactingFilter(logging.Filter):
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        record.msg = redact(str(record.msg))
+        # Client-supplied text in a message cannot forge lines or reach the terminal.
+        record.msg = escape_controls(redact(str(record.msg)))
         return True
 
 
