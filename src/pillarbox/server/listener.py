@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pillarbox.config import parse_address
+from pillarbox.server.refusals import RefusalLog
 
 log = logging.getLogger("pillarbox.listener")
 
@@ -251,6 +252,7 @@ class Listener:
         implicit_tls: bool,
         limits: ListenerLimits,
         busy_reply: bytes,
+        refusal_interval: float = 60.0,
     ) -> None:
         self.name = name
         self.host = ""
@@ -263,6 +265,7 @@ class Listener:
         self._server: asyncio.Server | None = None
         self._per_ip: Counter[str] = Counter()
         self._rate = ConnectionRate(limits.rate_per_ip)
+        self._refusals = RefusalLog(name, refusal_interval)
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -304,7 +307,7 @@ class Listener:
                 or self._per_ip[ip] >= self._limits.max_per_ip
                 or not self._rate.allow(ip)
             ):
-                log.warning("%s refused %s: too many connections", info.conn_id, ip)
+                self._refusals.refused(ip, info.conn_id, "too many connections")
                 with contextlib.suppress(Exception):
                     await stream.write(self._busy_reply)
                 return
@@ -337,6 +340,7 @@ class Listener:
 
     async def close(self) -> None:
         """Stop accepting and end open connections."""
+        self._refusals.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -357,6 +361,7 @@ async def start_listener(
     implicit_tls: bool = False,
     limits: ListenerLimits | None = None,
     busy_reply: bytes = b"",
+    refusal_interval: float = 60.0,
 ) -> Listener:
     """Bind and serve. With implicit_tls the handshake happens before the handler runs;
     otherwise `ssl_context` (if any) is what `Stream.start_tls` uses (STARTTLS)."""
@@ -367,6 +372,7 @@ async def start_listener(
         implicit_tls=implicit_tls,
         limits=limits or ListenerLimits(),
         busy_reply=busy_reply,
+        refusal_interval=refusal_interval,
     )
     await listener.start(address)
     return listener
