@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import importlib
 import re
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ AUDIT: dict[str, str] = {
     "SASL-IR": "test_imap_capabilities::test_sasl_ir",
     "ID": "test_imap_capabilities::test_id_before_and_after_login",
     "ENABLE": "test_imap_capabilities::test_enable_rules",
-    "STARTTLS": "test_imap_session::test_plaintext_refused_before_tls",
+    "STARTTLS": "test_imap_capabilities::test_commands_pipelined_behind_starttls_are_dropped",
     "AUTH=PLAIN": "test_imap_session::test_authenticate_plain",
     "LOGINDISABLED": "test_imap_session::test_plaintext_refused_before_tls",
     "IDLE": "test_imap_session::test_idle_pushes_changes",
@@ -154,6 +155,27 @@ def test_advertised_capabilities_are_audited(
         module_name, test_name = where.split("::")
         module = importlib.import_module(f"tests.e2e.{module_name}")
         assert callable(getattr(module, test_name, None)), (cap, where)
+
+
+def test_commands_pipelined_behind_starttls_are_dropped(server: RunningServer) -> None:
+    """Plaintext sent in the same packet as STARTTLS was written before TLS began and may
+    be an attacker's (the STARTTLS command-injection flaw, CERT VU#555316); the server
+    must not run it inside the TLS session nor answer it, and the session then works
+    as usual under TLS (RFC 9051 §6.2.1: after STARTTLS the client asks CAPABILITY anew)."""
+    c = RawImap(server.port("imap"))
+    try:
+        c.send(b"a STARTTLS\r\nb LOGIN alice@example.test x\r\nc CAPABILITY\r\n")
+        assert c.line().startswith(b"a OK")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c.sock = ctx.wrap_socket(c.sock)
+        lines = c.cmd("CAPABILITY")
+        assert lines[0].startswith(b"* CAPABILITY ") and status(lines).startswith(b"OK"), lines
+        assert "STARTTLS" not in caps(lines[0]) and len(lines) == 2, lines
+        assert status(c.login("alice@example.test", PASSWORD)).startswith(b"OK")
+    finally:
+        c.close()
 
 
 # ---------------------------------------------------------------------- ID, SASL-IR, ENABLE
