@@ -230,9 +230,10 @@ def test_sasl_ir(connect: Callable[[], RawImap]) -> None:
 
 
 def test_enable_rules(connect: Callable[[], RawImap]) -> None:
-    """RFC 5161 §3.1: ENABLE is valid only in the authenticated state (BAD before login
-    and, the RFC's state rule, while a mailbox is selected); names the server does not
-    know are ignored, and the untagged ENABLED lists only what was enabled."""
+    """RFC 5161 §3.1: ENABLE is valid only in the authenticated state: BAD before login,
+    and BAD from this server while a mailbox is selected (clients must not send it then;
+    the RFC lets a server check that or not). Names the server does not know are ignored,
+    and the untagged ENABLED lists only what was enabled."""
     c = connect()
     assert status(c.cmd("ENABLE CONDSTORE")).startswith(b"BAD")
     assert status(c.login("alice@example.test", PASSWORD)).startswith(b"OK")
@@ -350,11 +351,10 @@ def test_uidplus_codes_carry_the_real_uids(connect: Callable[[], RawImap]) -> No
 
 
 def test_multiappend_is_all_or_nothing(server: RunningServer) -> None:
-    """RFC 3502 §6.3.11: "If the server is unable to append all of the messages, then no
-    messages will be appended." A message limit the third message would pass, and a
-    second literal over APPENDLIMIT, both leave the mailbox as it was and tell an
-    observing session nothing; a MULTIAPPEND that fits adds all in one APPENDUID range
-    (RFC 4315 §3) and one EXISTS."""
+    """RFC 3502 §6.3.11: a MULTIAPPEND is atomic, so if any message cannot be appended,
+    none is. A message limit the third message would pass, and a second literal over
+    APPENDLIMIT, both leave the mailbox as it was and tell an observing session nothing;
+    a MULTIAPPEND that fits adds all in one APPENDUID set (RFC 4315 §3) and one EXISTS."""
     accounts: Any = server.services.accounts
     server.call(lambda: accounts.set_quota("alice@example.test", None, 3))
     c = RawImap(server.port("imap"))
@@ -394,7 +394,7 @@ def test_multiappend_is_all_or_nothing(server: RunningServer) -> None:
 def test_literal_minus_limits_every_command(
     server_factory: Callable[..., RunningServer],
 ) -> None:
-    """RFC 7888 §5 (LITERAL-): a non-synchronizing literal over 4096 octets is refused
+    """RFC 7888 §4 (LITERAL-): a non-synchronizing literal over 4096 octets is refused
     with BAD [TOOBIG] whatever the command (here LOGIN and SEARCH, not only APPEND), and
     the session reads the next command correctly; 4096 octets and synchronizing
     literals are fine."""
@@ -465,7 +465,7 @@ def test_binary_append_and_unknown_encoding(connect: Callable[[], RawImap]) -> N
     """RFC 3516 §4.4: APPEND takes a literal8 ("~{n}"), synchronizing too, holding NUL;
     a plain literal cannot carry NUL (RFC 9051 §9 CHAR8): BAD. §4.2: BINARY[] of such a
     message comes back as a literal8 with the exact octets, BINARY.SIZE counts them;
-    §4.3/§5: a part whose Content-Transfer-Encoding the server cannot decode is
+    §4.3: a part whose Content-Transfer-Encoding the server cannot decode is
     NO [UNKNOWN-CTE] for BINARY and BINARY.SIZE alike."""
     c = logged_in(connect)
     assert status(append(c, data=b"Subject: x\r\n\r\na\x00b\r\n")).startswith(b"BAD")
