@@ -2,23 +2,27 @@
 same mailbox (RFC 7162).
 
 Neither isync 1.4.4 nor offlineimap3 speaks CONDSTORE (neither binary nor source
-mentions it), so they change flags and expunge the old way: plain STORE, EXPUNGE. The
-server must still give every such change a new mod-sequence, so the CONDSTORE client's
-view stays exact: `CHANGEDSINCE m` finds precisely what the sync tool changed, VANISHED
-(EARLIER) precisely what it expunged, STORE UNCHANGEDSINCE refuses to overwrite what
-the tool changed, and a sync that changes nothing moves no mod-sequence. On the other
-side the user's Maildir shows what the CONDSTORE client did.
+mentions it): they change flags with STORE without UNCHANGEDSINCE and expunge with UID
+EXPUNGE (mbsync) or EXPUNGE (offlineimap). The server must still give every such change
+a new mod-sequence, so the CONDSTORE client's view stays exact: CHANGEDSINCE m finds
+precisely what the sync tool changed, VANISHED (EARLIER) precisely what it expunged,
+STORE UNCHANGEDSINCE refuses to overwrite what the tool changed, and a sync that changes
+nothing moves no mod-sequence. On the other side the user's Maildir shows what the
+CONDSTORE client did. That client is a raw QRESYNC session next to mbsync, and Python's
+imaplib (CONDSTORE only) next to offlineimap.
 """
 
 from __future__ import annotations
 
+import imaplib
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningServer
+from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.modseq_client import code_number, fetches, logged_in, ok, untagged, vanished
 from tests.e2e.test_imap_clients import _maildir_files, _mbsync, _mbsyncrc, fill
 from tests.e2e.test_imap_interop_offlineimap import _files, _rc, _sync
@@ -50,7 +54,8 @@ def _number(path: Path) -> int:
 
 
 def _maildir_flags(files: list[Path]) -> dict[int, str]:
-    """Message number -> the Maildir info flags of its file (RFC-less, maildir(5))."""
+    """Message number -> its file's Maildir flags (the letters after ":2,"): what the
+    user's mail reader shows as read, flagged, answered."""
     return {_number(f): f.name.partition(":2,")[2] for f in files}
 
 
@@ -82,7 +87,7 @@ def test_mbsync_and_a_qresync_client_on_one_mailbox(
 ) -> None:
     """A QRESYNC client stays selected while mbsync syncs twice and once more idle."""
     port = server.port("imap")
-    fill(server, 12)  # UIDs 1..12; 3, 6, 9, 12 are \\Seen
+    fill(server, 12)  # UIDs 1..12; 3, 6, 9, 12 are \Seen
     rc = _mbsyncrc(tmp_path, server)
     cs = logged_in(port)
     clients.append(cs)
@@ -119,7 +124,7 @@ def test_mbsync_and_a_qresync_client_on_one_mailbox(
     assert sorted(local) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert {n for n, f in local.items() if "S" in f} == {1, 2, 3, 4, 6, 9}
     assert {n for n, f in local.items() if "F" in f} == {7, 8}
-    assert "R" in local[5]  # \\Answered is Maildir "R"
+    assert "R" in local[5]  # \Answered is Maildir "R"
 
     # What the CONDSTORE client sees, selected all along: unsolicited FETCH with MODSEQ
     # for each message mbsync changed, VANISHED for what it expunged (RFC 7162 §3.2.10).
@@ -159,59 +164,99 @@ def test_mbsync_and_a_qresync_client_on_one_mailbox(
     assert _highest(logged_in_clone(port, clients)) == h3
 
 
+def _imaplib_fetches(data: list[Any]) -> dict[int, tuple[int, frozenset[bytes], int | None]]:
+    """imaplib's FETCH data (b'4 (UID 4 FLAGS (\\Seen) MODSEQ (12))') parsed as
+    modseq_client.fetches parses the wire lines."""
+    lines = [b"* %s FETCH %s" % tuple(d.split(b" ", 1)) for d in data if isinstance(d, bytes)]
+    return fetches(lines)
+
+
+def _imaplib_changed_since(c: imaplib.IMAP4, since: int) -> dict[int, int]:
+    typ, data = c.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {since})")
+    assert typ == "OK", data
+    changed = {u: m for u, (_s, _f, m) in _imaplib_fetches(data).items() if m is not None}
+    assert all(m > since for m in changed.values()), data
+    return changed
+
+
+def _imaplib_highest(port: int) -> int:
+    """HIGHESTMODSEQ by STATUS from a second imaplib session (not the selected one)."""
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    try:
+        c.login("alice@example.test", PASSWORD)
+        typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
+        assert typ == "OK", data
+        m = re.search(rb"HIGHESTMODSEQ (\d+)", data[0])
+        assert m is not None, data
+        return int(m.group(1))
+    finally:
+        c.logout()
+
+
 def test_offlineimap_and_a_condstore_client_on_one_mailbox(
-    server: RunningServer, tmp_path: Path, clients: list[RawImap]
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    """A CONDSTORE-only client (EXPUNGE, not VANISHED) between offlineimap syncs."""
+    """Python's imaplib as the CONDSTORE client (ENABLE CONDSTORE, no QRESYNC: it hears
+    EXPUNGE, not VANISHED) between offlineimap syncs; offlineimap expunges with EXPUNGE."""
     port = server.port("imap")
-    fill(server, 8)  # UIDs 1..8; 3 and 6 are \\Seen
+    fill(server, 8)  # UIDs 1..8; 3 and 6 are \Seen
     rc = _rc(tmp_path, server)
-    cs = logged_in(port)
-    clients.append(cs)
-    h0 = code_number(ok(cs.cmd("SELECT INBOX (CONDSTORE)")), "HIGHESTMODSEQ")
+    cs = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    try:
+        cs.login("alice@example.test", PASSWORD)
+        assert cs.enable("CONDSTORE")[0] == "OK"
+        assert cs.select("INBOX") == ("OK", [b"8"])
+        _name, value = cs.response("HIGHESTMODSEQ")
+        h0 = int(value[0])
 
-    _sync(rc)
-    inbox = tmp_path / "Mail" / "INBOX"
-    assert sorted(_maildir_flags(_files(inbox))) == list(range(1, 9))
-    assert _changed_since(cs, h0, qresync=False) == ({}, [])
+        _sync(rc)
+        inbox = tmp_path / "Mail" / "INBOX"
+        assert sorted(_maildir_flags(_files(inbox))) == list(range(1, 9))
+        assert _imaplib_changed_since(cs, h0) == {}
 
-    lines = ok(cs.cmd(f"UID STORE 2 (UNCHANGEDSINCE {h0}) +FLAGS (\\Answered)"))
-    assert b"MODIFIED" not in lines[-1], lines
-    ok(cs.cmd("UID STORE 3 +FLAGS.SILENT (\\Flagged)"))
-    ok(cs.cmd("UID STORE 8 +FLAGS.SILENT (\\Deleted)"))
-    ok(cs.cmd("EXPUNGE"))
-    h1 = _highest(logged_in_clone(port, clients))
+        typ, data = cs.uid("STORE", "2", f"(UNCHANGEDSINCE {h0})", "+FLAGS", "(\\Answered)")
+        assert typ == "OK" and cs.response("MODIFIED") == ("MODIFIED", [None]), data
+        assert cs.uid("STORE", "3", "+FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
+        assert cs.uid("STORE", "8", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+        assert cs.expunge() == ("OK", [b"8"])
+        h1 = _imaplib_highest(port)
 
-    files = {_number(f): f for f in _files(inbox)}
-    _set_maildir_flag(files[4], "S")
-    _set_maildir_flag(files[5], "S")
-    files[6].unlink()
-    _sync(rc)
+        files = {_number(f): f for f in _files(inbox)}
+        _set_maildir_flag(files[4], "S")
+        _set_maildir_flag(files[5], "S")
+        files[6].unlink()
+        _sync(rc)
 
-    local = _maildir_flags(_files(inbox))
-    assert sorted(local) == [1, 2, 3, 4, 5, 7]
-    assert "R" in local[2] and "F" in local[3]
-    assert {n for n, f in local.items() if "S" in f} == {3, 4, 5}
+        # The offlineimap user's Maildir shows the imaplib user's changes.
+        local = _maildir_flags(_files(inbox))
+        assert sorted(local) == [1, 2, 3, 4, 5, 7]
+        assert "R" in local[2] and "F" in local[3]
+        assert {n for n, f in local.items() if "S" in f} == {3, 4, 5}
 
-    lines = ok(cs.cmd("NOOP"))
-    assert b"* 6 EXPUNGE" in lines, lines
-    assert not any(line.startswith(b"* VANISHED") for line in lines)  # no QRESYNC here
-    pushed = fetches(lines)
-    assert set(pushed) == {4, 5}, lines
-    changed, _ = _changed_since(cs, h1, qresync=False)
-    assert set(changed) == {4, 5}
-    assert {u: m for u, (_s, _f, m) in pushed.items()} == changed
-    h2 = max(changed.values())
-    assert _highest(logged_in_clone(port, clients)) == h2
+        # The imaplib user hears offlineimap's EXPUNGE and flag changes at NOOP ...
+        cs.response("FETCH")  # drop what earlier commands left
+        assert cs.noop()[0] == "OK"
+        assert cs.response("EXPUNGE") == ("EXPUNGE", [b"6"])
+        assert cs.response("VANISHED") == ("VANISHED", [None])  # no QRESYNC here
+        pushed = _imaplib_fetches(cs.response("FETCH")[1])
+        assert set(pushed) == {4, 5}
+        # ... and CHANGEDSINCE h1 finds exactly those, at the MODSEQ NOOP reported.
+        changed = _imaplib_changed_since(cs, h1)
+        assert changed == {u: m for u, (_s, _f, m) in pushed.items()}
+        h2 = max(changed.values())
+        assert _imaplib_highest(port) == h2
 
-    lines = ok(cs.cmd(f"UID STORE 4,7 (UNCHANGEDSINCE {h1}) +FLAGS (\\Flagged)"))
-    assert re.search(rb"\[MODIFIED 4\]", lines[-1]), lines
-    assert set(fetches(lines)) == {7}, lines
-    h3 = _highest(logged_in_clone(port, clients))
+        typ, data = cs.uid("STORE", "4,7", f"(UNCHANGEDSINCE {h1})", "+FLAGS", "(\\Flagged)")
+        assert typ == "OK" and cs.response("MODIFIED") == ("MODIFIED", [b"4"]), data
+        assert set(_imaplib_fetches(data)) == {7}, data
+        h3 = _imaplib_highest(port)
+        assert h3 > h2
 
-    _sync(rc)
-    assert "F" in _maildir_flags(_files(inbox))[7]
-    assert "F" not in _maildir_flags(_files(inbox))[4]
-    _sync(rc)
-    assert _changed_since(cs, h3, qresync=False) == ({}, [])
-    assert _highest(logged_in_clone(port, clients)) == h3
+        _sync(rc)
+        assert "F" in _maildir_flags(_files(inbox))[7]
+        assert "F" not in _maildir_flags(_files(inbox))[4]
+        _sync(rc)  # nothing to do: no mod-sequence moves
+        assert _imaplib_changed_since(cs, h3) == {}
+        assert _imaplib_highest(port) == h3
+    finally:
+        cs.logout()
