@@ -19,6 +19,7 @@ store per message, or accept a mailbox id from a client.
 
 from __future__ import annotations
 
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -51,11 +52,6 @@ from pillarbox.store.api import Store
 
 class MessageSetError(ValueError):
     """A message sequence number outside 1..count (RFC 9051 §9 seq-number)."""
-
-
-class UnsupportedSearch(ValueError):
-    """A search key this server does not evaluate (OLDER/YOUNGER: RFC 5032 WITHIN is
-    not offered)."""
 
 
 _NOTHING: SearchKey = SearchNot(SearchAll())
@@ -270,8 +266,9 @@ class SelectedView:
                     )
                     return recent if present else SearchNot(recent)
                 return key
-            case SearchWithin():
-                raise UnsupportedSearch("Search key not supported")
+            case SearchWithin(op=op, seconds=seconds):
+                # RFC 5032 §3: the interval is subtracted from the server's current time.
+                return SearchWithin(op, seconds, cutoff=int(time.time()) - seconds)
             case SearchNot(key=inner):
                 return SearchNot(self.resolve_search(inner, saved))
             case SearchOr(left=left, right=right):

@@ -19,7 +19,7 @@ from pillarbox.services.mailbox import (
     MailboxNotAllowed,
     NoSuchMailbox,
 )
-from pillarbox.services.view import MessageSetError, UnsupportedSearch
+from pillarbox.services.view import MessageSetError
 
 
 class BadCommand(Exception):
@@ -40,7 +40,7 @@ class WriteStalled(ConnectionError):
 
 
 # Client errors the services find in an otherwise well-formed command: tagged BAD.
-BAD_ARGUMENTS: tuple[type[Exception], ...] = (MessageSetError, UnsupportedSearch, BadFlag)
+BAD_ARGUMENTS: tuple[type[Exception], ...] = (MessageSetError, BadFlag)
 
 
 def reply_for(exc: Exception) -> tuple[str, str | None, str]:

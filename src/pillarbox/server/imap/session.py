@@ -288,6 +288,7 @@ class Session:
             "CREATE-SPECIAL-USE",  # RFC 6154 §3
             "ESEARCH",
             "SEARCHRES",
+            "WITHIN",  # RFC 5032
             "MULTIAPPEND",
             "CATENATE",  # RFC 4469
             "BINARY",
