@@ -25,6 +25,7 @@ from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
 from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
 from pillarbox.server.tls import ensure_self_signed, server_context
+from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.context import Services
@@ -89,6 +90,12 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
             fail_delay=auth.fail_delay,
             fail_delay_max=auth.fail_delay_max,
             fail_window=auth.fail_window,
+            account_throttle=AccountThrottle(
+                delay=auth.account_fail_delay,
+                cap=auth.account_fail_delay_max,
+                free=auth.account_fail_free,
+                window=auth.fail_window,
+            ),
             allow_plaintext=auth.allow_plaintext,
             allow_plaintext_loopback=auth.allow_plaintext_loopback,
         ),

@@ -62,6 +62,12 @@ class AuthConfig:
     fail_delay: float = 0.5  # seconds after the first failure from an IP, doubling
     fail_delay_max: float = 15.0
     fail_window: float = 900.0  # failures older than this are forgotten
+    # Per account, from addresses that have not logged in to it before: after
+    # `account_fail_free` failures, attempts are spaced `account_fail_delay` apart,
+    # doubling per failure up to `account_fail_delay_max` (services/account_throttle.py).
+    account_fail_free: int = 3
+    account_fail_delay: float = 0.5
+    account_fail_delay_max: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
