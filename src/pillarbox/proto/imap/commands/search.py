@@ -2,9 +2,9 @@
 
 SEARCH / UID SEARCH (RFC 9051 §6.4.4), ESEARCH result options (RFC 4731 §3.1), SAVE
 (SEARCHRES, RFC 5182) and the context options PARTIAL, UPDATE and CONTEXT (RFC 5267 §4,
-PARTIAL's negative ranges from RFC 9394 §3.1). The search keys themselves are not defined here: they are the
-`pillarbox.model.search` AST, shared with services and the store, so a parsed SEARCH goes
-down to the store unchanged.
+PARTIAL's negative ranges from RFC 9394 §3.1). The search keys themselves are not defined
+here: they are the `pillarbox.model.search` AST, shared with services and the store, so a
+parsed SEARCH goes down to the store unchanged.
 """
 
 from __future__ import annotations

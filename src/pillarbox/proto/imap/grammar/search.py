@@ -1,11 +1,12 @@
 """Parse functions of SEARCH / UID SEARCH and its search keys.
 
-RFC 9051 §6.4.4 and §9 search-key, RETURN options of ESEARCH (RFC 4731 §3), SAVE
-(RFC 5182) and CONTEXT, UPDATE and PARTIAL (RFC 5267 §4, with RFC 9394 §4's negative
-ranges; `return_options` serves SORT too), MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (RFC 5032). The keys parse straight
-into the `pillarbox.model.search` AST the store evaluates. Search strings are decoded here,
-per the CHARSET the command named (kept on the reader), so nothing later sees raw bytes;
-NOT/OR chains are bounded by the reader's depth limit like parenthesised lists.
+RFC 9051 §6.4.4 and §9 search-key, RETURN options of ESEARCH (RFC 4731 §3), SAVE (RFC 5182)
+and CONTEXT, UPDATE and PARTIAL (RFC 5267 §4, with RFC 9394 §4's negative ranges;
+`return_options` serves SORT too), MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (RFC 5032). The
+keys parse straight into the `pillarbox.model.search` AST the store evaluates. Search
+strings are decoded here, per the CHARSET the command named (kept on the reader), so nothing
+later sees raw bytes; NOT/OR chains are bounded by the reader's depth limit like
+parenthesised lists.
 """
 
 from __future__ import annotations
