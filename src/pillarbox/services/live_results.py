@@ -114,6 +114,7 @@ class LiveResults:
         self._results: dict[str, LiveResult] = {}
         self._flagged: set[int] = set()
         self._full = False
+        self._unreported: list[tuple[str, LiveResult, ResultChange]] = []
 
     def __contains__(self, name: str) -> bool:
         return name in self._results
@@ -165,14 +166,15 @@ class LiveResults:
         self, selected: SelectedMailbox
     ) -> list[tuple[str, LiveResult, ResultChange]]:
         """Re-evaluate the results a recorded change may affect (see the module docstring)
-        against the view as the client now knows it."""
-        out: list[tuple[str, LiveResult, ResultChange]] = []
-        if not self._results:
-            self._flagged.clear()
-            self._full = False
-            return out
+        against the view as the client now knows it.
+
+        A result whose query fails is left as it was; the others' changes are kept for the
+        next call (nothing is lost: the next refresh looks at every message), and the
+        first error is raised for the caller to log."""
+        out, self._unreported = self._unreported, []
         flagged, self._flagged = self._flagged, set()
         full, self._full = self._full, False
+        error: Exception | None = None
         view = selected.view
         for name, result in list(self._results.items()):
             if full:
@@ -186,38 +188,46 @@ class LiveResults:
                 if not candidates:
                     result.top = view.max_uid
                     continue
-            among = None if candidates is None else sorted(candidates)
-            found = await selected.matching(result.key, among)
-            if name not in self._results:
-                continue  # cancelled meanwhile
-            change = await self._apply(selected, result, candidates, found)
+            try:
+                change = await self._evaluate(selected, result, candidates)
+            except Exception as exc:
+                error = error or exc
+                self._full = True
+                continue
             result.top = view.max_uid
-            if change:
+            if change and name in self._results:
                 out.append((name, result, change))
+        if error is not None:
+            self._unreported = out
+            raise error
         return out
 
     @staticmethod
-    async def _apply(
-        selected: SelectedMailbox,
-        result: LiveResult,
-        candidates: set[int] | None,
-        found: list[int],
+    async def _evaluate(
+        selected: SelectedMailbox, result: LiveResult, candidates: set[int] | None
     ) -> ResultChange:
+        """Query, then change `result` (only once every await is done, so a failure leaves
+        it as it was)."""
         view = selected.view
+        found = await selected.matching(
+            result.key, None if candidates is None else sorted(candidates)
+        )
         matched = {u for u in found if not view.is_expunged(u)}
         if candidates is None:
             candidates = {u for u in view.uids if not view.is_expunged(u)}
-        change = ResultChange()
         leaving = {u for u in result.members if u in candidates and u not in matched}
-        if leaving:
-            change.removed = result._remove(leaving)
         joined = matched - result.members
+        order: list[int] = []
         if joined:
-            members = [*result.uids, *joined]
+            members = [u for u in result.uids if u not in leaving] + sorted(joined)
             if result.criteria is not None:
                 order = await selected.in_order(members, result.criteria)
             else:
                 order = sorted(members)
+        change = ResultChange()
+        if leaving:
+            change.removed = result._remove(leaving)
+        if joined:
             change.added = result._settle(order, joined)
         return change
 
