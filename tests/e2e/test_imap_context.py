@@ -227,6 +227,28 @@ def test_sort_context_positions(connect: Connect, mailbox: tuple[RawImap, list[i
     ]
 
 
+def test_update_with_fetch_attributes(connect: Connect, mailbox: tuple[RawImap, list[int]]) -> None:
+    """RFC 5465 §7: UPDATE (fetch-att ...) sends a FETCH of a new message that joins,
+    after the EXISTS and before the ADDTO; a message that joins by a flag change gets
+    no such FETCH."""
+    c, uids = mailbox
+    ok(c.cmd("UID SEARCH RETURN (UPDATE (BODY.PEEK[HEADER.FIELDS (SUBJECT)])) UNSEEN"))
+    ctx = tag(c)
+    other = connect()
+    new = append(other, "fresh")
+    lines = ok(c.cmd("NOOP"))
+    fetches = [x for x in lines if b"FETCH" in x and b"HEADER.FIELDS" in x]
+    assert len(fetches) == 1 and fetches[0].startswith(b"* 7 FETCH ("), lines
+    assert b"UID %d" % new in fetches[0] and b"Subject: fresh" in fetches[0]
+    addto = b'* ESEARCH (TAG "%s") UID ADDTO (0 %d)' % (ctx, new)
+    assert lines.index(b"* 7 EXISTS") < lines.index(fetches[0]) < lines.index(addto)
+    ok(other.cmd("SELECT INBOX"))
+    ok(other.cmd(f"UID STORE {uids[1]} -FLAGS (\\Seen)"))
+    lines = ok(c.cmd("NOOP"))
+    assert updates(lines, ctx) == [b'* ESEARCH (TAG "%s") UID ADDTO (0 %d)' % (ctx, uids[1])]
+    assert not [x for x in lines if b"HEADER.FIELDS" in x]
+
+
 def test_idle_gets_updates(connect: Connect, mailbox: tuple[RawImap, list[int]]) -> None:
     """Updates go out while the client idles (RFC 5267 §4.3.2)."""
     c, _uids = mailbox

@@ -5,7 +5,8 @@ Pins: the RFC's own commands parse (``PARTIAL 1:500``, ``RETURN (UPDATE COUNT)``
 (``-1:-100``) and a range keeps the order it was sent in; PARTIAL's slice picks the
 1-based positions, counted from the end when negative; malformed ranges (0, "*", mixed
 signs, missing), PARTIAL with ALL, PARTIAL or UPDATE twice are BAD; SORT accepts SAVE;
-CANCELUPDATE takes only quoted tags and only in the selected state.
+UPDATE may carry fetch attributes (RFC 5465 §7); CANCELUPDATE takes only quoted tags and
+only in the selected state.
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def test_update_context_and_count() -> None:
     cmd = parse_command(b"B01 UID SEARCH RETURN (update Count context) DELETED KEYWORD $Junk")
     assert isinstance(cmd, c.Search)
     assert cmd.return_options == ("UPDATE", "COUNT", "CONTEXT") and cmd.partial is None
+
+
+def test_update_with_fetch_attributes() -> None:
+    """RFC 5465 §7 (NOTIFY with CONTEXT=SEARCH): UPDATE may carry fetch attributes."""
+    cmd = parse_command(
+        b"a SEARCH RETURN (COUNT UPDATE (UID BODY.PEEK[HEADER.FIELDS (TO FROM SUBJECT)])) "
+        b'FROM "boss"'
+    )
+    assert isinstance(cmd, c.Search) and cmd.return_options == ("COUNT", "UPDATE")
+    assert cmd.update_fetch[0] == c.FetchAttribute("UID")
+    assert isinstance(cmd.update_fetch[1], c.FetchBody)
+    cmd = parse_command(b"a UID SORT RETURN (UPDATE (FLAGS) MIN) (DATE) UTF-8 ALL")
+    assert isinstance(cmd, c.Sort) and cmd.return_options == ("UPDATE", "MIN")
+    assert cmd.update_fetch == (c.FetchAttribute("FLAGS"),)
+    for wire in (b"a SEARCH RETURN (UPDATE ()) ALL", b"a SEARCH RETURN (UPDATE (FAST)) ALL"):
+        with pytest.raises(ParseError):
+            parse_command(wire)
 
 
 def test_negative_and_reversed_ranges() -> None:

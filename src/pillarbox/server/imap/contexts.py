@@ -19,4 +19,5 @@ async def cancelupdate(s: Session, cmd: c.CancelUpdate) -> bytes:
         raise CommandNo("No updating search or sort has that tag")
     for tag in cmd.tags:
         s.live.cancel(tag)
+        s.live_fetch.pop(tag, None)
     return wire.tagged(cmd.tag, "OK", "Updates cancelled")

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pillarbox.model import SearchAnd, SearchKey, SearchModseq, SearchNot, SearchOr
-from pillarbox.model.sorting import SortCriterion
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import esearch, wire
 from pillarbox.server.imap.errors import BadCommand, CommandNo
@@ -61,7 +60,7 @@ async def search(s: Session, cmd: c.Search) -> bytes:
             s.untagged(b"SEARCH" + b"".join(b" %d" % n for n in numbers) + tail)
         return wire.tagged(cmd.tag, "OK", "SEARCH completed")
     answer(s, cmd.tag, cmd.uid, uids, numbers, options, cmd.partial, modseq)
-    keep_live(s, cmd.tag, cmd.uid, options, resolved, uids)
+    keep_live(s, cmd, resolved, uids)
     return wire.tagged(cmd.tag, "OK", "SEARCH completed")
 
 
@@ -100,22 +99,23 @@ def answer(
 
 def keep_live(
     s: Session,
-    tag: str,
-    uid: bool,
-    options: Sequence[str],
+    cmd: c.Search | c.Sort,
     resolved: SearchKey,
     uids: Sequence[int],
-    criteria: tuple[SortCriterion, ...] | None = None,
 ) -> None:
-    """RETURN (UPDATE): keep the result live (RFC 5267 §4.3), or refuse with an untagged
-    ``NO [NOUPDATE "tag"]`` when the session holds as many as it may (§4.3.1; the command
-    itself still succeeds, its other options honoured)."""
-    if "UPDATE" not in options:
+    """RETURN (UPDATE): keep the result live (RFC 5267 §4.3), with UPDATE's fetch
+    attributes (RFC 5465 §7), or refuse with an untagged ``NO [NOUPDATE "tag"]`` when the
+    session holds as many as it may (§4.3.1; the command itself still succeeds, its other
+    options honoured)."""
+    if cmd.return_options is None or "UPDATE" not in cmd.return_options:
         return
     view = s.require_selected().view
-    live = LiveResult(resolved, uids, view.max_uid, criteria=criteria, by_uid=uid)
-    if not s.live.add(tag, live):
-        s.untagged(b"NO [NOUPDATE " + wire.string(tag) + b"] Too many updating contexts")
+    criteria = cmd.criteria if isinstance(cmd, c.Sort) else None
+    live = LiveResult(resolved, uids, view.max_uid, criteria=criteria, by_uid=cmd.uid)
+    if not s.live.add(cmd.tag, live):
+        s.untagged(b"NO [NOUPDATE " + wire.string(cmd.tag) + b"] Too many updating contexts")
+    elif cmd.update_fetch:
+        s.live_fetch[cmd.tag] = cmd.update_fetch
 
 
 def _uses_modseq(key: SearchKey) -> bool:

@@ -146,6 +146,7 @@ class Session:
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
         self.live = LiveResults()  # RFC 5267 §4.3 update contexts of the selected mailbox
+        self.live_fetch: dict[str, tuple[c.FetchItem, ...]] = {}  # UPDATE (...), RFC 5465 §7
         self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET, until NOTIFY NONE
         self._out: list[bytes] = []
         self._out_size = 0
@@ -560,6 +561,12 @@ class Session:
         if len(self.live):
             # RFC 5267 §4.3.3: after EXISTS, so new sequence numbers in ADDTO are valid.
             for tag, live, change in await self.live.refresh(selected):
+                items = self.live_fetch.get(tag)
+                if items:
+                    # RFC 5465 §7: new messages that join are fetched, after EXISTS and
+                    # before the ADDTO; not those that join by a flag change (SHOULD NOT).
+                    fresh = [u for _, uids in change.added for u in uids if u > top]
+                    await self._fetch_uids(fresh, items)
                 number = _same if live.by_uid else functools.partial(_seq_of, view.seq_of)
                 self.untagged(esearch.update(tag, live, change, number))
 
@@ -580,6 +587,17 @@ class Session:
             # the client's safe HIGHESTMODSEQ is below them.
             high = view.reported_highestmodseq
             self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    async def _fetch_uids(self, uids: list[int], items: tuple[c.FetchItem, ...]) -> None:
+        """Untagged FETCH of `uids` as a UID FETCH would answer it (the FETCH handler,
+        reached through the router; its tagged completion is for no command: dropped)."""
+        if not uids:
+            return
+        ranges = tuple(c.SeqRange(u, u) for u in uids)
+        cmd = c.Fetch("*", uid=True, sequence_set=c.SequenceSet(ranges), items=items)
+        handler = self.router.handler(cmd)
+        if handler is not None:
+            await handler(self, cmd)
 
     # ------------------------------------------------------------------ IDLE push
 
@@ -687,6 +705,7 @@ class Session:
         self.selected = selected
         self.saved_search = []
         self.live = LiveResults()
+        self.live_fetch = {}
         self.announced = None if selected is None else AnnouncedFlags(read_only=selected.read_only)
 
     def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:

@@ -46,7 +46,7 @@ async def sort(s: Session, cmd: c.Sort) -> bytes:
         s.untagged(b"SORT" + b"".join(b" %d" % n for n in numbers))
     else:
         answer(s, cmd.tag, cmd.uid, uids, numbers, options, cmd.partial)
-        keep_live(s, cmd.tag, cmd.uid, options, resolved, uids, cmd.criteria)
+        keep_live(s, cmd, resolved, uids)
     return wire.tagged(cmd.tag, "OK", "SORT completed")
 
 

@@ -14,6 +14,7 @@ from typing import ClassVar, Final
 
 from pillarbox.model.search import SearchAnd
 from pillarbox.proto.imap.commands.base import NO_CRITERIA, Command
+from pillarbox.proto.imap.commands.fetch import FetchItem
 
 ESEARCH_OPTIONS: Final = frozenset(
     {"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "UPDATE", "CONTEXT"}
@@ -53,7 +54,8 @@ class Search(Command):
     when absent. `return_options` is None without a RETURN clause (answer ``* SEARCH`` in
     IMAP4rev1, ``* ESEARCH`` in IMAP4rev2), else the upper-cased options (MIN MAX ALL COUNT
     SAVE PARTIAL UPDATE CONTEXT; ``()`` means ALL per RFC 4731 §3.1); `partial` is the
-    range PARTIAL named (at most one, never with ALL: RFC 5267 §4.4).
+    range PARTIAL named (at most one, never with ALL: RFC 5267 §4.4); `update_fetch` the
+    fetch attributes of ``UPDATE (...)`` (RFC 5465 §7), sent for new messages that join.
     """
 
     NAME: ClassVar[str] = "SEARCH"
@@ -62,3 +64,4 @@ class Search(Command):
     criteria: SearchAnd = NO_CRITERIA
     return_options: tuple[str, ...] | None = None
     partial: PartialRange | None = None
+    update_fetch: tuple[FetchItem, ...] = ()

@@ -13,6 +13,7 @@ from typing import ClassVar, Final
 from pillarbox.model.search import SearchAnd
 from pillarbox.model.sorting import SortCriterion
 from pillarbox.proto.imap.commands.base import NO_CRITERIA, Command
+from pillarbox.proto.imap.commands.fetch import FetchItem
 from pillarbox.proto.imap.commands.search import PartialRange
 
 ESORT_OPTIONS: Final = frozenset(
@@ -28,7 +29,8 @@ class Sort(Command):
 
     `charset` is upper-cased (SORT requires one); `return_options` is None without a
     RETURN clause (answer ``* SORT``), else the upper-cased options (``()`` means ALL);
-    `partial` is PARTIAL's range, positions in sort order (RFC 5267 §4.4).
+    `partial` is PARTIAL's range, positions in sort order (RFC 5267 §4.4); `update_fetch`
+    as for `Search`.
     """
 
     NAME: ClassVar[str] = "SORT"
@@ -38,6 +40,7 @@ class Sort(Command):
     search: SearchAnd = NO_CRITERIA
     return_options: tuple[str, ...] | None = None
     partial: PartialRange | None = None
+    update_fetch: tuple[FetchItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

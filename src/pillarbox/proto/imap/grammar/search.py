@@ -11,6 +11,7 @@ parenthesised lists.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from pillarbox.model import objectids
@@ -28,6 +29,7 @@ from pillarbox.proto.imap.grammar.chars import (
     RPAREN,
     SP,
 )
+from pillarbox.proto.imap.grammar.fetch import _fetch_att as fetch_att
 from pillarbox.proto.imap.grammar.reader import CommandParser, ParseError, Reader
 
 _SAVED_KEYS: Final[dict[bytes, Literal["before", "on", "since"]]] = {
@@ -218,16 +220,41 @@ def _partial_range(r: Reader) -> c.PartialRange:
     return c.PartialRange(-first, -last) if negative else c.PartialRange(first, last)
 
 
-def return_options(
-    r: Reader, allowed: frozenset[str]
-) -> tuple[tuple[str, ...], c.PartialRange | None]:
-    """``RETURN (opt *(SP opt))`` after the word RETURN (RFC 4466 search-return-opts): the
-    upper-cased option names and PARTIAL's range. Refused (BAD): a name not in `allowed`,
-    PARTIAL twice or with ALL (RFC 5267 §4.4), UPDATE twice."""
+@dataclass(frozen=True, slots=True)
+class ReturnOptions:
+    """A parsed RETURN clause: upper-cased option names, PARTIAL's range, and the fetch
+    attributes of ``UPDATE (fetch-att ...)``."""
+
+    names: tuple[str, ...]
+    partial: c.PartialRange | None = None
+    update_fetch: tuple[c.FetchItem, ...] = ()
+
+
+def _update_fetch(r: Reader) -> tuple[c.FetchItem, ...]:
+    """RFC 5465 §8: ``modifier-update = "UPDATE" [SP "(" fetch-att *(SP fetch-att) ")"]``
+    (CONTEXT=SEARCH/SORT together with NOTIFY); none when no list follows."""
+    if r.data[r.pos : r.pos + 2] != b" (":
+        return ()
+    r.pos += 1
+    r.open_paren()
+    items: list[c.FetchItem] = []
+    fetch_att(r, items, allow_macro=False)
+    while r.peek() == SP:
+        r.pos += 1
+        fetch_att(r, items, allow_macro=False)
+    r.close_paren()
+    return tuple(items)
+
+
+def return_options(r: Reader, allowed: frozenset[str]) -> ReturnOptions:
+    """``RETURN (opt *(SP opt))`` after the word RETURN (RFC 4466 search-return-opts).
+    Refused (BAD): a name not in `allowed`, PARTIAL twice or with ALL (RFC 5267 §4.4),
+    UPDATE twice."""
     r.sp()
     r.open_paren()
     names: list[str] = []
     partial: c.PartialRange | None = None
+    update_fetch: tuple[c.FetchItem, ...] = ()
     if r.peek() != RPAREN:
         while True:
             name = r.upper_atom("return option")
@@ -238,8 +265,10 @@ def return_options(
                     raise ParseError("PARTIAL given twice")
                 r.sp()
                 partial = _partial_range(r)
-            elif name == "UPDATE" and name in names:
-                raise ParseError("UPDATE given twice")
+            elif name == "UPDATE":
+                if name in names:
+                    raise ParseError("UPDATE given twice")
+                update_fetch = _update_fetch(r)
             names.append(name)
             if r.peek() != SP:
                 break
@@ -248,17 +277,16 @@ def return_options(
     if partial is not None and "ALL" in names:
         # RFC 5267 §4.4: "either one PARTIAL, one ALL, or neither PARTIAL nor ALL".
         raise ParseError("PARTIAL and ALL are mutually exclusive")
-    return tuple(names), partial
+    return ReturnOptions(tuple(names), partial, update_fetch)
 
 
 def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
     # RFC 9051 §6.4.4, RFC 4731 §3 (RETURN), RFC 5182 (SAVE), RFC 5267 §4
     r.sp()
-    options: tuple[str, ...] | None = None
-    partial: c.PartialRange | None = None
+    ret: ReturnOptions | None = None
     charset: str | None = None
     if r.accept(b"RETURN"):
-        options, partial = return_options(r, c.ESEARCH_OPTIONS)
+        ret = return_options(r, c.ESEARCH_OPTIONS)
         r.sp()
     if r.accept(b"CHARSET"):
         r.sp()
@@ -269,7 +297,11 @@ def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
     while r.maybe_sp():
         keys.append(_search_key(r))
     r.end()
-    return c.Search(tag, uid, charset, c.SearchAnd(tuple(keys)), options, partial)
+    if ret is None:
+        return c.Search(tag, uid, charset, c.SearchAnd(tuple(keys)))
+    return c.Search(
+        tag, uid, charset, c.SearchAnd(tuple(keys)), ret.names, ret.partial, ret.update_fetch
+    )
 
 
 PARSERS: Final[dict[str, CommandParser]] = {

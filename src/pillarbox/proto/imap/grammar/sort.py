@@ -53,16 +53,17 @@ def search_criteria(r: Reader) -> tuple[str, c.SearchAnd]:
 
 def _parse_sort(r: Reader, tag: str, uid: bool) -> c.Sort:
     r.sp()
-    options: tuple[str, ...] | None = None
-    partial: c.PartialRange | None = None
+    ret = None
     if r.accept(b"RETURN"):
         # RFC 5267 §5: extended-sort takes search-return-opts (ESORT, CONTEXT=SORT)
-        options, partial = return_options(r, c.ESORT_OPTIONS)
+        ret = return_options(r, c.ESORT_OPTIONS)
         r.sp()
     criteria = _sort_criteria(r)
     r.sp()
     charset, keys = search_criteria(r)
-    return c.Sort(tag, uid, criteria, charset, keys, options, partial)
+    if ret is None:
+        return c.Sort(tag, uid, criteria, charset, keys)
+    return c.Sort(tag, uid, criteria, charset, keys, ret.names, ret.partial, ret.update_fetch)
 
 
 def _parse_thread(r: Reader, tag: str, uid: bool) -> c.Thread:
