@@ -249,9 +249,18 @@ def test_update_with_fetch_attributes(connect: Connect, mailbox: tuple[RawImap, 
     assert not [x for x in lines if b"HEADER.FIELDS" in x]
 
 
-def test_idle_gets_updates(connect: Connect, mailbox: tuple[RawImap, list[int]]) -> None:
-    """Updates go out while the client idles (RFC 5267 §4.3.2)."""
+@pytest.mark.parametrize("rev2", [False, True])
+def test_idle_gets_updates(
+    connect: Connect, mailbox: tuple[RawImap, list[int]], rev2: bool
+) -> None:
+    """Updates go out while the client idles (RFC 5267 §4.3.2) — also for an IMAP4rev2
+    session, whose IDLE updates are otherwise written by the push batch without waking
+    the session (which cannot run the context's query)."""
     c, _uids = mailbox
+    if rev2:
+        c = connect()
+        ok(c.cmd("ENABLE IMAP4rev2"))
+        ok(c.cmd("SELECT INBOX"))
     ok(c.cmd("UID SEARCH RETURN (UPDATE) UNSEEN"))
     ctx = tag(c)
     c.n += 1
