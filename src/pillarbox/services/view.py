@@ -258,11 +258,11 @@ class SelectedView:
                     # than failing the whole SEARCH (as Dovecot and Cyrus answer).
                     ranges = [(r.start, r.end) for r in seqset.ranges]
                     uids = self.uids_for_sequence(ranges, strict=False)
-                return SearchUids(tuple(_uid_ranges(uids))) if uids else _NOTHING
+                return SearchUids(tuple(uid_ranges(uids))) if uids else _NOTHING
             case SearchFlag(flag=flag, present=present):
                 if canonical_flag(flag).lower() == "\\recent":
                     recent: SearchKey = (
-                        SearchUids(tuple(_uid_ranges(self.recent))) if self.recent else _NOTHING
+                        SearchUids(tuple(uid_ranges(self.recent))) if self.recent else _NOTHING
                     )
                     return recent if present else SearchNot(recent)
                 return key
@@ -458,7 +458,7 @@ class SelectedView:
             self._reported.clear()  # bound memory; the cost is at most a repeated FETCH
 
 
-def _uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
+def uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
     """Ascending UIDs as inclusive ranges (the store's `SearchUids`)."""
     out: list[tuple[int, int]] = []
     for n in sorted(set(uids)):

@@ -44,13 +44,14 @@ from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import responses
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
-from pillarbox.server.imap import wire
+from pillarbox.server.imap import esearch, wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
 from pillarbox.server.imap.push import PushBatch
 from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
+from pillarbox.services.live_results import LiveResults
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.services.selected import SelectedMailbox
 from pillarbox.services.view import Removed, Updates
@@ -144,6 +145,8 @@ class Session:
         self.announced: AnnouncedFlags | None = None  # FLAGS told for `selected`
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
+        self.live = LiveResults()  # RFC 5267 §4.3 update contexts of the selected mailbox
+        self.live_fetch: dict[str, tuple[c.FetchItem, ...]] = {}  # UPDATE (...), RFC 5465 §7
         self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET, until NOTIFY NONE
         self._out: list[bytes] = []
         self._out_size = 0
@@ -227,7 +230,14 @@ class Session:
 
     def report_expunged(self, removed: Removed) -> None:
         """``* n EXPUNGE`` per message (RFC 9051 §7.5.1), or one ``* VANISHED uids`` once
-        QRESYNC is enabled (RFC 7162 §3.2.10)."""
+        QRESYNC is enabled (RFC 7162 §3.2.10); first the REMOVEFROM of every update context
+        that held one of them, numbered as before the expunge (RFC 5267 §4.3.4: "MUST be
+        sent prior to the expunge notification itself")."""
+        if removed.uids and len(self.live):
+            old_seq = dict(zip(removed.uids, sorted(removed.seqs), strict=True))
+            for tag, live, change in self.live.expunged(removed.uids):
+                number = _same if live.by_uid else old_seq.__getitem__
+                self.untagged(esearch.update(tag, live, change, number))
         if self.qresync:
             if removed.uids:
                 self.send(responses.vanished(removed.uids))
@@ -301,6 +311,8 @@ class Session:
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
+            "CONTEXT=SEARCH",  # RFC 5267 §4
+            "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "UNAUTHENTICATE",
@@ -474,6 +486,8 @@ class Session:
             wake = notifier is not None and notifier.record(change)
             if view is not None and view.record(change):
                 wake = True
+            if view is not None:
+                self.live.record(change, view.mailbox.id)
             if wake:
                 # Woken on the next loop turn, not now: inside publish the command that
                 # committed the change has not resumed yet, and its reply should not wait
@@ -545,6 +559,17 @@ class Session:
                     self, view.uids_for_uid_set([(top + 1, view.max_uid)])
                 )
         self._queue_flag_updates(updates.flags)
+        if len(self.live):
+            # RFC 5267 §4.3.3: after EXISTS, so new sequence numbers in ADDTO are valid.
+            for tag, live, change in await self.live.refresh(selected):
+                items = self.live_fetch.get(tag)
+                if items:
+                    # RFC 5465 §7: new messages that join are fetched, after EXISTS and
+                    # before the ADDTO; not those that join by a flag change (SHOULD NOT).
+                    fresh = [u for _, uids in change.added for u in uids if u > top]
+                    await self._fetch_uids(fresh, items)
+                number = _same if live.by_uid else functools.partial(_seq_of, view.seq_of)
+                self.untagged(esearch.update(tag, live, change, number))
 
     def _queue_removed(self, updates: Updates, *, allow_expunge: bool) -> None:
         """EXPUNGE (or VANISHED) for what `take_updates` removed; "$" forgets them."""
@@ -563,6 +588,17 @@ class Session:
             # the client's safe HIGHESTMODSEQ is below them.
             high = view.reported_highestmodseq
             self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    async def _fetch_uids(self, uids: list[int], items: tuple[c.FetchItem, ...]) -> None:
+        """Untagged FETCH of `uids` as a UID FETCH would answer it (the FETCH handler,
+        reached through the router; its tagged completion is for no command: dropped)."""
+        if not uids:
+            return
+        ranges = tuple(c.SeqRange(u, u) for u in uids)
+        cmd = c.Fetch("*", uid=True, sequence_set=c.SequenceSet(ranges), items=items)
+        handler = self.router.handler(cmd)
+        if handler is not None:
+            await handler(self, cmd)
 
     # ------------------------------------------------------------------ IDLE push
 
@@ -587,9 +623,12 @@ class Session:
         r"""`report_updates(allow_expunge=True)` without awaiting, for a session waiting
         in IDLE (RFC 2177: any untagged response may be sent then). False, with nothing
         done, when it would need an await: NOTIFY set, output already queued, a reload
-        of the view, or a \Recent claim only the store can settle."""
+        of the view, a \Recent claim only the store can settle, or update contexts to
+        re-evaluate (RFC 5267 §4.3: their query runs in `report_updates`)."""
         selected = self.selected
         if selected is None or self.notifier is not None or self._out or self._drain_due:
+            return False
+        if len(self.live):
             return False
         view = selected.view
         if view.needs_resync:
@@ -662,9 +701,12 @@ class Session:
 
     def select(self, selected: SelectedMailbox | None) -> None:
         """Make `selected` the session's selected mailbox (None: none); "$" is forgotten
-        with the old one (RFC 5182 §2.1)."""
+        with the old one (RFC 5182 §2.1), and so are the update contexts (RFC 5267 §4.3:
+        updates cease when the mailbox is no longer selected)."""
         self.selected = selected
         self.saved_search = []
+        self.live = LiveResults()
+        self.live_fetch = {}
         self.announced = None if selected is None else AnnouncedFlags(read_only=selected.read_only)
 
     def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:
@@ -690,3 +732,13 @@ class Session:
         )
         self.conn.authenticated()
         await self.start_pump()
+
+
+def _same(uid: int) -> int:
+    """A UID context names its members by UID."""
+    return uid
+
+
+def _seq_of(seq_of: Callable[[int], int | None], uid: int) -> int:
+    """The sequence number a member has now (it is known to the view)."""
+    return seq_of(uid) or 0
