@@ -63,6 +63,8 @@ AUDIT: dict[str, str] = {
     "SORT": "test_imap_sort::test_sort_keys",
     "SORT=DISPLAY": "test_imap_sort::test_sort_keys",
     "ESORT": "test_imap_sort::test_esort",
+    "CONTEXT=SEARCH": "test_imap_context::test_delivery_gives_addto_after_exists",
+    "CONTEXT=SORT": "test_imap_context::test_sort_context_positions",
     "THREAD=ORDEREDSUBJECT": "test_imap_thread::test_ordered_subject",
     "THREAD=REFERENCES": "test_imap_thread::test_references",
     "UNAUTHENTICATE": "test_imap_unauthenticate::test_unauthenticate_then_another_user",
@@ -535,3 +537,37 @@ def test_within_older_and_younger(connect: Callable[[], RawImap]) -> None:
     assert untagged(c.cmd("SEARCH NOT OLDER 100000 OLDER 60"), b"* SEARCH") == [b"* SEARCH 2"]
     assert status(c.cmd("SEARCH OLDER 0")).startswith(b"BAD")
     assert status(c.cmd("SEARCH YOUNGER -5")).startswith(b"BAD")
+
+
+def test_a_save_search_refused_for_its_charset_empties_the_saved_result(
+    connect: Callable[[], RawImap],
+) -> None:
+    """RFC 5182 §2.1 / RFC 9051 §6.4.4.1: a SEARCH RETURN (SAVE) that fails, here with
+    NO [BADCHARSET], leaves "$" empty rather than holding the previous result."""
+    c = logged_in(connect)
+    for _ in range(3):
+        append(c)
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    assert status(c.cmd("SEARCH RETURN (SAVE) ALL")).startswith(b"OK")
+    assert untagged(c.cmd("SEARCH $"), b"* SEARCH") == [b"* SEARCH 1 2 3"]
+    assert b"[BADCHARSET" in status(c.cmd("SEARCH RETURN (SAVE) CHARSET BOGUS ALL"))
+    assert untagged(c.cmd("SEARCH $"), b"* SEARCH") == [b"* SEARCH"]
+    assert status(c.cmd("SEARCH RETURN (SAVE) ALL")).startswith(b"OK")
+    assert b"[BADCHARSET" in status(c.cmd("SORT RETURN (SAVE) (SUBJECT) BOGUS ALL"))
+    assert untagged(c.cmd("SEARCH $"), b"* SEARCH") == [b"* SEARCH"]
+
+
+def test_charset_names_once_utf8_accept_is_enabled(connect: Callable[[], RawImap]) -> None:
+    """RFC 6855 §3 (and erratum 4029): after ENABLE UTF8=ACCEPT a SEARCH names no
+    CHARSET, and SORT/THREAD name UTF-8; anything else is BAD."""
+    c = logged_in(connect)
+    append(c)
+    assert status(c.cmd("ENABLE UTF8=ACCEPT")).startswith(b"OK")
+    assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+    assert untagged(c.cmd("SEARCH ALL"), b"* SEARCH") == [b"* SEARCH 1"]
+    assert status(c.cmd("SEARCH CHARSET US-ASCII ALL")).startswith(b"BAD")
+    assert status(c.cmd("SEARCH CHARSET UTF-8 ALL")).startswith(b"BAD")
+    assert status(c.cmd("SORT (SUBJECT) US-ASCII ALL")).startswith(b"BAD")
+    assert untagged(c.cmd("SORT (SUBJECT) UTF-8 ALL"), b"* SORT") == [b"* SORT 1"]
+    assert status(c.cmd("THREAD REFERENCES US-ASCII ALL")).startswith(b"BAD")
+    assert status(c.cmd("THREAD REFERENCES UTF-8 ALL")).startswith(b"OK")

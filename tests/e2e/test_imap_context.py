@@ -339,5 +339,5 @@ def test_sort_save(mailbox: tuple[RawImap, list[int]]) -> None:
     ok(c.cmd("SORT RETURN (SAVE COUNT MAX) (SUBJECT) UTF-8 SEEN"))
     assert fetched_uids(ok(c.cmd("FETCH $ (UID)"))) == [uids[1], uids[4]]
     # A SORT that fails empties "$" (RFC 5182 §2.1).
-    assert status(c.cmd("SORT RETURN (SAVE) (SUBJECT) UTF-8 UID 1 OLDER 5")).startswith(b"BAD")
+    assert b"[BADCHARSET" in status(c.cmd("SORT RETURN (SAVE) (SUBJECT) BOGUS-8 ALL"))
     assert fetched_uids(ok(c.cmd("FETCH $ (UID)"))) == []

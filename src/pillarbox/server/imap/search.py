@@ -31,13 +31,12 @@ CHARSETS = frozenset({"US-ASCII", "UTF-8"})
 async def search(s: Session, cmd: c.Search) -> bytes:
     selected = s.require_selected()
     view = selected.view
-    charset = cmd.charset or "US-ASCII"
-    if charset not in CHARSETS:
-        raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
     options = cmd.return_options
     save = options is not None and "SAVE" in options
     check_update_tag(s, cmd.tag, options)
     try:
+        # RFC 6855 §3: with UTF8=ACCEPT on, a SEARCH names no CHARSET (BAD if it does).
+        check_charset(s, cmd.charset, required=False)
         resolved = selected.resolve_search(cmd.criteria, s.saved_search)
         uids = await selected.matching(resolved)
     except BaseException:
@@ -62,6 +61,18 @@ async def search(s: Session, cmd: c.Search) -> bytes:
     answer(s, cmd.tag, cmd.uid, uids, numbers, options, cmd.partial, modseq)
     keep_live(s, cmd, resolved, uids)
     return wire.tagged(cmd.tag, "OK", "SEARCH completed")
+
+
+def check_charset(s: Session, charset: str | None, *, required: bool) -> None:
+    """The SEARCH CHARSET (optional) or SORT/THREAD charset (`required`, RFC 5256 §3):
+    NO [BADCHARSET] for one we do not decode (RFC 9051 §6.4.4). Once UTF8=ACCEPT is
+    enabled, strings are UTF-8 whatever is named: a SEARCH must name none, and SORT or
+    THREAD must name UTF-8 (RFC 6855 §3 and its erratum 4029); BAD otherwise."""
+    utf8 = "UTF8=ACCEPT" in s.enabled
+    if utf8 and charset is not None and (not required or charset != "UTF-8"):
+        raise BadCommand("No CHARSET other than UTF-8 once UTF8=ACCEPT is enabled")
+    if (charset or "US-ASCII") not in CHARSETS:
+        raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
 
 
 def check_update_tag(s: Session, tag: str, options: Sequence[str] | None) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
-from pillarbox.server.imap.errors import BadCommand, CommandNo
-from pillarbox.server.imap.search import CHARSETS, answer, check_update_tag, keep_live
+from pillarbox.server.imap.errors import BadCommand
+from pillarbox.server.imap.search import answer, check_charset, check_update_tag, keep_live
 from pillarbox.server.imap.session import Session
 from pillarbox.services import sorting
 from pillarbox.services.threads import thread_list
@@ -29,11 +29,10 @@ from pillarbox.services.threads import thread_list
 
 async def sort(s: Session, cmd: c.Sort) -> bytes:
     selected = s.require_selected()
-    if cmd.charset not in CHARSETS:
-        raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
     options = cmd.return_options
     check_update_tag(s, cmd.tag, options)
     try:
+        check_charset(s, cmd.charset, required=True)
         resolved = selected.resolve_search(cmd.search, s.saved_search)
         uids = await selected.in_order(await selected.matching(resolved), cmd.criteria)
     except BaseException:
@@ -54,8 +53,7 @@ async def thread(s: Session, cmd: c.Thread) -> bytes:
     selected = s.require_selected()
     if cmd.algorithm not in sorting.THREAD_ALGORITHMS:
         raise BadCommand("Unknown threading algorithm")  # RFC 5256 §4: BAD
-    if cmd.charset not in CHARSETS:
-        raise CommandNo("Charset not supported", "BADCHARSET (US-ASCII UTF-8)")
+    check_charset(s, cmd.charset, required=True)
     threads = await selected.thread(cmd.algorithm, cmd.search, s.saved_search)
     view = selected.view
     numbers = _Numbers(view.seq_of) if not cmd.uid else _Numbers(None)
