@@ -24,6 +24,7 @@ from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
 from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
+from pillarbox.server.preauth import PreauthLimits
 from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.accounts import AccountService
@@ -41,6 +42,17 @@ _IMAP_BUSY = b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
 _POP3_BUSY = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
 
 # listener name -> (front-end factory, implicit TLS, reply when over the connection limit)
+# IMAP and POP3 listeners close connections that do not log in in time, or to make room
+# (server/preauth.py): what each says first.
+_IMAP_PREAUTH = (b"* BYE Login timeout\r\n", b"* BYE [UNAVAILABLE] Too many connections\r\n")
+_POP3_PREAUTH = (b"-ERR Login timeout\r\n", b"-ERR [SYS/TEMP] Too many connections\r\n")
+PREAUTH_REPLIES: dict[str, tuple[bytes, bytes]] = {
+    "imap": _IMAP_PREAUTH,
+    "imaps": _IMAP_PREAUTH,
+    "pop3": _POP3_PREAUTH,
+    "pop3s": _POP3_PREAUTH,
+}
+
 LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
     "smtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),
     "submission": (smtp_frontend.make_handler, False, _SMTP_BUSY),
@@ -142,6 +154,15 @@ class App:
                 if not address:
                     continue
                 handler = make_handler(name, self.services, self.config)
+                replies = PREAUTH_REPLIES.get(name)
+                preauth = None
+                if replies is not None:
+                    preauth = PreauthLimits(
+                        limit=self.config.limits.max_unauthenticated,
+                        timeout=self.config.limits.login_timeout,
+                        timeout_reply=replies[0],
+                        evicted_reply=replies[1],
+                    )
                 self.listeners[name] = await start_listener(
                     name,
                     address,
@@ -150,6 +171,7 @@ class App:
                     implicit_tls=implicit,
                     limits=limits,
                     busy_reply=busy,
+                    preauth=preauth,
                 )
             # After the listeners: a submission can only be queued once they are up, and
             # the runner sends what an earlier run left in the queue.

@@ -15,6 +15,7 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.errors import CommandNo
 from pillarbox.server.imap.session import Session
+from pillarbox.services.account_sessions import TooManySessions
 from pillarbox.services.errors import AuthFailed
 
 
@@ -66,7 +67,13 @@ async def _authenticate(s: Session, tag: str, user: str, password: str) -> bytes
         account = await s.services.auth.authenticate(user, password, s.stream.info.peer_ip)
     except AuthFailed:
         raise CommandNo("Invalid credentials", "AUTHENTICATIONFAILED") from None
-    await s.login_as(account)
+    try:
+        await s.login_as(account)
+    except TooManySessions as e:
+        # As Dovecot: say why and close (RFC 9051 §7.1.5 BYE, §7.1 UNAVAILABLE).
+        s.untagged(b"BYE [UNAVAILABLE] " + wire.safe_text(str(e)))
+        s.conn.logged_out()
+        return wire.tagged(tag, "NO", "Too many connections", "UNAVAILABLE")
     return wire.tagged(tag, "OK", "Logged in", "CAPABILITY " + s.capabilities())
 
 

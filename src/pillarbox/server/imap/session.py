@@ -377,7 +377,13 @@ class Session:
             return read.result()
         return None
 
+    def _release_account(self) -> None:
+        if self.account is not None:
+            self.services.sessions.release(self.account.id, self.stream.info.peer_ip)
+            self.account = None
+
     async def _teardown(self) -> None:
+        self._release_account()
         if self._read_task is not None:
             self._read_task.cancel()
             with contextlib.suppress(BaseException):
@@ -718,7 +724,8 @@ class Session:
         compression stay, since they belong to the connection."""
         await self._stop_pump()
         self.select(None)
-        self.account = None
+        self._release_account()
+        self.stream.logged_out()
         self.mailboxes = None
         self.enabled.clear()
         self.notifier = None
@@ -726,6 +733,10 @@ class Session:
         self.conn.unauthenticated()
 
     async def login_as(self, account: Account) -> None:
+        """Become `account`'s session: TooManySessions (nothing changed) when it holds
+        as many from this address as it may ([limits] max_connections_per_account)."""
+        self.services.sessions.acquire(account.id, self.stream.info.peer_ip)
+        self.stream.logged_in()
         self.account = account
         self.mailboxes = AccountMailboxes(
             self.services.store, account.id, changes_pending=self.changes_pending
