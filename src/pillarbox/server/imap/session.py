@@ -85,6 +85,12 @@ class Notifier(Protocol):
         "selected" (expunges too), False for "selected-delayed" (RFC 5465 §5.1)."""
         ...
 
+    @property
+    def selected_flags(self) -> bool:
+        """Other sessions' flag changes in the selected mailbox are reported (as FETCH):
+        False when NOTIFY names the selected mailbox without FlagChange (RFC 5465 §5.1)."""
+        ...
+
     async def report(self, session: Session) -> None:
         """Queue the untagged responses (STATUS, LIST) for what was recorded."""
         ...
@@ -189,6 +195,14 @@ class Session:
             except TimeoutError:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
+
+    def _flush_nowait(self) -> None:
+        """Hand what is queued to the transport without waiting for it to drain."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            self.stream.write_nowait(data)
 
     def _abort(self) -> None:
         """Drop the connection now: a plain close would wait for the unread output."""
@@ -338,10 +352,12 @@ class Session:
             while not self._done:
                 if self.notifier is not None:
                     # RFC 5465 §1: with NOTIFY set, updates go out between commands too.
+                    # Without waiting for a slow client to take them: what it leaves
+                    # unread is bounded by NOTIFICATIONOVERFLOW (`_push_notifications`).
                     got = await self.read_or_change()
                     if got is None:
                         await self._push_notifications()
-                        await self.flush()
+                        self._flush_nowait()
                         continue
                     data = got
                 else:
@@ -558,7 +574,9 @@ class Session:
                 await notifier.new_in_selected(
                     self, view.uids_for_uid_set([(top + 1, view.max_uid)])
                 )
-        self._queue_flag_updates(updates.flags)
+        # RFC 5465 §5.1: a selected group without FlagChange takes no flag changes.
+        wanted = notifier is None or notifier.selected_flags
+        self._queue_flag_updates(updates.flags if wanted else [])
         if len(self.live):
             # RFC 5267 §4.3.3: after EXISTS, so new sequence numbers in ADDTO are valid.
             for tag, live, change in await self.live.refresh(selected):
@@ -656,6 +674,14 @@ class Session:
         notifier = self.notifier
         if notifier is None:
             self._changed.clear()
+            return
+        if self.stream.unsent() > self.config.notify_max_unread:
+            # RFC 5465 §5.8: the client is not taking what was pushed; rather than queue
+            # more without bound, say so and act as after NOTIFY NONE. What is recorded
+            # for the selected mailbox stays for the next command, as without NOTIFY.
+            self._changed.clear()
+            self.notifier = None
+            self.untagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
             return
         push = notifier.selected_push
         try:
