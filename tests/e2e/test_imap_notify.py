@@ -414,15 +414,17 @@ def test_selected_without_flagchange_gets_no_flag_changes(
     assert any(x.startswith(b"* 1 FETCH (FLAGS (") and b"\\Seen" in x for x in lines), lines
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["between-commands", "in-idle"])
 def test_a_client_that_stops_reading_gets_notificationoverflow(
-    server_factory: Callable[..., RunningServer], clients: list[RawImap]
+    server_factory: Callable[..., RunningServer], clients: list[RawImap], idle: bool
 ) -> None:
     """RFC 5465 §5.8: a client that does not take what NOTIFY pushes (here: new messages
-    with their bodies) gets ``* OK [NOTIFICATIONOVERFLOW]`` once more than
-    `imap.notify_max_unread` bytes wait unread, and from then on the session acts as
-    after NOTIFY NONE: nothing is pushed, no STATUS comes, the selected mailbox is reported
-    at command ends as without NOTIFY. The kernel's socket buffers take a few MB before
-    any byte waits in the server, so the other session sends well over that."""
+    with their bodies), between commands or in IDLE (§4), gets
+    ``* OK [NOTIFICATIONOVERFLOW]`` once more than `imap.notify_max_unread` bytes wait
+    unread, and from then on the session acts as after NOTIFY NONE: nothing is pushed
+    outside IDLE, no STATUS comes, the selected mailbox is reported as without NOTIFY. The
+    kernel's socket buffers take a few MB before any byte waits in the server, so the
+    other session sends well over that."""
     server = server_factory(imap={"notify_max_unread": 64 * 1024})
     c = RawImap(server.port("imap"), rcvbuf=4096)
     clients.append(c)
@@ -437,12 +439,18 @@ def test_a_client_that_stops_reading_gets_notificationoverflow(
             f" (personal {MESSAGE_EVENTS})"
         )
     )
+    if idle:
+        c.send(b"i1 IDLE\r\n")
+        assert c.line().startswith(b"+ ")
     body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 50
     for _ in range(160):  # 8 MB
         append(other, "INBOX", data=body)
     overflow = b"* OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off"
     lines = read_until(c, lambda ls: bool(ls) and ls[-1] == overflow, timeout=60)
     assert any(b"FETCH (UID" in x for x in lines)
+    if idle:
+        c.send(b"DONE\r\n")
+        assert c.until(b"i1")[-1] == b"i1 OK IDLE terminated"
     # NOTIFY is off: another delivery and an APPEND elsewhere are only seen at a command,
     # as EXISTS (no FETCH of the body, no STATUS).
     uid = append(other, "INBOX")

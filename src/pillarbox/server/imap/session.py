@@ -196,7 +196,7 @@ class Session:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
 
-    def _flush_nowait(self) -> None:
+    def flush_nowait(self) -> None:
         """Hand what is queued to the transport without waiting for it to drain."""
         if self._out:
             data = b"".join(self._out)
@@ -357,7 +357,7 @@ class Session:
                     got = await self.read_or_change()
                     if got is None:
                         await self._push_notifications()
-                        self._flush_nowait()
+                        self.flush_nowait()
                         continue
                     data = got
                 else:
@@ -672,16 +672,8 @@ class Session:
         """A change arrived while no command runs and NOTIFY is set: report it now
         (RFC 5465 §1), the selected mailbox's too when NOTIFY names it (§5.1)."""
         notifier = self.notifier
-        if notifier is None:
+        if notifier is None or self.notification_overflow():
             self._changed.clear()
-            return
-        if self.stream.unsent() > self.config.notify_max_unread:
-            # RFC 5465 §5.8: the client is not taking what was pushed; rather than queue
-            # more without bound, say so and act as after NOTIFY NONE. What is recorded
-            # for the selected mailbox stays for the next command, as without NOTIFY.
-            self._changed.clear()
-            self.notifier = None
-            self.untagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
             return
         push = notifier.selected_push
         try:
@@ -695,6 +687,17 @@ class Session:
             raise
         except Exception:
             log.exception("%s reporting notifications failed", self.conn_id)
+
+    def notification_overflow(self) -> bool:
+        """RFC 5465 §5.8: NOTIFY is set and its client has left more than
+        `notify_max_unread` bytes unread. Rather than queue more without bound, say so
+        (NOTIFICATIONOVERFLOW) and act as after NOTIFY NONE; True when that just happened.
+        What is recorded for the selected mailbox stays and goes out as without NOTIFY."""
+        if self.notifier is None or self.stream.unsent() <= self.config.notify_max_unread:
+            return False
+        self.notifier = None
+        self.untagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
+        return True
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
