@@ -153,6 +153,9 @@ class ImapConfig:
     max_commands_in_flight: int = 32
     # RFC 7888 §4: announce LITERAL- instead of LITERAL+; {n+} over 4096 octets refused
     literal_minus: bool = False
+    # RFC 5465 §5.8: output a NOTIFY session may leave unread (bytes its client has not
+    # taken) before it is told NOTIFICATIONOVERFLOW and NOTIFY is turned off
+    notify_max_unread: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,7 @@ _POSITIVE = {
     "imap.max_literal_size",
     "imap.idle_timeout",
     "imap.max_commands_in_flight",
+    "imap.notify_max_unread",
     "pop3.idle_timeout",
     "pop3.max_line_length",
     "delivery.max_connections",

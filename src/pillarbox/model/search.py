@@ -140,6 +140,14 @@ class SearchEmailId:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchThreadId:
+    """THREADID objectid (RFC 8474 §6): the messages of thread `thread_id`
+    (`model.objectids`); None, from an id that is not ours, matches nothing."""
+
+    thread_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchWithin:
     """OLDER n / YOUNGER n (RFC 5032): internal date more/less than n seconds ago.
     `cutoff` (UTC epoch seconds: now minus `seconds`) is set by the session's view when
@@ -195,6 +203,7 @@ SearchKey: TypeAlias = (
     | SearchSize
     | SearchModseq
     | SearchEmailId
+    | SearchThreadId
     | SearchSaveDate
     | SearchWithin
     | SearchSequence

@@ -204,6 +204,11 @@ class Stream:
         transport = self._writer.transport
         return transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
 
+    def unsent(self) -> int:
+        """Bytes written but not yet taken by the peer's socket (the transport's buffer;
+        the kernel's own buffers come on top)."""
+        return int(self._writer.transport.get_write_buffer_size())
+
     async def drain(self) -> None:
         """Wait until the transport's buffer is back under its limit (ConnectionError
         when the connection is gone)."""

@@ -279,7 +279,16 @@ class Store(Protocol):
         flags: frozenset[str] = frozenset(),
         internaldate: datetime | None = None,
     ) -> AppendResult:
-        """Store one message; QuotaExceeded if `rules.quota` refuses it."""
+        """Store one message; QuotaExceeded if `rules.quota` refuses it.
+
+        Every way in (`append`, `deliver`, `replace`) gives the new row a thread id
+        (RFC 8474 §5.2) in the same transaction: of the Message-IDs
+        `objectids.thread_keys(meta)` names, in order, the first that any message stored
+        in the mailbox's account named before decides (its thread); if none did, a new
+        thread id that no other thread of the account has. Those Message-IDs are then
+        known to the account under the thread, and stay known after the messages go, until
+        the account is removed. At most one indexed lookup per message; `meta` carries all
+        it needs."""
         ...
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
@@ -357,7 +366,8 @@ class Store(Protocol):
     async def copy(
         self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
     ) -> CopyResult:
-        """Copy messages (the blob is shared, not copied). Publishes MessagesAdded."""
+        """Copy messages (the blob is shared, not copied; the thread id is kept).
+        Publishes MessagesAdded."""
         ...
 
     async def move(
@@ -388,7 +398,8 @@ class Store(Protocol):
         ...
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
-        """UIDs matching the key, ascending. TEXT/BODY use the full-text index."""
+        """UIDs matching the key, ascending, in one query. TEXT/BODY use the full-text
+        index."""
         ...
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:

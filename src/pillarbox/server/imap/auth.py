@@ -136,6 +136,12 @@ async def idle(s: Session, cmd: c.Idle) -> bytes | None:
     while True:
         data = await s.idle_wait()
         if data is None:
+            if s.notifier is not None and not s.notification_overflow():
+                # RFC 5465 §4, §5.8: as between commands, NOTIFY's pushes do not wait for
+                # the client to take them; what it leaves unread is bounded instead.
+                await s.report_updates(allow_expunge=True)
+                s.flush_nowait()
+                continue
             await s.report_updates(allow_expunge=True)
             await s.flush()
             continue

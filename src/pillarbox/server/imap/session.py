@@ -85,6 +85,12 @@ class Notifier(Protocol):
         "selected" (expunges too), False for "selected-delayed" (RFC 5465 §5.1)."""
         ...
 
+    @property
+    def selected_flags(self) -> bool:
+        """Other sessions' flag changes in the selected mailbox are reported (as FETCH):
+        False when NOTIFY names the selected mailbox without FlagChange (RFC 5465 §5.1)."""
+        ...
+
     async def report(self, session: Session) -> None:
         """Queue the untagged responses (STATUS, LIST) for what was recorded."""
         ...
@@ -189,6 +195,14 @@ class Session:
             except TimeoutError:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
+
+    def flush_nowait(self) -> None:
+        """Hand what is queued to the transport without waiting for it to drain."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            self.stream.write_nowait(data)
 
     def _abort(self) -> None:
         """Drop the connection now: a plain close would wait for the unread output."""
@@ -338,10 +352,12 @@ class Session:
             while not self._done:
                 if self.notifier is not None:
                     # RFC 5465 §1: with NOTIFY set, updates go out between commands too.
+                    # Without waiting for a slow client to take them: what it leaves
+                    # unread is bounded by NOTIFICATIONOVERFLOW (`_push_notifications`).
                     got = await self.read_or_change()
                     if got is None:
                         await self._push_notifications()
-                        await self.flush()
+                        self.flush_nowait()
                         continue
                     data = got
                 else:
@@ -564,7 +580,9 @@ class Session:
                 await notifier.new_in_selected(
                     self, view.uids_for_uid_set([(top + 1, view.max_uid)])
                 )
-        self._queue_flag_updates(updates.flags)
+        # RFC 5465 §5.1: a selected group without FlagChange takes no flag changes.
+        wanted = notifier is None or notifier.selected_flags
+        self._queue_flag_updates(updates.flags if wanted else [])
         if len(self.live):
             # RFC 5267 §4.3.3: after EXISTS, so new sequence numbers in ADDTO are valid.
             for tag, live, change in await self.live.refresh(selected):
@@ -660,7 +678,7 @@ class Session:
         """A change arrived while no command runs and NOTIFY is set: report it now
         (RFC 5465 §1), the selected mailbox's too when NOTIFY names it (§5.1)."""
         notifier = self.notifier
-        if notifier is None:
+        if notifier is None or self.notification_overflow():
             self._changed.clear()
             return
         push = notifier.selected_push
@@ -675,6 +693,17 @@ class Session:
             raise
         except Exception:
             log.exception("%s reporting notifications failed", self.conn_id)
+
+    def notification_overflow(self) -> bool:
+        """RFC 5465 §5.8: NOTIFY is set and its client has left more than
+        `notify_max_unread` bytes unread. Rather than queue more without bound, say so
+        (NOTIFICATIONOVERFLOW) and act as after NOTIFY NONE; True when that just happened.
+        What is recorded for the selected mailbox stays and goes out as without NOTIFY."""
+        if self.notifier is None or self.stream.unsent() <= self.config.notify_max_unread:
+            return False
+        self.notifier = None
+        self.untagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
+        return True
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be

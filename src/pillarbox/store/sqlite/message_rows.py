@@ -27,6 +27,7 @@ from pillarbox.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    objectids,
 )
 from pillarbox.rules import quota as quota_rules
 from pillarbox.store.api import BlobHandle
@@ -141,6 +142,29 @@ def spell_keywords(
     return spelled
 
 
+def assign_thread(
+    conn: sqlite3.Connection, account_id: int, blob_id: int, keys: Sequence[str]
+) -> int:
+    """The thread of a message being stored (RFC 8474 §5.2, `model.objectids`): that of
+    its first key the account knows, else a new one named by its blob. One primary-key
+    probe for all keys; the keys not known yet are recorded under the thread."""
+    if not keys:
+        return blob_id
+    known = dict(
+        conn.execute(
+            "SELECT msgid, thread_id FROM thread_ids WHERE account_id = ?"
+            " AND msgid IN (SELECT value FROM json_each(?))",
+            (account_id, json.dumps(list(keys))),
+        ).fetchall()
+    )
+    thread_id = next((known[k] for k in keys if k in known), blob_id)
+    conn.executemany(
+        "INSERT INTO thread_ids (account_id, msgid, thread_id) VALUES (?, ?, ?)",
+        [(account_id, k, thread_id) for k in keys if k not in known],
+    )
+    return int(thread_id)
+
+
 def append_one(
     tx: Tx,
     files: BlobFiles,
@@ -154,13 +178,25 @@ def append_one(
     check_quota(conn, mailbox_id, meta.size)
     insert_blob(conn, files, blob, meta)
     uid, modseq, uidvalidity, account_id = bump(conn, mailbox_id, 1)
+    thread_id = assign_thread(conn, account_id, blob.blob_id, objectids.thread_keys(meta))
     bits, keywords = split_flags(flags)
     now = datetime.now(UTC)
     epoch, tz = to_epoch(internaldate or now)
     conn.execute(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (mailbox_id, uid, modseq, bits, epoch, tz, meta.size, blob.blob_id, int(now.timestamp())),
+        " size, blob_id, savedate, thread_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            mailbox_id,
+            uid,
+            modseq,
+            bits,
+            epoch,
+            tz,
+            meta.size,
+            blob.blob_id,
+            int(now.timestamp()),
+            thread_id,
+        ),
     )
     spelled = spell_keywords(conn, mailbox_id, keywords)
     conn.executemany(
@@ -207,8 +243,10 @@ def copy_rows(
     conn.execute(
         # RFC 8514 §3: the copy is saved now (MOVE too: it copies, then removes).
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id, savedate) SELECT ?, j.value ->> 1, ?, m.flags, m.internaldate,"
-        " m.internal_tz, m.size, m.blob_id, ? FROM json_each(?) AS j CROSS JOIN messages AS m"
+        # RFC 8474 §5.1, §5.2: the copy keeps its EMAILID (the blob) and its THREADID.
+        " size, blob_id, savedate, thread_id) SELECT ?, j.value ->> 1, ?, m.flags,"
+        " m.internaldate, m.internal_tz, m.size, m.blob_id, ?, m.thread_id"
+        " FROM json_each(?) AS j CROSS JOIN messages AS m"
         " WHERE m.mailbox_id = ? AND m.uid = j.value ->> 0",
         (dst, modseq, int(datetime.now(UTC).timestamp()), mapping, src),
     )

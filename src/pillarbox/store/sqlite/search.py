@@ -28,6 +28,7 @@ from pillarbox.model import (
     SearchSaveDate,
     SearchSize,
     SearchText,
+    SearchThreadId,
     SearchUids,
     SearchWithin,
     canonical_flag,
@@ -181,6 +182,11 @@ def _clause(key: SearchKey, params: list[object]) -> str:
                 return "0"
             params.append(blob_id)
             return "m.blob_id = ?"
+        case SearchThreadId(thread_id=thread_id):
+            if thread_id is None:
+                return "0"
+            params.append(thread_id)
+            return "m.thread_id = ?"
         case SearchNot(key=inner):
             return f"NOT ({_clause(inner, params)})"
         case SearchOr(left=left, right=right):

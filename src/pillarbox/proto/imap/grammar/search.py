@@ -175,8 +175,7 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
         r.sp()
         value = _objectid(r)
         if word == b"THREADID":
-            # No message has a THREADID (it is NIL, `model.objectids`): none matches.
-            return c.SearchNot(c.SearchAll())
+            return c.SearchThreadId(objectids.thread_of_object_id(value))
         return c.SearchEmailId(objectids.blob_of_email_id(value))
     if word in (b"OLDER", b"YOUNGER"):
         # RFC 5032
