@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from pillarbox.model import (
@@ -30,8 +30,9 @@ from pillarbox.model import (
     objectids,
 )
 from pillarbox.rules import quota as quota_rules
+from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
-from pillarbox.store.errors import NotFound, QuotaExceeded
+from pillarbox.store.errors import LimitExceeded, NotFound, QuotaExceeded
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import (
@@ -127,6 +128,32 @@ def insert_blob(
     )
 
 
+def check_keyword_room(conn: sqlite3.Connection, mailbox_id: int, names: Iterable[str]) -> None:
+    """LimitExceeded if keywords `names` would take the mailbox past
+    `rules.flags.MAX_KEYWORDS_PER_MAILBOX` distinct keywords. One indexed look-up for the
+    names, and a count only when one of them is new to the mailbox."""
+    wanted = {n.lower() for n in names}
+    if not wanted:
+        return
+    known = {
+        row[0].lower()
+        for row in conn.execute(
+            "SELECT DISTINCT keyword FROM keywords WHERE mailbox_id = ?"
+            " AND keyword IN (SELECT value FROM json_each(?))",
+            (mailbox_id, json.dumps(sorted(wanted))),
+        )
+    }
+    new = wanted - known
+    if not new:
+        return
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT keyword FROM keywords WHERE mailbox_id = ?)",
+        (mailbox_id,),
+    ).fetchone()
+    if count + len(new) > MAX_KEYWORDS_PER_MAILBOX:
+        raise LimitExceeded(f"At most {MAX_KEYWORDS_PER_MAILBOX} keywords per mailbox")
+
+
 def spell_keywords(
     conn: sqlite3.Connection, mailbox_id: int, keywords: dict[str, str]
 ) -> dict[str, str]:
@@ -176,10 +203,11 @@ def append_one(
 ) -> AppendResult:
     conn = tx.conn
     check_quota(conn, mailbox_id, meta.size)
+    bits, keywords = split_flags(flags)
+    check_keyword_room(conn, mailbox_id, keywords)
     insert_blob(conn, files, blob, meta)
     uid, modseq, uidvalidity, account_id = bump(conn, mailbox_id, 1)
     thread_id = assign_thread(conn, account_id, blob.blob_id, objectids.thread_keys(meta))
-    bits, keywords = split_flags(flags)
     now = datetime.now(UTC)
     epoch, tz = to_epoch(internaldate or now)
     conn.execute(
@@ -252,6 +280,7 @@ def copy_rows(
     )
     keywords = keywords_of(conn, src, source_uids)
     if keywords:
+        check_keyword_room(conn, dst, {k for ks in keywords.values() for k in ks})
         conn.execute(
             "INSERT OR IGNORE INTO keywords (mailbox_id, uid, keyword)"
             " SELECT ?, j.value ->> 1, k.keyword FROM json_each(?) AS j"
