@@ -17,7 +17,7 @@ from pillarbox.model.fetch import (
     RemoteAction,
     RemotePolicy,
 )
-from pillarbox.store.errors import NotFound, QuotaExceeded
+from pillarbox.store.errors import AlreadyExists, NotFound, QuotaExceeded
 from tests.store.conftest import Env, dummy_meta, write_blob
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -111,6 +111,8 @@ async def test_delivery_and_record_are_one_transaction(env: Env) -> None:
     await store.set_quota("alice@example.org", len(data) * 2)
     await deliver(5)
     await deliver(3)
+    with pytest.raises(AlreadyExists):  # a second run that fetched it meanwhile
+        await deliver(3)
     with pytest.raises(QuotaExceeded):
         await deliver(9)
     assert len(await store.uids(env.inbox.id)) == 2

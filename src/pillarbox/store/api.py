@@ -550,7 +550,8 @@ class Store(Protocol):
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
         """Store one fetched message and its record in ONE transaction: both or neither
-        (QuotaExceeded as `append`; NotFound, and nothing stored, if the source is gone).
+        (QuotaExceeded as `append`; NotFound, and nothing stored, if the source is gone;
+        AlreadyExists, and nothing stored, if the record is there: another run took it).
         With `record.uid`, the folder's state moves to that UIDVALIDITY and at least that
         UID. Publishes what `deliver` publishes."""
         ...

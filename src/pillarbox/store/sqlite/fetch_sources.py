@@ -30,7 +30,7 @@ from pillarbox.model.fetch import (
     RemotePolicy,
 )
 from pillarbox.store.api import Delivery
-from pillarbox.store.errors import NotFound
+from pillarbox.store.errors import AlreadyExists, NotFound
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.message_rows import append_one
 from pillarbox.store.sqlite.rows import exact_epoch
@@ -72,17 +72,18 @@ def _source(row: Sequence[Any]) -> FetchSource:
     )
 
 
-def _record(tx: Tx, record: FetchedRecord) -> None:
-    """The fetched row and, for IMAP, the folder's state, in the caller's operation."""
+def _record(tx: Tx, record: FetchedRecord, *, new: bool = False) -> None:
+    """The fetched row and, for IMAP, the folder's state, in the caller's operation;
+    `new`: AlreadyExists if the row is there (a second run fetched it meanwhile)."""
     conn = tx.conn
     if (
         conn.execute("SELECT 1 FROM fetch_sources WHERE id = ?", (record.source_id,)).fetchone()
         is None
     ):
         raise NotFound(f"no fetch source {record.source_id}")
-    conn.execute(
+    inserted = conn.execute(
         "INSERT INTO fetch_fetched (source_id, folder, uidvalidity, remote_id, digest,"
-        " fetched_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        " fetched_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
         (
             record.source_id,
             record.folder,
@@ -91,7 +92,9 @@ def _record(tx: Tx, record: FetchedRecord) -> None:
             record.digest,
             exact_epoch(record.fetched_at),
         ),
-    )
+    ).fetchone()
+    if new and inserted is None:
+        raise AlreadyExists(f"{record.remote_id} of source {record.source_id} is fetched")
     if record.uid is not None and record.uidvalidity is not None:
         conn.execute(
             "INSERT INTO fetch_folders (source_id, folder, uidvalidity, last_uid)"
@@ -229,7 +232,7 @@ class FetchSourcesMixin(SqliteCore):
         def op(tx: Tx) -> AppendResult:
             # One operation, one savepoint: the record is rolled back with a refused
             # copy (quota, a mailbox gone) and the copy with a refused record.
-            _record(tx, record)
+            _record(tx, record, new=True)
             d = delivery
             return append_one(
                 tx, self._files(), d.mailbox_id, d.blob, d.meta, d.flags, d.internaldate

@@ -1,0 +1,61 @@
+"""Fetching over POP3 from another Pillarbox: keep and delete, no duplicates."""
+
+from __future__ import annotations
+
+from pillarbox.model.fetch import FetchProtocol
+from tests.e2e.conftest import RunningServer
+from tests.fetcher.conftest import BOB, Local, message, put, remote_subjects
+
+
+async def test_keep_fetches_each_message_once(provider: RunningServer, local: Local) -> None:
+    """With "leave on server", repeated runs fetch only what is new (by UIDL, RFC 1939
+    §7); each copy carries Delivered-To and a Received line naming the source."""
+    for n in (1, 2):
+        put(provider, message(n))
+    source = await local.add(provider, "pop3")
+    assert source.protocol is FetchProtocol.POP3
+    report = await local.run(source)
+    assert (report.error, report.fetched) == ("", 2)
+    assert await local.subjects() == ["message 1", "message 2"]
+    assert (await local.run(source)).fetched == 0
+    put(provider, message(3))
+    assert (await local.run(source)).fetched == 1
+    assert (await local.run(source)).fetched == 0
+    assert await local.subjects() == ["message 1", "message 2", "message 3"]
+    assert remote_subjects(provider) == ["message 1", "message 2", "message 3"]
+    first = (await local.messages())[0]
+    head = first.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith(f"Delivered-To: {BOB}\r\nReceived: from 127.0.0.1 ([127.0.0.1])")
+    assert "by mail.local.test (Pillarbox) with POP3 id" in head
+    assert f"for <{BOB}>;" in head
+    assert b"\r\n.a dotted line of message" in first  # dot-unstuffed once, not twice
+    shown = await local.store.get_fetch_source(source.id)
+    assert shown is not None and shown.last_result == "0 new" and shown.last_error == ""
+
+
+async def test_delete_removes_the_remote_copy_after_storing(
+    provider: RunningServer, local: Local
+) -> None:
+    """With "delete", what was stored is deleted at the provider (at QUIT, RFC 1939 §6),
+    and nothing is fetched twice."""
+    for n in (1, 2, 3):
+        put(provider, message(n))
+    source = await local.add(provider, "pop3", policy="delete")
+    report = await local.run(source)
+    assert (report.error, report.fetched, report.deleted) == ("", 3, 3)
+    assert remote_subjects(provider) == []
+    put(provider, message(4))
+    assert (await local.run(source)).fetched == 1
+    assert (await local.run(source)).fetched == 0
+    assert await local.subjects() == ["message 1", "message 2", "message 3", "message 4"]
+    assert remote_subjects(provider) == []
+    assert await local.store.fetched(source.id, "") == []  # records go with the remote copy
+
+
+async def test_delete_after_days_keeps_recent_copies(provider: RunningServer, local: Local) -> None:
+    """delete-after:N leaves a copy fetched less than N days ago on the server."""
+    put(provider, message(1))
+    source = await local.add(provider, "pop3", policy="delete-after:3")
+    assert (await local.run(source)).fetched == 1
+    assert (await local.run(source)).deleted == 0
+    assert remote_subjects(provider) == ["message 1"]
