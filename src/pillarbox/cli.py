@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -346,6 +348,11 @@ def _run_with_fetch(
     return _run_with_store(config, wire)
 
 
+def _folder(name: str) -> str:
+    """A folder name as one column: quoted when it holds a space or a quote."""
+    return json.dumps(name, ensure_ascii=False) if any(c in name for c in ' "') else name
+
+
 def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
     password = _read_password(args)
     request = SourceRequest(
@@ -367,7 +374,8 @@ def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
     """A header and one line per source, columns aligned, the last result (or error)
-    last: it holds spaces, so split each line at most nine times. Never the password."""
+    last: it holds spaces, so split each line at most nine times; a folder name with
+    spaces is shown as a JSON string ("Old mail"). Never the password."""
     found = _run_with_fetch(config, lambda sources, _: sources.list(args.address))
     if not found:
         return 0
@@ -399,7 +407,7 @@ def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
                 s.security.value,
                 f"{s.host}:{s.port}",
                 s.username,
-                s.target_folder,
+                _folder(s.target_folder),
                 str(s.policy),
                 str(s.interval),
                 _utc(s.last_run_at),
@@ -423,6 +431,8 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
             chosen = await sources.list(args.address)
         return [await runner.run(source) for source in chosen]
 
+    # The runner logs each failure for the server's log; here the lines below say it.
+    logging.getLogger("pillarbox").addHandler(logging.NullHandler())
     reports = _run_with_fetch(config, run)
     print(sum(r.fetched for r in reports))
     failed = [r for r in reports if r.error]

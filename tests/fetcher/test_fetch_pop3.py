@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
 from pillarbox.model.fetch import FetchProtocol
+from pillarbox.services.fetch_delivery import FetchDelivery
 from tests.e2e.conftest import RunningServer
 from tests.fetcher.conftest import BOB, Local, message, put, remote_subjects
 
@@ -59,3 +61,24 @@ async def test_delete_after_days_keeps_recent_copies(provider: RunningServer, lo
     assert (await local.run(source)).fetched == 1
     assert (await local.run(source)).deleted == 0
     assert remote_subjects(provider) == ["message 1"]
+
+
+async def test_a_message_over_the_size_bound_stays_on_the_server(
+    provider: RunningServer, local: Local
+) -> None:
+    """A message larger than [fetcher] max_message_size is neither fetched nor deleted,
+    and the result says so; the others are fetched."""
+    put(provider, message(1))
+    put(provider, message(2, extra="X-Padding: " + "x" * 5000 + "\r\n"))
+    bounded = SourceRunner(
+        local.sources,
+        FetchDelivery(local.store, hostname="mail.local.test"),
+        FetcherSettings(allow_private=True, max_message_size=2000, timeout=20),
+    )
+    source = await local.add(provider, "pop3", policy="delete")
+    report = await bounded.run(source)
+    assert (report.error, report.fetched, report.too_large) == ("", 1, 1)
+    assert "1 too large (left on the server)" in report.summary()
+    assert remote_subjects(provider) == ["message 2"]
+    assert (await bounded.run(source)).fetched == 0
+    assert await local.subjects() == ["message 1"]

@@ -146,7 +146,8 @@ class ImapClient:
         except imaplib.IMAP4.abort as exc:
             raise FetchError(f"{self.host}: connection lost at login: {exc}") from None
         except imaplib.IMAP4.error as exc:
-            text = str(exc)
+            said = exc.args[0] if exc.args else b""
+            text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
             if "[UNAVAILABLE]" in text.upper():  # RFC 5530 §3: not the password's fault
                 raise FetchError(f"{self.host}: login refused for now: {text[:200]}") from None
             raise AuthenticationFailed(
