@@ -30,6 +30,7 @@ from pillarbox.services.fetch_sources import (
 )
 from pillarbox.store.sqlite import SqliteStore
 from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
+from tests.fetcher.fake import FakeServer
 
 ALICE = "alice@example.test"  # at the provider
 BOB = "bob@local.test"  # here
@@ -141,3 +142,12 @@ async def local(tmp_path: Path) -> AsyncIterator[Local]:
         yield Local(store, sources, runner, account, tmp_path / "local")
     finally:
         await store.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[list[FakeServer]]:
+    """Scripted servers a test starts; each is joined and closed at the end."""
+    servers: list[FakeServer] = []
+    yield servers
+    for server in servers:
+        server.close()

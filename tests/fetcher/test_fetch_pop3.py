@@ -7,6 +7,7 @@ from pillarbox.model.fetch import FetchProtocol
 from pillarbox.services.fetch_delivery import FetchDelivery
 from tests.e2e.conftest import RunningServer
 from tests.fetcher.conftest import BOB, Local, message, put, remote_subjects
+from tests.fetcher.fake import FakeServer
 
 
 async def test_keep_fetches_each_message_once(provider: RunningServer, local: Local) -> None:
@@ -82,3 +83,34 @@ async def test_a_message_over_the_size_bound_stays_on_the_server(
     assert remote_subjects(provider) == ["message 2"]
     assert (await bounded.run(source)).fetched == 0
     assert await local.subjects() == ["message 1"]
+
+
+async def test_a_server_without_uidl_falls_back_to_a_header_hash(
+    provider: RunningServer, local: Local, fake: list[FakeServer]
+) -> None:
+    """Without UIDL (optional, RFC 1939 §7) messages are told apart by a hash of their
+    headers (TOP n 0), with a warning in the result: the second run fetches nothing."""
+    one, two = message(1), message(2)
+
+    def session(*retrieved: bytes) -> list[bytes]:
+        script = [b"+OK hi\r\n", b"<", b"+OK\r\n", b"<", b"+OK\r\n"]  # USER, PASS
+        script += [b"<", b"-ERR no UIDL here\r\n"]
+        script += [b"<", b"+OK\r\n1 %d\r\n2 %d\r\n.\r\n" % (len(one), len(two))]  # LIST
+        for data in (one, two):
+            top = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+            script += [b"<", b"+OK\r\n" + top.replace(b"\r\n.", b"\r\n..") + b".\r\n"]
+            if data in retrieved:
+                stuffed = data.replace(b"\r\n.", b"\r\n..")
+                script += [b"<", b"+OK\r\n" + stuffed + b".\r\n"]
+        return [*script, b"<", b"+OK bye\r\n"]
+
+    server = FakeServer(session(one, two), session())
+    fake.append(server)
+    source = await local.add(provider, "pop3", port=server.port)
+    report = await local.run(source)
+    assert (report.error, report.fetched) == ("", 2)
+    assert "the server has no UIDL" in report.summary()
+    again = await local.run(source)
+    assert (again.error, again.fetched) == ("", 0)
+    assert await local.subjects() == ["message 1", "message 2"]
+    assert [c.split()[0] for c in server.received if c.startswith(b"RETR")] == [b"RETR"] * 2

@@ -3,9 +3,6 @@ allowed, certificates verified, and STARTTLS that cannot be had is never skipped
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
 from pillarbox.services.fetch_delivery import FetchDelivery
 from tests.e2e.conftest import RunningServer
 from tests.fetcher.conftest import Local, message, put
+from tests.fetcher.fake import CAPABILITY, FakeServer
 
 
 def runner(local: Local, **settings: object) -> SourceRunner:
@@ -86,48 +84,6 @@ async def test_tls_is_verified(
     assert (trusted.error, trusted.fetched) == ("", 1)
     head = (await local.messages())[0].split(b"\r\n\r\n", 1)[0]
     assert b"(TLSv1." in head
-
-
-CAPABILITY = b"* CAPABILITY IMAP4rev1 STARTTLS\r\n{tag} OK done\r\n"
-
-
-class FakeServer:
-    """A one-connection server on 127.0.0.1 that plays a script: b"<" reads a line, anything
-    else is sent, with {tag} replaced by the first word of the last line read."""
-
-    def __init__(self, script: list[bytes]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.script = script
-        self.received: list[bytes] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self.listener.accept()
-        with conn, conn.makefile("rb") as reader:
-            conn.settimeout(10)
-            try:
-                for reply in self.script:
-                    if reply.startswith(b"<"):
-                        self.received.append(reader.readline())
-                        continue
-                    tag = self.received[-1].split(b" ", 1)[0] if self.received else b""
-                    conn.sendall(reply.replace(b"{tag}", tag))
-            except OSError:
-                pass  # the client hung up first: that is what some tests want
-
-    def close(self) -> None:
-        self.thread.join(timeout=10)
-        self.listener.close()
-
-
-@pytest.fixture
-def fake() -> Iterator[list[FakeServer]]:
-    servers: list[FakeServer] = []
-    yield servers
-    for server in servers:
-        server.close()
 
 
 async def test_starttls_downgrades_are_refused(

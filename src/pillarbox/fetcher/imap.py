@@ -142,7 +142,13 @@ class ImapClient:
         if self.imap.state != "NONAUTH":
             return  # PREAUTH without STARTTLS asked for: already logged in
         try:
-            self.imap.login(user, password)
+            if (user + password).isascii() or "AUTH=PLAIN" not in self.imap.capabilities:
+                self.imap.login(user, password)
+            else:
+                # LOGIN takes ASCII strings only in imaplib; SASL PLAIN carries UTF-8
+                # (RFC 4616 §2) through AUTHENTICATE (RFC 9051 §6.2.2).
+                token = f"\0{user}\0{password}".encode()
+                self.imap.authenticate("PLAIN", lambda _challenge: token)
         except imaplib.IMAP4.abort as exc:
             raise FetchError(f"{self.host}: connection lost at login: {exc}") from None
         except imaplib.IMAP4.error as exc:

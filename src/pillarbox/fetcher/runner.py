@@ -156,6 +156,9 @@ class SourceRunner:
             report.error = f"{source.host}: IMAP error: {exc}"
         except (OSError, ssl.SSLError) as exc:
             report.error = f"{source.host}: connection lost: {exc}"
+        except Exception as exc:  # a bug of ours, or a server we cannot read: logged whole
+            log.exception("fetch source %d (%s) failed", source.id, source.host)
+            report.error = f"{source.host}: unexpected error ({type(exc).__name__})"
         outcome = FetchRun(datetime.now(UTC), report.summary(), report.error, report.auth_failure)
         await self._delivery.record_run(source, outcome)
         if report.error:

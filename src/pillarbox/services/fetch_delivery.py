@@ -23,8 +23,10 @@ import hashlib
 import logging
 import random
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pillarbox.message import parse
 from pillarbox.model import Account, AppendResult, MessageMeta
@@ -42,6 +44,7 @@ from pillarbox.store.api import BlobHandle, Store
 
 log = logging.getLogger("pillarbox.fetch")
 _TRACE_IDS = random.Random()
+T = TypeVar("T")
 _LINE_END = re.compile(rb"\r?\n")
 
 
@@ -66,6 +69,20 @@ def canonical_lines(data: bytes) -> bytes:
     """CRLF line ends throughout, ending in CRLF (RFC 5322 §2.1), as every stored message."""
     data = _LINE_END.sub(b"\r\n", data)
     return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+class SourceGone(TempFailure):
+    """The source (or its account) was removed while it ran."""
+
+
+async def _translated(pending: Awaitable[T]) -> T:
+    """Store errors in service words (the fetcher never sees store exceptions)."""
+    try:
+        return await pending
+    except store_errors.NotFound as exc:
+        raise SourceGone("the source was removed") from exc
+    except store_errors.StoreUnavailable as exc:
+        raise TempFailure("temporary storage failure") from exc
 
 
 class AlreadyFetched(TempFailure):
@@ -107,17 +124,18 @@ class FetchDelivery:
         return account
 
     async def fetched(self, source: FetchSource, folder: str) -> list[FetchedEntry]:
-        return await self._store.fetched(source.id, folder)
+        return await _translated(self._store.fetched(source.id, folder))
 
     async def folders(self, source: FetchSource) -> dict[str, FetchFolderState]:
-        return {f.folder: f for f in await self._store.fetch_folders(source.id)}
+        states = await _translated(self._store.fetch_folders(source.id))
+        return {f.folder: f for f in states}
 
     async def mark(self, records: list[FetchedRecord]) -> None:
         if records:
-            await self._store.mark_fetched(records)
+            await _translated(self._store.mark_fetched(records))
 
     async def set_folder(self, source: FetchSource, state: FetchFolderState) -> None:
-        await self._store.set_fetch_folder(source.id, state)
+        await _translated(self._store.set_fetch_folder(source.id, state))
 
     async def forget(
         self,
@@ -128,12 +146,18 @@ class FetchDelivery:
         keep_uidvalidity: int | None = None,
     ) -> None:
         if remote_ids or keep_uidvalidity is not None:
-            await self._store.forget_fetched(
-                source.id, folder, remote_ids, keep_uidvalidity=keep_uidvalidity
+            await _translated(
+                self._store.forget_fetched(
+                    source.id, folder, remote_ids, keep_uidvalidity=keep_uidvalidity
+                )
             )
 
-    async def record_run(self, source: FetchSource, run: FetchRun) -> FetchSource:
-        return await self._store.record_fetch_run(source.id, run)
+    async def record_run(self, source: FetchSource, run: FetchRun) -> FetchSource | None:
+        """The source as recorded; None if it was removed during the run."""
+        try:
+            return await _translated(self._store.record_fetch_run(source.id, run))
+        except SourceGone:
+            return None
 
     async def deliver(
         self,
@@ -179,7 +203,7 @@ class FetchDelivery:
             if isinstance(exc, store_errors.QuotaExceeded):
                 raise OverQuota() from exc
             if isinstance(exc, store_errors.NotFound):
-                raise TempFailure("the source or its target folder is gone") from exc
+                raise SourceGone("the source or its target folder was removed") from exc
             if isinstance(exc, store_errors.StoreUnavailable | OSError):
                 raise TempFailure("temporary storage failure") from exc
             raise

@@ -66,23 +66,42 @@ class SecretBox:
         return self._fernet
 
     def _load_or_create(self) -> bytes:
+        """The key, made on first use: written 0600 to a temporary name, synced, then
+        linked to its name, which fails if another process made it first (we then read
+        theirs), so no reader ever sees a half-written key."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            mode = self.path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise AccountError(
-                    f"{self.path} may be read by others: chmod 600 it (it holds the key"
-                    " to the fetch passwords)"
-                ) from None
-            return self.path.read_bytes().strip()
+            return self._read()
+        except FileNotFoundError:
+            pass
         key = Fernet.generate_key()
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, key + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(temporary, self.path)
+        except FileExistsError:
+            return self._read()
+        finally:
+            temporary.unlink()
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
         return key
+
+    def _read(self) -> bytes:
+        mode = self.path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise AccountError(
+                f"{self.path} may be read by others: chmod 600 it (it holds the key"
+                " to the fetch passwords)"
+            )
+        return self.path.read_bytes().strip()
 
     def seal(self, password: str) -> bytes:
         return self._key().encrypt(password.encode("utf-8"))
