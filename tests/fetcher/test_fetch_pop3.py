@@ -114,3 +114,50 @@ async def test_a_server_without_uidl_falls_back_to_a_header_hash(
     assert (again.error, again.fetched) == ("", 0)
     assert await local.subjects() == ["message 1", "message 2"]
     assert [c.split()[0] for c in server.received if c.startswith(b"RETR")] == [b"RETR"] * 2
+
+
+async def test_over_quota_stops_without_losing_anything(
+    provider: RunningServer, local: Local
+) -> None:
+    """Local delivery's quota applies: the message that does not fit is neither stored
+    nor recorded nor deleted remotely (with "delete"), what fitted is; once there is
+    room, the next run fetches the rest."""
+    for n in (1, 2):
+        put(provider, message(n))
+    await local.store.set_quota(BOB, None, 1)  # room for one message
+    source = await local.add(provider, "pop3", policy="delete")
+    report = await local.run(source)
+    assert report.fetched == 1 and "over quota" in report.error
+    assert remote_subjects(provider) == ["message 2"]
+    assert len(await local.store.fetched(source.id, "")) == 0  # deleted, so forgotten
+    await local.store.set_quota(BOB, None, 0)
+    again = await local.run(source)
+    assert (again.error, again.fetched) == ("", 1)
+    assert await local.subjects() == ["message 1", "message 2"]
+    assert remote_subjects(provider) == []
+
+
+async def test_a_deletion_cut_short_is_redone_without_fetching_again(
+    provider: RunningServer, local: Local, fake: list[FakeServer]
+) -> None:
+    """The connection drops at QUIT, so the server never deleted (RFC 1939 §6): the copy
+    here and its record stay, and the next run deletes the message without fetching it
+    a second time."""
+    data = message(1)
+    login = [b"+OK hi\r\n", b"<", b"+OK\r\n", b"<", b"+OK\r\n"]
+    listing = [b"<", b"+OK\r\n1 uid-a\r\n.\r\n", b"<", b"+OK\r\n1 %d\r\n.\r\n" % len(data)]
+    retr = [b"<", b"+OK\r\n" + data.replace(b"\r\n.", b"\r\n..") + b".\r\n"]
+    first = [*login, *listing, *retr, b"<", b"+OK deleted\r\n", b"<"]  # QUIT: no answer
+    second = [*login, *listing, b"<", b"+OK deleted\r\n", b"<", b"+OK bye\r\n"]
+    server = FakeServer(first, second)
+    fake.append(server)
+    source = await local.add(provider, "pop3", port=server.port, policy="delete")
+    report = await local.run(source)
+    assert report.fetched == 1 and "closed the connection" in report.error
+    assert [e.remote_id for e in await local.store.fetched(source.id, "")] == ["uid-a"]
+    again = await local.run(source)
+    assert (again.error, again.fetched, again.deleted) == ("", 0, 1)
+    assert await local.store.fetched(source.id, "") == []
+    assert await local.subjects() == ["message 1"]
+    commands = [line.split()[0] for line in server.received]
+    assert commands.count(b"RETR") == 1 and commands.count(b"DELE") == 2

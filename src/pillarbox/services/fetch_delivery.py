@@ -192,7 +192,16 @@ class FetchDelivery:
         writer = store.new_blob()
         try:
             await writer.write(whole)
-            blob, meta = await asyncio.gather(writer.finish(), asyncio.to_thread(parse, whole))
+            # Parse while the file is synced; both have ended before a failure is raised,
+            # so the abort below never races the sync.
+            synced, parsed = await asyncio.gather(
+                writer.finish(), asyncio.to_thread(parse, whole), return_exceptions=True
+            )
+            if isinstance(synced, BaseException):
+                raise synced
+            if isinstance(parsed, BaseException):
+                raise parsed
+            blob, meta = synced, parsed
             result = await store.deliver_fetched(
                 _Delivery(mailbox.id, blob, meta, flags, now), record
             )
