@@ -9,7 +9,7 @@ on a STARTTLS port is the attack that skips TLS) and when the server sent anythi
 its OK before the handshake.
 
 What a fetch needs of IMAP is wrapped in plain methods: select a folder and read its
-UIDVALIDITY, list UIDs above a point (UID SEARCH, RFC 9051 §6.4.4), sizes and flags
+UIDVALIDITY, list UIDs above a point (UID SEARCH, RFC 9051 §6.4.4, §6.4.9), sizes and flags
 (UID FETCH RFC822.SIZE FLAGS), one message or its header without setting \\Seen
 (BODY.PEEK, RFC 9051 §6.4.5), and delete (UID STORE + UID EXPUNGE with UIDPLUS, RFC 4315
 §2.1, else EXPUNGE).
@@ -126,6 +126,8 @@ class ImapClient:
             )
         if "STARTTLS" not in imap.capabilities:
             raise InsecureConnection(f"{self.host}: the server does not offer STARTTLS")
+        # The one private call: imaplib's own starttls() gives no moment between the OK
+        # and the handshake, which is where pipelined plaintext must be looked for.
         typ, data = imap._simple_command("STARTTLS")
         if typ != "OK":
             raise InsecureConnection(f"{self.host}: STARTTLS refused; not continuing")
@@ -178,7 +180,7 @@ class ImapClient:
         for item in data:
             if isinstance(item, bytes):
                 found.extend(int(u) for u in item.split() if u.isdigit())
-        # RFC 9051 §6.4.4: "n:*" matches the highest UID even when it is below n.
+        # RFC 9051 §6.4.9: "n:*" matches the highest UID even when it is below n.
         return sorted(u for u in set(found) if u >= first)
 
     def sizes_and_flags(self, uids: Sequence[int]) -> dict[int, tuple[int, frozenset[str]]]:

@@ -8,8 +8,9 @@ link-local, multicast, reserved and unspecified addresses, and any IPv4-mapped I
 address of those (`ipaddress.is_global` is the rule).
 
 TLS is verified: system CAs (and a configured CA file), host name checked, TLS 1.2 at
-least. No mode falls back to plain text; `none` is plain text from the start, by the
-user's choice.
+least (RFC 8314 §5.3: a certificate that cannot be validated gives no confidentiality).
+No mode falls back to plain text; `none` is plain text from the start, by the user's
+choice.
 
 Must not: know POP3 or IMAP.
 """

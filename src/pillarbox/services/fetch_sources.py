@@ -44,7 +44,7 @@ KEY_FILE = "fetch-secrets.key"
 MIN_INTERVAL = 60  # seconds: a source polled more often is abuse of the other provider
 DEFAULT_INTERVAL = 300
 DEFAULT_PORTS = {
-    (FetchProtocol.POP3, FetchSecurity.TLS): 995,  # RFC 8314 §7.3
+    (FetchProtocol.POP3, FetchSecurity.TLS): 995,  # implicit TLS ports, RFC 8314 §3
     (FetchProtocol.IMAP, FetchSecurity.TLS): 993,
     (FetchProtocol.POP3, FetchSecurity.STARTTLS): 110,
     (FetchProtocol.IMAP, FetchSecurity.STARTTLS): 143,
