@@ -1,12 +1,13 @@
-"""A blocking POP3 client (RFC 1939) with STLS (RFC 2595 §4) and CAPA (RFC 2449), for
-fetching: log in, list with UIDL, retrieve, delete, quit.
+"""A blocking POP3 client (RFC 1939) with STLS (RFC 2595 §4) and the response codes
+of RFC 2449 §8 / RFC 3206, for fetching: log in, list with UIDL, retrieve, delete, quit.
 
-Bounds: a reply line is at most `MAX_LINE` octets, a message at most the size the caller
-gives (the client stops reading and drops the connection past it), so a hostile server
-can neither exhaust memory nor keep us reading forever (every read has the socket's
-timeout). After STLS the server's pipelined plaintext, if any, is refused rather than
-read as if protected (the STARTTLS command-injection class, RFC 2595 §4 "the client MUST
-discard cached information").
+Bounds: a reply line is at most `MAX_LINE` octets, a message (and so any line of it) at
+most the size the caller gives (the client stops reading and drops the connection past
+it), so a hostile server can neither exhaust memory nor keep us reading forever (every
+read has the socket's timeout). After STLS the server's pipelined plaintext, if any, is
+refused rather than read as if protected (the STARTTLS command-injection class; RFC 2595
+§4 has the client discard what it learnt before TLS). CAPA is not used: USER/PASS, UIDL
+and TOP are tried and their -ERR handled.
 
 Must not: fall back to plain text when TLS was asked for, or send the password before
 TLS when TLS was asked for.
@@ -84,10 +85,13 @@ class Pop3Client:
         return text
 
     def _multiline(self, max_bytes: int) -> bytes:
-        """The body of a multi-line reply, dot-unstuffed (RFC 1939 §3), CRLF line ends."""
+        """The body of a multi-line reply, dot-unstuffed (RFC 1939 §3), CRLF line ends.
+        A line may be as long as the whole bound (messages with 100 KB lines exist, and a
+        message that can never be read would stop every later one); memory stays bounded
+        by `max_bytes` all the same."""
         out = bytearray()
         while True:
-            line = self._line(MAX_LINE)
+            line = self._line(max(MAX_LINE, max_bytes - len(out) + 2))
             if line == b".":
                 return bytes(out)
             if line.startswith(b"."):
