@@ -165,6 +165,18 @@ class Pop3Config:
 
 
 @dataclass(frozen=True, slots=True)
+class FetcherConfig:
+    """Fetching the users' mail from their accounts at other providers (issue 15)."""
+
+    # Connect to loopback, private (RFC 1918, RFC 4193), link-local and other non-global
+    # addresses: off, so that a user cannot make the server probe its own network.
+    allow_private_networks: bool = False
+    ca_file: str = ""  # PEM CAs trusted besides the system's (a provider's own CA)
+    max_message_size: int = 64 * 1024 * 1024  # larger messages are left on the server
+    timeout: float = 60.0  # seconds for a connection or one reply
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -177,6 +189,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
+    fetcher: FetcherConfig = field(default_factory=FetcherConfig)
 
     @property
     def data_path(self) -> Path:
@@ -224,6 +237,8 @@ _POSITIVE = {
     "delivery.retry_max",
     "delivery.queue_lifetime",
     "dns.timeout",
+    "fetcher.max_message_size",
+    "fetcher.timeout",
 }
 
 
@@ -302,6 +317,8 @@ def _validate(config: Config) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"mailauth.trusted_networks[{i}]: {net!r} is not a network") from None
+    if config.fetcher.ca_file and not Path(config.fetcher.ca_file).is_file():
+        raise ConfigError(f"fetcher.ca_file: {config.fetcher.ca_file} is not a readable file")
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
         raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
 
