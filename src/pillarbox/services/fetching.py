@@ -10,9 +10,16 @@ in one call (`Store.fetch_with_bodies`). What comes back is the exact bytes of e
 section — partial ranges applied, HEADER.FIELDS filtered, BINARY decoded (RFC 3516) —
 so the front-end only frames them.
 
+A section of `STREAM_MIN` bytes or more that is a plain byte range of the stored message
+(the whole message, TEXT, a part, a partial range, BINARY of a part without transfer
+encoding) is not read here: it comes back as a `LargeSection`, its length known from the
+recorded offsets, and the front-end streams it from the blob in `STREAM_CHUNK` pieces as
+its client takes them (issue 16: memory bounded by what clients read, not by what they
+ask for). Smaller sections keep the read-ahead path, whose speed the benchmarks measure.
+
 Must not: know IMAP syntax (sections are plain values here), read a message the session
-does not know, or hold more than about `READ_AHEAD` of message bytes (or one message) at
-a time.
+does not know, or hold more than about `READ_AHEAD` of message bytes (or one message's
+sections below `STREAM_MIN`) at a time.
 """
 
 from __future__ import annotations
@@ -27,17 +34,22 @@ from pillarbox.message.sections import (
     part_encoding,
     section_range,
 )
+from pillarbox.message.transfer import IDENTITY
 from pillarbox.model import FlagMode, FlagRow, MessageInfo
 from pillarbox.services.errors import Rejected
 from pillarbox.services.mailbox import NoSuchMailbox, call_store
 from pillarbox.services.view import SelectedView
-from pillarbox.store.api import Store
+from pillarbox.store.api import BlobReader, Store
 
 CHUNK = 500
 # Message bytes read ahead in one store call: messages are grouped until their sizes
 # reach this, so a FETCH BODY[] of many messages costs one thread hop per group, not two
 # per message, and never holds more than about this much (or one message) in memory.
 READ_AHEAD = 1024 * 1024
+# A section this large that is a plain byte range of the message is streamed, not read
+# (`LargeSection`); below it, sections are read ahead as they always were.
+STREAM_MIN = 1024 * 1024
+STREAM_CHUNK = 256 * 1024  # bytes read from the blob per step of a stream
 
 HEADER_FIELD_KINDS = frozenset({"HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 
@@ -71,6 +83,64 @@ class Section:
 WHOLE_MESSAGE = Section()
 
 
+@dataclass(frozen=True, slots=True)
+class LargeSection:
+    """A section too large to hold in memory: `length` bytes of blob `blob_id` from
+    `start`, streamed by `chunks` as the client takes them."""
+
+    store: Store
+    blob_id: int
+    start: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    async def has_nul(self) -> bool:
+        """The section holds a NUL octet (one pass over it, chunk by chunk): BINARY[]
+        sends a literal8 only then (RFC 3516 §4.3: 8bit data without NUL SHOULD go as
+        a <string>)."""
+        stream = await self.open()
+        try:
+            async for chunk in stream.chunks():
+                if b"\x00" in chunk:
+                    return True
+            return False
+        finally:
+            await stream.close()
+
+    async def open(self) -> SectionStream:
+        """Open the blob before anything of the answer is sent, so a message expunged
+        since its row was read fails cleanly (NoSuchMailbox), not halfway through."""
+        reader = await call_store(
+            self.store.open_blob(self.blob_id, self.start), not_found="Message is gone"
+        )
+        return SectionStream(reader, self.length)
+
+
+class SectionStream:
+    """An open `LargeSection`: its bytes in chunks of at most `STREAM_CHUNK`, each read
+    off the event loop when the previous one was taken; `close` releases the blob."""
+
+    def __init__(self, reader: BlobReader, length: int) -> None:
+        self._reader = reader
+        self.length = length
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        left = self.length
+        while left > 0:
+            data = await self._reader.read(min(STREAM_CHUNK, left))
+            if not data:
+                # The blob is shorter than its recorded offsets say: the literal's length
+                # is already on the wire, so the connection cannot go on.
+                raise ConnectionAbortedError("message file shorter than recorded")
+            left -= len(data)
+            yield data
+
+    async def close(self) -> None:
+        await self._reader.close()
+
+
 @dataclass(slots=True)
 class FetchedMessage:
     """One message of a FETCH answer: its row, its flags now, and each section's bytes."""
@@ -79,7 +149,7 @@ class FetchedMessage:
     flags: frozenset[str]
     flags_changed: bool = False  # this FETCH set \Seen: the answer must carry FLAGS
     modseq: int = 0  # MODSEQ now (RFC 7162): the row's, or the one setting \Seen gave it
-    sections: dict[Section, bytes] = field(default_factory=dict)
+    sections: dict[Section, bytes | LargeSection] = field(default_factory=dict)
 
 
 _Range = tuple[int, int, int | None]  # (uid, start, length or None for the rest)
@@ -114,6 +184,30 @@ def _read_span(info: MessageInfo, section: Section) -> tuple[int, int | None] | 
         origin, length = section.partial
         return None if origin >= info.size else (origin, length)
     return _span(info, section.part, section.kind)
+
+
+def _stream_range(info: MessageInfo, section: Section) -> tuple[int, int] | None:
+    """(start, length) in the message when `section`'s answer is that byte range as
+    stored and at least `STREAM_MIN` long (so it is streamed); None otherwise."""
+    if section.kind in HEADER_FIELD_KINDS:
+        return None
+    if section.decode and section.part:
+        cte = part_encoding(info.parts, section.part)
+        if cte is None or cte.strip().lower() not in IDENTITY:
+            return None  # decoded in memory (see the module docstring of `_finish`)
+    span = _read_span(info, section)
+    if span is None:
+        return None
+    start, length = span
+    if start >= info.size:
+        return None
+    size = info.size - start if length is None else min(length, info.size - start)
+    if section.partial is not None and not _range_only(section):
+        origin, wanted = section.partial
+        if origin >= size:
+            return None
+        start, size = start + origin, min(wanted, size - origin)
+    return (start, size) if size >= STREAM_MIN else None
 
 
 def _finish(info: MessageInfo, section: Section, data: bytes) -> bytes:
@@ -169,7 +263,10 @@ async def fetch_messages(
         bodies: dict[int, bytes] = {}
         if whole_only:
             read_ahead = READ_AHEAD  # looked up now: tests vary it
-            pairs = await call_store(store.fetch_with_bodies(mailbox_id, chunk, read_ahead))
+            # A message of STREAM_MIN or more is streamed, so it is not read here.
+            pairs = await call_store(
+                store.fetch_with_bodies(mailbox_id, chunk, read_ahead, max_each=STREAM_MIN - 1)
+            )
             infos = [info for info, _ in pairs]
             bodies = {info.uid: data for info, data in pairs if data is not None}
         else:
@@ -196,13 +293,20 @@ async def _answer(
     bodies: dict[int, bytes],
     seen_now: dict[int, FlagRow],
 ) -> list[FetchedMessage]:
-    plans: list[list[tuple[Section, tuple[int, int | None] | None]]] = []
+    plans: list[list[tuple[Section, tuple[int, int | None] | None, tuple[int, int] | None]]]
+    plans = []
     ranges: list[_Range] = []
     for info in group:
-        plan = [(section, _read_span(info, section)) for section in sections]
+        read = info.uid not in bodies
+        plan = [
+            (section, _read_span(info, section), _stream_range(info, section) if read else None)
+            for section in sections
+        ]
         plans.append(plan)
-        if info.uid not in bodies:
-            ranges.extend((info.uid, *span) for _, span in plan if span is not None)
+        if read:
+            ranges.extend(
+                (info.uid, *span) for _, span, large in plan if span is not None and large is None
+            )
     got: dict[_Range, bytes | None] = {}
     if ranges:
         ranges = list(dict.fromkeys(ranges))
@@ -220,7 +324,10 @@ async def _answer(
             changed.modseq if changed is not None else info.modseq,
         )
         whole = bodies.get(info.uid)
-        for section, span in plan:
+        for section, span, large in plan:
+            if large is not None:
+                message.sections[section] = LargeSection(store, info.blob_id, *large)
+                continue
             if span is None:
                 raw = b""
             elif whole is not None:

@@ -334,11 +334,17 @@ class Store(Protocol):
         ...
 
     async def fetch_with_bodies(
-        self, mailbox_id: int, uids: Sequence[int], max_bytes: int
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        max_bytes: int,
+        *,
+        max_each: int | None = None,
     ) -> list[tuple[MessageInfo, bytes | None]]:
         """`fetch`, each row paired with its whole message, read in the same call:
         messages are read in UID order until their sizes reach `max_bytes` (the first
-        always), the rest and any message gone since come back as None. Read-only."""
+        always), the rest and any message gone since come back as None. A message larger
+        than `max_each` is never read (None): the caller streams it. Read-only."""
         ...
 
     async def read_message(

@@ -12,20 +12,35 @@ Setting \\Seen (RFC 9051 §6.4.5 BODY[section]): a non-PEEK body fetch in a read
 session sets \\Seen (done by the service), and the FETCH response then carries the new
 FLAGS.
 
-Must not: locate or decode message sections (the service does), or send EXPUNGE (the
-session holds them back for FETCH by sequence number).
+A section the service hands back as a `LargeSection` (a large byte range of the stored
+message) is streamed: the response up to its literal header is written, then its bytes
+as the client takes them (`Session.send_stream`), then the rest of the response, so one
+connection holds at most a chunk or two of it whatever the message size (issue 16). Its
+blob is opened before any of the response is sent and closed however the stream ends.
+
+Must not: locate or decode message sections (the service does), read a section into
+memory whole when the service said to stream it, or send EXPUNGE (the session holds
+them back for FETCH by sequence number).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 
 from pillarbox.model import SYSTEM_FLAGS, objectids
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import resync, wire
 from pillarbox.server.imap.errors import BadCommand
 from pillarbox.server.imap.session import RECENT_FLAG, Session
-from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section
+from pillarbox.services.fetching import (
+    WHOLE_MESSAGE,
+    FetchedMessage,
+    LargeSection,
+    Section,
+    SectionStream,
+)
 from pillarbox.services.view import SelectedView
 
 # FLAGS-only lines are joined into blocks of this many before they are queued.
@@ -107,11 +122,58 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
             assert seq is not None  # the service returns only messages the view knows
             if recent and message.info.uid in recent:
                 message = dataclasses.replace(message, flags=message.flags | RECENT_FLAG)
+            if any(isinstance(d, LargeSection) for d in message.sections.values()):
+                await _send_streamed(s, cmd, item_sections, message, seq)
+                continue
             items = _items(cmd, item_sections, message, condstore=s.condstore)
             s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
             s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
             await s.maybe_flush()
     return wire.tagged(cmd.tag, "OK", "FETCH completed")
+
+
+async def _send_streamed(
+    s: Session,
+    cmd: c.Fetch,
+    item_sections: list[Section | None],
+    message: FetchedMessage,
+    seq: int,
+) -> None:
+    """One FETCH response with streamed sections: each item's text up to a streamed
+    literal's header is queued, then the literal's bytes go out chunk by chunk, each
+    written before the next is read (the socket's back-pressure paces the blob reads)."""
+    # RFC 3516 §4.3: BINARY[] data without NUL SHOULD go as a <string>, not a literal8;
+    # whether a streamed one holds NUL is only known by reading it first.
+    literal8: set[Section] = set()
+    for item, section in zip(cmd.items, item_sections, strict=True):
+        data = message.sections.get(section) if section is not None else None
+        if isinstance(item, c.FetchBody) and item.binary and isinstance(data, LargeSection):
+            assert section is not None
+            if section not in literal8 and await data.has_nul():
+                literal8.add(section)
+    tails: dict[int, tuple[LargeSection, bool]] = {}
+    items = _items(cmd, item_sections, message, condstore=s.condstore, tails=tails, binary=literal8)
+    async with contextlib.AsyncExitStack() as stack:
+        opened: dict[int, tuple[SectionStream, bool]] = {}
+        for index, (large, exact) in tails.items():
+            stream = await large.open()  # NoSuchMailbox before anything is sent
+            stack.push_async_callback(stream.close)
+            opened[index] = (stream, exact)
+        s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
+        s.send(b"* %d FETCH (" % seq)
+        for index, item_text in enumerate(items):
+            s.send(b" " + item_text if index else item_text)
+            if index in opened:
+                stream, exact = opened[index]
+                await s.send_stream(stream.chunks() if exact else _no_nul(stream.chunks()))
+        s.send(b")\r\n")
+    await s.maybe_flush()
+
+
+async def _no_nul(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """NUL sent as 0x80 outside BINARY[], chunk by chunk (as `wire.literal` does)."""
+    async for chunk in chunks:
+        yield chunk.replace(b"\x00", b"\x80") if b"\x00" in chunk else chunk
 
 
 # FLAGS lists of every system-flag combination, indexed by the store's flag bits
@@ -192,10 +254,15 @@ def _items(
     message: FetchedMessage,
     *,
     condstore: bool = False,
+    tails: dict[int, tuple[LargeSection, bool]] | None = None,
+    binary: frozenset[Section] | set[Section] = frozenset(),
 ) -> list[bytes]:
     """The data items of one FETCH response, in the order asked (UID first for UID
     FETCH, RFC 9051 §6.4.9; FLAGS added when this FETCH set \\Seen). `item_sections`
-    is `section_of` of each item of `cmd`."""
+    is `section_of` of each item of `cmd`. An item whose section is a `LargeSection`
+    ends with its literal's header (literal8 for BINARY[] sections in `binary`), and
+    `tails` gets, at its index, the section to stream after it and whether its octets
+    go exactly (BINARY[]) or with NUL as 0x80."""
     info = message.info
     out: list[bytes] = []
     named: set[str] = set()
@@ -209,6 +276,9 @@ def _items(
                 continue
             named.add(name)
             data = message.sections[section] if section is not None else b""
+            if isinstance(data, LargeSection):
+                assert tails is not None  # `_send_streamed` passes it
+                tails[len(out)] = (data, False)
             out.append(_attribute(name, message, data))
         elif isinstance(item, c.FetchBinarySize):
             assert section is not None
@@ -216,7 +286,11 @@ def _items(
             out.append(b"BINARY.SIZE[%s] %d" % (_part_text(item.part), size))
         else:
             assert section is not None
-            out.append(_body(item, message.sections[section]))
+            data = message.sections[section]
+            if isinstance(data, LargeSection):
+                assert tails is not None  # `_send_streamed` passes it
+                tails[len(out)] = (data, item.binary)
+            out.append(_body(item, data, literal8=section in binary))
     if message.flags_changed and "FLAGS" not in named:
         out.append(b"FLAGS " + wire.flag_list(message.flags))
     if message.flags_changed and condstore and "MODSEQ" not in named:
@@ -224,7 +298,14 @@ def _items(
     return out
 
 
-def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
+def _literal(data: bytes | LargeSection, *, binary: bool = False, literal8: bool = False) -> bytes:
+    """A literal, or only the header of a streamed one (its bytes follow separately)."""
+    if isinstance(data, LargeSection):
+        return (b"~{%d}\r\n" if literal8 else b"{%d}\r\n") % data.length
+    return wire.literal(data, binary=binary)
+
+
+def _attribute(name: str, message: FetchedMessage, data: bytes | LargeSection) -> bytes:
     """One attribute item; `data` is the section an RFC822* item reads."""
     info = message.info
     if name == "FLAGS":
@@ -254,7 +335,7 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
     if name == "SAVEDATE":  # RFC 8514 §4.2
         return b"SAVEDATE " + wire.date_time(info.savedate) if info.savedate else b"SAVEDATE NIL"
     if name in _RFC822_SECTIONS:
-        return name.encode() + b" " + wire.literal(data)
+        return name.encode() + b" " + _literal(data)
     raise BadCommand(f"{name} is not supported")
 
 
@@ -279,7 +360,7 @@ def _section_name(item: c.FetchBody) -> bytes:
     return spec
 
 
-def _body(item: c.FetchBody, data: bytes) -> bytes:
+def _body(item: c.FetchBody, data: bytes | LargeSection, *, literal8: bool = False) -> bytes:
     origin = b"" if item.partial is None else b"<%d>" % item.partial.origin
     if item.binary:
         return (
@@ -288,6 +369,6 @@ def _body(item: c.FetchBody, data: bytes) -> bytes:
             + b"]"
             + origin
             + b" "
-            + wire.literal(data, binary=True)
+            + _literal(data, binary=True, literal8=literal8)
         )
-    return b"BODY[" + _section_name(item) + b"]" + origin + b" " + wire.literal(data)
+    return b"BODY[" + _section_name(item) + b"]" + origin + b" " + _literal(data)

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Protocol, TypeVar
 
 from pillarbox.config import ImapConfig
@@ -195,6 +195,16 @@ class Session:
             except TimeoutError:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
+
+    async def send_stream(self, chunks: AsyncIterator[bytes]) -> None:
+        """Write what is queued, then each chunk as the client takes it: the next chunk
+        is not asked for until the transport's buffer is back under its limit, so a
+        streamed literal costs at most about one chunk of memory here (issue 16), over
+        TLS and COMPRESS too (each chunk is compressed as it is written)."""
+        await self.flush()
+        async for chunk in chunks:
+            self.send(chunk)
+            await self.flush()
 
     def flush_nowait(self) -> None:
         """Hand what is queued to the transport without waiting for it to drain."""

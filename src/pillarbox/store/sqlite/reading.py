@@ -77,7 +77,12 @@ class ReadingMixin(SqliteCore):
         return await self._read(lambda conn: _message_infos(conn, mailbox_id, wanted))
 
     async def fetch_with_bodies(
-        self, mailbox_id: int, uids: Sequence[int], max_bytes: int
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        max_bytes: int,
+        *,
+        max_each: int | None = None,
     ) -> list[tuple[MessageInfo, bytes | None]]:
         # `fetch` plus whole message files in one reader job: a FETCH BODY[] of one
         # message is one thread hop instead of two (rows, then bytes).
@@ -89,7 +94,7 @@ class ReadingMixin(SqliteCore):
             total = 0
             for info in _message_infos(conn, mailbox_id, wanted):
                 data: bytes | None = None
-                if total < max_bytes:
+                if total < max_bytes and (max_each is None or info.size <= max_each):
                     try:
                         data = files.read(info.blob_id)
                     except FileNotFoundError:
