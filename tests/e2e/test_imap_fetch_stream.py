@@ -1,13 +1,14 @@
 """A streamed FETCH answer is byte for byte the answer read into memory (issue 16).
 
-Sections of `fetching.STREAM_MIN` bytes or more that are plain byte ranges of the stored
-message are streamed from the blob; here STREAM_MIN is lowered to 1 (and the chunk size
-to 7 bytes, so every literal crosses chunk boundaries) and every FETCH item that reads
-the message must answer exactly as with the defaults, where nothing this small streams:
-the whole message, TEXT, parts, partial ranges, RFC822*, BINARY of an 8bit part (streamed:
-sent as literal8 only because it holds a NUL, RFC 3516 §4.3), BINARY of a base64 part
-(decoded in memory, never streamed) and BINARY.SIZE. NUL outside BINARY[] goes as 0x80
-in both paths (`wire.literal`).
+Sections of `fetching.STREAM_MIN` bytes or more that are byte ranges of the stored
+message, or BINARY[] of base64 / quoted-printable parts, are streamed from the blob;
+here STREAM_MIN is lowered to 1 (and the chunk size to 7 bytes, so every literal and
+every encoded line crosses chunk boundaries) and every FETCH item that reads the message
+must answer exactly as with the defaults, where nothing this small streams: the whole
+message, TEXT, parts, partial ranges, RFC822*, BINARY of 8bit, base64 and
+quoted-printable parts, whole and partial, and BINARY.SIZE. BINARY[] is a literal8 only
+when its data holds a NUL (RFC 3516 §4.3); NUL outside BINARY[] goes as 0x80 in both
+paths (`wire.literal`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pillarbox.services import fetching
+from pillarbox.services import fetch_stream, fetching
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
@@ -39,7 +40,16 @@ MESSAGE = (
     b"--B\r\n"
     b"Content-Type: application/octet-stream\r\n"
     b"Content-Transfer-Encoding: base64\r\n"
-    b"\r\n" + base64.encodebytes(bytes(range(1, 200))).replace(b"\n", b"\r\n") + b"--B--\r\n"
+    b"\r\n" + base64.encodebytes(bytes(range(1, 200))).replace(b"\n", b"\r\n") + b"--B\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n" + base64.encodebytes(bytes(range(256)) * 3).replace(b"\n", b"\r\n") + b"--B\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Caf=E9 au lait, soft =\r\nbreak and trailing blanks   \r\n"
+    b"a NUL =00 and an escape at the end =3D\r\n"
+    b"--B--\r\n"
 )
 PLAIN = b"From: b@example.test\r\nSubject: short\r\n\r\nA short body.\r\n"
 
@@ -61,6 +71,14 @@ ITEMS = [
     "BINARY.PEEK[3]",
     "BINARY.SIZE[2]",
     "BINARY.SIZE[3]",
+    "BINARY.PEEK[3]<5.10>",
+    "BINARY.PEEK[3]<500.10>",
+    "BINARY.PEEK[4]",
+    "BINARY.SIZE[4]",
+    "BINARY.PEEK[4]<1.300>",
+    "BINARY.PEEK[5]",
+    "BINARY.SIZE[5]",
+    "BINARY.PEEK[5]<3.7>",
     "BINARY.PEEK[]",
     "RFC822",
     "RFC822.TEXT",
@@ -99,7 +117,7 @@ def test_streamed_answers_equal_read_answers(
     read = answers(imap)
     assert all(status(lines).startswith(b"OK") for lines in read), read
     monkeypatch.setattr(fetching, "STREAM_MIN", 1)
-    monkeypatch.setattr(fetching, "STREAM_CHUNK", 7)
+    monkeypatch.setattr(fetch_stream, "STREAM_CHUNK", 7)
     streamed = answers(imap)
     for item, want, got in zip([*ITEMS, "all", "BODY[]"], read, streamed, strict=True):
         assert got[:-1] == want[:-1] and status(got) == status(want), item
@@ -108,3 +126,4 @@ def test_streamed_answers_equal_read_answers(
     binary = streamed[ITEMS.index("BINARY.PEEK[2]")][0]
     assert binary.endswith(b"BINARY[2] ~{%d}\r\n%s)" % (len(PART2), PART2))
     assert b"BINARY[1] {" in streamed[ITEMS.index("BINARY.PEEK[1]")][0]  # no NUL: <string>
+    assert b"BINARY[4] ~{768}\r\n" in streamed[ITEMS.index("BINARY.PEEK[4]")][0]  # decoded NUL

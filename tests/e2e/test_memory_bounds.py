@@ -1,15 +1,16 @@
 """Memory follows what clients read, not what they ask for (issue 16 item 1).
 
 A real `pillarbox serve` child process holds one 50 MB message in 21 mailboxes (one SMTP
-delivery). Twenty clients ask for it and never read: over IMAP (`FETCH 1 BODY.PEEK[]`,
-twenty connections of one account) and over POP3 (`RETR 1`, one connection each of
-twenty accounts, since a POP3 session locks its maildrop). The server's resident memory
-is read from /proc: its peak while they wait must stay under `PEAK_LIMIT` (before,
-each such connection cost about three copies of the message), and once they have gone
-the server must be back near where it started, with no file descriptor left open (the
-blobs streamed from are closed). Clients that do read get the exact bytes (SHA-256)
-over plain TCP, implicit TLS and COMPRESS=DEFLATE, for the whole message, TEXT, a
-partial range and BINARY[].
+delivery). Twenty clients ask for it and never read: over IMAP (twenty connections of
+one account, `FETCH 1 BODY.PEEK[]`, then `BINARY.PEEK[1]`) and over POP3 (`RETR 1`, one
+connection each of twenty accounts, since a POP3 session locks its maildrop). The
+server's resident memory is read from /proc: its peak while they wait must stay under
+`PEAK_LIMIT` (before, each such connection cost about three copies of the message), and
+once they have gone the server must be back near where it started, with no file
+descriptor left open (the blobs streamed from are closed). Clients that do read get the
+exact bytes (SHA-256) over plain TCP, implicit TLS and COMPRESS=DEFLATE, for the whole
+message, TEXT, a partial range, BINARY[] and BINARY[1] (the base64 body decoded, whole
+and partial).
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ POP_USERS = [f"pop{n:02d}@{DOMAIN}" for n in range(CLIENTS)]
 LISTENERS = ("smtp", "imap", "imaps", "pop3")
 
 
+PAYLOAD = random.Random(16).randbytes(37 * MIB)  # random: COMPRESS cannot make it small
+
+
 def big_message() -> bytes:
-    """About 50 MB: headers, then base64 of random bytes in 76-column lines (ordinary
-    SMTP lines; random, so COMPRESS cannot make it small)."""
-    payload = random.Random(16).randbytes(37 * MIB)
-    body = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    """About 50 MB: headers, then PAYLOAD in base64, in 76-column lines."""
+    body = base64.encodebytes(PAYLOAD).replace(b"\n", b"\r\n")
     head = (
         f"From: sender@remote.test\r\nTo: {IMAP_USER}\r\nSubject: big\r\n"
         "MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
-        "Content-Transfer-Encoding: 7bit\r\n\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
     ).encode()
     return head + body
 
@@ -341,6 +343,12 @@ def test_imap_fetch_unread_is_bounded(server: Server) -> None:
     hold_unread(server, login, b"f FETCH 1 BODY.PEEK[]\r\n", b"BODY[] {")
 
 
+def test_imap_binary_unread_is_bounded(server: Server) -> None:
+    """The same for BINARY[1], the base64 body decoded on the way (RFC 3516)."""
+    port = server.port("imap")
+    hold_unread(server, lambda: imap_login(port), b"f FETCH 1 BINARY.PEEK[1]\r\n", b"BINARY[1] ~{")
+
+
 def pop_login(port: int, user: str) -> Client:
     client = Client(connect(port))
     assert client.line().startswith(b"+OK")
@@ -392,6 +400,12 @@ def check_answers(client: Client) -> None:
     assert tuple(part) == sha(stored[origin : origin + length])
     [(head, *binary)] = imap_fetch(client, b"b", b"BINARY.PEEK[] BINARY.SIZE[]")
     assert head.endswith(b"BINARY[] {%d}" % len(stored)) and tuple(binary) == sha(stored)
+    # The base64 body decoded: a literal8, since random bytes hold NUL (RFC 3516 §4.3).
+    [(head, *decoded)] = imap_fetch(client, b"d", b"BINARY.SIZE[1] BINARY.PEEK[1]")
+    assert b"BINARY.SIZE[1] %d " % len(PAYLOAD) in head
+    assert head.endswith(b"BINARY[1] ~{%d}" % len(PAYLOAD)) and tuple(decoded) == sha(PAYLOAD)
+    [(head, *piece)] = imap_fetch(client, b"q", b"BINARY.PEEK[1]<%d.%d>" % RANGE)
+    assert tuple(piece) == sha(PAYLOAD[origin : origin + length])
     client.send(b"n NOOP\r\n")
     assert imap_done(client, b"n").startswith(b"n OK")  # the connection is still in step
 

@@ -60,3 +60,84 @@ def decode_transfer(data: bytes, cte: str) -> bytes:
     if mechanism == "quoted-printable":
         return decode_quoted_printable(data)
     raise UnknownTransferEncoding(cte)
+
+
+class Base64Decoder:
+    """`decode_base64` piecewise: fed in any pieces, it gives the same bytes in total,
+    holding back at most three sextets between pieces (a large BINARY[] is streamed)."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        clean = self._carry + data.translate(None, _NOT_BASE64)
+        whole = len(clean) - len(clean) % 4
+        self._carry = clean[whole:]
+        return binascii.a2b_base64(clean[:whole]) if whole else b""
+
+    def end(self) -> bytes:
+        clean, self._carry = self._carry, b""
+        return decode_base64(clean) if clean else b""
+
+
+# Bytes of one encoded line held back before it is cut where no escape, soft line break
+# or trailing whitespace can straddle the cut.
+_QP_CARRY_MAX = 64 * 1024
+
+
+class QuotedPrintableDecoder:
+    """`decode_quoted_printable` piecewise: each piece is decoded up to its last line
+    break (the decoding is line by line), the rest carried into the next. A line longer
+    than `_QP_CARRY_MAX` is cut after a byte that ends no escape (``=XX``), soft line
+    break or trailing whitespace, so the carry stays bounded; the same bytes result."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._carry + data
+        cut = data.rfind(b"\n") + 1
+        if len(data) - cut > _QP_CARRY_MAX:
+            soft = _soft_break_cr(data, cut)
+            if soft >= 0:
+                # binascii reads "=" CR as a soft line break that lasts to the next LF:
+                # the rest of the line decodes to nothing, so only "=" CR is carried.
+                cut = _qp_cut(data[:soft], cut)
+                self._carry = data[cut:soft] + b"=\r"
+                return decode_quoted_printable(data[:cut]) if cut else b""
+            cut = _qp_cut(data, cut)
+        self._carry = data[cut:]
+        return decode_quoted_printable(data[:cut]) if cut else b""
+
+    def end(self) -> bytes:
+        data, self._carry = self._carry, b""
+        return decode_quoted_printable(data) if data else b""
+
+
+def _soft_break_cr(data: bytes, start: int) -> int:
+    """Index of the first "=" CR after `start` (a line's start) that binascii takes for a
+    soft line break, or -1: "==" is read as an escaped "=", so an "=" that ends a run of
+    even length is not one."""
+    at = data.find(b"=\r", start)
+    while at >= 0:
+        first = at
+        while first > start and data[first - 1] == 0x3D:  # "="
+            first -= 1
+        if (at - first) % 2 == 0:
+            return at
+        at = data.find(b"=\r", at + 1)
+    return -1
+
+
+def _qp_cut(data: bytes, floor: int) -> int:
+    """A place after `floor` (a line's start) to cut a long quoted-printable line: after
+    a byte that is not whitespace, CR or "=" and does not follow "=", so no ``=XX``
+    escape, soft line break or trailing whitespace is split. Without one among the last
+    64 bytes, the line is carried whole (`floor`) up to 4 × `_QP_CARRY_MAX`, and cut at
+    its end past that (only input made to defeat this has such runs of "=" and blanks;
+    it may then decode differently from `decode_quoted_printable` at the cut, but the
+    same in every pass, so a measured length still holds)."""
+    for p in range(len(data), max(floor, len(data) - 64), -1):
+        if data[p - 1] not in b" \t\r=" and data[p - 2 : p - 1] != b"=":
+            return p
+    return floor if len(data) - floor <= 4 * _QP_CARRY_MAX else len(data)

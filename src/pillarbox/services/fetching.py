@@ -10,12 +10,15 @@ in one call (`Store.fetch_with_bodies`). What comes back is the exact bytes of e
 section — partial ranges applied, HEADER.FIELDS filtered, BINARY decoded (RFC 3516) —
 so the front-end only frames them.
 
-A section of `STREAM_MIN` bytes or more that is a plain byte range of the stored message
-(the whole message, TEXT, a part, a partial range, BINARY of a part without transfer
-encoding) is not read here: it comes back as a `LargeSection`, its length known from the
-recorded offsets, and the front-end streams it from the blob in `STREAM_CHUNK` pieces as
-its client takes them (issue 16: memory bounded by what clients read, not by what they
-ask for). Smaller sections keep the read-ahead path, whose speed the benchmarks measure.
+A section of `STREAM_MIN` bytes or more that is a byte range of the stored message (the
+whole message, TEXT, a part, a partial range, BINARY of a part without transfer
+encoding) or BINARY of a base64 / quoted-printable part is not read here: it comes back
+as a `LargeSection` (`services.fetch_stream`), its length known from the recorded
+offsets (a decoded one is measured by one pass first), and the front-end streams it from
+the blob piece by piece as its client takes them (issue 16: memory bounded by what
+clients read, not by what they ask for). Smaller sections keep the read-ahead path,
+whose speed the benchmarks measure. HEADER, HEADER.FIELDS and MIME are always read into
+memory (SMTP bounds a header by `[smtp] max_header_size`; IMAP APPEND does not yet).
 
 Must not: know IMAP syntax (sections are plain values here), read a message the session
 does not know, or hold more than about `READ_AHEAD` of message bytes (or one message's
@@ -37,9 +40,10 @@ from pillarbox.message.sections import (
 from pillarbox.message.transfer import IDENTITY
 from pillarbox.model import FlagMode, FlagRow, MessageInfo
 from pillarbox.services.errors import Rejected
+from pillarbox.services.fetch_stream import STREAMED_ENCODINGS, LargeSection, measure
 from pillarbox.services.mailbox import NoSuchMailbox, call_store
 from pillarbox.services.view import SelectedView
-from pillarbox.store.api import BlobReader, Store
+from pillarbox.store.api import Store
 
 CHUNK = 500
 # Message bytes read ahead in one store call: messages are grouped until their sizes
@@ -49,7 +53,6 @@ READ_AHEAD = 1024 * 1024
 # A section this large that is a plain byte range of the message is streamed, not read
 # (`LargeSection`); below it, sections are read ahead as they always were.
 STREAM_MIN = 1024 * 1024
-STREAM_CHUNK = 256 * 1024  # bytes read from the blob per step of a stream
 
 HEADER_FIELD_KINDS = frozenset({"HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 
@@ -81,64 +84,6 @@ class Section:
 
 
 WHOLE_MESSAGE = Section()
-
-
-@dataclass(frozen=True, slots=True)
-class LargeSection:
-    """A section too large to hold in memory: `length` bytes of blob `blob_id` from
-    `start`, streamed by `chunks` as the client takes them."""
-
-    store: Store
-    blob_id: int
-    start: int
-    length: int
-
-    def __len__(self) -> int:
-        return self.length
-
-    async def has_nul(self) -> bool:
-        """The section holds a NUL octet (one pass over it, chunk by chunk): BINARY[]
-        sends a literal8 only then (RFC 3516 §4.3: 8bit data without NUL SHOULD go as
-        a <string>)."""
-        stream = await self.open()
-        try:
-            async for chunk in stream.chunks():
-                if b"\x00" in chunk:
-                    return True
-            return False
-        finally:
-            await stream.close()
-
-    async def open(self) -> SectionStream:
-        """Open the blob before anything of the answer is sent, so a message expunged
-        since its row was read fails cleanly (NoSuchMailbox), not halfway through."""
-        reader = await call_store(
-            self.store.open_blob(self.blob_id, self.start), not_found="Message is gone"
-        )
-        return SectionStream(reader, self.length)
-
-
-class SectionStream:
-    """An open `LargeSection`: its bytes in chunks of at most `STREAM_CHUNK`, each read
-    off the event loop when the previous one was taken; `close` releases the blob."""
-
-    def __init__(self, reader: BlobReader, length: int) -> None:
-        self._reader = reader
-        self.length = length
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        left = self.length
-        while left > 0:
-            data = await self._reader.read(min(STREAM_CHUNK, left))
-            if not data:
-                # The blob is shorter than its recorded offsets say: the literal's length
-                # is already on the wire, so the connection cannot go on.
-                raise ConnectionAbortedError("message file shorter than recorded")
-            left -= len(data)
-            yield data
-
-    async def close(self) -> None:
-        await self._reader.close()
 
 
 @dataclass(slots=True)
@@ -186,15 +131,25 @@ def _read_span(info: MessageInfo, section: Section) -> tuple[int, int | None] | 
     return _span(info, section.part, section.kind)
 
 
-def _stream_range(info: MessageInfo, section: Section) -> tuple[int, int] | None:
-    """(start, length) in the message when `section`'s answer is that byte range as
-    stored and at least `STREAM_MIN` long (so it is streamed); None otherwise."""
+# Where a streamed section's bytes come from: (start in the message, bytes of the
+# message from there, transfer encoding to undo or "", partial range of the decoded data).
+_Large = tuple[int, int, str, tuple[int, int] | None]
+
+
+def _stream_range(info: MessageInfo, section: Section) -> _Large | None:
+    """Where to stream `section` from when it is a byte range of the stored message, or
+    of a part whose base64 / quoted-printable encoding can be undone chunk-wise, and at
+    least `STREAM_MIN` long; None when it is read and answered in memory."""
     if section.kind in HEADER_FIELD_KINDS:
         return None
+    cte = ""
     if section.decode and section.part:
-        cte = part_encoding(info.parts, section.part)
-        if cte is None or cte.strip().lower() not in IDENTITY:
-            return None  # decoded in memory (see the module docstring of `_finish`)
+        found = part_encoding(info.parts, section.part)
+        if found is None:
+            return None
+        cte = "" if found.strip().lower() in IDENTITY else found.strip().lower()
+        if cte and cte not in STREAMED_ENCODINGS:
+            return None  # `_finish` says NO [UNKNOWN-CTE]
     span = _read_span(info, section)
     if span is None:
         return None
@@ -202,12 +157,32 @@ def _stream_range(info: MessageInfo, section: Section) -> tuple[int, int] | None
     if start >= info.size:
         return None
     size = info.size - start if length is None else min(length, info.size - start)
+    if size < STREAM_MIN:
+        return None
+    if cte:
+        return (start, size, cte, section.partial)
     if section.partial is not None and not _range_only(section):
         origin, wanted = section.partial
         if origin >= size:
             return None
         start, size = start + origin, min(wanted, size - origin)
-    return (start, size) if size >= STREAM_MIN else None
+    return (start, size, "", None) if size >= STREAM_MIN else None
+
+
+async def _large_section(store: Store, info: MessageInfo, large: _Large) -> bytes | LargeSection:
+    """The streamed form of a section; a decoded one is measured first (one pass over
+    it: the literal's length must be known before its first byte, RFC 9051 §4.3)."""
+    start, source, cte, partial = large
+    if not cte:
+        return LargeSection(store, info.blob_id, start, source, source)
+    length, has_nul = await measure(store, info.blob_id, start, source, cte)
+    if partial is None:
+        return LargeSection(store, info.blob_id, start, source, length, cte, nul=has_nul)
+    skip, wanted = partial
+    if skip >= length:
+        return b""
+    # Whether the range holds a NUL is found when it is asked (`LargeSection.has_nul`).
+    return LargeSection(store, info.blob_id, start, source, min(wanted, length - skip), cte, skip)
 
 
 def _finish(info: MessageInfo, section: Section, data: bytes) -> bytes:
@@ -293,7 +268,7 @@ async def _answer(
     bodies: dict[int, bytes],
     seen_now: dict[int, FlagRow],
 ) -> list[FetchedMessage]:
-    plans: list[list[tuple[Section, tuple[int, int | None] | None, tuple[int, int] | None]]]
+    plans: list[list[tuple[Section, tuple[int, int | None] | None, _Large | None]]]
     plans = []
     ranges: list[_Range] = []
     for info in group:
@@ -326,7 +301,7 @@ async def _answer(
         whole = bodies.get(info.uid)
         for section, span, large in plan:
             if large is not None:
-                message.sections[section] = LargeSection(store, info.blob_id, *large)
+                message.sections[section] = await _large_section(store, info, large)
                 continue
             if span is None:
                 raw = b""

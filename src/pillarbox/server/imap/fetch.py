@@ -34,13 +34,8 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import resync, wire
 from pillarbox.server.imap.errors import BadCommand
 from pillarbox.server.imap.session import RECENT_FLAG, Session
-from pillarbox.services.fetching import (
-    WHOLE_MESSAGE,
-    FetchedMessage,
-    LargeSection,
-    Section,
-    SectionStream,
-)
+from pillarbox.services.fetch_stream import LargeSection, SectionStream
+from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section
 from pillarbox.services.view import SelectedView
 
 # FLAGS-only lines are joined into blocks of this many before they are queued.
