@@ -127,3 +127,16 @@ def test_streamed_answers_equal_read_answers(
     assert binary.endswith(b"BINARY[2] ~{%d}\r\n%s)" % (len(PART2), PART2))
     assert b"BINARY[1] {" in streamed[ITEMS.index("BINARY.PEEK[1]")][0]  # no NUL: <string>
     assert b"BINARY[4] ~{768}\r\n" in streamed[ITEMS.index("BINARY.PEEK[4]")][0]  # decoded NUL
+
+
+def test_many_small_ranges_stream_together(imap: RawImap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges each below STREAM_MIN that add up past it are streamed all the same (one
+    command line can name thousands of them), with the same answer."""
+    ranges = " ".join(f"BODY.PEEK[]<{origin}.50>" for origin in range(0, 1000, 50))
+    command = f"FETCH 1 ({ranges} BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+    read = imap.cmd(command)
+    assert status(read).startswith(b"OK") and read[0].count(b"{50}") == 20, read
+    monkeypatch.setattr(fetching, "STREAM_MIN", 600)  # each range 50, together 1,000
+    monkeypatch.setattr(fetch_stream, "STREAM_CHUNK", 7)
+    streamed = imap.cmd(command)
+    assert streamed[:-1] == read[:-1] and status(streamed) == status(read)

@@ -136,10 +136,12 @@ def _read_span(info: MessageInfo, section: Section) -> tuple[int, int | None] | 
 _Large = tuple[int, int, str, tuple[int, int] | None]
 
 
-def _stream_range(info: MessageInfo, section: Section) -> _Large | None:
+def _stream_range(info: MessageInfo, section: Section, least: int | None = None) -> _Large | None:
     """Where to stream `section` from when it is a byte range of the stored message, or
     of a part whose base64 / quoted-printable encoding can be undone chunk-wise, and at
-    least `STREAM_MIN` long; None when it is read and answered in memory."""
+    least `least` (default `STREAM_MIN`) long; None when it is read and answered in
+    memory."""
+    least = STREAM_MIN if least is None else least
     if section.kind in HEADER_FIELD_KINDS:
         return None
     cte = ""
@@ -157,7 +159,7 @@ def _stream_range(info: MessageInfo, section: Section) -> _Large | None:
     if start >= info.size:
         return None
     size = info.size - start if length is None else min(length, info.size - start)
-    if size < STREAM_MIN:
+    if size < least:
         return None
     if cte:
         return (start, size, cte, section.partial)
@@ -166,7 +168,15 @@ def _stream_range(info: MessageInfo, section: Section) -> _Large | None:
         if origin >= size:
             return None
         start, size = start + origin, min(wanted, size - origin)
-    return (start, size, "", None) if size >= STREAM_MIN else None
+    return (start, size, "", None) if size >= least else None
+
+
+def _held(info: MessageInfo, span: tuple[int, int | None] | None) -> int:
+    """Bytes a section's read holds in memory."""
+    if span is None:
+        return 0
+    start, length = span
+    return max(0, info.size - start) if length is None else length
 
 
 async def _large_section(store: Store, info: MessageInfo, large: _Large) -> bytes | LargeSection:
@@ -277,6 +287,12 @@ async def _answer(
             (section, _read_span(info, section), _stream_range(info, section) if read else None)
             for section in sections
         ]
+        held = sum(_held(info, span) for _, span, large in plan if large is None) if read else 0
+        if held > STREAM_MIN or held > 4 * info.size + 4096:
+            # Sections each under STREAM_MIN add up: one command line can name thousands
+            # of different ranges of one message. Stream every one that can be, so a
+            # group holds at most about 4 × READ_AHEAD.
+            plan = [(section, span, _stream_range(info, section, 1)) for section, span, _ in plan]
         plans.append(plan)
         if read:
             ranges.extend(
