@@ -140,3 +140,14 @@ def test_many_small_ranges_stream_together(imap: RawImap, monkeypatch: pytest.Mo
     monkeypatch.setattr(fetch_stream, "STREAM_CHUNK", 7)
     streamed = imap.cmd(command)
     assert streamed[:-1] == read[:-1] and status(streamed) == status(read)
+
+
+def test_streamed_body_sets_seen(imap: RawImap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A streamed non-PEEK BODY[] sets \\Seen and the FLAGS item follows the literal
+    (RFC 9051 §6.4.5)."""
+    monkeypatch.setattr(fetching, "STREAM_MIN", 1)
+    assert status(imap.cmd("SELECT INBOX")).startswith(b"OK")
+    lines = imap.cmd("FETCH 2 (BODY[])")
+    head = b"* 2 FETCH (BODY[] {%d}\r\n%s FLAGS (" % (len(PLAIN), PLAIN)
+    assert lines[0].startswith(head) and lines[0].endswith(b"\\Seen))"), lines  # + \Recent
+    assert status(lines).startswith(b"OK")
