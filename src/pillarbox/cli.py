@@ -96,6 +96,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
         for name, listener in app.listeners.items():
             print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
+        if app.web is not None:
+            print(f"  {'http':<12} webmail at {app.web.url}", flush=True)
         delivery = config.delivery
         if delivery.relay:
             route = f"through the relay {delivery.relay} ({delivery.relay_security})"
