@@ -97,7 +97,9 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         for name, listener in app.listeners.items():
             print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
         if app.web is not None:
-            print(f"  {'http':<12} webmail at {app.web.url}", flush=True)
+            web = app.web
+            where = f"{web.host}:{web.port} (webmail: open {web.url} in a browser)"
+            print(f"  {'http':<12} listening on {where}", flush=True)
         delivery = config.delivery
         if delivery.relay:
             route = f"through the relay {delivery.relay} ({delivery.relay_security})"

@@ -34,6 +34,9 @@ _EXTENSIONS = {
 def safe_filename(name: str, mime_type: str = "application/octet-stream") -> str:
     """A name that is one plain file name on every system, never empty."""
     text = unicodedata.normalize("NFC", name)
+    # Format characters (category Cf) include the bidirectional overrides that make
+    # "cod.exe" display as "exe.doc"; none belongs in a file name.
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = text.replace("\\", "/").rsplit("/", 1)[-1]  # a path: keep its last element
     text = _UNSAFE.sub("_", text)
     text = " ".join(text.split())  # other whitespace (tabs, U+2028...) as one space

@@ -24,6 +24,7 @@ from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.headers import first_value, scan_header
 from pillarbox.message.mime import (
     param,
+    param_text,
     parse_content_type,
     parse_disposition,
     parse_transfer_encoding,
@@ -60,15 +61,15 @@ def header_text(ent: Entity, name: str) -> str:
 
 
 def filename_of(ent: Entity) -> str:
-    """The part's file name: Content-Disposition filename (RFC 2183 §2.3, RFC 2231
-    continuations already joined by `mime`), else the Content-Type name parameter."""
+    """The part's file name: Content-Disposition filename (RFC 2183 §2.3; RFC 2231
+    extended values decoded), else the Content-Type name parameter."""
     name = None
     raw = ent.header("content-disposition")
     parsed = parse_disposition(raw) if raw is not None else None
     if parsed is not None:
-        name = param(parsed[1], "filename")
+        name = param_text(parsed[1], "filename")
     if not name:
-        name = param(ent.params, "name")
+        name = param_text(ent.params, "name")
     if not name:
         return ""
     if "=?" in name:  # encoded-words in a parameter: not allowed, but common
