@@ -78,20 +78,25 @@ _STYLE_PROPERTIES = frozenset(
 )
 
 
+_ACTIVE_CSS = re.compile(r"url\s*\(|expression\s*\(|\\|@import", re.IGNORECASE)
+
+
 @dataclass(frozen=True, slots=True)
 class CleanHtml:
     markup: str
-    blocked_images: int  # images whose source was removed
+    blocked_images: int  # images whose http(s) source was removed
 
 
 def clean_html(markup: str) -> CleanHtml:
     blocked = 0
 
-    def drop_image_sources(tag: str, attribute: str, value: str) -> str | None:
+    def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
         nonlocal blocked
         if tag == "img" and attribute == "src":
             blocked += 1
             return None
+        if attribute == "style" and _ACTIVE_CSS.search(value):
+            return None  # url() loads, expression() ran script in old IE; \ hides both
         return value
 
     cleaned = nh3.clean(
@@ -99,7 +104,7 @@ def clean_html(markup: str) -> CleanHtml:
         tags=set(_TAGS),
         clean_content_tags={"script", "style", "title", "head"},
         attributes=_ATTRIBUTES,
-        attribute_filter=drop_image_sources,
+        attribute_filter=filter_attribute,
         strip_comments=True,
         link_rel="noopener noreferrer",
         set_tag_attribute_values={"a": {"target": "_blank"}},

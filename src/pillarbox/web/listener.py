@@ -31,6 +31,7 @@ from pillarbox.web.routes import make_app
 log = logging.getLogger("pillarbox.web")
 
 SHUTDOWN_GRACE = 2.0  # seconds requests in flight get to finish when the server stops
+READ_TIMEOUT = 60  # seconds a connection may send nothing in the middle of a request
 
 
 class WebListener:
@@ -62,6 +63,7 @@ class WebListener:
         settings.errorlog = log
         settings.include_server_header = False
         settings.graceful_timeout = SHUTDOWN_GRACE
+        settings.read_timeout = READ_TIMEOUT
         self._task = asyncio.create_task(
             # Starlette's ASGI signature is looser than Hypercorn's typed one.
             serve(self._app, settings, shutdown_trigger=self._stop.wait, mode="asgi"),  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from pillarbox.services.mailbox import NoSuchMailbox
 from pillarbox.web import compose, folders, reading, signin
 from pillarbox.web.context import SignInNeeded, WebContext, sign_in_redirect
 from pillarbox.web.headers import SecurityHeaders
+from pillarbox.web.limits import RequestLimits
 from pillarbox.web.sessions import SessionStore
 
 STATIC = Path(__file__).parent / "static"  # package data (pyproject.toml)
@@ -71,7 +72,11 @@ def make_app(services: Services, config: Config, sessions: SessionStore | None =
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        # Outermost first: the 413 of RequestLimits carries the security headers too.
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(RequestLimits, max_message_size=config.smtp.max_message_size),
+        ],
         exception_handlers={
             SignInNeeded: on_sign_in_needed,
             HTTPException: on_http_error,
