@@ -1,7 +1,8 @@
 """Every change needs the session's CSRF token and a same-site request.
 
 Pins: sending mail and signing out without the token, with another session's token,
-or from another origin are refused with 403 and change nothing; changes are POST only
+or from another origin are refused with 403 and change nothing (this host under https,
+as through a TLS proxy, is not another origin); changes are POST only
 (a GET to a change URL does nothing); every page carries the security headers.
 """
 
@@ -42,6 +43,9 @@ def test_cross_site_post_is_refused_even_with_token(
     site = {"sec-fetch-site": "cross-site"}
     assert alice.post("/compose", {**MESSAGE, "csrf": token}, headers=site).status_code == 403
     assert _bob_inbox_count(server) == 0
+    same = {"origin": alice.base.replace("http:", "https:"), "sec-fetch-site": "same-origin"}
+    assert alice.post("/compose", {**MESSAGE, "csrf": token}, headers=same).status_code == 303
+    assert _bob_inbox_count(server) == 1  # the same host behind a TLS proxy is this site
 
 
 def test_sign_out_needs_the_token(alice: WebClient) -> None:
