@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pillarbox.services.context import Services
 from pillarbox.services.mailbox import AccountMailboxes
+from pillarbox.web.live_streams import Streams
 from pillarbox.web.sessions import COOKIE, SessionStore, WebSession, same_token
 
 TEMPLATES = Path(__file__).parent / "templates"  # package data (pyproject.toml)
@@ -73,6 +74,7 @@ class WebContext:
     max_message_size: int  # the SMTP limit (smtp.max_message_size) applies here too
     max_recipients: int  # and so does smtp.max_recipients
     sessions: SessionStore = field(default_factory=SessionStore)
+    streams: Streams = field(default_factory=Streams)  # open live-update streams
     templates: Environment = field(default_factory=_environment)
 
     # --- responses ----------------------------------------------------------------------

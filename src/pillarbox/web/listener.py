@@ -26,7 +26,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from pillarbox.config import Config, parse_address
 from pillarbox.services.context import Services
-from pillarbox.web.routes import make_app
+from pillarbox.web.routes import make_app, make_context
 
 log = logging.getLogger("pillarbox.web")
 
@@ -42,7 +42,8 @@ class WebListener:
     def __init__(self, services: Services, config: Config) -> None:
         self.host = ""
         self.port = 0
-        self._app = make_app(services, config)
+        self._context = make_context(services, config)
+        self._app = make_app(services, config, self._context)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -72,6 +73,7 @@ class WebListener:
 
     async def close(self) -> None:
         self._stop.set()
+        await self._context.streams.close_all()  # open event streams never end by themselves
         if self._task is not None:
             task, self._task = self._task, None
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,29 +16,26 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from pillarbox.config import Config
 from pillarbox.services.context import Services
 from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.services.mailbox import NoSuchMailbox
-from pillarbox.web import compose, folders, reading, signin
+from pillarbox.web import compose, folders, live, reading, signin
 from pillarbox.web.context import SignInNeeded, WebContext, sign_in_redirect
 from pillarbox.web.headers import SecurityHeaders
 from pillarbox.web.limits import RequestLimits
-from pillarbox.web.sessions import SessionStore
 
 STATIC = Path(__file__).parent / "static"  # package data (pyproject.toml)
 
 
-def make_app(services: Services, config: Config, sessions: SessionStore | None = None) -> Starlette:
-    ctx = WebContext(
-        services,
-        max_message_size=config.smtp.max_message_size,
-        max_recipients=config.smtp.max_recipients,
-        sessions=sessions if sessions is not None else SessionStore(),
-    )
+def make_app(services: Services, config: Config, ctx: WebContext | None = None) -> Starlette:
+    """The application; `ctx` (made here if not given) is what the listener keeps to
+    end the live streams when it stops."""
+    if ctx is None:
+        ctx = make_context(services, config)
 
     def error_page(request: Request, status: int, text: str) -> Response:
         return ctx.render(request, "error.html", status_code=status, status=status, text=text)
@@ -63,11 +60,12 @@ def make_app(services: Services, config: Config, sessions: SessionStore | None =
     async def on_temp_failure(request: Request, exc: Exception) -> Response:
         return error_page(request, 503, "Temporarily unavailable; try again shortly.")
 
-    routes = [
+    routes: list[BaseRoute] = [
         *signin.routes(ctx),
         *folders.routes(ctx),
         *reading.routes(ctx),
         *compose.routes(ctx),
+        *live.routes(ctx),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
@@ -84,4 +82,12 @@ def make_app(services: Services, config: Config, sessions: SessionStore | None =
             Rejected: on_rejected,
             TempFailure: on_temp_failure,
         },
+    )
+
+
+def make_context(services: Services, config: Config) -> WebContext:
+    return WebContext(
+        services,
+        max_message_size=config.smtp.max_message_size,
+        max_recipients=config.smtp.max_recipients,
     )

@@ -87,5 +87,14 @@ class SessionStore:
         self._sessions.move_to_end(session_id)
         return session
 
+    def alive(self, session_id: str) -> bool:
+        """Is the session still live? Unlike `get`, this does not count as use: an open
+        event stream must not keep a forgotten session alive."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        now = time.monotonic()
+        return now - session.last_seen <= self.idle and now - session.started <= self.lifetime
+
     def end(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)

@@ -93,6 +93,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         session = ctx.signed_in(request)
         await ctx.check_csrf(request, session)
         ctx.sessions.end(session.id)
+        await ctx.streams.end_streams(session.id)
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
         return response

@@ -24,5 +24,38 @@ function shortcuts(event) {
   }
 }
 
+// Live updates: a page marked data-live listens to /events (server-sent events fed by
+// the server's change bus) and, after any change of the account, fetches itself again
+// and swaps in the new content: new mail, and mail read, flagged or removed from
+// another device, show up without a reload. Changes arriving together cost one fetch.
+function live() {
+  if (!document.querySelector("[data-live]") || !window.EventSource) {
+    return;
+  }
+  const source = new EventSource("/events");
+  let pending = null;
+  async function refresh() {
+    pending = null;
+    const reply = await fetch(window.location.href, { credentials: "same-origin" });
+    if (reply.redirected || !reply.ok) {
+      source.close(); // signed out or gone: the next navigation shows why
+      return;
+    }
+    const page = new DOMParser().parseFromString(await reply.text(), "text/html");
+    const fresh = page.querySelector("main");
+    if (fresh) {
+      document.querySelector("main").replaceChildren(...fresh.childNodes);
+      document.title = page.title;
+      localTimes();
+    }
+  }
+  source.addEventListener("change", () => {
+    if (pending === null) {
+      pending = setTimeout(refresh, 150);
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", localTimes);
+document.addEventListener("DOMContentLoaded", live);
 document.addEventListener("keydown", shortcuts);
