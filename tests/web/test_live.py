@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 import httpx
 
 from pillarbox.web.listener import SHUTDOWN_GRACE
+from pillarbox.web.live import MAX_STREAMS
 from tests.e2e.conftest import RunningServer
 from tests.web.client import WebClient, append, imap_login
 
@@ -123,3 +125,37 @@ def test_open_stream_does_not_hold_up_shutdown(server: RunningServer, alice: Web
         server.stop()
         assert time.monotonic() - started < SHUTDOWN_GRACE
         assert reader.ended.wait(5)
+
+
+def _raw_stream(client: WebClient) -> socket.socket:
+    """An event stream on a plain socket, so that closing it really closes it (an httpx
+    stream read by another thread does not close its connection at once)."""
+    sock = socket.create_connection(("127.0.0.1", client.server.port("http")), timeout=10)
+    cookie = client.http.cookies["pillarbox_session"]
+    sock.sendall(
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: pillarbox_session={cookie}"
+        "\r\n\r\n".encode()
+    )
+    return sock
+
+
+def _status(sock: socket.socket) -> int:
+    return int(sock.recv(4096).split(b" ", 2)[1])
+
+
+def test_streams_per_session_are_capped(alice: WebClient) -> None:
+    """Each stream holds a change-bus subscription: a session gets `MAX_STREAMS`, and
+    a closed one is counted off when the server sees the disconnect."""
+    streams = [_raw_stream(alice) for _ in range(MAX_STREAMS)]
+    try:
+        assert all(_status(sock) == 200 for sock in streams)
+        assert alice.get("/events").status_code == 429
+    finally:
+        for sock in streams:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while True:
+        with _raw_stream(alice) as sock:
+            if _status(sock) == 200:
+                break
+        assert time.monotonic() < deadline, "closed streams still counted"

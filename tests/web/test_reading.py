@@ -120,3 +120,25 @@ def test_old_uidvalidity_is_not_found(server: RunningServer, alice: WebClient) -
     assert alice.get(good).status_code == 200
     stale = f"/read?f=INBOX&v={inbox.uidvalidity - 1}&uid={uid}"
     assert alice.get(stale).status_code == 404
+
+
+def test_folder_names_travel_safely_in_urls(server: RunningServer, alice: WebClient) -> None:
+    """A folder named with spaces, '&', '?' and non-ASCII (created over IMAP in modified
+    UTF-7, RFC 9051 §5.1.3) is linked, listed and read through its URL."""
+    imap = imap_login(server, "alice@example.test")
+    try:
+        name = "Projects/Q&A? \u00c4rger"
+        encoded = '"Projects/Q&-A? &AMQ-rger"'
+        assert imap.create(encoded)[0] == "OK"
+        typ, data = imap.append(encoded, "", None, b"Subject: in the folder\r\n\r\nx\r\n")
+        assert typ == "OK", data
+    finally:
+        imap.logout()
+    folders = alice.get("/folder?f=INBOX").text
+    href = _link(folders, r'href="(/folder\?f=Projects[^"]+)"')
+    assert "&" not in href.split("?f=")[1].replace("%26", "")  # the name's & is encoded
+    page = alice.get(href)
+    assert page.status_code == 200
+    assert f"<h1>{name.replace('&', '&amp;')} " in page.text
+    read = alice.get(_link(page.text, r'href="(/read\?[^"]+)"'))
+    assert read.status_code == 200 and "in the folder" in read.text

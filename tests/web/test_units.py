@@ -15,8 +15,11 @@ import re
 import time
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from pillarbox.model import Account
+from pillarbox.web.context import set_session_cookie
 from pillarbox.web.filenames import MAX_NAME, content_disposition, safe_filename
 from pillarbox.web.html_clean import clean_html, linkify
 from pillarbox.web.sessions import SessionStore
@@ -158,3 +161,22 @@ def test_sessions_are_capped_oldest_first() -> None:
     assert len(store) == 3
     assert store.get(second.id) is None and store.get(first.id) is first
     assert first.id != second.id and first.csrf != second.csrf
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_session_cookie_is_secure_over_tls(scheme: str, secure: bool) -> None:
+    """The cookie the server sets for a request that came over TLS is Secure (behind
+    Hypercorn with TLS, or a trusted proxy once that exists), never otherwise."""
+    scope = {
+        "type": "http",
+        "scheme": scheme,
+        "method": "POST",
+        "path": "/signin",
+        "headers": [(b"host", b"mail.example.test")],
+        "server": ("mail.example.test", 443 if secure else 80),
+    }
+    response = Response()
+    set_session_cookie(response, Request(scope), "id")
+    attributes = [a.strip().lower() for a in response.headers["set-cookie"].split(";")]
+    assert ("secure" in attributes) is secure
+    assert "httponly" in attributes and "samesite=lax" in attributes

@@ -95,18 +95,6 @@ class WebContext:
         )
         return HTMLResponse(page, status_code=status_code)
 
-    def set_session_cookie(self, response: Response, request: Request, session_id: str) -> None:
-        """HttpOnly (scripts never see it), SameSite=Lax (not sent on another site's
-        POST), Secure when the request came over TLS (never sent in clear after that)."""
-        response.set_cookie(
-            COOKIE,
-            session_id,
-            httponly=True,
-            samesite="lax",
-            secure=is_tls(request),
-            path="/",
-        )
-
     # --- checks -------------------------------------------------------------------------
 
     def signed_in(self, request: Request) -> WebSession:
@@ -142,6 +130,19 @@ class WebContext:
         if not same_token(token if isinstance(token, str) else None, session.csrf):
             raise HTTPException(403, "Missing or wrong form token; reload the page")
         return form
+
+
+def set_session_cookie(response: Response, request: Request, session_id: str) -> None:
+    """HttpOnly (scripts never see it), SameSite=Lax (not sent on another site's
+    POST), Secure when the request came over TLS (never sent in clear after that)."""
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        httponly=True,
+        samesite="lax",
+        secure=is_tls(request),
+        path="/",
+    )
 
 
 def sign_in_redirect(next_url: str) -> RedirectResponse:

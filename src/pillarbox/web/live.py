@@ -37,6 +37,7 @@ from pillarbox.web.context import WebContext
 
 KEEPALIVE = 20.0  # seconds between comments on a quiet stream (proxies drop idle ones)
 RETRY_MS = 2000  # how long the browser waits before it reconnects a dropped stream
+MAX_STREAMS = 8  # per session: a few tabs; each holds a change-bus subscription
 
 
 def event_bytes(change: Change) -> bytes:
@@ -59,6 +60,9 @@ def event_bytes(change: Change) -> bytes:
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def events(request: Request) -> Response:
         session = ctx.signed_in(request)
+        if ctx.streams.count(session.id) >= MAX_STREAMS:
+            # 429 makes the browser's EventSource give up, not retry in a loop.
+            return Response("Too many open pages", status_code=429)
         sub = ctx.services.changes.subscribe(session.account.id)
         ctx.streams.add(session.id, sub)
 

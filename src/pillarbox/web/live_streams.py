@@ -14,6 +14,9 @@ class Streams:
     def add(self, session_id: str, sub: Subscription) -> None:
         self._by_session.setdefault(session_id, set()).add(sub)
 
+    def count(self, session_id: str) -> int:
+        return len(self._by_session.get(session_id, ()))
+
     def discard(self, session_id: str, sub: Subscription) -> None:
         subs = self._by_session.get(session_id)
         if subs is not None:

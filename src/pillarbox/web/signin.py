@@ -26,6 +26,7 @@ from pillarbox.web.context import (
     is_loopback,
     is_tls,
     safe_next,
+    set_session_cookie,
 )
 from pillarbox.web.sessions import COOKIE, SIGNIN_COOKIE, new_token, same_token
 
@@ -85,7 +86,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         session = ctx.sessions.create(account)
         next_url = safe_next(str(form.get("next", "/")))
         response = RedirectResponse(next_url, status_code=303)
-        ctx.set_session_cookie(response, request, session.id)
+        set_session_cookie(response, request, session.id)
         response.delete_cookie(SIGNIN_COOKIE, path="/signin")
         return response
 
