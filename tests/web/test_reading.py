@@ -142,3 +142,22 @@ def test_folder_names_travel_safely_in_urls(server: RunningServer, alice: WebCli
     assert f"<h1>{name.replace('&', '&amp;')} " in page.text
     read = alice.get(_link(page.text, r'href="(/read\?[^"]+)"'))
     assert read.status_code == 200 and "in the folder" in read.text
+
+
+def test_large_message_reads(server: RunningServer, alice: WebClient) -> None:
+    """A message above the in-thread threshold (walked off the event loop) reads the
+    same: its text and its attachment."""
+    big = b"A" * 76 + b"\r\n"
+    data = (
+        b"From: bob@example.test\r\nSubject: big one\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nthe text\r\n--b\r\n"
+        b"Content-Type: application/octet-stream; name=big.bin\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + big * 8000 + b"--b--\r\n"
+    )
+    uid = append(server, "alice@example.test", data)
+    account = server.call(lambda: server.store.get_account("alice@example.test"))
+    inbox = server.call(lambda: server.store.get_mailbox(account.id, "INBOX"))
+    page = alice.get(f"/read?f=INBOX&v={inbox.uidvalidity}&uid={uid}")
+    assert page.status_code == 200
+    assert "the text" in page.text and "big.bin" in page.text

@@ -40,6 +40,7 @@ class WebListener:
     name = "http"
 
     def __init__(self, services: Services, config: Config) -> None:
+        self._hostname = config.server.hostname
         self.host = ""
         self.port = 0
         self._context = make_context(services, config)
@@ -49,7 +50,10 @@ class WebListener:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """Where a browser reaches it; on every address (0.0.0.0, ::), by the server's
+        host name."""
+        host = self._hostname if self.host in ("0.0.0.0", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
     async def start(self, address: str) -> None:

@@ -23,6 +23,8 @@ the browser in this site's origin.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -44,6 +46,7 @@ MAIL_FRAME_CSP = (
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 MAX_PART_DEPTH = 32
+WORK_IN_THREAD = 256 * 1024  # bytes of message or markup handled off the event loop
 
 
 def _int(value: str | None) -> int:
@@ -97,7 +100,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         mailbox, fetched = await _message(
             ctx, session, request, [WHOLE_MESSAGE], set_seen=_marks_seen(request)
         )
-        view = message_view(fetched.sections[WHOLE_MESSAGE])
+        data = fetched.sections[WHOLE_MESSAGE]
+        if len(data) > WORK_IN_THREAD:  # walking and decoding a big one: off the loop
+            view = await asyncio.to_thread(message_view, data)
+        else:
+            view = message_view(data)
         return ctx.render(
             request,
             "message.html",
@@ -116,7 +123,10 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         _mailbox, fetched = await _message(ctx, session, request, [content, header], set_seen=False)
         info = part_info(fetched.sections[header])
         markup = decode_bytes(fetched.sections[content], info.charset)
-        cleaned = clean_html(markup)
+        if len(markup) > WORK_IN_THREAD:
+            cleaned = await asyncio.to_thread(clean_html, markup)
+        else:
+            cleaned = clean_html(markup)
         page = (
             '<!DOCTYPE html><html><head><meta charset="utf-8">'
             '<meta name="color-scheme" content="light">'
