@@ -75,6 +75,8 @@ http = ""
 max_connections = {max_connections}
 max_connections_per_ip = {max_connections}
 connection_rate_per_ip = 0
+max_unauthenticated = {max_connections}
+max_connections_per_account = {max_connections}
 """
 
 

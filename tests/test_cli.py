@@ -117,8 +117,28 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_check_config_ok(config: Path) -> None:
+    """Silent on success, like every other command (issue 16 item 7)."""
     result = run(config, "check-config")
-    assert result.returncode == 0 and "OK" in result.stdout
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_usage_errors_exit_1_not_the_configuration_code(config: Path) -> None:
+    """No command, an unknown command or option: a bad request (1), with the usage; 2 is
+    kept for configuration problems (issue 16 item 7)."""
+    for args in ((), ("frobnicate",), ("user", "list", "--bogus")):
+        result = run(config, *args)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith("usage: pillarbox"), result.stderr
+
+
+def test_user_list_of_an_unknown_domain_is_an_error(config: Path) -> None:
+    run(config, "domain", "add", "example.test")
+    assert run(config, "user", "list", "example.test").returncode == 0
+    result = run(config, "user", "list", "nosuch.org")
+    assert result.returncode == 1 and result.stdout == ""
+    assert (
+        result.stderr.strip() == "pillarbox: unknown domain: nosuch.org (add it with 'domain add')"
+    )
 
 
 def test_help_on_every_command() -> None:

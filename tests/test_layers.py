@@ -81,7 +81,8 @@ LAYERS: dict[str, Rule] = {
         "store.*", "model.*", "rules.*", third_party=["psycopg", "psycopg_pool", "asyncpg"]
     ),
     # Policy. The store only through its contract (`api`), its errors and the package
-    # itself, never a concrete backend; argon2 hashes passwords (`services.auth`).
+    # itself, never a concrete backend; argon2 hashes passwords (`services.auth`),
+    # `cryptography` encrypts fetch-source passwords at rest (`services.fetch_sources`).
     "services": rule(
         "services.*",
         "store",
@@ -92,14 +93,15 @@ LAYERS: dict[str, Rule] = {
         "message.*",
         "mailauth.*",
         "config",
-        third_party=["argon2"],
+        third_party=["argon2", "cryptography"],
     ),
     # Front-ends, each with the third-party packages it uses or is planned to use:
     # server: `cryptography` makes the self-signed development certificate (server/tls.py).
     "server": rule(*FRONT_END, "server.*", third_party=["cryptography"]),
     # queue: `aiosmtplib` speaks SMTP to other servers, `dns` (dnspython) finds their MX.
     "queue": rule(*FRONT_END, "queue.*", third_party=["aiosmtplib", "dns"]),
-    # fetcher: the stdlib and our own protocol code suffice; nothing third-party yet.
+    # fetcher: a client of other providers (POP3, IMAP); the stdlib's imaplib and ssl and
+    # our own POP3 client suffice, nothing third-party.
     "fetcher": rule(*FRONT_END, "fetcher.*"),
     # web: Starlette (ASGI app), Jinja2 (templates) and MarkupSafe (its escaped-text type,
     # for text we made safe ourselves), nh3 (HTML sanitising of mail bodies), Hypercorn
@@ -112,7 +114,8 @@ LAYERS: dict[str, Rule] = {
     ),
     # Lower layers get plain arguments, never these; they depend on nothing but values.
     "config": rule("config", "model.*"),
-    "log": rule("log", "model.*"),
+    # log: escaping client text (rules.printable: stdlib only) before it is written.
+    "log": rule("log", "model.*", "rules.printable"),
     # The composition root and the command line wire everything; nothing imports them
     # (no other layer lists them).
     "app": Rule(ANYTHING, ANYTHING),

@@ -25,7 +25,9 @@ from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
 from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
+from pillarbox.server.preauth import PreauthLimits
 from pillarbox.server.tls import ensure_self_signed, server_context
+from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.context import Services
@@ -42,6 +44,17 @@ _IMAP_BUSY = b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
 _POP3_BUSY = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
 
 # listener name -> (front-end factory, implicit TLS, reply when over the connection limit)
+# IMAP and POP3 listeners close connections that do not log in in time, or to make room
+# (server/preauth.py): what each says first.
+_IMAP_PREAUTH = (b"* BYE Login timeout\r\n", b"* BYE [UNAVAILABLE] Too many connections\r\n")
+_POP3_PREAUTH = (b"-ERR Login timeout\r\n", b"-ERR [SYS/TEMP] Too many connections\r\n")
+PREAUTH_REPLIES: dict[str, tuple[bytes, bytes]] = {
+    "imap": _IMAP_PREAUTH,
+    "imaps": _IMAP_PREAUTH,
+    "pop3": _POP3_PREAUTH,
+    "pop3s": _POP3_PREAUTH,
+}
+
 LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
     "smtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),
     "submission": (smtp_frontend.make_handler, False, _SMTP_BUSY),
@@ -91,6 +104,12 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
             fail_delay=auth.fail_delay,
             fail_delay_max=auth.fail_delay_max,
             fail_window=auth.fail_window,
+            account_throttle=AccountThrottle(
+                delay=auth.account_fail_delay,
+                cap=auth.account_fail_delay_max,
+                free=auth.account_fail_free,
+                window=auth.fail_window,
+            ),
             allow_plaintext=auth.allow_plaintext,
             allow_plaintext_loopback=auth.allow_plaintext_loopback,
         ),
@@ -138,6 +157,15 @@ class App:
                 if not address:
                     continue
                 handler = make_handler(name, self.services, self.config)
+                replies = PREAUTH_REPLIES.get(name)
+                preauth = None
+                if replies is not None:
+                    preauth = PreauthLimits(
+                        limit=self.config.limits.max_unauthenticated,
+                        timeout=self.config.limits.login_timeout,
+                        timeout_reply=replies[0],
+                        evicted_reply=replies[1],
+                    )
                 self.listeners[name] = await start_listener(
                     name,
                     address,
@@ -146,6 +174,7 @@ class App:
                     implicit_tls=implicit,
                     limits=limits,
                     busy_reply=busy,
+                    preauth=preauth,
                 )
             if self.config.listen.http:
                 self.web = await start_web(self.services, self.config, self.config.listen.http)
@@ -224,14 +253,23 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     tune_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # POSIX only, as is Pillarbox
+        loop.add_signal_handler(sig, on_signal, sig)  # POSIX only, as is Pillarbox
     try:
         if ready is not None:
             ready(app)
         await stop.wait()
+        # An operator reading the log should see the server stop, and why.
+        log.info("shutting down (%s): closing listeners, finishing queued sends", received[0])
     finally:
         await app.stop()
+        log.info("stopped")
 
 
 def with_ports_zero(config: Config) -> Config:

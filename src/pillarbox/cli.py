@@ -11,21 +11,32 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
+from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.zone import dns_records, txt_strings
 from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
 from pillarbox.model.queue import DkimKey
 from pillarbox.services.accounts import AccountService, normalize_domain
 from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
+from pillarbox.services.fetch_delivery import FetchDelivery
+from pillarbox.services.fetch_sources import (
+    DEFAULT_INTERVAL,
+    KEY_FILE,
+    FetchSourceService,
+    SecretBox,
+    SourceRequest,
+)
 from pillarbox.services.queue import QueueService
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
@@ -128,8 +139,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
-    config_mod.check_data_dir(config)
-    print("configuration OK")
+    config_mod.check_data_dir(config)  # silent on success, like every other command
     return 0
 
 
@@ -330,6 +340,116 @@ def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_with_fetch(
+    config: Config, fn: Callable[[FetchSourceService, SourceRunner], Awaitable[T]]
+) -> T:
+    def wire(store: Store) -> Awaitable[T]:
+        sources = FetchSourceService(store, SecretBox(config.data_path / KEY_FILE))
+        delivery = FetchDelivery(store, hostname=config.server.hostname)
+        runner = SourceRunner(sources, delivery, FetcherSettings.from_config(config.fetcher))
+        return fn(sources, runner)
+
+    return _run_with_store(config, wire)
+
+
+def _folder(name: str) -> str:
+    """A folder name as one column: quoted when it holds a space or a quote."""
+    return json.dumps(name, ensure_ascii=False) if any(c in name for c in ' "') else name
+
+
+def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    request = SourceRequest(
+        protocol=args.protocol,
+        host=args.host,
+        port=args.port,
+        security=args.security,
+        username=args.user,
+        password=password,
+        policy=args.remote,
+        target_folder=args.folder,
+        source_folders=args.source_folder or (),
+        interval=args.interval,
+    )
+    source = _run_with_fetch(config, lambda sources, _: sources.add(args.address, request))
+    print(source.id)
+    return 0
+
+
+def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
+    """A header and one line per source, columns aligned, the last result (or error)
+    last: it holds spaces, so split each line at most nine times; a folder name with
+    spaces is shown as a JSON string ("Old mail"). Never the password."""
+    found = _run_with_fetch(config, lambda sources, _: sources.list(args.address))
+    if not found:
+        return 0
+    rows = [
+        (
+            "ID",
+            "PROTOCOL",
+            "SECURITY",
+            "HOST",
+            "USER",
+            "FOLDER",
+            "REMOTE",
+            "INTERVAL",
+            "LAST-RUN",
+            "LAST-RESULT",
+        )
+    ]
+    for s in found:
+        if s.last_error:
+            result = f"error: {s.last_error}"
+            if s.auth_failures:
+                result += f" ({s.auth_failures} authentication failures in a row)"
+        else:
+            result = s.last_result or "-"
+        rows.append(
+            (
+                str(s.id),
+                s.protocol.value,
+                s.security.value,
+                f"{s.host}:{s.port}",
+                s.username,
+                _folder(s.target_folder),
+                str(s.policy),
+                str(s.interval),
+                _utc(s.last_run_at),
+                _one_line(result),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(9)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[9])
+    return 0
+
+
+def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
+    """Prints the number of messages that arrived; a failing source adds one line on
+    stderr and makes the exit status 1 (what the others fetched is kept and counted)."""
+
+    async def run(sources: FetchSourceService, runner: SourceRunner) -> list[RunReport]:
+        if args.id is not None:
+            chosen = [await sources.get(args.address, args.id)]
+        else:
+            chosen = await sources.list(args.address)
+        return [await runner.run(source) for source in chosen]
+
+    # The runner logs each failure for the server's log; here the lines below say it.
+    logging.getLogger("pillarbox").addHandler(logging.NullHandler())
+    reports = _run_with_fetch(config, run)
+    print(sum(r.fetched for r in reports))
+    failed = [r for r in reports if r.error]
+    for r in failed:
+        print(f"pillarbox: fetch source {r.source_id}: {_one_line(r.error)}", file=sys.stderr)
+    return EXIT_FAILURE if failed else 0
+
+
+def cmd_fetch_remove(config: Config, args: argparse.Namespace) -> int:
+    _run_with_fetch(config, lambda sources, _: sources.remove(args.address, args.id))
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -380,8 +500,17 @@ def cmd_dns(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors (no command, unknown option) exiting with status 1, a
+    bad request: argparse's own 2 is this CLI's code for configuration problems."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_FAILURE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pillarbox", description="Pillarbox mail server: SMTP, IMAP, POP3 on one store."
     )
     parser.add_argument(
@@ -501,6 +630,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="key type (default: both, an Ed25519 and an RSA key, each signing)",
     )
     p.set_defaults(func=cmd_dkim_generate)
+
+    fetch = sub.add_parser("fetch", help="fetch mail from the user's accounts elsewhere")
+    fsub = fetch.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = fsub.add_parser("add", help="add a POP3 or IMAP account to fetch from; prints its id")
+    p.add_argument("address")
+    p.add_argument("--protocol", required=True, choices=["pop3", "imap"])
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", required=True, type=int)
+    p.add_argument(
+        "--security",
+        required=True,
+        choices=["tls", "starttls", "none"],
+        help="tls (implicit), starttls (required), none (plain text: only if you must)",
+    )
+    p.add_argument("--user", required=True, help="the user name at the other server")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument(
+        "--remote",
+        default="keep",
+        metavar="keep|delete|delete-after:DAYS",
+        help="what to do with the remote copy once stored here (default: keep)",
+    )
+    p.add_argument("--folder", default="INBOX", help="the folder here (default: INBOX)")
+    p.add_argument(
+        "--source-folder",
+        action="append",
+        metavar="F",
+        help="IMAP: a folder to fetch from (repeatable; default: INBOX)",
+    )
+    p.add_argument(
+        "--interval",
+        type=int,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between fetches (default: {DEFAULT_INTERVAL})",
+    )
+    p.set_defaults(func=cmd_fetch_add)
+    p = fsub.add_parser("list", help="list an account's sources and how their last run went")
+    p.add_argument("address")
+    p.set_defaults(func=cmd_fetch_list)
+    p = fsub.add_parser("run", help="fetch now (one source or all); prints how many arrived")
+    p.add_argument("address")
+    p.add_argument("id", type=int, nargs="?")
+    p.set_defaults(func=cmd_fetch_run)
+    p = fsub.add_parser("remove", help="remove a source (what it fetched stays here)")
+    p.add_argument("address")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_fetch_remove)
 
     p = sub.add_parser("dns", help="print the DNS records a domain needs, in zone-file syntax")
     p.add_argument("domain")

@@ -62,6 +62,12 @@ class AuthConfig:
     fail_delay: float = 0.5  # seconds after the first failure from an IP, doubling
     fail_delay_max: float = 15.0
     fail_window: float = 900.0  # failures older than this are forgotten
+    # Per account, from addresses that have not logged in to it before: after
+    # `account_fail_free` failures, attempts are spaced `account_fail_delay` apart,
+    # doubling per failure up to `account_fail_delay_max` (services/account_throttle.py).
+    account_fail_free: int = 3
+    account_fail_delay: float = 0.5
+    account_fail_delay_max: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,14 @@ class LimitsConfig:
     max_connections: int = 2000
     max_connections_per_ip: int = 50
     connection_rate_per_ip: int = 600  # new connections a minute from one IP; 0 = no limit
+    # IMAP and POP3 (server/preauth.py): a connection must log in within `login_timeout`
+    # seconds; at most `max_unauthenticated` wait for login per listener (the oldest of
+    # the address holding the most is closed to make room for a new one).
+    login_timeout: float = 60.0
+    max_unauthenticated: int = 200
+    # IMAP and POP3 sessions of one account from one address (Dovecot's
+    # mail_max_userip_connections); 0 = no limit.
+    max_connections_per_account: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +153,27 @@ class ImapConfig:
     max_commands_in_flight: int = 32
     # RFC 7888 §4: announce LITERAL- instead of LITERAL+; {n+} over 4096 octets refused
     literal_minus: bool = False
+    # RFC 5465 §5.8: output a NOTIFY session may leave unread (bytes its client has not
+    # taken) before it is told NOTIFICATIONOVERFLOW and NOTIFY is turned off
+    notify_max_unread: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Pop3Config:
     idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
     max_line_length: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class FetcherConfig:
+    """Fetching the users' mail from their accounts at other providers (issue 15)."""
+
+    # Connect to loopback, private (RFC 1918, RFC 4193), link-local and other non-global
+    # addresses: off, so that a user cannot make the server probe its own network.
+    allow_private_networks: bool = False
+    ca_file: str = ""  # PEM CAs trusted besides the system's (a provider's own CA)
+    max_message_size: int = 64 * 1024 * 1024  # larger messages are left on the server
+    timeout: float = 60.0  # seconds for a connection or one reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +189,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
+    fetcher: FetcherConfig = field(default_factory=FetcherConfig)
 
     @property
     def data_path(self) -> Path:
@@ -196,6 +226,7 @@ _POSITIVE = {
     "imap.max_literal_size",
     "imap.idle_timeout",
     "imap.max_commands_in_flight",
+    "imap.notify_max_unread",
     "pop3.idle_timeout",
     "pop3.max_line_length",
     "delivery.max_connections",
@@ -206,6 +237,8 @@ _POSITIVE = {
     "delivery.retry_max",
     "delivery.queue_lifetime",
     "dns.timeout",
+    "fetcher.max_message_size",
+    "fetcher.timeout",
 }
 
 
@@ -284,6 +317,8 @@ def _validate(config: Config) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"mailauth.trusted_networks[{i}]: {net!r} is not a network") from None
+    if config.fetcher.ca_file and not Path(config.fetcher.ca_file).is_file():
+        raise ConfigError(f"fetcher.ca_file: {config.fetcher.ca_file} is not a readable file")
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
         raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
 

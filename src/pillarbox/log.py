@@ -14,10 +14,19 @@ import queue
 import re
 import sys
 
+from pillarbox.rules.printable import escape_controls
+
+# Protocol commands that carry secrets. Upper-case verbs anywhere (the form clients send
+# and traces show); any case only where the message starts with the command, optionally
+# after a plain tag, because prose in our own log lines ("login", "pass", "dkim=pass
+# header.d=...") must stay readable rather than have its next words masked.
 _SECRET_PATTERNS = (
-    re.compile(r"(?i)\b(AUTH(?:ENTICATE)?\s+\S+\s+)\S+"),
-    re.compile(r"(?i)\b(PASS\s+)\S.*"),
-    re.compile(r"(?i)(\bLOGIN\s+\S+\s+)\S+"),
+    re.compile(r"\b(AUTH(?:ENTICATE)?\s+\S+\s+)\S+"),
+    re.compile(r"\b(PASS\s+)\S.*"),
+    re.compile(r"\b(LOGIN\s+\S+\s+)\S+"),
+    re.compile(r"(?i)^((?:\w{1,20}\s+)?auth(?:enticate)?\s+\S+\s+)\S+"),
+    re.compile(r"(?i)^(pass\s+)\S.*"),
+    re.compile(r"(?i)^((?:\w{1,20}\s+)?login\s+\S+\s+)\S+"),
     re.compile(r"(?i)(password[\"']?\s*[:=]\s*)\S+"),
 )
 
@@ -33,7 +42,8 @@ class RedactingFilter(logging.Filter):
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        record.msg = redact(str(record.msg))
+        # Client-supplied text in a message cannot forge lines or reach the terminal.
+        record.msg = escape_controls(redact(str(record.msg)))
         return True
 
 

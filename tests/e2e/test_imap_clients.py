@@ -69,17 +69,18 @@ def test_curl_lists_and_fetches(server: RunningServer) -> None:
     assert b"SEARCH 1 2" in out
 
 
-def _mbsyncrc(tmp: Path, server: RunningServer) -> Path:
+def _mbsyncrc(tmp: Path, server: RunningServer, tls: str = "SSLType None") -> Path:
     local = tmp / "Mail"
     local.mkdir()
     rc = tmp / "mbsyncrc"
+    port = server.port("imaps" if "IMAPS" in tls else "imap")
     rc.write_text(
         f"""IMAPAccount test
 Host 127.0.0.1
-Port {server.port("imap")}
+Port {port}
 User alice@example.test
 Pass "{PASSWORD}"
-SSLType None
+{tls}
 
 IMAPStore remote
 Account test
@@ -171,3 +172,16 @@ def test_mbsync_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
     finally:
         c.logout()
     assert "Error" not in out
+
+
+def test_mbsync_over_imaps_trusts_the_generated_certificate(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The certificate made on first start, given to mbsync as its CA file, is accepted
+    for 127.0.0.1 over implicit TLS (issue 16 item 6: as a CA certificate it was refused),
+    and the sync works through it."""
+    fill(server, 3)
+    cert = server.config.data_path / "tls" / "selfsigned.crt"
+    rc = _mbsyncrc(tmp_path, server, f"SSLType IMAPS\nCertificateFile {cert}")
+    _mbsync(rc)
+    assert len(_maildir_files(tmp_path)) == 3

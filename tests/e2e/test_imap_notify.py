@@ -7,7 +7,9 @@ watched unselected mailbox first; other sessions' CREATE / RENAME / DELETE come 
 ``\\Subscribed``; unsupported events are refused with ``NO [BADEVENT (...)]``; the first
 matching group decides (``(mailboxes Spam NONE)`` silences Spam); the selected mailbox
 still gets EXISTS / FETCH / EXPUNGE (pushed at once with ``selected``, expunges held
-back with ``selected-delayed``) and never a STATUS."""
+back with ``selected-delayed``) and never a STATUS, but no other session's flag changes
+when its group leaves out FlagChange; every STATUS has the same items (UIDVALIDITY
+included); a client that stops reading gets ``NOTIFICATIONOVERFLOW`` and NOTIFY is off."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningServer
+from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.modseq_client import append, logged_in, ok, read_until, untagged
 from tests.e2e.test_imap_raw import RawImap
 
@@ -59,6 +61,15 @@ def _status_of(lines: list[bytes], name: str) -> dict[str, int] | None:
     return found
 
 
+def _counts(lines: list[bytes], name: str) -> dict[str, int] | None:
+    """`_status_of` without UIDVALIDITY, which every STATUS notification carries."""
+    found = _status_of(lines, name)
+    if found is None:
+        return None
+    assert found.pop("UIDVALIDITY") > 0, lines
+    return found
+
+
 def _has_status(name: str) -> Callable[[list[bytes]], bool]:
     return lambda lines: _status_of(lines, name) is not None
 
@@ -86,16 +97,16 @@ def test_delivery_into_an_unselected_mailbox_is_reported_within_one_second(
     ok(c.cmd(f"NOTIFY SET (selected {MESSAGE_EVENTS}) (personal {MESSAGE_EVENTS})"))
     _deliver(server)
     lines = read_until(c, _has_status("INBOX"), timeout=1)
-    assert _status_of(lines, "INBOX") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 1}
+    assert _counts(lines, "INBOX") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 1}
     append(other, "Work")
     lines = read_until(c, _has_status("Work"), timeout=1)
-    assert _status_of(lines, "Work") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 1}
+    assert _counts(lines, "Work") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 1}
     # An expunge elsewhere is reported the same way.
     ok(other.cmd("SELECT Work"))
     ok(other.cmd("STORE 1 +FLAGS (\\Deleted)"))
     ok(other.cmd("EXPUNGE"))
     lines = read_until(c, _has_status("Work"), timeout=1)
-    assert _status_of(lines, "Work") == {"MESSAGES": 0, "UIDNEXT": 2, "UNSEEN": 0}
+    assert _counts(lines, "Work") == {"MESSAGES": 0, "UIDNEXT": 2, "UNSEEN": 0}
     # The session still works: the selected mailbox saw nothing, the command answers.
     assert ok(c.cmd("NOOP"))[-1].endswith(b" OK NOOP completed")
 
@@ -112,7 +123,7 @@ def test_without_a_selected_mailbox_and_during_idle(
     assert c.line().startswith(b"+ ")
     _deliver(server)
     lines = read_until(c, _has_status("INBOX"), timeout=1)
-    assert _status_of(lines, "INBOX") == {"MESSAGES": 2, "UIDNEXT": 3, "UNSEEN": 2}
+    assert _counts(lines, "INBOX") == {"MESSAGES": 2, "UIDNEXT": 3, "UNSEEN": 2}
     c.send(b"DONE\r\n")
     assert c.until(b"i1")[-1] == b"i1 OK IDLE terminated"
 
@@ -186,7 +197,7 @@ def test_flag_changes_only_when_asked(login: Callable[[], RawImap]) -> None:
     ok(c.cmd("NOTIFY SET (inboxes (MessageNew MessageExpunge FlagChange))"))
     ok(other.cmd("STORE 1 +FLAGS (\\Seen)"))
     lines = read_until(c, _has_status("INBOX"), timeout=1)
-    assert _status_of(lines, "INBOX") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 0}
+    assert _counts(lines, "INBOX") == {"MESSAGES": 1, "UIDNEXT": 2, "UNSEEN": 0}
     ok(c.cmd(f"NOTIFY SET (inboxes {MESSAGE_EVENTS})"))
     ok(other.cmd("STORE 1 -FLAGS (\\Seen)"))
     assert _statuses(ok(c.cmd("NOOP"))) == []
@@ -346,3 +357,105 @@ def test_subtree_and_subscribed_filters(login: Callable[[], RawImap]) -> None:
     append(other, "Kept")
     lines = read_until(c, _has_status("Kept"), timeout=1)
     assert _status_of(lines, "Other") is None, lines
+
+
+def test_every_status_has_the_same_items(login: Callable[[], RawImap]) -> None:
+    """A STATUS for an event carries MESSAGES, UIDNEXT, UIDVALIDITY and UNSEEN like the
+    answers to SET STATUS (RFC 5465 §3, §5.2, §5.3), HIGHESTMODSEQ once CONDSTORE is on;
+    a mailbox deleted and created again shows its new UIDVALIDITY in the next one."""
+    c, other = login(), login()
+    ok(other.cmd("CREATE Work"))
+    ok(c.cmd(f"NOTIFY SET (personal {MESSAGE_EVENTS})"))
+    append(other, "Work")
+    first = _status_of(read_until(c, _has_status("Work"), timeout=1), "Work")
+    assert first is not None and set(first) == {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"}
+    ok(other.cmd("DELETE Work"))
+    ok(other.cmd("CREATE Work"))
+    ok(c.cmd("ENABLE CONDSTORE"))
+    append(other, "Work")
+    again = _status_of(read_until(c, _has_status("Work"), timeout=1), "Work")
+    assert again is not None and again["UIDVALIDITY"] != first["UIDVALIDITY"]
+    assert set(again) == {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
+    assert (again["MESSAGES"], again["UIDNEXT"]) == (1, 2)
+
+
+@pytest.mark.parametrize("selected", [f"(selected {MESSAGE_EVENTS})", "(selected NONE)"])
+def test_selected_without_flagchange_gets_no_flag_changes(
+    login: Callable[[], RawImap], selected: str
+) -> None:
+    """RFC 5465 §5.1: with a selected group that leaves out FlagChange, another session's
+    flag changes are not sent (not pushed, not at the next command), while new messages
+    and expunges still are; the client's own STORE is answered as always. After NOTIFY
+    NONE the selected mailbox is reported as without NOTIFY: flag changes come again."""
+    c, other = login(), login()
+    append(other, "INBOX")
+    append(other, "INBOX")
+    ok(c.cmd("SELECT INBOX"))
+    ok(other.cmd("SELECT INBOX"))
+    ok(c.cmd(f"NOTIFY SET {selected}"))
+    ok(other.cmd("STORE 1 +FLAGS (\\Flagged)"))
+    append(other, "INBOX")  # published after the flag change
+    if selected.startswith("(selected ("):
+        lines = read_until(c, lambda ls: b"* 3 EXISTS" in ls, timeout=1)
+    else:  # NONE: nothing is pushed, EXISTS comes at the next command (RFC 9051 §5.2)
+        lines = ok(c.cmd("NOOP"))
+        assert b"* 3 EXISTS" in lines, lines
+    lines += ok(c.cmd("NOOP"))
+    assert not any(b"FETCH" in x for x in lines), lines
+    own = ok(c.cmd("STORE 2 +FLAGS (\\Answered)"))
+    assert any(x.startswith(b"* 2 FETCH (FLAGS (\\Answered") for x in own), own
+    ok(other.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)"))
+    ok(other.cmd("EXPUNGE"))
+    lines = ok(c.cmd("NOOP"))
+    assert b"* 2 EXPUNGE" in lines and not any(b"FETCH" in x for x in lines), lines
+    ok(c.cmd("NOTIFY NONE"))
+    ok(other.cmd("STORE 1 +FLAGS (\\Seen)"))
+    lines = ok(c.cmd("NOOP"))
+    assert any(x.startswith(b"* 1 FETCH (FLAGS (") and b"\\Seen" in x for x in lines), lines
+
+
+@pytest.mark.parametrize("idle", [False, True], ids=["between-commands", "in-idle"])
+def test_a_client_that_stops_reading_gets_notificationoverflow(
+    server_factory: Callable[..., RunningServer], clients: list[RawImap], idle: bool
+) -> None:
+    """RFC 5465 §5.8: a client that does not take what NOTIFY pushes (here: new messages
+    with their bodies), between commands or in IDLE (§4), gets
+    ``* OK [NOTIFICATIONOVERFLOW]`` once more than `imap.notify_max_unread` bytes wait
+    unread, and from then on the session acts as after NOTIFY NONE: nothing is pushed
+    outside IDLE, no STATUS comes, the selected mailbox is reported as without NOTIFY. The
+    kernel's socket buffers take a few MB before any byte waits in the server, so the
+    other session sends well over that."""
+    server = server_factory(imap={"notify_max_unread": 64 * 1024})
+    c = RawImap(server.port("imap"), rcvbuf=4096)
+    clients.append(c)
+    assert ok(c.login("alice@example.test", PASSWORD))
+    other = logged_in(server.port("imap"))
+    clients.append(other)
+    ok(other.cmd("CREATE Work"))
+    ok(c.cmd("SELECT INBOX"))
+    ok(
+        c.cmd(
+            "NOTIFY SET (selected (MessageNew (UID BODY.PEEK[]) MessageExpunge))"
+            f" (personal {MESSAGE_EVENTS})"
+        )
+    )
+    if idle:
+        c.send(b"i1 IDLE\r\n")
+        assert c.line().startswith(b"+ ")
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 50
+    for _ in range(160):  # 8 MB
+        append(other, "INBOX", data=body)
+    overflow = b"* OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off"
+    lines = read_until(c, lambda ls: bool(ls) and ls[-1] == overflow, timeout=60)
+    assert any(b"FETCH (UID" in x for x in lines)
+    if idle:
+        c.send(b"DONE\r\n")
+        assert c.until(b"i1")[-1] == b"i1 OK IDLE terminated"
+    # NOTIFY is off: another delivery and an APPEND elsewhere are only seen at a command,
+    # as EXISTS (no FETCH of the body, no STATUS).
+    uid = append(other, "INBOX")
+    append(other, "Work")
+    lines = ok(c.cmd("NOOP"))
+    assert b"* %d EXISTS" % uid in lines, lines
+    assert not any(b"FETCH" in x or x.startswith(b"* STATUS") for x in lines), lines
+    assert ok(c.cmd("NOTIFY NONE"))

@@ -2,6 +2,7 @@
 changed (VANISHED (EARLIER) then FETCH (UID FLAGS MODSEQ), before the tagged OK), also
 after a server restart; UID FETCH (CHANGEDSINCE m VANISHED); VANISHED instead of EXPUNGE
 once QRESYNC is on (EXPUNGE, MOVE, other sessions in IDLE or polling with NOOP); [CLOSED];
+HIGHESTMODSEQ in the tagged OK of UID EXPUNGE but never of CLOSE;
 MODSEQ never reused after an expunge and a restart."""
 
 from __future__ import annotations
@@ -187,6 +188,43 @@ def test_expunge_and_move_report_vanished(server: RunningServer, clients: list[R
     got = fetches(untagged(ok(a.cmd("STORE 1 +FLAGS (\\Seen)"))))
     assert got == {4: (1, got[4][1], state(server.port("imap"))[4][1])}
     assert b"\\Seen" in got[4][1]
+
+
+def _highestmodseq(other: RawImap) -> int:
+    st = ok(other.cmd("STATUS INBOX (HIGHESTMODSEQ)"))[0]
+    return int(st.rsplit(b" ", 1)[1].rstrip(b")"))
+
+
+def test_tagged_ok_of_uid_expunge_and_close(server: RunningServer, clients: list[RawImap]) -> None:
+    """RFC 7162 §3.2.9: with QRESYNC, UID EXPUNGE that removed a message ends in
+    ``OK [HIGHESTMODSEQ n]`` (the mailbox's new one). §3.2.8: CLOSE's OK MUST NOT carry
+    it (CLOSE reports no VANISHED, so a client that took the value would never learn of
+    the messages CLOSE removed): a later SELECT (QRESYNC) from the last value the client
+    had still reports them. With CONDSTORE alone, §3.2.7 and §3.2.9 ask for no code."""
+    a = _client(server, clients)
+    b = _client(server, clients, qresync=False)
+    uids = [append(b) for _ in range(4)]
+    uidvalidity, _ = _saved(ok(a.cmd("SELECT INBOX")))
+    ok(a.cmd(f"UID STORE {uids[0]},{uids[1]} +FLAGS.SILENT (\\Deleted)"))
+    lines = ok(a.cmd(f"UID EXPUNGE {uids[0]}"))
+    assert untagged(lines) == [b"* VANISHED %d" % uids[0]]
+    high = _highestmodseq(b)
+    assert lines[-1].endswith(b" OK [HIGHESTMODSEQ %d] UID EXPUNGE completed" % high)
+
+    lines = ok(a.cmd("CLOSE"))
+    assert lines == [lines[-1]] and b"HIGHESTMODSEQ" not in lines[-1]
+    assert _highestmodseq(b) > high  # CLOSE did expunge, under a new MODSEQ
+    lines = ok(a.cmd(f"SELECT INBOX (QRESYNC ({uidvalidity} {high}))"))
+    assert vanished(lines, earlier=True) == [uids[1]]
+
+    c = _client(server, clients, qresync=False)
+    assert untagged(ok(c.cmd("ENABLE CONDSTORE"))) == [b"* ENABLED CONDSTORE"]
+    ok(c.cmd("SELECT INBOX"))
+    ok(c.cmd(f"UID STORE {uids[2]},{uids[3]} +FLAGS.SILENT (\\Deleted)"))
+    for command in (f"UID EXPUNGE {uids[2]}", "EXPUNGE"):
+        lines = ok(c.cmd(command))
+        assert untagged(lines) == [b"* 1 EXPUNGE"]
+        assert b"HIGHESTMODSEQ" not in lines[-1], lines
 
 
 # ---------------------------------------------------------------------- restart

@@ -14,10 +14,14 @@ _LITERAL = re.compile(rb"~?\{(\d+)\}\r\n$")
 class RawImap:
     """Line-level IMAP over a real socket: send a command, collect lines up to its tag."""
 
-    def __init__(self, port: int, timeout: float = 30) -> None:
-        self.sock: socket.socket | ssl.SSLSocket = socket.create_connection(
-            ("127.0.0.1", port), timeout=timeout
-        )
+    def __init__(self, port: int, timeout: float = 30, rcvbuf: int | None = None) -> None:
+        """`rcvbuf` sets SO_RCVBUF before connecting: a client that takes little at a time."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        self.sock: socket.socket | ssl.SSLSocket = sock
         self.buf = b""
         self.n = 0
         self.greeting = self.line()

@@ -103,3 +103,23 @@ def test_client_that_never_reads_is_dropped(
         for _ in range(100_000):
             r.sock.sendall(command)
     r.close()
+
+
+def test_keywords_are_bounded_with_limit(server: RunningServer) -> None:
+    """Issue 16 item 5: APPEND with 2,000 keywords, or a STORE that would give a message
+    more than the bound, is refused with NO [LIMIT] (RFC 9051 §7.1) and stores nothing."""
+    c = _login(server.port("imap"))
+    try:
+        many = " ".join(f"$k{i}" for i in range(2000))
+        msg = b"Subject: k\r\n\r\nbody\r\n"
+        lines = c.cmd(f"APPEND INBOX ({many}) {{{len(msg)}+}}\r\n".encode() + msg)
+        assert status(lines).startswith(b"NO [LIMIT]"), lines[-1]
+        lines = c.cmd(f"APPEND INBOX ($a $b) {{{len(msg)}+}}\r\n".encode() + msg)
+        assert status(lines).startswith(b"OK"), lines
+        assert status(c.cmd("SELECT INBOX")).startswith(b"OK")
+        some = " ".join(f"$s{i}" for i in range(99))
+        assert status(c.cmd(f"STORE 1 +FLAGS.SILENT ({some})")).startswith(b"NO [LIMIT]")
+        lines = c.cmd("FETCH 1 (FLAGS)")
+        assert b"1 FETCH (FLAGS (\\Recent $a $b))" in b"".join(lines), lines
+    finally:
+        c.close()

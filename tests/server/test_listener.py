@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from pathlib import Path
 
@@ -146,5 +147,43 @@ async def test_connection_rate_per_ip() -> None:
             writer.close()
             await writer.wait_closed()
         assert greetings == [b"hello\r\n"] * 5 + [b"slow down\r\n"] * 2
+    finally:
+        await listener.close()
+
+
+async def test_a_flood_of_refusals_is_logged_once_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 16 item 5: 40 refused connections from one address make one WARNING line
+    at the first refusal and one with the count of the other 39 when the interval ends,
+    not 40 lines."""
+    listener = await start_listener(
+        "test",
+        "127.0.0.1:0",
+        echo_handler,
+        limits=ListenerLimits(max_connections=100, max_per_ip=100, rate_per_ip=1),
+        busy_reply=b"slow down\r\n",
+        refusal_interval=0.5,
+    )
+    caplog.set_level(logging.WARNING, logger="pillarbox.listener")
+    try:
+        for _ in range(41):
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+
+        async def summary() -> list[str]:
+            while True:
+                lines = [r.getMessage() for r in caplog.records]
+                if any("more connections" in line for line in lines):
+                    return lines
+                await asyncio.sleep(0.05)
+
+        lines = await asyncio.wait_for(summary(), 10)
+        refusals = [line for line in lines if "refused" in line]
+        assert len(refusals) == 2, refusals
+        assert "too many connections" in refusals[0]
+        assert "refused 39 more connections from 127.0.0.1" in refusals[1]
     finally:
         await listener.close()

@@ -60,6 +60,9 @@ def dummy_meta(
     headers: str = "",
     text: str = "",
     sent_date: datetime | None = None,
+    message_id: str = "",
+    references: str = "",
+    in_reply_to: str = "",
 ) -> MessageMeta:
     """A small MessageMeta; the store stores it as given and never parses mail."""
     return MessageMeta(
@@ -75,6 +78,9 @@ def dummy_meta(
         body_text=text,
         sent_date=sent_date,
         preview=text[:200],
+        message_id=message_id,
+        references=references,
+        in_reply_to=in_reply_to,
     )
 
 

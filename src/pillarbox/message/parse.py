@@ -114,6 +114,7 @@ def parse(data: bytes, *, internal: bool = False) -> MessageMeta:
         body_text=text,
         preview=preview(text),
         references=_clean(" ".join(message_ids(_decoded(fields, "references")))),
+        in_reply_to=_clean(" ".join(message_ids(_decoded(fields, "in-reply-to"))[:1])),
     )
 
 

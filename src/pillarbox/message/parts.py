@@ -16,7 +16,10 @@ no boundary parameter makes the part text/plain (RFC 2045 §5.2 default for an i
 Content-Type), a missing close delimiter ends the last part at the end of its parent,
 a multipart with no delimiter gets one empty text/plain child (the grammar needs one),
 and past `MAX_DEPTH` or `MAX_PARTS` a container is kept opaque (application/octet-stream
-in BODYSTRUCTURE). It must not decode transfer encodings or charsets.
+in BODYSTRUCTURE; its raw body is indexed as flat text by `message.text`, so nesting
+hides nothing from SEARCH). The same limits hold at delivery, in BODYSTRUCTURE and in
+the text index, since all three come from this one walk. It must not decode transfer
+encodings or charsets.
 """
 
 from __future__ import annotations

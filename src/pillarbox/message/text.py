@@ -16,7 +16,7 @@ import re
 
 from pillarbox.message.charsets import decode_bytes
 from pillarbox.message.mime import param
-from pillarbox.message.parts import Entity
+from pillarbox.message.parts import IDENTITY_ENCODINGS, Entity
 from pillarbox.message.transfer import decode_base64, decode_quoted_printable
 
 TEXT_CAP = 1 << 20  # characters of body text kept for full-text search
@@ -69,7 +69,13 @@ def html_to_text(markup: str) -> str:
 
 
 def _text_parts(ent: Entity, out: list[Entity]) -> None:
-    if ent.children is not None:
+    """The entities whose text is indexed, in order: text parts, and containers kept
+    opaque past the parser's depth or part limits (`parts.MAX_DEPTH`, `MAX_PARTS`),
+    whose raw body is indexed as flat text, so nothing can be hidden by nesting."""
+    if ent.opaque and ent.type in ("multipart", "message"):
+        if ent.cte in IDENTITY_ENCODINGS:  # not an (invalid) encoded message/rfc822
+            out.append(ent)
+    elif ent.children is not None:
         children = ent.children
         if ent.subtype == "alternative":
             plain = [c for c in children if c.type == "text" and c.subtype == "plain"]
@@ -84,7 +90,11 @@ def _text_parts(ent: Entity, out: list[Entity]) -> None:
 
 
 def part_text(data: bytes, ent: Entity, limit: int) -> str:
-    """Decoded text of one text part, at most `limit` characters (roughly)."""
+    """Decoded text of one text part, at most `limit` characters (roughly); an opaque
+    container's raw body, as it is (boundaries and headers included)."""
+    if ent.opaque:
+        raw = data[ent.b : min(ent.e, ent.b + limit * 4)]
+        return raw.decode("utf-8", "replace")[:limit]
     # Enough encoded bytes for `limit` characters: 4 bytes a character, 4/3 for base64,
     # and room for markup in HTML.
     budget = limit * (16 if ent.subtype == "html" else 6) + 1024

@@ -33,6 +33,7 @@ class MessageMeta:
     body_text: str = ""  # decoded text of the text parts, for SEARCH BODY/TEXT (full-text)
     preview: str = ""  # first ~200 characters of text (RFC 8970)
     references: str = ""  # msg-ids of the References field, space-separated (RFC 5256 §3)
+    in_reply_to: str = ""  # the first msg-id of In-Reply-To, "" if none (RFC 5256 §3 step 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class MessageInfo:
     preview: str
     blob_id: int
     savedate: datetime | None = None  # RFC 8514: when it was saved in this mailbox (UTC)
+    thread_id: int | None = None  # RFC 8474 §5.2 THREADID (`model.objectids`); None: NIL
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ resolves what only a session can resolve — message sequence numbers and the sa
 result "$" (`SearchSequence`) become `SearchUids`, and ``\\Recent`` (never stored: the
 UIDs an IMAP4rev1 session holds as recent) becomes `SearchUids` too — and the store turns
 what is left into one query. A key the
-store cannot evaluate (`SearchSequence`, `SearchWithin`) is refused by the store with
-`ValueError`: resolving them first is the caller's job.
+store cannot evaluate (`SearchSequence`, `SearchWithin` without its cutoff) is refused by
+the store with `ValueError`: resolving them first is the caller's job.
 
 Conventions: header field names are lower-case; strings are text (the parser decodes
 them per the SEARCH CHARSET); dates are calendar days, compared without time or zone.
@@ -140,11 +140,22 @@ class SearchEmailId:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchThreadId:
+    """THREADID objectid (RFC 8474 §6): the messages of thread `thread_id`
+    (`model.objectids`); None, from an id that is not ours, matches nothing."""
+
+    thread_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchWithin:
-    """OLDER n / YOUNGER n (RFC 5032): internal date more/less than n seconds ago."""
+    """OLDER n / YOUNGER n (RFC 5032): internal date more/less than n seconds ago.
+    `cutoff` (UTC epoch seconds: now minus `seconds`) is set by the session's view when
+    it resolves the key; the store only evaluates a key that has it."""
 
     op: Literal["older", "younger"]
     seconds: int
+    cutoff: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +203,7 @@ SearchKey: TypeAlias = (
     | SearchSize
     | SearchModseq
     | SearchEmailId
+    | SearchThreadId
     | SearchSaveDate
     | SearchWithin
     | SearchSequence

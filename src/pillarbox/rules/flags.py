@@ -15,8 +15,19 @@ from pillarbox.model import SYSTEM_FLAGS, canonical_flag
 _STORABLE_SYSTEM = frozenset(SYSTEM_FLAGS)
 
 
+# Keywords are bounded so that one client cannot grow FLAGS/PERMANENTFLAGS responses and
+# the keyword rows without limit (issue 16): per message, and distinct per mailbox (Cyrus
+# allows 128 per mailbox; real clients use a handful).
+MAX_KEYWORDS_PER_MESSAGE = 100
+MAX_KEYWORDS_PER_MAILBOX = 1000
+
+
 class BadFlag(ValueError):
     """A backslash flag that is not a system flag."""
+
+
+class TooManyKeywords(ValueError):
+    """More keywords than `MAX_KEYWORDS_PER_MESSAGE` (RFC 9051 §7.1 LIMIT)."""
 
 
 def storable_flags(flags: Iterable[str]) -> frozenset[str]:
@@ -30,4 +41,6 @@ def storable_flags(flags: Iterable[str]) -> frozenset[str]:
             if f not in _STORABLE_SYSTEM:
                 raise BadFlag("Unknown system flag")
         out.add(f)
+    if sum(1 for f in out if not f.startswith("\\")) > MAX_KEYWORDS_PER_MESSAGE:
+        raise TooManyKeywords(f"At most {MAX_KEYWORDS_PER_MESSAGE} keywords per message")
     return frozenset(out)

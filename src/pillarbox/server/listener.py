@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -21,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pillarbox.config import parse_address
+from pillarbox.server.preauth import PreauthGate, PreauthLimits
+from pillarbox.server.refusals import RefusalLog
 
 log = logging.getLogger("pillarbox.listener")
 
@@ -93,6 +96,32 @@ class Stream:
         self._ssl_context = ssl_context
         self.info = info
         self._compression: Deflate | None = None
+        # Set by a listener with a pre-login gate (server/preauth.py): called when the
+        # session logs in, and when it logs out again (UNAUTHENTICATE).
+        self.on_login: Callable[[], None] | None = None
+        self.on_logout: Callable[[], None] | None = None
+
+    def logged_in(self) -> None:
+        """The session authenticated: it no longer counts as waiting for login."""
+        if self.on_login is not None:
+            self.on_login()
+
+    def logged_out(self) -> None:
+        """The session went back to waiting for a login (IMAP UNAUTHENTICATE)."""
+        if self.on_logout is not None:
+            self.on_logout()
+
+    def close_now(self, reply: bytes) -> None:
+        """Write `reply` (unencrypted streams and TLS alike; not compressed: only a
+        session closed before login uses this) and close, without waiting; the socket
+        is dropped if the peer has not taken it within a few seconds."""
+        transport = self._writer.transport
+        if transport.is_closing():
+            return
+        if reply:
+            transport.write(reply)
+        transport.close()
+        asyncio.get_running_loop().call_later(5.0, transport.abort)
 
     @property
     def tls_active(self) -> bool:
@@ -175,6 +204,11 @@ class Stream:
         transport = self._writer.transport
         return transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
 
+    def unsent(self) -> int:
+        """Bytes written but not yet taken by the peer's socket (the transport's buffer;
+        the kernel's own buffers come on top)."""
+        return int(self._writer.transport.get_write_buffer_size())
+
     async def drain(self) -> None:
         """Wait until the transport's buffer is back under its limit (ConnectionError
         when the connection is gone)."""
@@ -251,6 +285,8 @@ class Listener:
         implicit_tls: bool,
         limits: ListenerLimits,
         busy_reply: bytes,
+        refusal_interval: float = 60.0,
+        preauth: PreauthLimits | None = None,
     ) -> None:
         self.name = name
         self.host = ""
@@ -263,6 +299,8 @@ class Listener:
         self._server: asyncio.Server | None = None
         self._per_ip: Counter[str] = Counter()
         self._rate = ConnectionRate(limits.rate_per_ip)
+        self._refusals = RefusalLog(name, refusal_interval)
+        self.preauth = PreauthGate(preauth) if preauth is not None else None
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -304,12 +342,18 @@ class Listener:
                 or self._per_ip[ip] >= self._limits.max_per_ip
                 or not self._rate.allow(ip)
             ):
-                log.warning("%s refused %s: too many connections", info.conn_id, ip)
+                self._refusals.refused(ip, info.conn_id, "too many connections")
                 with contextlib.suppress(Exception):
                     await stream.write(self._busy_reply)
                 return
             self._active += 1
             self._per_ip[ip] += 1
+            gate = self.preauth
+            if gate is not None:
+                conn_id = info.conn_id
+                gate.admit(conn_id, ip, stream.close_now)
+                stream.on_login = functools.partial(gate.logged_in, conn_id)
+                stream.on_logout = functools.partial(gate.admit, conn_id, ip, stream.close_now)
             try:
                 log.debug("%s connected from %s:%s", info.conn_id, ip, info.peer_port)
                 await self._handler(stream)
@@ -322,6 +366,8 @@ class Listener:
             except Exception:
                 log.exception("%s handler failed", info.conn_id)
             finally:
+                if gate is not None:
+                    gate.logged_in(info.conn_id)  # gone: leaves the gate too
                 self._active -= 1
                 self._per_ip[ip] -= 1
                 if self._per_ip[ip] <= 0:
@@ -337,6 +383,7 @@ class Listener:
 
     async def close(self) -> None:
         """Stop accepting and end open connections."""
+        self._refusals.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -357,6 +404,8 @@ async def start_listener(
     implicit_tls: bool = False,
     limits: ListenerLimits | None = None,
     busy_reply: bytes = b"",
+    refusal_interval: float = 60.0,
+    preauth: PreauthLimits | None = None,
 ) -> Listener:
     """Bind and serve. With implicit_tls the handshake happens before the handler runs;
     otherwise `ssl_context` (if any) is what `Stream.start_tls` uses (STARTTLS)."""
@@ -367,6 +416,8 @@ async def start_listener(
         implicit_tls=implicit_tls,
         limits=limits or ListenerLimits(),
         busy_reply=busy_reply,
+        refusal_interval=refusal_interval,
+        preauth=preauth,
     )
     await listener.start(address)
     return listener

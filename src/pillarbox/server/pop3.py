@@ -39,6 +39,7 @@ from pillarbox.proto.sasl import (
     server_mechanism,
 )
 from pillarbox.server.listener import Handler, Stream
+from pillarbox.services.account_sessions import TooManySessions
 from pillarbox.services.context import Services
 from pillarbox.services.errors import AuthFailed, Rejected, TempFailure
 from pillarbox.services.pop import Maildrop, MaildropInUse, NoSuchMessage
@@ -53,6 +54,8 @@ def _error_reply(exc: Exception) -> bytes | None:
     """The one table from exception to reply; None means "unexpected" (log it)."""
     if isinstance(exc, MaildropInUse):
         return r.err(exc.text, "IN-USE")  # RFC 2449 §8.1.1
+    if isinstance(exc, TooManySessions):
+        return r.err(str(exc), "IN-USE")  # as Dovecot for mail_max_userip_connections
     if isinstance(exc, NoSuchMessage):
         return r.err(exc.text)
     if isinstance(exc, AuthFailed):
@@ -81,6 +84,7 @@ class Pop3Session:
             stls_available=stream.tls_available,
         )
         self.maildrop: Maildrop | None = None
+        self._account_id: int | None = None  # counted in services.sessions while set
         self._out: list[bytes] = []
         self._out_size = 0
         self._sasl: ServerMechanism | None = None  # an AUTH exchange waiting for a response
@@ -117,6 +121,8 @@ class Pop3Session:
             await self._flush_quietly()
             if self.maildrop is not None:
                 await self.maildrop.close()  # releases the lock; commits nothing
+            if self._account_id is not None:
+                self.services.sessions.release(self._account_id, self.stream.info.peer_ip)
 
     async def _flush_quietly(self) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -228,8 +234,16 @@ class Pop3Session:
         return True
 
     async def _login(self, user: str, password: str) -> None:
-        account = await self.services.auth.authenticate(user, password, self.stream.info.peer_ip)
-        self.maildrop = await self.services.pop.open(account)
+        ip = self.stream.info.peer_ip
+        account = await self.services.auth.authenticate(user, password, ip)
+        self.services.sessions.acquire(account.id, ip)  # TooManySessions: -ERR [IN-USE]
+        try:
+            self.maildrop = await self.services.pop.open(account)
+        except BaseException:
+            self.services.sessions.release(account.id, ip)
+            raise
+        self._account_id = account.id
+        self.stream.logged_in()
         self.conn.authenticated()
         count, size = self.maildrop.stat()
         log.info("%s POP3 %s logged in, %d messages", self.conn_id, account.address, count)

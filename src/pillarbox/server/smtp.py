@@ -38,6 +38,7 @@ from pillarbox.proto.smtp import events as ev
 from pillarbox.proto.smtp import responses as r
 from pillarbox.proto.smtp.responses import Reply
 from pillarbox.proto.smtp.server import Limits, ServerConnection, State
+from pillarbox.rules.printable import printable_ascii
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
 from pillarbox.services.delivery import Envelope, IncomingMessage, Recipient, with_protocol
@@ -231,7 +232,8 @@ class Session:
         match event:
             case ev.Hello():
                 await self.drop_transaction()
-                self.helo = event.domain
+                # Echoed in the reply, the Received field and logs: printable only.
+                self.helo = printable_ascii(event.domain)
                 self.reply(self.hello_reply(event))
             case ev.StartTls():
                 await self.on_starttls()
@@ -283,7 +285,7 @@ class Session:
         )
 
     def hello_reply(self, event: ev.Hello) -> Reply:
-        greeting = f"{self.settings.hostname} greets {event.domain[:64]}"
+        greeting = f"{self.settings.hostname} greets {self.helo[:64]}"
         if not event.extended:
             return Reply.of(250, None, greeting)
         lines = [

@@ -2,7 +2,11 @@
 
 With no certificate configured, a key and a self-signed certificate for the hostname
 are generated once into `data_dir/tls/` and reused on every later start, so clients that
-pinned it keep working. Contexts allow TLS 1.2 and later only (RFC 8996, RFC 8314 §4.1).
+pinned it keep working. It is a leaf certificate (``CA:FALSE``, digitalSignature,
+serverAuth), not a CA: clients such as mbsync that are given it as their CA file refuse a
+CA certificate presented as a server's own (RFC 5280 §4.2.1.9: a CA key signs
+certificates, it is not the end entity). One made by an earlier version as a CA is
+replaced once. Contexts allow TLS 1.2 and later only (RFC 8996, RFC 8314 §4.1).
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def ensure_self_signed(tls_dir: Path, hostname: str) -> tuple[Path, Path]:
-    """Return (cert, key) paths under tls_dir, generating them if absent."""
+    """Return (cert, key) paths under tls_dir, generating them if absent (or if the one
+    there is a CA certificate from an earlier version)."""
     cert_path = tls_dir / "selfsigned.crt"
     key_path = tls_dir / "selfsigned.key"
-    if cert_path.is_file() and key_path.is_file():
+    if cert_path.is_file() and key_path.is_file() and not _is_ca(cert_path):
         return cert_path, key_path
     tls_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -44,7 +49,24 @@ def ensure_self_signed(tls_dir: Path, hostname: str) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        # RFC 5280 §4.2.1.9, §4.2.1.3, §4.2.1.12: an end entity for TLS servers.
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_bytes = key.private_bytes(
@@ -61,6 +83,17 @@ def ensure_self_signed(tls_dir: Path, hostname: str) -> tuple[Path, Path]:
     os.replace(tmp_key, key_path)
     os.replace(tmp_cert, cert_path)
     return cert_path, key_path
+
+
+def _is_ca(cert_path: Path) -> bool:
+    """The certificate at `cert_path` says it is a CA (or cannot be read)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+    except (OSError, ValueError):
+        return True  # unreadable: make a new one
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -127,7 +127,12 @@ class AccountService:
             raise AccountError(f"user {full} already exists") from None
 
     async def list_users(self, domain: str | None = None) -> list[Account]:
-        return await self._store.list_accounts(normalize_domain(domain) if domain else None)
+        """The accounts (of `domain` only, if given); a domain that is not local is an
+        error rather than an empty list, so a typo does not read as "no users"."""
+        if domain:
+            domain = normalize_domain(domain)
+            await self._require_domain(domain)
+        return await self._store.list_accounts(domain or None)
 
     async def set_password(self, address: str, password: str) -> None:
         full = canonical_address(address)

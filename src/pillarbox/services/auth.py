@@ -1,4 +1,5 @@
-"""Password hashing (argon2id) and login checking with per-IP slow-down of failures.
+"""Password hashing (argon2id) and login checking with slow-down of failures per source
+address and per account (`account_throttle`).
 
 Why here: every front-end (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS, the
 webmail) must apply the same rules, so none of them checks a password itself.
@@ -19,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from pillarbox.model import Account
 from pillarbox.rules.addresses import InvalidAddress, normalize_address
+from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.errors import AuthFailed
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
@@ -114,11 +116,13 @@ class AuthService:
         fail_window: float = 900.0,
         allow_plaintext: bool = False,
         allow_plaintext_loopback: bool = True,
+        account_throttle: AccountThrottle | None = None,
     ) -> None:
         self._store = store
         self._allow_plaintext = allow_plaintext
         self._allow_plaintext_loopback = allow_plaintext_loopback
         self.throttle = FailureThrottle(fail_delay, fail_delay_max, fail_window)
+        self.account_throttle = account_throttle or AccountThrottle(window=fail_window)
         self._dummy_hash = _DUMMY_HASH if not needs_rehash(_DUMMY_HASH) else None
 
     def plaintext_allowed(self, *, tls: bool, loopback: bool) -> bool:
@@ -137,6 +141,11 @@ class AuthService:
                 account = await self._store.get_account(address)
             except StoreError:
                 account = None
+        # Spraying one account from many addresses: attempts on it from addresses it
+        # was not used from take turns (account_throttle), before any argon2id work.
+        wait = self.account_throttle.wait_before(address, ip)
+        if wait:
+            await asyncio.sleep(wait)  # the spacing itself, not a wait for a condition
         loop = asyncio.get_running_loop()
         if self._dummy_hash is None:  # only if argon2-cffi's default parameters changed
             self._dummy_hash = await loop.run_in_executor(
@@ -146,8 +155,10 @@ class AuthService:
         ok = await loop.run_in_executor(_HASHING, verify_password, stored, password)
         if account is not None and ok:
             self.throttle.succeeded(ip)
+            self.account_throttle.succeeded(address, ip)
             return account
         self.throttle.failed(ip)
+        self.account_throttle.failed(address)
         delay = self.throttle.delay_for(ip)
         log.warning("authentication failed for %r from %s (delay %.1fs)", address, ip, delay)
         if delay:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pillarbox.config import Config, nameservers
 from pillarbox.mailauth.dns import DnspythonResolver, Resolver
+from pillarbox.services.account_sessions import AccountSessions
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
@@ -35,6 +36,8 @@ class Services:
     resolver: Resolver  # DNS through [dns] nameservers
     queue: QueueService  # the outbound queue: the runner's claims, the operator's view
     outbound: OutboundService  # what follows a send: DSNs, retries, expiry; DKIM signing
+    # IMAP/POP3 sessions per account and address, [limits] max_connections_per_account
+    sessions: AccountSessions = field(default_factory=lambda: AccountSessions(0))
 
     @classmethod
     def build(
@@ -80,6 +83,7 @@ class Services:
             resolver=resolver,
             queue=queue,
             outbound=outbound,
+            sessions=AccountSessions(config.limits.max_connections_per_account),
         )
 
     async def close(self) -> None:

@@ -38,6 +38,10 @@ class OverQuota(Rejected):
         super().__init__(text, status="5.2.2")
 
 
+class LimitReached(Rejected):
+    """A bound the server keeps (keywords per message or mailbox) would be passed."""
+
+
 class AuthFailed(Exception):
     """Wrong user or password; deliberately says nothing about which."""
 

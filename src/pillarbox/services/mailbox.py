@@ -42,7 +42,7 @@ from pillarbox.rules.mailbox_names import (
     normalize_mailbox_name,
     parent_names,
 )
-from pillarbox.services.errors import OverQuota, Rejected, TempFailure
+from pillarbox.services.errors import LimitReached, OverQuota, Rejected, TempFailure
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import BlobHandle, Store
 
@@ -102,6 +102,8 @@ async def call_store(
         raise MailboxNotAllowed(conflict) from None
     except store_errors.QuotaExceeded:
         raise OverQuota() from None
+    except store_errors.LimitExceeded as e:
+        raise LimitReached(str(e)) from None
     except store_errors.StoreUnavailable:
         raise TempFailure("Storage temporarily unavailable") from None
 

@@ -23,7 +23,9 @@ from pillarbox.model import (
     FlagRow,
     Mailbox,
     MailboxStatus,
+    SearchAnd,
     SearchKey,
+    SearchUids,
     SequenceSet,
     StoreFlagsResult,
 )
@@ -32,7 +34,7 @@ from pillarbox.services import fetching, recent_floor, sorting
 from pillarbox.services.fetching import FetchedMessage, Section
 from pillarbox.services.mailbox import call_store
 from pillarbox.services.threads import ThreadNode
-from pillarbox.services.view import Removed, SelectedView
+from pillarbox.services.view import Removed, SelectedView, uid_ranges
 from pillarbox.store.api import Store
 
 
@@ -168,16 +170,31 @@ class SelectedMailbox:
     async def search(self, key: SearchKey, saved: Sequence[int]) -> list[int]:
         """UIDs matching `key` (message sets resolved by the view), ascending; only those
         the client already knows."""
-        resolved = self.view.resolve_search(key, saved)
+        return await self.matching(self.resolve_search(key, saved))
+
+    def resolve_search(self, key: SearchKey, saved: Sequence[int]) -> SearchKey:
+        """The key as the store runs it, message sets resolved now (`SelectedView`)."""
+        return self.view.resolve_search(key, saved)
+
+    async def matching(self, resolved: SearchKey, among: Sequence[int] | None = None) -> list[int]:
+        """UIDs matching a key `resolve_search` gave, ascending, only those the client
+        knows; with `among`, only those of these UIDs (one query either way)."""
+        if among is not None:
+            if not among:
+                return []
+            resolved = SearchAnd((resolved, SearchUids(tuple(uid_ranges(among)))))
         found = await call_store(self._store.search(self.mailbox.id, resolved))
         return [u for u in found if self.view.seq_of(u) is not None]
+
+    async def in_order(self, uids: Sequence[int], criteria: Sequence[SortCriterion]) -> list[int]:
+        """`uids` in the order of `criteria` (RFC 5256 §3): one store read."""
+        return await sorting.sorted_uids(self._store, self.mailbox.id, uids, criteria)
 
     async def sort(
         self, criteria: Sequence[SortCriterion], key: SearchKey, saved: Sequence[int]
     ) -> list[int]:
         """SORT (RFC 5256): the UIDs `search` finds, in the order of `criteria`."""
-        found = await self.search(key, saved)
-        return await sorting.sorted_uids(self._store, self.mailbox.id, found, criteria)
+        return await self.in_order(await self.search(key, saved), criteria)
 
     async def thread(
         self, algorithm: str, key: SearchKey, saved: Sequence[int]

@@ -19,6 +19,7 @@ store per message, or accept a mailbox id from a client.
 
 from __future__ import annotations
 
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -51,11 +52,6 @@ from pillarbox.store.api import Store
 
 class MessageSetError(ValueError):
     """A message sequence number outside 1..count (RFC 9051 §9 seq-number)."""
-
-
-class UnsupportedSearch(ValueError):
-    """A search key this server does not evaluate (OLDER/YOUNGER: RFC 5032 WITHIN is
-    not offered)."""
 
 
 _NOTHING: SearchKey = SearchNot(SearchAll())
@@ -262,16 +258,17 @@ class SelectedView:
                     # than failing the whole SEARCH (as Dovecot and Cyrus answer).
                     ranges = [(r.start, r.end) for r in seqset.ranges]
                     uids = self.uids_for_sequence(ranges, strict=False)
-                return SearchUids(tuple(_uid_ranges(uids))) if uids else _NOTHING
+                return SearchUids(tuple(uid_ranges(uids))) if uids else _NOTHING
             case SearchFlag(flag=flag, present=present):
                 if canonical_flag(flag).lower() == "\\recent":
                     recent: SearchKey = (
-                        SearchUids(tuple(_uid_ranges(self.recent))) if self.recent else _NOTHING
+                        SearchUids(tuple(uid_ranges(self.recent))) if self.recent else _NOTHING
                     )
                     return recent if present else SearchNot(recent)
                 return key
-            case SearchWithin():
-                raise UnsupportedSearch("Search key not supported")
+            case SearchWithin(op=op, seconds=seconds):
+                # RFC 5032 §3: the interval is subtracted from the server's current time.
+                return SearchWithin(op, seconds, cutoff=int(time.time()) - seconds)
             case SearchNot(key=inner):
                 return SearchNot(self.resolve_search(inner, saved))
             case SearchOr(left=left, right=right):
@@ -461,7 +458,7 @@ class SelectedView:
             self._reported.clear()  # bound memory; the cost is at most a repeated FETCH
 
 
-def _uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
+def uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
     """Ascending UIDs as inclusive ranges (the store's `SearchUids`)."""
     out: list[tuple[int, int]] = []
     for n in sorted(set(uids)):

@@ -57,6 +57,14 @@ from pillarbox.model import (
     SearchKey,
     StoreFlagsResult,
 )
+from pillarbox.model.fetch import (
+    FetchedEntry,
+    FetchedRecord,
+    FetchFolderState,
+    FetchRun,
+    FetchSource,
+    NewFetchSource,
+)
 from pillarbox.model.sorting import SortRow
 
 
@@ -279,7 +287,16 @@ class Store(Protocol):
         flags: frozenset[str] = frozenset(),
         internaldate: datetime | None = None,
     ) -> AppendResult:
-        """Store one message; QuotaExceeded if `rules.quota` refuses it."""
+        """Store one message; QuotaExceeded if `rules.quota` refuses it.
+
+        Every way in (`append`, `deliver`, `replace`) gives the new row a thread id
+        (RFC 8474 §5.2) in the same transaction: of the Message-IDs
+        `objectids.thread_keys(meta)` names, in order, the first that any message stored
+        in the mailbox's account named before decides (its thread); if none did, a new
+        thread id that no other thread of the account has. Those Message-IDs are then
+        known to the account under the thread, and stay known after the messages go, until
+        the account is removed. At most one indexed lookup per message; `meta` carries all
+        it needs."""
         ...
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
@@ -357,7 +374,8 @@ class Store(Protocol):
     async def copy(
         self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
     ) -> CopyResult:
-        """Copy messages (the blob is shared, not copied). Publishes MessagesAdded."""
+        """Copy messages (the blob is shared, not copied; the thread id is kept).
+        Publishes MessagesAdded."""
         ...
 
     async def move(
@@ -388,7 +406,8 @@ class Store(Protocol):
         ...
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
-        """UIDs matching the key, ascending. TEXT/BODY use the full-text index."""
+        """UIDs matching the key, ascending, in one query. TEXT/BODY use the full-text
+        index."""
         ...
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
@@ -503,4 +522,69 @@ class Store(Protocol):
 
     async def list_dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
         """Keys of `domain` (every domain if None), newest first."""
+        ...
+
+    # --- fetch sources (the user's accounts at other providers) -------------------------
+    # A source belongs to an account and goes with it. Its password arrives encrypted and
+    # is stored as given: the key is never in the store. What was fetched is kept per
+    # source (POP3 UIDLs, IMAP UIDs with their UIDVALIDITY, and each message's header
+    # digest); a record is written in the same transaction as the local copy it stands for
+    # (`deliver_fetched`), so a crash neither loses a message nor fetches it twice.
+    async def add_fetch_source(self, source: NewFetchSource) -> FetchSource:
+        """NotFound if the account is gone."""
+        ...
+
+    async def list_fetch_sources(self, account_id: int | None = None) -> list[FetchSource]:
+        """The account's sources (every account's if None), by id."""
+        ...
+
+    async def get_fetch_source(self, source_id: int) -> FetchSource | None: ...
+
+    async def remove_fetch_source(self, account_id: int, source_id: int) -> None:
+        """Remove the source and what it fetched; NotFound unless the account owns it."""
+        ...
+
+    async def record_fetch_run(self, source_id: int, run: FetchRun) -> FetchSource:
+        """Keep a run's outcome: its time and result; a failure's text and time (kept
+        until a run succeeds); the count of consecutive authentication failures (one more
+        for an authentication failure, 0 after a success, unchanged by other errors).
+        NotFound if the source is gone."""
+        ...
+
+    async def fetched(self, source_id: int, folder: str) -> list[FetchedEntry]:
+        """What was fetched from one remote folder ("" for POP3), oldest first."""
+        ...
+
+    async def fetch_folders(self, source_id: int) -> list[FetchFolderState]:
+        """IMAP: the UIDVALIDITY and last UID fetched of each remote folder."""
+        ...
+
+    async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
+        """Store one fetched message and its record in ONE transaction: both or neither
+        (QuotaExceeded as `append`; NotFound, and nothing stored, if the source is gone;
+        AlreadyExists, and nothing stored, if the record is there: another run took it).
+        With `record.uid`, the folder's state moves to that UIDVALIDITY and at least that
+        UID. Publishes what `deliver` publishes."""
+        ...
+
+    async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
+        """Record messages without storing them (a copy already here), advancing the
+        folder state as `deliver_fetched` does. NotFound if a source is gone."""
+        ...
+
+    async def set_fetch_folder(self, source_id: int, state: FetchFolderState) -> None:
+        """Set a remote folder's UIDVALIDITY and last UID (a new UIDVALIDITY, or a run
+        that passed over messages it would not take)."""
+        ...
+
+    async def forget_fetched(
+        self,
+        source_id: int,
+        folder: str,
+        remote_ids: Sequence[str],
+        *,
+        keep_uidvalidity: int | None = None,
+    ) -> None:
+        """Drop records: those of `remote_ids` (messages deleted or gone remotely), and,
+        with `keep_uidvalidity`, every record of the folder under another UIDVALIDITY."""
         ...

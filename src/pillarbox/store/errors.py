@@ -17,6 +17,10 @@ class Conflict(StoreError):
     """The operation is not allowed in the current state (delete INBOX, rename onto itself...)."""
 
 
+class LimitExceeded(StoreError):
+    """A bound on how much of something a mailbox may hold (keywords) would be passed."""
+
+
 class QuotaExceeded(StoreError):
     """Appending would take the account over its quota."""
 

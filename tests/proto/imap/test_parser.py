@@ -397,11 +397,13 @@ SEARCHES = [
         c.SearchDate("since", datetime.date(2002, 4, 3), True),
     ),
     search(
-        # RFC 8474 §6: an id that is not ours matches nothing; no message has a THREADID
-        b"SEARCH EMAILID M00000000000000ff EMAILID other_id-2 THREADID T1",
+        # RFC 8474 §6: an id that is not ours matches nothing
+        b"SEARCH EMAILID M00000000000000ff EMAILID other_id-2 THREADID T1"
+        b" THREADID T00000000000000fe",
         c.SearchEmailId(255),
         c.SearchEmailId(None),
-        c.SearchNot(c.SearchAll()),
+        c.SearchThreadId(None),
+        c.SearchThreadId(254),
     ),
     search(
         # RFC 8514 §4.3; every mailbox keeps save dates, so SAVEDATESUPPORTED is ALL

@@ -13,6 +13,7 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import parser
 from pillarbox.proto.imap.grammar import (
     compress,
+    context,
     fetch,
     mailboxes,
     messages,
@@ -28,6 +29,7 @@ from pillarbox.proto.imap.grammar import (
 EXPECTED = {
     "APPEND",
     "AUTHENTICATE",
+    "CANCELUPDATE",
     "CAPABILITY",
     "CHECK",
     "CLOSE",
@@ -91,6 +93,7 @@ def test_known_commands_are_the_families_tables() -> None:
         notify,
         quota,
         replace,
+        context,
     ]
     assert parser.KNOWN_COMMANDS == EXPECTED
     assert sum(len(f.PARSERS) for f in families) == len(EXPECTED)

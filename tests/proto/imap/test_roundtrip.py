@@ -78,6 +78,7 @@ leaf_keys = st.one_of(
     st.builds(c.SearchWithin, st.sampled_from(["older", "younger"]), nz),
     st.builds(c.SearchSaveDate, st.sampled_from(["before", "on", "since"]), dates),
     st.builds(c.SearchEmailId, st.one_of(st.none(), st.integers(0, 2**64 - 1))),
+    st.builds(c.SearchThreadId, st.one_of(st.none(), st.integers(0, 2**64 - 1))),
 )
 search_keys = st.recursive(
     leaf_keys,

@@ -2,7 +2,7 @@
 
 Pins: the RFC 5256 §4 example parses; REVERSE binds to the next key only; RETURN comes
 before the sort criteria; the charset is required and upper-cased and decides how
-search strings decode; unknown keys, empty criteria and SAVE are refused; SORT is only
+search strings decode; unknown keys and empty criteria are refused; SORT is only
 allowed in the selected state; THREAD takes an algorithm atom and the same criteria.
 """
 
@@ -51,7 +51,6 @@ def test_charset_decides_decoding() -> None:
         b"a SORT (NAME) UTF-8 ALL",
         b"a SORT (REVERSE) UTF-8 ALL",
         b"a SORT (DATE) UTF-8",
-        b"a SORT RETURN (SAVE) (DATE) UTF-8 ALL",
         b"a SORT (DATE)  UTF-8 ALL",
     ],
 )

@@ -113,6 +113,10 @@ class Writer:
                 if blob_id is None:
                     return b"EMAILID not-ours"
                 return b"EMAILID M%016x" % blob_id
+            case c.SearchThreadId(thread_id):
+                if thread_id is None:
+                    return b"THREADID not-ours"
+                return b"THREADID T%016x" % thread_id
             case c.SearchWithin(op, seconds):
                 return op.upper().encode() + b" %d" % seconds
             case c.SearchNot(key):

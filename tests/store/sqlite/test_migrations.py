@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pillarbox.model import FlagMode, QueuedRecipient, QueueOrigin, QuotaUsage, SearchSaveDate
+from pillarbox.model import (
+    FlagMode,
+    MessageMeta,
+    QueuedRecipient,
+    QueueOrigin,
+    QuotaUsage,
+    SearchSaveDate,
+    SearchThreadId,
+)
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore, schema, text_index
 
@@ -227,3 +236,67 @@ async def test_rows_saved_before_savedate_answer_their_internal_date(tmp_path: P
 def _only(uids: list[int]) -> int:
     assert len(uids) == 1
     return uids[0]
+
+
+async def test_thread_ids_are_filled_in(tmp_path: Path) -> None:
+    """Messages stored before THREADID (schema < 8) get theirs in the migration: those
+    of one account whose References start with the same root, and the root itself, share
+    one; a message with neither References nor a Message-ID, and the same root in another
+    account, get their own. Later messages find the backfilled threads by the root's and
+    by each old message's own Message-ID (RFC 8474 §5.2)."""
+    data = tmp_path / "data"
+    conn = _store_at(data, 7)
+    conn.execute("INSERT INTO domains (id, name) VALUES (1, 'example.org')")
+    conn.executemany(
+        "INSERT INTO accounts (id, address, domain_id, password_hash) VALUES (?, ?, 1, 'h')",
+        [(1, "alice@example.org"), (2, "bob@example.org")],
+    )
+    conn.executemany(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1, 9)",
+        [(1, 1, "INBOX"), (2, 1, "Archive"), (3, 2, "INBOX")],
+    )
+    blobs = [  # id, Message-ID, References (NULL: stored before thread_refs existed)
+        (10, " <root@x> ", ""),
+        (11, "<r1@x>", "<root@x>"),
+        (12, "<r2@x>", "<root@x> <r1@x>"),
+        (13, "", None),
+        (14, "<other@x>", ""),
+        (15, "<r3@x>", "<root@x> <r2@x>"),
+    ]
+    conn.executemany(
+        "INSERT INTO blobs (id, size, message_id, thread_refs) VALUES (?, 5, ?, ?)", blobs
+    )
+    conn.executemany(
+        "INSERT INTO messages (mailbox_id, uid, modseq, internaldate, size, blob_id)"
+        " VALUES (?, ?, 1, 0, 5, ?)",
+        [(1, 1, 12), (1, 2, 10), (1, 3, 13), (1, 4, 14), (2, 1, 11), (3, 1, 15)],
+    )
+    conn.close()
+    store = SqliteStore(data)
+    await store.open()
+    try:
+        inbox = {i.uid: i.thread_id for i in await store.fetch(1, [1, 2, 3, 4])}
+        [archived] = await store.fetch(2, [1])
+        [bobs] = await store.fetch(3, [1])
+        assert inbox == {1: 10, 2: 10, 3: 13, 4: 14}
+        assert archived.thread_id == 10
+        assert bobs.thread_id == 15
+        assert await store.search(1, SearchThreadId(10)) == [1, 2]
+        assert await store.search(2, SearchThreadId(10)) == [1]
+        assert await store.search(3, SearchThreadId(10)) == []
+
+        async def append(mailbox_id: int, meta: MessageMeta) -> int | None:
+            handle = store.new_blob()
+            await handle.write(b"hello")
+            blob = await handle.finish()
+            uid = (await store.append(mailbox_id, blob, meta)).uid
+            [info] = await store.fetch(mailbox_id, [uid])
+            return info.thread_id
+
+        base = MessageMeta(size=5, envelope=b"NIL", bodystructure=b"NIL", body=b"NIL", parts="")
+        # a reply to an old non-root message, named only by In-Reply-To
+        assert await append(1, dataclasses.replace(base, in_reply_to="<r2@x>")) == 10
+        # the other account's own thread, found by its root's id
+        assert await append(3, dataclasses.replace(base, references="<root@x>")) == 15
+    finally:
+        await store.close()

@@ -151,6 +151,7 @@ _SELECTED_ONLY: Final = frozenset(
         "UID THREAD",
         "REPLACE",  # RFC 8508 §3.3
         "UID REPLACE",
+        "CANCELUPDATE",  # RFC 5267 §5: command-select
     }
 )
 ALLOWED_COMMANDS: Final[dict[State, frozenset[str]]] = {

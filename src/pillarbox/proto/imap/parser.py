@@ -26,6 +26,7 @@ from typing import Final
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar import (
     compress,
+    context,
     fetch,
     mailboxes,
     messages,
@@ -95,6 +96,7 @@ _PARSERS: Final = _join(
     notify.PARSERS,
     quota.PARSERS,
     replace.PARSERS,
+    context.PARSERS,
 )
 
 KNOWN_COMMANDS: Final = frozenset(_PARSERS)

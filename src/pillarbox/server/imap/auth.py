@@ -15,6 +15,7 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import wire
 from pillarbox.server.imap.errors import CommandNo
 from pillarbox.server.imap.session import Session
+from pillarbox.services.account_sessions import TooManySessions
 from pillarbox.services.errors import AuthFailed
 
 
@@ -66,7 +67,13 @@ async def _authenticate(s: Session, tag: str, user: str, password: str) -> bytes
         account = await s.services.auth.authenticate(user, password, s.stream.info.peer_ip)
     except AuthFailed:
         raise CommandNo("Invalid credentials", "AUTHENTICATIONFAILED") from None
-    await s.login_as(account)
+    try:
+        await s.login_as(account)
+    except TooManySessions as e:
+        # As Dovecot: say why and close (RFC 9051 §7.1.5 BYE, §7.1 UNAVAILABLE).
+        s.untagged(b"BYE [UNAVAILABLE] " + wire.safe_text(str(e)))
+        s.conn.logged_out()
+        return wire.tagged(tag, "NO", "Too many connections", "UNAVAILABLE")
     return wire.tagged(tag, "OK", "Logged in", "CAPABILITY " + s.capabilities())
 
 
@@ -129,6 +136,12 @@ async def idle(s: Session, cmd: c.Idle) -> bytes | None:
     while True:
         data = await s.idle_wait()
         if data is None:
+            if s.notifier is not None and not s.notification_overflow():
+                # RFC 5465 §4, §5.8: as between commands, NOTIFY's pushes do not wait for
+                # the client to take them; what it leaves unread is bounded instead.
+                await s.report_updates(allow_expunge=True)
+                s.flush_nowait()
+                continue
             await s.report_updates(allow_expunge=True)
             await s.flush()
             continue

@@ -17,6 +17,7 @@ from pillarbox.server.imap import (
     append,
     auth,
     compress,
+    contexts,
     fetch,
     mailboxes,
     notify,
@@ -82,6 +83,7 @@ route(c.Notify, notify.notify)
 route(c.GetQuotaRoot, quota.getquotaroot)
 route(c.GetQuota, quota.getquota)
 route(c.SetQuota, quota.setquota)
+route(c.CancelUpdate, contexts.cancelupdate)
 
 
 class _Router:

@@ -10,8 +10,8 @@ Must not: import the session or any handler (every handler imports this).
 
 from __future__ import annotations
 
-from pillarbox.rules.flags import BadFlag
-from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, TempFailure
+from pillarbox.rules.flags import BadFlag, TooManyKeywords
+from pillarbox.services.errors import AuthFailed, LimitReached, OverQuota, Rejected, TempFailure
 from pillarbox.services.fetching import UnknownEncoding
 from pillarbox.services.mailbox import (
     InvalidMailboxName,
@@ -19,7 +19,7 @@ from pillarbox.services.mailbox import (
     MailboxNotAllowed,
     NoSuchMailbox,
 )
-from pillarbox.services.view import MessageSetError, UnsupportedSearch
+from pillarbox.services.view import MessageSetError
 
 
 class BadCommand(Exception):
@@ -40,7 +40,7 @@ class WriteStalled(ConnectionError):
 
 
 # Client errors the services find in an otherwise well-formed command: tagged BAD.
-BAD_ARGUMENTS: tuple[type[Exception], ...] = (MessageSetError, UnsupportedSearch, BadFlag)
+BAD_ARGUMENTS: tuple[type[Exception], ...] = (MessageSetError, BadFlag)
 
 
 def reply_for(exc: Exception) -> tuple[str, str | None, str]:
@@ -61,6 +61,10 @@ def reply_for(exc: Exception) -> tuple[str, str | None, str]:
         return "NO", "UNKNOWN-CTE", exc.text  # RFC 3516 §4.3
     if isinstance(exc, OverQuota):
         return "NO", "OVERQUOTA", exc.text
+    if isinstance(exc, LimitReached):
+        return "NO", "LIMIT", exc.text  # RFC 9051 §7.1
+    if isinstance(exc, TooManyKeywords):
+        return "NO", "LIMIT", str(exc)
     if isinstance(exc, TempFailure):
         return "NO", "UNAVAILABLE", exc.text
     if isinstance(exc, Rejected):
@@ -75,5 +79,6 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     AuthFailed,
     Rejected,
     TempFailure,
+    TooManyKeywords,
     *BAD_ARGUMENTS,
 )

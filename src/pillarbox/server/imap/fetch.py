@@ -247,8 +247,10 @@ def _attribute(name: str, message: FetchedMessage, data: bytes) -> bytes:
         return b"PREVIEW " + wire.string(info.preview.encode("utf-8"))
     if name == "EMAILID":  # RFC 8474 §5.1: the blob, shared by COPY and MOVE
         return b"EMAILID (" + objectids.email_id(info.blob_id).encode() + b")"
-    if name == "THREADID":  # RFC 8474 §5.2: NIL, threads are not kept per message
-        return b"THREADID NIL"
+    if name == "THREADID":  # RFC 8474 §5.2: kept per message (`model.objectids`)
+        if info.thread_id is None:
+            return b"THREADID NIL"
+        return b"THREADID (" + objectids.thread_object_id(info.thread_id).encode() + b")"
     if name == "SAVEDATE":  # RFC 8514 §4.2
         return b"SAVEDATE " + wire.date_time(info.savedate) if info.savedate else b"SAVEDATE NIL"
     if name in _RFC822_SECTIONS:

@@ -97,6 +97,9 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> bytes:
 
 
 async def close(s: Session, cmd: c.Close) -> bytes:
+    # RFC 7162 §3.2.8: the expunge takes a MODSEQ like any other, but the tagged OK MUST
+    # NOT carry [HIGHESTMODSEQ]: CLOSE sends no VANISHED, so a client that stored the value
+    # would never learn of the messages CLOSE removed.
     await _close_selected(s, expunge_deleted=True)
     s.conn.unselected()
     return wire.tagged(cmd.tag, "OK", "CLOSE completed")

@@ -18,6 +18,10 @@ change arrives while no command runs) `report` turns that into responses:
   and a lost backlog (`Resync`) is handled the same way (every watched mailbox then
   gets a STATUS, so nothing is missed).
 
+Pushes between commands do not wait for a slow client; the session counts what the
+client has left unread instead and, past `imap.notify_max_unread`, sends
+NOTIFICATIONOVERFLOW and drops the NOTIFY setting (RFC 5465 §5.8, `Session`).
+
 Which group applies to a mailbox: the selected mailbox follows the ``selected`` /
 ``selected-delayed`` group (and never gets a STATUS); any other mailbox follows the
 first group whose filter matches it, so ``(mailboxes Junk NONE) (personal (...))``
@@ -117,6 +121,16 @@ class Notifications:
             return None
         return group.filter == "SELECTED"  # RFC 5465 §5.1: "selected-delayed" holds expunges
 
+    @property
+    def selected_flags(self) -> bool:
+        # RFC 5465 §5.1: a selected group without FlagChange (NONE included) asks for
+        # no flag changes, so other sessions' are not sent (the SHOULD of RFC 9051 §5.2
+        # gives way to what the client asked), while EXISTS and EXPUNGE still come (a
+        # MUST). Without a selected group the selected mailbox is reported as without
+        # NOTIFY.
+        group = self.selected_group
+        return group is None or FLAGS in group.events
+
     def record(self, change: Change) -> bool:
         if isinstance(change, MessagesAdded):
             return self._mark(change.mailbox_id, NEW)
@@ -164,7 +178,7 @@ class Notifications:
                 continue
             group = self.group_for(box.name)
             if group is not None and group.events & kinds:
-                await send_status(s, box, initial=False)
+                await send_status(s, box)
 
     # --- filters
 
@@ -224,15 +238,19 @@ class Notifications:
                 s.untagged(b"LIST (" + attrs + b') "/" ' + wire_name(s, name))
 
 
-async def send_status(s: Session, box: Mailbox, *, initial: bool) -> None:
-    """``* STATUS name (MESSAGES n UIDNEXT n UNSEEN n)`` for a mailbox that is not
-    selected (RFC 5465 §5.2-§5.4), UIDVALIDITY too in the answers to ``SET STATUS``
-    (§3), HIGHESTMODSEQ once CONDSTORE is on (§5.2, RFC 7162). One store read."""
+async def send_status(s: Session, box: Mailbox) -> None:
+    """``* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n)`` for a mailbox that
+    is not selected: the same items for ``SET STATUS`` (§3) and for every event (§5.1-§5.3),
+    HIGHESTMODSEQ too once CONDSTORE is on (§5.1, RFC 7162 §3.1.7). UIDVALIDITY each
+    time, so a client learns from the STATUS itself that a mailbox it caches was deleted
+    and created again; UNSEEN is what a FlagChange elsewhere changes. One store read."""
     st = await s.require_mailboxes().status(box)
-    items = b"MESSAGES %d UIDNEXT %d" % (st.messages, st.uidnext)
-    if initial:
-        items += b" UIDVALIDITY %d" % st.uidvalidity
-    items += b" UNSEEN %d" % st.unseen
+    items = b"MESSAGES %d UIDNEXT %d UIDVALIDITY %d UNSEEN %d" % (
+        st.messages,
+        st.uidnext,
+        st.uidvalidity,
+        st.unseen,
+    )
     if s.condstore:
         items += b" HIGHESTMODSEQ %d" % st.highestmodseq
     s.untagged(b"STATUS " + wire_name(s, box.name) + b" (" + items + b")")
@@ -287,6 +305,6 @@ async def notify(s: Session, cmd: c.Notify) -> bytes:
         for box in sorted(notifications.boxes.values(), key=lambda b: b.name):
             watcher = notifications.group_for(box.name)
             if box.id != selected_id and watcher is not None and watcher.events & _MESSAGE_EVENTS:
-                await send_status(s, box, initial=True)
+                await send_status(s, box)
                 await s.maybe_flush()
     return wire.tagged(cmd.tag, "OK", "NOTIFY completed")

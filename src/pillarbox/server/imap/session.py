@@ -44,13 +44,14 @@ from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap import responses
 from pillarbox.proto.imap.connection import Limits, ServerConnection, State
-from pillarbox.server.imap import wire
+from pillarbox.server.imap import esearch, wire
 from pillarbox.server.imap.announced_flags import AnnouncedFlags
 from pillarbox.server.imap.errors import KNOWN_FAILURES, BadCommand, WriteStalled, reply_for
 from pillarbox.server.imap.push import PushBatch
 from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
+from pillarbox.services.live_results import LiveResults
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.services.selected import SelectedMailbox
 from pillarbox.services.view import Removed, Updates
@@ -82,6 +83,12 @@ class Notifier(Protocol):
         """How the selected mailbox's updates go out between commands: None when NOTIFY
         names no selected filter (only at command ends, as without NOTIFY), True for
         "selected" (expunges too), False for "selected-delayed" (RFC 5465 §5.1)."""
+        ...
+
+    @property
+    def selected_flags(self) -> bool:
+        """Other sessions' flag changes in the selected mailbox are reported (as FETCH):
+        False when NOTIFY names the selected mailbox without FlagChange (RFC 5465 §5.1)."""
         ...
 
     async def report(self, session: Session) -> None:
@@ -144,6 +151,8 @@ class Session:
         self.announced: AnnouncedFlags | None = None  # FLAGS told for `selected`
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []  # RFC 5182 "$", as UIDs
+        self.live = LiveResults()  # RFC 5267 §4.3 update contexts of the selected mailbox
+        self.live_fetch: dict[str, tuple[c.FetchItem, ...]] = {}  # UPDATE (...), RFC 5465 §7
         self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET, until NOTIFY NONE
         self._out: list[bytes] = []
         self._out_size = 0
@@ -187,6 +196,14 @@ class Session:
                 self._abort()
                 raise WriteStalled("client stopped reading") from None
 
+    def flush_nowait(self) -> None:
+        """Hand what is queued to the transport without waiting for it to drain."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            self.stream.write_nowait(data)
+
     def _abort(self) -> None:
         """Drop the connection now: a plain close would wait for the unread output."""
         self.stream.abort()
@@ -227,7 +244,14 @@ class Session:
 
     def report_expunged(self, removed: Removed) -> None:
         """``* n EXPUNGE`` per message (RFC 9051 §7.5.1), or one ``* VANISHED uids`` once
-        QRESYNC is enabled (RFC 7162 §3.2.10)."""
+        QRESYNC is enabled (RFC 7162 §3.2.10); first the REMOVEFROM of every update context
+        that held one of them, numbered as before the expunge (RFC 5267 §4.3.4: "MUST be
+        sent prior to the expunge notification itself")."""
+        if removed.uids and len(self.live):
+            old_seq = dict(zip(removed.uids, sorted(removed.seqs), strict=True))
+            for tag, live, change in self.live.expunged(removed.uids):
+                number = _same if live.by_uid else old_seq.__getitem__
+                self.untagged(esearch.update(tag, live, change, number))
         if self.qresync:
             if removed.uids:
                 self.send(responses.vanished(removed.uids))
@@ -288,6 +312,7 @@ class Session:
             "CREATE-SPECIAL-USE",  # RFC 6154 §3
             "ESEARCH",
             "SEARCHRES",
+            "WITHIN",  # RFC 5032
             "MULTIAPPEND",
             "CATENATE",  # RFC 4469
             "BINARY",
@@ -300,6 +325,8 @@ class Session:
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
+            "CONTEXT=SEARCH",  # RFC 5267 §4
+            "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "UNAUTHENTICATE",
@@ -325,10 +352,12 @@ class Session:
             while not self._done:
                 if self.notifier is not None:
                     # RFC 5465 §1: with NOTIFY set, updates go out between commands too.
+                    # Without waiting for a slow client to take them: what it leaves
+                    # unread is bounded by NOTIFICATIONOVERFLOW (`_push_notifications`).
                     got = await self.read_or_change()
                     if got is None:
                         await self._push_notifications()
-                        await self.flush()
+                        self.flush_nowait()
                         continue
                     data = got
                 else:
@@ -364,7 +393,13 @@ class Session:
             return read.result()
         return None
 
+    def _release_account(self) -> None:
+        if self.account is not None:
+            self.services.sessions.release(self.account.id, self.stream.info.peer_ip)
+            self.account = None
+
     async def _teardown(self) -> None:
+        self._release_account()
         if self._read_task is not None:
             self._read_task.cancel()
             with contextlib.suppress(BaseException):
@@ -473,6 +508,8 @@ class Session:
             wake = notifier is not None and notifier.record(change)
             if view is not None and view.record(change):
                 wake = True
+            if view is not None:
+                self.live.record(change, view.mailbox.id)
             if wake:
                 # Woken on the next loop turn, not now: inside publish the command that
                 # committed the change has not resumed yet, and its reply should not wait
@@ -543,7 +580,20 @@ class Session:
                 await notifier.new_in_selected(
                     self, view.uids_for_uid_set([(top + 1, view.max_uid)])
                 )
-        self._queue_flag_updates(updates.flags)
+        # RFC 5465 §5.1: a selected group without FlagChange takes no flag changes.
+        wanted = notifier is None or notifier.selected_flags
+        self._queue_flag_updates(updates.flags if wanted else [])
+        if len(self.live):
+            # RFC 5267 §4.3.3: after EXISTS, so new sequence numbers in ADDTO are valid.
+            for tag, live, change in await self.live.refresh(selected):
+                items = self.live_fetch.get(tag)
+                if items:
+                    # RFC 5465 §7: new messages that join are fetched, after EXISTS and
+                    # before the ADDTO; not those that join by a flag change (SHOULD NOT).
+                    fresh = [u for _, uids in change.added for u in uids if u > top]
+                    await self._fetch_uids(fresh, items)
+                number = _same if live.by_uid else functools.partial(_seq_of, view.seq_of)
+                self.untagged(esearch.update(tag, live, change, number))
 
     def _queue_removed(self, updates: Updates, *, allow_expunge: bool) -> None:
         """EXPUNGE (or VANISHED) for what `take_updates` removed; "$" forgets them."""
@@ -562,6 +612,17 @@ class Session:
             # the client's safe HIGHESTMODSEQ is below them.
             high = view.reported_highestmodseq
             self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % high)
+
+    async def _fetch_uids(self, uids: list[int], items: tuple[c.FetchItem, ...]) -> None:
+        """Untagged FETCH of `uids` as a UID FETCH would answer it (the FETCH handler,
+        reached through the router; its tagged completion is for no command: dropped)."""
+        if not uids:
+            return
+        ranges = tuple(c.SeqRange(u, u) for u in uids)
+        cmd = c.Fetch("*", uid=True, sequence_set=c.SequenceSet(ranges), items=items)
+        handler = self.router.handler(cmd)
+        if handler is not None:
+            await handler(self, cmd)
 
     # ------------------------------------------------------------------ IDLE push
 
@@ -586,9 +647,12 @@ class Session:
         r"""`report_updates(allow_expunge=True)` without awaiting, for a session waiting
         in IDLE (RFC 2177: any untagged response may be sent then). False, with nothing
         done, when it would need an await: NOTIFY set, output already queued, a reload
-        of the view, or a \Recent claim only the store can settle."""
+        of the view, a \Recent claim only the store can settle, or update contexts to
+        re-evaluate (RFC 5267 §4.3: their query runs in `report_updates`)."""
         selected = self.selected
         if selected is None or self.notifier is not None or self._out or self._drain_due:
+            return False
+        if len(self.live):
             return False
         view = selected.view
         if view.needs_resync:
@@ -614,7 +678,7 @@ class Session:
         """A change arrived while no command runs and NOTIFY is set: report it now
         (RFC 5465 §1), the selected mailbox's too when NOTIFY names it (§5.1)."""
         notifier = self.notifier
-        if notifier is None:
+        if notifier is None or self.notification_overflow():
             self._changed.clear()
             return
         push = notifier.selected_push
@@ -629,6 +693,17 @@ class Session:
             raise
         except Exception:
             log.exception("%s reporting notifications failed", self.conn_id)
+
+    def notification_overflow(self) -> bool:
+        """RFC 5465 §5.8: NOTIFY is set and its client has left more than
+        `notify_max_unread` bytes unread. Rather than queue more without bound, say so
+        (NOTIFICATIONOVERFLOW) and act as after NOTIFY NONE; True when that just happened.
+        What is recorded for the selected mailbox stays and goes out as without NOTIFY."""
+        if self.notifier is None or self.stream.unsent() <= self.config.notify_max_unread:
+            return False
+        self.notifier = None
+        self.untagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications, NOTIFY is off")
+        return True
 
     def announce_flags(self, flags: Collection[str]) -> None:
         """Send an updated FLAGS (and PERMANENTFLAGS) first when `flags`, about to be
@@ -661,9 +736,12 @@ class Session:
 
     def select(self, selected: SelectedMailbox | None) -> None:
         """Make `selected` the session's selected mailbox (None: none); "$" is forgotten
-        with the old one (RFC 5182 §2.1)."""
+        with the old one (RFC 5182 §2.1), and so are the update contexts (RFC 5267 §4.3:
+        updates cease when the mailbox is no longer selected)."""
         self.selected = selected
         self.saved_search = []
+        self.live = LiveResults()
+        self.live_fetch = {}
         self.announced = None if selected is None else AnnouncedFlags(read_only=selected.read_only)
 
     def new_selected(self, mailbox: Mailbox, *, read_only: bool) -> SelectedMailbox:
@@ -675,7 +753,8 @@ class Session:
         compression stay, since they belong to the connection."""
         await self._stop_pump()
         self.select(None)
-        self.account = None
+        self._release_account()
+        self.stream.logged_out()
         self.mailboxes = None
         self.enabled.clear()
         self.notifier = None
@@ -683,9 +762,23 @@ class Session:
         self.conn.unauthenticated()
 
     async def login_as(self, account: Account) -> None:
+        """Become `account`'s session: TooManySessions (nothing changed) when it holds
+        as many from this address as it may ([limits] max_connections_per_account)."""
+        self.services.sessions.acquire(account.id, self.stream.info.peer_ip)
+        self.stream.logged_in()
         self.account = account
         self.mailboxes = AccountMailboxes(
             self.services.store, account.id, changes_pending=self.changes_pending
         )
         self.conn.authenticated()
         await self.start_pump()
+
+
+def _same(uid: int) -> int:
+    """A UID context names its members by UID."""
+    return uid
+
+
+def _seq_of(seq_of: Callable[[int], int | None], uid: int) -> int:
+    """The sequence number a member has now (it is known to the view)."""
+    return seq_of(uid) or 0

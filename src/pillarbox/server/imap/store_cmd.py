@@ -124,8 +124,11 @@ async def expunge_cmd(s: Session, cmd: c.Expunge | c.UidExpunge) -> bytes:
     s.report_expunged(expunged)  # VANISHED once QRESYNC is on: RFC 7162 §3.2.10
     _forget_saved(s)
     if s.qresync:
-        # RFC 7162 §3.2.7: the tagged OK carries the HIGHESTMODSEQ after the expunge; what
-        # others changed meanwhile is reported first, so the client misses nothing below it.
+        # RFC 7162 §3.2.7 (EXPUNGE), §3.2.9 (UID EXPUNGE): the tagged OK carries the
+        # HIGHESTMODSEQ after the expunge (a MUST once one message went; harmless when none
+        # did). What others changed meanwhile is reported first, so the client misses
+        # nothing below it. CONDSTORE alone asks for no code. CLOSE is the opposite
+        # (§3.2.8, `mailboxes.close`).
         await s.report_updates(allow_expunge=True)
         code = f"HIGHESTMODSEQ {selected.view.reported_highestmodseq}"
         return wire.tagged(cmd.tag, "OK", f"{cmd.NAME} completed", code)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pillarbox.proto.imap import responses
+from pillarbox.rules.printable import printable_ascii
 
 
 def string(value: str | bytes, *, utf8: bool = False) -> bytes:
@@ -74,7 +75,7 @@ def sequence_set(numbers: Iterable[int]) -> bytes:
 
 def safe_text(text: str) -> bytes:
     """Human-readable response text: printable ASCII only, never CR/LF (RFC 9051 §9 text)."""
-    return "".join(c if " " <= c < "\x7f" else "?" for c in text).encode("ascii")
+    return printable_ascii(text).encode("ascii")
 
 
 def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:

@@ -20,7 +20,8 @@ Theory of operation (each part is told in full in the module that holds it):
     `schema` from `migrations/`.
 
 The modules: `core` (the base class: lifecycle, plumbing, blobs), one mixin per concern
-(`accounts`, `mailboxes`, `messages`, `reading`, `outbound_queue`, `dkim_keys`), the
+(`accounts`, `mailboxes`, `messages`, `reading`, `outbound_queue`, `dkim_keys`,
+`fetch_sources`), the
 row helpers they share (`message_rows`, `rows`, `flags`), and the threads (`writer`,
 `checkpointer`, `readers`, `batches`). Each mixin imports the base, never this class.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 from pillarbox.store.sqlite.accounts import AccountsMixin
 from pillarbox.store.sqlite.core import DB_NAME
 from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
+from pillarbox.store.sqlite.fetch_sources import FetchSourcesMixin
 from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
@@ -48,6 +50,7 @@ class SqliteStore(
     SortingMixin,
     OutboundQueueMixin,
     DkimKeysMixin,
+    FetchSourcesMixin,
 ):
     """The SQLite implementation of `store.api.Store` (see the module docstring)."""
 

@@ -230,6 +230,7 @@ class AccountsMixin(SqliteCore):
             for mailbox_id in mailbox_ids:
                 drop_mailbox_rows(conn, mailbox_id)
             conn.execute("DELETE FROM subscriptions WHERE account_id = ?", (account_id,))
+            conn.execute("DELETE FROM thread_ids WHERE account_id = ?", (account_id,))
             conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
             collect_blobs(tx)
             tx.changes.append(MailboxesChanged(account_id))

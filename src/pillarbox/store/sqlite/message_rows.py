@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from pillarbox.model import (
@@ -27,10 +27,12 @@ from pillarbox.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    objectids,
 )
 from pillarbox.rules import quota as quota_rules
+from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
-from pillarbox.store.errors import NotFound, QuotaExceeded
+from pillarbox.store.errors import LimitExceeded, NotFound, QuotaExceeded
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import (
@@ -126,6 +128,32 @@ def insert_blob(
     )
 
 
+def check_keyword_room(conn: sqlite3.Connection, mailbox_id: int, names: Iterable[str]) -> None:
+    """LimitExceeded if keywords `names` would take the mailbox past
+    `rules.flags.MAX_KEYWORDS_PER_MAILBOX` distinct keywords. One indexed look-up for the
+    names, and a count only when one of them is new to the mailbox."""
+    wanted = {n.lower() for n in names}
+    if not wanted:
+        return
+    known = {
+        row[0].lower()
+        for row in conn.execute(
+            "SELECT DISTINCT keyword FROM keywords WHERE mailbox_id = ?"
+            " AND keyword IN (SELECT value FROM json_each(?))",
+            (mailbox_id, json.dumps(sorted(wanted))),
+        )
+    }
+    new = wanted - known
+    if not new:
+        return
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT keyword FROM keywords WHERE mailbox_id = ?)",
+        (mailbox_id,),
+    ).fetchone()
+    if count + len(new) > MAX_KEYWORDS_PER_MAILBOX:
+        raise LimitExceeded(f"At most {MAX_KEYWORDS_PER_MAILBOX} keywords per mailbox")
+
+
 def spell_keywords(
     conn: sqlite3.Connection, mailbox_id: int, keywords: dict[str, str]
 ) -> dict[str, str]:
@@ -141,6 +169,29 @@ def spell_keywords(
     return spelled
 
 
+def assign_thread(
+    conn: sqlite3.Connection, account_id: int, blob_id: int, keys: Sequence[str]
+) -> int:
+    """The thread of a message being stored (RFC 8474 §5.2, `model.objectids`): that of
+    its first key the account knows, else a new one named by its blob. One primary-key
+    probe for all keys; the keys not known yet are recorded under the thread."""
+    if not keys:
+        return blob_id
+    known = dict(
+        conn.execute(
+            "SELECT msgid, thread_id FROM thread_ids WHERE account_id = ?"
+            " AND msgid IN (SELECT value FROM json_each(?))",
+            (account_id, json.dumps(list(keys))),
+        ).fetchall()
+    )
+    thread_id = next((known[k] for k in keys if k in known), blob_id)
+    conn.executemany(
+        "INSERT INTO thread_ids (account_id, msgid, thread_id) VALUES (?, ?, ?)",
+        [(account_id, k, thread_id) for k in keys if k not in known],
+    )
+    return int(thread_id)
+
+
 def append_one(
     tx: Tx,
     files: BlobFiles,
@@ -152,15 +203,28 @@ def append_one(
 ) -> AppendResult:
     conn = tx.conn
     check_quota(conn, mailbox_id, meta.size)
+    bits, keywords = split_flags(flags)
+    check_keyword_room(conn, mailbox_id, keywords)
     insert_blob(conn, files, blob, meta)
     uid, modseq, uidvalidity, account_id = bump(conn, mailbox_id, 1)
-    bits, keywords = split_flags(flags)
+    thread_id = assign_thread(conn, account_id, blob.blob_id, objectids.thread_keys(meta))
     now = datetime.now(UTC)
     epoch, tz = to_epoch(internaldate or now)
     conn.execute(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (mailbox_id, uid, modseq, bits, epoch, tz, meta.size, blob.blob_id, int(now.timestamp())),
+        " size, blob_id, savedate, thread_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            mailbox_id,
+            uid,
+            modseq,
+            bits,
+            epoch,
+            tz,
+            meta.size,
+            blob.blob_id,
+            int(now.timestamp()),
+            thread_id,
+        ),
     )
     spelled = spell_keywords(conn, mailbox_id, keywords)
     conn.executemany(
@@ -207,13 +271,16 @@ def copy_rows(
     conn.execute(
         # RFC 8514 §3: the copy is saved now (MOVE too: it copies, then removes).
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id, savedate) SELECT ?, j.value ->> 1, ?, m.flags, m.internaldate,"
-        " m.internal_tz, m.size, m.blob_id, ? FROM json_each(?) AS j CROSS JOIN messages AS m"
+        # RFC 8474 §5.1, §5.2: the copy keeps its EMAILID (the blob) and its THREADID.
+        " size, blob_id, savedate, thread_id) SELECT ?, j.value ->> 1, ?, m.flags,"
+        " m.internaldate, m.internal_tz, m.size, m.blob_id, ?, m.thread_id"
+        " FROM json_each(?) AS j CROSS JOIN messages AS m"
         " WHERE m.mailbox_id = ? AND m.uid = j.value ->> 0",
         (dst, modseq, int(datetime.now(UTC).timestamp()), mapping, src),
     )
     keywords = keywords_of(conn, src, source_uids)
     if keywords:
+        check_keyword_room(conn, dst, {k for ks in keywords.values() for k in ks})
         conn.execute(
             "INSERT OR IGNORE INTO keywords (mailbox_id, uid, keyword)"
             " SELECT ?, j.value ->> 1, k.keyword FROM json_each(?) AS j"

@@ -25,13 +25,15 @@ from pillarbox.model import (
     MessageMeta,
     StoreFlagsResult,
 )
+from pillarbox.rules.flags import MAX_KEYWORDS_PER_MESSAGE
 from pillarbox.store.api import BlobHandle, Delivery
-from pillarbox.store.errors import NotFound
+from pillarbox.store.errors import LimitExceeded, NotFound
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.flags import DELETED, flag_set, split_flags
 from pillarbox.store.sqlite.message_rows import (
     append_one,
     bump,
+    check_keyword_room,
     copy_rows,
     move_rows,
     remove_rows,
@@ -119,6 +121,8 @@ class MessagesMixin(SqliteCore):
             if not rows:
                 return StoreFlagsResult(changed=())
             old_keywords = keywords_of(conn, mailbox_id, wanted)
+            if mode != FlagMode.REMOVE:
+                check_keyword_room(conn, mailbox_id, keywords.values())
             spelled = spell_keywords(conn, mailbox_id, keywords)
             modified: list[int] = []
             # per new bitmask: uids; per keyword: uids to add / remove
@@ -140,6 +144,8 @@ class MessagesMixin(SqliteCore):
                 else:
                     new_bits = bits
                     new_kw = {f: have.get(f, s) for f, s in spelled.items()}
+                if len(new_kw) > MAX_KEYWORDS_PER_MESSAGE:
+                    raise LimitExceeded(f"At most {MAX_KEYWORDS_PER_MESSAGE} keywords per message")
                 added = [s for f, s in new_kw.items() if f not in have]
                 removed = [s for f, s in have.items() if f not in new_kw]
                 if new_bits == old_bits and not added and not removed:

@@ -199,7 +199,8 @@ def _message_infos(
         return []
     rows = conn.execute(
         "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
-        " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate"
+        " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
+        " m.thread_id"
         f" FROM {FETCH_JOIN}",
         (ranges_json(wanted), mailbox_id),
     ).fetchall()
@@ -220,6 +221,7 @@ def _message_infos(
             blob_id=r[11],
             # RFC 8514: a row saved before save dates were kept answers its INTERNALDATE
             savedate=from_epoch(r[3], r[4]) if r[12] is None else from_epoch(r[12], 0),
+            thread_id=r[13],
         )
         for r in rows
     ]

@@ -28,7 +28,9 @@ from pillarbox.model import (
     SearchSaveDate,
     SearchSize,
     SearchText,
+    SearchThreadId,
     SearchUids,
+    SearchWithin,
     canonical_flag,
 )
 from pillarbox.store.sqlite.flags import FLAG_BITS
@@ -164,6 +166,11 @@ def _clause(key: SearchKey, params: list[object]) -> str:
         case SearchSaveDate(op=op, day=day):
             params.append(day.isoformat())
             return f"{_SAVED_DAY} {_DATE_OPS[op]} ?"
+        case SearchWithin(op=op, cutoff=cutoff) if cutoff is not None:
+            # RFC 5032 §3: OLDER, internal date before now minus the interval; YOUNGER,
+            # within the interval.
+            params.append(cutoff)
+            return "m.internaldate < ?" if op == "older" else "m.internaldate >= ?"
         case SearchSize(op=op, size=size):
             params.append(size)
             return "m.size > ?" if op == "larger" else "m.size < ?"
@@ -175,6 +182,11 @@ def _clause(key: SearchKey, params: list[object]) -> str:
                 return "0"
             params.append(blob_id)
             return "m.blob_id = ?"
+        case SearchThreadId(thread_id=thread_id):
+            if thread_id is None:
+                return "0"
+            params.append(thread_id)
+            return "m.thread_id = ?"
         case SearchNot(key=inner):
             return f"NOT ({_clause(inner, params)})"
         case SearchOr(left=left, right=right):
@@ -183,7 +195,7 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             if not keys:
                 return "1"
             return "(" + " AND ".join(f"({_clause(k, params)})" for k in keys) + ")"
-    # SearchSequence and SearchWithin are resolved by the session before the store sees
+    # SearchSequence and SearchWithin (its cutoff) are resolved by the session before the store sees
     # the key (see `model.search`).
     raise ValueError(f"search key not resolved for the store: {key!r}")
 

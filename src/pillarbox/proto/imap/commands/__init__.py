@@ -54,6 +54,7 @@ from pillarbox.model.search import (
     SearchSequence,
     SearchSize,
     SearchText,
+    SearchThreadId,
     SearchUids,
     SearchWithin,
     SeqRange,
@@ -72,6 +73,7 @@ from pillarbox.proto.imap.commands.base import (
     QResync,
 )
 from pillarbox.proto.imap.commands.compress import Compress
+from pillarbox.proto.imap.commands.context import CancelUpdate
 from pillarbox.proto.imap.commands.fetch import (
     SIMPLE_FETCH_ATTRIBUTES,
     Fetch,
@@ -115,7 +117,7 @@ from pillarbox.proto.imap.commands.messages import (
 from pillarbox.proto.imap.commands.notify import Notify, NotifyEvent, NotifyGroup
 from pillarbox.proto.imap.commands.quota import GetQuota, GetQuotaRoot, SetQuota
 from pillarbox.proto.imap.commands.replace import Replace
-from pillarbox.proto.imap.commands.search import ESEARCH_OPTIONS, Search
+from pillarbox.proto.imap.commands.search import ESEARCH_OPTIONS, PartialRange, Search
 from pillarbox.proto.imap.commands.session import (
     Authenticate,
     Capability,
@@ -171,6 +173,7 @@ ALL_COMMANDS: Final[tuple[type[Command], ...]] = (
     GetQuota,
     GetQuotaRoot,
     SetQuota,
+    CancelUpdate,
 )
 
 __all__ = [
@@ -184,6 +187,7 @@ __all__ = [
     "AppendMessage",
     "Authenticate",
     "AuthenticateResponse",
+    "CancelUpdate",
     "Capability",
     "CatPart",
     "CatText",
@@ -224,6 +228,7 @@ __all__ = [
     "NotifyGroup",
     "ParamValue",
     "Partial",
+    "PartialRange",
     "QResync",
     "Rename",
     "Replace",
@@ -242,6 +247,7 @@ __all__ = [
     "SearchSequence",
     "SearchSize",
     "SearchText",
+    "SearchThreadId",
     "SearchUids",
     "SearchWithin",
     "SectionKind",

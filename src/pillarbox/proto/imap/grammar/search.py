@@ -1,14 +1,17 @@
 """Parse functions of SEARCH / UID SEARCH and its search keys.
 
-RFC 9051 §6.4.4 and §9 search-key, RETURN options of ESEARCH (RFC 4731 §3) and SAVE
-(RFC 5182), MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (RFC 5032). The keys parse straight
-into the `pillarbox.model.search` AST the store evaluates. Search strings are decoded here,
-per the CHARSET the command named (kept on the reader), so nothing later sees raw bytes;
-NOT/OR chains are bounded by the reader's depth limit like parenthesised lists.
+RFC 9051 §6.4.4 and §9 search-key, RETURN options of ESEARCH (RFC 4731 §3), SAVE (RFC 5182)
+and CONTEXT, UPDATE and PARTIAL (RFC 5267 §4, with RFC 9394 §4's negative ranges;
+`return_options` serves SORT too), MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (RFC 5032). The
+keys parse straight into the `pillarbox.model.search` AST the store evaluates. Search
+strings are decoded here, per the CHARSET the command named (kept on the reader), so nothing
+later sees raw bytes; NOT/OR chains are bounded by the reader's depth limit like
+parenthesised lists.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from pillarbox.model import objectids
@@ -16,14 +19,17 @@ from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar import dates
 from pillarbox.proto.imap.grammar.chars import (
     ATOM_CHAR,
+    COLON,
     DIGIT,
     DQUOTE,
     LPAREN,
     MAX_MODSEQ,
     MAX_NZ,
+    MINUS,
     RPAREN,
     SP,
 )
+from pillarbox.proto.imap.grammar.fetch import _fetch_att as fetch_att
 from pillarbox.proto.imap.grammar.reader import CommandParser, ParseError, Reader
 
 _SAVED_KEYS: Final[dict[bytes, Literal["before", "on", "since"]]] = {
@@ -169,8 +175,7 @@ def _search_key_inner(r: Reader) -> c.SearchKey:
         r.sp()
         value = _objectid(r)
         if word == b"THREADID":
-            # No message has a THREADID (it is NIL, `model.objectids`): none matches.
-            return c.SearchNot(c.SearchAll())
+            return c.SearchThreadId(objectids.thread_of_object_id(value))
         return c.SearchEmailId(objectids.blob_of_email_id(value))
     if word in (b"OLDER", b"YOUNGER"):
         # RFC 5032
@@ -193,17 +198,94 @@ search_key: Final = _search_key
 """One search-key, for the commands that embed SEARCH's criteria (SORT, THREAD)."""
 
 
-def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
-    # RFC 9051 §6.4.4, RFC 4731 §3 (RETURN), RFC 5182 (SAVE)
+def _partial_range(r: Reader) -> c.PartialRange:
+    """RFC 9394 §4: ``partial-range = partial-range-first / partial-range-last``, i.e.
+    ``nz-number ":" nz-number`` or ``"-" nz-number ":" "-" nz-number`` (no "*", no 0, no
+    mixed signs; RFC 5267 §5 had only the first form)."""
+    negative = r.peek() == MINUS
+    r.pos += negative
+    first = r.number(MAX_NZ, nonzero=True)
+    if r.peek() != COLON:
+        raise ParseError("Invalid partial range")
+    r.pos += 1
+    if negative:
+        if r.peek() != MINUS:
+            raise ParseError("Invalid partial range")
+        r.pos += 1
+    last = r.number(MAX_NZ, nonzero=True)
+    nxt = r.peek()
+    if nxt != -1 and ATOM_CHAR[nxt]:
+        raise ParseError("Invalid partial range")
+    return c.PartialRange(-first, -last) if negative else c.PartialRange(first, last)
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOptions:
+    """A parsed RETURN clause: upper-cased option names, PARTIAL's range, and the fetch
+    attributes of ``UPDATE (fetch-att ...)``."""
+
+    names: tuple[str, ...]
+    partial: c.PartialRange | None = None
+    update_fetch: tuple[c.FetchItem, ...] = ()
+
+
+def _update_fetch(r: Reader) -> tuple[c.FetchItem, ...]:
+    """RFC 5465 §8: ``modifier-update = "UPDATE" [SP "(" fetch-att *(SP fetch-att) ")"]``
+    (CONTEXT=SEARCH/SORT together with NOTIFY); none when no list follows."""
+    if r.data[r.pos : r.pos + 2] != b" (":
+        return ()
+    r.pos += 1
+    r.open_paren()
+    items: list[c.FetchItem] = []
+    fetch_att(r, items, allow_macro=False)
+    while r.peek() == SP:
+        r.pos += 1
+        fetch_att(r, items, allow_macro=False)
+    r.close_paren()
+    return tuple(items)
+
+
+def return_options(r: Reader, allowed: frozenset[str]) -> ReturnOptions:
+    """``RETURN (opt *(SP opt))`` after the word RETURN (RFC 4466 search-return-opts).
+    Refused (BAD): a name not in `allowed`, PARTIAL twice or with ALL (RFC 5267 §4.4),
+    UPDATE twice."""
     r.sp()
-    return_options: tuple[str, ...] | None = None
+    r.open_paren()
+    names: list[str] = []
+    partial: c.PartialRange | None = None
+    update_fetch: tuple[c.FetchItem, ...] = ()
+    if r.peek() != RPAREN:
+        while True:
+            name = r.upper_atom("return option")
+            if name not in allowed:
+                raise ParseError("Unknown search return option")
+            if name == "PARTIAL":
+                if partial is not None:
+                    raise ParseError("PARTIAL given twice")
+                r.sp()
+                partial = _partial_range(r)
+            elif name == "UPDATE":
+                if name in names:
+                    raise ParseError("UPDATE given twice")
+                update_fetch = _update_fetch(r)
+            names.append(name)
+            if r.peek() != SP:
+                break
+            r.pos += 1
+    r.close_paren()
+    if partial is not None and "ALL" in names:
+        # RFC 5267 §4.4: "either one PARTIAL, one ALL, or neither PARTIAL nor ALL".
+        raise ParseError("PARTIAL and ALL are mutually exclusive")
+    return ReturnOptions(tuple(names), partial, update_fetch)
+
+
+def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
+    # RFC 9051 §6.4.4, RFC 4731 §3 (RETURN), RFC 5182 (SAVE), RFC 5267 §4
+    r.sp()
+    ret: ReturnOptions | None = None
     charset: str | None = None
     if r.accept(b"RETURN"):
-        r.sp()
-        return_options = r.atom_list()
-        for opt in return_options:
-            if opt not in c.ESEARCH_OPTIONS:
-                raise ParseError("Unknown search return option")
+        ret = return_options(r, c.ESEARCH_OPTIONS)
         r.sp()
     if r.accept(b"CHARSET"):
         r.sp()
@@ -214,7 +296,11 @@ def _parse_search(r: Reader, tag: str, uid: bool) -> c.Search:
     while r.maybe_sp():
         keys.append(_search_key(r))
     r.end()
-    return c.Search(tag, uid, charset, c.SearchAnd(tuple(keys)), return_options)
+    if ret is None:
+        return c.Search(tag, uid, charset, c.SearchAnd(tuple(keys)))
+    return c.Search(
+        tag, uid, charset, c.SearchAnd(tuple(keys)), ret.names, ret.partial, ret.update_fetch
+    )
 
 
 PARSERS: Final[dict[str, CommandParser]] = {

@@ -1,5 +1,5 @@
 """Parse functions of SORT / UID SORT and THREAD / UID THREAD (RFC 5256 §5, RFC 5267 §5
-ESORT, RFC 5957).
+ESORT and CONTEXT=SORT, RFC 5957).
 
 ``sort = ["UID" SP] "SORT" SP [search-return-opts SP] sort-criteria SP search-criteria``;
 ``sort-criterion = ["REVERSE" SP] sort-key``; ``search-criteria = charset 1*(SP
@@ -16,7 +16,7 @@ from pillarbox.model.sorting import SORT_KEYS, SortCriterion
 from pillarbox.proto.imap import commands as c
 from pillarbox.proto.imap.grammar.chars import RPAREN, SP
 from pillarbox.proto.imap.grammar.reader import CommandParser, ParseError, Reader
-from pillarbox.proto.imap.grammar.search import search_key
+from pillarbox.proto.imap.grammar.search import return_options, search_key
 
 
 def _sort_criteria(r: Reader) -> tuple[SortCriterion, ...]:
@@ -53,17 +53,17 @@ def search_criteria(r: Reader) -> tuple[str, c.SearchAnd]:
 
 def _parse_sort(r: Reader, tag: str, uid: bool) -> c.Sort:
     r.sp()
-    options: tuple[str, ...] | None = None
+    ret = None
     if r.accept(b"RETURN"):
-        r.sp()
-        options = r.atom_list()
-        if not set(options) <= c.ESORT_OPTIONS:
-            raise ParseError("Unknown sort return option")
+        # RFC 5267 §5: extended-sort takes search-return-opts (ESORT, CONTEXT=SORT)
+        ret = return_options(r, c.ESORT_OPTIONS)
         r.sp()
     criteria = _sort_criteria(r)
     r.sp()
     charset, keys = search_criteria(r)
-    return c.Sort(tag, uid, criteria, charset, keys, options)
+    if ret is None:
+        return c.Sort(tag, uid, criteria, charset, keys)
+    return c.Sort(tag, uid, criteria, charset, keys, ret.names, ret.partial, ret.update_fetch)
 
 
 def _parse_thread(r: Reader, tag: str, uid: bool) -> c.Thread:

@@ -1,0 +1,253 @@
+"""A blocking IMAP client for fetching, on the standard library's imaplib.
+
+imaplib is subclassed where its documentation allows (`open`, `read`, `readline`): the
+connection comes from `network.connect` (address checked) and is wrapped in verified TLS
+for implicit TLS; a literal larger than the bound, or a line longer than `MAX_LINE`,
+ends the session instead of being read. STARTTLS (RFC 9051 §6.2.1) is refused after a
+PREAUTH greeting (RFC 9051 §7.1.4: TLS could no longer protect the login, and a PREAUTH
+on a STARTTLS port is the attack that skips TLS) and when the server sent anything after
+its OK before the handshake.
+
+What a fetch needs of IMAP is wrapped in plain methods: select a folder and read its
+UIDVALIDITY, list UIDs above a point (UID SEARCH, RFC 9051 §6.4.4, §6.4.9), sizes and flags
+(UID FETCH RFC822.SIZE FLAGS), one message or its header without setting \\Seen
+(BODY.PEEK, RFC 9051 §6.4.5), and delete (UID STORE + UID EXPUNGE with UIDPLUS, RFC 4315
+§2.1, else EXPUNGE).
+
+Must not: fall back to plain text when TLS was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import socket
+import ssl
+from collections.abc import Sequence
+
+from pillarbox.fetcher.errors import (
+    AuthenticationFailed,
+    FetchError,
+    InsecureConnection,
+    RemoteProtocolFailure,
+)
+from pillarbox.fetcher.network import cipher_text, wrap
+
+MAX_LINE = 1024 * 1024
+UID_CHUNK = 500  # UIDs per FETCH of sizes and flags
+CARRIED_FLAGS = frozenset({"\\Seen", "\\Flagged", "\\Answered"})
+
+_ITEM_UID = re.compile(rb"\bUID (\d+)")
+_ITEM_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_ITEM_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
+
+
+class _Imap(imaplib.IMAP4):
+    """imaplib with a checked socket and bounded reads (see module docstring)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        host: str,
+        port: int,
+        *,
+        implicit_tls: ssl.SSLContext | None,
+        max_literal: int,
+    ) -> None:
+        self._given = sock
+        self._implicit = implicit_tls
+        self.max_literal = max_literal
+        super().__init__(host, port)
+
+    def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
+        self.host, self.port = host, port
+        sock = self._given
+        if self._implicit is not None:
+            sock = wrap(sock, self._implicit, host)
+        self.sock = sock
+        self.file = sock.makefile("rb")
+
+    def read(self, size: int) -> bytes:
+        if size > self.max_literal:
+            raise RemoteProtocolFailure(
+                f"{self.host}: a literal of {size} octets, over the bound of {self.max_literal}"
+            )
+        return super().read(size)
+
+    def readline(self) -> bytes:
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise RemoteProtocolFailure(f"{self.host}: a line longer than {MAX_LINE} octets")
+        if not line:
+            raise imaplib.IMAP4.abort("socket error: EOF")
+        assert isinstance(line, bytes)
+        return line
+
+
+class ImapClient:
+    """One IMAP session over a connected socket (see module docstring)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        host: str,
+        port: int,
+        *,
+        implicit_tls: ssl.SSLContext | None,
+        max_literal: int,
+    ) -> None:
+        self.host = host
+        try:
+            self.imap = _Imap(sock, host, port, implicit_tls=implicit_tls, max_literal=max_literal)
+        except imaplib.IMAP4.error as exc:
+            sock.close()
+            raise FetchError(f"{host}: the server refused the connection: {exc}") from None
+        except OSError as exc:
+            sock.close()
+            raise FetchError(f"{host}: connection lost: {exc}") from None
+
+    @property
+    def tls(self) -> str | None:
+        return cipher_text(self.imap.sock)
+
+    def _ok(self, result: tuple[str, list[object]], what: str) -> list[object]:
+        typ, data = result
+        if typ != "OK":
+            text = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
+            raise FetchError(f"{self.host}: {what} refused: {text[:200]}")
+        return data
+
+    def starttls(self, context: ssl.SSLContext) -> None:
+        imap = self.imap
+        if imap.state != "NONAUTH":
+            raise InsecureConnection(
+                f"{self.host}: the server sent PREAUTH before STARTTLS; refused"
+            )
+        if "STARTTLS" not in imap.capabilities:
+            raise InsecureConnection(f"{self.host}: the server does not offer STARTTLS")
+        # The one private call: imaplib's own starttls() gives no moment between the OK
+        # and the handshake, which is where pipelined plaintext must be looked for.
+        typ, data = imap._simple_command("STARTTLS")
+        if typ != "OK":
+            raise InsecureConnection(f"{self.host}: STARTTLS refused; not continuing")
+        if _buffered(imap):
+            raise InsecureConnection(f"{self.host}: data before the TLS handshake; refused")
+        imap.sock = wrap(imap.sock, context, self.host)
+        imap.file = imap.sock.makefile("rb")
+        # RFC 9051 §6.2.1: capabilities said before TLS are forgotten.
+        typ, data = imap.capability()
+        if typ == "OK" and data and isinstance(data[-1], bytes):
+            imap.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())
+
+    def login(self, user: str, password: str) -> None:
+        if self.imap.state != "NONAUTH":
+            return  # PREAUTH without STARTTLS asked for: already logged in
+        try:
+            if (user + password).isascii() or "AUTH=PLAIN" not in self.imap.capabilities:
+                self.imap.login(user, password)
+            else:
+                # LOGIN takes ASCII strings only in imaplib; SASL PLAIN carries UTF-8
+                # (RFC 4616 §2) through AUTHENTICATE (RFC 9051 §6.2.2).
+                token = f"\0{user}\0{password}".encode()
+                self.imap.authenticate("PLAIN", lambda _challenge: token)
+        except imaplib.IMAP4.abort as exc:
+            raise FetchError(f"{self.host}: connection lost at login: {exc}") from None
+        except imaplib.IMAP4.error as exc:
+            said = exc.args[0] if exc.args else b""
+            text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+            if "[UNAVAILABLE]" in text.upper():  # RFC 5530 §3: not the password's fault
+                raise FetchError(f"{self.host}: login refused for now: {text[:200]}") from None
+            raise AuthenticationFailed(
+                f"{self.host}: authentication failed (wrong user name or password): {text[:200]}"
+            ) from None
+
+    def select(self, folder: str, *, readonly: bool) -> int:
+        """Select `folder`; its UIDVALIDITY (RFC 9051 §7.1)."""
+        typ, data = self.imap.select(_quoted(folder), readonly=readonly)
+        if typ != "OK":
+            text = data[0].decode("utf-8", "replace") if data and data[0] else ""
+            raise FetchError(f"{self.host}: no folder {folder!r} ({text[:200]})")
+        typ, values = self.imap.response("UIDVALIDITY")
+        if not values or values[0] is None:
+            raise RemoteProtocolFailure(f"{self.host}: {folder!r} has no UIDVALIDITY")
+        return int(values[-1])
+
+    def uids_from(self, first: int) -> list[int]:
+        """UIDs of the selected folder from `first` on, ascending."""
+        data = self._ok(self.imap.uid("SEARCH", f"UID {first}:*"), "UID SEARCH")
+        found: list[int] = []
+        for item in data:
+            if isinstance(item, bytes):
+                found.extend(int(u) for u in item.split() if u.isdigit())
+        # RFC 9051 §6.4.9: "n:*" matches the highest UID even when it is below n.
+        return sorted(u for u in set(found) if u >= first)
+
+    def sizes_and_flags(self, uids: Sequence[int]) -> dict[int, tuple[int, frozenset[str]]]:
+        """UID -> (RFC822.SIZE, flags) of the given UIDs that exist."""
+        out: dict[int, tuple[int, frozenset[str]]] = {}
+        for start in range(0, len(uids), UID_CHUNK):
+            chunk = ",".join(str(u) for u in uids[start : start + UID_CHUNK])
+            data = self._ok(self.imap.uid("FETCH", chunk, "(UID RFC822.SIZE FLAGS)"), "FETCH")
+            for item in data:
+                line = item[0] if isinstance(item, tuple) else item
+                if not isinstance(line, bytes):
+                    continue
+                uid, size, flags = _ITEM_UID.search(line), _ITEM_SIZE.search(line), None
+                flags = _ITEM_FLAGS.search(line)
+                if uid and size:
+                    names = flags.group(1).decode("ascii", "replace").split() if flags else []
+                    out[int(uid.group(1))] = (int(size.group(1)), frozenset(names))
+        return out
+
+    def body(self, uid: int, part: str = "") -> bytes | None:
+        """BODY.PEEK[part] of one message (no \\Seen set); None if it is gone."""
+        data = self._ok(self.imap.uid("FETCH", str(uid), f"(BODY.PEEK[{part}])"), "FETCH")
+        for item in data:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
+                match = _ITEM_UID.search(item[0])
+                if match is None or int(match.group(1)) == uid:
+                    return item[1]
+        return None
+
+    def delete(self, uids: Sequence[int]) -> None:
+        """Mark and expunge: UID EXPUNGE (RFC 4315 §2.1) removes only these."""
+        if not uids:
+            return
+        ids = ",".join(str(u) for u in uids)
+        self._ok(self.imap.uid("STORE", ids, "+FLAGS.SILENT", "(\\Deleted)"), "STORE \\Deleted")
+        if "UIDPLUS" in self.imap.capabilities:
+            self._ok(self.imap.uid("EXPUNGE", ids), "UID EXPUNGE")
+        else:
+            self._ok(self.imap.expunge(), "EXPUNGE")
+
+    def logout(self) -> None:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            self.imap.logout()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.imap.shutdown()
+
+
+def _quoted(name: str) -> str:
+    """A mailbox name as an IMAP quoted string (RFC 9051 §4.3)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _buffered(imap: imaplib.IMAP4) -> bool:
+    """Whether the server sent bytes after its STARTTLS reply: peek at imaplib's buffer
+    without blocking (a non-blocking peek returns b"" when nothing is there)."""
+    file = imap.file
+    peek = getattr(file, "peek", None)
+    if peek is None:
+        return False
+    sock = imap.sock
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)

@@ -1,0 +1,179 @@
+"""`pillarbox fetch`: the contract scripts use (ids and counts on stdout, one line on
+stderr and exit 1 for a bad request or a failed source), against a real provider."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
+from tests.fetcher.conftest import ALICE, message, put, remote_subjects
+from tests.test_cli import run
+
+BOB = "bob@local.test"
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[RunningServer]:
+    server = RunningServer(make_config(tmp_path / "provider"))
+    server.start()
+    try:
+        provision(server)
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(tmp_path: Path, *, allow_private: bool) -> Path:
+    path = tmp_path / "local.toml"
+    path.write_text(
+        '[server]\ndata_dir = "var"\nhostname = "mail.local.test"\n'
+        f"[fetcher]\nallow_private_networks = {str(allow_private).lower()}\ntimeout = 20.0\n"
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = write_config(tmp_path, allow_private=True)
+    assert run(path, "domain", "add", "local.test").returncode == 0
+    assert run(path, "user", "add", BOB, "--password-stdin", stdin=PASSWORD).returncode == 0
+    return path
+
+
+def add(
+    config: Path, provider: RunningServer, protocol: str, *extra: str, password: str = PASSWORD
+) -> str:
+    listener = "pop3" if protocol == "pop3" else "imap"
+    result = run(
+        config,
+        "fetch",
+        "add",
+        BOB,
+        "--protocol",
+        protocol,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(provider.port(listener)),
+        "--security",
+        "none",
+        "--user",
+        ALICE,
+        "--password-stdin",
+        *extra,
+        stdin=password + "\n",
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    return result.stdout.strip()
+
+
+def test_add_run_list_remove(config: Path, provider: RunningServer, tmp_path: Path) -> None:
+    """add prints the id; run prints how many arrived (none twice); list shows each
+    source and its last run, never the password, which is not in the database either;
+    the key file is the owner's alone; remove takes the source away."""
+    put(provider, message(1))
+    put(provider, message(2), folder="Lists")
+    pop_id = add(config, provider, "pop3", "--remote", "keep", "--interval", "600")
+    imap_id = add(
+        config,
+        provider,
+        "imap",
+        "--source-folder",
+        "INBOX",
+        "--source-folder",
+        "Lists",
+        "--folder",
+        "From provider",
+    )
+    assert (pop_id, imap_id) == ("1", "2")
+    result = run(config, "fetch", "run", BOB, pop_id)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+    result = run(config, "fetch", "run", BOB)  # every source
+    assert (result.returncode, result.stdout) == (0, "2\n")
+    assert run(config, "fetch", "run", BOB).stdout == "0\n"
+    mailboxes = run(config, "mailbox", "list", BOB).stdout.split("\n")
+    assert "From provider" in mailboxes
+    listing = run(config, "fetch", "list", BOB)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == [
+        "ID", "PROTOCOL", "SECURITY", "HOST", "USER", "FOLDER", "REMOTE", "INTERVAL",
+        "LAST-RUN", "LAST-RESULT",
+    ]  # fmt: skip
+    pop = lines[1].split(maxsplit=9)
+    assert pop[:8] == ["1", "pop3", "none", f"127.0.0.1:{provider.port('pop3')}", ALICE,
+                       "INBOX", "keep", "600"]  # fmt: skip
+    assert pop[8].endswith("Z") and pop[9] == "0 new"
+    assert lines[2].split(maxsplit=9)[5] == '"From'  # quoted: one column for the eye
+    assert lines[2].split('"From provider"')[1].split()[:2] == ["keep", "300"]
+    assert PASSWORD not in listing.stdout
+    data = tmp_path / "var"
+    assert PASSWORD.encode() not in (data / "pillarbox.db").read_bytes()
+    key = data / "fetch-secrets.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert remote_subjects(provider) == ["message 1"]  # kept there
+    assert run(config, "fetch", "remove", BOB, pop_id).returncode == 0
+    assert len(run(config, "fetch", "list", BOB).stdout.splitlines()) == 2
+    result = run(config, "fetch", "remove", BOB, pop_id)
+    assert result.returncode == 1 and f"has no fetch source {pop_id}" in result.stderr
+
+
+def test_a_failing_source_is_reported(config: Path, provider: RunningServer) -> None:
+    """A wrong password: run prints 0, one line on stderr naming the source, exit 1;
+    list shows the error and the count of authentication failures in a row."""
+    put(provider, message(1))
+    source = add(config, provider, "imap", password="wrong password here")
+    result = run(config, "fetch", "run", BOB)
+    assert (result.returncode, result.stdout) == (1, "0\n")
+    assert result.stderr.startswith(f"pillarbox: fetch source {source}: 127.0.0.1:")
+    assert "authentication failed" in result.stderr and len(result.stderr.splitlines()) == 1
+    row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
+    assert "error: 127.0.0.1: authentication failed" in row
+    assert "(1 authentication failures in a row)" in row
+
+
+def test_private_addresses_need_permission(provider: RunningServer, tmp_path: Path) -> None:
+    """Without [fetcher] allow_private_networks, a source on loopback is refused."""
+    config = write_config(tmp_path, allow_private=False)
+    assert run(config, "domain", "add", "local.test").returncode == 0
+    assert run(config, "user", "add", BOB, "--password-stdin", stdin=PASSWORD).returncode == 0
+    put(provider, message(1))
+    add(config, provider, "pop3")
+    result = run(config, "fetch", "run", BOB)
+    assert (result.returncode, result.stdout) == (1, "0\n")
+    assert "loopback, private or link-local address: refused" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message_part"),
+    [
+        (("--remote", "sometimes"), "not a remote policy"),
+        (("--remote", "delete-after:0"), "not a remote policy"),
+        (("--source-folder", "Lists"), "POP3 has no folders"),
+        (("--interval", "5"), "at least 60 seconds"),
+        (("--folder", "a%b"), "target folder"),
+    ],
+)
+def test_bad_requests_exit_1(
+    config: Path, provider: RunningServer, extra: tuple[str, ...], message_part: str
+) -> None:
+    """Refused requests exit 1 with one line and add nothing."""
+    result = run(
+        config, "fetch", "add", BOB, "--protocol", "pop3", "--host", "127.0.0.1",
+        "--port", "110", "--security", "none", "--user", ALICE, "--password-stdin",
+        *extra, stdin=PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 1 and message_part in result.stderr, result.stderr
+    assert run(config, "fetch", "list", BOB).stdout == ""
+
+
+def test_unknown_account_and_missing_options(config: Path) -> None:
+    """An unknown account and a missing required option are bad requests (exit 1)."""
+    result = run(config, "fetch", "list", "nobody@local.test")
+    assert result.returncode == 1 and "no account nobody@local.test" in result.stderr
+    result = run(config, "fetch", "add", BOB, "--protocol", "pop3", "--host", "h")
+    assert result.returncode == 1 and "required" in result.stderr
