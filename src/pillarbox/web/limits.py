@@ -37,7 +37,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         cap = self.cap_for(scope["path"])
-        too_large = PlainTextResponse("Request too large", status_code=413)
+        # The unread body makes the connection unusable: say so (RFC 9112 §9.6), or a
+        # client would send its next request on a connection about to close.
+        too_large = PlainTextResponse(
+            "Request too large", status_code=413, headers={"connection": "close"}
+        )
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
