@@ -12,8 +12,9 @@ so the front-end only frames them.
 
 A section of `STREAM_MIN` bytes or more that is a byte range of the stored message (the
 whole message, TEXT, a part, a partial range, BINARY of a part without transfer
-encoding) or BINARY of a base64 / quoted-printable part is not read here: it comes back
-as a `LargeSection` (`services.fetch_stream`), its length known from the recorded
+encoding) or BINARY of a base64 / quoted-printable part is not read here when the caller
+asks for streams (IMAP does; the webmail, which parses the bytes, does not): it comes
+back as a `LargeSection` (`services.fetch_stream`), its length known from the recorded
 offsets (a decoded one is measured by one pass first), and the front-end streams it from
 the blob piece by piece as its client takes them (issue 16: memory bounded by what
 clients read, not by what they ask for). Smaller sections keep the read-ahead path,
@@ -21,8 +22,8 @@ whose speed the benchmarks measure. HEADER, HEADER.FIELDS and MIME are always re
 memory (SMTP bounds a header by `[smtp] max_header_size`; IMAP APPEND does not yet).
 
 Must not: know IMAP syntax (sections are plain values here), read a message the session
-does not know, or hold more than about `READ_AHEAD` of message bytes (or one message's
-sections below `STREAM_MIN`) at a time.
+does not know, or, when streaming, hold more than about 4 × `READ_AHEAD` of message
+bytes at a time (without streams: about `READ_AHEAD`, or one message's sections).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class FetchedMessage:
     flags: frozenset[str]
     flags_changed: bool = False  # this FETCH set \Seen: the answer must carry FLAGS
     modseq: int = 0  # MODSEQ now (RFC 7162): the row's, or the one setting \Seen gave it
-    sections: dict[Section, bytes | LargeSection] = field(default_factory=dict)
+    sections: dict[Section, bytes] = field(default_factory=dict)
+    # Sections to stream instead (`LargeSection`), when the caller asked for streams.
+    streams: dict[Section, LargeSection] = field(default_factory=dict)
 
 
 _Range = tuple[int, int, int | None]  # (uid, start, length or None for the rest)
@@ -236,9 +239,13 @@ async def fetch_messages(
     sections: Sequence[Section],
     *,
     set_seen: bool,
+    stream: bool = False,
 ) -> AsyncIterator[list[FetchedMessage]]:
     """The messages `uids` (known to `view`, ascending) with the bytes of `sections`,
-    in batches the caller answers before asking for more (so output streams out)."""
+    in batches the caller answers before asking for more (so output streams out). With
+    `stream`, large sections come in `FetchedMessage.streams` instead (see above);
+    without, every section is read into memory, as a caller that needs the bytes
+    themselves (the webmail parses them) asks."""
     wanted = list(dict.fromkeys(sections))
     reads = bool(wanted)
     whole_only = reads and all(s.whole_message for s in wanted)
@@ -249,8 +256,9 @@ async def fetch_messages(
         if whole_only:
             read_ahead = READ_AHEAD  # looked up now: tests vary it
             # A message of STREAM_MIN or more is streamed, so it is not read here.
+            each = STREAM_MIN - 1 if stream else None
             pairs = await call_store(
-                store.fetch_with_bodies(mailbox_id, chunk, read_ahead, max_each=STREAM_MIN - 1)
+                store.fetch_with_bodies(mailbox_id, chunk, read_ahead, max_each=each)
             )
             infos = [info for info, _ in pairs]
             bodies = {info.uid: data for info, data in pairs if data is not None}
@@ -267,7 +275,7 @@ async def fetch_messages(
                 view.reported(result.changed)
         infos = [i for i in infos if view.seq_of(i.uid) is not None]
         for group in _groups(infos) if reads else [infos]:
-            yield await _answer(store, mailbox_id, group, wanted, bodies, seen_now)
+            yield await _answer(store, mailbox_id, group, wanted, bodies, seen_now, stream)
 
 
 async def _answer(
@@ -277,17 +285,19 @@ async def _answer(
     sections: list[Section],
     bodies: dict[int, bytes],
     seen_now: dict[int, FlagRow],
+    stream: bool,
 ) -> list[FetchedMessage]:
     plans: list[list[tuple[Section, tuple[int, int | None] | None, _Large | None]]]
     plans = []
     ranges: list[_Range] = []
     for info in group:
         read = info.uid not in bodies
+        streams = stream and read
         plan = [
-            (section, _read_span(info, section), _stream_range(info, section) if read else None)
+            (section, _read_span(info, section), _stream_range(info, section) if streams else None)
             for section in sections
         ]
-        held = sum(_held(info, span) for _, span, large in plan if large is None) if read else 0
+        held = sum(_held(info, span) for _, span, large in plan if large is None) if streams else 0
         if held > STREAM_MIN or held > 4 * info.size + 4096:
             # Sections each under STREAM_MIN add up: one command line can name thousands
             # of different ranges of one message. Stream every one that can be, so a
@@ -317,7 +327,11 @@ async def _answer(
         whole = bodies.get(info.uid)
         for section, span, large in plan:
             if large is not None:
-                message.sections[section] = await _large_section(store, info, large)
+                value = await _large_section(store, info, large)
+                if isinstance(value, LargeSection):
+                    message.streams[section] = value
+                else:
+                    message.sections[section] = value
                 continue
             if span is None:
                 raw = b""

@@ -158,13 +158,23 @@ class SelectedMailbox:
         return await call_store(self._store.changes_since(self.mailbox.id, modseq))
 
     def fetch(
-        self, uids: Sequence[int], sections: Sequence[Section], *, set_seen: bool
+        self,
+        uids: Sequence[int],
+        sections: Sequence[Section],
+        *,
+        set_seen: bool,
+        stream: bool = False,
     ) -> AsyncIterator[list[FetchedMessage]]:
         """Rows and section bytes of `uids`, in batches (`services.fetching`); with
         `set_seen` (a non-PEEK body fetch) ``\\Seen`` is set unless the mailbox is
-        read-only."""
+        read-only; with `stream`, large sections come as `FetchedMessage.streams`."""
         return fetching.fetch_messages(
-            self._store, self.view, uids, sections, set_seen=set_seen and not self.read_only
+            self._store,
+            self.view,
+            uids,
+            sections,
+            set_seen=set_seen and not self.read_only,
+            stream=stream,
         )
 
     async def search(self, key: SearchKey, saved: Sequence[int]) -> list[int]:

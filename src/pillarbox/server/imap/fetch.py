@@ -111,13 +111,13 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     item_sections = [section_of(item) for item in cmd.items]
     sections = [sec for sec in item_sections if sec is not None]
     recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
-    async for batch in selected.fetch(uids, sections, set_seen=set_seen):
+    async for batch in selected.fetch(uids, sections, set_seen=set_seen, stream=True):
         for message in batch:
             seq = view.seq_of(message.info.uid)
             assert seq is not None  # the service returns only messages the view knows
             if recent and message.info.uid in recent:
                 message = dataclasses.replace(message, flags=message.flags | RECENT_FLAG)
-            if any(isinstance(d, LargeSection) for d in message.sections.values()):
+            if message.streams:
                 await _send_streamed(s, cmd, item_sections, message, seq)
                 continue
             items = _items(cmd, item_sections, message, condstore=s.condstore)
@@ -141,7 +141,7 @@ async def _send_streamed(
     # whether a streamed one holds NUL is only known by reading it first.
     literal8: set[Section] = set()
     for item, section in zip(cmd.items, item_sections, strict=True):
-        data = message.sections.get(section) if section is not None else None
+        data = message.streams.get(section) if section is not None else None
         if isinstance(item, c.FetchBody) and item.binary and isinstance(data, LargeSection):
             assert section is not None
             if section not in literal8 and await data.has_nul():
@@ -270,18 +270,18 @@ def _items(
             if name in named:
                 continue
             named.add(name)
-            data = message.sections[section] if section is not None else b""
+            data = _section(message, section) if section is not None else b""
             if isinstance(data, LargeSection):
                 assert tails is not None  # `_send_streamed` passes it
                 tails[len(out)] = (data, False)
             out.append(_attribute(name, message, data))
         elif isinstance(item, c.FetchBinarySize):
             assert section is not None
-            size = len(message.sections[section])
+            size = len(_section(message, section))
             out.append(b"BINARY.SIZE[%s] %d" % (_part_text(item.part), size))
         else:
             assert section is not None
-            data = message.sections[section]
+            data = _section(message, section)
             if isinstance(data, LargeSection):
                 assert tails is not None  # `_send_streamed` passes it
                 tails[len(out)] = (data, item.binary)
@@ -291,6 +291,12 @@ def _items(
     if message.flags_changed and condstore and "MODSEQ" not in named:
         out.append(b"MODSEQ (%d)" % message.modseq)  # RFC 7162 §3.1: flags changed
     return out
+
+
+def _section(message: FetchedMessage, section: Section) -> bytes | LargeSection:
+    """A section's bytes, or the `LargeSection` to stream them from."""
+    streamed = message.streams.get(section)
+    return streamed if streamed is not None else message.sections[section]
 
 
 def _literal(data: bytes | LargeSection, *, binary: bool = False, literal8: bool = False) -> bytes:
