@@ -134,6 +134,19 @@ def test_a_failing_source_is_reported(config: Path, provider: RunningServer) -> 
     row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
     assert "error: 127.0.0.1: authentication failed" in row
     assert "(1 authentication failures in a row)" in row
+    assert "paused" not in row
+    for _ in range(2):
+        assert run(config, "fetch", "run", BOB, source).returncode == 1
+    row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
+    assert len(row.split(maxsplit=9)) == 10  # the columns are as they were
+    assert row.split(maxsplit=9)[9].startswith("paused until 'pillarbox fetch resume': error:")
+    assert "(3 authentication failures in a row)" in row
+    resumed = run(config, "fetch", "resume", BOB, source)
+    assert (resumed.returncode, resumed.stdout) == (0, "")
+    row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
+    assert "paused" not in row and "authentication failures in a row" not in row
+    result = run(config, "fetch", "resume", BOB, "999")
+    assert result.returncode == 1 and "has no fetch source 999" in result.stderr
 
 
 def test_private_addresses_need_permission(provider: RunningServer, tmp_path: Path) -> None:

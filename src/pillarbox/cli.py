@@ -375,7 +375,8 @@ def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
 def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
     """A header and one line per source, columns aligned, the last result (or error)
     last: it holds spaces, so split each line at most nine times; a folder name with
-    spaces is shown as a JSON string ("Old mail"). Never the password."""
+    spaces is shown as a JSON string ("Old mail"). A paused source's result starts with
+    "paused". Never the password."""
     found = _run_with_fetch(config, lambda sources, _: sources.list(args.address))
     if not found:
         return 0
@@ -400,6 +401,8 @@ def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
                 result += f" ({s.auth_failures} authentication failures in a row)"
         else:
             result = s.last_result or "-"
+        if s.paused:
+            result = f"paused until 'pillarbox fetch resume': {result}"
         rows.append(
             (
                 str(s.id),
@@ -439,6 +442,13 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
     for r in failed:
         print(f"pillarbox: fetch source {r.source_id}: {_one_line(r.error)}", file=sys.stderr)
     return EXIT_FAILURE if failed else 0
+
+
+def cmd_fetch_resume(config: Config, args: argparse.Namespace) -> int:
+    """Unpause a source (the password or the provider was fixed); a running server
+    takes it up again within `[fetcher] rescan` seconds."""
+    _run_with_fetch(config, lambda sources, _: sources.resume(args.address, args.id))
+    return 0
 
 
 def cmd_fetch_remove(config: Config, args: argparse.Namespace) -> int:
@@ -674,6 +684,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("address")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_fetch_remove)
+    p = fsub.add_parser(
+        "resume", help="run a source again that three authentication failures paused"
+    )
+    p.add_argument("address")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_fetch_resume)
 
     p = sub.add_parser("dns", help="print the DNS records a domain needs, in zone-file syntax")
     p.add_argument("domain")

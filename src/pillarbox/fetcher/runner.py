@@ -92,6 +92,7 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     error: str = ""
     auth_failure: bool = False
+    idle: bool = False  # IMAP: the server offers IDLE (RFC 2177), so it can be watched
 
     def summary(self) -> str:
         parts = [f"{self.fetched} new"]
@@ -197,26 +198,28 @@ class SourceRunner:
         return await self._thread(go)
 
     async def _open_imap(self, source: FetchSource, password: str) -> tuple[ImapClient, str]:
-        def go() -> tuple[ImapClient, str]:
-            sock, address = self._socket(source)
-            implicit = self._tls() if source.security is FetchSecurity.TLS else None
-            client = ImapClient(
-                sock,
-                source.host,
-                source.port,
-                implicit_tls=implicit,
-                max_literal=self.settings.max_message_size + 64 * 1024,
-            )
-            try:
-                if source.security is FetchSecurity.STARTTLS:
-                    client.starttls(self._tls())
-                client.login(source.username, password)
-            except BaseException:
-                client.close()
-                raise
-            return client, address
+        return await self._thread(lambda: self.connect_imap(source, password))
 
-        return await self._thread(go)
+    def connect_imap(self, source: FetchSource, password: str) -> tuple[ImapClient, str]:
+        """A logged-in IMAP session with every check of a run (blocking: for a worker
+        thread, or the IDLE watcher's own thread)."""
+        sock, address = self._socket(source)
+        implicit = self._tls() if source.security is FetchSecurity.TLS else None
+        client = ImapClient(
+            sock,
+            source.host,
+            source.port,
+            implicit_tls=implicit,
+            max_literal=self.settings.max_message_size + 64 * 1024,
+        )
+        try:
+            if source.security is FetchSecurity.STARTTLS:
+                client.starttls(self._tls())
+            client.login(source.username, password)
+        except BaseException:
+            client.close()
+            raise
+        return client, address
 
     async def _deliver(
         self,
@@ -307,6 +310,7 @@ class SourceRunner:
         client, address = await self._open_imap(source, password)
         try:
             origin = FetchOrigin(source.host, address, "IMAP", client.tls)
+            report.idle = "IDLE" in client.capabilities
             states = await self._delivery.folders(source)
             for folder in source.source_folders or ("INBOX",):
                 await self._imap_folder(
