@@ -18,7 +18,7 @@ from bench.servers import Endpoint, user_address
 from pillarbox.services.fetch_sources import SourceRequest
 from tests.fetcher.conftest import BOB, Local, message
 
-USERS = 4  # one per test: the server is shared by the module
+USERS = 5  # one per test: the server is shared by the module
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,26 @@ async def test_imap_two_folders(dovecot: Endpoint, local: Local) -> None:
         assert (typ, count) == ("OK", [b"0"])
     finally:
         imap.logout()
+
+
+async def test_imap_condstore(dovecot: Endpoint, local: Local) -> None:
+    """Dovecot offers CONDSTORE: \\Seen set and \\Flagged set there reach the copy here
+    (RFC 7162 §3.1.4.1), once."""
+    user = user_address(3)
+    deliver(dovecot, user, 1)
+    source = await add(local, dovecot, "imap", user)
+    assert await run(local, source) == ("", 1, 0)
+    imap = dovecot_imap(dovecot, user)
+    try:
+        imap.select("INBOX")
+        assert imap.store("1", "+FLAGS", "(\\Seen \\Flagged)")[0] == "OK"
+    finally:
+        imap.logout()
+    fresh = await local.store.get_fetch_source(source)
+    report = await local.runner.run(fresh)
+    assert (report.error, report.fetched, report.flags_changed) == ("", 0, 1)
+    box = await local.store.get_mailbox(local.account.id, "INBOX")
+    rows = await local.store.fetch_flags(box.id, await local.store.uids(box.id))
+    assert [r.flags for r in rows] == [frozenset({"\\Seen", "\\Flagged"})]
+    fresh = await local.store.get_fetch_source(source)
+    assert (await local.runner.run(fresh)).flags_changed == 0

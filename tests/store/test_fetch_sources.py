@@ -165,9 +165,12 @@ async def test_delivery_and_record_are_one_transaction(env: Env) -> None:
     local = await store.uids(env.inbox.id)
     copies = await store.fetched_copies(source.id, "INBOX", 77)
     assert copies == [
-        FetchedCopy(3, env.inbox.id, local[1]),
-        FetchedCopy(5, env.inbox.id, local[0]),
+        FetchedCopy(3, env.inbox.id, local[1], None),
+        FetchedCopy(5, env.inbox.id, local[0], None),
     ]
+    await store.set_fetched_flags(source.id, "INBOX", 77, {5: frozenset({"\\Flagged"})})
+    copies = await store.fetched_copies(source.id, "INBOX", 77)
+    assert [c.remote_flags for c in copies] == [None, frozenset({"\\Flagged"})]
     assert await store.fetched_copies(source.id, "INBOX", 78) == []
     # A message whose source went meanwhile is not stored either.
     await store.remove_fetch_source(env.account.id, source.id)

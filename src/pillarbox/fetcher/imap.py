@@ -106,6 +106,7 @@ class ImapClient:
         max_literal: int,
     ) -> None:
         self.host = host
+        self.highestmodseq: int | None = None
         try:
             self.imap = _Imap(sock, host, port, implicit_tls=implicit_tls, max_literal=max_literal)
         except imaplib.IMAP4.error as exc:
@@ -187,16 +188,46 @@ class ImapClient:
         else:
             self._refresh_capabilities()
 
-    def select(self, folder: str, *, readonly: bool) -> int:
-        """Select `folder`; its UIDVALIDITY (RFC 9051 §7.1)."""
-        typ, data = self.imap.select(_quoted(folder), readonly=readonly)
+    def select(self, folder: str, *, readonly: bool, condstore: bool = False) -> int:
+        """Select `folder`; its UIDVALIDITY (RFC 9051 §7.1). With `condstore`, ask for
+        mod-sequences (the CONDSTORE parameter, RFC 7162 §3.1.8) and keep the folder's
+        HIGHESTMODSEQ in `highestmodseq` (None when the server has none for it: NOMODSEQ,
+        RFC 7162 §3.1.2.2)."""
+        self.highestmodseq = None
+        name = _quoted(folder) + (" (CONDSTORE)" if condstore else "")
+        typ, data = self.imap.select(name, readonly=readonly)
         if typ != "OK":
             text = data[0].decode("utf-8", "replace") if data and data[0] else ""
             raise FetchError(f"{self.host}: no folder {folder!r} ({text[:200]})")
         typ, values = self.imap.response("UIDVALIDITY")
         if not values or values[0] is None:
             raise RemoteProtocolFailure(f"{self.host}: {folder!r} has no UIDVALIDITY")
+        if condstore:
+            _typ, modseq = self.imap.response("HIGHESTMODSEQ")  # RFC 7162 §3.1.2.1
+            if modseq and isinstance(modseq[-1], bytes) and modseq[-1].isdigit():
+                self.highestmodseq = int(modseq[-1])
         return int(values[-1])
+
+    def flags_changed_since(self, modseq: int, last_uid: int) -> dict[int, frozenset[str]]:
+        """UID -> flags of the messages up to `last_uid` whose flags changed after
+        `modseq` (UID FETCH with the CHANGEDSINCE modifier, RFC 7162 §3.1.4.1)."""
+        if last_uid < 1:
+            return {}
+        data = self._ok(
+            self.imap.uid("FETCH", f"1:{last_uid}", "(UID FLAGS)", f"(CHANGEDSINCE {modseq})"),
+            "FETCH CHANGEDSINCE",
+        )
+        out: dict[int, frozenset[str]] = {}
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            if not isinstance(line, bytes):
+                continue
+            uid, flags = _ITEM_UID.search(line), _ITEM_FLAGS.search(line)
+            if uid and flags:
+                out[int(uid.group(1))] = frozenset(
+                    flags.group(1).decode("ascii", "replace").split()
+                )
+        return out
 
     def uids_from(self, first: int) -> list[int]:
         """UIDs of the selected folder from `first` on, ascending."""

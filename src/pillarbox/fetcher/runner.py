@@ -62,6 +62,9 @@ from pillarbox.services.fetch_sources import FetchSourceService
 
 log = logging.getLogger("pillarbox.fetcher")
 T = TypeVar("T")
+# Flags kept in step with the source after the fetch (CONDSTORE); \Answered is carried
+# once, at the fetch, since answering is what the user does here.
+SYNCED_FLAGS = frozenset({"\\Seen", "\\Flagged"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class RunReport:
     error: str = ""
     auth_failure: bool = False
     idle: bool = False  # IMAP: the server offers IDLE (RFC 2177), so it can be watched
+    flags_changed: int = 0  # IMAP with CONDSTORE: local copies whose flags followed the source
 
     def summary(self) -> str:
         parts = [f"{self.fetched} new"]
@@ -100,6 +104,8 @@ class RunReport:
             parts.append(f"{self.too_large} too large (left on the server)")
         if self.deleted:
             parts.append(f"{self.deleted} deleted remotely")
+        if self.flags_changed:
+            parts.append(f"flags of {self.flags_changed} changed")
         return ", ".join(parts) + "".join(f"; {w}" for w in self.warnings)
 
 
@@ -332,7 +338,11 @@ class SourceRunner:
     ) -> None:
         limit = self.settings.max_message_size
         keep = source.policy.action is RemoteAction.KEEP
-        uidvalidity = await self._thread(lambda: client.select(folder, readonly=keep))
+        condstore = "CONDSTORE" in client.capabilities
+        uidvalidity = await self._thread(
+            lambda: client.select(folder, readonly=keep, condstore=condstore)
+        )
+        modseq = client.highestmodseq
         entries = await self._delivery.fetched(source, folder)
         old_digests = {e.digest for e in entries if e.uidvalidity != uidvalidity}
         same = state is not None and state.uidvalidity == uidvalidity
@@ -361,20 +371,42 @@ class SourceRunner:
             data = await asyncio.to_thread(client.body, uid)
             if data is None:
                 continue  # expunged meanwhile
-            record = FetchedRecord(
-                source.id, folder, str(uid), header_digest(data), now, uidvalidity, uid
-            )
             carried = frozenset(f for f in flags if f in CARRIED_FLAGS)
+            record = FetchedRecord(
+                source.id,
+                folder,
+                str(uid),
+                header_digest(data),
+                now,
+                uidvalidity,
+                uid,
+                carried & SYNCED_FLAGS,
+            )
             if await self._deliver(source, account, data, record, origin, carried):
                 report.fetched += 1
                 current[uid] = now
         if old_digests:
             await self._delivery.forget(source, folder, [], keep_uidvalidity=uidvalidity)
+        known, known_uid = (state.highestmodseq, state.last_uid) if state and same else (0, 0)
+        if known and modseq is not None and modseq > known:  # RFC 7162 §3.1.2.1: changes
+            changes = await self._thread(lambda: client.flags_changed_since(known, known_uid))
+            report.flags_changed += await self._delivery.carry_flags(
+                source, folder, uidvalidity, changes, SYNCED_FLAGS
+            )
         highest = max(uids, default=0)
-        if not same or (state is not None and highest > state.last_uid):
+        new_modseq = modseq or 0
+        if (
+            not same
+            or state is None
+            or highest > state.last_uid
+            or new_modseq != state.highestmodseq
+        ):
             # Also past messages left on the server (too large): they are not taken later.
+            # The HIGHESTMODSEQ of the SELECT: a change after it is seen by the next run.
             last = max(highest, state.last_uid if state is not None and same else 0)
-            await self._delivery.set_folder(source, FetchFolderState(folder, uidvalidity, last))
+            await self._delivery.set_folder(
+                source, FetchFolderState(folder, uidvalidity, last, new_modseq)
+            )
         if keep:
             return
         now = datetime.now(UTC)

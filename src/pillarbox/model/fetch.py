@@ -120,6 +120,7 @@ class FetchedRecord:
     fetched_at: datetime
     uidvalidity: int | None = None
     uid: int | None = None
+    flags: frozenset[str] | None = None  # IMAP: the flags carried across, as they were there
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +152,4 @@ class FetchedCopy:
     remote_uid: int
     mailbox_id: int
     uid: int
+    remote_flags: frozenset[str] | None  # the carried flags as the source last had them

@@ -29,7 +29,7 @@ above, in `services` and the front-ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -583,6 +583,12 @@ class Store(Protocol):
     ) -> list[FetchedCopy]:
         """IMAP: the local copies of what was fetched from one folder under `uidvalidity`
         (records without a copy, a duplicate skipped, are left out), by remote UID."""
+        ...
+
+    async def set_fetched_flags(
+        self, source_id: int, folder: str, uidvalidity: int, flags: Mapping[int, frozenset[str]]
+    ) -> None:
+        """IMAP: remember the carried flags the source now has for these remote UIDs."""
         ...
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:

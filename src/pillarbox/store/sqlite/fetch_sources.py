@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,10 @@ def _source(row: Sequence[Any]) -> FetchSource:
         auth_failures=row[18],
         failures=row[19],
     )
+
+
+def _flags_text(flags: frozenset[str] | None) -> str | None:
+    return None if flags is None else json.dumps(sorted(flags))
 
 
 def _record(tx: Tx, record: FetchedRecord, *, new: bool = False) -> None:
@@ -272,14 +276,33 @@ class FetchSourcesMixin(SqliteCore):
     ) -> list[FetchedCopy]:
         def q(conn: sqlite3.Connection) -> list[FetchedCopy]:
             rows = conn.execute(
-                "SELECT CAST(remote_id AS INTEGER), local_mailbox, local_uid FROM fetch_fetched"
-                " WHERE source_id = ? AND folder = ? AND uidvalidity = ?"
+                "SELECT CAST(remote_id AS INTEGER), local_mailbox, local_uid, remote_flags"
+                " FROM fetch_fetched WHERE source_id = ? AND folder = ? AND uidvalidity = ?"
                 " AND local_uid IS NOT NULL ORDER BY 1",
                 (source_id, folder, uidvalidity),
             )
-            return [FetchedCopy(r, m, u) for r, m, u in rows]
+            return [
+                FetchedCopy(r, m, u, None if f is None else frozenset(json.loads(f)))
+                for r, m, u, f in rows
+            ]
 
         return await self._read(q)
+
+    async def set_fetched_flags(
+        self, source_id: int, folder: str, uidvalidity: int, flags: Mapping[int, frozenset[str]]
+    ) -> None:
+        values = [
+            (_flags_text(f), source_id, folder, uidvalidity, str(uid)) for uid, f in flags.items()
+        ]
+
+        def op(tx: Tx) -> None:
+            tx.conn.executemany(
+                "UPDATE fetch_fetched SET remote_flags = ? WHERE source_id = ? AND folder = ?"
+                " AND uidvalidity = ? AND remote_id = ?",
+                values,
+            )
+
+        await self._write(op)
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
         await self._index_text([(delivery.blob.blob_id, delivery.meta)])
@@ -293,11 +316,12 @@ class FetchSourcesMixin(SqliteCore):
                 tx, self._files(), d.mailbox_id, d.blob, d.meta, d.flags, d.internaldate
             )
             tx.conn.execute(
-                "UPDATE fetch_fetched SET local_mailbox = ?, local_uid = ? WHERE source_id = ?"
-                " AND folder = ? AND uidvalidity = ? AND remote_id = ?",
+                "UPDATE fetch_fetched SET local_mailbox = ?, local_uid = ?, remote_flags = ?"
+                " WHERE source_id = ? AND folder = ? AND uidvalidity = ? AND remote_id = ?",
                 (
                     d.mailbox_id,
                     result.uid,
+                    _flags_text(record.flags),
                     record.source_id,
                     record.folder,
                     record.uidvalidity or 0,

@@ -8,7 +8,9 @@
 --    last carried across (RFC 7162 §3.1.2.1), 0 before the first time.
 --  * `fetch_fetched.local_mailbox` / `local_uid`: where the copy went, so that a flag
 --    change on the source reaches it (NULL for rows written before this migration and for
---    records of messages skipped as duplicates).
+--    records of messages skipped as duplicates); `remote_flags`: the flags carried across
+--    as the source last had them (a JSON list; NULL: not known), so that only what
+--    changed there is changed here.
 
 ALTER TABLE fetch_sources ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE fetch_sources ADD COLUMN claim_holder TEXT NOT NULL DEFAULT '';
@@ -16,3 +18,4 @@ ALTER TABLE fetch_sources ADD COLUMN claim_until REAL;
 ALTER TABLE fetch_folders ADD COLUMN highestmodseq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE fetch_fetched ADD COLUMN local_mailbox INTEGER;
 ALTER TABLE fetch_fetched ADD COLUMN local_uid INTEGER;
+ALTER TABLE fetch_fetched ADD COLUMN remote_flags TEXT;
