@@ -22,6 +22,7 @@ from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
+from pillarbox.fetcher.progress import terminal_progress
 from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.zone import dns_records, txt_strings
@@ -432,7 +433,8 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
             chosen = [await sources.get(args.address, args.id)]
         else:
             chosen = await sources.list(args.address)
-        return [await runner.run(source) for source in chosen]
+        progress = terminal_progress(sys.stderr)  # stdout stays the bare count
+        return [await runner.run(source, progress) for source in chosen]
 
     # The runner logs each failure for the server's log; here the lines below say it.
     logging.getLogger("pillarbox").addHandler(logging.NullHandler())

@@ -33,7 +33,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pillarbox.config import FetcherConfig
 from pillarbox.fetcher.errors import FetchError
@@ -82,6 +82,30 @@ class FetcherSettings:
             config.max_message_size,
             config.timeout,
         )
+
+
+class Progress(Protocol):
+    """Told how a run goes, for a progress bar (`pillarbox fetch run`)."""
+
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        """`total` messages are new in `folder` ("" for POP3)."""
+
+    def advance(self) -> None:
+        """One of them is done (stored, skipped, or left on the server)."""
+
+    def end(self) -> None:
+        """The folder is done (also after a failure)."""
+
+
+class _NoProgress:
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -142,17 +166,18 @@ class SourceRunner:
             self._context = client_context(self.settings.ca_file)
         return self._context
 
-    async def run(self, source: FetchSource) -> RunReport:
+    async def run(self, source: FetchSource, progress: Progress | None = None) -> RunReport:
         """Run `source` once and record the outcome on it; never raises for a failure
         of the other server (the report and the source carry it)."""
         report = RunReport(source.id)
+        shown = progress if progress is not None else _NoProgress()
         try:
             password = self._sources.password_of(source)
             account = await self._delivery.account_of(source)
             if source.protocol is FetchProtocol.POP3:
-                await self._run_pop3(source, account, password, report)
+                await self._run_pop3(source, account, password, report, shown)
             else:
-                await self._run_imap(source, account, password, report)
+                await self._run_imap(source, account, password, report, shown)
         except FetchError as exc:
             report.error, report.auth_failure = str(exc), exc.auth_failure
         except _Stop as exc:
@@ -247,7 +272,12 @@ class SourceRunner:
 
     # --- POP3 ----------------------------------------------------------------------------
     async def _run_pop3(
-        self, source: FetchSource, account: Account, password: str, report: RunReport
+        self,
+        source: FetchSource,
+        account: Account,
+        password: str,
+        report: RunReport,
+        progress: Progress,
     ) -> None:
         client, address = await self._open_pop3(source, password)
         limit = self.settings.max_message_size
@@ -259,6 +289,8 @@ class SourceRunner:
                     "the server has no UIDL: messages are told apart by a hash of their headers"
                 )
             known = {e.remote_id: e for e in await self._delivery.fetched(source, "")}
+            new = len(sizes) - len(known) if uidl is None else len(set(uidl.values()) - set(known))
+            progress.begin(source, "", max(new, 0))
             origin = FetchOrigin(source.host, address, "POP3", client.tls)
             present: set[str] = set()
             deleting: list[str] = []
@@ -283,6 +315,7 @@ class SourceRunner:
                         await asyncio.to_thread(client.delete, number)
                         deleting.append(remote_id)
                     continue
+                progress.advance()
                 if stop is not None:
                     continue
                 if size > limit:
@@ -307,11 +340,17 @@ class SourceRunner:
             if stop is not None:
                 raise stop
         finally:
+            progress.end()
             client.close()
 
     # --- IMAP ----------------------------------------------------------------------------
     async def _run_imap(
-        self, source: FetchSource, account: Account, password: str, report: RunReport
+        self,
+        source: FetchSource,
+        account: Account,
+        password: str,
+        report: RunReport,
+        progress: Progress,
     ) -> None:
         client, address = await self._open_imap(source, password)
         try:
@@ -319,9 +358,19 @@ class SourceRunner:
             report.idle = "IDLE" in client.capabilities
             states = await self._delivery.folders(source)
             for folder in source.source_folders or ("INBOX",):
-                await self._imap_folder(
-                    client, source, account, folder, states.get(folder), origin, report
-                )
+                try:
+                    await self._imap_folder(
+                        client,
+                        source,
+                        account,
+                        folder,
+                        states.get(folder),
+                        origin,
+                        report,
+                        progress,
+                    )
+                finally:
+                    progress.end()
             await self._thread(client.logout)
         finally:
             client.close()
@@ -335,6 +384,7 @@ class SourceRunner:
         state: FetchFolderState | None,
         origin: FetchOrigin,
         report: RunReport,
+        progress: Progress,
     ) -> None:
         limit = self.settings.max_message_size
         keep = source.policy.action is RemoteAction.KEEP
@@ -350,7 +400,9 @@ class SourceRunner:
         uids = await self._thread(lambda: client.uids_from(first))
         info = await self._thread(lambda: client.sizes_and_flags(uids))
         current = {int(e.remote_id): e.fetched_at for e in entries if e.uidvalidity == uidvalidity}
+        progress.begin(source, folder, len(uids))
         for uid in uids:
+            progress.advance()
             if uid not in info:
                 continue
             size, flags = info[uid]

@@ -76,6 +76,13 @@ def next_delay(source: FetchSource, settings: ScheduleSettings, rng: random.Rand
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
 
 
+def _join_all(watchers: list[IdleWatcher], seconds: float) -> None:
+    """Wait for stopped watchers to log out, `seconds` for all of them together."""
+    deadline = time.monotonic() + seconds
+    for watcher in watchers:
+        watcher.join(max(deadline - time.monotonic(), 0.0))
+
+
 @dataclass(frozen=True, slots=True)
 class _Due:
     key: tuple[datetime | None, int, int]  # what the delay was drawn for
@@ -131,8 +138,7 @@ class FetchScheduler:
         self.idling.clear()
         for watcher in watchers:
             watcher.stop()
-        for watcher in watchers:
-            await asyncio.to_thread(watcher.join, STOP_WAIT)
+        await asyncio.to_thread(_join_all, watchers, STOP_WAIT)
         for source_id in {w.source_id for w in watchers}:
             with contextlib.suppress(Exception):
                 await self._sources.release(source_id, self._holder)
