@@ -16,17 +16,19 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+from tqdm import tqdm
 
 from pillarbox import config as config_mod
 from pillarbox import log
 from pillarbox.app import open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
-from pillarbox.fetcher.progress import terminal_progress
 from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.zone import dns_records, txt_strings
 from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
+from pillarbox.model.fetch import FetchSource
 from pillarbox.model.queue import DkimKey
 from pillarbox.services.accounts import AccountService, normalize_domain
 from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
@@ -424,6 +426,36 @@ def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# New messages in one folder from which `fetch run` draws a progress bar: fewer are done
+# before a bar is worth drawing. (A large first fetch, typically.)
+PROGRESS_FROM = 100
+
+
+class TerminalProgress:
+    """`fetcher.runner.Progress` as a tqdm bar per folder on stderr, only when stderr is a
+    terminal: stdout carries the contract's bare count, and a script that reads stderr
+    sees no bar either."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        self.end()
+        if total >= PROGRESS_FROM:
+            where = f"{source.host} {folder}".rstrip()
+            desc = f"source {source.id} ({where})"
+            self._bar = tqdm(total=total, desc=desc, unit="msg", file=sys.stderr)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
     """Prints the number of messages that arrived; a failing source adds one line on
     stderr and makes the exit status 1 (what the others fetched is kept and counted)."""
@@ -433,7 +465,7 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
             chosen = [await sources.get(args.address, args.id)]
         else:
             chosen = await sources.list(args.address)
-        progress = terminal_progress(sys.stderr)  # stdout stays the bare count
+        progress = TerminalProgress() if sys.stderr.isatty() else None
         return [await runner.run(source, progress) for source in chosen]
 
     # The runner logs each failure for the server's log; here the lines below say it.
