@@ -17,10 +17,10 @@ Theory of operation:
     (`idle.IdleWatcher`), at most `max_idle` in all; each of its events fetches the source
     at once. A watcher that ends (no IDLE after all, a refused login) leaves the source
     to its interval, and the next successful run may start one again.
-  * One node per source. Before a run, and for as long as it is watched, the source is
-    claimed for this node (`holder`, the server's host name) in the store; a source
-    another node holds is left alone. With SQLite there is one node; the claim is the
-    seam for a shared store.
+  * One node per source. Before a run, and for as long as it runs or is watched, the
+    source is claimed for this node (`holder`, the server's host name) in the store, the
+    claim renewed every `rescan` seconds; a source another node holds is left alone.
+    With SQLite there is one node; the claim is the seam for a shared store.
 
 Must not: touch the store except through `services.fetch_sources` and the runner, or
 block the loop (watchers are threads; runs use the runner's worker threads).
@@ -109,6 +109,7 @@ class FetchScheduler:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._due: dict[int, _Due] = {}
+        self._renewed = 0.0  # when the claims of running and watched sources were renewed
         self._now: set[int] = set()  # to run as soon as a slot is free (an IDLE event)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._watchers: dict[int, IdleWatcher] = {}
@@ -191,8 +192,9 @@ class FetchScheduler:
                     delay = next_delay(source, self.settings, self._rng)
                     at = source.last_run_at.timestamp() + delay
                 self._due[source.id] = _Due(key, at)
-        for source_id in list(self._watchers):
-            if source_id not in self._running:
+        if now - self._renewed >= self.settings.rescan:  # not at every IDLE event
+            self._renewed = now
+            for source_id in set(self._watchers) | set(self._running):
                 await self._sources.claim(source_id, self._holder, self.settings.claim_seconds)
         ready = sorted(
             (d.at if i not in self._now else 0.0, i)
