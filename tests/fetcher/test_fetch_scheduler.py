@@ -3,10 +3,12 @@ authentication failures, and IDLE inside a running `pillarbox serve`."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import smtplib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,12 +17,14 @@ from typing import BinaryIO
 
 import pytest
 
+from pillarbox.fetcher.idle import Events, IdleWatcher
 from pillarbox.fetcher.scheduler import FetchScheduler, ScheduleSettings, next_delay
 from pillarbox.model.fetch import FetchProtocol, FetchSecurity, FetchSource, RemotePolicy
 from pillarbox.services.fetch_sources import SourceRequest
 from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
 from tests.e2e.mtas import wait_until
 from tests.fetcher.conftest import ALICE, BOB, Local, message, put
+from tests.fetcher.fake import FakeServer
 
 
 class Clock:
@@ -201,3 +205,40 @@ def _inbox_count(server: RunningServer) -> int:
         return len(await server.store.uids(box.id))
 
     return server.call(count)
+
+
+async def test_a_lost_idle_connection_is_made_again(
+    provider: RunningServer, local: Local, fake: list[FakeServer]
+) -> None:
+    """The server drops the watcher's connection in IDLE: the watcher connects again
+    (after its back-off), selects, IDLEs, and passes the EXISTS it then gets on."""
+    greeting = b"* OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n"
+    setup = [
+        *(b"<", b"* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+        *(b"<", b"{tag} OK [CAPABILITY IMAP4rev1 IDLE] in\r\n"),
+        *(b"<", b"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] u\r\n{tag} OK [READ-ONLY] done\r\n"),
+        *(b"<", b"+ idling\r\n"),
+    ]
+    server = FakeServer([greeting, *setup], [greeting, *setup, b"* 1 EXISTS\r\n"])
+    fake.append(server)
+    source = await local.add(provider, "imap", port=server.port)
+    ready, changed = threading.Semaphore(0), threading.Event()
+    watcher = IdleWatcher(
+        source.id,
+        "INBOX",
+        lambda: local.runner.connect_imap(source, PASSWORD),
+        Events(ready=ready.release, changed=changed.set, ended=lambda why: None),
+        retry_initial=0.05,
+        retry_max=0.1,
+    )
+    watcher.start()
+    try:
+        assert await asyncio.to_thread(changed.wait, 10), server.received  # what it said
+        assert ready.acquire(timeout=1) and ready.acquire(timeout=1)  # two connections
+    finally:
+        watcher.stop()
+        await asyncio.to_thread(watcher.join, 30)
+    assert [line.split(b" ", 1)[1] for line in server.received if b"IDLE" in line] == [
+        b"IDLE\r\n",
+        b"IDLE\r\n",
+    ]
