@@ -1,9 +1,10 @@
 """Composition root: open the store, build the services, start every listener.
 
 Nothing imports this module; `cli.py` runs it and the end-to-end tests start it on
-ephemeral ports. Each front-end module exposes `make_handler(listener, services, config)`
-returning the coroutine the shared listener runs per connection. The `http` listener
-(webmail) has no front-end yet and is not started.
+ephemeral ports. Each mail front-end module exposes `make_handler(listener, services,
+config)` returning the coroutine the shared listener runs per connection. The `http`
+listener is the webmail (`web/`): an ASGI app that `web.listener` serves with Hypercorn
+on this same event loop, started after the mail listeners and stopped before them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pillarbox.services.context import Services
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
+from pillarbox.web.listener import WebListener, start_web
 
 log = logging.getLogger("pillarbox.app")
 
@@ -151,6 +153,7 @@ class App:
         self.changes: ChangeBus | None = None
         self.services: Services | None = None
         self.listeners: dict[str, Listener] = {}
+        self.web: WebListener | None = None  # the `http` listener, when enabled
         self.queue_runner: QueueRunner | None = None
         self.fetch_scheduler: FetchScheduler | None = None
 
@@ -192,6 +195,8 @@ class App:
                     busy_reply=busy,
                     preauth=preauth,
                 )
+            if self.config.listen.http:
+                self.web = await start_web(self.services, self.config, self.config.listen.http)
             # After the listeners: a submission can only be queued once they are up, and
             # the runner sends what an earlier run left in the queue.
             self.queue_runner = QueueRunner(self.services, self.config)
@@ -203,6 +208,9 @@ class App:
             raise
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         for listener in self.listeners.values():
             await listener.close()
         self.listeners.clear()
@@ -223,6 +231,8 @@ class App:
             self.changes = None
 
     def address(self, name: str) -> tuple[str, int]:
+        if name == "http" and self.web is not None:
+            return self.web.host, self.web.port
         listener = self.listeners[name]
         return listener.host, listener.port
 

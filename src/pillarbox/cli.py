@@ -110,6 +110,10 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
         for name, listener in app.listeners.items():
             print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
+        if app.web is not None:
+            web = app.web
+            where = f"{web.host}:{web.port} (webmail: open {web.url} in a browser)"
+            print(f"  {'http':<12} listening on {where}", flush=True)
         delivery = config.delivery
         if delivery.relay:
             route = f"through the relay {delivery.relay} ({delivery.relay_security})"

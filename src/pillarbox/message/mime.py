@@ -10,7 +10,9 @@ It must not raise on malformed values; it returns None and lets the caller defau
 from __future__ import annotations
 
 import re
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+from pillarbox.message.charsets import decode_bytes
 
 Params = list[tuple[str, str]]
 
@@ -201,3 +203,17 @@ def param(params: Params, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def param_text(params: Params, name: str) -> str | None:
+    """The decoded value of parameter `name`: the RFC 2231 §4 extended form
+    ``name*=charset'language'%xx...`` when present (continuations are already joined),
+    else the plain one; None if neither is there."""
+    extended = param(params, name + "*")
+    if extended is not None:
+        charset, quote1, rest = extended.partition("'")
+        _language, quote2, encoded = rest.partition("'")
+        if quote1 and quote2:
+            return decode_bytes(unquote_to_bytes(encoded), charset or None)
+        return decode_bytes(unquote_to_bytes(extended), None)
+    return param(params, name)

@@ -46,6 +46,18 @@ class SelectedMailbox:
         # Events that arrive while the UID list loads are kept and replayed (`open`).
         self.view = SelectedView(mailbox, read_only=read_only, loading=True)
 
+    @classmethod
+    def of_messages(
+        cls, store: Store, mailbox: Mailbox, uids: Sequence[int], *, read_only: bool
+    ) -> SelectedMailbox:
+        """A selection that knows exactly `uids` (ascending), made without a store call:
+        for a front-end that names messages by UID in each request instead of keeping a
+        session (the webmail). `fetch` and `flags` then answer only for those of `uids`
+        that still exist in `mailbox`, so a UID from a URL reaches nothing else."""
+        selected = cls(store, mailbox, read_only=read_only)
+        selected.view = SelectedView(mailbox, uids, read_only=read_only)
+        return selected
+
     @property
     def mailbox(self) -> Mailbox:
         return self.view.mailbox

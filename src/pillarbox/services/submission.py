@@ -118,11 +118,18 @@ class SubmissionService:
         return "".join(added).encode("ascii")
 
     def begin(
-        self, account: Account, allowed: frozenset[str], envelope: Envelope
+        self,
+        account: Account,
+        allowed: frozenset[str],
+        envelope: Envelope,
+        *,
+        save_copy: bool | None = None,
     ) -> IncomingMessage:
         """Receive a submitted message; local recipients get copies, remote ones are
-        queued, and (if configured) the sender's Sent mailbox gets a \\Seen copy."""
+        queued, and the sender's Sent mailbox gets a \\Seen copy if `save_copy` (None:
+        as configured). The webmail passes True: it is the client, and no other client
+        will save the copy."""
         envelope = dataclasses.replace(envelope, submitted=True)
-        if self.save_to_sent:
+        if self.save_to_sent if save_copy is None else save_copy:
             envelope = dataclasses.replace(envelope, sent_copy_account=account.id)
         return self._delivery.begin(envelope, header_filter=self.header_filter(allowed))

@@ -1,0 +1,90 @@
+"""The `http` listener: the webmail's ASGI app served by Hypercorn on the running loop.
+
+Why Hypercorn: `hypercorn.asyncio.serve` is documented for running inside an event
+loop someone else owns, and with a `shutdown_trigger` it installs no signal handlers,
+so `pillarbox serve` keeps its own SIGINT/SIGTERM handling and stops the webmail with
+the mail listeners. (uvicorn's `Server.serve` replaces the process's signal handlers
+while it runs and re-raises the signals afterwards.) It runs on whatever loop is
+running — uvloop under `pillarbox serve`.
+
+The socket is bound here, before Hypercorn starts, and handed over as ``fd://``
+(Hypercorn's documented bind for an inherited socket): the real port is known at once
+(tests bind port 0), and a port already in use fails `App.start` like any listener.
+
+Must not: decide anything about requests (`routes` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config as HypercornConfig
+
+from pillarbox.config import Config, parse_address
+from pillarbox.services.context import Services
+from pillarbox.web.routes import make_app, make_context
+
+log = logging.getLogger("pillarbox.web")
+
+SHUTDOWN_GRACE = 2.0  # seconds requests in flight get to finish when the server stops
+READ_TIMEOUT = 60  # seconds a connection may send nothing in the middle of a request
+
+
+class WebListener:
+    """The bound, serving webmail; `port` is the real one (useful with port 0)."""
+
+    name = "http"
+
+    def __init__(self, services: Services, config: Config) -> None:
+        self._hostname = config.server.hostname
+        self.host = ""
+        self.port = 0
+        self._context = make_context(services, config)
+        self._app = make_app(services, config, self._context)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where a browser reaches it; on every address (0.0.0.0, ::), by the server's
+        host name."""
+        host = self._hostname if self.host in ("0.0.0.0", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    async def start(self, address: str) -> None:
+        host, port = parse_address(address, "listen.http")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock.setblocking(False)
+        self.host, self.port = sock.getsockname()[:2]
+        settings = HypercornConfig()
+        settings.bind = [f"fd://{sock.detach()}"]  # Hypercorn owns the socket from here
+        settings.accesslog = None
+        settings.errorlog = log
+        settings.include_server_header = False
+        settings.graceful_timeout = SHUTDOWN_GRACE
+        settings.read_timeout = READ_TIMEOUT
+        self._task = asyncio.create_task(
+            # Starlette's ASGI signature is looser than Hypercorn's typed one.
+            serve(self._app, settings, shutdown_trigger=self._stop.wait, mode="asgi"),  # type: ignore[arg-type]
+            name="webmail",
+        )
+
+    async def close(self) -> None:
+        self._stop.set()
+        await self._context.streams.close_all()  # open event streams never end by themselves
+        if self._task is not None:
+            task, self._task = self._task, None
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def start_web(services: Services, config: Config, address: str) -> WebListener:
+    listener = WebListener(services, config)
+    await listener.start(address)
+    return listener

@@ -1,0 +1,180 @@
+"""A message as the reading page shows it: headers, the body to display, attachments.
+
+Built from the stored bytes with the `message` package's one MIME walker (`parts.walk`,
+the same tree IMAP BODYSTRUCTURE and BODY[section] come from), so part numbers here are
+IMAP section numbers (RFC 9051 §6.4.5) and an attachment link names exactly what
+``BINARY[part]`` returns. Which part to show follows RFC 2046: in a
+multipart/alternative the last part we can show is the best one (§5.1.4); in other
+multiparts every inline text part is shown in order (§5.1.3), and everything else —
+parts with a file name, ``Content-Disposition: attachment`` (RFC 2183 §2.2), non-text
+parts, attached messages — is listed as an attachment.
+
+Must not: render HTML (it only hands the decoded markup on to `html_clean`), or decode
+the bytes of attachments (they are decoded when downloaded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from pillarbox.message.addresses import format_address_list
+from pillarbox.message.charsets import decode_bytes
+from pillarbox.message.encoded_words import decode_header_value
+from pillarbox.message.headers import first_value, scan_header
+from pillarbox.message.mime import (
+    param,
+    param_text,
+    parse_content_type,
+    parse_disposition,
+    parse_transfer_encoding,
+)
+from pillarbox.message.parts import Entity, walk
+from pillarbox.message.transfer import UnknownTransferEncoding, decode_transfer
+
+TEXT_LIMIT = 4 * 1024 * 1024  # characters of one text part shown; the rest is cut
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    part: str  # IMAP section number, "2" or "2.1"
+    filename: str  # as the sender named it (made safe only when downloaded)
+    mime_type: str
+    size: int  # decoded size, estimated from the encoded one
+
+
+@dataclass(slots=True)
+class MessageView:
+    subject: str = ""
+    sender: str = ""
+    to: str = ""
+    cc: str = ""
+    date: str = ""
+    texts: list[str] = field(default_factory=list)  # text/plain parts, in order
+    html_part: str | None = None  # section of the text/html part shown in the frame
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def header_text(ent: Entity, name: str) -> str:
+    raw = ent.header(name)
+    return decode_header_value(raw) if raw is not None else ""
+
+
+def filename_of(ent: Entity) -> str:
+    """The part's file name: Content-Disposition filename (RFC 2183 §2.3; RFC 2231
+    extended values decoded), else the Content-Type name parameter."""
+    name = None
+    raw = ent.header("content-disposition")
+    parsed = parse_disposition(raw) if raw is not None else None
+    if parsed is not None:
+        name = param_text(parsed[1], "filename")
+    if not name:
+        name = param_text(ent.params, "name")
+    if not name:
+        return ""
+    if "=?" in name:  # encoded-words in a parameter: not allowed, but common
+        return decode_header_value(name.encode("latin-1", "replace"))
+    return name
+
+
+def _is_attachment(ent: Entity) -> bool:
+    raw = ent.header("content-disposition")
+    parsed = parse_disposition(raw) if raw is not None else None
+    if parsed is not None and parsed[0] == "attachment":
+        return True
+    shown = ent.type == "text" and ent.subtype in ("plain", "html")
+    return not shown or bool(filename_of(ent))
+
+
+def decoded_text(data: bytes, ent: Entity) -> str:
+    """The text of a text part: transfer encoding undone, charset decoded, capped."""
+    raw = data[ent.b : ent.e]
+    # An unknown encoding: shown as it is, which is better than nothing.
+    with contextlib.suppress(UnknownTransferEncoding):
+        raw = decode_transfer(raw, ent.cte)
+    return decode_bytes(raw, param(ent.params, "charset"))[:TEXT_LIMIT]
+
+
+def _section(number: tuple[int, ...]) -> str:
+    return ".".join(str(n) for n in number)
+
+
+def _estimated_size(ent: Entity) -> int:
+    size = ent.e - ent.b
+    return size * 3 // 4 if ent.cte == "base64" else size
+
+
+def _showable(ent: Entity) -> bool:
+    if ent.children is not None:
+        return True
+    return ent.message is None and ent.type == "text" and ent.subtype in ("plain", "html")
+
+
+class _Builder:
+    def __init__(self, data: bytes, view: MessageView) -> None:
+        self.data = data
+        self.view = view
+
+    def entity(self, ent: Entity, number: tuple[int, ...]) -> None:
+        if ent.children is not None:
+            children = list(enumerate(ent.children, 1))
+            if ent.subtype == "alternative":
+                best = [(i, c) for i, c in children if _showable(c)][-1:]
+                children = best or children[:1]
+            for index, child in children:
+                self.entity(child, (*number, index))
+            return
+        part = number or (1,)  # the body of a single-part message is part 1
+        if ent.message is not None or _is_attachment(ent):
+            name = filename_of(ent) or ("message.eml" if ent.message is not None else "")
+            self.view.attachments.append(
+                Attachment(_section(part), name, ent.mime_type, _estimated_size(ent))
+            )
+        elif ent.subtype == "html":
+            if self.view.html_part is None:
+                self.view.html_part = _section(part)
+            else:  # a second HTML body part: offered as a file rather than lost
+                self.view.attachments.append(
+                    Attachment(_section(part), "part.html", "text/html", _estimated_size(ent))
+                )
+        else:
+            self.view.texts.append(decoded_text(self.data, ent))
+
+
+def message_view(data: bytes) -> MessageView:
+    root, _defects = walk(data)
+    view = MessageView(
+        subject=header_text(root, "subject"),
+        sender=_addresses(root, "from"),
+        to=_addresses(root, "to"),
+        cc=_addresses(root, "cc"),
+        date=header_text(root, "date"),
+    )
+    _Builder(data, view).entity(root, ())
+    return view
+
+
+def _addresses(root: Entity, name: str) -> str:
+    raw = root.header(name)
+    return format_address_list(raw.decode("latin-1")) if raw is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    """What a part's own header (BODY[part.MIME]) says about it."""
+
+    mime_type: str
+    charset: str | None
+    filename: str
+
+
+def part_info(mime_header: bytes) -> PartInfo:
+    """Type, charset and file name of a part from its MIME header (RFC 2045 §5.2:
+    text/plain when Content-Type is missing or unusable)."""
+    fields, _end = scan_header(mime_header)
+    raw = first_value(fields, "content-type")
+    parsed = parse_content_type(raw) if raw is not None else None
+    mtype, subtype, params = parsed if parsed is not None else ("text", "plain", [])
+    cte = parse_transfer_encoding(first_value(fields, "content-transfer-encoding"))
+    ent = Entity(0, 0, 0, fields, mtype, subtype, params, cte)
+    return PartInfo(ent.mime_type, param(params, "charset"), filename_of(ent))
