@@ -392,13 +392,15 @@ class ReferenceServers(ServerProcess):
         ).stdout.strip()
 
         self._log(f"starting Dovecot {self._versions['dovecot']} in {root}")
-        self._dovecot = subprocess.Popen(
-            ["dovecot", "-F", "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=open(root / "log" / "dovecot.stdout", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the file; ours is closed at once.
+        with open(root / "log" / "dovecot.stdout", "wb") as out:
+            self._dovecot = subprocess.Popen(
+                ["dovecot", "-F", "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         dovecot_alive = lambda: self._dovecot is not None and self._dovecot.poll() is None  # noqa: E731
         try:
             wait_for_greeting(ports["imap_port"], b"* OK", START_TIMEOUT, dovecot_alive)

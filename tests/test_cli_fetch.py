@@ -3,7 +3,13 @@ stderr and exit 1 for a bad request or a failed source), against a real provider
 
 from __future__ import annotations
 
+import fcntl
+import os
 import stat
+import struct
+import subprocess
+import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,6 +140,19 @@ def test_a_failing_source_is_reported(config: Path, provider: RunningServer) -> 
     row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
     assert "error: 127.0.0.1: authentication failed" in row
     assert "(1 authentication failures in a row)" in row
+    assert "paused" not in row
+    for _ in range(2):
+        assert run(config, "fetch", "run", BOB, source).returncode == 1
+    row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
+    assert len(row.split(maxsplit=9)) == 10  # the columns are as they were
+    assert row.split(maxsplit=9)[9].startswith("paused until 'pillarbox fetch resume': error:")
+    assert "(3 authentication failures in a row)" in row
+    resumed = run(config, "fetch", "resume", BOB, source)
+    assert (resumed.returncode, resumed.stdout) == (0, "")
+    row = run(config, "fetch", "list", BOB).stdout.splitlines()[1]
+    assert "paused" not in row and "authentication failures in a row" not in row
+    result = run(config, "fetch", "resume", BOB, "999")
+    assert result.returncode == 1 and "has no fetch source 999" in result.stderr
 
 
 def test_private_addresses_need_permission(provider: RunningServer, tmp_path: Path) -> None:
@@ -177,3 +196,50 @@ def test_unknown_account_and_missing_options(config: Path) -> None:
     assert result.returncode == 1 and "no account nobody@local.test" in result.stderr
     result = run(config, "fetch", "add", BOB, "--protocol", "pop3", "--host", "h")
     assert result.returncode == 1 and "required" in result.stderr
+
+
+def run_with_terminal(config: Path, *args: str) -> tuple[int, str, str]:
+    """The CLI with stderr on a pseudo-terminal (as a person runs it) and stdout piped:
+    (exit status, stdout, what the terminal showed)."""
+    main, tty = os.openpty()
+    # A new pseudo-terminal is 0 columns wide; a person's is not.
+    fcntl.ioctl(tty, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pillarbox", "--config", str(config), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=tty,
+            text=True,
+        )
+        os.close(tty)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal's other end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(main)
+    return proc.returncode, out, shown.decode("utf-8", "replace")
+
+
+def test_a_large_fetch_shows_progress_on_a_terminal(config: Path, provider: RunningServer) -> None:
+    """120 new messages: stderr, a terminal, shows a bar that reaches 120/120; stdout is
+    still the bare count. A small fetch draws no bar, and nor does a piped stderr."""
+    for n in range(120):
+        put(provider, message(n))
+    first = add(config, provider, "imap")
+    status, out, shown = run_with_terminal(config, "fetch", "run", BOB, first)
+    assert (status, out) == (0, "120\n")
+    assert "120/120" in shown and f"source {first}" in shown
+    put(provider, message(500))
+    status, out, shown = run_with_terminal(config, "fetch", "run", BOB, first)
+    assert (status, out, shown) == (0, "1\n", "")
+    second = add(config, provider, "imap")
+    piped = run(config, "fetch", "run", BOB, second)
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "121\n", "")

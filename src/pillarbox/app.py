@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pillarbox.config import Config, ConfigError, check_data_dir
+from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
+from pillarbox.fetcher.scheduler import FetchScheduler, ScheduleSettings
 from pillarbox.queue.runner import QueueRunner
 from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
@@ -118,6 +120,22 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
     )
 
 
+def fetch_scheduler(services: Services, config: Config) -> FetchScheduler:
+    """The scheduler of every account's fetch sources; this node claims them under its
+    host name (one node per source, fetcher/scheduler.py)."""
+    runner = SourceRunner(
+        services.fetch_sources,
+        services.fetch_delivery,
+        FetcherSettings.from_config(config.fetcher),
+    )
+    return FetchScheduler(
+        services.fetch_sources,
+        runner,
+        ScheduleSettings.from_config(config.fetcher),
+        holder=config.server.hostname,
+    )
+
+
 def tls_context(config: Config) -> ssl.SSLContext:
     if config.tls.cert:
         cert, key = Path(config.tls.cert), Path(config.tls.key)
@@ -137,6 +155,7 @@ class App:
         self.listeners: dict[str, Listener] = {}
         self.web: WebListener | None = None  # the `http` listener, when enabled
         self.queue_runner: QueueRunner | None = None
+        self.fetch_scheduler: FetchScheduler | None = None
 
     async def start(self) -> None:
         check_data_dir(self.config)
@@ -182,6 +201,8 @@ class App:
             # the runner sends what an earlier run left in the queue.
             self.queue_runner = QueueRunner(self.services, self.config)
             await self.queue_runner.start()
+            self.fetch_scheduler = fetch_scheduler(self.services, self.config)
+            await self.fetch_scheduler.start()
         except BaseException:
             await self.stop()
             raise
@@ -193,6 +214,9 @@ class App:
         for listener in self.listeners.values():
             await listener.close()
         self.listeners.clear()
+        if self.fetch_scheduler is not None:
+            await self.fetch_scheduler.stop()  # a run cut short has lost nothing
+            self.fetch_scheduler = None
         if self.queue_runner is not None:
             await self.queue_runner.stop()  # sends in flight finish or keep their claim
             self.queue_runner = None

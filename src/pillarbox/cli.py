@@ -16,7 +16,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+from tqdm import tqdm
 
 from pillarbox import config as config_mod
 from pillarbox import log
@@ -26,6 +28,7 @@ from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.zone import dns_records, txt_strings
 from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
+from pillarbox.model.fetch import FetchSource
 from pillarbox.model.queue import DkimKey
 from pillarbox.services.accounts import AccountService, normalize_domain
 from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
@@ -379,7 +382,8 @@ def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
 def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
     """A header and one line per source, columns aligned, the last result (or error)
     last: it holds spaces, so split each line at most nine times; a folder name with
-    spaces is shown as a JSON string ("Old mail"). Never the password."""
+    spaces is shown as a JSON string ("Old mail"). A paused source's result starts with
+    "paused". Never the password."""
     found = _run_with_fetch(config, lambda sources, _: sources.list(args.address))
     if not found:
         return 0
@@ -404,6 +408,8 @@ def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
                 result += f" ({s.auth_failures} authentication failures in a row)"
         else:
             result = s.last_result or "-"
+        if s.paused:
+            result = f"paused until 'pillarbox fetch resume': {result}"
         rows.append(
             (
                 str(s.id),
@@ -424,6 +430,36 @@ def cmd_fetch_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# New messages in one folder from which `fetch run` draws a progress bar: fewer are done
+# before a bar is worth drawing. (A large first fetch, typically.)
+PROGRESS_FROM = 100
+
+
+class TerminalProgress:
+    """`fetcher.runner.Progress` as a tqdm bar per folder on stderr, only when stderr is a
+    terminal: stdout carries the contract's bare count, and a script that reads stderr
+    sees no bar either."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        self.end()
+        if total >= PROGRESS_FROM:
+            where = f"{source.host} {folder}".rstrip()
+            desc = f"source {source.id} ({where})"
+            self._bar = tqdm(total=total, desc=desc, unit="msg", file=sys.stderr)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
     """Prints the number of messages that arrived; a failing source adds one line on
     stderr and makes the exit status 1 (what the others fetched is kept and counted)."""
@@ -433,7 +469,8 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
             chosen = [await sources.get(args.address, args.id)]
         else:
             chosen = await sources.list(args.address)
-        return [await runner.run(source) for source in chosen]
+        progress = TerminalProgress() if sys.stderr.isatty() else None
+        return [await runner.run(source, progress) for source in chosen]
 
     # The runner logs each failure for the server's log; here the lines below say it.
     logging.getLogger("pillarbox").addHandler(logging.NullHandler())
@@ -443,6 +480,13 @@ def cmd_fetch_run(config: Config, args: argparse.Namespace) -> int:
     for r in failed:
         print(f"pillarbox: fetch source {r.source_id}: {_one_line(r.error)}", file=sys.stderr)
     return EXIT_FAILURE if failed else 0
+
+
+def cmd_fetch_resume(config: Config, args: argparse.Namespace) -> int:
+    """Unpause a source (the password or the provider was fixed); a running server
+    takes it up again within `[fetcher] rescan` seconds."""
+    _run_with_fetch(config, lambda sources, _: sources.resume(args.address, args.id))
+    return 0
 
 
 def cmd_fetch_remove(config: Config, args: argparse.Namespace) -> int:
@@ -678,6 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("address")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_fetch_remove)
+    p = fsub.add_parser(
+        "resume", help="run a source again that three authentication failures paused"
+    )
+    p.add_argument("address")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_fetch_resume)
 
     p = sub.add_parser("dns", help="print the DNS records a domain needs, in zone-file syntax")
     p.add_argument("domain")

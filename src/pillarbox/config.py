@@ -174,6 +174,10 @@ class FetcherConfig:
     ca_file: str = ""  # PEM CAs trusted besides the system's (a provider's own CA)
     max_message_size: int = 64 * 1024 * 1024  # larger messages are left on the server
     timeout: float = 60.0  # seconds for a connection or one reply
+    max_concurrent: int = 4  # scheduled runs at once (`pillarbox serve`)
+    max_idle: int = 100  # IMAP sources watched with IDLE at once, one connection each
+    retry_max: float = 3600.0  # seconds: the cap of the back-off after failed runs
+    rescan: float = 30.0  # seconds between readings of the sources (new, removed, resumed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,10 @@ _POSITIVE = {
     "dns.timeout",
     "fetcher.max_message_size",
     "fetcher.timeout",
+    "fetcher.max_concurrent",
+    "fetcher.max_idle",
+    "fetcher.retry_max",
+    "fetcher.rescan",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import imaplib
 
+from pillarbox.message.parse import parse
+from pillarbox.model import FlagMode
 from pillarbox.model.fetch import FetchFolderState
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.fetcher.conftest import ALICE, Local, message, put, remote_subjects
@@ -88,7 +90,7 @@ async def test_delete_expunges_what_was_stored(provider: RunningServer, local: L
     assert remote_subjects(provider) == []
     assert await local.subjects() == ["message 1", "message 2", "message 3"]
     state = await local.store.fetch_folders(source.id)
-    assert state == [FetchFolderState("INBOX", state[0].uidvalidity, 3)]
+    assert state == [FetchFolderState("INBOX", state[0].uidvalidity, 3, state[0].highestmodseq)]
 
 
 async def test_seen_and_flagged_are_carried(provider: RunningServer, local: Local) -> None:
@@ -107,3 +109,61 @@ async def test_seen_and_flagged_are_carried(provider: RunningServer, local: Loca
     assert inbox is not None
     rows = await local.store.fetch_flags(inbox.id, await local.store.uids(inbox.id))
     assert {"\\Seen", "\\Flagged"} <= set(rows[0].flags)
+
+
+def store_remote(server: RunningServer, uid: int, change: str) -> None:
+    """alice changes a message's flags at the provider (`change`: "+FLAGS (\\Seen)")."""
+    imap = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    try:
+        imap.login(ALICE, PASSWORD)
+        imap.select("INBOX")
+        op, flags = change.split(" ", 1)
+        assert imap.uid("STORE", str(uid), op, flags)[0] == "OK"
+    finally:
+        imap.logout()
+
+
+async def local_flags(local: Local) -> dict[str, frozenset[str]]:
+    """Subject -> flags of bob's INBOX here."""
+    box = await local.store.get_mailbox(local.account.id, "INBOX")
+    assert box is not None
+    uids = await local.store.uids(box.id)
+    rows = {r.uid: r.flags for r in await local.store.fetch_flags(box.id, uids)}
+    return {parse(await local.store.read_message(box.id, uid)).subject: rows[uid] for uid in uids}
+
+
+async def test_condstore_carries_seen_and_flagged(provider: RunningServer, local: Local) -> None:
+    """The provider offers CONDSTORE: each run asks for the flags changed since the
+    HIGHESTMODSEQ it remembers (RFC 7162 §3.1.2.1, CHANGEDSINCE §3.1.4.1) and carries
+    \\Seen and \\Flagged to the local copies; only what changed there changes here, so a
+    message read here stays read when it is unflagged there."""
+    one, two = put(provider, message(1)), put(provider, message(2))
+    source = await local.add(provider, "imap")
+    assert (await local.run(source)).fetched == 2
+    state = (await local.store.fetch_folders(source.id))[0]
+    assert state.highestmodseq > 0
+    assert await local_flags(local) == {"message 1": frozenset(), "message 2": frozenset()}
+    store_remote(provider, one, "+FLAGS (\\Seen)")
+    store_remote(provider, two, "+FLAGS (\\Flagged)")
+    report = await local.run(source)
+    assert (report.error, report.fetched, report.flags_changed) == ("", 0, 2)
+    assert await local_flags(local) == {
+        "message 1": frozenset({"\\Seen"}),
+        "message 2": frozenset({"\\Flagged"}),
+    }
+    assert (await local.run(source)).flags_changed == 0  # nothing changed since
+    box = await local.store.get_mailbox(local.account.id, "INBOX")
+    second = (await local.store.uids(box.id))[1]
+    await local.store.set_flags(box.id, [second], frozenset({"\\Seen"}), FlagMode.ADD)
+    store_remote(provider, two, "-FLAGS (\\Flagged)")
+    store_remote(provider, one, "-FLAGS (\\Seen)")
+    put(provider, message(3))
+    report = await local.run(source)
+    assert (report.fetched, report.flags_changed) == (1, 2)
+    assert await local_flags(local) == {
+        "message 1": frozenset(),
+        "message 2": frozenset({"\\Seen"}),  # read here: stays read
+        "message 3": frozenset(),
+    }
+    after = (await local.store.fetch_folders(source.id))[0]
+    assert after.highestmodseq > state.highestmodseq and after.last_uid == 3

@@ -137,7 +137,7 @@ async def test_lines_and_literals_are_bounded(
         [
             b"* OK hi\r\n",
             *(b"<", b"* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
-            *(b"<", b"{tag} OK logged in\r\n"),
+            *(b"<", b"{tag} OK [CAPABILITY IMAP4rev1] logged in\r\n"),
             *(b"<", b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] u\r\n{tag} OK [READ-ONLY] done\r\n"),
             *(b"<", b"* SEARCH 1\r\n{tag} OK done\r\n"),
             *(b"<", b"* 1 FETCH (UID 1 RFC822.SIZE 10 FLAGS ())\r\n{tag} OK done\r\n"),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pillarbox.model.fetch import (
+    FetchedCopy,
     FetchedRecord,
     FetchFolderState,
     FetchProtocol,
@@ -93,6 +94,44 @@ async def test_runs_count_consecutive_authentication_failures(env: Env) -> None:
         await store.record_fetch_run(9999, FetchRun(T0, "x"))
 
 
+async def test_failures_pause_and_resume(env: Env) -> None:
+    """Every failure counts for the back-off, authentication failures also for the pause
+    (three in a row); a success or a resume zeroes both; only the owner resumes."""
+    store = env.store
+    source = await store.add_fetch_source(new_source(env.account.id))
+    s = await store.record_fetch_run(source.id, FetchRun(T0, "failed", "unreachable"))
+    assert (s.failures, s.auth_failures, s.paused) == (1, 0, False)
+    for _ in range(3):
+        s = await store.record_fetch_run(source.id, FetchRun(T0, "failed", "bad", True))
+    assert (s.failures, s.auth_failures, s.paused) == (4, 3, True)
+    with pytest.raises(NotFound):
+        await store.resume_fetch_source(env.account.id + 1, source.id)
+    s = await store.resume_fetch_source(env.account.id, source.id)
+    assert (s.failures, s.auth_failures, s.paused, s.last_error) == (0, 0, False, "bad")
+    s = await store.record_fetch_run(source.id, FetchRun(T0, "failed", "unreachable"))
+    s = await store.record_fetch_run(source.id, FetchRun(T0, "1 new"))
+    assert (s.failures, s.auth_failures) == (0, 0)
+
+
+async def test_a_claim_keeps_other_nodes_off_until_it_ends(env: Env) -> None:
+    """One node per source: a claim holds against other holders until it expires or is
+    released; its holder may claim again; a source that is gone cannot be claimed."""
+    store = env.store
+    source = await store.add_fetch_source(new_source(env.account.id))
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+    assert (await store.claim_fetch_source(source.id, "a", soon)) is not None
+    assert await store.claim_fetch_source(source.id, "b", soon) is None
+    assert await store.claim_fetch_source(source.id, "a", soon) is not None
+    await store.release_fetch_source(source.id, "b")  # not b's: nothing happens
+    assert await store.claim_fetch_source(source.id, "b", soon) is None
+    await store.release_fetch_source(source.id, "a")
+    assert await store.claim_fetch_source(source.id, "b", soon) is not None
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.claim_fetch_source(source.id, "b", past) is not None  # expired at once
+    assert await store.claim_fetch_source(source.id, "a", soon) is not None
+    assert await store.claim_fetch_source(9999, "a", soon) is None
+
+
 async def test_delivery_and_record_are_one_transaction(env: Env) -> None:
     """`deliver_fetched` stores the copy and its record together: over quota, neither is
     kept; otherwise both, and the folder's last UID moves forward (never back)."""
@@ -122,6 +161,17 @@ async def test_delivery_and_record_are_one_transaction(env: Env) -> None:
     assert await store.fetch_folders(source.id) == [FetchFolderState("INBOX", 77, 5)]
     flags = await store.fetch_flags(env.inbox.id, await store.uids(env.inbox.id))
     assert all("\\Seen" in f.flags for f in flags)
+    # Each record knows its copy (for carrying flags); other UIDVALIDITYs are not listed.
+    local = await store.uids(env.inbox.id)
+    copies = await store.fetched_copies(source.id, "INBOX", 77)
+    assert copies == [
+        FetchedCopy(3, env.inbox.id, local[1], None),
+        FetchedCopy(5, env.inbox.id, local[0], None),
+    ]
+    await store.set_fetched_flags(source.id, "INBOX", 77, {5: frozenset({"\\Flagged"})})
+    copies = await store.fetched_copies(source.id, "INBOX", 77)
+    assert [c.remote_flags for c in copies] == [None, frozenset({"\\Flagged"})]
+    assert await store.fetched_copies(source.id, "INBOX", 78) == []
     # A message whose source went meanwhile is not stored either.
     await store.remove_fetch_source(env.account.id, source.id)
     with pytest.raises(NotFound):
@@ -137,10 +187,12 @@ async def test_folder_state_follows_a_new_uidvalidity(env: Env) -> None:
     await store.mark_fetched([FetchedRecord(source.id, "INBOX", "40", "a", T0, 1, 40)])
     await store.mark_fetched([FetchedRecord(source.id, "INBOX", "2", "b", T0, 2, 2)])
     assert await store.fetch_folders(source.id) == [FetchFolderState("INBOX", 2, 2)]
-    await store.set_fetch_folder(source.id, FetchFolderState("INBOX", 2, 9))
-    assert await store.fetch_folders(source.id) == [FetchFolderState("INBOX", 2, 9)]
+    await store.set_fetch_folder(source.id, FetchFolderState("INBOX", 2, 9, 1234))
+    assert await store.fetch_folders(source.id) == [FetchFolderState("INBOX", 2, 9, 1234)]
+    await store.mark_fetched([FetchedRecord(source.id, "INBOX", "12", "c", T0, 2, 12)])
+    assert await store.fetch_folders(source.id) == [FetchFolderState("INBOX", 2, 12, 1234)]
     await store.forget_fetched(source.id, "INBOX", [], keep_uidvalidity=2)
-    assert [e.remote_id for e in await store.fetched(source.id, "INBOX")] == ["2"]
+    assert sorted(e.remote_id for e in await store.fetched(source.id, "INBOX")) == ["12", "2"]
     await store.mark_fetched([FetchedRecord(source.id, "", "UIDL-a", "h", T0)])
     await store.mark_fetched([FetchedRecord(source.id, "", "UIDL-a", "h", T0)])  # again: no-op
     pop = await store.fetched(source.id, "")

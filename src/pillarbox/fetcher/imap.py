@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import itertools
 import re
+import select
 import socket
 import ssl
-from collections.abc import Sequence
+import time
+import typing
+from collections.abc import Callable, Sequence
 
 from pillarbox.fetcher.errors import (
     AuthenticationFailed,
@@ -41,6 +45,10 @@ CARRIED_FLAGS = frozenset({"\\Seen", "\\Flagged", "\\Answered"})
 _ITEM_UID = re.compile(rb"\bUID (\d+)")
 _ITEM_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _ITEM_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
+# What makes a watched source worth fetching at once: new mail, or changed flags.
+_CHANGE = re.compile(rb"^\* \d+ (EXISTS|FETCH)\b", re.IGNORECASE)
+_IDLE_TAGS = itertools.count(1)
+_CAPABILITY_CODE = re.compile(rb"^\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
 class _Imap(imaplib.IMAP4):
@@ -98,6 +106,7 @@ class ImapClient:
         max_literal: int,
     ) -> None:
         self.host = host
+        self.highestmodseq: int | None = None
         try:
             self.imap = _Imap(sock, host, port, implicit_tls=implicit_tls, max_literal=max_literal)
         except imaplib.IMAP4.error as exc:
@@ -128,7 +137,7 @@ class ImapClient:
             raise InsecureConnection(f"{self.host}: the server does not offer STARTTLS")
         # The one private call: imaplib's own starttls() gives no moment between the OK
         # and the handshake, which is where pipelined plaintext must be looked for.
-        typ, data = imap._simple_command("STARTTLS")
+        typ, _data = imap._simple_command("STARTTLS")
         if typ != "OK":
             raise InsecureConnection(f"{self.host}: STARTTLS refused; not continuing")
         if _buffered(imap):
@@ -136,21 +145,30 @@ class ImapClient:
         imap.sock = wrap(imap.sock, context, self.host)
         imap.file = imap.sock.makefile("rb")
         # RFC 9051 §6.2.1: capabilities said before TLS are forgotten.
+        self._refresh_capabilities()
+
+    def _refresh_capabilities(self) -> None:
+        imap = self.imap
         typ, data = imap.capability()
         if typ == "OK" and data and isinstance(data[-1], bytes):
             imap.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.imap.capabilities)
 
     def login(self, user: str, password: str) -> None:
         if self.imap.state != "NONAUTH":
             return  # PREAUTH without STARTTLS asked for: already logged in
         try:
             if (user + password).isascii() or "AUTH=PLAIN" not in self.imap.capabilities:
-                self.imap.login(user, password)
+                reply: list[object] = list(self.imap.login(user, password)[1])
             else:
                 # LOGIN takes ASCII strings only in imaplib; SASL PLAIN carries UTF-8
                 # (RFC 4616 §2) through AUTHENTICATE (RFC 9051 §6.2.2).
                 token = f"\0{user}\0{password}".encode()
-                self.imap.authenticate("PLAIN", lambda _challenge: token)
+                done = self.imap.authenticate("PLAIN", lambda _challenge: token)
+                reply = typing.cast(list[object], done[1])  # a list at run time
         except imaplib.IMAP4.abort as exc:
             raise FetchError(f"{self.host}: connection lost at login: {exc}") from None
         except imaplib.IMAP4.error as exc:
@@ -161,17 +179,55 @@ class ImapClient:
             raise AuthenticationFailed(
                 f"{self.host}: authentication failed (wrong user name or password): {text[:200]}"
             ) from None
+        # RFC 9051 §6.2.3: a server may offer more once logged in (IDLE, CONDSTORE), and
+        # may say so in a CAPABILITY response code of its OK; else we ask.
+        last = reply[-1] if reply and isinstance(reply[-1], bytes) else b""
+        code = _CAPABILITY_CODE.match(last)
+        if code is not None:
+            self.imap.capabilities = tuple(code.group(1).decode("ascii", "replace").upper().split())
+        else:
+            self._refresh_capabilities()
 
-    def select(self, folder: str, *, readonly: bool) -> int:
-        """Select `folder`; its UIDVALIDITY (RFC 9051 §7.1)."""
-        typ, data = self.imap.select(_quoted(folder), readonly=readonly)
+    def select(self, folder: str, *, readonly: bool, condstore: bool = False) -> int:
+        """Select `folder`; its UIDVALIDITY (RFC 9051 §7.1). With `condstore`, ask for
+        mod-sequences (the CONDSTORE parameter, RFC 7162 §3.1.8) and keep the folder's
+        HIGHESTMODSEQ in `highestmodseq` (None when the server has none for it: NOMODSEQ,
+        RFC 7162 §3.1.2.2)."""
+        self.highestmodseq = None
+        name = _quoted(folder) + (" (CONDSTORE)" if condstore else "")
+        typ, data = self.imap.select(name, readonly=readonly)
         if typ != "OK":
             text = data[0].decode("utf-8", "replace") if data and data[0] else ""
             raise FetchError(f"{self.host}: no folder {folder!r} ({text[:200]})")
         typ, values = self.imap.response("UIDVALIDITY")
         if not values or values[0] is None:
             raise RemoteProtocolFailure(f"{self.host}: {folder!r} has no UIDVALIDITY")
+        if condstore:
+            _typ, modseq = self.imap.response("HIGHESTMODSEQ")  # RFC 7162 §3.1.2.1
+            if modseq and isinstance(modseq[-1], bytes) and modseq[-1].isdigit():
+                self.highestmodseq = int(modseq[-1])
         return int(values[-1])
+
+    def flags_changed_since(self, modseq: int, last_uid: int) -> dict[int, frozenset[str]]:
+        """UID -> flags of the messages up to `last_uid` whose flags changed after
+        `modseq` (UID FETCH with the CHANGEDSINCE modifier, RFC 7162 §3.1.4.1)."""
+        if last_uid < 1:
+            return {}
+        data = self._ok(
+            self.imap.uid("FETCH", f"1:{last_uid}", "(UID FLAGS)", f"(CHANGEDSINCE {modseq})"),
+            "FETCH CHANGEDSINCE",
+        )
+        out: dict[int, frozenset[str]] = {}
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            if not isinstance(line, bytes):
+                continue
+            uid, flags = _ITEM_UID.search(line), _ITEM_FLAGS.search(line)
+            if uid and flags:
+                out[int(uid.group(1))] = frozenset(
+                    flags.group(1).decode("ascii", "replace").split()
+                )
+        return out
 
     def uids_from(self, first: int) -> list[int]:
         """UIDs of the selected folder from `first` on, ascending."""
@@ -221,6 +277,46 @@ class ImapClient:
         else:
             self._ok(self.imap.expunge(), "EXPUNGE")
 
+    def idle(self, seconds: float, wake: socket.socket, on_change: Callable[[], object]) -> bool:
+        """Wait in IDLE (RFC 2177 §3) on the selected folder for up to `seconds`, calling
+        `on_change` for each EXISTS or FETCH the server sends (new mail, flags changed);
+        then DONE. False if `wake` became readable (stop), True when the time is up.
+
+        Lines are read only when the socket (or a buffer) holds data: imaplib's file
+        object cannot survive a read timeout, so the wait is a select() instead."""
+        imap = self.imap
+        tag = b"W" + str(next(_IDLE_TAGS)).encode()
+        imap.send(tag + b" IDLE\r\n")
+        line = imap.readline()
+        while line.startswith(b"* "):  # untagged data before the continuation
+            if _CHANGE.match(line):
+                on_change()
+            line = imap.readline()
+        if not line.startswith(b"+"):
+            raise RemoteProtocolFailure(f"{self.host}: IDLE refused: {_text(line)}")
+        deadline = time.monotonic() + seconds
+        woken = False
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not _buffered(imap):
+                ready, _, _ = select.select([imap.sock, wake], [], [], remaining)
+                if wake in ready:
+                    woken = True
+                    break
+                if not ready:
+                    break
+            line = imap.readline()
+            if line.startswith(b"* BYE"):
+                raise FetchError(f"{self.host}: the server ended IDLE: {_text(line)}")
+            if _CHANGE.match(line):
+                on_change()
+        imap.send(b"DONE\r\n")
+        while not (line := imap.readline()).startswith(tag + b" "):
+            if _CHANGE.match(line):
+                on_change()
+        if not line.startswith(tag + b" OK"):
+            raise RemoteProtocolFailure(f"{self.host}: IDLE ended with {_text(line)}")
+        return not woken
+
     def logout(self) -> None:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             self.imap.logout()
@@ -228,6 +324,10 @@ class ImapClient:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.imap.shutdown()
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", "replace").strip()[:200]
 
 
 def _quoted(name: str) -> str:

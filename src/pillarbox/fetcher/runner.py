@@ -33,7 +33,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pillarbox.config import FetcherConfig
 from pillarbox.fetcher.errors import FetchError
@@ -62,6 +62,9 @@ from pillarbox.services.fetch_sources import FetchSourceService
 
 log = logging.getLogger("pillarbox.fetcher")
 T = TypeVar("T")
+# Flags kept in step with the source after the fetch (CONDSTORE); \Answered is carried
+# once, at the fetch, since answering is what the user does here.
+SYNCED_FLAGS = frozenset({"\\Seen", "\\Flagged"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,30 @@ class FetcherSettings:
         )
 
 
+class Progress(Protocol):
+    """Told how a run goes, for a progress bar (`pillarbox fetch run`)."""
+
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        """`total` messages are new in `folder` ("" for POP3)."""
+
+    def advance(self) -> None:
+        """One of them is done (stored, skipped, or left on the server)."""
+
+    def end(self) -> None:
+        """The folder is done (also after a failure)."""
+
+
+class _NoProgress:
+    def begin(self, source: FetchSource, folder: str, total: int) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class RunReport:
     """What one run did; `error` is "" when it succeeded."""
@@ -92,6 +119,8 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     error: str = ""
     auth_failure: bool = False
+    idle: bool = False  # IMAP: the server offers IDLE (RFC 2177), so it can be watched
+    flags_changed: int = 0  # IMAP with CONDSTORE: local copies whose flags followed the source
 
     def summary(self) -> str:
         parts = [f"{self.fetched} new"]
@@ -99,6 +128,8 @@ class RunReport:
             parts.append(f"{self.too_large} too large (left on the server)")
         if self.deleted:
             parts.append(f"{self.deleted} deleted remotely")
+        if self.flags_changed:
+            parts.append(f"flags of {self.flags_changed} changed")
         return ", ".join(parts) + "".join(f"; {w}" for w in self.warnings)
 
 
@@ -135,17 +166,18 @@ class SourceRunner:
             self._context = client_context(self.settings.ca_file)
         return self._context
 
-    async def run(self, source: FetchSource) -> RunReport:
+    async def run(self, source: FetchSource, progress: Progress | None = None) -> RunReport:
         """Run `source` once and record the outcome on it; never raises for a failure
         of the other server (the report and the source carry it)."""
         report = RunReport(source.id)
+        shown = progress if progress is not None else _NoProgress()
         try:
             password = self._sources.password_of(source)
             account = await self._delivery.account_of(source)
             if source.protocol is FetchProtocol.POP3:
-                await self._run_pop3(source, account, password, report)
+                await self._run_pop3(source, account, password, report, shown)
             else:
-                await self._run_imap(source, account, password, report)
+                await self._run_imap(source, account, password, report, shown)
         except FetchError as exc:
             report.error, report.auth_failure = str(exc), exc.auth_failure
         except _Stop as exc:
@@ -197,26 +229,28 @@ class SourceRunner:
         return await self._thread(go)
 
     async def _open_imap(self, source: FetchSource, password: str) -> tuple[ImapClient, str]:
-        def go() -> tuple[ImapClient, str]:
-            sock, address = self._socket(source)
-            implicit = self._tls() if source.security is FetchSecurity.TLS else None
-            client = ImapClient(
-                sock,
-                source.host,
-                source.port,
-                implicit_tls=implicit,
-                max_literal=self.settings.max_message_size + 64 * 1024,
-            )
-            try:
-                if source.security is FetchSecurity.STARTTLS:
-                    client.starttls(self._tls())
-                client.login(source.username, password)
-            except BaseException:
-                client.close()
-                raise
-            return client, address
+        return await self._thread(lambda: self.connect_imap(source, password))
 
-        return await self._thread(go)
+    def connect_imap(self, source: FetchSource, password: str) -> tuple[ImapClient, str]:
+        """A logged-in IMAP session with every check of a run (blocking: for a worker
+        thread, or the IDLE watcher's own thread)."""
+        sock, address = self._socket(source)
+        implicit = self._tls() if source.security is FetchSecurity.TLS else None
+        client = ImapClient(
+            sock,
+            source.host,
+            source.port,
+            implicit_tls=implicit,
+            max_literal=self.settings.max_message_size + 64 * 1024,
+        )
+        try:
+            if source.security is FetchSecurity.STARTTLS:
+                client.starttls(self._tls())
+            client.login(source.username, password)
+        except BaseException:
+            client.close()
+            raise
+        return client, address
 
     async def _deliver(
         self,
@@ -238,7 +272,12 @@ class SourceRunner:
 
     # --- POP3 ----------------------------------------------------------------------------
     async def _run_pop3(
-        self, source: FetchSource, account: Account, password: str, report: RunReport
+        self,
+        source: FetchSource,
+        account: Account,
+        password: str,
+        report: RunReport,
+        progress: Progress,
     ) -> None:
         client, address = await self._open_pop3(source, password)
         limit = self.settings.max_message_size
@@ -250,6 +289,8 @@ class SourceRunner:
                     "the server has no UIDL: messages are told apart by a hash of their headers"
                 )
             known = {e.remote_id: e for e in await self._delivery.fetched(source, "")}
+            new = len(sizes) - len(known) if uidl is None else len(set(uidl.values()) - set(known))
+            progress.begin(source, "", max(new, 0))
             origin = FetchOrigin(source.host, address, "POP3", client.tls)
             present: set[str] = set()
             deleting: list[str] = []
@@ -274,6 +315,7 @@ class SourceRunner:
                         await asyncio.to_thread(client.delete, number)
                         deleting.append(remote_id)
                     continue
+                progress.advance()
                 if stop is not None:
                     continue
                 if size > limit:
@@ -298,20 +340,37 @@ class SourceRunner:
             if stop is not None:
                 raise stop
         finally:
+            progress.end()
             client.close()
 
     # --- IMAP ----------------------------------------------------------------------------
     async def _run_imap(
-        self, source: FetchSource, account: Account, password: str, report: RunReport
+        self,
+        source: FetchSource,
+        account: Account,
+        password: str,
+        report: RunReport,
+        progress: Progress,
     ) -> None:
         client, address = await self._open_imap(source, password)
         try:
             origin = FetchOrigin(source.host, address, "IMAP", client.tls)
+            report.idle = "IDLE" in client.capabilities
             states = await self._delivery.folders(source)
             for folder in source.source_folders or ("INBOX",):
-                await self._imap_folder(
-                    client, source, account, folder, states.get(folder), origin, report
-                )
+                try:
+                    await self._imap_folder(
+                        client,
+                        source,
+                        account,
+                        folder,
+                        states.get(folder),
+                        origin,
+                        report,
+                        progress,
+                    )
+                finally:
+                    progress.end()
             await self._thread(client.logout)
         finally:
             client.close()
@@ -325,10 +384,15 @@ class SourceRunner:
         state: FetchFolderState | None,
         origin: FetchOrigin,
         report: RunReport,
+        progress: Progress,
     ) -> None:
         limit = self.settings.max_message_size
         keep = source.policy.action is RemoteAction.KEEP
-        uidvalidity = await self._thread(lambda: client.select(folder, readonly=keep))
+        condstore = "CONDSTORE" in client.capabilities
+        uidvalidity = await self._thread(
+            lambda: client.select(folder, readonly=keep, condstore=condstore)
+        )
+        modseq = client.highestmodseq
         entries = await self._delivery.fetched(source, folder)
         old_digests = {e.digest for e in entries if e.uidvalidity != uidvalidity}
         same = state is not None and state.uidvalidity == uidvalidity
@@ -336,7 +400,9 @@ class SourceRunner:
         uids = await self._thread(lambda: client.uids_from(first))
         info = await self._thread(lambda: client.sizes_and_flags(uids))
         current = {int(e.remote_id): e.fetched_at for e in entries if e.uidvalidity == uidvalidity}
+        progress.begin(source, folder, len(uids))
         for uid in uids:
+            progress.advance()
             if uid not in info:
                 continue
             size, flags = info[uid]
@@ -357,20 +423,42 @@ class SourceRunner:
             data = await asyncio.to_thread(client.body, uid)
             if data is None:
                 continue  # expunged meanwhile
-            record = FetchedRecord(
-                source.id, folder, str(uid), header_digest(data), now, uidvalidity, uid
-            )
             carried = frozenset(f for f in flags if f in CARRIED_FLAGS)
+            record = FetchedRecord(
+                source.id,
+                folder,
+                str(uid),
+                header_digest(data),
+                now,
+                uidvalidity,
+                uid,
+                carried & SYNCED_FLAGS,
+            )
             if await self._deliver(source, account, data, record, origin, carried):
                 report.fetched += 1
                 current[uid] = now
         if old_digests:
             await self._delivery.forget(source, folder, [], keep_uidvalidity=uidvalidity)
+        known, known_uid = (state.highestmodseq, state.last_uid) if state and same else (0, 0)
+        if known and modseq is not None and modseq > known:  # RFC 7162 §3.1.2.1: changes
+            changes = await self._thread(lambda: client.flags_changed_since(known, known_uid))
+            report.flags_changed += await self._delivery.carry_flags(
+                source, folder, uidvalidity, changes, SYNCED_FLAGS
+            )
         highest = max(uids, default=0)
-        if not same or (state is not None and highest > state.last_uid):
+        new_modseq = modseq or 0
+        if (
+            not same
+            or state is None
+            or highest > state.last_uid
+            or new_modseq != state.highestmodseq
+        ):
             # Also past messages left on the server (too large): they are not taken later.
+            # The HIGHESTMODSEQ of the SELECT: a change after it is seen by the next run.
             last = max(highest, state.last_uid if state is not None and same else 0)
-            await self._delivery.set_folder(source, FetchFolderState(folder, uidvalidity, last))
+            await self._delivery.set_folder(
+                source, FetchFolderState(folder, uidvalidity, last, new_modseq)
+            )
         if keep:
             return
         now = datetime.now(UTC)

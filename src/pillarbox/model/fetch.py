@@ -17,6 +17,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+PAUSE_AFTER_AUTH_FAILURES = 3
+
 
 class FetchProtocol(enum.StrEnum):
     POP3 = "pop3"
@@ -85,6 +87,14 @@ class FetchSource:
     last_error: str = ""  # the last failure, kept until a run succeeds
     last_error_at: datetime | None = None
     auth_failures: int = 0  # consecutive authentication failures
+    failures: int = 0  # consecutive failed runs of any kind (the scheduler's back-off)
+
+    @property
+    def paused(self) -> bool:
+        """Three authentication failures in a row: the password is wrong, and trying it
+        again only gets the account locked at the provider. Until the user edits the
+        source (`pillarbox fetch resume`, or adds it again)."""
+        return self.auth_failures >= PAUSE_AFTER_AUTH_FAILURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,7 @@ class FetchedRecord:
     fetched_at: datetime
     uidvalidity: int | None = None
     uid: int | None = None
+    flags: frozenset[str] | None = None  # IMAP: the flags carried across, as they were there
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +140,16 @@ class FetchFolderState:
     folder: str
     uidvalidity: int
     last_uid: int
+    # RFC 7162 §3.1.2.1: the folder's HIGHESTMODSEQ when flags were last carried across
+    # (0: never; the source may not offer CONDSTORE).
+    highestmodseq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedCopy:
+    """Where the local copy of one fetched IMAP message is (for carrying flags)."""
+
+    remote_uid: int
+    mailbox_id: int
+    uid: int
+    remote_flags: frozenset[str] | None  # the carried flags as the source last had them

@@ -10,6 +10,8 @@ from pillarbox.services.account_sessions import AccountSessions
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
+from pillarbox.services.fetch_delivery import FetchDelivery
+from pillarbox.services.fetch_sources import KEY_FILE, FetchSourceService, SecretBox
 from pillarbox.services.inbound_auth import InboundAuth
 from pillarbox.services.outbound import OutboundService
 from pillarbox.services.pop import PopService
@@ -36,6 +38,10 @@ class Services:
     resolver: Resolver  # DNS through [dns] nameservers
     queue: QueueService  # the outbound queue: the runner's claims, the operator's view
     outbound: OutboundService  # what follows a send: DSNs, retries, expiry; DKIM signing
+    # The users' accounts elsewhere and the delivery of what is fetched from them (the
+    # scheduler in `serve` stores through these, so sessions see it on `changes`).
+    fetch_sources: FetchSourceService
+    fetch_delivery: FetchDelivery
     # IMAP/POP3 sessions per account and address, [limits] max_connections_per_account
     sessions: AccountSessions = field(default_factory=lambda: AccountSessions(0))
 
@@ -83,6 +89,8 @@ class Services:
             resolver=resolver,
             queue=queue,
             outbound=outbound,
+            fetch_sources=FetchSourceService(store, SecretBox(config.data_path / KEY_FILE)),
+            fetch_delivery=FetchDelivery(store, hostname=hostname),
             sessions=AccountSessions(config.limits.max_connections_per_account),
         )
 

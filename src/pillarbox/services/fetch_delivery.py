@@ -23,13 +23,13 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from pillarbox.message import parse
-from pillarbox.model import Account, AppendResult, MessageMeta
+from pillarbox.model import Account, AppendResult, FlagMode, MessageMeta
 from pillarbox.model.fetch import (
     FetchedEntry,
     FetchedRecord,
@@ -158,6 +158,54 @@ class FetchDelivery:
             return await _translated(self._store.record_fetch_run(source.id, run))
         except SourceGone:
             return None
+
+    async def carry_flags(
+        self,
+        source: FetchSource,
+        folder: str,
+        uidvalidity: int,
+        changes: Mapping[int, frozenset[str]],
+        carried: frozenset[str],
+    ) -> int:
+        """Apply to the local copies what changed at the source among the `carried`
+        flags (remote UID -> its flags now); how many copies changed.
+
+        Decision: only a flag that changed there is changed here, so a message read here
+        and flagged there stays read. The flags the source had last are kept per record;
+        where they are not known (a record older than this), the source's state wins.
+        Each flag change is one `set_flags`, which publishes it to the sessions."""
+        copies = {
+            c.remote_uid: c
+            for c in await _translated(self._store.fetched_copies(source.id, folder, uidvalidity))
+        }
+        plan: dict[tuple[int, str, FlagMode], list[int]] = {}
+        seen: dict[int, frozenset[str]] = {}
+        moved = 0
+        for remote_uid, flags in changes.items():
+            copy = copies.get(remote_uid)
+            if copy is None:
+                continue
+            now = flags & carried
+            before = copy.remote_flags if copy.remote_flags is not None else carried - now
+            if now == before:
+                continue
+            moved += 1
+            for flag in now - before:
+                plan.setdefault((copy.mailbox_id, flag, FlagMode.ADD), []).append(copy.uid)
+            for flag in (before - now) & carried:
+                plan.setdefault((copy.mailbox_id, flag, FlagMode.REMOVE), []).append(copy.uid)
+            seen[remote_uid] = now
+        for (mailbox_id, flag, mode), uids in plan.items():
+            try:
+                await self._store.set_flags(mailbox_id, uids, frozenset({flag}), mode)
+            except store_errors.NotFound:
+                continue  # the local folder is gone: nothing to carry to
+            except store_errors.StoreUnavailable as exc:
+                raise TempFailure("temporary storage failure") from exc
+        if seen:
+            # After the flags: a crash in between carries the same changes again.
+            await _translated(self._store.set_fetched_flags(source.id, folder, uidvalidity, seen))
+        return moved
 
     async def deliver(
         self,

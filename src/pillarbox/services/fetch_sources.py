@@ -14,12 +14,14 @@ Must not: connect anywhere (that is `fetcher/`), or print a password or its ciph
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ipaddress
 import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -228,6 +230,31 @@ class FetchSourceService:
             await self._store.remove_fetch_source(account.id, source_id)
         except store_errors.NotFound:
             raise AccountError(f"{address} has no fetch source {source_id}") from None
+
+    async def resume(self, address: str, source_id: int) -> FetchSource:
+        """Unpause a source: the user says the password (or the provider) is fixed."""
+        account = await self.account(address)
+        try:
+            return await self._store.resume_fetch_source(account.id, source_id)
+        except store_errors.NotFound:
+            raise AccountError(f"{address} has no fetch source {source_id}") from None
+
+    # --- for the scheduler ---------------------------------------------------------------
+    async def everyone(self) -> builtins.list[FetchSource]:
+        """Every account's sources."""
+        return await self._store.list_fetch_sources(None)
+
+    async def current(self, source_id: int) -> FetchSource | None:
+        return await self._store.get_fetch_source(source_id)
+
+    async def claim(self, source_id: int, holder: str, seconds: float) -> FetchSource | None:
+        """The source, claimed by `holder` for `seconds`; None if another node has it or
+        it is gone."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        return await self._store.claim_fetch_source(source_id, holder, until)
+
+    async def release(self, source_id: int, holder: str) -> None:
+        await self._store.release_fetch_source(source_id, holder)
 
     def password_of(self, source: FetchSource) -> str:
         return self.secrets.open(source.password_secret)

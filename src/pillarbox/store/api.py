@@ -29,7 +29,7 @@ above, in `services` and the front-ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -58,6 +58,7 @@ from pillarbox.model import (
     StoreFlagsResult,
 )
 from pillarbox.model.fetch import (
+    FetchedCopy,
     FetchedEntry,
     FetchedRecord,
     FetchFolderState,
@@ -553,8 +554,26 @@ class Store(Protocol):
     async def record_fetch_run(self, source_id: int, run: FetchRun) -> FetchSource:
         """Keep a run's outcome: its time and result; a failure's text and time (kept
         until a run succeeds); the count of consecutive authentication failures (one more
-        for an authentication failure, 0 after a success, unchanged by other errors).
+        for an authentication failure, 0 after a success, unchanged by other errors) and
+        of consecutive failures of any kind (one more for a failure, 0 after a success).
         NotFound if the source is gone."""
+        ...
+
+    async def resume_fetch_source(self, account_id: int, source_id: int) -> FetchSource:
+        """Zero both failure counts (the user edited a paused source). NotFound unless
+        the account owns the source."""
+        ...
+
+    async def claim_fetch_source(
+        self, source_id: int, holder: str, until: datetime
+    ) -> FetchSource | None:
+        """Claim the source for `holder` (a node) until `until`, so that one node runs
+        or watches it: the source, or None if another holder's claim has not expired (or
+        the source is gone). The same holder may claim again (it extends its claim)."""
+        ...
+
+    async def release_fetch_source(self, source_id: int, holder: str) -> None:
+        """End `holder`'s claim, if it has one (nothing if the source is gone)."""
         ...
 
     async def fetched(self, source_id: int, folder: str) -> list[FetchedEntry]:
@@ -562,7 +581,20 @@ class Store(Protocol):
         ...
 
     async def fetch_folders(self, source_id: int) -> list[FetchFolderState]:
-        """IMAP: the UIDVALIDITY and last UID fetched of each remote folder."""
+        """IMAP: the UIDVALIDITY, last UID fetched and HIGHESTMODSEQ of each remote folder."""
+        ...
+
+    async def fetched_copies(
+        self, source_id: int, folder: str, uidvalidity: int
+    ) -> list[FetchedCopy]:
+        """IMAP: the local copies of what was fetched from one folder under `uidvalidity`
+        (records without a copy, a duplicate skipped, are left out), by remote UID."""
+        ...
+
+    async def set_fetched_flags(
+        self, source_id: int, folder: str, uidvalidity: int, flags: Mapping[int, frozenset[str]]
+    ) -> None:
+        """IMAP: remember the carried flags the source now has for these remote UIDs."""
         ...
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
@@ -570,7 +602,8 @@ class Store(Protocol):
         (QuotaExceeded as `append`; NotFound, and nothing stored, if the source is gone;
         AlreadyExists, and nothing stored, if the record is there: another run took it).
         With `record.uid`, the folder's state moves to that UIDVALIDITY and at least that
-        UID. Publishes what `deliver` publishes."""
+        UID. The record remembers where the copy went (`fetched_copies`). Publishes what
+        `deliver` publishes."""
         ...
 
     async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
@@ -579,8 +612,8 @@ class Store(Protocol):
         ...
 
     async def set_fetch_folder(self, source_id: int, state: FetchFolderState) -> None:
-        """Set a remote folder's UIDVALIDITY and last UID (a new UIDVALIDITY, or a run
-        that passed over messages it would not take)."""
+        """Set a remote folder's UIDVALIDITY, last UID and HIGHESTMODSEQ (a new
+        UIDVALIDITY, a run that passed over messages it would not take, flags carried)."""
         ...
 
     async def forget_fetched(

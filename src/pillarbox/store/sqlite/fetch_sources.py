@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pillarbox.model import AppendResult
 from pillarbox.model.fetch import (
+    FetchedCopy,
     FetchedEntry,
     FetchedRecord,
     FetchFolderState,
@@ -39,7 +40,7 @@ from pillarbox.store.sqlite.writer import Tx
 _COLUMNS = (
     "id, account_id, protocol, host, port, security, username, password, target_folder,"
     " source_folders, remote_action, delete_after_days, interval, created_at, last_run_at,"
-    " last_result, last_error, last_error_at, auth_failures"
+    " last_result, last_error, last_error_at, auth_failures, failures"
 )
 
 
@@ -69,7 +70,12 @@ def _source(row: Sequence[Any]) -> FetchSource:
         last_error=row[16],
         last_error_at=_when(row[17]),
         auth_failures=row[18],
+        failures=row[19],
     )
+
+
+def _flags_text(flags: frozenset[str] | None) -> str | None:
+    return None if flags is None else json.dumps(sorted(flags))
 
 
 def _record(tx: Tx, record: FetchedRecord, *, new: bool = False) -> None:
@@ -183,15 +189,15 @@ class FetchSourcesMixin(SqliteCore):
                 failures = "auth_failures + 1" if run.auth_failure else "auth_failures"
                 sql = (
                     "UPDATE fetch_sources SET last_run_at = ?, last_result = ?,"
-                    f" last_error = ?, last_error_at = ?, auth_failures = {failures}"
-                    f" WHERE id = ? RETURNING {_COLUMNS}"
+                    f" last_error = ?, last_error_at = ?, auth_failures = {failures},"
+                    f" failures = failures + 1 WHERE id = ? RETURNING {_COLUMNS}"
                 )
                 params: tuple[Any, ...] = (at, run.result, run.error, at, source_id)
             else:
                 sql = (
                     "UPDATE fetch_sources SET last_run_at = ?, last_result = ?,"
-                    " last_error = '', last_error_at = NULL, auth_failures = 0"
-                    f" WHERE id = ? RETURNING {_COLUMNS}"
+                    " last_error = '', last_error_at = NULL, auth_failures = 0,"
+                    f" failures = 0 WHERE id = ? RETURNING {_COLUMNS}"
                 )
                 params = (at, run.result, source_id)
             row = tx.conn.execute(sql, params).fetchone()
@@ -200,6 +206,45 @@ class FetchSourcesMixin(SqliteCore):
             return _source(row)
 
         return await self._write(op)
+
+    async def resume_fetch_source(self, account_id: int, source_id: int) -> FetchSource:
+        def op(tx: Tx) -> FetchSource:
+            row = tx.conn.execute(
+                "UPDATE fetch_sources SET auth_failures = 0, failures = 0"
+                f" WHERE id = ? AND account_id = ? RETURNING {_COLUMNS}",
+                (source_id, account_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no fetch source {source_id} for account {account_id}")
+            return _source(row)
+
+        return await self._write(op)
+
+    async def claim_fetch_source(
+        self, source_id: int, holder: str, until: datetime
+    ) -> FetchSource | None:
+        now, end = exact_epoch(datetime.now(UTC)), exact_epoch(until)
+
+        def op(tx: Tx) -> FetchSource | None:
+            row = tx.conn.execute(
+                "UPDATE fetch_sources SET claim_holder = ?, claim_until = ? WHERE id = ?"
+                " AND (claim_holder = ? OR claim_until IS NULL OR claim_until <= ?)"
+                f" RETURNING {_COLUMNS}",
+                (holder, end, source_id, holder, now),
+            ).fetchone()
+            return None if row is None else _source(row)
+
+        return await self._write(op)
+
+    async def release_fetch_source(self, source_id: int, holder: str) -> None:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "UPDATE fetch_sources SET claim_holder = '', claim_until = NULL"
+                " WHERE id = ? AND claim_holder = ?",
+                (source_id, holder),
+            )
+
+        await self._write(op)
 
     async def fetched(self, source_id: int, folder: str) -> list[FetchedEntry]:
         def q(conn: sqlite3.Connection) -> list[FetchedEntry]:
@@ -218,13 +263,46 @@ class FetchSourcesMixin(SqliteCore):
     async def fetch_folders(self, source_id: int) -> list[FetchFolderState]:
         def q(conn: sqlite3.Connection) -> list[FetchFolderState]:
             rows = conn.execute(
-                "SELECT folder, uidvalidity, last_uid FROM fetch_folders WHERE source_id = ?"
-                " ORDER BY folder",
+                "SELECT folder, uidvalidity, last_uid, highestmodseq FROM fetch_folders"
+                " WHERE source_id = ? ORDER BY folder",
                 (source_id,),
             )
-            return [FetchFolderState(f, uv, last) for f, uv, last in rows]
+            return [FetchFolderState(f, uv, last, modseq) for f, uv, last, modseq in rows]
 
         return await self._read(q)
+
+    async def fetched_copies(
+        self, source_id: int, folder: str, uidvalidity: int
+    ) -> list[FetchedCopy]:
+        def q(conn: sqlite3.Connection) -> list[FetchedCopy]:
+            rows = conn.execute(
+                "SELECT CAST(remote_id AS INTEGER), local_mailbox, local_uid, remote_flags"
+                " FROM fetch_fetched WHERE source_id = ? AND folder = ? AND uidvalidity = ?"
+                " AND local_uid IS NOT NULL ORDER BY 1",
+                (source_id, folder, uidvalidity),
+            )
+            return [
+                FetchedCopy(r, m, u, None if f is None else frozenset(json.loads(f)))
+                for r, m, u, f in rows
+            ]
+
+        return await self._read(q)
+
+    async def set_fetched_flags(
+        self, source_id: int, folder: str, uidvalidity: int, flags: Mapping[int, frozenset[str]]
+    ) -> None:
+        values = [
+            (_flags_text(f), source_id, folder, uidvalidity, str(uid)) for uid, f in flags.items()
+        ]
+
+        def op(tx: Tx) -> None:
+            tx.conn.executemany(
+                "UPDATE fetch_fetched SET remote_flags = ? WHERE source_id = ? AND folder = ?"
+                " AND uidvalidity = ? AND remote_id = ?",
+                values,
+            )
+
+        await self._write(op)
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
         await self._index_text([(delivery.blob.blob_id, delivery.meta)])
@@ -234,9 +312,23 @@ class FetchSourcesMixin(SqliteCore):
             # copy (quota, a mailbox gone) and the copy with a refused record.
             _record(tx, record, new=True)
             d = delivery
-            return append_one(
+            result = append_one(
                 tx, self._files(), d.mailbox_id, d.blob, d.meta, d.flags, d.internaldate
             )
+            tx.conn.execute(
+                "UPDATE fetch_fetched SET local_mailbox = ?, local_uid = ?, remote_flags = ?"
+                " WHERE source_id = ? AND folder = ? AND uidvalidity = ? AND remote_id = ?",
+                (
+                    d.mailbox_id,
+                    result.uid,
+                    _flags_text(record.flags),
+                    record.source_id,
+                    record.folder,
+                    record.uidvalidity or 0,
+                    record.remote_id,
+                ),
+            )
+            return result
 
         return await self._write(op)
 
@@ -252,10 +344,11 @@ class FetchSourcesMixin(SqliteCore):
     async def set_fetch_folder(self, source_id: int, state: FetchFolderState) -> None:
         def op(tx: Tx) -> None:
             tx.conn.execute(
-                "INSERT INTO fetch_folders (source_id, folder, uidvalidity, last_uid)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (source_id, folder) DO UPDATE SET"
-                " uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
-                (source_id, state.folder, state.uidvalidity, state.last_uid),
+                "INSERT INTO fetch_folders (source_id, folder, uidvalidity, last_uid,"
+                " highestmodseq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_id, folder)"
+                " DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+                " last_uid = excluded.last_uid, highestmodseq = excluded.highestmodseq",
+                (source_id, state.folder, state.uidvalidity, state.last_uid, state.highestmodseq),
             )
 
         await self._write(op)
