@@ -56,6 +56,14 @@ _MAILAUTH = [
     b"From: a@b.test, Group: c@d.test;\r\nFrom: e@[1.2.3.4]\r\n\r\n",
 ]
 
+_LIST = [
+    b"\x00*\x00INBOX/Sent",
+    b"INBOX/\x00%\x00INBOX/Sent",
+    b"\x00Inbox*\x00INBOX/a/b",
+    b"\x00&AOk-*%/x\x00\xc3\xa9t\xc3\xa9/x",
+    b"a/\x00/b%\x00/b/c",
+]
+
 SEEDS: dict[str, list[bytes]] = {
     "imap": [c + s for c in _CHOICES for s in test_imap_fuzz.CORPUS],
     "smtp": [c + s for c in _CHOICES for s in test_smtp_fuzz.SEEDS],
@@ -63,6 +71,7 @@ SEEDS: dict[str, list[bytes]] = {
     "sasl": _SASL,
     "headers": _HEADERS,
     "mutf7": _MUTF7,
+    "list_pattern": _LIST,
     "mailauth": _MAILAUTH,
 }
 

@@ -43,6 +43,7 @@ from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import mutf7
 from pillarbox.proto.pop3 import NEED_DATA, Limits, ServerConnection, State
 from pillarbox.proto.pop3 import events as pop3_ev
+from pillarbox.server.imap import names
 
 from . import test_imap_fuzz, test_smtp_fuzz
 
@@ -209,6 +210,29 @@ def mailbox_name(data: bytes) -> None:
     assert mutf7.decode(mutf7.encode(text)) == text
 
 
+def list_pattern(data: bytes) -> None:
+    """LIST reference, pattern and a mailbox name (RFC 9051 §6.3.9), NUL-separated, the
+    pattern as an IMAP4rev1 client sends it (modified UTF-7, RFC 3501 §5.1.3)."""
+    reference, _, rest = data.partition(b"\x00")
+    pattern, _, name = rest.partition(b"\x00")
+    wire = pattern.decode("utf-8", "replace")
+    store_pattern = names.pattern_from_wire(wire, utf8=False)
+    matcher = names.list_pattern(reference.decode("utf-8", "replace"), store_pattern)
+    text = name.decode("utf-8", "replace")
+    for candidate in (text, text * 8, "INBOX/" + text):
+        matcher.match(candidate)
+    if "*" not in store_pattern and "%" not in store_pattern and not reference:
+        # Without wildcards a pattern names exactly one mailbox (INBOX in any case).
+        head = text[:5]
+        expect = text == store_pattern or (
+            store_pattern[:5].upper() == "INBOX"
+            and head.isascii()
+            and head.upper() == "INBOX"
+            and text[5:] == store_pattern[5:]
+        )
+        assert matcher.match(text) == expect, (store_pattern, text)
+
+
 def mailauth(data: bytes) -> None:
     """What DNS and signed messages hand to our own code: DKIM-Signature tag lists
     (RFC 6376 §3.2), DMARC records (RFC 7489 §6.4) and From domains."""
@@ -226,5 +250,6 @@ TARGETS: dict[str, Target] = {
     "message": message,
     "headers": headers,
     "mutf7": mailbox_name,
+    "list_pattern": list_pattern,
     "mailauth": mailauth,
 }
