@@ -54,6 +54,9 @@ _MAILAUTH = [
     b"v=DMARC1; p=reject; sp=none; adkim=s; aspf=r; pct=50; rua=mailto:r@x.test",
     b"v=DMARC1;p=quarantine",
     b"From: a@b.test, Group: c@d.test;\r\nFrom: e@[1.2.3.4]\r\n\r\n",
+    b"Authentication-Results: (c) MX.example.test.; spf=pass\r\n"
+    b'Authentication-Results: "mx.example.test" (x\\)) ; dkim=fail\r\n'
+    b"Authentication-Results: other.test; dmarc=none\r\n\r\nbody",
 ]
 
 _LIST = [

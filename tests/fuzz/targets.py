@@ -20,7 +20,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 
-from pillarbox.mailauth import dkim, dmarc
+from pillarbox.mailauth import dkim, dmarc, results
 from pillarbox.message import (
     UnknownTransferEncoding,
     addresses,
@@ -234,12 +234,18 @@ def list_pattern(data: bytes) -> None:
 
 
 def mailauth(data: bytes) -> None:
-    """What DNS and signed messages hand to our own code: DKIM-Signature tag lists
-    (RFC 6376 §3.2), DMARC records (RFC 7489 §6.4) and From domains."""
+    """What DNS and arriving messages hand to our own code: DKIM-Signature tag lists
+    (RFC 6376 §3.2), DMARC records (RFC 7489 §6.4), From domains and the
+    Authentication-Results fields we strip (RFC 8601 §5)."""
     for tags in dkim._signature_tags(data):
         assert isinstance(tags, dict)
     dmarc.parse_record(data)
     dmarc.from_domains(data)
+    # RFC 8601 §5: fields that claim our authserv-id are removed from what arrives; what
+    # is left claims nothing, and nothing else was touched.
+    kept = results.remove_own_results(data, "mx.example.test")
+    assert len(kept) <= len(data)
+    assert results.own_results_spans(kept, "mx.example.test") == []
 
 
 TARGETS: dict[str, Target] = {
