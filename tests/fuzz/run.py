@@ -10,7 +10,7 @@ cause false reports), and so is a peak RSS above MEMORY_MB after any input. The 
 a high-water mark, so the check catches an input that allocates a lot and frees it
 before returning; libFuzzer's own `-malloc_limit_mb` cannot (it needs sanitizer
 allocator hooks, which Atheris without ASan does not have), and its `-rss_limit_mb`
-only samples once a second. Inputs are at most 4 KiB (16 KiB for messages), so hundreds
+only samples once a second. Inputs are at most 16 KiB (see MAX_LEN), so hundreds
 of MiB can only mean allocation out of proportion to the input. A crash leaves its
 input in `var/fuzz/` and exits non-zero.
 """
@@ -35,7 +35,9 @@ DEFAULTS = {
     "-timeout": "10",  # libFuzzer's own alarm: a loop that never returns to the check
     "-print_final_stats": "1",
 }
-MAX_LEN = {"message": "16384"}
+# Bytes per input: a message may be long; a header field line is at most 998 characters
+# (RFC 5322 §2.1.1) and a mailbox name far shorter, so those targets stay at 1 KiB.
+MAX_LEN = {"message": "16384", "headers": "1024", "list_pattern": "1024"}
 
 
 class Hang(Exception):

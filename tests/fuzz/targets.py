@@ -151,6 +151,51 @@ def _paths(node: dict[str, object], prefix: tuple[int, ...]) -> Iterator[tuple[i
         yield from _paths(inner, prefix)
 
 
+_ATOM_END = frozenset(b' ()\r\n"{')
+
+
+def _sexp_end(data: bytes, pos: int) -> int:
+    """End of one IMAP body item at `pos` (RFC 9051 §9: "(" items ")", quoted string,
+    literal, NIL or number); raises AssertionError where the grammar is broken."""
+    stack = 0
+    while True:
+        ch = data[pos : pos + 1]
+        assert ch, "BODYSTRUCTURE ends inside an item"
+        if ch == b"(":
+            stack += 1
+            pos += 1
+            continue
+        if ch == b")":
+            assert stack, "unbalanced )"
+            stack -= 1
+            pos += 1
+        elif ch == b'"':
+            pos += 1
+            while data[pos : pos + 1] != b'"':
+                assert data[pos : pos + 1] not in (b"", b"\r", b"\n"), "broken quoted string"
+                pos += 2 if data[pos : pos + 1] == b"\\" else 1
+            pos += 1
+        elif ch == b"{":
+            close = data.index(b"}\r\n", pos)
+            pos = close + 3 + int(data[pos + 1 : close])
+        else:
+            start = pos
+            while pos < len(data) and data[pos] not in _ATOM_END:
+                pos += 1
+            atom = data[start:pos]
+            assert atom == b"NIL" or atom.isdigit(), f"bad atom {atom!r}"
+        if not stack:
+            return pos
+        if data[pos : pos + 1] == b" ":
+            pos += 1
+        else:
+            # The parts of a multipart follow each other with no space (1*body).
+            after_list = data[pos - 1 : pos] == b")"
+            assert data[pos : pos + 1] == b")" or (after_list and data[pos : pos + 1] == b"("), (
+                "items not separated by one space"
+            )
+
+
 def message(data: bytes) -> None:
     """RFC 5322/MIME parse, then every BODY[part.kind] and BINARY[part] the result serves."""
     meta = parse(data)
@@ -158,9 +203,8 @@ def message(data: bytes) -> None:
     read_envelope(meta.envelope)
     produced = len(meta.bodystructure) + len(meta.body) + len(meta.parts) + len(meta.envelope)
     assert produced <= 200 * len(data) + 64 * 1024, "output out of proportion to the input"
-    assert meta.bodystructure.count(b"(") == meta.bodystructure.count(b")") or b'"' in (
-        meta.bodystructure
-    )
+    for body in (meta.bodystructure, meta.body):
+        assert _sexp_end(body, 0) == len(body), body[:200]
     tree = json.loads(meta.parts)["p"]
     for n, path in enumerate(_paths(tree, ())):
         if n >= 50:
