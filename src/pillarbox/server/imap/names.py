@@ -100,6 +100,8 @@ class ListPattern:
                 return False
             name = name[5:]
         tokens = self._tokens
+        if tokens == (_STAR,):  # "*" and "INBOX*": the common LIST of everything
+            return True
         end = len(tokens)
 
         def closure(pos: int) -> tuple[int, ...]:
