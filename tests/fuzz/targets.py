@@ -207,7 +207,7 @@ def message(data: bytes) -> None:
         assert _sexp_end(body, 0) == len(body), body[:200]
     tree = json.loads(meta.parts)["p"]
     for n, path in enumerate(_paths(tree, ())):
-        if n >= 50:
+        if n >= 20:
             break
         for kind in ("", "MIME", "HEADER", "TEXT"):
             rng = section_range(meta.parts, path, kind)

@@ -34,4 +34,4 @@ def test_short_run(name: str) -> None:
     runs = re.search(r"stat::number_of_executed_units: *(\d+)", proc.stderr)
     assert runs is not None and int(runs.group(1)) > 0, proc.stderr[-2000:]
     edges = [int(n) for n in re.findall(r" cov: (\d+)", proc.stderr)]
-    assert edges and edges[-1] >= 40, f"coverage {edges[-1:]}: pillarbox not instrumented?"
+    assert edges and edges[-1] >= 20, f"coverage {edges[-1:]}: pillarbox not instrumented?"
