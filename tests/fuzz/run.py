@@ -37,7 +37,7 @@ DEFAULTS = {
 }
 # Bytes per input: a message may be long; a header field line is at most 998 characters
 # (RFC 5322 §2.1.1) and a mailbox name far shorter, so those targets stay at 1 KiB.
-MAX_LEN = {"message": "16384", "headers": "1024", "list_pattern": "1024"}
+MAX_LEN = {"message": "16384", "headers": "1024", "list_pattern": "1024", "rules": "1024"}
 
 
 class Hang(Exception):

@@ -67,6 +67,15 @@ _LIST = [
     b"a/\x00/b%\x00/b/c",
 ]
 
+_RULES = [
+    b"Alice@Example.ORG.",
+    b'"alice"@EXAMPLE.org',
+    "jörg@bücher.example".encode(),
+    b'"a b"@xn--bcher-kva.example',
+    b"INBOX/Sent/..//x",
+    b"Archive/2024 /a\x7f",
+]
+
 SEEDS: dict[str, list[bytes]] = {
     "imap": [c + s for c in _CHOICES for s in test_imap_fuzz.CORPUS],
     "smtp": [c + s for c in _CHOICES for s in test_smtp_fuzz.SEEDS],
@@ -75,6 +84,7 @@ SEEDS: dict[str, list[bytes]] = {
     "headers": _HEADERS,
     "mutf7": _MUTF7,
     "list_pattern": _LIST,
+    "rules": _RULES,
     "mailauth": _MAILAUTH,
 }
 

@@ -43,6 +43,8 @@ from pillarbox.proto.errors import RemoteProtocolError
 from pillarbox.proto.imap import mutf7
 from pillarbox.proto.pop3 import NEED_DATA, Limits, ServerConnection, State
 from pillarbox.proto.pop3 import events as pop3_ev
+from pillarbox.rules import addresses as rule_addresses
+from pillarbox.rules import mailbox_names
 from pillarbox.server.imap import names
 
 from . import test_imap_fuzz, test_smtp_fuzz
@@ -277,6 +279,23 @@ def list_pattern(data: bytes) -> None:
         assert matcher.match(text) == expect, (store_pattern, text)
 
 
+def rules(data: bytes) -> None:
+    """The normalisers every front-end runs on a client's address (RCPT, LOGIN, USER:
+    IDNA 2008 + UTS #46, RFC 5321 §4.1.2, RFC 6531) and mailbox name (CREATE, RENAME):
+    a canonical form must be one, so normalising it again changes nothing."""
+    text = data.decode("utf-8", "replace")
+    for normalize, error in (
+        (rule_addresses.normalize_address, rule_addresses.InvalidAddress),
+        (rule_addresses.normalize_domain, rule_addresses.InvalidAddress),
+        (mailbox_names.normalize_mailbox_name, mailbox_names.BadMailboxName),
+    ):
+        try:
+            once = normalize(text)
+        except error:
+            continue
+        assert normalize(once) == once, (normalize.__name__, text, once)
+
+
 def mailauth(data: bytes) -> None:
     """What DNS and arriving messages hand to our own code: DKIM-Signature tag lists
     (RFC 6376 §3.2), DMARC records (RFC 7489 §6.4), From domains and the
@@ -302,4 +321,5 @@ TARGETS: dict[str, Target] = {
     "mutf7": mailbox_name,
     "list_pattern": list_pattern,
     "mailauth": mailauth,
+    "rules": rules,
 }
