@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint clean bench
+.PHONY: serve test lint clean bench fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(TEST_STAMP)
 test: $(TEST_STAMP) lint
 	scripts/install-test-tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
+
+# One long coverage-guided fuzz run (tests/fuzz/README.md), one process on one core:
+# make fuzz TARGET=imap RUNS=1000000. Crashing inputs land in var/fuzz/.
+fuzz: $(TEST_STAMP)
+	@test -n "$(TARGET)" || { echo "usage: make fuzz TARGET=name [RUNS=n]" >&2; exit 2; }
+	$(PY) -m tests.fuzz.run $(TARGET) -runs=$(or $(RUNS),1000000)
 
 # Pillarbox against Postfix + Dovecot on this machine (Debian packages installed when
 # missing; needs root). QUICK=1: scaled-down sizes, under 3 minutes. Table on stdout,

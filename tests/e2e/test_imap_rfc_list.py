@@ -25,3 +25,21 @@ def test_list_pattern_matches_inbox_in_any_case(server: RunningServer) -> None:
         assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" "INBOX/sub"']
     finally:
         r.close()
+
+
+def test_list_pattern_with_many_wildcards_answers_at_once(server: RunningServer) -> None:
+    """A LIST pattern is the client's: "*a*a*…*ab" against a mailbox "aaa…a" made the
+    old backtracking regex take time exponential in the wildcards (the fuzzer found it;
+    ten wildcards would hold the server's event loop for many minutes). Matching is now
+    linear, so the answer comes at once and is right by RFC 9051 §6.3.9. (The old code
+    runs into the 10 s socket timeout here.)"""
+    r = RawImap(server.port("imap"), timeout=10)
+    try:
+        assert status(r.login("alice@example.test", PASSWORD)).startswith(b"OK")
+        assert status(r.cmd("CREATE " + "a" * 60)).startswith(b"OK")
+        lines = r.cmd('LIST "" ' + "*a" * 12 + "b")
+        assert lines[:-1] == [] and status(lines).startswith(b"OK"), lines
+        lines = r.cmd('LIST "" ' + "*a" * 12 + "%")
+        assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" "' + b"a" * 60 + b'"'], lines
+    finally:
+        r.close()

@@ -242,7 +242,7 @@ async def list_(s: Session, cmd: c.List) -> bytes:
         # RFC 9051 §6.3.9: the hierarchy delimiter and root.
         s.untagged(b'LIST (\\Noselect) "/" ""')
         return wire.tagged(cmd.tag, "OK", "LIST completed")
-    regexes = [names.pattern_regex(reference, p) for p in patterns if p != ""]
+    regexes = [names.list_pattern(reference, p) for p in patterns if p != ""]
     boxes = {m.name: m for m in await mbx.list_all()}
     subscribed: set[str] = set(await mbx.subscriptions())
     want_subscribed = "SUBSCRIBED" in sel or "SUBSCRIBED" in ret
@@ -311,7 +311,7 @@ async def lsub(s: Session, cmd: c.Lsub) -> bytes:
     if pattern == "":
         s.untagged(b'LSUB (\\Noselect) "/" ""')
         return wire.tagged(cmd.tag, "OK", "LSUB completed")
-    regex = names.pattern_regex(reference, pattern)
+    regex = names.list_pattern(reference, pattern)
     boxes = {m.name for m in await mbx.list_all()}
     subscribed = set(await mbx.subscriptions())
     # RFC 3501 §6.3.9: when "%" stops at a level above a subscribed name, that level is

@@ -10,8 +10,6 @@ store.
 
 from __future__ import annotations
 
-import re
-
 from pillarbox.model import HIERARCHY_SEPARATOR
 from pillarbox.proto.imap import mutf7
 
@@ -53,25 +51,80 @@ def to_wire(name: str, *, utf8: bool) -> str:
     return name if utf8 else encode_mutf7(name)
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    """LIST reference + pattern as a regex over store names (RFC 9051 §6.3.9).
+_STAR = "**"  # a wildcard token; two characters, so never equal to a name's character
+_PERCENT = "%%"
+
+
+class ListPattern:
+    """LIST reference + pattern, matched against store names (RFC 9051 §6.3.9).
 
     ``*`` matches anything, ``%`` anything but the separator. INBOX matches
     case-insensitively (RFC 9051 §5.1: "INBOX" is case-insensitive, so "Inbox*" lists
     INBOX and its children just as "INBOX*" does).
+
+    Matched by running the pattern as an NFA over the name (the set of pattern positions
+    still alive), not with a backtracking regex: the client writes the pattern, and a
+    regex such as ``.*a.*a.*a.*a.*a.*a.*a.*ab`` takes time exponential in the number of
+    wildcards on a name like "aaaa…a" (19 s of CPU for eight of them on 60 "a"s).
+    This costs at most len(name) × (wildcards + 1) steps.
     """
-    full = pattern
-    if reference and not pattern.startswith(HIERARCHY_SEPARATOR):
-        full = reference + pattern
-    prefix = ""
-    if full[:5].upper() == "INBOX":
-        prefix, full = "(?i:INBOX)", full[5:]
-    out = [prefix]
-    for ch in full:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append(f"[^{re.escape(HIERARCHY_SEPARATOR)}]*")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+    __slots__ = ("_inbox", "_tokens")
+
+    def __init__(self, reference: str, pattern: str) -> None:
+        full = pattern
+        if reference and not pattern.startswith(HIERARCHY_SEPARATOR):
+            full = reference + pattern
+        self._inbox = full[:5].upper() == "INBOX"
+        if self._inbox:
+            full = full[5:]
+        tokens: list[str] = []
+        for ch in full:
+            if ch in "*%":
+                kind = _STAR if ch == "*" else _PERCENT
+                # A run of wildcards is one: "**" and "%%" are "*" and "%", and any run
+                # with a "*" in it matches what "*" does.
+                if tokens and tokens[-1] in (_STAR, _PERCENT):
+                    if kind == _STAR:
+                        tokens[-1] = _STAR
+                    continue
+                tokens.append(kind)
+            else:
+                tokens.append(ch)
+        self._tokens = tuple(tokens)
+
+    def match(self, name: str) -> bool:
+        if self._inbox:
+            head = name[:5]
+            if not (head.isascii() and head.upper() == "INBOX"):
+                return False
+            name = name[5:]
+        tokens = self._tokens
+        if tokens == (_STAR,):  # "*" and "INBOX*": the common LIST of everything
+            return True
+        end = len(tokens)
+
+        def closure(pos: int) -> tuple[int, ...]:
+            # A wildcard may also match nothing: its position and the one after it.
+            return (pos, pos + 1) if pos < end and tokens[pos] in (_STAR, _PERCENT) else (pos,)
+
+        alive = set(closure(0))
+        for ch in name:
+            nxt: set[int] = set()
+            for pos in alive:
+                if pos == end:
+                    continue
+                token = tokens[pos]
+                if token == _STAR or (token == _PERCENT and ch != HIERARCHY_SEPARATOR):
+                    nxt.update(closure(pos))
+                elif token == ch:
+                    nxt.update(closure(pos + 1))
+            if not nxt:
+                return False
+            alive = nxt
+        return end in alive
+
+
+def list_pattern(reference: str, pattern: str) -> ListPattern:
+    """The matcher for a LIST/LSUB reference and pattern (see `ListPattern`)."""
+    return ListPattern(reference, pattern)
