@@ -14,17 +14,18 @@ import datetime
 import importlib
 import re
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import PASSWORD, RunningServer
+from tests.e2e.test_imap_conformance_defects import connect, logged_in
 from tests.e2e.test_imap_raw import RawImap, status
 
 MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
 
 # capability -> "module::test" (modules under tests/e2e/)
+__all__ = ["connect"]  # the fixture, reused
+
 AUDIT: dict[str, str] = {
     "IMAP4rev1": "test_imap_basic::test_login_select_append_fetch",
     "IMAP4rev2": "test_imap_session::test_enable_rev2_and_misc",
@@ -79,26 +80,6 @@ AUDIT: dict[str, str] = {
     ),
     "APPENDLIMIT": "test_imap_capabilities::test_appendlimit_in_status",
 }
-
-
-@pytest.fixture
-def connect(server: RunningServer) -> Iterator[Callable[[], RawImap]]:
-    opened: list[RawImap] = []
-
-    def make() -> RawImap:
-        c = RawImap(server.port("imap"))
-        opened.append(c)
-        return c
-
-    yield make
-    for c in opened:
-        c.close()
-
-
-def logged_in(connect: Callable[[], RawImap], user: str = "alice@example.test") -> RawImap:
-    c = connect()
-    assert status(c.login(user, PASSWORD)).startswith(b"OK")
-    return c
 
 
 def append(c: RawImap, box: str = "INBOX", data: bytes = MSG, flags: str = "") -> list[bytes]:

@@ -29,9 +29,9 @@ def connect(server: RunningServer) -> Iterator[Callable[[], RawImap]]:
         c.close()
 
 
-def logged_in(connect: Callable[[], RawImap]) -> RawImap:
+def logged_in(connect: Callable[[], RawImap], user: str = "alice@example.test") -> RawImap:
     c = connect()
-    assert status(c.login("alice@example.test", PASSWORD)).startswith(b"OK")
+    assert status(c.login(user, PASSWORD)).startswith(b"OK")
     return c
 
 

@@ -118,8 +118,8 @@ class DeliveryResult:
 
 
 @dataclass(slots=True)
-class _Delivery:
-    """Implements `store.api.Delivery`."""
+class StoreDelivery:
+    """Implements `store.api.Delivery`: one copy to store (local delivery, the fetcher)."""
 
     mailbox_id: int
     blob: BlobHandle
@@ -663,13 +663,15 @@ class IncomingMessage:
             looked_up, queue_spool = found, spool
         split = len(self._owner_prefix)
         old_lines = 2 if self._owner is not None else 0
-        deliveries: list[_Delivery] = []
+        deliveries: list[StoreDelivery] = []
         spool_used = bool(self._remotes)
         for target, mailbox in zip(self._targets, looked_up, strict=True):
             if mailbox is None:
                 raise TempFailure("Mailbox unavailable", status="4.2.0")
             if target is self._owner:
-                deliveries.append(_Delivery(mailbox.id, spool, meta, internaldate=self.received_at))
+                deliveries.append(
+                    StoreDelivery(mailbox.id, spool, meta, internaldate=self.received_at)
+                )
                 spool_used = spool_used or spool is queue_spool
                 continue
             prefix = _prefix(env.sender, target)
@@ -681,7 +683,9 @@ class IncomingMessage:
                 new_prefix=_prefix_text(env.sender, target),
                 delta=len(prefix) - split,
             )
-            deliveries.append(_Delivery(mailbox.id, blob, copy_meta, internaldate=self.received_at))
+            deliveries.append(
+                StoreDelivery(mailbox.id, blob, copy_meta, internaldate=self.received_at)
+            )
         if env.sent_copy_account is not None:
             sent = await store.get_special_mailbox(env.sent_copy_account, "\\Sent")
             if sent is not None:
@@ -694,7 +698,7 @@ class IncomingMessage:
                         meta, split=split, old_lines=old_lines, new_prefix="", delta=-split
                     )
                 deliveries.append(
-                    _Delivery(sent.id, blob, sent_meta, frozenset({"\\Seen"}), self.received_at)
+                    StoreDelivery(sent.id, blob, sent_meta, frozenset({"\\Seen"}), self.received_at)
                 )
         results, queue_id = await self._commit(deliveries, queue_spool)
         self._closed = True
@@ -754,7 +758,7 @@ class IncomingMessage:
         return copy, meta, looked_up
 
     async def _commit(
-        self, deliveries: list[_Delivery], spool: BlobHandle
+        self, deliveries: list[StoreDelivery], spool: BlobHandle
     ) -> tuple[list[AppendResult], int | None]:
         """Store the local copies and queue the remote recipients in ONE store call, so
         that a message is never delivered to some recipients and silently dropped for

@@ -24,12 +24,12 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from pillarbox.message import parse
-from pillarbox.model import Account, AppendResult, FlagMode, MessageMeta
+from pillarbox.model import Account, AppendResult, FlagMode
 from pillarbox.model.fetch import (
     FetchedEntry,
     FetchedRecord,
@@ -37,10 +37,10 @@ from pillarbox.model.fetch import (
     FetchRun,
     FetchSource,
 )
-from pillarbox.services.delivery import received_header
+from pillarbox.services.delivery import StoreDelivery, received_header
 from pillarbox.services.errors import OverQuota, TempFailure
 from pillarbox.store import errors as store_errors
-from pillarbox.store.api import BlobHandle, Store
+from pillarbox.store.api import Store
 
 log = logging.getLogger("pillarbox.fetch")
 _TRACE_IDS = random.Random()
@@ -97,17 +97,6 @@ class FetchOrigin:
     address: str  # the IP actually connected
     protocol: str  # "POP3" or "IMAP" (a Received "with" atom, RFC 5321 §4.4)
     tls: str | None  # cipher description, None without TLS
-
-
-@dataclass(slots=True)
-class _Delivery:
-    """Implements `store.api.Delivery`."""
-
-    mailbox_id: int
-    blob: BlobHandle
-    meta: MessageMeta
-    flags: frozenset[str] = frozenset()
-    internaldate: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class FetchDelivery:
@@ -251,7 +240,7 @@ class FetchDelivery:
                 raise parsed
             blob, meta = synced, parsed
             result = await store.deliver_fetched(
-                _Delivery(mailbox.id, blob, meta, flags, now), record
+                StoreDelivery(mailbox.id, blob, meta, flags, now), record
             )
         except BaseException as exc:
             await writer.abort()
