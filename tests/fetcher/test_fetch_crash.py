@@ -5,12 +5,14 @@ provider without a durable copy here."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import imaplib
 import re
 from pathlib import Path
 
 import pytest
 
+from pillarbox.config import ListenConfig
 from pillarbox.message.parse import parse
 from pillarbox.store.sqlite import SqliteStore
 from tests.e2e.conftest import PASSWORD, RunningServer
@@ -24,10 +26,8 @@ FILLER = "x" * 76 + "\r\n"  # bodies of ~40 kB, so the fetch takes long enough t
 
 def write_config(tmp: Path) -> Path:
     config = tmp / "local.toml"
-    off = "\n".join(
-        f'{name} = ""'
-        for name in ("smtp", "submission", "submissions", "imaps", "pop3", "pop3s", "lmtp")
-    )
+    # Every listener but IMAP off (http too: a test must not take 127.0.0.1:8080).
+    off = "\n".join(f'{f.name} = ""' for f in dataclasses.fields(ListenConfig) if f.name != "imap")
     config.write_text(
         "[server]\n"
         'hostname = "mail.local.test"\n'
