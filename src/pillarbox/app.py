@@ -57,6 +57,21 @@ PREAUTH_REPLIES: dict[str, tuple[bytes, bytes]] = {
     "pop3s": _POP3_PREAUTH,
 }
 
+
+def preauth_replies(name: str, hostname: str) -> tuple[bytes, bytes] | None:
+    """What a listener's pre-login gate says when it closes a connection; None for a
+    listener without one. Submission has it too (every client must AUTH first); MX
+    (`smtp`) and LMTP never authenticate and keep their RFC 5321 timeouts. A 421 names
+    the server (RFC 5321 §3.8, §4.2.5 reply-line with domain)."""
+    if name in ("submission", "submissions"):
+        host = hostname.encode("ascii", "replace")
+        return (
+            b"421 4.4.2 " + host + b" Login timeout, closing connection\r\n",
+            b"421 4.7.0 " + host + b" Too many connections, closing connection\r\n",
+        )
+    return PREAUTH_REPLIES.get(name)
+
+
 LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
     "smtp": (smtp_frontend.make_handler, False, _SMTP_BUSY),
     "submission": (smtp_frontend.make_handler, False, _SMTP_BUSY),
@@ -176,7 +191,7 @@ class App:
                 if not address:
                     continue
                 handler = make_handler(name, self.services, self.config)
-                replies = PREAUTH_REPLIES.get(name)
+                replies = preauth_replies(name, self.config.server.hostname)
                 preauth = None
                 if replies is not None:
                     preauth = PreauthLimits(

@@ -75,9 +75,9 @@ class LimitsConfig:
     max_connections: int = 2000
     max_connections_per_ip: int = 50
     connection_rate_per_ip: int = 600  # new connections a minute from one IP; 0 = no limit
-    # IMAP and POP3 (server/preauth.py): a connection must log in within `login_timeout`
-    # seconds; at most `max_unauthenticated` wait for login per listener (the oldest of
-    # the address holding the most is closed to make room for a new one).
+    # IMAP, POP3 and submission (server/preauth.py): a connection must log in within
+    # `login_timeout` seconds; at most `max_unauthenticated` wait for login per listener
+    # (the oldest of the address holding the most is closed to make room for a new one).
     login_timeout: float = 60.0
     max_unauthenticated: int = 200
     # IMAP and POP3 sessions of one account from one address (Dovecot's

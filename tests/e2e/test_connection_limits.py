@@ -6,6 +6,7 @@ addresses alone."""
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import time
 from collections.abc import Callable
@@ -152,3 +153,27 @@ def test_logged_in_sessions_do_not_count_against_the_waiting_cap(
         assert b"OK" in reply
     for c in [*logged, waiting]:
         c.close()
+
+
+def test_submission_must_authenticate_in_time_too(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Submission has the pre-login deadline (every client AUTHs first): an idle
+    connection gets a 421 naming the server; one that authenticated is not held to it.
+    MX (port 25 kind) keeps its RFC 5321 timeouts and is not closed."""
+    srv = server_factory(limits={"login_timeout": 1.0})
+    idle = Conn(srv, "submission")
+    assert idle.greeting.startswith(b"220 ")
+    assert idle.line() == b"421 4.4.2 mail.example.test Login timeout, closing connection\r\n"
+    assert idle.line() == b""
+    idle.close()
+    mx = Conn(srv, "smtp")
+    authed = smtplib.SMTP("127.0.0.1", srv.port("submission"), "client.test", timeout=30)
+    authed.login("alice@example.test", PASSWORD)  # plain text is allowed from loopback
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:  # past the login deadline, still served
+        assert authed.noop()[0] == 250
+        mx.send("NOOP")
+        assert mx.line().startswith(b"250")
+    authed.quit()
+    mx.close()

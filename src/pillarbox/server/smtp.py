@@ -364,6 +364,7 @@ class Session:
             self.reply(AUTHZID_REFUSED)
             return
         self.account = account
+        self.stream.logged_in()  # submission: no longer held to the pre-login deadline
         log.info("%s authenticated %s from %s", self.conn_id, account.address, ip)
         self.reply(r.AUTH_SUCCEEDED)
 
