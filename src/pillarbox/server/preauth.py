@@ -50,10 +50,6 @@ class PreauthGate:
         self._waiting: dict[str, _Waiting] = {}  # in arrival order
         self._per_ip: Counter[str] = Counter()
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
     def admit(self, conn_id: str, ip: str, close: Callable[[bytes], None]) -> None:
         """A connection that has to log in; `close(reply)` writes the reply and closes it."""
         if len(self._waiting) >= self.limits.limit:

@@ -42,6 +42,3 @@ class AccountSessions:
         self._held[key] -= 1
         if self._held[key] <= 0:
             del self._held[key]
-
-    def held(self, account_id: int, ip: str) -> int:
-        return self._held[(account_id, ip)]

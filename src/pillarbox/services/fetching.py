@@ -145,7 +145,9 @@ def _stream_range(info: MessageInfo, section: Section, least: int | None = None)
     least `least` (default `STREAM_MIN`) long; None when it is read and answered in
     memory."""
     least = STREAM_MIN if least is None else least
-    if section.kind in HEADER_FIELD_KINDS:
+    if info.size < least or section.kind in HEADER_FIELD_KINDS:
+        # No section of a smaller message reaches `least` (decoding only shrinks), so
+        # the FETCH of an ordinary message pays one comparison here.
         return None
     cte = ""
     if section.decode and section.part:

@@ -109,9 +109,18 @@ def sequence_set(numbers: Iterable[int]) -> bytes:
     nums = sorted(set(numbers))
     if not nums:
         raise ValueError("empty sequence set")
+    return ordered_sequence_set(nums)
+
+
+def ordered_sequence_set(numbers: Sequence[int]) -> bytes:
+    """A sequence-set in the given order: only ascending runs of consecutive numbers
+    become ranges (``3:5,1:2`` for 3 4 5 1 2), as RFC 5267 §3.2 asks of a sorted
+    result; `sequence_set` of sorted unique numbers is the compact form."""
+    if not numbers:
+        raise ValueError("empty sequence set")
     out: list[bytes] = []
-    start = prev = nums[0]
-    for n in nums[1:]:
+    start = prev = numbers[0]
+    for n in numbers[1:]:
         if n == prev + 1:
             prev = n
             continue

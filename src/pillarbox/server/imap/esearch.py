@@ -16,26 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from pillarbox.proto.imap import commands as c
+from pillarbox.proto.imap import responses
 from pillarbox.server.imap import wire
 from pillarbox.services.live_results import LiveResult, ResultChange, Run
 
 DATA_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL"})
 """RETURN options that ask for result data (SAVE, UPDATE and CONTEXT ask for none)."""
-
-
-def ordered_set(numbers: Sequence[int]) -> bytes:
-    """A sequence-set that keeps the given order: only ascending runs of consecutive
-    numbers become ranges (``3:5,1:2`` for 3 4 5 1 2), as RFC 5267 §3.2 asks."""
-    parts: list[bytes] = []
-    start = prev = numbers[0]
-    for n in numbers[1:]:
-        if n == prev + 1:
-            prev = n
-            continue
-        parts.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
-        start = prev = n
-    parts.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
-    return b",".join(parts)
 
 
 def head(tag: str, uid: bool) -> bytes:
@@ -60,11 +46,11 @@ def result(
     if "COUNT" in options:
         out += b" COUNT %d" % len(numbers)
     if numbers and "ALL" in options:
-        out += b" ALL " + ordered_set(numbers)
+        out += b" ALL " + responses.ordered_sequence_set(numbers)
     if partial is not None:
         # RFC 5267 §4.4: the requested range as sent, then what lies in it, or NIL.
         start, stop = partial.slice_of(len(numbers))
-        picked = ordered_set(numbers[start:stop]) if stop > start else b"NIL"
+        picked = responses.ordered_sequence_set(numbers[start:stop]) if stop > start else b"NIL"
         out += b" PARTIAL (" + partial.wire() + b" " + picked + b")"
     if modseq is not None:
         out += b" MODSEQ %d" % modseq
@@ -105,4 +91,7 @@ def update(tag: str, live: LiveResult, change: ResultChange, number: Callable[[i
 def _pairs(runs: list[Run], ordered: bool, number: Callable[[int], int]) -> bytes:
     if not ordered:
         return b"0 " + wire.sequence_set(number(u) for _, uids in runs for u in uids)
-    return b" ".join(b"%d %s" % (pos, ordered_set([number(u) for u in uids])) for pos, uids in runs)
+    return b" ".join(
+        b"%d %s" % (pos, responses.ordered_sequence_set([number(u) for u in uids]))
+        for pos, uids in runs
+    )
