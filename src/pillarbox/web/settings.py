@@ -91,9 +91,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             sources=await services.fetch_sources.list(account.address),
         )
 
-    def done(key: str, anchor: str = "", **params: int) -> Response:
-        query = "".join(f"&{k}={v}" for k, v in params.items())
-        return RedirectResponse(f"/settings?done={key}{query}{anchor}", status_code=303)
+    def done(key: str, anchor: str) -> Response:
+        return RedirectResponse(f"/settings?done={key}{anchor}", status_code=303)
 
     async def settings_get(request: Request) -> Response:
         session = ctx.signed_in(request)
