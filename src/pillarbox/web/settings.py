@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from pillarbox.model import PopOnRetrieve, PopScope
 from pillarbox.services.errors import AccountError, AuthFailed
 from pillarbox.web import settings_fetch
-from pillarbox.web.context import WebContext, client_ip, is_loopback, is_tls
+from pillarbox.web.context import SignInNeeded, WebContext, client_ip, is_loopback, is_tls
 from pillarbox.web.sessions import WebSession
 from pillarbox.web.settings_forms import number, text, whole_number
 
@@ -69,7 +69,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         status: int = 200,
     ) -> Response:
         """The whole settings page, from what the services hold now."""
-        account = await services.accounts.get_user(session.account.address)
+        try:
+            account = await services.accounts.get_user(session.account.address)
+        except AccountError:  # the account was removed while signed in
+            ctx.sessions.end(session.id)
+            raise SignInNeeded("/") from None
         session.account = account
         done = request.query_params.get("done", "")
         notice = NOTICES.get(done, "")
