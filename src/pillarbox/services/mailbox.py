@@ -103,7 +103,8 @@ async def call_store(
     except store_errors.QuotaExceeded:
         raise OverQuota() from None
     except store_errors.LimitExceeded as e:
-        raise LimitReached(str(e)) from None
+        full = isinstance(e, store_errors.MailboxKeywordsFull)
+        raise LimitReached(str(e), mailbox_full=full) from None
     except store_errors.StoreUnavailable:
         raise TempFailure("Storage temporarily unavailable") from None
 
