@@ -226,6 +226,7 @@ def test_refused_forms_say_why_and_never_echo_the_password(
         ({"host": "not a host!"}, "not a host name or address"),
         ({"protocol": "pop3", "source_folders": "Archive"}, "POP3 has no folders"),
         ({"remote": "delete-after", "days": "0"}, "not a remote policy"),
+        ({"protocol": "imap", "all_folders": "yes", "source_folders": "A"}, "not both"),
         ({"password": ""}, "the password is empty"),
     ]
     for changes, says in cases:
@@ -264,3 +265,19 @@ def test_another_accounts_source_is_not_found(
     settings = ("host", "port", "username", "password_secret", "interval", "account_id")
     assert all(getattr(after, name) == getattr(source, name) for name in settings)
     assert re.search(r"No other accounts yet", bob.get("/settings").text) is None
+
+
+def test_all_folders_is_the_cli_all_folders(
+    local: RunningServer, provider: RunningServer, bob: WebClient
+) -> None:
+    """The checkbox is `pillarbox fetch add --all-folders`, and the edit form shows it."""
+    token = bob.csrf("/settings/fetch/new")
+    imap = source_form(provider, protocol="imap", port=str(provider.port("imap")))
+    reply = bob.post("/settings/fetch/save", {"csrf": token, **imap, "all_folders": "yes"})
+    assert reply.status_code == 303
+    (source,) = listed(local)
+    assert source.source_folders == ("*",)
+    assert "from all folders" in bob.get("/settings").text
+    form = bob.get(f"/settings/fetch/edit?id={source.id}").text
+    assert 'name="all_folders" value="yes" checked' in form
+    assert 'rows="3" placeholder="INBOX"></textarea>' in form

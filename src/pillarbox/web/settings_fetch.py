@@ -39,6 +39,7 @@ NOTICES = {
     "source-resumed": "Source resumed.",
 }
 MAX_FOLDERS = 100  # source folders of one IMAP source
+ALL_FOLDERS = "*"  # as `pillarbox fetch add --all-folders` (fetcher.mirror.ALL_FOLDERS)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class SourceForm:
     days: str = "30"
     folder: str = "INBOX"
     source_folders: str = ""  # one per line
+    all_folders: bool = False  # IMAP: mirror every folder
     interval: str = str(DEFAULT_INTERVAL)
 
     @classmethod
@@ -69,7 +71,8 @@ class SourceForm:
             remote=source.policy.action.value,
             days=str(source.policy.days or 30),
             folder=source.target_folder,
-            source_folders="\n".join(source.source_folders),
+            source_folders="\n".join(f for f in source.source_folders if f != ALL_FOLDERS),
+            all_folders=ALL_FOLDERS in source.source_folders,
             interval=str(source.interval),
         )
 
@@ -86,6 +89,7 @@ class SourceForm:
             days=text(form, "days").strip(),
             folder=text(form, "folder").strip() or "INBOX",
             source_folders=text(form, "source_folders"),
+            all_folders=text(form, "all_folders") == "yes",
             interval=text(form, "interval").strip(),
         )
 
@@ -103,6 +107,8 @@ class SourceForm:
         if policy == RemoteAction.DELETE_AFTER.value:
             policy = f"{policy}:{self.days}"
         folders = [f.strip() for f in self.source_folders.splitlines() if f.strip()]
+        if self.all_folders:
+            folders.insert(0, ALL_FOLDERS)  # with names too: the service refuses both
         if len(folders) > MAX_FOLDERS:
             raise AccountError(f"at most {MAX_FOLDERS} source folders")
         return SourceRequest(
