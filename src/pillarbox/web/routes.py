@@ -74,6 +74,7 @@ def make_app(services: Services, config: Config, ctx: WebContext | None = None) 
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(RequestLimits, max_message_size=config.smtp.max_message_size),
+            Middleware(live.LiveState, ctx=ctx),
         ],
         exception_handlers={
             SignInNeeded: on_sign_in_needed,
