@@ -7,8 +7,8 @@ never runs), ``frame-ancestors 'none'`` (no other page may frame ours: clickjack
 (message URLs never leak to another site; not ``no-referrer``, under which browsers send
 ``Origin: null`` on our own form posts (Fetch §3.1) and the Origin check refuses them;
 our Referer also brings a form sent after the session ended back to its page,
-`context.return_to`) and ``Cache-Control: no-store`` (mail is not left in shared caches or the back-button
-cache after sign-out). A response that sets its own Content-Security-Policy keeps it:
+`context.return_to`) and ``Cache-Control: no-store`` (mail is not left in shared caches
+or the back-button cache after sign-out). A response that sets its own Content-Security-Policy keeps it:
 the frame that shows an HTML mail body (`reading.MAIL_FRAME_CSP`) is stricter still and
 may be framed by our own pages only.
 
