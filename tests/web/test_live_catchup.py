@@ -38,9 +38,7 @@ class Stream:
     """An open /events stream read in a thread, block by block (SSE fields)."""
 
     def __init__(self, client: WebClient, url: str, headers: dict[str, str]) -> None:
-        self._context = client.http.stream(
-            "GET", url, headers=headers, timeout=httpx.Timeout(30)
-        )
+        self._context = client.http.stream("GET", url, headers=headers, timeout=httpx.Timeout(30))
         self.reply = self._context.__enter__()
         self.blocks: list[Event] = []
         self.ended = threading.Event()
@@ -53,7 +51,9 @@ class Stream:
             for line in self.reply.iter_lines():
                 if line == "":
                     if fields:
-                        block = Event(fields.get("id"), fields.get("event", ""), fields.get("data", ""))
+                        block = Event(
+                            fields.get("id"), fields.get("event", ""), fields.get("data", "")
+                        )
                         with self._changed:
                             self.blocks.append(block)
                             self._changed.notify_all()

@@ -7,6 +7,17 @@ a token and credentials, and for writing mail what the SMTP size limit allows af
 form encoding. A declared Content-Length over the cap is answered 413 at once; a body
 without one (chunked) is counted as it arrives and cut off at the cap.
 
+A request target (path and query) longer than `MAX_TARGET` is 414 (RFC 9112 §3: a
+server should answer 414 to a target longer than it is willing to parse); the whole head
+is capped before that by Hypercorn (`listener.MAX_HEAD`).
+
+`InFlight` caps the requests being answered at once, in all and per client address,
+with the mail listeners' ``[limits]`` numbers. Hypercorn has no cap on connections; a
+connection that is not in a request is closed after ``[web] keep_alive_timeout``, and
+one slow to send its head too, so counting requests bounds the connections that do work
+(a live page's event stream is one). Over the cap: 503 with Retry-After and the
+connection closed.
+
 Must not: look inside bodies.
 """
 
@@ -17,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SMALL_FORM = 16 * 1024  # sign-in and sign-out: a token, an address, a password
 SMALL_PATHS = frozenset({"/signin", "/signout"})
+MAX_TARGET = 8 * 1024  # bytes of path and query
+RETRY_AFTER = "5"  # seconds, on a 503 for too many requests at once
 
 
 class BodyTooLarge(Exception):
@@ -35,6 +48,9 @@ class RequestLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_TARGET:
+            await PlainTextResponse("URI too long", status_code=414)(scope, receive, send)
             return
         cap = self.cap_for(scope["path"])
         # The unread body makes the connection unusable: say so (RFC 9112 §9.6), or a
@@ -75,3 +91,42 @@ class RequestLimits:
             if started:
                 raise
             await too_large(scope, receive, send)
+
+
+class InFlight:
+    """At most `total` requests at once, and `per_ip` from one client address (the one
+    `forwarded.TrustedProxies` settled on)."""
+
+    def __init__(self, app: ASGIApp, *, total: int, per_ip: int) -> None:
+        self.app = app
+        self.total = total
+        self.per_ip = per_ip
+        self.active = 0
+        self._by_ip: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        ip = client[0] if client else ""
+        held = self._by_ip.get(ip, 0)
+        if self.active >= self.total or held >= self.per_ip:
+            busy = PlainTextResponse(
+                "Too many requests at once; try again shortly",
+                status_code=503,
+                headers={"retry-after": RETRY_AFTER, "connection": "close"},
+            )
+            await busy(scope, receive, send)
+            return
+        self.active += 1
+        self._by_ip[ip] = held + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            left = self._by_ip[ip] - 1
+            if left:
+                self._by_ip[ip] = left
+            else:
+                del self._by_ip[ip]
