@@ -8,8 +8,11 @@ form encoding. A declared Content-Length over the cap is answered 413 at once; a
 without one (chunked) is counted as it arrives and cut off at the cap.
 
 A request target (path and query) longer than `MAX_TARGET` is 414 (RFC 9112 §3: a
-server should answer 414 to a target longer than it is willing to parse); the whole head
-is capped before that by Hypercorn (`listener.MAX_HEAD`).
+server should answer 414 to a target longer than it is willing to parse), and header
+fields over `MAX_HEAD` in all are 431 (RFC 6585 §5). Hypercorn's own cap (h11's
+incomplete-event size, also `MAX_HEAD`) only holds a head that arrives in pieces back
+from being buffered without end; one that arrives in a single read is parsed whole,
+so the cap is checked here too.
 
 `InFlight` caps the requests being answered at once, in all and per client address,
 with the mail listeners' ``[limits]`` numbers. Hypercorn has no cap on connections; a
@@ -29,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 SMALL_FORM = 16 * 1024  # sign-in and sign-out: a token, an address, a password
 SMALL_PATHS = frozenset({"/signin", "/signout"})
 MAX_TARGET = 8 * 1024  # bytes of path and query
+MAX_HEAD = 32 * 1024  # bytes of header fields (cookies, long URLs); Hypercorn's cap too
 RETRY_AFTER = "5"  # seconds, on a 503 for too many requests at once
 
 
@@ -51,6 +55,14 @@ class RequestLimits:
             return
         if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_TARGET:
             await PlainTextResponse("URI too long", status_code=414)(scope, receive, send)
+            return
+        if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > MAX_HEAD:
+            too_big = PlainTextResponse(
+                "Request header fields too large",
+                status_code=431,
+                headers={"connection": "close"},
+            )
+            await too_big(scope, receive, send)
             return
         cap = self.cap_for(scope["path"])
         # The unread body makes the connection unusable: say so (RFC 9112 §9.6), or a

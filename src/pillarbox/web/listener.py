@@ -11,8 +11,8 @@ The socket is bound here, before Hypercorn starts, and handed over as ``fd://``
 (Hypercorn's documented bind for an inherited socket): the real port is known at once
 (tests bind port 0), and a port already in use fails `App.start` like any listener.
 
-The edge of HTTP is set here, from ``[web]``: a request's line and header fields
-together at most `MAX_HEAD` bytes (h11 refuses more: 400 and closed); a connection
+The edge of HTTP is set here, from ``[web]``: a request's head arriving in pieces is
+buffered up to `limits.MAX_HEAD` bytes (h11 refuses more: 431 and closed); a connection
 idle between requests, or still sending a request's head, is closed after
 ``keep_alive_timeout`` (Hypercorn's idle timer runs until a whole head has arrived, so
 a client sending its header fields slowly, slowloris, is dropped then whatever it
@@ -35,12 +35,12 @@ from hypercorn.config import Config as HypercornConfig
 from pillarbox.config import Config, parse_address
 from pillarbox.services.context import Services
 from pillarbox.web.context import WebContext
+from pillarbox.web.limits import MAX_HEAD
 from pillarbox.web.routes import make_app, make_context
 
 log = logging.getLogger("pillarbox.web")
 
 SHUTDOWN_GRACE = 2.0  # seconds requests in flight get to finish when the server stops
-MAX_HEAD = 32 * 1024  # bytes of request line and header fields (cookies, long URLs)
 
 
 class WebListener:
