@@ -26,6 +26,7 @@ Must not: look inside bodies.
 
 from __future__ import annotations
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,20 +82,32 @@ class RequestLimits:
                     return
         seen = 0
         started = False
+        # A request with a body the page answered without reading it all (a refusal,
+        # a redirect to sign-in): the connection cannot carry another request, and
+        # Hypercorn closes it; the answer says so (RFC 9112 §9.6), or a client would
+        # send its next request on it and see the connection drop.
+        body_done = not any(
+            name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+            for name, value in scope["headers"]
+        )
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, body_done
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > cap:
                     raise BodyTooLarge()
+                if not message.get("more_body", False):
+                    body_done = True
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if not body_done:
+                    MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 
         try:
