@@ -159,6 +159,7 @@ function applyPage(page) {
 // cache) the stream is opened again with the state the page shows; the server answers
 // with one "catchup" change if the account moved on meanwhile, and with nothing if not.
 const AWAY_MS = 10000; // hidden longer than this: the connection may be dead; reopen
+const RETRY_CLOSED_MS = 30000; // a stream the browser gave up on is tried again after this
 
 function live() {
   if (!document.querySelector("[data-live]") || !window.EventSource) {
@@ -169,6 +170,7 @@ function live() {
   let running = false;
   let again = false;
   let hiddenSince = null;
+  let retry = null;
 
   async function refresh() {
     pending = null;
@@ -216,9 +218,12 @@ function live() {
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
         // Not a stream any more (signed out, too many tabs, server gone): refresh says
-        // which, and sends the reader to sign-in if that is it.
+        // which, and sends the reader to sign-in if that is it; otherwise try again
+        // later, at a pace that cannot hammer a server coming back up.
         delete document.documentElement.dataset.live;
         schedule();
+        clearTimeout(retry);
+        retry = setTimeout(wake, RETRY_CLOSED_MS);
       }
     });
   }
