@@ -161,3 +161,21 @@ def test_text_written_when_the_session_expired_is_kept(
         assert imap.select("INBOX")[1][0] == b"0"  # nothing was sent
     finally:
         imap.logout()
+
+
+def test_refresh_keeps_focus_and_the_rows_elements(
+    server: RunningServer, sign_in: Callable[..., Page]
+) -> None:
+    """A new message at the top moves the rows down; the row the reader is on stays
+    the same element, focused, instead of being rewritten with its neighbour."""
+    _deliver(server, "Already here")
+    page = sign_in("bob@example.test")
+    _live(page)
+    link = page.locator(".list li", has_text="Already here").locator("a").first
+    link.focus()
+    link.evaluate("el => { el.__kept = true; }")
+    _deliver(server, "Newer one")
+    expect(page.locator(".list li", has_text="Newer one")).to_be_visible(timeout=5000)
+    focused = page.evaluate("document.activeElement.__kept === true")
+    assert focused, "focus or the row's element was lost in the refresh"
+    assert "Already here" in page.evaluate("document.activeElement.textContent")
