@@ -50,6 +50,7 @@ from pillarbox.model import (
     MessagesAdded,
     MessagesExpunged,
 )
+from pillarbox.services.errors import ServiceError
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.web.context import LIVE_STATE, WebContext
 from pillarbox.web.sessions import COOKIE
@@ -181,7 +182,10 @@ class LiveState:
         if scope["type"] == "http" and scope["method"] == "GET" and _is_page(scope["path"]):
             session = self.ctx.sessions.peek(Request(scope).cookies.get(COOKIE))
             if session is not None:
-                state = await account_state(self.ctx.mailboxes(session))
+                try:
+                    state = await account_state(self.ctx.mailboxes(session))
+                except ServiceError:
+                    state = ""  # the page says why if it fails too; its stream starts fresh
                 scope.setdefault("state", {})[LIVE_STATE] = state
         await self.app(scope, receive, send)
 
