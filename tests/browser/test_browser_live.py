@@ -4,7 +4,8 @@ Pins: mail delivered over SMTP shows in bob's open INBOX within one second, with
 unread count and the title updated, and the page never reloads; a flag set over IMAP
 shows in the list and on the open message, where the HTML body's frame is kept (not
 reloaded); a page whose connection was down (offline, as after a sleep) catches up when
-it is back; text written in the editor after the session expired survives sign-in.
+it is back, and so does a tab shown again after a long sleep; a refresh keeps the
+focused row; text written in the editor after the session expired survives sign-in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import smtplib
 import time
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.web.client import imap_login
@@ -179,3 +180,40 @@ def test_refresh_keeps_focus_and_the_rows_elements(
     focused = page.evaluate("document.activeElement.__kept === true")
     assert focused, "focus or the row's element was lost in the refresh"
     assert "Already here" in page.evaluate("document.activeElement.textContent")
+
+
+def test_tab_shown_after_a_long_sleep_catches_up(
+    server: RunningServer, sign_in: Callable[..., Page]
+) -> None:
+    """A change whose refresh was lost while the tab was hidden (here: the refetch
+    fails) is caught up when the tab is shown again after more than app.js's AWAY_MS:
+    the stream is reopened with the page's state and the server says it moved on."""
+    page = sign_in("bob@example.test")
+    _live(page)
+    _mark(page)
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    refetches: list[str] = []
+
+    def refuse(route: Route) -> None:
+        refetches.append(route.request.url)
+        route.abort()
+
+    page.route("**/folder?*", refuse)
+    _deliver(server, "Missed while asleep")
+    deadline = time.monotonic() + 5
+    while not refetches:  # the page tried to refetch and failed
+        assert time.monotonic() < deadline, "no refetch after the change"
+        page.wait_for_timeout(50)
+    page.unroute("**/folder?*")
+    row = page.locator(".list li", has_text="Missed while asleep")
+    expect(row).to_have_count(0)
+    page.evaluate(
+        "const realNow = Date.now; Date.now = () => realNow() + 60000;"  # a minute later
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    expect(row).to_be_visible(timeout=5000)
+    assert _not_reloaded(page)
