@@ -10,6 +10,7 @@ focused row; text written in the editor after the session expired survives sign-
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -217,3 +218,34 @@ def test_tab_shown_after_a_long_sleep_catches_up(
     )
     expect(row).to_be_visible(timeout=5000)
     assert _not_reloaded(page)
+
+
+_ROW_LINK = re.compile(r'(<li[^>]*>\s*)(<a href="/read\?[^"]*uid=(\d+)")')
+
+
+def _with_checkboxes(route: Route) -> None:
+    """Serve the folder page with a selection checkbox in each row (the markup the
+    list actions add), so the refresh's handling of them is tested on its own."""
+    reply = route.fetch()
+    body = _ROW_LINK.sub(r'\1<input type="checkbox" name="uid" value="\3">\2', reply.text())
+    route.fulfill(response=reply, body=body)
+
+
+def test_refresh_keeps_checked_rows_checked(
+    server: RunningServer, sign_in: Callable[..., Page]
+) -> None:
+    _deliver(server, "Pick me")
+    _deliver(server, "Leave me")
+    page = sign_in("bob@example.test")
+    page.route("**/folder?*", _with_checkboxes)
+    page.reload()
+    _live(page)
+    pick = page.locator(".list li", has_text="Pick me").locator("input[name=uid]")
+    leave = page.locator(".list li", has_text="Leave me").locator("input[name=uid]")
+    pick.check()
+    _deliver(server, "Newest")
+    newest = page.locator(".list li", has_text="Newest")
+    expect(newest).to_be_visible(timeout=5000)
+    expect(pick).to_be_checked()
+    expect(leave).not_to_be_checked()
+    expect(newest.locator("input[name=uid]")).not_to_be_checked()
