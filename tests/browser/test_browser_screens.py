@@ -1,11 +1,13 @@
 """The look: every main screen on a desktop and a phone, light and dark, in the real browser.
 
-Pins: the folder list, a message (HTML mail with an attachment) and the compose form
-fit the screen's width with no sideways scrolling (1280 and 390 px wide, and the list at
-360 px); dark mode follows the system setting; the text people read keeps WCAG AA
-contrast (4.5:1) against what is behind it in both schemes; on a phone the folders fold
-into the header's menu button, which opens and closes them (Escape too) and says so to
-assistive technology (aria-expanded); on a desktop they are a sidebar with no button.
+Pins: the folder list, a message (HTML mail with an attachment), the compose form and
+the sign-in page fit the screen's width with no sideways scrolling (1280 and 390 px
+wide, and the list at 360 px); dark mode follows the system setting; the text people
+read keeps WCAG AA contrast (4.5:1) against what is behind it in both schemes; on a
+phone the folders fold into the header's menu button, which opens and closes them
+(Escape too) and says so to assistive technology (aria-expanded); on a desktop they are
+a sidebar with no button; the keyboard's focus shows (a 2 px or wider outline) and the
+first Tab offers to skip the header.
 Each screen is saved to var/screenshots/ (conftest `screenshot`) for people to look at.
 """
 
@@ -113,6 +115,12 @@ def test_main_screens_light_and_dark(
         expect(page.get_by_role("button", name="Send")).to_be_visible()
         _no_sideways_scroll(page, viewport["width"], f"compose {name}")
         screenshot(page, f"compose-{name}")
+
+        # Signing out (an icon on a phone, named for screen readers) lands on sign-in.
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        _no_sideways_scroll(page, viewport["width"], f"sign-in {name}")
+        screenshot(page, f"signin-{name}")
         page.context.close()
         _mark_unread(server, html_uid)  # the next round's list looks the same
 
@@ -137,6 +145,25 @@ def test_list_fits_a_360_px_screen(server: RunningServer, sign_in: Callable[...,
         box = page.locator(selector).first.bounding_box()
         assert box is not None and box["width"] > 0, selector
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360, (selector, box)
+
+
+def test_keyboard_focus_is_visible(server: RunningServer, sign_in: Callable[..., Page]) -> None:
+    page = sign_in("alice@example.test")
+    page.keyboard.press("Tab")  # the first stop skips the header
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    for _ in range(8):  # on through the header to the folder list
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('.folders') !== null"):
+            break
+    else:
+        raise AssertionError("the folder list cannot be reached with Tab")
+    outline = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
+    )
+    assert outline[0] != "none" and outline[1] >= 2, f"focused folder link outline: {outline}"
 
 
 def test_phone_folds_folders_into_a_menu(
