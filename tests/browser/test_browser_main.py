@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, Response, expect
 
+from tests.browser.forms import write_body
 from tests.e2e.conftest import RunningServer
 from tests.web.client import imap_login
 
@@ -78,9 +79,10 @@ def send_from_compose(
     """Fill in and send the compose form; returns the time (time.time()) the send completed
     (the POST answered: submission answers only after the message is committed)."""
     page.get_by_role("link", name="Write").click()
+    page.wait_for_load_state("domcontentloaded")  # deferred scripts (the editor) have run
     page.fill("input[name=to]", to)
     page.fill("input[name=subject]", subject)
-    page.fill("textarea[name=body]", body)
+    write_body(page, body)
     if attachments:
         page.set_input_files("input[type=file]", [str(path) for path in attachments])
     sent = page.get_by_role("button", name="Send")
@@ -91,6 +93,16 @@ def send_from_compose(
     done = time.time()
     assert answer.value.status in (200, 303), answer.value.status
     return done
+
+
+def expect_body_text(page: Page, text: str) -> None:
+    """The message's text, shown as plain text or in the HTML frame."""
+    shown = page.locator("pre.body, iframe.html-body").first
+    expect(shown).to_be_visible()
+    if page.locator("iframe.html-body").count():
+        expect(page.frame_locator("iframe.html-body").locator("body")).to_contain_text(text)
+    else:
+        expect(page.locator("pre.body").first).to_contain_text(text)
 
 
 def flags_of(imap: imaplib.IMAP4, uid: int) -> str:
@@ -144,7 +156,7 @@ def test_alice_writes_bob_reads_live_and_over_imap(
         # bob reads it: \Seen for every IMAP client too.
         row.get_by_role("link").click()
         expect(bob.locator("h1")).to_have_text(SUBJECT)
-        expect(bob.locator("pre.body")).to_contain_text("Charlotte")
+        expect_body_text(bob, "Charlotte")
         assert "\\Seen" in flags_of(imap, uid)
 
         # Back on the list, a flag set from an IMAP client shows as the star.
