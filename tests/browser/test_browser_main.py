@@ -42,7 +42,8 @@ WATCH_JS = """([text, inner]) => {
   const observer = new MutationObserver(() => {
     if (present()) { window.pillarboxSeenAt = Date.now(); observer.disconnect(); }
   });
-  observer.observe(document.querySelector("main"), { childList: true, subtree: true });
+  observer.observe(document.querySelector("main"),
+    { childList: true, subtree: true, attributes: true, characterData: true });
   return present();
 }"""
 
