@@ -510,10 +510,16 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         session = ctx.signed_in(request)
         # Parsed here with limits that fit a message (Starlette's default caps a text
         # field at 1 MB); check_csrf then reads the same parsed form.
-        await request.form(
+        form = await request.form(
             max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=limit * 3 + 65536
         )
-        form = await ctx.check_csrf(request, session)
+        try:
+            await ctx.check_csrf(request, session)
+            return await handle_post(request, session, form)
+        finally:
+            await form.close()  # uploaded files spooled to disk are removed now
+
+    async def handle_post(request: Request, session: WebSession, form: FormData) -> Response:
         values = _blank_values()
         values.update({name: _text(form, name) for name in FIELDS if name in form})
         keep = {v for v in form.getlist("keep") if isinstance(v, str)}
