@@ -4,10 +4,11 @@ with the hidden fields of the page it came from) and looking at mailboxes over I
 from __future__ import annotations
 
 import email
+import html
 import imaplib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.policy import default
 from typing import Any
@@ -24,8 +25,6 @@ _INPUT = re.compile(r'<input type="text" name="(\w+)" value="([^"]*)"')
 
 def form_of(page: str) -> dict[str, str]:
     """Every field the compose page would post as it is shown (html.unescape'd)."""
-    import html
-
     fields = {k: html.unescape(v) for k, v in hidden_fields(page).items()}
     fields.update({k: html.unescape(v) for k, v in _INPUT.findall(page)})
     body = _TEXTAREA.search(page)
@@ -47,15 +46,16 @@ def kept(page: str) -> list[str]:
 def post_compose(
     client: WebClient,
     fields: dict[str, str],
-    files: list[tuple[str, bytes, str]] = (),  # type: ignore[assignment]
-    keep: list[str] = (),  # type: ignore[assignment]
+    files: Sequence[tuple[str, bytes, str]] = (),
+    keep: Sequence[str] = (),
 ) -> httpx.Response:
     data: dict[str, Any] = dict(fields)
     if keep:
         data["keep"] = list(keep)
     upload = [("attachments", (name, content, kind)) for name, content, kind in files]
-    # httpx sends multipart/form-data as the form's enctype makes a browser do
-    return client.http.post("/compose", data=data, files=upload or [("attachments", ("", b"", "application/octet-stream"))])
+    if not upload:  # an empty file field, as a browser sends it: multipart all the same
+        upload = [("attachments", ("", b"", "application/octet-stream"))]
+    return client.http.post("/compose", data=data, files=upload)
 
 
 def messages(server: RunningServer, user: str, mailbox: str) -> list[tuple[bytes, bytes, int]]:

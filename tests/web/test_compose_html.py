@@ -34,7 +34,9 @@ EDITOR_HTML = (
 )
 
 
-def test_formatted_message_is_multipart_alternative(server: RunningServer, alice: WebClient) -> None:
+def test_formatted_message_is_multipart_alternative(
+    server: RunningServer, alice: WebClient
+) -> None:
     fields = form_of(alice.get("/compose").text)
     fields.update(
         to="bob@example.test",

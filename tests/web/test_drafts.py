@@ -103,7 +103,9 @@ def test_autosave_answers_json(server: RunningServer, alice: WebClient) -> None:
     draft = parse(drafts[0][1])
     assert "<b>Bold</b> start, and more" in text_of(draft, "html")
     # Resumed in the editor: formatted, with the markup
-    resumed = alice.get("/compose?" + urlencode({"draft": second["draft_uid"], "v": second["draft_v"]}))
+    resumed = alice.get(
+        "/compose?" + urlencode({"draft": second["draft_uid"], "v": second["draft_v"]})
+    )
     assert "&lt;b&gt;Bold&lt;/b&gt; start, and more" in resumed.text
 
 
