@@ -164,3 +164,23 @@ def test_reply_to_a_message_of_another_account_is_404(
     uid = append(server, "bob@example.test", ORIGINAL)
     v = uidvalidity(server, "bob@example.test", "INBOX")
     assert alice.get(_compose_url("reply", v, uid)).status_code == 404
+
+
+def test_forward_as_attachment_through_a_draft(server: RunningServer, alice: WebClient) -> None:
+    original = (
+        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: caf\xc3\xa9\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+        b"\r\nUn caf\xc3\xa9,   with   spaces  \r\n"
+    )
+    uid = append(server, "alice@example.test", original)
+    v = uidvalidity(server, "alice@example.test", "INBOX")
+    fields = form_of(alice.get(_compose_url("forward_attach", v, uid)).text)
+    fields.update(to="carol@other.test", action="draft")
+    saved = post_compose(alice, fields, keep=["0"])
+    assert saved.status_code == 200
+    fields = form_of(saved.text)
+    fields["action"] = "send"
+    assert post_compose(alice, fields, keep=["0"]).status_code == 303
+    raw = messages(server, "carol@other.test", "INBOX")[0][1]
+    assert original in raw
+    assert "$Forwarded" in flags_of(server, "alice@example.test", "INBOX", uid)

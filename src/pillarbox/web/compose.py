@@ -209,7 +209,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             message = parsed(source.data)
             name = safe_filename((header(message, "Subject") or "message")[:80] + ".eml")
             return [Attachment(name, "message/rfc822", source.data)]
-        return attachments_of(parsed(source.data))
+        return attachments_of(parsed(source.data), source.data)
 
     async def started_from(
         session: WebSession, mode: str, folder: str, uidvalidity: int, uid: int
@@ -295,7 +295,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         values["references"] = header(message, "References")
         values["orig"] = header(message, ORIGINAL_FIELD)
         values["draft_uid"], values["draft_v"] = str(uid), str(uidvalidity)
-        return ComposeForm(values, [a.filename for a in attachments_of(message)])
+        return ComposeForm(values, [a.filename for a in attachments_of(message, source.data)])
 
     # --- pages ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from email.policy import SMTP, default
 from pillarbox.message import addresses
 from pillarbox.message.compose import Attachment
 from pillarbox.message.html_text import html_to_text
+from pillarbox.message.parts import walk
 from pillarbox.model import Mailbox
 from pillarbox.services.fetching import WHOLE_MESSAGE
 from pillarbox.services.mailbox import AccountMailboxes, MailboxExists
@@ -126,16 +127,29 @@ def main_text(message: EmailMessage) -> tuple[str, str | None]:
     return text.replace("\r\n", "\n"), html
 
 
-def attachments_of(message: EmailMessage) -> list[Attachment]:
+def attachments_of(message: EmailMessage, data: bytes) -> list[Attachment]:
+    """The message's attachments (`data` is its bytes: a forwarded message inside it is
+    taken from them as it is, not as the parser would write it again)."""
+    root, _defects = walk(data)
+    raw_messages = [
+        data[child.b : child.e]
+        for child in root.children or []
+        if (child.type.lower(), child.subtype.lower()) == ("message", "rfc822")
+    ]
     found = []
     for part in message.iter_attachments():
         mime_type = part.get_content_type()
         if mime_type == "message/rfc822":
             inner = part.get_payload(0)
-            data = inner.as_bytes(policy=SMTP) if isinstance(inner, Message) else b""
+            if raw_messages:
+                content = raw_messages.pop(0)
+            elif isinstance(inner, Message):
+                content = inner.as_bytes(policy=SMTP)
+            else:
+                content = b""
         else:
             payload = part.get_payload(decode=True)
-            data = payload if isinstance(payload, bytes) else b""
+            content = payload if isinstance(payload, bytes) else b""
         name = safe_filename(part.get_filename() or "", mime_type)
-        found.append(Attachment(name, mime_type, data))
+        found.append(Attachment(name, mime_type, content))
     return found
