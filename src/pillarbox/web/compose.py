@@ -248,7 +248,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             )
             intro = f"On {date}, {name} wrote:" if date else f"{name} wrote:"
             values["body"] = signature + quoted_reply(text, date, name)
-            quoted = html if html is not None else text_to_html(text)
+            quoted = html if html is not None else text_to_html(text.rstrip("\n"))
             values["html"] = (
                 "<div><br></div>"
                 + text_to_html(signature.strip("\n")) * bool(signature)
