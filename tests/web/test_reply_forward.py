@@ -184,3 +184,30 @@ def test_forward_as_attachment_through_a_draft(server: RunningServer, alice: Web
     raw = messages(server, "carol@other.test", "INBOX")[0][1]
     assert original in raw
     assert "$Forwarded" in flags_of(server, "alice@example.test", "INBOX", uid)
+
+
+def test_reply_to_own_sent_message_goes_to_its_recipients(
+    server: RunningServer, alice: WebClient
+) -> None:
+    sent = (
+        b"From: alice@example.test\r\nTo: Bob <bob@example.test>\r\nSubject: Mine\r\n"
+        b"Message-ID: <mine@example.test>\r\n\r\nSent by me.\r\n"
+    )
+    uid = append(server, "alice@example.test", sent, mailbox="Sent")
+    v = uidvalidity(server, "alice@example.test", "Sent")
+    query = urlencode({"mode": "reply", "f": "Sent", "v": v, "uid": uid})
+    fields = form_of(alice.get("/compose?" + query).text)
+    assert fields["to"] == "Bob <bob@example.test>"
+
+
+def test_forward_of_html_mail_keeps_its_formatting(server: RunningServer, alice: WebClient) -> None:
+    original = (
+        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: Styled\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<p>Look at <b>this</b><script>alert(1)</script></p>\r\n"
+    )
+    uid = append(server, "alice@example.test", original)
+    v = uidvalidity(server, "alice@example.test", "INBOX")
+    fields = form_of(alice.get(_compose_url("forward", v, uid)).text)
+    assert "<b>this</b>" in fields["html"] and "script" not in fields["html"]
+    assert "Look at this" in fields["body"]  # the text part, made from the HTML

@@ -230,6 +230,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         if mode in ("reply", "replyall"):
             allowed = await services.submission.allowed_senders(session.account)
             to = mailboxes_of(message, "Reply-To") or senders
+            if to and all(services.submission.owns(allowed, spec) for _n, spec in to):
+                to = mailboxes_of(message, "To")  # a reply to one's own sent message
             cc: list[tuple[str, str]] = []
             if mode == "replyall":
                 taken = {spec.lower() for _n, spec in to}
@@ -265,7 +267,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                 ("Cc", header(message, "Cc")),
             ]
             values["body"] = signature + forwarded_text(text, fields)
-            values["html"] = text_to_html(values["body"])
+            if html is None:
+                values["html"] = text_to_html(values["body"])
+            else:  # the original's own formatting, cleaned, under the same heading
+                heading = forwarded_text("", fields).strip("\n")
+                values["html"] = text_to_html(signature + "\n\n" + heading) + html
         else:
             values["body"] = signature
             values["html"] = text_to_html(signature) if signature else ""
