@@ -152,3 +152,32 @@ def test_bold_arrives_as_html(
     html = text_of(message, "html")
     assert re.search(r"<(b|strong)>strong words</\1>", html), html
     assert text_of(message, "plain").strip() == "strong words then plain"
+
+
+def test_dropped_file_survives_autosave_and_is_sent_once(
+    server: RunningServer, sign_in: Callable[..., Page], base_url: str
+) -> None:
+    page = sign_in("alice@example.test")
+    page.goto(base_url + "/compose")
+    page.fill("input[name=to]", "bob@example.test")
+    page.fill("input[name=subject]", "With a dropped file")
+    transfer = page.evaluate_handle(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["dropped bytes\\n"], "dropped.txt", {type: "text/plain"}));
+            return dt;
+        }"""
+    )
+    page.dispatch_event("form.compose", "drop", {"dataTransfer": transfer})
+    assert page.eval_on_selector("input[type=file]", "i => i.files.length") == 1
+    # autosave takes the file into the draft; the form then lists it as kept
+    expect(page.locator(".compose-status")).to_contain_text("Draft saved at", timeout=15_000)
+    expect(page.locator("ul.carried")).to_contain_text("dropped.txt")
+    assert page.eval_on_selector("input[type=file]", "i => i.files.length") == 0
+    page.click("button[value=send]")
+    page.wait_for_url("**/folder?f=INBOX&sent=local")
+    message = parse(messages(server, "bob@example.test", "INBOX")[0][1])
+    attached = list(message.iter_attachments())
+    assert [a.get_filename() for a in attached] == ["dropped.txt"]
+    assert attached[0].get_content() == "dropped bytes\n"
+    assert messages(server, "alice@example.test", "Drafts") == []

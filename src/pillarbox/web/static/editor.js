@@ -204,6 +204,10 @@
       return;
     }
     if (timer !== null) { window.clearTimeout(timer); timer = null; }
+    if (!checkSize()) {  // the server would refuse it: do not upload it all first
+      event.preventDefault();
+      return;
+    }
     sync();
   });
 })();
