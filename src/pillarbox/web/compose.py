@@ -30,12 +30,16 @@ types" registry.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import partial
 from html import escape
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 from starlette.datastructures import FormData, UploadFile
@@ -98,6 +102,8 @@ MODES = {"reply", "replyall", "forward", "forward_attach"}
 ORIGINAL_FIELD = "X-Pillarbox-Original"  # in drafts only: what the draft answers
 MAX_FILES = 100
 MAX_FIELDS = 1000
+WORK_IN_THREAD = 256 * 1024  # bytes of message handled off the event loop
+T = TypeVar("T")
 _MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 
 
@@ -206,10 +212,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             return []
         original = _original(values["orig"])
         if not values["draft_uid"] and original is not None and original[0] == "forward_attach":
-            message = parsed(source.data)
+            message = await _off_loop(len(source.data), parsed, source.data)
             name = safe_filename((header(message, "Subject") or "message")[:80] + ".eml")
             return [Attachment(name, "message/rfc822", source.data)]
-        return attachments_of(parsed(source.data), source.data)
+        message = await _off_loop(len(source.data), parsed, source.data)
+        return await _off_loop(len(source.data), attachments_of, message, source.data)
 
     async def started_from(
         session: WebSession, mode: str, folder: str, uidvalidity: int, uid: int
@@ -218,7 +225,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         source = await fetch_source(ctx.mailboxes(session), folder, uidvalidity, uid)
         if source is None:
             raise HTTPException(404)
-        message = parsed(source.data)
+        message = await _off_loop(len(source.data), parsed, source.data)
         text, html = main_text(message)
         values = _blank_values()
         values["orig"] = urlencode({"mode": mode, "f": folder, "v": uidvalidity, "uid": uid})
@@ -286,7 +293,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         source = await fetch_source(mailboxes, drafts.name, uidvalidity, uid)
         if source is None:
             raise HTTPException(404)
-        message = parsed(source.data)
+        message = await _off_loop(len(source.data), parsed, source.data)
         text, html = main_text(message)
         values = _blank_values()
         for name in ("to", "cc", "bcc"):
@@ -301,7 +308,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         values["references"] = header(message, "References")
         values["orig"] = header(message, ORIGINAL_FIELD)
         values["draft_uid"], values["draft_v"] = str(uid), str(uidvalidity)
-        return ComposeForm(values, [a.filename for a in attachments_of(message, source.data)])
+        held = await _off_loop(len(source.data), attachments_of, message, source.data)
+        return ComposeForm(values, [a.filename for a in held])
 
     # --- pages ---------------------------------------------------------------------------
 
@@ -315,7 +323,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             # a reply is sent from the address the original was sent to, if it is ours
             source = await fetch_source(ctx.mailboxes(session), *original[1:])
             if source is not None:
-                message = parsed(source.data)
+                message = await _off_loop(len(source.data), parsed, source.data)
                 preferred = [spec.lower() for _n, spec in mailboxes_of(message, "To", "Cc")]
         choices, selected = sender_choices(session.account.address, allowed, preferred)
         mode = original[0] if original is not None else ""
@@ -419,15 +427,19 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         sender, allowed = await sender_of(session, values)
         rcpts = await recipients(values)
         text, html = _content(values)
-        data = compose_message(
-            sender=("", sender),
-            to=_mailboxes(values["to"], "To"),
-            cc=_mailboxes(values["cc"], "Cc"),
-            subject=values["subject"],
-            text=text,
-            html=html,
-            attachments=files,
-            extra_headers=threading_headers(values),
+        data = await _off_loop(
+            sum(len(a.data) for a in files),
+            partial(
+                compose_message,
+                sender=("", sender),
+                to=_mailboxes(values["to"], "To"),
+                cc=_mailboxes(values["cc"], "Cc"),
+                subject=values["subject"],
+                text=text,
+                html=html,
+                attachments=files,
+                extra_headers=threading_headers(values),
+            ),
         )
         if len(data) > limit:
             raise FormError(
@@ -460,16 +472,20 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             sender = normalize_address(chosen)
         except InvalidAddress:
             sender = account.address
-        data = compose_message(
-            sender=("", sender),
-            to=_lenient(values["to"]),
-            cc=_lenient(values["cc"]),
-            bcc=_lenient(values["bcc"]),
-            subject=values["subject"],
-            text=text,
-            html=html,
-            attachments=files,
-            extra_headers=extra,
+        data = await _off_loop(
+            sum(len(a.data) for a in files),
+            partial(
+                compose_message,
+                sender=("", sender),
+                to=_lenient(values["to"]),
+                cc=_lenient(values["cc"]),
+                bcc=_lenient(values["bcc"]),
+                subject=values["subject"],
+                text=text,
+                html=html,
+                attachments=files,
+                extra_headers=extra,
+            ),
         )
         if len(data) > limit:
             raise FormError(f"The draft is larger than the limit of {_size(limit)}.")
@@ -586,6 +602,14 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/compose", compose_get, methods=["GET"]),
         Route("/compose", compose_post, methods=["POST"]),
     ]
+
+
+async def _off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker thread when it handles a big message (parsing or
+    writing megabytes would hold up every other request and mail session), else here."""
+    if size > WORK_IN_THREAD:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 def _lenient(value: str) -> list[tuple[str, str]]:
