@@ -109,3 +109,17 @@ def test_from_chooser_offers_aliases(server: RunningServer, alice: WebClient) ->
     assert "Not sent:" in refused.text and "not owned" in refused.text
     assert 'value="Not mine"' in refused.text
     assert len(messages(server, "bob@example.test", "INBOX")) == 1
+
+
+def test_refused_form_shows_only_clean_markup(server: RunningServer, alice: WebClient) -> None:
+    fields = form_of(alice.get("/compose").text)
+    fields.update(
+        to="nobody@example.test",
+        format="html",
+        html='<div>kept <b>bold</b><img src=x onerror="window.owned=1"><script>x()</script></div>',
+    )
+    refused = post_compose(alice, fields)
+    assert refused.status_code == 400
+    shown = form_of(refused.text)["html"]
+    assert "<b>bold</b>" in shown
+    assert "onerror" not in shown and "<img" not in shown and "script" not in shown

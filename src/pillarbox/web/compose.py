@@ -544,6 +544,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     async def handle_post(request: Request, session: WebSession, form: FormData) -> Response:
         values = _blank_values()
         values.update({name: _text(form, name) for name in FIELDS if name in form})
+        # The page shown again puts this markup into the editor: only the clean form.
+        values["html"] = clean_compose_html(values["html"]) if values["html"] else ""
         keep = {v for v in form.getlist("keep") if isinstance(v, str)}
         action = _text(form, "action") or "send"
         autosave = _text(form, "autosave") == "1"
