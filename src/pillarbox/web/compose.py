@@ -31,6 +31,7 @@ types" registry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import re
 from collections.abc import Callable
@@ -574,8 +575,12 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             if autosave:
                 return JSONResponse({"ok": False, "error": text}, status_code=400)
             return await failed_page(request, session, values, keep, files, text)
-        await mark_original(session, values)
-        await delete_draft(session, values)
+        # The message is sent: a flag or a draft that cannot be changed now (gone, or
+        # the store busy) must not make the page say otherwise.
+        with contextlib.suppress(ServiceError):
+            await mark_original(session, values)
+        with contextlib.suppress(ServiceError):
+            await delete_draft(session, values)
         return RedirectResponse(f"/folder?f=INBOX&sent={outcome}", status_code=303)
 
     async def failed_page(
