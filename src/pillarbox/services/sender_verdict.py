@@ -1,0 +1,39 @@
+"""Whether a stored message's sender was verified when it arrived: the webmail's mark.
+
+The verdict is read back from the Authentication-Results field our own MX added at
+delivery (`services.inbound_auth`), never recomputed (DNS and keys change; the verdict
+at arrival is the one that counts). Only fields whose authserv-id is our host name are
+believed: anyone can write such a field into a message, and RFC 8601 §5 leaves it to
+the reader to ignore the ones it did not add. Our inbound path removes fields that
+claim our name before adding its own, so the topmost of ours is ours.
+
+Verified means DMARC passed (RFC 7489: an aligned SPF or DKIM pass for the From
+domain), or a DKIM signature passed whose ``header.d`` is aligned, relaxed (RFC 7489
+§3.1.1), with the one domain in From. An SPF pass alone is not enough: it speaks for
+the envelope sender, which the reader does not see.
+
+Must not: query DNS, or trust an Authentication-Results field of another authserv-id.
+"""
+
+from __future__ import annotations
+
+from pillarbox.mailauth.dmarc import aligned, from_domains
+from pillarbox.mailauth.results import own_results
+
+
+def verified_sender(header: bytes, hostname: str) -> bool:
+    """`header` (the message's header block, or the whole message) carries our verdict
+    that its From domain was authenticated."""
+    ours = own_results(header, hostname)
+    if not ours:
+        return False
+    newest = ours[0]
+    if any(r.method == "dmarc" and r.result == "pass" for r in newest.results):
+        return True
+    domains = from_domains(header)
+    if len(domains) != 1:
+        return False
+    return any(
+        r.method == "dkim" and r.result == "pass" and aligned(r.get("header.d"), domains[0], "r")
+        for r in newest.results
+    )
