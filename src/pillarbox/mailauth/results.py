@@ -242,11 +242,19 @@ def parse_results(value: bytes) -> ParsedResults:
     return ParsedResults(authserv_id(first.encode("utf-8", "replace")), tuple(found))
 
 
-def own_results(header: bytes, hostname: str) -> list[ParsedResults]:
+def own_results(header: bytes, hostname: str, *, above: str | None = None) -> list[ParsedResults]:
     """The parsed Authentication-Results fields of `header` (a header block or a whole
-    message) that name `hostname` as their authserv-id, topmost (the newest) first.
-    Fields of other authserv-ids are not to be trusted (RFC 8601 §5) and not returned."""
+    message) that name `hostname` as their authserv-id, topmost (the newest) first; with
+    `above` ("received"), only those before the first field of that name. Fields of
+    other authserv-ids are not to be trusted (RFC 8601 §5) and not returned."""
     ours = hostname.rstrip(".").lower()
     fields, _ = scan_header(header)
-    parsed = [parse_results(f.value) for f in fields if f.name == "authentication-results"]
-    return [p for p in parsed if p.authserv_id == ours]
+    found: list[ParsedResults] = []
+    for field in fields:
+        if field.name == above:
+            break
+        if field.name == "authentication-results":
+            parsed = parse_results(field.value)
+            if parsed.authserv_id == ours:
+                found.append(parsed)
+    return found

@@ -3,9 +3,13 @@
 The verdict is read back from the Authentication-Results field our own MX added at
 delivery (`services.inbound_auth`), never recomputed (DNS and keys change; the verdict
 at arrival is the one that counts). Only fields whose authserv-id is our host name are
-believed: anyone can write such a field into a message, and RFC 8601 §5 leaves it to
-the reader to ignore the ones it did not add. Our inbound path removes fields that
-claim our name before adding its own, so the topmost of ours is ours.
+believed (RFC 8601 §5: anyone can write one; the reader ignores those it did not add),
+and of those only the ones above the first Received field. Our MX puts its field above
+the Received line it adds, and removes fields claiming our name from what it is sent;
+but mail that does not pass that check (submitted by a local user, fetched from another
+provider, relayed by a trusted network) keeps whatever the sender wrote, and every one
+of those paths prepends our Received line, so a field the sender wrote sits below it.
+A message APPENDed over IMAP has no such line: the account's own client put it there.
 
 Verified means DMARC passed (RFC 7489: an aligned SPF or DKIM pass for the From
 domain), or a DKIM signature passed whose ``header.d`` is aligned, relaxed (RFC 7489
@@ -24,7 +28,7 @@ from pillarbox.mailauth.results import own_results
 def verified_sender(header: bytes, hostname: str) -> bool:
     """`header` (the message's header block, or the whole message) carries our verdict
     that its From domain was authenticated."""
-    ours = own_results(header, hostname)
+    ours = own_results(header, hostname, above="received")
     if not ours:
         return False
     newest = ours[0]
