@@ -118,9 +118,14 @@ def _section(number: tuple[int, ...]) -> str:
     return ".".join(str(n) for n in number)
 
 
-def _estimated_size(ent: Entity) -> int:
+def _estimated_size(data: bytes, ent: Entity) -> int:
+    """The decoded size: exact for base64 but for padding (line breaks are not counted;
+    `bytes.count` over the range copies nothing), the encoded size otherwise."""
     size = ent.e - ent.b
-    return size * 3 // 4 if ent.cte == "base64" else size
+    if ent.cte != "base64":
+        return size
+    breaks = data.count(b"\n", ent.b, ent.e) + data.count(b"\r", ent.b, ent.e)
+    return (size - breaks) * 3 // 4
 
 
 def _showable(ent: Entity) -> bool:
@@ -185,7 +190,7 @@ class _Builder:
         if ent.message is not None or _is_attachment(ent):
             name = filename_of(ent) or ("message.eml" if ent.message is not None else "")
             self.view.attachments.append(
-                Attachment(_section(part), name, ent.mime_type, _estimated_size(ent))
+                Attachment(_section(part), name, ent.mime_type, _estimated_size(self.data, ent))
             )
         elif ent.subtype == "html":
             if self.view.html_part is None:
@@ -193,7 +198,9 @@ class _Builder:
                 self.html = ent
             else:  # a second HTML body part: offered as a file rather than lost
                 self.view.attachments.append(
-                    Attachment(_section(part), "part.html", "text/html", _estimated_size(ent))
+                    Attachment(
+                        _section(part), "part.html", "text/html", _estimated_size(self.data, ent)
+                    )
                 )
         else:
             self.view.texts.append(decoded_text(self.data, ent))
@@ -219,7 +226,7 @@ def message_view(data: bytes) -> MessageView:
         if cid not in named or as_file:
             name = filename_of(ent)
             view.attachments.append(
-                Attachment(_section(part), name, ent.mime_type, _estimated_size(ent))
+                Attachment(_section(part), name, ent.mime_type, _estimated_size(data, ent))
             )
     view.attachments.sort(key=lambda a: tuple(int(n) for n in a.part.split(".")))
     return view
@@ -271,7 +278,7 @@ def frame_source(data: bytes, part: tuple[int, ...], *, images: bool = True) -> 
         budget = INLINE_LIMIT
         for cid, section in view.inline.items():
             image = entity_at(root, tuple(int(n) for n in section.split(".")))
-            if image is None or _estimated_size(image) > budget:
+            if image is None or _estimated_size(data, image) > budget:
                 continue
             uri = _data_uri(data, image)
             if uri is not None:
