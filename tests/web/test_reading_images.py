@@ -120,6 +120,13 @@ def test_always_show_from_sender(server: RunningServer, alice: WebClient) -> Non
     other = alice.get(newest_link(alice)).text
     assert "third" in other and "Images from the internet are hidden." in other
 
+    # Trust can be taken back from a message of that sender.
+    assert "Images from NEWS@Shop.Test are always shown." in later
+    fields = hidden_fields(later.split('action="/read/images"', 1)[1])
+    assert fields["forget"] == "1"
+    back = alice.get(alice.post("/read/images", fields).headers["location"]).text
+    assert "Images from the internet are hidden." in back
+
     # bob's trust is his own.
     deliver(server, html_mail("news@shop.test", "to bob", BODY), to="bob@example.test")
     with WebClient(server) as bob:

@@ -70,6 +70,7 @@ class MessageView:
     date: str = ""
     texts: list[str] = field(default_factory=list)  # text/plain parts, in order
     html_part: str | None = None  # section of the text/html part shown in the frame
+    html_text: str = field(default="", repr=False)  # its markup, decoded, not cleaned
     attachments: list[Attachment] = field(default_factory=list)
     inline: dict[str, str] = field(default_factory=dict)  # Content-ID -> section shown
 
@@ -219,7 +220,9 @@ def message_view(data: bytes) -> MessageView:
     view.sender_address = addrs[0][1] if addrs else ""
     builder = _Builder(data, view)
     builder.entity(root, ())
-    named = cid_references(decoded_text(data, builder.html)) if builder.html else set()
+    if builder.html is not None:
+        view.html_text = decoded_text(data, builder.html)
+    named = cid_references(view.html_text)
     for cid, part, ent, as_file in builder.images:
         if cid in named:
             view.inline.setdefault(cid, _section(part))
@@ -263,28 +266,28 @@ def _data_uri(data: bytes, ent: Entity) -> str | None:
     return f"data:image/{subtype};base64,{base64.b64encode(decoded).decode('ascii')}"
 
 
-def frame_source(data: bytes, part: tuple[int, ...], *, images: bool = True) -> FrameSource | None:
-    """The text of HTML part `part` and (with `images`) its inline images as ``data:``
-    URIs, in message order until `INLINE_LIMIT` decoded bytes; None if `part` is no HTML
-    part."""
+def frame_source(data: bytes, part: tuple[int, ...]) -> FrameSource | None:
+    """The text of HTML part `part` and, when it is the one the page shows, its inline
+    images as ``data:`` URIs, in message order until `INLINE_LIMIT` decoded bytes; None
+    if `part` is no HTML part."""
     view = message_view(data)
     root, _defects = walk(data)
     ent = entity_at(root, part)
     if ent is None or ent.children is not None or ent.mime_type != "text/html":
         return None
-    markup = decoded_text(data, ent)
+    if _section(part) != view.html_part:  # another HTML part, offered as a file
+        return FrameSource(decoded_text(data, ent), {})
     inline: dict[str, str] = {}
-    if images and _section(part) == view.html_part:
-        budget = INLINE_LIMIT
-        for cid, section in view.inline.items():
-            image = entity_at(root, tuple(int(n) for n in section.split(".")))
-            if image is None or _estimated_size(data, image) > budget:
-                continue
-            uri = _data_uri(data, image)
-            if uri is not None:
-                budget -= len(uri) * 3 // 4
-                inline[cid] = uri
-    return FrameSource(markup, inline)
+    budget = INLINE_LIMIT
+    for cid, section in view.inline.items():
+        image = entity_at(root, tuple(int(n) for n in section.split(".")))
+        if image is None or _estimated_size(data, image) > budget:
+            continue
+        uri = _data_uri(data, image)
+        if uri is not None:
+            budget -= len(uri) * 3 // 4
+            inline[cid] = uri
+    return FrameSource(view.html_text, inline)
 
 
 def _addresses(root: Entity, name: str) -> str:

@@ -129,10 +129,10 @@ async def _off_loop_if_big(size: int, fn: Any, *args: Any, **kwargs: Any) -> Any
 
 
 async def _cleaned_frame(
-    data: bytes, part: tuple[int, ...], *, remote_images: bool, inline: bool
+    data: bytes, part: tuple[int, ...], *, remote_images: bool
 ) -> CleanHtml | None:
     def work() -> CleanHtml | None:
-        source = frame_source(data, part, images=inline)
+        source = frame_source(data, part)
         if source is None:
             return None
         return clean_html(source.markup, remote_images=remote_images, inline=source.inline)
@@ -171,19 +171,23 @@ async def _section_response(
 async def _page_values(
     ctx: WebContext, session: WebSession, request: Request, data: bytes, view: MessageView
 ) -> dict[str, Any]:
-    remote, show = 0, False
+    """The verdict and the remote-images state: how many the shown HTML has (counted by
+    cleaning it: the count is of what the frame would load), whether they are shown,
+    and whether because the sender is trusted."""
+    remote, show, trusted = 0, False, False
     if view.html_part is not None:
-        trusted = bool(view.sender_address) and await ImageSenders(
-            ctx.services.store, session.account.id
-        ).trusts(view.sender_address)
+        senders = ImageSenders(ctx.services.store, session.account.id)
+        trusted = bool(view.sender_address) and await senders.trusts(view.sender_address)
         show = _images_allowed(request) or trusted
-        part = tuple(int(n) for n in view.html_part.split("."))
-        cleaned = await _cleaned_frame(data, part, remote_images=show, inline=False)
-        remote = cleaned.remote_images if cleaned is not None else 0
+        cleaned: CleanHtml = await _off_loop_if_big(
+            len(view.html_text), clean_html, view.html_text, remote_images=show
+        )
+        remote = cleaned.remote_images
     return {
         "verified": verified_sender(data, ctx.services.hostname),
         "remote_images": remote,
         "show_images": show,
+        "trusted_sender": trusted,
     }
 
 
@@ -214,9 +218,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             ctx, session, request.query_params, [WHOLE_MESSAGE], set_seen=False
         )
         remote = _images_allowed(request)
-        cleaned = await _cleaned_frame(
-            fetched.sections[WHOLE_MESSAGE], part, remote_images=remote, inline=True
-        )
+        cleaned = await _cleaned_frame(fetched.sections[WHOLE_MESSAGE], part, remote_images=remote)
         if cleaned is None:
             raise HTTPException(404)
         page = (
@@ -263,15 +265,19 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def trust_images(request: Request) -> Response:
-        """Always show this message's sender's images, then back to the message."""
+        """Always (or, with ``forget``, no longer) show this message's sender's images,
+        then back to the message."""
         session = ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         where = {k: str(form.get(k, "")) for k in ("f", "v", "uid")}
         header = Section((), "HEADER")
         _mailbox, fetched = await _message(ctx, session, where, [header], set_seen=False)
-        view = message_view(fetched.sections[header])
-        if view.sender_address:
-            await ImageSenders(ctx.services.store, session.account.id).trust(view.sender_address)
+        sender = message_view(fetched.sections[header]).sender_address
+        senders = ImageSenders(ctx.services.store, session.account.id)
+        if form.get("forget"):
+            await senders.forget(sender)
+        elif sender:
+            await senders.trust(sender)
         return RedirectResponse("/read?" + urlencode(where), status_code=303)
 
     return [
