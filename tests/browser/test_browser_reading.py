@@ -152,3 +152,19 @@ def test_inline_shown_remote_only_on_request(
     assert page.evaluate("() => window.pwned") is None
     assert frame.locator("script").count() == 0
     assert outside_requests == []
+
+
+def test_message_fits_a_phone_in_dark_mode(
+    server: RunningServer, images: ImageServer, sign_in: Callable[..., Page]
+) -> None:
+    """The images bar and the frame fit 360 px without sideways scrolling, in dark mode."""
+    deliver(server, f"http://127.0.0.1:{images.port}/pixel.png")
+    page = sign_in(
+        "alice@example.test", viewport={"width": 360, "height": 740}, color_scheme="dark"
+    )
+    page.click("text=spring sale")
+    page.wait_for_url("**/read?*")
+    expect(page.locator(".images-bar button")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    screenshot(page, "message-phone-dark")
+    assert images.paths == []
