@@ -107,6 +107,7 @@ def test_always_show_from_sender(server: RunningServer, alice: WebClient) -> Non
     page = alice.get(newest_link(alice)).text
     fields = hidden_fields(page.split('action="/read/images"', 1)[1])
     assert alice.post("/read/images", {**fields, "csrf": "wrong"}).status_code == 403
+    assert alice.post("/read/images", {**fields, "uid": "999"}).status_code == 404
     reply = alice.post("/read/images", fields)
     assert reply.status_code == 303
     again = alice.get(reply.headers["location"]).text

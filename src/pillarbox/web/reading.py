@@ -176,13 +176,12 @@ async def _page_values(
     and whether because the sender is trusted."""
     remote, show, trusted = 0, False, False
     if view.html_part is not None:
-        senders = ImageSenders(ctx.services.store, session.account.id)
-        trusted = bool(view.sender_address) and await senders.trusts(view.sender_address)
-        show = _images_allowed(request) or trusted
-        cleaned: CleanHtml = await _off_loop_if_big(
-            len(view.html_text), clean_html, view.html_text, remote_images=show
-        )
+        cleaned: CleanHtml = await _off_loop_if_big(len(view.html_text), clean_html, view.html_text)
         remote = cleaned.remote_images
+    if remote and view.sender_address:  # the list is asked only when it matters
+        senders = ImageSenders(ctx.services.store, session.account.id)
+        trusted = await senders.trusts(view.sender_address)
+    show = bool(remote) and (_images_allowed(request) or trusted)
     return {
         "verified": verified_sender(data, ctx.services.hostname),
         "remote_images": remote,
