@@ -40,6 +40,7 @@ from datetime import datetime
 from pillarbox.config import FetcherConfig
 from pillarbox.fetcher.idle import Events, IdleWatcher
 from pillarbox.fetcher.imap import ImapClient
+from pillarbox.fetcher.mirror import ALL_FOLDERS
 from pillarbox.fetcher.runner import SourceRunner
 from pillarbox.model.fetch import FetchProtocol, FetchSource
 from pillarbox.services.fetch_sources import FetchSourceService
@@ -239,7 +240,8 @@ class FetchScheduler:
         if source.id in self._watchers or len(self._watchers) >= self.settings.max_idle:
             return
         password = self._sources.password_of(source)
-        folder = source.source_folders[0] if source.source_folders else "INBOX"
+        named = [f for f in source.source_folders if f != ALL_FOLDERS]
+        folder = named[0] if named else "INBOX"
 
         def connect() -> tuple[ImapClient, str]:
             return self._runner.connect_imap(source, password)

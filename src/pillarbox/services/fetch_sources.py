@@ -191,10 +191,12 @@ class FetchSourceService:
             raise AccountError("POP3 has no folders: --source-folder is for IMAP sources")
         try:
             target = normalize_mailbox_name(request.target_folder)
-            # Remote names are sent as given (modified UTF-7 is the client's business).
+            # Remote names are Unicode; the fetcher sends them in modified UTF-7.
             folders = tuple(dict.fromkeys(f for f in request.source_folders if f))
         except BadMailboxName as exc:
             raise AccountError(f"target folder: {exc}") from None
+        if "*" in folders and len(folders) > 1:  # fetcher.mirror.ALL_FOLDERS
+            raise AccountError("all folders, or the folders named: not both")
         if await self._store.get_mailbox(account.id, target) is None:
             with contextlib.suppress(store_errors.AlreadyExists):  # made meanwhile
                 await self._store.create_mailbox(account.id, target)
