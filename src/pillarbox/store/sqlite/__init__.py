@@ -35,6 +35,7 @@ from pillarbox.store.sqlite.accounts import AccountsMixin
 from pillarbox.store.sqlite.core import DB_NAME
 from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
 from pillarbox.store.sqlite.fetch_sources import FetchSourcesMixin
+from pillarbox.store.sqlite.listing import ListingMixin
 from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
@@ -47,6 +48,7 @@ class SqliteStore(
     MailboxesMixin,
     MessagesMixin,
     ReadingMixin,
+    ListingMixin,
     SortingMixin,
     OutboundQueueMixin,
     DkimKeysMixin,
