@@ -130,8 +130,9 @@ async def page(
     )
     status = found.status
     pages = max(1, -(-status.messages // PAGE_SIZE))
-    if not found.uids and status.messages and not keyset:
-        return await page(services, mailbox, pages)  # past the end: the last page
+    if not found.uids and status.messages:
+        # Past either end (a stale link, mail expunged meanwhile): the nearest page.
+        return await page(services, mailbox, 1 if after is not None else pages)
     rows = [message_row(info) for info in infos]
     shown = found.newer + len(found.uids)
     return Page(
@@ -142,7 +143,7 @@ async def page(
         messages=status.messages,
         unseen=status.unseen,
         older_before=found.uids[-1] if found.uids and shown < status.messages else None,
-        newer_after=found.uids[0] if found.newer > PAGE_SIZE else None,
+        newer_after=found.uids[0] if found.uids and found.newer > PAGE_SIZE else None,
         has_newer=found.newer > 0,
     )
 
