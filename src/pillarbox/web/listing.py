@@ -150,6 +150,7 @@ async def page(
 
 def query_int(value: str | None) -> int | None:
     """A positive number from a query parameter; None for anything else."""
-    if value is None or not value.isdigit() or len(value) > 18:
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 19:
         return None
-    return int(value) or None
+    number = int(value)
+    return number if 0 < number < 2**63 else None  # SQLite's INTEGER; thread ids use it all
