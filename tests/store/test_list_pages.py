@@ -19,6 +19,7 @@ async def test_pages_newest_first_by_offset_and_by_uid_bounds(env: Env) -> None:
     first = await s.page_uids(box, 3)
     assert first.uids == tuple(reversed(uids[-3:]))
     assert (first.status.messages, first.status.unseen, first.newer) == (7, 4, 0)
+    assert first.status == await s.mailbox_status(box)  # STATUS's counters, all of them
     second = await s.page_uids(box, 3, offset=3)
     assert second.uids == (uids[3], uids[2], uids[1]) and second.newer == 3
     older = await s.page_uids(box, 3, before=first.uids[-1])

@@ -44,7 +44,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             request,
             "folder.html",
             session,
-            folders=await listing.folders(mailboxes),
+            folders=await listing.folders(mailboxes, page),
             page=page,
             threads=threads,
             notice=_notice(request.query_params.get("sent")),

@@ -73,11 +73,16 @@ def folder_order(mailbox: Mailbox) -> tuple[int, str]:
     return (SPECIAL_ORDER.get(use or "", 9), mailbox.name.casefold())
 
 
-async def folders(mailboxes: AccountMailboxes) -> list[FolderRow]:
+async def folders(mailboxes: AccountMailboxes, shown: Page | None = None) -> list[FolderRow]:
     """Every mailbox of the account, INBOX and special-use ones first, with counts (one
-    STATUS call per mailbox: an account has a handful)."""
+    STATUS call per mailbox: an account has a handful); the folder of `shown`, a page
+    just read, takes its counts from it (counting a big folder twice would double the
+    part of the page's cost that grows with the folder)."""
     rows = []
     for mailbox in sorted(await mailboxes.list_all(), key=folder_order):
+        if shown is not None and shown.mailbox.id == mailbox.id:
+            rows.append(FolderRow(mailbox.name, mailbox.special_use, shown.messages, shown.unseen))
+            continue
         status = await mailboxes.status(mailbox)
         rows.append(FolderRow(mailbox.name, mailbox.special_use, status.messages, status.unseen))
     return rows

@@ -6,8 +6,9 @@ for From/To/Subject): one store query per folder searched, then the page's rows.
 plain word matches messages whose From, To, Subject or body contains it, as
 ``OR OR FROM w TO w OR SUBJECT w BODY w`` (RFC 9051 §6.4.4); ``from:``, ``to:`` and
 ``subject:`` narrow a word to one field; "quoted words" are one phrase; every term must
-match (AND). Results are newest first (highest UID first; across folders, folder by
-folder in the sidebar's order).
+match (AND). Each term is also ANDed with TEXT (`_narrowed`), which changes no result but
+lets the store start from its full-text index. Results are newest first (highest UID
+first; across folders, folder by folder in the sidebar's order).
 
 Must not: read message bodies in Python, or query once per result.
 """
@@ -42,6 +43,17 @@ def words(query: str) -> list[str]:
         return query.replace('"', " ").split()
 
 
+def _narrowed(value: str, key: SearchKey) -> SearchKey:
+    """`key` ANDed with TEXT `value`: the same messages (a From, To or Subject field
+    or the body holding `value` is header or body text holding it), but the store can
+    start from the full-text index instead of testing every row's header columns (ten
+    times faster on 100,000 messages for a word few messages have). Needles under three
+    characters have no trigram to look up: left as they are."""
+    if len(value) < 3:
+        return key
+    return SearchAnd((SearchText(value), key))
+
+
 def search_key(query: str) -> SearchKey | None:
     """The SEARCH key of a query typed in the box; None when it has no term."""
     keys: list[SearchKey] = []
@@ -49,14 +61,13 @@ def search_key(query: str) -> SearchKey | None:
         name, colon, value = term.partition(":")
         field = FIELDS.get(name.casefold()) if colon else None
         if field is not None and value:
-            keys.append(SearchHeader(field, value))
+            keys.append(_narrowed(value, SearchHeader(field, value)))
         elif term:
-            keys.append(
-                SearchOr(
-                    SearchOr(SearchHeader("from", term), SearchHeader("to", term)),
-                    SearchOr(SearchHeader("subject", term), SearchText(term, body_only=True)),
-                )
+            either = SearchOr(
+                SearchOr(SearchHeader("from", term), SearchHeader("to", term)),
+                SearchOr(SearchHeader("subject", term), SearchText(term, body_only=True)),
             )
+            keys.append(_narrowed(term, either))
     if not keys:
         return None
     return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from pillarbox.model import MessagePage, ThreadSummary
+from pillarbox.model import MailboxStatus, MessagePage, ThreadSummary
+from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.flags import SEEN
+from pillarbox.store.sqlite.flags import DELETED, SEEN
 from pillarbox.store.sqlite.rows import mailbox_counters
+
+_NO_UID = 2**63 - 1  # above every UID
 
 
 class ListingMixin(SqliteCore):
@@ -33,7 +36,12 @@ class ListingMixin(SqliteCore):
         after: int | None = None,
     ) -> MessagePage:
         def q(conn: sqlite3.Connection) -> MessagePage:
-            status, _first_unseen = mailbox_counters(conn, mailbox_id)
+            box = conn.execute(
+                "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?",
+                (mailbox_id,),
+            ).fetchone()
+            if box is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
             if after is not None:
                 rows = conn.execute(
                     "SELECT uid FROM messages WHERE mailbox_id = ? AND uid > ?"
@@ -55,17 +63,36 @@ class ListingMixin(SqliteCore):
                     (mailbox_id, limit, max(0, offset)),
                 ).fetchall()
                 uids = [r[0] for r in rows]
+            # The counters and the page's position in one pass over the rows (the
+            # part of a page that grows with the mailbox: keep it to one scan).
             if uids:
-                newer = conn.execute(
-                    "SELECT count(*) FROM messages WHERE mailbox_id = ? AND uid > ?",
-                    (mailbox_id, uids[0]),
-                ).fetchone()[0]
+                above = uids[0]
             elif before is not None:
-                newer = status.messages
+                above = before - 1
             elif after is not None:
-                newer = 0
+                above = _NO_UID
             else:
-                newer = min(max(0, offset), status.messages)
+                above = -1
+            messages, unseen, deleted, size, deleted_size, newer = conn.execute(
+                f"SELECT count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
+                f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
+                f" coalesce(sum(CASE WHEN flags & {DELETED} != 0 THEN size END), 0),"
+                " coalesce(sum(uid > ?), 0)"
+                " FROM messages WHERE mailbox_id = ?",
+                (above, mailbox_id),
+            ).fetchone()
+            status = MailboxStatus(
+                messages=messages,
+                unseen=unseen,
+                deleted=deleted,
+                size=size,
+                uidnext=box[0],
+                uidvalidity=box[1],
+                highestmodseq=box[2],
+                deleted_size=deleted_size,
+            )
+            if not uids and before is None and after is None:
+                newer = min(max(0, offset), messages)
             return MessagePage(status, tuple(uids), newer)
 
         return await self._read(q)
