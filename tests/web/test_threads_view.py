@@ -108,12 +108,13 @@ def test_conversation_pages(server: RunningServer, alice: WebClient) -> None:
     )
     append_many(server, ALICE, [_mail("y@far.test", "Re: topic 0", "r@x", "m0@x", date=2)])
     first = get_ok(alice, "/folder?f=INBOX&view=threads")
-    assert "Page 1 of 2" in first
+    assert "Page 1" in first
     assert first.index("Re: topic 0") < first.index("topic 54")  # revived: on top
     second_url = link(first, "next")
     assert second_url is not None and "view=threads" in second_url
     second = get_ok(alice, second_url)
-    assert second.count("data-thread=") == 5 and "Page 2 of 2" in second
+    assert second.count("data-thread=") == 5 and "Page 2" in second
+    assert link(second, "next") is None and link(second, "prev") is not None
     # another account's conversations are not there, nor reachable by id
     with WebClient(server) as bob:
         bob.sign_in("bob@example.test")

@@ -56,14 +56,14 @@ async def rows(store: Store, mailbox: Mailbox, uids: Sequence[int]) -> list[Mess
 
 async def threads(
     store: Store, mailbox: Mailbox, limit: int, offset: int = 0
-) -> tuple[int, list[tuple[ThreadSummary, MessageInfo]]]:
+) -> tuple[list[tuple[ThreadSummary, MessageInfo]], bool]:
     """One page of the mailbox's conversations (THREADID, RFC 8474 §5.2), the most
-    recently active first, each with its newest message's row: how many conversations
-    there are, and the page (two store calls)."""
-    total, found = await call_store(store.thread_page(mailbox.id, limit, offset))
+    recently active first, each with its newest message's row, and whether older
+    conversations follow (two store calls)."""
+    found, more = await call_store(store.thread_page(mailbox.id, limit, offset))
     newest = await rows(store, mailbox, [t.newest_uid for t in found])
     by_uid = {info.uid: info for info in newest}
-    return total, [(t, by_uid[t.newest_uid]) for t in found if t.newest_uid in by_uid]
+    return [(t, by_uid[t.newest_uid]) for t in found if t.newest_uid in by_uid], more
 
 
 async def thread_messages(store: Store, mailbox: Mailbox, thread_id: int) -> list[MessageInfo]:

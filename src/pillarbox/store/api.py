@@ -387,10 +387,11 @@ class Store(Protocol):
 
     async def thread_page(
         self, mailbox_id: int, limit: int, offset: int = 0
-    ) -> tuple[int, list[ThreadSummary]]:
+    ) -> tuple[list[ThreadSummary], bool]:
         """The mailbox's conversations (messages grouped by THREADID, RFC 8474 §5.2),
-        the one with the highest UID first: how many there are, and up to `limit` of
-        them after skipping `offset`. One read. NotFound if the mailbox is gone."""
+        the one with the highest UID first: up to `limit` of them after skipping
+        `offset`, and whether there are more after those. Cost grows with the depth
+        of the page, not the mailbox. One read. NotFound if the mailbox is gone."""
         ...
 
     async def set_flags(

@@ -37,8 +37,7 @@ class ThreadsPage:
     mailbox: Mailbox
     rows: list[ThreadRow]
     number: int
-    pages: int
-    threads: int
+    more: bool  # older conversations follow (their count is not known: see the store)
     open_thread: int | None
 
 
@@ -48,12 +47,11 @@ async def page(
     """Page `number` of the folder's conversations, the most recently active first;
     `open_thread` (a THREADID) is listed with its messages when it is on the page."""
     number = max(1, number)
-    total, found = await message_lists.threads(
+    found, more = await message_lists.threads(
         services.store, mailbox, PAGE_SIZE, (number - 1) * PAGE_SIZE
     )
-    pages = max(1, -(-total // PAGE_SIZE))
-    if not found and number > pages and total:
-        return await page(services, mailbox, pages, open_thread)
+    if not found and number > 1:
+        return await page(services, mailbox, 1, open_thread)  # past the end: the first
     rows = []
     for summary, info in found:
         expanded: list[MessageRow] = []
@@ -65,4 +63,4 @@ async def page(
                 summary.thread_id, message_row(info), summary.messages, summary.unseen, expanded
             )
         )
-    return ThreadsPage(mailbox, rows, number, pages, total, open_thread)
+    return ThreadsPage(mailbox, rows, number, more, open_thread)

@@ -3,22 +3,22 @@
 A list page reads the mailbox's counters and one page of UIDs from the primary key
 (`messages(mailbox_id, uid)`) walked backwards: ``LIMIT``/``OFFSET`` for page N, or a
 UID bound (``uid < before``, ``uid > after``) that costs the same at any depth. The
-conversation page groups the mailbox's rows by THREADID (`messages.thread_id`, RFC 8474
-§5.2) in one statement, the window count giving the number of conversations in the
-same pass.
+conversation page walks the rows newest first until its conversations (by THREADID,
+`messages.thread_id`, RFC 8474 §5.2) have appeared, then counts those conversations'
+messages in one more statement.
 
 Must not: change anything, or query once per message or per conversation.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from pillarbox.model import MailboxStatus, MessagePage, ThreadSummary
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.flags import DELETED, SEEN
-from pillarbox.store.sqlite.rows import mailbox_counters
 
 _NO_UID = 2**63 - 1  # above every UID
 
@@ -99,24 +99,39 @@ class ListingMixin(SqliteCore):
 
     async def thread_page(
         self, mailbox_id: int, limit: int, offset: int = 0
-    ) -> tuple[int, list[ThreadSummary]]:
-        def q(conn: sqlite3.Connection) -> tuple[int, list[ThreadSummary]]:
-            mailbox_counters(conn, mailbox_id)  # NotFound when the mailbox is gone
+    ) -> tuple[list[ThreadSummary], bool]:
+        def q(conn: sqlite3.Connection) -> tuple[list[ThreadSummary], bool]:
+            if (
+                conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+                is None
+            ):
+                raise NotFound(f"no mailbox {mailbox_id}")
+            # Walk the rows newest first until the page's conversations (and one more, to
+            # know whether there are older ones) have shown up: the walk grows with the
+            # page's depth, not the mailbox; GROUP BY over every row sorted 100,000 of
+            # them for any page.
+            wanted = max(0, offset) + limit
+            order: dict[int, None] = {}
+            for (thread,) in conn.execute(
+                "SELECT coalesce(thread_id, blob_id) FROM messages WHERE mailbox_id = ?"
+                " ORDER BY uid DESC",
+                (mailbox_id,),
+            ):
+                if thread not in order:
+                    order[thread] = None
+                    if len(order) > wanted:
+                        break
+            found = list(order)
+            page, more = found[max(0, offset) : wanted], len(found) > wanted
+            if not page:
+                return [], False
             rows = conn.execute(
                 "SELECT coalesce(thread_id, blob_id) AS t, max(uid) AS top, count(*),"
-                f" sum((flags & {SEEN}) = 0), count(*) OVER ()"
-                " FROM messages WHERE mailbox_id = ?"
-                " GROUP BY t ORDER BY top DESC LIMIT ? OFFSET ?",
-                (mailbox_id, limit, max(0, offset)),
+                f" sum((flags & {SEEN}) = 0) FROM messages"
+                " WHERE mailbox_id = ? AND t IN (SELECT value FROM json_each(?))"
+                " GROUP BY t ORDER BY top DESC",
+                (mailbox_id, json.dumps(page)),
             ).fetchall()
-            if rows:
-                total = rows[0][4]
-            else:
-                total = conn.execute(
-                    "SELECT count(DISTINCT coalesce(thread_id, blob_id))"
-                    " FROM messages WHERE mailbox_id = ?",
-                    (mailbox_id,),
-                ).fetchone()[0]
-            return total, [ThreadSummary(r[0], r[1], r[2], r[3]) for r in rows]
+            return [ThreadSummary(r[0], r[1], r[2], r[3]) for r in rows], more
 
         return await self._read(q)
