@@ -91,3 +91,38 @@ def test_search_page_fits_a_phone(
     expect(page.locator("ul.threads > li")).to_have_count(1)
     assert page.evaluate(WIDE) == []
     assert outside_requests == []
+
+
+def test_address_suggestions_with_the_keyboard(
+    server: RunningServer,
+    sign_in: Callable[..., Page],
+    base_url: str,
+    outside_requests: list[str],
+) -> None:
+    append_many(server, ALICE, [_mail("Hello", "hi", "h1@x")])  # from Bob Example
+    append_many(
+        server,
+        ALICE,
+        [b"From: alice@example.test\r\nTo: Carla Sent <carla@far.test>\r\nSubject: s\r\n\r\nx\r\n"],
+        mailbox="Sent",
+    )
+    page = sign_in(ALICE)
+    page.goto(base_url + "/compose")
+    to = page.locator("input[name=to]")
+    # the compose page marks To/Cc/Bcc with data-suggest; mark it here if it does not yet
+    page.evaluate("document.querySelector('input[name=to]').setAttribute('data-suggest', '')")
+    to.click()
+    to.press_sequentially("someone@far.test, bo")
+    option = page.get_by_role("option", name="Bob Example <bob@example.test>")
+    expect(option).to_be_visible()
+    expect(to).to_have_attribute("aria-expanded", "true")
+    to.press("ArrowDown")
+    expect(option).to_have_attribute("aria-selected", "true")
+    to.press("Enter")
+    expect(to).to_have_value("someone@far.test, Bob Example <bob@example.test>, ")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    to.press_sequentially("car")
+    expect(page.get_by_role("option", name="Carla Sent <carla@far.test>")).to_be_visible()
+    to.press("Escape")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    assert outside_requests == []

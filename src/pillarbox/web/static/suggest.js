@@ -146,18 +146,15 @@
     });
   }
 
-  function init() {
-    for (const input of document.querySelectorAll("input[data-suggest]")) {
+  // Attached when a field first gets focus: fields a page adds or swaps in later (the
+  // live updates replace <main>) work too, and a page nobody types in costs nothing.
+  document.addEventListener("focusin", (event) => {
+    const input = event.target;
+    if (input instanceof HTMLInputElement && input.matches("input[data-suggest]")) {
       if (!input.dataset.suggestReady) {
         input.dataset.suggestReady = "1";
         attach(input);
       }
     }
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  });
 })();
