@@ -87,6 +87,13 @@ class SessionStore:
         self._sessions.move_to_end(session_id)
         return session
 
+    def peek(self, session_id: str | None) -> WebSession | None:
+        """The live session of that id without touching it (None if unknown or
+        expired): for work around a request that must not count as its use."""
+        if session_id is None or not self.alive(session_id):
+            return None
+        return self._sessions[session_id]
+
     def alive(self, session_id: str) -> bool:
         """Is the session still live? Unlike `get`, this does not count as use: an open
         event stream must not keep a forgotten session alive."""
@@ -98,3 +105,13 @@ class SessionStore:
 
     def end(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def end_others(self, account_id: int, keep: str) -> list[str]:
+        """End every session of the account but `keep` (its password changed: whoever
+        signed in with the old one is out); the ids ended, so their streams end too."""
+        ended = [
+            sid for sid, s in self._sessions.items() if s.account.id == account_id and sid != keep
+        ]
+        for sid in ended:
+            del self._sessions[sid]
+        return ended
