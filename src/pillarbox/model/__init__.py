@@ -30,6 +30,7 @@ from pillarbox.model.changes import (
     Resync,
 )
 from pillarbox.model.flags import SYSTEM_FLAGS, FlagMode, FlagRow, canonical_flag
+from pillarbox.model.listing import MessagePage, ThreadSummary
 from pillarbox.model.mailboxes import (
     DEFAULT_MAILBOXES,
     HIERARCHY_SEPARATOR,
@@ -92,6 +93,7 @@ __all__ = [
     "MailboxesChanged",
     "MessageInfo",
     "MessageMeta",
+    "MessagePage",
     "MessagesAdded",
     "MessagesExpunged",
     "PopOnRetrieve",
@@ -123,5 +125,6 @@ __all__ = [
     "SeqRange",
     "SequenceSet",
     "StoreFlagsResult",
+    "ThreadSummary",
     "canonical_flag",
 ]

@@ -47,6 +47,7 @@ from pillarbox.model import (
     MailboxStatus,
     MessageInfo,
     MessageMeta,
+    MessagePage,
     PopOnRetrieve,
     PopScope,
     QueuedMessage,
@@ -56,6 +57,7 @@ from pillarbox.model import (
     RecipientOutcome,
     SearchKey,
     StoreFlagsResult,
+    ThreadSummary,
 )
 from pillarbox.model.fetch import (
     FetchedCopy,
@@ -366,6 +368,31 @@ class Store(Protocol):
         """What SELECT needs, read in one transaction: all UIDs ascending, the
         mailbox's status, and the lowest UID without \\Seen (None if all are seen).
         NotFound if the mailbox is gone."""
+        ...
+
+    async def page_uids(
+        self,
+        mailbox_id: int,
+        limit: int,
+        *,
+        offset: int = 0,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> MessagePage:
+        """One page of a message list without reading every UID (a list view, not
+        SELECT): the mailbox's status and up to `limit` UIDs, highest first; those
+        below `before`, or the `limit` lowest above `after`, or else skipping the
+        `offset` highest. Cost grows with the page (and `offset`), not the mailbox.
+        NotFound if the mailbox is gone."""
+        ...
+
+    async def thread_page(
+        self, mailbox_id: int, limit: int, offset: int = 0
+    ) -> tuple[list[ThreadSummary], bool]:
+        """The mailbox's conversations (messages grouped by THREADID, RFC 8474 §5.2),
+        the one with the highest UID first: up to `limit` of them after skipping
+        `offset`, and whether there are more after those. Cost grows with the depth
+        of the page, not the mailbox. One read. NotFound if the mailbox is gone."""
         ...
 
     async def set_flags(

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pillarbox.web import listing
+from pillarbox.web import listing, threads_view
 from pillarbox.web.context import WebContext
 
 
@@ -27,17 +27,26 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         mailbox = await mailboxes.find(request.query_params.get("f", "INBOX"))
         if mailbox is None:
             raise HTTPException(404, "No such folder")
-        try:
-            number = int(request.query_params.get("page", "1"))
-        except ValueError:
-            number = 1
-        page = await listing.page(ctx.services, mailbox, number)
+        params = request.query_params
+        number = listing.query_int(params.get("page")) or 1
+        threads = None
+        if params.get("view") == "threads":
+            open_thread = listing.query_int(params.get("t"))
+            threads = await threads_view.page(ctx.services, mailbox, number, open_thread)
+        before, after = (
+            listing.query_int(params.get("before")),
+            listing.query_int(params.get("after")),
+        )
+        page = await listing.page(
+            ctx.services, mailbox, 1 if threads else number, before=before, after=after
+        )
         return ctx.render(
             request,
             "folder.html",
             session,
-            folders=await listing.folders(mailboxes),
+            folders=await listing.folders(mailboxes, page),
             page=page,
+            threads=threads,
             notice=_notice(request.query_params.get("sent")),
         )
 

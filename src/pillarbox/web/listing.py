@@ -3,9 +3,11 @@
 A folder row is a mailbox with its STATUS counts; a message row is read from the
 precomputed columns (`MessageInfo`: the ENVELOPE bytes, flags, arrival time, size and
 the preview `message.text.preview` made at delivery, the one IMAP PREVIEW returns), so
-a page of the list never opens a message file. A page costs two store calls: the UID
-list with the mailbox's counts (`SelectedMailbox.open`, as SELECT) and the rows of the
-page's UIDs (`SelectedMailbox.fetch` without sections, as FETCH ENVELOPE FLAGS).
+a page of the list never opens a message file. A page costs two store calls, whatever the
+folder's size: the mailbox's counts with the UIDs of that page alone
+(`message_lists.page`, not SELECT, which would load every UID) and their rows. "Older"
+and "Newer" links name a UID bound (``before=``/``after=``), which costs the same at
+any depth; ``page=N`` keeps working by skipping N pages in the index.
 
 Must not: parse message bodies or query the store once per message.
 """
@@ -18,9 +20,9 @@ from datetime import datetime
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.envelope_fields import EnvelopeAddress, read_envelope
 from pillarbox.model import Mailbox, MessageInfo
+from pillarbox.services import message_lists
 from pillarbox.services.context import Services
 from pillarbox.services.mailbox import AccountMailboxes
-from pillarbox.services.selected import SelectedMailbox
 
 PAGE_SIZE = 50
 
@@ -59,18 +61,28 @@ class Page:
     pages: int
     messages: int
     unseen: int
+    # Keyset links: "Older" is the page below `older_before` (None: this is the last
+    # page); "Newer" the page above `newer_after`, or page 1 when that is the next one.
+    older_before: int | None = None
+    newer_after: int | None = None
+    has_newer: bool = False
 
 
-def _sort_key(mailbox: Mailbox) -> tuple[int, str]:
+def folder_order(mailbox: Mailbox) -> tuple[int, str]:
     use = "\\Inbox" if mailbox.name == "INBOX" else mailbox.special_use
     return (SPECIAL_ORDER.get(use or "", 9), mailbox.name.casefold())
 
 
-async def folders(mailboxes: AccountMailboxes) -> list[FolderRow]:
+async def folders(mailboxes: AccountMailboxes, shown: Page | None = None) -> list[FolderRow]:
     """Every mailbox of the account, INBOX and special-use ones first, with counts (one
-    STATUS call per mailbox: an account has a handful)."""
+    STATUS call per mailbox: an account has a handful); the folder of `shown`, a page
+    just read, takes its counts from it (counting a big folder twice would double the
+    part of the page's cost that grows with the folder)."""
     rows = []
-    for mailbox in sorted(await mailboxes.list_all(), key=_sort_key):
+    for mailbox in sorted(await mailboxes.list_all(), key=folder_order):
+        if shown is not None and shown.mailbox.id == mailbox.id:
+            rows.append(FolderRow(mailbox.name, mailbox.special_use, shown.messages, shown.unseen))
+            continue
         status = await mailboxes.status(mailbox)
         rows.append(FolderRow(mailbox.name, mailbox.special_use, status.messages, status.unseen))
     return rows
@@ -104,17 +116,46 @@ def message_row(info: MessageInfo) -> MessageRow:
     )
 
 
-async def page(services: Services, mailbox: Mailbox, number: int) -> Page:
-    """Page `number` (1 is the newest messages) of the mailbox, newest first."""
-    selected = SelectedMailbox(services.store, mailbox, read_only=True)
-    status, _first_unseen = await selected.open()
-    uids = selected.view.uids
-    pages = max(1, -(-len(uids) // PAGE_SIZE))
-    number = min(max(1, number), pages)
-    end = len(uids) - (number - 1) * PAGE_SIZE
-    wanted = list(uids[max(0, end - PAGE_SIZE) : end])
-    rows: list[MessageRow] = []
-    async for batch in selected.fetch(wanted, [], set_seen=False):
-        rows.extend(message_row(m.info) for m in batch)
-    rows.reverse()
-    return Page(selected.mailbox, rows, number, pages, status.messages, status.unseen)
+async def page(
+    services: Services,
+    mailbox: Mailbox,
+    number: int = 1,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+) -> Page:
+    """A page of the mailbox, newest first: page `number` (1 is the newest messages),
+    or the page just below UID `before` ("Older"), or just above UID `after` ("Newer").
+    The UID bounds cost the same at any depth; `number` skips rows in the index."""
+    keyset = before is not None or after is not None
+    number = max(1, number)
+    offset = 0 if keyset else (number - 1) * PAGE_SIZE
+    found, infos = await message_lists.page(
+        services.store, mailbox, PAGE_SIZE, offset=offset, before=before, after=after
+    )
+    status = found.status
+    pages = max(1, -(-status.messages // PAGE_SIZE))
+    if not found.uids and status.messages:
+        # Past either end (a stale link, mail expunged meanwhile): the nearest page.
+        return await page(services, mailbox, 1 if after is not None else pages)
+    rows = [message_row(info) for info in infos]
+    shown = found.newer + len(found.uids)
+    return Page(
+        mailbox,
+        rows,
+        number=min(found.newer // PAGE_SIZE + 1, pages),
+        pages=pages,
+        messages=status.messages,
+        unseen=status.unseen,
+        older_before=found.uids[-1] if found.uids and shown < status.messages else None,
+        newer_after=found.uids[0] if found.uids and found.newer > PAGE_SIZE else None,
+        has_newer=found.newer > 0,
+    )
+
+
+def query_int(value: str | None) -> int | None:
+    """A positive number from a query parameter; None for anything else."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 0 < number < 2**63 else None  # SQLite's INTEGER; thread ids use it all

@@ -37,6 +37,7 @@ from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
 from pillarbox.store.sqlite.fetch_sources import FetchSourcesMixin
 from pillarbox.store.sqlite.identities import IdentitiesMixin
 from pillarbox.store.sqlite.image_senders import ImageSendersMixin
+from pillarbox.store.sqlite.listing import ListingMixin
 from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
@@ -49,6 +50,7 @@ class SqliteStore(
     MailboxesMixin,
     MessagesMixin,
     ReadingMixin,
+    ListingMixin,
     SortingMixin,
     OutboundQueueMixin,
     DkimKeysMixin,
