@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.e2e.conftest import RunningServer
 from tests.web.client import WebClient
+from tests.web.compose_support import form_of, messages, parse, post_compose
 
 ALICE = "alice@example.test"
 
@@ -122,3 +123,19 @@ def test_another_account_cannot_touch_an_identity(server: RunningServer, alice: 
     assert "Identity removed." in alice.get(reply.headers["location"]).text
     assert [i.id for i in identities(server)] == [0]
     assert re.search(r'name="id" value="0"', alice.get("/settings").text)
+
+
+def test_compose_writes_as_the_identity(server: RunningServer, alice: WebClient) -> None:
+    """The identity's display name goes into From: and its signature below a new
+    message, after the RFC 3676 §4.3 separator; the chooser shows the name."""
+    assert save(alice, ALICE, "Alice Liddell", "Alice\r\nWonderland Ltd").status_code == 303
+    page = alice.get("/compose").text
+    assert "Alice Liddell &lt;alice@example.test&gt;</option>" in page
+    fields = form_of(page)
+    assert fields["body"].replace("\r\n", "\n").endswith("\n-- \nAlice\nWonderland Ltd\n")
+    fields.update({"to": "bob@example.test", "subject": "signed", "action": "send"})
+    assert post_compose(alice, fields).status_code == 303
+    ((_flags, data, _uid),) = messages(server, "bob@example.test", "INBOX")
+    message = parse(data)
+    assert message["From"] == "Alice Liddell <alice@example.test>"
+    assert "-- \nAlice\nWonderland Ltd" in message.get_content().replace("\r\n", "\n")

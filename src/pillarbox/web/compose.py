@@ -153,12 +153,6 @@ def _original(value: str) -> tuple[str, str, int, int] | None:
     return mode, folder, _int(query.get("v", ["0"])[0]), _int(query.get("uid", ["0"])[0])
 
 
-def _signature(session: WebSession) -> str:
-    """The signature to start a message with. Empty until identities and signatures
-    exist in settings; this is where they plug in."""
-    return ""
-
-
 def _with_signature(signature: str) -> str:
     return f"\n\n-- \n{signature}\n" if signature else ""
 
@@ -192,6 +186,16 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     limit = ctx.max_message_size
 
     # --- reading what the form starts from ----------------------------------------------
+
+    async def signature_of(session: WebSession) -> str:
+        """The default identity's signature (Settings → Identities), which a new message,
+        reply or forward starts with; the first identity is the default."""
+        return (await services.identities.identities(session.account))[0].signature
+
+    async def display_names(session: WebSession) -> dict[str, str]:
+        """Address → display name of the account's identities (for From: and the chooser)."""
+        found = await services.identities.identities(session.account)
+        return {i.address: i.display_name for i in found if i.display_name}
 
     async def source_of(session: WebSession, values: dict[str, str]) -> Source | None:
         """The message whose attachments the form carries: the draft if there is one,
@@ -234,7 +238,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         senders = mailboxes_of(message, "From")
         name = (senders[0][0] or senders[0][1]) if senders else "someone"
         date = header(message, "Date")
-        signature = _with_signature(_signature(session))
+        signature = _with_signature(await signature_of(session))
         if mode in ("reply", "replyall"):
             allowed = await services.submission.allowed_senders(session.account)
             to = mailboxes_of(message, "Reply-To") or senders
@@ -341,7 +345,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             error=error,
             notice=notice,
             max_size=limit,
-            signature=_signature(session),
+            signature=await signature_of(session),
+            names=await display_names(session),
         )
 
     async def compose_get(request: Request) -> Response:
@@ -360,7 +365,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         else:
             values = _blank_values()
             values["to"] = query.get("to", "")[:1000]
-            values["body"] = _with_signature(_signature(session))
+            values["body"] = _with_signature(await signature_of(session))
             values["html"] = text_to_html(values["body"]) if values["body"] else ""
             form = ComposeForm(values)
         return await form_page(request, session, form)
@@ -432,7 +437,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             sum(len(a.data) for a in files),
             partial(
                 compose_message,
-                sender=("", sender),
+                sender=((await display_names(session)).get(sender, ""), sender),
                 to=_mailboxes(values["to"], "To"),
                 cc=_mailboxes(values["cc"], "Cc"),
                 subject=values["subject"],
@@ -477,7 +482,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             sum(len(a.data) for a in files),
             partial(
                 compose_message,
-                sender=("", sender),
+                sender=((await display_names(session)).get(sender, ""), sender),
                 to=_lenient(values["to"]),
                 cc=_lenient(values["cc"]),
                 bcc=_lenient(values["bcc"]),
