@@ -126,7 +126,10 @@ def test_alice_writes_bob_reads_live_and_over_imap(
     base_url: str,
     outside_requests: list[str],
     record_property: Callable[[str, object], None],
+    tmp_path: Path,
 ) -> None:
+    attachment = tmp_path / "minutes 2026.pdf"
+    attachment.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 40)
     bob = sign_in("bob@example.test")
     with listening(bob):
         bob.goto(base_url + "/folder?f=INBOX")
@@ -137,7 +140,7 @@ def test_alice_writes_bob_reads_live_and_over_imap(
     # alice sends; bob's open page shows the message without a reload.
     alice = sign_in("alice@example.test")
     watch_for(bob, SUBJECT)
-    sent_at = send_from_compose(alice, "bob@example.test", SUBJECT, BODY)
+    sent_at = send_from_compose(alice, "bob@example.test", SUBJECT, BODY, [attachment])
     expect(row).to_be_visible(timeout=WAIT_MS)
     arrival = seen_after(bob, sent_at)
     expect(alice.locator(".notice")).to_contain_text("sent", ignore_case=True)
@@ -159,6 +162,13 @@ def test_alice_writes_bob_reads_live_and_over_imap(
         expect(bob.locator("h1")).to_have_text(SUBJECT)
         expect_body_text(bob, "Charlotte")
         assert "\\Seen" in flags_of(imap, uid)
+
+        # The attachment is listed and downloads byte for byte.
+        link = bob.locator(".attachments a", has_text="minutes 2026.pdf")
+        with bob.expect_download() as download:
+            link.click()
+        assert download.value.suggested_filename == "minutes 2026.pdf"
+        assert Path(download.value.path()).read_bytes() == attachment.read_bytes()
 
         # Back on the list, a flag set from an IMAP client shows as the star.
         with listening(bob):
