@@ -113,8 +113,8 @@ class ListingMixin(SqliteCore):
             wanted = max(0, offset) + limit
             order: dict[int, None] = {}
             for (thread,) in conn.execute(
-                "SELECT coalesce(thread_id, blob_id) FROM messages WHERE mailbox_id = ?"
-                " ORDER BY uid DESC",
+                # Every row has a thread id (given at delivery, migration 0008 backfilled).
+                "SELECT thread_id FROM messages WHERE mailbox_id = ? ORDER BY uid DESC",
                 (mailbox_id,),
             ):
                 if thread not in order:
@@ -126,10 +126,10 @@ class ListingMixin(SqliteCore):
             if not page:
                 return [], False
             rows = conn.execute(
-                "SELECT coalesce(thread_id, blob_id) AS t, max(uid) AS top, count(*),"
+                "SELECT thread_id, max(uid) AS top, count(*),"
                 f" sum((flags & {SEEN}) = 0) FROM messages"
-                " WHERE mailbox_id = ? AND t IN (SELECT value FROM json_each(?))"
-                " GROUP BY t ORDER BY top DESC",
+                " WHERE mailbox_id = ? AND thread_id IN (SELECT value FROM json_each(?))"
+                " GROUP BY thread_id ORDER BY top DESC",
                 (mailbox_id, json.dumps(page)),
             ).fetchall()
             return [ThreadSummary(r[0], r[1], r[2], r[3]) for r in rows], more

@@ -186,7 +186,12 @@ def _clause(key: SearchKey, params: list[object]) -> str:
             if thread_id is None:
                 return "0"
             params.append(thread_id)
-            return "m.thread_id = ?"
+            # Through the (mailbox_id, thread_id) index (migration 0013); a plain
+            # "m.thread_id = ?" left the planner walking the mailbox in UID order.
+            return (
+                "m.uid IN (SELECT t.uid FROM messages AS t"
+                " WHERE t.mailbox_id = m.mailbox_id AND t.thread_id = ?)"
+            )
         case SearchNot(key=inner):
             return f"NOT ({_clause(inner, params)})"
         case SearchOr(left=left, right=right):
