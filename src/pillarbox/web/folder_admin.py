@@ -72,6 +72,11 @@ def error_text(exc: Rejected, name: str) -> str:
     return exc.text
 
 
+def _printable(text: str) -> str:
+    """A refused name put back in its field, without the characters that made it so."""
+    return "".join(c for c in text if c.isprintable())
+
+
 NOTICES = {
     "created": "Folder “{name}” created.",
     "renamed": "Folder renamed to “{name}”.",
@@ -124,7 +129,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         session = ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         name, parent = _text(form, "name").strip(), _text(form, "parent")
-        values = {"name": name, "parent": parent}
+        values = {"name": _printable(name), "parent": parent}
         if not name:
             return await page(
                 request, session, error="Enter a name.", status_code=400, values=values
@@ -144,7 +149,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         session = ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         old, new = _text(form, "f"), _text(form, "to").strip()
-        values = {"rename_from": old, "rename_to": new}
+        values = {"rename_from": old, "rename_to": _printable(new)}
         mailboxes = ctx.mailboxes(session)
         try:
             mailbox = await mailboxes.get(old)
