@@ -47,7 +47,7 @@ from pillarbox.web.context import WebContext, safe_next
 from pillarbox.web.folder_list import sidebar
 
 MAX_UIDS = 5000  # one request; a page shows 50, this is only a bound
-NOTICE_KEYS = ("done", "n", "to")
+NOTICE_KEYS = ("done", "n", "to", "sent")  # a notice shown once, not carried along
 
 JUNK = "$Junk"  # RFC 5788 registry
 NOT_JUNK = "$NotJunk"
