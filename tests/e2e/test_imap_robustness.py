@@ -123,3 +123,53 @@ def test_keywords_are_bounded_with_limit(server: RunningServer) -> None:
         assert b"1 FETCH (FLAGS (\\Recent $a $b))" in b"".join(lines), lines
     finally:
         c.close()
+
+
+def test_permanentflags_drops_create_keywords_when_mailbox_is_full(
+    server: RunningServer,
+) -> None:
+    """RFC 9051 §7.1: `\\*` in PERMANENTFLAGS says new keywords can be created. Once a
+    STORE is refused because the mailbox holds its 1,000 keywords, the session is told
+    PERMANENTFLAGS without `\\*` before the tagged NO [LIMIT], and not told it again."""
+    c = _login(server.port("imap"))
+    try:
+        msg = b"Subject: k\r\n\r\nbody\r\n"
+        for batch in range(10):
+            words = " ".join(f"$k{batch}x{i}" for i in range(100))
+            lines = c.cmd(f"APPEND INBOX ({words}) {{{len(msg)}+}}\r\n".encode() + msg)
+            assert status(lines).startswith(b"OK"), lines[-1]
+        c.cmd(f"APPEND INBOX () {{{len(msg)}+}}\r\n".encode() + msg)
+        lines = c.cmd("SELECT INBOX")
+        assert any(b"PERMANENTFLAGS (" in x and b"\\*)" in x for x in lines), lines
+        lines = c.cmd("STORE 11 +FLAGS ($brandnew)")
+        assert status(lines).startswith(b"NO [LIMIT]"), lines[-1]
+        told = [x for x in lines if b"PERMANENTFLAGS" in x]
+        assert len(told) == 1 and b"\\*" not in told[0], lines
+        lines = c.cmd("STORE 11 +FLAGS ($another)")
+        assert status(lines).startswith(b"NO [LIMIT]")
+        assert not [x for x in lines if b"PERMANENTFLAGS" in x]
+        assert status(c.cmd("STORE 11 +FLAGS ($k0x1)")).startswith(b"OK")  # a known one
+    finally:
+        c.close()
+
+
+def test_append_bounds_every_header_block(server: RunningServer) -> None:
+    """FETCH reads HEADER, HEADER.FIELDS and MIME whole, so APPEND refuses a message
+    whose own header, or a part's, is over 1 MiB: NO [LIMIT], nothing stored."""
+    c = _login(server.port("imap"))
+    fold = b"X-Filler: " + b"\r\n a" * 300_000 + b"\r\n"  # one field of ~1.2 MB
+    top = fold + b"Subject: big\r\n\r\nbody\r\n"
+    part = (
+        b"Subject: nested\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n" + fold + b"\r\nhidden\r\n--b--\r\n"
+    )
+    fine = b"X-Filler: " + b"\r\n a" * 200_000 + b"\r\nSubject: fine\r\n\r\nbody\r\n"
+    try:
+        for message in (top, part):
+            lines = c.cmd(f"APPEND INBOX {{{len(message)}+}}\r\n".encode() + message)
+            assert status(lines).startswith(b"NO [LIMIT]"), lines[-1]
+        lines = c.cmd(f"APPEND INBOX {{{len(fine)}+}}\r\n".encode() + fine)
+        assert status(lines).startswith(b"OK"), lines[-1]
+        assert b"(MESSAGES 1)" in b"".join(c.cmd("STATUS INBOX (MESSAGES)"))
+    finally:
+        c.close()

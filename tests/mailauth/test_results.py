@@ -55,6 +55,15 @@ def test_authserv_id_parsing() -> None:
     assert authserv_id(b"\r\n\tmx.example.org.;none") == "mx.example.org"
 
 
+def test_authserv_id_quoted_pairs() -> None:
+    """Quoted-pairs are undone one pair at a time (RFC 5322 §3.2.4): an escaped backslash
+    before the closing quote ends the string; an escaped character is itself."""
+    assert authserv_id(b' "mx\\.example.org"; none') == "mx.example.org"
+    assert authserv_id(b' "mx.example.org\\\\"; dkim=pass') == "mx.example.org\\"
+    assert authserv_id(b' "a\\\\" mx.example.org; dkim=pass') == "a\\"
+    assert authserv_id(b' "mx.example.org') == "mx.example.org"  # unterminated
+
+
 def test_own_fields_are_found_and_removed() -> None:
     """Only fields claiming our authserv-id go (RFC 8601 §5); others and the body stay."""
     message = (

@@ -62,4 +62,4 @@ def test_security_headers_on_every_page(web: WebClient, alice: WebClient) -> Non
         assert "frame-ancestors 'none'" in csp
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert reply.headers["x-content-type-options"] == "nosniff"
-        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["referrer-policy"] == "same-origin"

@@ -100,13 +100,30 @@ def _skip_cfws(text: bytes, pos: int) -> int:
     return pos
 
 
+def _quoted_string(value: bytes, pos: int) -> bytes:
+    """The content of the quoted-string opening at `pos`, quoted-pairs undone (RFC 5322
+    §3.2.4). Scanned pair by pair: a closing quote after an escaped backslash (``"a\\\\"``)
+    ends the string, which a look-behind for one backslash gets wrong."""
+    out = bytearray()
+    pos += 1
+    while pos < len(value):
+        char = value[pos]
+        if char == 0x5C and pos + 1 < len(value):  # quoted-pair
+            out.append(value[pos + 1])
+            pos += 2
+            continue
+        if char == 0x22:
+            break
+        out.append(char)
+        pos += 1
+    return bytes(out)
+
+
 def authserv_id(value: bytes) -> str:
     """The authserv-id of an Authentication-Results field value (RFC 8601 §2.2)."""
     pos = _skip_cfws(value, 0)
     if value[pos : pos + 1] == b'"':
-        end = re.search(rb'(?<!\\)"', value[pos + 1 :])
-        raw = value[pos + 1 : pos + 1 + end.start()] if end else value[pos + 1 :]
-        raw = re.sub(rb"\\(.)", rb"\1", raw)
+        raw = _quoted_string(value, pos)
     else:
         match = re.match(rb"[^\s;()]*", value[pos:])
         raw = match.group(0) if match else b""

@@ -32,6 +32,10 @@ from pillarbox.message.mime import Params, param, parse_content_type, parse_tran
 
 MAX_DEPTH = 64  # nested multipart/message levels (Dovecot caps at 100)
 MAX_PARTS = 10_000  # entities per message; beyond that containers stay opaque
+# A header block (the message's, or any part's) that IMAP APPEND accepts: FETCH reads
+# HEADER, HEADER.FIELDS and MIME whole, so their size must be bounded where mail enters.
+# The same as the SMTP default (`[smtp] max_header_size`).
+MAX_HEADER_SIZE = 1024 * 1024
 
 # RFC 2045 §6.2: only these may wrap a multipart or message/rfc822 body (RFC 2046 §5.2.1).
 IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})

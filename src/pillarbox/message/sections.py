@@ -18,6 +18,7 @@ from pillarbox.message.transfer import UnknownTransferEncoding, decode_transfer
 __all__ = [
     "UnknownTransferEncoding",
     "decode_transfer",
+    "largest_header",
     "part_encoding",
     "resolve",
     "section_range",
@@ -87,6 +88,20 @@ def section_range(parts_json: str, part: tuple[int, ...], kind: str) -> tuple[in
             node = inner
         return (node["h"], node["b"]) if kind == "HEADER" else (node["b"], node["e"])
     return None
+
+
+def largest_header(parts_json: str) -> int:
+    """The size of the largest header block in the message: its own and every part's
+    (the ranges HEADER and MIME read whole). One walk of the stored part tree."""
+    largest = 0
+    pending: list[Node] = [_load(parts_json)]
+    while pending:
+        node = pending.pop()
+        largest = max(largest, node["b"] - node["h"])
+        pending.extend(node.get("c", ()))
+        if "m" in node:
+            pending.append(node["m"])
+    return largest
 
 
 def part_encoding(parts_json: str, part: tuple[int, ...]) -> str | None:

@@ -39,7 +39,13 @@ class OverQuota(Rejected):
 
 
 class LimitReached(Rejected):
-    """A bound the server keeps (keywords per message or mailbox) would be passed."""
+    """A bound the server keeps (keywords per message or mailbox) would be passed.
+    `mailbox_full`: the mailbox can take no new keyword at all (IMAP then stops offering
+    to create keywords in PERMANENTFLAGS)."""
+
+    def __init__(self, text: str, *, mailbox_full: bool = False) -> None:
+        super().__init__(text)
+        self.mailbox_full = mailbox_full
 
 
 class AuthFailed(Exception):

@@ -19,7 +19,8 @@ offsets (a decoded one is measured by one pass first), and the front-end streams
 the blob piece by piece as its client takes them (issue 16: memory bounded by what
 clients read, not by what they ask for). Smaller sections keep the read-ahead path,
 whose speed the benchmarks measure. HEADER, HEADER.FIELDS and MIME are always read into
-memory (SMTP bounds a header by `[smtp] max_header_size`; IMAP APPEND does not yet).
+memory: SMTP bounds a header by `[smtp] max_header_size`, IMAP APPEND (and the
+webmail's drafts) every header block by `message.parts.MAX_HEADER_SIZE`.
 
 Must not: know IMAP syntax (sections are plain values here), read a message the session
 does not know, or, when streaming, hold more than about 4 × `READ_AHEAD` of message

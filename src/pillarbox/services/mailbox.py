@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import TypeVar
 
 from pillarbox.message.parse import parse
+from pillarbox.message.parts import MAX_HEADER_SIZE
+from pillarbox.message.sections import largest_header
 from pillarbox.model import (
     AppendResult,
     CopyResult,
@@ -103,7 +105,8 @@ async def call_store(
     except store_errors.QuotaExceeded:
         raise OverQuota() from None
     except store_errors.LimitExceeded as e:
-        raise LimitReached(str(e)) from None
+        full = isinstance(e, store_errors.MailboxKeywordsFull)
+        raise LimitReached(str(e), mailbox_full=full) from None
     except store_errors.StoreUnavailable:
         raise TempFailure("Storage temporarily unavailable") from None
 
@@ -306,6 +309,8 @@ class AccountMailboxes:
     async def _written(self, data: bytes) -> tuple[MessageMeta, BlobHandle]:
         """The message parsed once (in a thread when large) and its bytes written durably."""
         meta = await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
+        if largest_header(meta.parts) > MAX_HEADER_SIZE:
+            raise LimitReached(f"A header block is larger than {MAX_HEADER_SIZE} bytes")
         writer = self.store.new_blob()
         try:
             await writer.write(data)

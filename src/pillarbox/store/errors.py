@@ -21,6 +21,10 @@ class LimitExceeded(StoreError):
     """A bound on how much of something a mailbox may hold (keywords) would be passed."""
 
 
+class MailboxKeywordsFull(LimitExceeded):
+    """The mailbox holds as many distinct keywords as it may: no new one can be stored."""
+
+
 class QuotaExceeded(StoreError):
     """Appending would take the account over its quota."""
 

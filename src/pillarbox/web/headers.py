@@ -3,11 +3,13 @@
 Every page gets a Content-Security-Policy that allows scripts, styles and images only
 from this origin (no inline script, so an injected ``<script>`` or ``onerror=`` in a page
 never runs), ``frame-ancestors 'none'`` (no other page may frame ours: clickjacking),
-``nosniff`` (a download is never sniffed into HTML), ``Referrer-Policy: no-referrer``
-(message URLs never leak to a link's target) and ``Cache-Control: no-store`` (mail is
-not left in shared caches or the back-button cache after sign-out). A response that
-sets its own Content-Security-Policy keeps it: the frame that shows an HTML mail body
-(`reading.MAIL_FRAME_CSP`) is stricter still and may be framed by our own pages only.
+``nosniff`` (a download is never sniffed into HTML), ``Referrer-Policy: same-origin``
+(message URLs never leak to another site; not ``no-referrer``, under which browsers send
+``Origin: null`` on our own form posts (Fetch §3.1) and the Origin check refuses them)
+and ``Cache-Control: no-store`` (mail is not left in shared caches or the back-button
+cache after sign-out). A response that sets its own Content-Security-Policy keeps it:
+the frame that shows an HTML mail body (`reading.MAIL_FRAME_CSP`) is stricter still and
+may be framed by our own pages only.
 
 Must not: decide anything about a request; it only adds headers.
 """
@@ -26,7 +28,7 @@ PAGE_CSP = (
 DEFAULT_HEADERS = {
     "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",  # for browsers without CSP frame-ancestors
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",

@@ -23,13 +23,15 @@ _SYSTEM = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 class AnnouncedFlags:
     """What FLAGS told the client of one selected mailbox (see the module docstring)."""
 
-    __slots__ = ("_keywords", "_known", "read_only")
+    __slots__ = ("_keywords", "_known", "full", "read_only")
 
     def __init__(self, *, read_only: bool) -> None:
         self.read_only = read_only
         # \Recent (RFC 3501 §2.3.2) is a system flag a client never needs told of.
         self._known: set[str] = {*_SYSTEM, "\\Recent"}
         self._keywords: list[str] = []
+        # The mailbox can take no new keyword (the store said so, `mark_full`).
+        self.full = False
 
     def lines(self) -> list[bytes]:
         """The untagged FLAGS and PERMANENTFLAGS payloads (without ``* `` and CRLF)."""
@@ -37,7 +39,18 @@ class AnnouncedFlags:
         flags = b"FLAGS (" + names + b")"
         if self.read_only:
             return [flags, b"OK [PERMANENTFLAGS ()] Read-only mailbox"]
+        if self.full:
+            # RFC 9051 §7.1: "\*" says new keywords can be created; not at the limit.
+            return [flags, b"OK [PERMANENTFLAGS (" + names + b")] No new keywords"]
         return [flags, b"OK [PERMANENTFLAGS (" + names + b" \\*)] Flags permitted"]
+
+    def mark_full(self) -> list[bytes]:
+        """The lines to send once a store refused a keyword because the mailbox holds as
+        many as it may: PERMANENTFLAGS without ``\\*`` (none if already sent)."""
+        if self.full or self.read_only:
+            return []
+        self.full = True
+        return self.lines()
 
     def new(self, flags: Collection[str]) -> list[bytes]:
         """The lines to send before a FETCH showing `flags`: none when all were told

@@ -51,6 +51,7 @@ from pillarbox.server.imap.push import PushBatch
 from pillarbox.server.imap.wakeup import Wakeup
 from pillarbox.server.listener import Stream
 from pillarbox.services.context import Services, Subscription
+from pillarbox.services.errors import LimitReached
 from pillarbox.services.live_results import LiveResults
 from pillarbox.services.mailbox import AccountMailboxes
 from pillarbox.services.selected import SelectedMailbox
@@ -476,6 +477,9 @@ class Session:
             return await run()
         except KNOWN_FAILURES as e:
             status, code, text = reply_for(e)
+            if isinstance(e, LimitReached) and e.mailbox_full and self.announced is not None:
+                for line in self.announced.mark_full():
+                    self.untagged(line)
             self.send(wire.tagged(tag, status, text, code))
         except (ConnectionError, TimeoutError):
             raise

@@ -32,7 +32,7 @@ from pillarbox.model import (
 from pillarbox.rules import quota as quota_rules
 from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
-from pillarbox.store.errors import LimitExceeded, NotFound, QuotaExceeded
+from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import (
@@ -129,7 +129,7 @@ def insert_blob(
 
 
 def check_keyword_room(conn: sqlite3.Connection, mailbox_id: int, names: Iterable[str]) -> None:
-    """LimitExceeded if keywords `names` would take the mailbox past
+    """MailboxKeywordsFull if keywords `names` would take the mailbox past
     `rules.flags.MAX_KEYWORDS_PER_MAILBOX` distinct keywords. One indexed look-up for the
     names, and a count only when one of them is new to the mailbox."""
     wanted = {n.lower() for n in names}
@@ -151,7 +151,7 @@ def check_keyword_room(conn: sqlite3.Connection, mailbox_id: int, names: Iterabl
         (mailbox_id,),
     ).fetchone()
     if count + len(new) > MAX_KEYWORDS_PER_MAILBOX:
-        raise LimitExceeded(f"At most {MAX_KEYWORDS_PER_MAILBOX} keywords per mailbox")
+        raise MailboxKeywordsFull(f"At most {MAX_KEYWORDS_PER_MAILBOX} keywords per mailbox")
 
 
 def spell_keywords(
