@@ -81,8 +81,9 @@ NOTICES = {
     "created": "Folder “{name}” created.",
     "renamed": "Folder renamed to “{name}”.",
     "deleted": "Folder “{name}” deleted.",
-    "subscribed": "Subscribed to “{name}”: it shows in the sidebar.",
-    "unsubscribed": "Unsubscribed from “{name}”: it no longer shows in the sidebar.",
+    "subscribed": "Subscribed to “{name}”.",
+    "unsubscribed": "Unsubscribed from “{name}”: mail apps that list subscribed folders "
+    "only will not show it.",
 }
 
 
