@@ -253,10 +253,15 @@ def test_stale_uidvalidity_changes_nothing(server: RunningServer, alice: WebClie
     assert set(_uids_in(server, "INBOX")) == {a}
 
 
-def test_nothing_selected_says_so(server: RunningServer, alice: WebClient) -> None:
-    _appended(server, 1)
+def test_nothing_selected_or_no_target_says_so(server: RunningServer, alice: WebClient) -> None:
+    (a,) = _appended(server, 1)
     text = _follow(alice, act(alice, [], "delete"))
     assert "No messages selected." in text
+    text = _follow(alice, act(alice, [a], "move", to="Gone meanwhile"))
+    assert "There is no folder named Gone meanwhile." in text
+    text = _follow(alice, act(alice, [a], "move", to=""))
+    assert "Choose a folder to move to." in text
+    assert set(_uids_in(server, "INBOX")) == {a}
 
 
 def test_another_accounts_messages_are_untouched(server: RunningServer, alice: WebClient) -> None:

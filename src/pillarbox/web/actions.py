@@ -89,7 +89,7 @@ def notice(params: Mapping[str, str]) -> tuple[str, bool]:
         "Select the messages again.",
         "none": "No messages selected.",
         "gone": "Those messages are no longer there.",
-        "notarget": "Choose a folder to move to.",
+        "notarget": f"There is no folder named {to}." if to else "Choose a folder to move to.",
         "failed": "That did not work: " + to if to else "That did not work.",
     }
     if done in errors:
@@ -191,9 +191,10 @@ async def act(
         await selected.set_flags(present, frozenset({NOT_JUNK}), FlagMode.ADD)
         await selected.set_flags(present, frozenset({JUNK}), FlagMode.REMOVE)
     if action == "move":
-        if not target_name:
-            return Outcome("notarget")
-        target = await mailboxes.get(target_name)
+        found = await mailboxes.find(target_name) if target_name else None
+        if found is None:  # none chosen, or deleted meanwhile on another device
+            return Outcome("notarget", to=target_name)
+        target = found
     elif action == "notjunk":
         target = await mailboxes.get("INBOX")
     else:
