@@ -180,16 +180,6 @@ async def act(
         flag, mode = FLAG_ACTIONS[action]
         await selected.set_flags(present, frozenset({flag}), mode)
         return Outcome(action, len(present))
-    if action == "delete" and mailbox.special_use == "\\Trash":
-        await selected.set_flags(present, frozenset({"\\Deleted"}), FlagMode.ADD)
-        removed = await selected.expunge(present)
-        return Outcome("purge", len(removed.uids))
-    if action == "junk":
-        await selected.set_flags(present, frozenset({JUNK}), FlagMode.ADD)
-        await selected.set_flags(present, frozenset({NOT_JUNK}), FlagMode.REMOVE)
-    elif action == "notjunk":
-        await selected.set_flags(present, frozenset({NOT_JUNK}), FlagMode.ADD)
-        await selected.set_flags(present, frozenset({JUNK}), FlagMode.REMOVE)
     if action == "move":
         found = await mailboxes.find(target_name) if target_name else None
         if found is None:  # none chosen, or deleted meanwhile on another device
@@ -200,6 +190,17 @@ async def act(
     else:
         use, name = SPECIAL_TARGETS[action]
         target = await special_folder(mailboxes, use, name)
+    if action == "delete" and target.id == mailbox.id:
+        # In Trash: for good, and only these UIDs (RFC 4315 §2.1 UID EXPUNGE).
+        await selected.set_flags(present, frozenset({"\\Deleted"}), FlagMode.ADD)
+        removed = await selected.expunge(present)
+        return Outcome("purge", len(removed.uids))
+    if action == "junk":
+        await selected.set_flags(present, frozenset({JUNK}), FlagMode.ADD)
+        await selected.set_flags(present, frozenset({NOT_JUNK}), FlagMode.REMOVE)
+    elif action == "notjunk":
+        await selected.set_flags(present, frozenset({NOT_JUNK}), FlagMode.ADD)
+        await selected.set_flags(present, frozenset({JUNK}), FlagMode.REMOVE)
     if target.id == mailbox.id:
         if action in ("junk", "notjunk"):
             return Outcome(action, len(present))

@@ -252,11 +252,24 @@
     f.requestSubmit(button);
   }
 
+  // After any swap of the page's content (however much of it the live update
+  // replaces), once per batch of changes.
+  let queued = false;
+  function restoreSoon() {
+    if (!queued) {
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        restore();
+      });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     restore();
     const main = document.querySelector("main");
     if (main) {
-      new MutationObserver(restore).observe(main, { childList: true });
+      new MutationObserver(restoreSoon).observe(main, { childList: true, subtree: true });
     }
   });
   document.addEventListener("click", onClick);
