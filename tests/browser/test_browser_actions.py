@@ -2,8 +2,10 @@
 
 Pins: the toolbar's buttons wait for a selection; a click and a shift-click select a
 range; "Move" with a folder chosen moves exactly those messages; dragging one row onto
-Trash in the sidebar moves that one; each time the page comes back to the folder with
-a notice, and an IMAP session sees the messages where the page says they went.
+Trash in the sidebar moves that one; j / x / # select and delete from the keyboard; in
+Trash, select-all and "Delete for good" ask first, then delete; each time the page comes
+back to the folder with a notice, and an IMAP session sees the messages where the page
+says they went.
 """
 
 from __future__ import annotations
@@ -73,4 +75,23 @@ def test_move_by_toolbar_and_drag_to_trash(
     expect(rows).to_have_count(1)
     assert _subjects(server, "Trash") == {"item 0"}
     assert _subjects(server, "INBOX") == {"item 1"}
+
+    # Keys: j puts the cursor on the first row, x selects it, # deletes the selection.
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(page.locator("input.pick:checked")).to_have_count(1)
+    page.keyboard.press("#")
+    expect(page.locator(".notice")).to_have_text("1 message moved to Trash.")
+    assert _subjects(server, "INBOX") == set()
+
+    # In Trash, select all and delete for good, after saying yes to the question.
+    page.goto(page.url.split("/folder")[0] + "/folder?f=Trash")
+    questions: list[str] = []
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.locator("#select-all").check()
+    expect(page.locator("input.pick:checked")).to_have_count(2)
+    page.locator('#list-actions button[value="delete"]').click()
+    expect(page.locator(".notice")).to_have_text("2 messages deleted for good.")
+    assert questions == ["Delete the selected messages for good?"]
+    assert _subjects(server, "Trash") == set()
     assert outside_requests == []
