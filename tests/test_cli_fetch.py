@@ -173,6 +173,7 @@ def test_private_addresses_need_permission(provider: RunningServer, tmp_path: Pa
         (("--remote", "sometimes"), "not a remote policy"),
         (("--remote", "delete-after:0"), "not a remote policy"),
         (("--source-folder", "Lists"), "POP3 has no folders"),
+        (("--all-folders",), "POP3 has no folders"),
         (("--interval", "5"), "at least 60 seconds"),
         (("--folder", "a%b"), "target folder"),
     ],

@@ -33,6 +33,7 @@ from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.context import Services
+from pillarbox.services.fetch_now import FetchOutcome, RunSource
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.sqlite import SqliteStore
@@ -151,6 +152,16 @@ def fetch_scheduler(services: Services, config: Config) -> FetchScheduler:
     )
 
 
+def fetch_now(scheduler: FetchScheduler) -> RunSource:
+    """The webmail's "fetch now" (`services.fetch_now`), run by the scheduler."""
+
+    async def run(source_id: int) -> FetchOutcome:
+        report = await scheduler.run_once(source_id)
+        return FetchOutcome(report.fetched, report.summary(), report.error)
+
+    return run
+
+
 def tls_context(config: Config) -> ssl.SSLContext:
     if config.tls.cert:
         cert, key = Path(config.tls.cert), Path(config.tls.key)
@@ -218,6 +229,9 @@ class App:
             await self.queue_runner.start()
             self.fetch_scheduler = fetch_scheduler(self.services, self.config)
             await self.fetch_scheduler.start()
+            self.services.fetch_now.register(
+                fetch_now(self.fetch_scheduler), self.fetch_scheduler.wake
+            )
         except BaseException:
             await self.stop()
             raise
@@ -230,6 +244,8 @@ class App:
             await listener.close()
         self.listeners.clear()
         if self.fetch_scheduler is not None:
+            if self.services is not None:
+                self.services.fetch_now.unregister()
             await self.fetch_scheduler.stop()  # a run cut short has lost nothing
             self.fetch_scheduler = None
         if self.queue_runner is not None:

@@ -371,7 +371,7 @@ def cmd_fetch_add(config: Config, args: argparse.Namespace) -> int:
         password=password,
         policy=args.remote,
         target_folder=args.folder,
-        source_folders=args.source_folder or (),
+        source_folders=("*",) * args.all_folders + tuple(args.source_folder or ()),
         interval=args.interval,
     )
     source = _run_with_fetch(config, lambda sources, _: sources.add(args.address, request))
@@ -702,6 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="F",
         help="IMAP: a folder to fetch from (repeatable; default: INBOX)",
+    )
+    p.add_argument(
+        "--all-folders",
+        action="store_true",
+        help="IMAP: mirror every folder (but Trash and Junk) into folders of the same name",
     )
     p.add_argument(
         "--interval",

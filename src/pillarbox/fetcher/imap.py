@@ -12,7 +12,10 @@ What a fetch needs of IMAP is wrapped in plain methods: select a folder and read
 UIDVALIDITY, list UIDs above a point (UID SEARCH, RFC 9051 §6.4.4, §6.4.9), sizes and flags
 (UID FETCH RFC822.SIZE FLAGS), one message or its header without setting \\Seen
 (BODY.PEEK, RFC 9051 §6.4.5), and delete (UID STORE + UID EXPUNGE with UIDPLUS, RFC 4315
-§2.1, else EXPUNGE).
+§2.1, else EXPUNGE). Folder names are Unicode here and modified UTF-7 on the wire (RFC
+3501 §5.1.3; UTF8=ACCEPT is never enabled, so every server understands them); `folders`
+lists the selectable ones with their special use (LIST, RFC 9051 §6.3.9; RETURN
+(SPECIAL-USE), RFC 6154 §5.1, where offered).
 
 Must not: fall back to plain text when TLS was asked for.
 """
@@ -29,6 +32,7 @@ import ssl
 import time
 import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pillarbox.fetcher.errors import (
     AuthenticationFailed,
@@ -37,6 +41,7 @@ from pillarbox.fetcher.errors import (
     RemoteProtocolFailure,
 )
 from pillarbox.fetcher.network import cipher_text, wrap
+from pillarbox.proto.imap import mutf7
 
 MAX_LINE = 1024 * 1024
 UID_CHUNK = 500  # UIDs per FETCH of sizes and flags
@@ -49,6 +54,27 @@ _ITEM_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _CHANGE = re.compile(rb"^\* \d+ (EXISTS|FETCH)\b", re.IGNORECASE)
 _IDLE_TAGS = itertools.count(1)
 _CAPABILITY_CODE = re.compile(rb"^\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+# One LIST reply after "* LIST ": (attributes) delimiter name (RFC 9051 §7.3.1); a name
+# sent as a literal arrives from imaplib as the tuple's second item.
+_LIST_REPLY = re.compile(rb'^\(([^)]*)\) (NIL|"(?:\\.|[^"\\])*") ?(.*)$', re.IGNORECASE)
+MAX_FOLDERS = 1000  # a source with more is not mirrored past this many
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFolder:
+    """A selectable folder of the source: Unicode name, hierarchy delimiter ("" if the
+    server has none), and its RFC 6154 special use (e.g. "\\Sent") if it told one."""
+
+    name: str
+    delimiter: str
+    attributes: frozenset[str]
+
+    @property
+    def special_use(self) -> str | None:
+        for use in ("\\Sent", "\\Drafts", "\\Archive", "\\Junk", "\\Trash", "\\All"):
+            if use.lower() in self.attributes:
+                return use
+        return "\\Flagged" if "\\flagged" in self.attributes else None
 
 
 class _Imap(imaplib.IMAP4):
@@ -194,7 +220,7 @@ class ImapClient:
         HIGHESTMODSEQ in `highestmodseq` (None when the server has none for it: NOMODSEQ,
         RFC 7162 §3.1.2.2)."""
         self.highestmodseq = None
-        name = _quoted(folder) + (" (CONDSTORE)" if condstore else "")
+        name = _quoted(mutf7.encode(folder)) + (" (CONDSTORE)" if condstore else "")
         typ, data = self.imap.select(name, readonly=readonly)
         if typ != "OK":
             text = data[0].decode("utf-8", "replace") if data and data[0] else ""
@@ -207,6 +233,36 @@ class ImapClient:
             if modseq and isinstance(modseq[-1], bytes) and modseq[-1].isdigit():
                 self.highestmodseq = int(modseq[-1])
         return int(values[-1])
+
+    def folders(self) -> list[RemoteFolder]:
+        """The source's selectable folders (not \\Noselect / \\NonExistent), in the
+        server's order, at most `MAX_FOLDERS`; names it sends that are not valid
+        modified UTF-7 are skipped."""
+        command: tuple[str, ...] = ('""', '"*"')
+        if "SPECIAL-USE" in self.capabilities:
+            command = ('""', '"*" RETURN (SPECIAL-USE)')
+        data = self._ok(typing.cast(tuple[str, list[object]], self.imap.list(*command)), "LIST")
+        found: list[RemoteFolder] = []
+        for item in data:
+            line, literal = (item[0], item[1]) if isinstance(item, tuple) else (item, None)
+            if not isinstance(line, bytes):
+                continue
+            match = _LIST_REPLY.match(line)
+            if match is None:
+                continue
+            attributes = frozenset(match.group(1).decode("ascii", "replace").lower().split())
+            if attributes & {"\\noselect", "\\nonexistent"}:
+                continue
+            raw = literal if isinstance(literal, bytes) else _unquoted(match.group(3))
+            delimiter = b"" if match.group(2).upper() == b"NIL" else _unquoted(match.group(2))
+            try:
+                name = mutf7.decode(raw)
+            except mutf7.Mutf7Error:
+                continue
+            found.append(RemoteFolder(name, delimiter.decode("ascii", "replace"), attributes))
+            if len(found) >= MAX_FOLDERS:
+                break
+        return found
 
     def flags_changed_since(self, modseq: int, last_uid: int) -> dict[int, frozenset[str]]:
         """UID -> flags of the messages up to `last_uid` whose flags changed after
@@ -333,6 +389,14 @@ def _text(line: bytes) -> str:
 def _quoted(name: str) -> str:
     """A mailbox name as an IMAP quoted string (RFC 9051 §4.3)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _unquoted(value: bytes) -> bytes:
+    """An astring's value: a quoted string with its quoted-pairs undone, else as is."""
+    value = value.strip()
+    if len(value) >= 2 and value[:1] == b'"' and value[-1:] == b'"':
+        return re.sub(rb"\\(.)", rb"\1", value[1:-1])
+    return value
 
 
 def _buffered(imap: imaplib.IMAP4) -> bool:

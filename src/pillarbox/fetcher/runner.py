@@ -38,6 +38,7 @@ from typing import Protocol, TypeVar
 from pillarbox.config import FetcherConfig
 from pillarbox.fetcher.errors import FetchError
 from pillarbox.fetcher.imap import CARRIED_FLAGS, ImapClient
+from pillarbox.fetcher.mirror import BadMailboxName, local_folder, mirrors_all
 from pillarbox.fetcher.network import client_context, connect, wrap
 from pillarbox.fetcher.pop3 import Pop3Client
 from pillarbox.model import Account
@@ -260,10 +261,11 @@ class SourceRunner:
         record: FetchedRecord,
         origin: FetchOrigin,
         flags: frozenset[str] = frozenset(),
+        folder: str | None = None,
     ) -> bool:
         """True if stored; False if another run stored it meanwhile."""
         try:
-            await self._delivery.deliver(source, account, data, record, origin, flags)
+            await self._delivery.deliver(source, account, data, record, origin, flags, folder)
         except AlreadyFetched:
             return False
         except ServiceError as exc:
@@ -357,13 +359,14 @@ class SourceRunner:
             origin = FetchOrigin(source.host, address, "IMAP", client.tls)
             report.idle = "IDLE" in client.capabilities
             states = await self._delivery.folders(source)
-            for folder in source.source_folders or ("INBOX",):
+            for folder, local in await self._imap_folders(client, source, account, report):
                 try:
                     await self._imap_folder(
                         client,
                         source,
                         account,
                         folder,
+                        local,
                         states.get(folder),
                         origin,
                         report,
@@ -375,12 +378,33 @@ class SourceRunner:
         finally:
             client.close()
 
+    async def _imap_folders(
+        self, client: ImapClient, source: FetchSource, account: Account, report: RunReport
+    ) -> list[tuple[str, str]]:
+        """(source folder, local folder) pairs to fetch: the named source folders into
+        the target folder, or every folder of a source that mirrors all (`mirror`)."""
+        if not mirrors_all(source.source_folders):
+            named = source.source_folders or ("INBOX",)
+            return [(folder, source.target_folder) for folder in named]
+        pairs: list[tuple[str, str]] = []
+        for remote in await self._thread(client.folders):
+            try:
+                local = local_folder(remote, source.target_folder)
+            except BadMailboxName as exc:
+                report.warnings.append(f"folder {remote.name!r} skipped: {exc}")
+                continue
+            if local is not None:
+                name = await self._delivery.local_folder(account, local.name, local.special_use)
+                pairs.append((remote.name, name))
+        return pairs
+
     async def _imap_folder(
         self,
         client: ImapClient,
         source: FetchSource,
         account: Account,
         folder: str,
+        local: str,
         state: FetchFolderState | None,
         origin: FetchOrigin,
         report: RunReport,
@@ -434,7 +458,7 @@ class SourceRunner:
                 uid,
                 carried & SYNCED_FLAGS,
             )
-            if await self._deliver(source, account, data, record, origin, carried):
+            if await self._deliver(source, account, data, record, origin, carried, local):
                 report.fetched += 1
                 current[uid] = now
         if old_digests:

@@ -40,8 +40,10 @@ from datetime import datetime
 from pillarbox.config import FetcherConfig
 from pillarbox.fetcher.idle import Events, IdleWatcher
 from pillarbox.fetcher.imap import ImapClient
-from pillarbox.fetcher.runner import SourceRunner
+from pillarbox.fetcher.mirror import ALL_FOLDERS
+from pillarbox.fetcher.runner import RunReport, SourceRunner
 from pillarbox.model.fetch import FetchProtocol, FetchSource
+from pillarbox.services.errors import AccountError
 from pillarbox.services.fetch_sources import FetchSourceService
 
 log = logging.getLogger("pillarbox.fetcher")
@@ -153,6 +155,41 @@ class FetchScheduler:
         self._now.add(source_id)
         self._wake.set()
 
+    async def run_once(self, source_id: int) -> RunReport:
+        """Run the source now and return its report, for a user who asked (the
+        webmail's "fetch now"): after a run of it in flight, and registered as running,
+        so that a scheduled run never overlaps it; under this node's claim, as `_run`.
+        A paused source is run too: the user asked (as `pillarbox fetch run` does)."""
+        while (running := self._running.get(source_id)) is not None:
+            await asyncio.wait([running])
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[RunReport] = loop.create_future()
+
+        async def go() -> None:
+            try:
+                claimed = await self._sources.claim(
+                    source_id, self._holder, self.settings.claim_seconds
+                )
+                if claimed is None:
+                    raise AccountError(f"fetch source {source_id} is gone or run elsewhere")
+                report = await self._runner.run(claimed)
+                if claimed.id not in self._watchers:
+                    await self._sources.release(claimed.id, self._holder)
+                done.set_result(report)
+            except asyncio.CancelledError:  # the scheduler stopped
+                done.cancel()
+                raise
+            except Exception as exc:  # handed to the caller, who asked
+                if not done.done():
+                    done.set_exception(exc)
+            finally:
+                self._running.pop(source_id, None)
+                self._wake.set()
+
+        task = asyncio.create_task(go(), name=f"fetch-now-{source_id}")
+        self._running[source_id] = task
+        return await done
+
     # --- the loop ------------------------------------------------------------------------
     async def _main(self) -> None:
         while True:
@@ -239,7 +276,8 @@ class FetchScheduler:
         if source.id in self._watchers or len(self._watchers) >= self.settings.max_idle:
             return
         password = self._sources.password_of(source)
-        folder = source.source_folders[0] if source.source_folders else "INBOX"
+        named = [f for f in source.source_folders if f != ALL_FOLDERS]
+        folder = named[0] if named else "INBOX"
 
         def connect() -> tuple[ImapClient, str]:
             return self._runner.connect_imap(source, password)

@@ -134,6 +134,14 @@ class AccountService:
             await self._require_domain(domain)
         return await self._store.list_accounts(domain or None)
 
+    async def get_user(self, address: str) -> Account:
+        """The account as it is now (a session's copy may predate a settings change)."""
+        full = canonical_address(address)
+        account = await self._store.get_account(full)
+        if account is None:
+            raise AccountError(f"no such user: {full}")
+        return account
+
     async def set_password(self, address: str, password: str) -> None:
         full = canonical_address(address)
         check_password(password)

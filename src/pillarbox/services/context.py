@@ -11,7 +11,9 @@ from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
 from pillarbox.services.fetch_delivery import FetchDelivery
+from pillarbox.services.fetch_now import FetchNow
 from pillarbox.services.fetch_sources import KEY_FILE, FetchSourceService, SecretBox
+from pillarbox.services.identities import IdentityService
 from pillarbox.services.inbound_auth import InboundAuth
 from pillarbox.services.outbound import OutboundService
 from pillarbox.services.pop import PopService
@@ -42,8 +44,11 @@ class Services:
     # scheduler in `serve` stores through these, so sessions see it on `changes`).
     fetch_sources: FetchSourceService
     fetch_delivery: FetchDelivery
+    identities: IdentityService  # the addresses, names and signatures users write as
     # IMAP/POP3 sessions per account and address, [limits] max_connections_per_account
     sessions: AccountSessions = field(default_factory=lambda: AccountSessions(0))
+    # "Fetch now" for the webmail: the running fetcher registers itself here (app.py).
+    fetch_now: FetchNow = field(default_factory=FetchNow)
 
     @classmethod
     def build(
@@ -91,6 +96,7 @@ class Services:
             outbound=outbound,
             fetch_sources=FetchSourceService(store, SecretBox(config.data_path / KEY_FILE)),
             fetch_delivery=FetchDelivery(store, hostname=hostname),
+            identities=IdentityService(store, submission),
             sessions=AccountSessions(config.limits.max_connections_per_account),
         )
 

@@ -39,6 +39,7 @@ from pillarbox.model.fetch import (
 )
 from pillarbox.services.delivery import StoreDelivery, received_header
 from pillarbox.services.errors import OverQuota, TempFailure
+from pillarbox.services.mailbox import AccountMailboxes, MailboxExists
 from pillarbox.store import errors as store_errors
 from pillarbox.store.api import Store
 
@@ -196,6 +197,26 @@ class FetchDelivery:
             await _translated(self._store.set_fetched_flags(source.id, folder, uidvalidity, seen))
         return moved
 
+    async def local_folder(
+        self, account: Account, name: str, special_use: str | None = None
+    ) -> str:
+        """The local folder a mirrored source folder's mail goes to, made if missing:
+        the account's folder of `special_use` if it has one, else `name` (created with
+        that special use when no folder has it). Through `AccountMailboxes`, so IMAP
+        sessions and the webmail see a new folder at once."""
+        mailboxes = AccountMailboxes(self._store, account.id)
+        if special_use is not None:
+            for mailbox in await mailboxes.list_all():
+                if mailbox.special_use == special_use:
+                    return mailbox.name
+        found = await mailboxes.find(name)
+        if found is not None:
+            return found.name
+        try:
+            return (await mailboxes.create(name, special_use)).name
+        except MailboxExists:  # made meanwhile by another run or the user: fine
+            return name
+
     async def deliver(
         self,
         source: FetchSource,
@@ -204,9 +225,11 @@ class FetchDelivery:
         record: FetchedRecord,
         origin: FetchOrigin,
         flags: frozenset[str] = frozenset(),
+        folder: str | None = None,
     ) -> AppendResult:
-        """Store `data` in the source's target folder with its trace fields, and
-        `record` with it; durable when this returns. OverQuota, TempFailure."""
+        """Store `data` in `folder` (default: the source's target folder; INBOX if that
+        is gone) with its trace fields, and `record` with it; durable when this returns.
+        OverQuota, TempFailure."""
         store = self._store
         now = datetime.now(UTC)
         trace_id = f"{_TRACE_IDS.getrandbits(64):016X}"
@@ -221,7 +244,7 @@ class FetchDelivery:
             when=now,
         )
         whole = prefix + canonical_lines(data)
-        mailbox = await store.get_mailbox(account.id, source.target_folder)
+        mailbox = await store.get_mailbox(account.id, folder or source.target_folder)
         if mailbox is None:
             mailbox = await store.get_mailbox(account.id, "INBOX")
         if mailbox is None:

@@ -173,6 +173,23 @@ class FetchSourceService:
 
     async def add(self, address: str, request: SourceRequest) -> FetchSource:
         account = await self.account(address)
+        return await self._store.add_fetch_source(await self._checked(account, request))
+
+    async def update(self, address: str, source_id: int, request: SourceRequest) -> FetchSource:
+        """Change a source's settings; an empty password keeps the stored one. Editing a
+        paused source resumes it (issue 15: paused "until the user edits it")."""
+        account = await self.account(address)
+        new = await self._checked(account, request, password_required=False)
+        try:
+            return await self._store.update_fetch_source(source_id, new)
+        except store_errors.NotFound:
+            raise AccountError(f"{address} has no fetch source {source_id}") from None
+
+    async def _checked(
+        self, account: Account, request: SourceRequest, *, password_required: bool = True
+    ) -> NewFetchSource:
+        """The source the rules allow (see module docstring), its password sealed (an
+        empty ciphertext when none was given and none is required)."""
         try:
             protocol = FetchProtocol(request.protocol.lower())
             security = FetchSecurity(request.security.lower())
@@ -183,7 +200,9 @@ class FetchSourceService:
             raise AccountError(f"port {port} is out of range 1-65535")
         if not request.username or any(c in request.username for c in "\r\n\0"):
             raise AccountError("the user name is empty or holds a line break")
-        if not request.password or any(c in request.password for c in "\r\n\0"):
+        if (password_required and not request.password) or any(
+            c in request.password for c in "\r\n\0"
+        ):
             raise AccountError("the password is empty or holds a line break")
         if request.interval < MIN_INTERVAL:
             raise AccountError(f"the interval must be at least {MIN_INTERVAL} seconds")
@@ -191,27 +210,28 @@ class FetchSourceService:
             raise AccountError("POP3 has no folders: --source-folder is for IMAP sources")
         try:
             target = normalize_mailbox_name(request.target_folder)
-            # Remote names are sent as given (modified UTF-7 is the client's business).
+            # Remote names are Unicode; the fetcher sends them in modified UTF-7.
             folders = tuple(dict.fromkeys(f for f in request.source_folders if f))
         except BadMailboxName as exc:
             raise AccountError(f"target folder: {exc}") from None
+        if "*" in folders and len(folders) > 1:  # fetcher.mirror.ALL_FOLDERS
+            raise AccountError("all folders, or the folders named: not both")
         if await self._store.get_mailbox(account.id, target) is None:
             with contextlib.suppress(store_errors.AlreadyExists):  # made meanwhile
                 await self._store.create_mailbox(account.id, target)
-        source = NewFetchSource(
+        return NewFetchSource(
             account_id=account.id,
             protocol=protocol,
             host=normalize_host(request.host),
             port=port,
             security=security,
             username=request.username,
-            password_secret=self.secrets.seal(request.password),
+            password_secret=self.secrets.seal(request.password) if request.password else b"",
             target_folder=target,
             source_folders=folders,
             policy=parse_policy(request.policy),
             interval=request.interval,
         )
-        return await self._store.add_fetch_source(source)
 
     async def list(self, address: str) -> list[FetchSource]:
         account = await self.account(address)

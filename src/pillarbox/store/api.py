@@ -66,6 +66,7 @@ from pillarbox.model.fetch import (
     FetchSource,
     NewFetchSource,
 )
+from pillarbox.model.identities import Identity, NewIdentity
 from pillarbox.model.sorting import SortRow
 
 
@@ -564,6 +565,14 @@ class Store(Protocol):
         the account owns the source."""
         ...
 
+    async def update_fetch_source(self, source_id: int, source: NewFetchSource) -> FetchSource:
+        """Replace the source's settings with `source`'s (an empty `password_secret`
+        keeps the stored one) and zero both failure counts: the user edited it, so a
+        paused source runs again. What was fetched is kept (the same remote mailbox under
+        a new host name must not be fetched twice). NotFound unless `source.account_id`
+        owns the source."""
+        ...
+
     async def claim_fetch_source(
         self, source_id: int, holder: str, until: datetime
     ) -> FetchSource | None:
@@ -626,4 +635,24 @@ class Store(Protocol):
     ) -> None:
         """Drop records: those of `remote_ids` (messages deleted or gone remotely), and,
         with `keep_uidvalidity`, every record of the folder under another UIDVALIDITY."""
+        ...
+
+    # --- identities (the addresses, names and signatures a user writes as) -------------
+    async def add_identity(self, identity: NewIdentity) -> Identity:
+        """Added after the account's others; AlreadyExists if the account has one for
+        that address; NotFound if the account is gone."""
+        ...
+
+    async def list_identities(self, account_id: int) -> list[Identity]:
+        """The account's identities in the order they were added."""
+        ...
+
+    async def update_identity(self, identity: Identity) -> Identity:
+        """Set the address, name and signature of `identity.id`; NotFound unless
+        `identity.account_id` owns it; AlreadyExists if another of its identities has
+        that address."""
+        ...
+
+    async def remove_identity(self, account_id: int, identity_id: int) -> None:
+        """NotFound unless the account owns the identity."""
         ...

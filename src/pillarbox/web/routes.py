@@ -23,7 +23,7 @@ from pillarbox.config import Config
 from pillarbox.services.context import Services
 from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.services.mailbox import NoSuchMailbox
-from pillarbox.web import compose, folders, live, reading, signin
+from pillarbox.web import compose, folders, live, reading, settings, signin
 from pillarbox.web.context import SignInNeeded, WebContext, sign_in_redirect
 from pillarbox.web.headers import SecurityHeaders
 from pillarbox.web.limits import RequestLimits
@@ -66,6 +66,7 @@ def make_app(services: Services, config: Config, ctx: WebContext | None = None) 
         *reading.routes(ctx),
         *compose.routes(ctx),
         *live.routes(ctx),
+        *settings.routes(ctx),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(

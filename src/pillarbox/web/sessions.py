@@ -98,3 +98,13 @@ class SessionStore:
 
     def end(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def end_others(self, account_id: int, keep: str) -> list[str]:
+        """End every session of the account but `keep` (its password changed: whoever
+        signed in with the old one is out); the ids ended, so their streams end too."""
+        ended = [
+            sid for sid, s in self._sessions.items() if s.account.id == account_id and sid != keep
+        ]
+        for sid in ended:
+            del self._sessions[sid]
+        return ended

@@ -220,6 +220,39 @@ class FetchSourcesMixin(SqliteCore):
 
         return await self._write(op)
 
+    async def update_fetch_source(self, source_id: int, source: NewFetchSource) -> FetchSource:
+        values = (
+            source.protocol.value,
+            source.host,
+            source.port,
+            source.security.value,
+            source.username,
+            source.password_secret,
+            source.password_secret,
+            source.target_folder,
+            json.dumps(list(source.source_folders)),
+            source.policy.action.value,
+            source.policy.days,
+            source.interval,
+            source_id,
+            source.account_id,
+        )
+
+        def op(tx: Tx) -> FetchSource:
+            row = tx.conn.execute(
+                "UPDATE fetch_sources SET protocol = ?, host = ?, port = ?, security = ?,"
+                " username = ?, password = CASE WHEN length(?) > 0 THEN ? ELSE password END,"
+                " target_folder = ?, source_folders = ?, remote_action = ?,"
+                " delete_after_days = ?, interval = ?, auth_failures = 0, failures = 0"
+                f" WHERE id = ? AND account_id = ? RETURNING {_COLUMNS}",
+                values,
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no fetch source {source_id} for account {source.account_id}")
+            return _source(row)
+
+        return await self._write(op)
+
     async def claim_fetch_source(
         self, source_id: int, holder: str, until: datetime
     ) -> FetchSource | None:
