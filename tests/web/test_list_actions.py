@@ -335,3 +335,21 @@ def test_message_page_actions(server: RunningServer, alice: WebClient) -> None:
     archived = _uids_in(server, "Archive")
     assert len(archived) == 1 and b"\\Flagged" in next(iter(archived.values()))
     assert set(_uids_in(server, "INBOX")) == {b}
+
+
+def test_an_open_imap_session_is_told(server: RunningServer, alice: WebClient) -> None:
+    """The change bus carries the web's changes to an IMAP session that has INBOX open:
+    a flag comes as an untagged FETCH, a move as an EXPUNGE, at its next NOOP."""
+    a, b = _appended(server, 2)
+    imap = imap_login(server, ALICE)
+    try:
+        imap.select("INBOX")
+        _follow(alice, act(alice, [a], "flag"))
+        imap.noop()
+        fetches = imap.untagged_responses.pop("FETCH", [])
+        assert any(b"\\Flagged" in f for f in fetches if isinstance(f, bytes)), fetches
+        _follow(alice, act(alice, [b], "delete"))
+        imap.noop()
+        assert imap.untagged_responses.pop("EXPUNGE", []) == [b"2"]
+    finally:
+        imap.logout()
