@@ -13,3 +13,12 @@ def dns_server() -> Iterator[DnsServer]:
     the test adds records with `dns_server.add(name, type, value)`."""
     with DnsServer() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last. From the first one on, Playwright's sync API keeps an
+    asyncio loop marked as running in the worker's main thread, and no async test can run
+    after it there ("Runner.run() cannot be called from a running event loop"). Sorted
+    last (a stable sort, the same in every worker), no other test follows one: pytest-xdist
+    hands each worker its tests in collection order."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))

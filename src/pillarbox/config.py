@@ -181,6 +181,21 @@ class FetcherConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The webmail on the `http` listener (web/)."""
+
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto
+    # are believed: the client address for sign-in throttling and the https scheme for
+    # Secure cookies. Empty: the headers are ignored (anyone could send them).
+    trusted_proxies: list[str] = field(default_factory=list)
+    # Seconds a connection may stay idle between requests, and at most take to send a
+    # request's line and header fields (a slow sender is dropped: slowloris).
+    keep_alive_timeout: float = 5.0
+    # Seconds a connection may send nothing in the middle of a request body.
+    read_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -194,6 +209,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     fetcher: FetcherConfig = field(default_factory=FetcherConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def data_path(self) -> Path:
@@ -217,6 +233,8 @@ def parse_address(value: str, key: str = "address") -> tuple[str, int]:
 
 
 _POSITIVE = {
+    "web.keep_alive_timeout",
+    "web.read_timeout",
     "limits.max_connections",
     "limits.max_connections_per_ip",
     "smtp.max_message_size",
@@ -325,6 +343,11 @@ def _validate(config: Config) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"mailauth.trusted_networks[{i}]: {net!r} is not a network") from None
+    for i, net in enumerate(config.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"web.trusted_proxies[{i}]: {net!r} is not a network") from None
     if config.fetcher.ca_file and not Path(config.fetcher.ca_file).is_file():
         raise ConfigError(f"fetcher.ca_file: {config.fetcher.ca_file} is not a readable file")
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:

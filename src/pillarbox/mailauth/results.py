@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pillarbox.mailauth.dkim import DkimResult
 from pillarbox.mailauth.dmarc import DmarcResult
@@ -153,3 +154,124 @@ def remove_own_results(message: bytes, hostname: str) -> bytes:
         pos = end
     parts.append(message[pos:])
     return b"".join(parts)
+
+
+# --- reading the field (RFC 8601 §2.2) --------------------------------------------------
+
+_PROPSPEC = re.compile(
+    r'([A-Za-z0-9_.-]+)\s*(?:/\s*[0-9]+\s*)?=\s*("(?:[^"\\]|\\.)*"|[^\s;"]*)', re.DOTALL
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodResult:
+    """One resinfo: ``method=result`` and its properties (``header.d=...``), lower-case
+    except property values, which keep their case (a local-part may need it)."""
+
+    method: str
+    result: str
+    properties: tuple[tuple[str, str], ...] = ()
+
+    def get(self, name: str) -> str:
+        """The first value of property `name` ("header.d"), "" when it is absent."""
+        return next((v for k, v in self.properties if k == name), "")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedResults:
+    authserv_id: str
+    results: tuple[MethodResult, ...]
+
+
+def _without_comments(text: str) -> str:
+    """`text` with its (nested) comments replaced by a space, quoted-strings kept
+    (RFC 5322 §3.2.2, §3.2.4): a comment may hold ``;`` or ``=``."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in text:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(char)
+            continue
+        if char == "\\" and (depth or quoted):
+            escaped = True
+            if not depth:
+                out.append(char)
+            continue
+        if quoted:
+            quoted = char != '"'
+            out.append(char)
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if not depth:
+                out.append(" ")
+        elif not depth:
+            quoted = char == '"'
+            out.append(char)
+    return "".join(out)
+
+
+def _split_resinfo(text: str) -> list[str]:
+    """`text` split at each ``;`` outside a quoted-string."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, escaped = False, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def parse_results(value: bytes) -> ParsedResults:
+    """An Authentication-Results field value (folded or not) read leniently: the
+    authserv-id and each ``method=result`` with its ``ptype.property=value`` pairs; a
+    resinfo that does not start with ``method=result`` is skipped, and ``none`` (no
+    result, RFC 8601 §2.2) gives no results."""
+    text = _without_comments(value.decode("utf-8", "replace").replace("\r\n", ""))
+    first, *rest = _split_resinfo(text)
+    found: list[MethodResult] = []
+    for resinfo in rest:
+        pairs = [(k.lower(), _unquoted(v)) for k, v in _PROPSPEC.findall(resinfo)]
+        if not pairs or "." in pairs[0][0]:
+            continue
+        (method, result), props = pairs[0], pairs[1:]
+        # reason= is a reasonspec (§2.2), not a property; kept with them under its name.
+        found.append(MethodResult(method, result.lower(), tuple(props)))
+    return ParsedResults(authserv_id(first.encode("utf-8", "replace")), tuple(found))
+
+
+def own_results(header: bytes, hostname: str, *, above: str | None = None) -> list[ParsedResults]:
+    """The parsed Authentication-Results fields of `header` (a header block or a whole
+    message) that name `hostname` as their authserv-id, topmost (the newest) first; with
+    `above` ("received"), only those before the first field of that name. Fields of
+    other authserv-ids are not to be trusted (RFC 8601 §5) and not returned."""
+    ours = hostname.rstrip(".").lower()
+    fields, _ = scan_header(header)
+    found: list[ParsedResults] = []
+    for field in fields:
+        if field.name == above:
+            break
+        if field.name == "authentication-results":
+            parsed = parse_results(field.value)
+            if parsed.authserv_id == ours:
+                found.append(parsed)
+    return found

@@ -532,6 +532,24 @@ class Store(Protocol):
         """Keys of `domain` (every domain if None), newest first."""
         ...
 
+    # --- trusted image senders (the webmail shows their remote images) ----------------
+    # Addresses arrive canonical (services normalise); a sender belongs to an account and
+    # goes with it.
+    async def add_image_sender(self, account_id: int, address: str) -> None:
+        """Trust `address`'s images; nothing changes if it is trusted already. NotFound
+        if the account is gone."""
+        ...
+
+    async def remove_image_sender(self, account_id: int, address: str) -> None:
+        """Trust `address`'s images no more; nothing happens if it was not trusted."""
+        ...
+
+    async def is_image_sender(self, account_id: int, address: str) -> bool: ...
+
+    async def list_image_senders(self, account_id: int) -> list[str]:
+        """The account's trusted senders, in address order."""
+        ...
+
     # --- fetch sources (the user's accounts at other providers) -------------------------
     # A source belongs to an account and goes with it. Its password arrives encrypted and
     # is stored as given: the key is never in the store. What was fetched is kept per

@@ -31,6 +31,7 @@ from pillarbox.web.live_streams import Streams
 from pillarbox.web.sessions import COOKIE, SessionStore, WebSession, same_token
 
 TEMPLATES = Path(__file__).parent / "templates"  # package data (pyproject.toml)
+LIVE_STATE = "pillarbox.live_state"  # scope["state"] key: the account state (web.live)
 
 
 class SignInNeeded(Exception):
@@ -91,6 +92,7 @@ class WebContext:
             request=request,
             session=session,
             csrf=session.csrf if session is not None else "",
+            live_state=request.scope.get("state", {}).get(LIVE_STATE, ""),
             **values,
         )
         return HTMLResponse(page, status_code=status_code)
@@ -100,10 +102,7 @@ class WebContext:
     def signed_in(self, request: Request) -> WebSession:
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            target = request.url.path
-            if request.url.query:
-                target += "?" + request.url.query
-            raise SignInNeeded(target if request.method == "GET" else "/")
+            raise SignInNeeded(return_to(request))
         return session
 
     def mailboxes(self, session: WebSession) -> AccountMailboxes:
@@ -130,6 +129,23 @@ class WebContext:
         if not same_token(token if isinstance(token, str) else None, session.csrf):
             raise HTTPException(403, "Missing or wrong form token; reload the page")
         return form
+
+
+def return_to(request: Request) -> str:
+    """Where to come back to after signing in again: the page asked for; for a form
+    sent after the session ended (a POST cannot be replayed: its token belonged to
+    the old session), the page the form was on, named by our own Referer (only a path
+    on this site; with no usable Referer, the start page). The form's text survives
+    in the browser (`app.js` keeps it until the page is back)."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return target
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path:
+        return "/"
+    return safe_next(referer.path + ("?" + referer.query if referer.query else ""))
 
 
 def set_session_cookie(response: Response, request: Request, session_id: str) -> None:

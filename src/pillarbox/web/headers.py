@@ -1,15 +1,16 @@
 """Security headers on every webmail response, as one ASGI middleware.
 
 Every page gets a Content-Security-Policy that allows scripts, styles and images only
-from this origin (no inline script, so an injected ``<script>`` or ``onerror=`` in a page
-never runs), ``frame-ancestors 'none'`` (no other page may frame ours: clickjacking),
-``nosniff`` (a download is never sniffed into HTML), ``Referrer-Policy: same-origin``
-(message URLs never leak to another site; not ``no-referrer``, under which browsers send
-``Origin: null`` on our own form posts (Fetch §3.1) and the Origin check refuses them)
-and ``Cache-Control: no-store`` (mail is not left in shared caches or the back-button
-cache after sign-out). A response that sets its own Content-Security-Policy keeps it:
-the frame that shows an HTML mail body (`reading.MAIL_FRAME_CSP`) is stricter still and
-may be framed by our own pages only.
+from this origin (no inline script, so an injected ``<script>`` or ``onerror=`` in a
+page never runs), ``frame-ancestors 'none'`` (no other page may frame ours:
+clickjacking), ``nosniff`` (a download is never sniffed into HTML), ``Referrer-Policy:
+same-origin`` (message URLs never leak to another site; not ``no-referrer``, under which
+browsers send ``Origin: null`` on our own form posts (Fetch §3.1) and the Origin check
+refuses them; our Referer also brings a form sent after the session ended back to its
+page, `context.return_to`) and ``Cache-Control: no-store`` (mail is not left in shared
+caches or the back-button cache after sign-out). A response that sets its own
+Content-Security-Policy keeps it: the frame that shows an HTML mail body
+(`reading.MAIL_FRAME_CSP`) is stricter still and may be framed by our own pages only.
 
 Must not: decide anything about a request; it only adds headers.
 """

@@ -11,6 +11,14 @@ The socket is bound here, before Hypercorn starts, and handed over as ``fd://``
 (Hypercorn's documented bind for an inherited socket): the real port is known at once
 (tests bind port 0), and a port already in use fails `App.start` like any listener.
 
+The edge of HTTP is set here, from ``[web]``: a request's head arriving in pieces is
+buffered up to `limits.MAX_HEAD` bytes (h11 refuses more: 431 and closed); a connection
+idle between requests, or still sending a request's head, is closed after
+``keep_alive_timeout`` (Hypercorn's idle timer runs until a whole head has arrived, so
+a client sending its header fields slowly, slowloris, is dropped then whatever it
+trickles); nothing received for ``read_timeout`` in the middle of a body closes it too.
+Requests at once are capped by `limits.InFlight`.
+
 Must not: decide anything about requests (`routes` does).
 """
 
@@ -26,12 +34,13 @@ from hypercorn.config import Config as HypercornConfig
 
 from pillarbox.config import Config, parse_address
 from pillarbox.services.context import Services
+from pillarbox.web.context import WebContext
+from pillarbox.web.limits import MAX_HEAD
 from pillarbox.web.routes import make_app, make_context
 
 log = logging.getLogger("pillarbox.web")
 
 SHUTDOWN_GRACE = 2.0  # seconds requests in flight get to finish when the server stops
-READ_TIMEOUT = 60  # seconds a connection may send nothing in the middle of a request
 
 
 class WebListener:
@@ -41,12 +50,18 @@ class WebListener:
 
     def __init__(self, services: Services, config: Config) -> None:
         self._hostname = config.server.hostname
+        self._web = config.web
         self.host = ""
         self.port = 0
         self._context = make_context(services, config)
         self._app = make_app(services, config, self._context)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def context(self) -> WebContext:
+        """The running app's sessions and streams (for `close`, and tests)."""
+        return self._context
 
     @property
     def url(self) -> str:
@@ -68,7 +83,10 @@ class WebListener:
         settings.errorlog = log
         settings.include_server_header = False
         settings.graceful_timeout = SHUTDOWN_GRACE
-        settings.read_timeout = READ_TIMEOUT
+        settings.read_timeout = int(self._web.read_timeout) or 1  # Hypercorn wants an int
+        settings.keep_alive_timeout = self._web.keep_alive_timeout
+        settings.h11_max_incomplete_size = MAX_HEAD
+        settings.backlog = 128
         self._task = asyncio.create_task(
             # Starlette's ASGI signature is looser than Hypercorn's typed one.
             serve(self._app, settings, shutdown_trigger=self._stop.wait, mode="asgi"),  # type: ignore[arg-type]

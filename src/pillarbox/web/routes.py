@@ -25,8 +25,9 @@ from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.services.mailbox import NoSuchMailbox
 from pillarbox.web import compose, folders, live, reading, settings, signin
 from pillarbox.web.context import SignInNeeded, WebContext, sign_in_redirect
+from pillarbox.web.forwarded import TrustedProxies
 from pillarbox.web.headers import SecurityHeaders
-from pillarbox.web.limits import RequestLimits
+from pillarbox.web.limits import InFlight, RequestLimits
 
 STATIC = Path(__file__).parent / "static"  # package data (pyproject.toml)
 
@@ -71,10 +72,18 @@ def make_app(services: Services, config: Config, ctx: WebContext | None = None) 
     ]
     return Starlette(
         routes=routes,
-        # Outermost first: the 413 of RequestLimits carries the security headers too.
+        # Outermost first: the client is settled before anything counts or checks it;
+        # the 413, 414 and 503 answers carry the security headers too.
         middleware=[
+            Middleware(TrustedProxies, proxies=config.web.trusted_proxies),
             Middleware(SecurityHeaders),
+            Middleware(
+                InFlight,
+                total=config.limits.max_connections,
+                per_ip=config.limits.max_connections_per_ip,
+            ),
             Middleware(RequestLimits, max_message_size=config.smtp.max_message_size),
+            Middleware(live.LiveState, ctx=ctx),
         ],
         exception_handlers={
             SignInNeeded: on_sign_in_needed,

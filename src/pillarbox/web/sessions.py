@@ -87,6 +87,13 @@ class SessionStore:
         self._sessions.move_to_end(session_id)
         return session
 
+    def peek(self, session_id: str | None) -> WebSession | None:
+        """The live session of that id without touching it (None if unknown or
+        expired): for work around a request that must not count as its use."""
+        if session_id is None or not self.alive(session_id):
+            return None
+        return self._sessions[session_id]
+
     def alive(self, session_id: str) -> bool:
         """Is the session still live? Unlike `get`, this does not count as use: an open
         event stream must not keep a forgotten session alive."""

@@ -46,6 +46,10 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             error=error,
             address=address,
             next=safe_next(request.query_params.get("next")),
+            # The browser still holds a session id that names nothing now: it expired
+            # (or the server restarted), so the person is told why they are here.
+            ended=bool(request.cookies.get(COOKIE))
+            and ctx.sessions.peek(request.cookies.get(COOKIE)) is None,
         )
         response.set_cookie(
             SIGNIN_COOKIE,

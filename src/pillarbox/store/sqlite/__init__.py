@@ -21,7 +21,7 @@ Theory of operation (each part is told in full in the module that holds it):
 
 The modules: `core` (the base class: lifecycle, plumbing, blobs), one mixin per concern
 (`accounts`, `mailboxes`, `messages`, `reading`, `outbound_queue`, `dkim_keys`,
-`fetch_sources`, `identities`), the
+`fetch_sources`, `identities`, `image_senders`), the
 row helpers they share (`message_rows`, `rows`, `flags`), and the threads (`writer`,
 `checkpointer`, `readers`, `batches`). Each mixin imports the base, never this class.
 
@@ -36,6 +36,7 @@ from pillarbox.store.sqlite.core import DB_NAME
 from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
 from pillarbox.store.sqlite.fetch_sources import FetchSourcesMixin
 from pillarbox.store.sqlite.identities import IdentitiesMixin
+from pillarbox.store.sqlite.image_senders import ImageSendersMixin
 from pillarbox.store.sqlite.mailboxes import MailboxesMixin
 from pillarbox.store.sqlite.messages import MessagesMixin
 from pillarbox.store.sqlite.outbound_queue import OutboundQueueMixin
@@ -53,6 +54,7 @@ class SqliteStore(
     DkimKeysMixin,
     FetchSourcesMixin,
     IdentitiesMixin,
+    ImageSendersMixin,
 ):
     """The SQLite implementation of `store.api.Store` (see the module docstring)."""
 
