@@ -2,18 +2,22 @@
 
 The folder is named in the query string (``/folder?f=INBOX&page=2``) and resolved within
 the signed-in account only (`AccountMailboxes.find`: canonical names, never an id from
-the browser); a name the account does not have is 404. Paging and rows: `listing`.
+the browser); a name the account does not have is 404. Paging and rows: `listing`; the
+sidebar: `folder_list`; actions on messages: `actions`; the manage page: `folder_admin`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pillarbox.web import listing, threads_view
+from pillarbox.web import actions, folder_admin, listing, threads_view
 from pillarbox.web.context import WebContext
+from pillarbox.web.folder_list import sidebar
 
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
@@ -40,25 +44,31 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         page = await listing.page(
             ctx.services, mailbox, 1 if threads else number, before=before, after=after
         )
+        folders = await sidebar(mailboxes, shown=(page.mailbox.id, page.messages, page.unseen))
+        notice, notice_error = _notice(request.query_params)
         return ctx.render(
             request,
             "folder.html",
             session,
-            folders=await listing.folders(mailboxes, page),
+            folders=folders,
             page=page,
             threads=threads,
-            notice=_notice(request.query_params.get("sent")),
+            notice=notice,
+            notice_error=notice_error,
         )
 
     return [
         Route("/", home, methods=["GET"]),
         Route("/folder", folder, methods=["GET"]),
+        *actions.routes(ctx),
+        *folder_admin.routes(ctx),
     ]
 
 
-def _notice(sent: str | None) -> str:
+def _notice(params: Mapping[str, str]) -> tuple[str, bool]:
+    sent = params.get("sent")
     if sent == "local":
-        return "Message sent."
+        return "Message sent.", False
     if sent == "queued":
-        return "Message sent; copies for other domains are queued for delivery."
-    return ""
+        return "Message sent; copies for other domains are queued for delivery.", False
+    return actions.notice(params)

@@ -22,21 +22,8 @@ from pillarbox.message.envelope_fields import EnvelopeAddress, read_envelope
 from pillarbox.model import Mailbox, MessageInfo
 from pillarbox.services import message_lists
 from pillarbox.services.context import Services
-from pillarbox.services.mailbox import AccountMailboxes
 
 PAGE_SIZE = 50
-
-# RFC 6154 special uses, in the order a person looks for them.
-SPECIAL_ORDER = {"\\Inbox": 0, "\\Drafts": 1, "\\Sent": 2, "\\Archive": 3, "\\Junk": 4}
-SPECIAL_ORDER |= {"\\Trash": 5}
-
-
-@dataclass(frozen=True, slots=True)
-class FolderRow:
-    name: str
-    special_use: str | None
-    messages: int
-    unseen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +53,6 @@ class Page:
     older_before: int | None = None
     newer_after: int | None = None
     has_newer: bool = False
-
-
-def folder_order(mailbox: Mailbox) -> tuple[int, str]:
-    use = "\\Inbox" if mailbox.name == "INBOX" else mailbox.special_use
-    return (SPECIAL_ORDER.get(use or "", 9), mailbox.name.casefold())
-
-
-async def folders(mailboxes: AccountMailboxes, shown: Page | None = None) -> list[FolderRow]:
-    """Every mailbox of the account, INBOX and special-use ones first, with counts (one
-    STATUS call per mailbox: an account has a handful); the folder of `shown`, a page
-    just read, takes its counts from it (counting a big folder twice would double the
-    part of the page's cost that grows with the folder)."""
-    rows = []
-    for mailbox in sorted(await mailboxes.list_all(), key=folder_order):
-        if shown is not None and shown.mailbox.id == mailbox.id:
-            rows.append(FolderRow(mailbox.name, mailbox.special_use, shown.messages, shown.unseen))
-            continue
-        status = await mailboxes.status(mailbox)
-        rows.append(FolderRow(mailbox.name, mailbox.special_use, status.messages, status.unseen))
-    return rows
 
 
 def address_text(address: EnvelopeAddress) -> str:

@@ -27,6 +27,7 @@ from pillarbox.model import Mailbox, SearchAnd, SearchHeader, SearchKey, SearchO
 from pillarbox.services import message_lists
 from pillarbox.web import listing
 from pillarbox.web.context import WebContext
+from pillarbox.web.folder_list import ordered
 from pillarbox.web.listing import PAGE_SIZE, MessageRow
 
 MAX_TERMS = 16  # a query longer than this is a paste, not a search
@@ -121,11 +122,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         key = search_key(query)
         results = None
         if key is not None:
-            scope = (
-                sorted(await mailboxes.list_all(), key=listing.folder_order)
-                if everywhere
-                else [folder]
-            )
+            scope = ordered(await mailboxes.list_all()) if everywhere else [folder]
             number = listing.query_int(params.get("page")) or 1
             results = await run(ctx, scope, key, number)
         return ctx.render(
