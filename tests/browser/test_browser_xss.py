@@ -24,19 +24,19 @@ the corpus runs in seconds, and each case is still reported by name.
 
 from __future__ import annotations
 
-import contextlib
 import imaplib
 import re
 import smtplib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser import xss_corpus
@@ -44,6 +44,8 @@ from tests.browser.conftest import DESKTOP, TIMEOUT_MS, is_loopback_url
 from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
 
 CASES = xss_corpus.names()
+T = TypeVar("T")
+SIDE_BY_SIDE = 6  # tabs loading at once: each case still waits for its own quiet
 HEADER_CASES = [name for name in CASES if name.startswith("header_")]
 ATTACHMENT_CASES = [name for name in CASES if name.startswith("attachment_")]
 
@@ -54,6 +56,13 @@ NOT_LIVE = {
     "header_encoded_words": "headers only: the body has no payload",
     "header_raw_markup": "headers only: the body is plain text",
     "attachment_names": "names only: there is no HTML body",
+    "broken_dangling_markup": "Chromium refuses URLs holding both a newline and '<'",
+    "charset_meta_confusion": "Chromium has no UTF-7 decoder",
+    "css_expression": "expression(), behavior and -moz-binding: old IE and Firefox only",
+    "portal_ping": "<portal> is not enabled; ping is sent only when a link is followed",
+    "svg_animate_set": "the links need a click; Chromium does not animate on* attributes",
+    "url_javascript_href": "every link needs a click",
+    "url_xlink_href": "every link needs a click",
 }
 
 # Elements and attributes a message may never add to the webmail's own pages.
@@ -68,6 +77,28 @@ INJECTED = """() => {
   for (const el of document.querySelectorAll('*')) {
     for (const attr of el.attributes) {
       if (attr.name.startsWith('on')) found.push(el.tagName + ' ' + attr.name);
+    }
+  }
+  return found;
+}"""
+# What the browser itself parsed in the body frame that could run or load: a gap in
+# the cleaner shows here even though the sandbox and the frame's CSP would stop it.
+FRAME_ACTIVE = """() => {
+  const found = [];
+  for (const el of document.body.querySelectorAll(
+      'script, style, iframe, frame, object, embed, applet, link, meta, base, form, input,'
+      + ' button, svg, math, video, audio, source, track, portal, template, noscript')) {
+    found.push(el.outerHTML.slice(0, 120));
+  }
+  const loads = ['src', 'srcset', 'srcdoc', 'poster', 'action', 'formaction', 'background',
+                 'ping', 'data', 'xlink:href', 'lowsrc', 'dynsrc'];
+  for (const el of document.body.querySelectorAll('*')) {
+    for (const attr of el.attributes) {
+      if (attr.name.startsWith('on') || loads.includes(attr.name)
+          || (attr.name === 'href' && !/^(https?:|mailto:)/i.test(attr.value))
+          || (attr.name === 'style' && /url\\s*\\(|expression|image-set/i.test(attr.value))) {
+        found.push(el.tagName + ' ' + attr.name + '=' + attr.value.slice(0, 60));
+      }
     }
   }
   return found;
@@ -115,33 +146,25 @@ class Beacon:
 
 @dataclass
 class Watched:
-    """One browser page and everything it did that a hostile message might cause."""
+    """One browser tab and what it did that a hostile message might cause."""
 
     page: Page
     dialogs: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
     popups: list[str] = field(default_factory=list)
 
-    def reset(self, beacon: Beacon) -> None:
-        self.dialogs.clear()
-        self.outside.clear()
-        self.popups.clear()
-        beacon.hits.clear()
-
     def settle(self, *, network_idle: bool = True) -> None:
-        """Wait until the page and each of its frames has loaded and the network has
-        been quiet for a moment: whatever a payload would load has been asked for.
-        (A live page keeps its event stream open, so it is never idle: `network_idle`
-        False waits for the loads only.)"""
+        """Wait until the page and its frames have loaded (the load event waits for
+        every frame) and the network has been quiet for a moment: whatever a payload
+        would load has been asked for. A live page keeps its event stream open and is
+        never idle: `network_idle` False waits for the load only."""
         self.page.wait_for_load_state("load")
-        for frame in self.page.frames:
-            with contextlib.suppress(PlaywrightError):  # detached by a navigation meanwhile
-                frame.wait_for_load_state("load")
         if network_idle:
             self.page.wait_for_load_state("networkidle")
 
-    def findings(self, beacon: Beacon) -> list[str]:
-        """What ran or was requested since `reset`: empty when nothing was."""
+    def findings(self, beacon: Beacon, path: str = "/") -> list[str]:
+        """What ran in this tab or was requested: empty when nothing was. Beacon
+        requests count when under `path` (a case's own URLs name it)."""
         found: list[str] = []
         for frame in self.page.frames:
             try:
@@ -151,32 +174,60 @@ class Watched:
             if value is not None:
                 found.append(f"window.pwned={value!r} in frame {frame.url[:80]}")
         found += [f"dialog: {d}" for d in self.dialogs]
-        found += [f"beacon request: {hit}" for hit in beacon.hits]
+        found += [f"beacon request: {h}" for h in beacon.hits if h.split()[1].startswith(path)]
         found += [f"request off this machine: {url}" for url in self.outside]
         found += [f"new window: {url}" for url in self.popups]
         return found
 
 
-def watch(context: BrowserContext) -> Watched:
-    page = context.new_page()
-    watched = Watched(page)
+class Tabs:
+    """A browser context whose tabs are each watched on their own, so that several
+    cases can load side by side and each finding still names its case."""
 
-    def on_dialog(dialog: Dialog) -> None:
-        watched.dialogs.append(f"{dialog.type} {dialog.message!r}")
-        dialog.dismiss()
+    def __init__(self, context: BrowserContext) -> None:
+        self.context = context
+        self.tabs: dict[Page, Watched] = {}
+        self.stray: list[str] = []  # requests off this machine no tab can be named for
+        context.set_default_timeout(TIMEOUT_MS)
+        context.on("request", self._request)
 
-    def on_request(request: object) -> None:
-        url = getattr(request, "url", "")
-        if not is_loopback_url(url):
-            watched.outside.append(url)
+    def _request(self, request: Request) -> None:
+        if is_loopback_url(request.url):
+            return
+        try:
+            tab = self.tabs.get(request.frame.page)
+        except PlaywrightError:  # a worker's request has no frame
+            tab = None
+        (tab.outside if tab else self.stray).append(request.url)
 
-    def on_page(popup: Page) -> None:
-        watched.popups.append(popup.url)
+    def new(self) -> Watched:
+        page = self.context.new_page()
+        tab = Watched(page)
 
-    page.on("dialog", on_dialog)
-    context.on("request", on_request)
-    context.on("page", on_page)
-    return watched
+        def on_dialog(dialog: Dialog) -> None:
+            tab.dialogs.append(f"{dialog.type} {dialog.message!r}")
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("popup", lambda popup: tab.popups.append(popup.url))
+        self.tabs[page] = tab
+        return tab
+
+    def open_all(self, urls: dict[str, str], look: Callable[[str, Watched], T]) -> dict[str, T]:
+        """Each URL in a tab of its own, a few at a time; `look` at each once it has
+        settled, then close it."""
+        names = list(urls)
+        seen: dict[str, T] = {}
+        for at in range(0, len(names), SIDE_BY_SIDE):
+            batch = {name: self.new() for name in names[at : at + SIDE_BY_SIDE]}
+            for name, tab in batch.items():
+                tab.page.goto(urls[name], wait_until="commit")
+            for name, tab in batch.items():
+                tab.settle()
+                seen[name] = look(name, tab)
+                tab.page.close()
+                del self.tabs[tab.page]
+        return seen
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +239,8 @@ def beacon() -> Iterator[Beacon]:
 
 @pytest.fixture(scope="module")
 def raw_beacon() -> Iterator[Beacon]:
-    """A second beacon for the raw payloads, so their late requests never land in the
-    first one's record during a webmail case."""
+    """A second beacon for the raw payloads, so that their requests never mix with
+    what the webmail's cases might cause."""
     server = Beacon()
     yield server
     server.close()
@@ -241,27 +292,79 @@ def inbox(xss_server: RunningServer, corpus: dict[str, xss_corpus.Case]) -> Inbo
 
 
 @pytest.fixture(scope="module")
-def bob(browser: Browser, xss_server: RunningServer, inbox: Inbox) -> Iterator[Watched]:
+def bob(browser: Browser, xss_server: RunningServer, inbox: Inbox) -> Iterator[Tabs]:
     """Bob's browser, signed in, shared by every case of this module."""
     context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    watched = watch(context)
-    page = watched.page
+    tabs = Tabs(context)
+    page = tabs.new().page
     page.goto(f"{base(xss_server)}/signin")
     page.fill("input[name=address]", "bob@example.test")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/folder?f=INBOX*")
-    yield watched
+    yield tabs
     context.close()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A message page as bob saw it, and what it ran or loaded."""
+
+    findings: list[str]
+    page: dict[str, Any]  # the top page: SHOWN's answer
+    frame: dict[str, Any] | None  # the body frame: FRAME's answer, if there was one
+
+
+SHOWN = (
+    """() => ({
+  injected: ("""
+    + INJECTED
+    + """)(),
+  text: document.querySelector('article.message').innerText,
+  subject: [...document.querySelectorAll('h1')].map(h => h.textContent),
+  attachments: [...document.querySelectorAll('.attachments li a')].map(a => a.textContent),
+  sandbox: document.querySelector('iframe.html-body')?.getAttribute('sandbox') ?? null,
+})"""
+)
+FRAME = (
+    """() => ({
+  text: document.body.innerText,
+  active: ("""
+    + FRAME_ACTIVE
+    + """)(),
+})"""
+)
 
 
 @pytest.fixture(scope="module")
-def raw_reader(browser: Browser) -> Iterator[Watched]:
+def shown(bob: Tabs, beacon: Beacon, xss_server: RunningServer, inbox: Inbox) -> dict[str, Shown]:
+    """Every message page opened by bob (a few tabs at a time), and what each did."""
+
+    def look(name: str, tab: Watched) -> Shown:
+        body = [f for f in tab.page.frames if "/read/body" in f.url]
+        return Shown(
+            tab.findings(beacon, f"/b/{name}/"),
+            tab.page.evaluate(SHOWN),
+            body[0].evaluate(FRAME) if body else None,
+        )
+
+    return bob.open_all({name: message_url(xss_server, inbox, name) for name in CASES}, look)
+
+
+@pytest.fixture(scope="module")
+def raw_shown(browser: Browser, raw_beacon: Beacon) -> dict[str, list[str]]:
+    """Every payload served as it is by the raw beacon, and what each did."""
     context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    yield watch(context)
+    tabs = Tabs(context)
+    urls: dict[str, str] = {}
+    for name in CASES:
+        html = xss_corpus.load(name, raw_beacon.port).html()
+        if html is not None:
+            raw_beacon.pages[f"/raw/{name}"] = html
+            urls[name] = f"{raw_beacon.url}/raw/{name}"
+    found = tabs.open_all(urls, lambda name, tab: tab.findings(raw_beacon, f"/b/{name}/"))
     context.close()
+    return found
 
 
 def base(server: RunningServer) -> str:
@@ -277,112 +380,109 @@ def message_url(server: RunningServer, inbox: Inbox, name: str, **options: str) 
 
 def header(case: xss_corpus.Case, name: str) -> str:
     """A header as a reader should see it: decoded, one line, markup and all."""
-    return re.sub(r"\s+", " ", str(case.message[name] or "")).strip()
+    return one_line(str(case.message[name] or ""))
+
+
+def one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def texts(page: Page, selector: str) -> list[str]:
-    return [re.sub(r"\s+", " ", t).strip() for t in page.locator(selector).all_text_contents()]
+    return [one_line(t) for t in page.locator(selector).all_text_contents()]
 
 
 # --- the harness can fail -------------------------------------------------------------
 
 
-def test_harness_catches_script_that_runs(bob: Watched, beacon: Beacon) -> None:
-    """A page that does what every payload tries (in the page itself, in a plain frame,
-    and in a sandboxed frame allowed to script) is caught on every count."""
-    js = xss_corpus.load("script_basic", beacon.port).html()
-    assert js is not None
-    script = re.search(r"<script>(.*?)</script>", js)
+def test_harness_catches_script_that_runs(bob: Tabs, raw_beacon: Beacon) -> None:
+    """A page that does what every payload tries (in a plain frame, and in a sandboxed
+    frame allowed to script) is caught on every count. (Served by the raw payloads'
+    beacon: the webmail's cases' beacon hears from the webmail only.)"""
+    html = xss_corpus.load("script_basic", raw_beacon.port).html()
+    assert html is not None
+    script = re.search(r"<script>(.*?)</script>", html)
     assert script is not None
     payload = script.group(1).replace("script_basic", "selfcheck")
     outside = "new Image().src='http://attacker.example/selfcheck';"
-    beacon.pages["/selfcheck/frame"] = f"<p>frame</p><script>{outside}{payload}</script>"
-    beacon.pages["/selfcheck"] = (
+    raw_beacon.pages["/selfcheck/frame"] = f"<p>frame</p><script>{outside}{payload}</script>"
+    raw_beacon.pages["/selfcheck"] = (
         '<p>top</p><iframe src="/selfcheck/frame"></iframe>'
         '<iframe sandbox="allow-scripts allow-modals" src="/selfcheck/frame"></iframe>'
     )
-    bob.reset(beacon)
-    bob.page.goto(f"{beacon.url}/selfcheck")
-    bob.settle()
-    found = bob.findings(beacon)
+
+    def look(name: str, tab: Watched) -> tuple[list[str], list[str]]:
+        return tab.findings(raw_beacon, "/b/selfcheck/"), tab.page.frames[1].evaluate(FRAME_ACTIVE)
+
+    found, active = bob.open_all({"selfcheck": f"{raw_beacon.url}/selfcheck"}, look)["selfcheck"]
     assert len([f for f in found if f.startswith("window.pwned='selfcheck' in frame")]) == 3
     assert "dialog: alert 'selfcheck'" in found
     assert "beacon request: GET /b/selfcheck/fetch" in found
     assert "request off this machine: http://attacker.example/selfcheck" in found
-    bob.reset(beacon)
+    assert any("<script" in f for f in active)
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n not in NOT_LIVE])
-def test_payload_is_live_without_the_webmail(
-    raw_reader: Watched, raw_beacon: Beacon, name: str
-) -> None:
+def test_payload_is_live_without_the_webmail(raw_shown: dict[str, list[str]], name: str) -> None:
     """Each payload, served as it is by a plain web server, runs or loads something in
     this very browser: the corpus tests something, and the checks would see it."""
-    html = xss_corpus.load(name, raw_beacon.port).html()
-    assert html is not None
-    raw_beacon.pages[f"/raw/{name}"] = html
-    raw_reader.reset(raw_beacon)
-    raw_reader.page.goto(f"{raw_beacon.url}/raw/{name}")
-    raw_reader.settle()
-    assert raw_reader.findings(raw_beacon) != [], f"{name}: the payload did nothing"
+    assert raw_shown[name] != [], f"{name}: the payload did nothing"
 
 
 # --- the webmail runs none of it --------------------------------------------------------
 
 
 def test_folder_list_shows_hostile_headers_as_text(
-    bob: Watched,
+    bob: Tabs,
     beacon: Beacon,
     xss_server: RunningServer,
     corpus: dict[str, xss_corpus.Case],
 ) -> None:
-    bob.reset(beacon)
+    tab = bob.new()
     subjects: list[str] = []
     senders: list[str] = []
     url: str | None = f"{base(xss_server)}/folder?f=INBOX"
     while url is not None:
-        bob.page.goto(url)
-        bob.settle(network_idle=False)
-        assert bob.page.evaluate(INJECTED) == []
-        subjects += texts(bob.page, ".list .subject")
-        senders += texts(bob.page, ".list .from")
-        older = bob.page.locator("a[rel=next]")
+        tab.page.goto(url)
+        tab.settle(network_idle=False)
+        assert tab.page.evaluate(INJECTED) == []
+        subjects += texts(tab.page, ".list .subject")
+        senders += texts(tab.page, ".list .from")
+        older = tab.page.locator("a[rel=next]")
         url = base(xss_server) + str(older.get_attribute("href")) if older.count() else None
     assert len(subjects) == len(corpus)
     for name in HEADER_CASES:
         case = corpus[name]
         assert header(case, "subject") in subjects, name
         assert case.message["from"].addresses[0].display_name in senders, name
-    assert bob.findings(beacon) == []
+    assert tab.findings(beacon) == []
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_message_runs_and_loads_nothing(
-    bob: Watched,
-    beacon: Beacon,
-    xss_server: RunningServer,
-    inbox: Inbox,
-    corpus: dict[str, xss_corpus.Case],
-    name: str,
+    shown: dict[str, Shown], corpus: dict[str, xss_corpus.Case], name: str
 ) -> None:
-    case = corpus[name]
-    bob.reset(beacon)
-    bob.page.goto(message_url(xss_server, inbox, name))
-    bob.settle()
-    page = bob.page
-    shown = page.locator("article.message").inner_text()
-    if case.html() is not None:  # the message is there, in the sandboxed frame
-        frame_element = page.locator("iframe.html-body")
-        sandbox = frame_element.get_attribute("sandbox") or ""
+    case, seen = corpus[name], shown[name]
+    assert seen.findings == []
+    assert seen.page["injected"] == []
+    text = seen.page["text"]
+    if case.html() is not None:  # shown in the sandboxed frame, cleaned
+        sandbox = seen.page["sandbox"]
+        assert sandbox is not None
         assert "allow-scripts" not in sandbox and "allow-same-origin" not in sandbox
-        frame = frame_element.element_handle().content_frame()
-        assert frame is not None
-        shown += frame.evaluate("() => document.body.innerText")
-    assert "hello" in shown
-    assert page.evaluate(INJECTED) == []
-    assert header(case, "subject") in texts(page, "h1"), name
-    assert [n for n in case.attachment_names()] == texts(page, ".attachments li a")
-    assert bob.findings(beacon) == []
+        assert seen.frame is not None
+        assert seen.frame["active"] == []
+        text += seen.frame["text"]
+    assert "hello" in text  # the message is there: not an error page
+    assert header(case, "subject") in [one_line(h) for h in seen.page["subject"]]
+    listed = [one_line(a) for a in seen.page["attachments"]]
+    for attachment in case.attachment_names():
+        assert attachment in listed
+
+
+def test_nothing_reached_the_beacon(shown: dict[str, Shown], beacon: Beacon, bob: Tabs) -> None:
+    """Not even a request that names no case, nor one off this machine from no tab."""
+    assert beacon.hits == []
+    assert bob.stray == []
 
 
 def test_corpus_is_large_enough() -> None:
