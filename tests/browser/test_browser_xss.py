@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Request
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser import xss_corpus
 from tests.browser.conftest import DESKTOP, TIMEOUT_MS, is_loopback_url
@@ -46,6 +47,7 @@ from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
 CASES = xss_corpus.names()
 T = TypeVar("T")
 SIDE_BY_SIDE = 6  # tabs loading at once: each case still waits for its own quiet
+PROBE_MS = 3_000  # a frame's document, when there is one, is there long before this
 HEADER_CASES = [name for name in CASES if name.startswith("header_")]
 ATTACHMENT_CASES = [name for name in CASES if name.startswith("attachment_")]
 
@@ -168,7 +170,12 @@ class Watched:
         found: list[str] = []
         for frame in self.page.frames:
             try:
+                if frame is not self.page.main_frame:  # one whose load was refused has no
+                    frame.wait_for_function("() => true", timeout=PROBE_MS)  # document
                 value = frame.evaluate(PWNED)
+            except PlaywrightTimeoutError:
+                found.append(f"a frame with no document: {frame.url[:80]!r}")
+                continue
             except PlaywrightError:  # a frame gone away meanwhile has nothing to show
                 continue
             if value is not None:
