@@ -46,7 +46,7 @@ from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
 
 CASES = xss_corpus.names()
 T = TypeVar("T")
-SIDE_BY_SIDE = 6  # tabs loading at once: each case still waits for its own quiet
+SIDE_BY_SIDE = 8  # tabs loading at once: each case still waits for its own quiet
 PROBE_MS = 3_000  # a frame's document, when there is one, is there long before this
 HEADER_CASES = [name for name in CASES if name.startswith("header_")]
 ATTACHMENT_CASES = [name for name in CASES if name.startswith("attachment_")]
@@ -481,6 +481,7 @@ def test_message_runs_and_loads_nothing(
         text += seen.frame["text"]
     assert "hello" in text  # the message is there: not an error page
     assert header(case, "subject") in [one_line(h) for h in seen.page["subject"]]
+    assert case.message["from"].addresses[0].display_name in text
     listed = [one_line(a) for a in seen.page["attachments"]]
     for attachment in case.attachment_names():
         assert attachment in listed
