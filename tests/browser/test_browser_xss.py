@@ -44,6 +44,10 @@ from tests.browser import xss_corpus
 from tests.browser.conftest import DESKTOP, TIMEOUT_MS, is_loopback_url
 from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
 
+# One worker should hold the whole module: every worker that runs a case builds the
+# server, the delivery and the opened pages once (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("xss")
+
 CASES = xss_corpus.names()
 T = TypeVar("T")
 SIDE_BY_SIDE = 8  # tabs loading at once: each case still waits for its own quiet
