@@ -29,7 +29,7 @@ lint: $(TEST_STAMP)
 
 test: $(TEST_STAMP) lint
 	scripts/install-test-tools
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --dist loadgroup
 
 # One long coverage-guided fuzz run (tests/fuzz/README.md), one process on one core:
 # make fuzz TARGET=imap RUNS=1000000. Crashing inputs land in var/fuzz/.
