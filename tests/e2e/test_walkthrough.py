@@ -22,7 +22,7 @@ import pytest
 
 from tests.dnsserver import DnsServer
 from tests.e2e.conftest import RunningServer
-from tests.e2e.mtas import by_imap, by_pop3, mta, shared_port, submit
+from tests.e2e.mtas import by_imap, by_pop3, mta, shared_port, submit, wait_until
 
 
 @pytest.fixture
@@ -91,4 +91,9 @@ def test_alice_writes_to_bob_and_bob_replies(
     )
     assert answer["In-Reply-To"] == "<lunch.1@a.test>"
     assert answer.get_content().strip() == "Friday works. Bob"
-    assert a.call(a.services.queue.list) == [] and b.call(b.services.queue.list) == []
+    # The sender's queue entry goes once the peer's 250 is recorded, a moment after the
+    # peer stored the message (which is when POP3 could see it).
+    wait_until(
+        lambda: a.call(a.services.queue.list) == [] and b.call(b.services.queue.list) == [],
+        "both outbound queues empty",
+    )
