@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 
 from pillarbox.message import parse
-from pillarbox.message.compose import plain_text_message
+from pillarbox.message.compose import compose_message
 from pillarbox.message.mime import param_text
 
 
 def test_ascii_message_is_7bit_with_crlf() -> None:
-    data = plain_text_message(
+    data = compose_message(
         sender=("", "alice@example.test"),
         to=[("", "bob@example.test")],
         subject="hi",
-        body="line one\nline two",
+        text="line one\nline two",
     )
     assert b"\n" not in data.replace(b"\r\n", b"")
     assert b"Content-Transfer-Encoding: 7bit\r\n" in data
@@ -29,12 +29,12 @@ def test_ascii_message_is_7bit_with_crlf() -> None:
 
 
 def test_non_ascii_is_encoded_and_parses_back() -> None:
-    data = plain_text_message(
+    data = compose_message(
         sender=("Älice Ünicode", "alice@example.test"),
         to=[("Bob", "bob@example.test")],
         cc=[("", "carol@other.test")],
         subject="Grüße\r\nBcc: everyone@example.test",
-        body="héllo — wörld\n",
+        text="héllo — wörld\n",
     )
     assert data.isascii()
     assert re.search(rb"^Subject: =\?utf-8\?", data, re.MULTILINE)

@@ -39,36 +39,6 @@ def _header_address(mailbox: Mailbox) -> HeaderAddress:
     return HeaderAddress(display_name=name, username=local, domain=domain)
 
 
-def plain_text_message(
-    *,
-    sender: Mailbox,
-    to: Sequence[Mailbox],
-    cc: Sequence[Mailbox] = (),
-    subject: str,
-    body: str,
-    extra_headers: Sequence[tuple[str, str]] = (),
-) -> bytes:
-    """The message as bytes with CRLF line ends. Bcc recipients are never written into
-    the message (RFC 5322 §3.6.3 allows leaving the field out): they only go into the
-    envelope, so the other recipients do not learn of them."""
-    message = EmailMessage(policy=SMTP)
-    message["From"] = _header_address(sender)
-    if to:
-        message["To"] = [_header_address(a) for a in to]
-    if cc:
-        message["Cc"] = [_header_address(a) for a in cc]
-    # A line break in a form field must not start a header field of its own.
-    message["Subject"] = " ".join(subject.splitlines())
-    for name, value in extra_headers:
-        message[name] = value
-    text = body.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
-    cte = "7bit" if text.isascii() and _short_lines(text) else "quoted-printable"
-    message.set_content(text, subtype="plain", charset="utf-8", cte=cte)
-    return message.as_bytes()
-
-
 def _short_lines(text: str) -> bool:
     """Every line fits in 998 octets (RFC 5322 §2.1.1), so 7bit is allowed."""
     return all(len(line) <= 998 for line in text.split("\n"))

@@ -18,6 +18,7 @@ from pillarbox.message.transfer import UnknownTransferEncoding, decode_transfer
 __all__ = [
     "UnknownTransferEncoding",
     "decode_transfer",
+    "has_attachments",
     "largest_header",
     "part_encoding",
     "resolve",
@@ -102,6 +103,23 @@ def largest_header(parts_json: str) -> int:
         if "m" in node:
             pending.append(node["m"])
     return largest
+
+
+def has_attachments(parts_json: str) -> bool:
+    """Whether the message carries a part that is not text: a file, an image, a
+    forwarded message. Read from the stored part tree (no message bytes), for the list's
+    attachment mark. Parts of a multipart/related other than its first are what its
+    HTML shows inline (RFC 2387 §3), not attachments."""
+    pending: list[Node] = [_load(parts_json)]
+    while pending:
+        node = pending.pop()
+        kind = node.get("t", "")
+        children = node.get("c")
+        if children is not None:
+            pending.extend(children[:1] if kind == "multipart/related" else children)
+        elif not kind.startswith("text/"):
+            return True
+    return False
 
 
 def part_encoding(parts_json: str, part: tuple[int, ...]) -> str | None:

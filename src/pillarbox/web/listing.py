@@ -19,6 +19,7 @@ from datetime import datetime
 
 from pillarbox.message.encoded_words import decode_header_value
 from pillarbox.message.envelope_fields import EnvelopeAddress, read_envelope
+from pillarbox.message.sections import has_attachments
 from pillarbox.model import Mailbox, MessageInfo
 from pillarbox.services import message_lists
 from pillarbox.services.context import Services
@@ -37,6 +38,8 @@ class MessageRow:
     seen: bool
     flagged: bool
     answered: bool
+    forwarded: bool  # $Forwarded (RFC 5788 registry), as Thunderbird and Apple Mail set it
+    attachments: bool
     size: int
 
 
@@ -79,6 +82,8 @@ def message_row(info: MessageInfo) -> MessageRow:
         seen="\\Seen" in info.flags,
         flagged="\\Flagged" in info.flags,
         answered="\\Answered" in info.flags,
+        forwarded="$Forwarded" in info.flags,
+        attachments=has_attachments(info.parts),
         size=info.size,
     )
 
