@@ -60,6 +60,17 @@ def imap_login(server: RunningServer, user: str) -> imaplib.IMAP4:
     return imap
 
 
+def inbox_count(server: RunningServer, user: str) -> int:
+    """How many messages `user`'s INBOX holds, as an IMAP client sees it (SELECT)."""
+    imap = imap_login(server, user)
+    try:
+        typ, data = imap.select("INBOX")
+        assert typ == "OK"
+        return int(data[0])
+    finally:
+        imap.logout()
+
+
 def append(server: RunningServer, user: str, message: bytes, mailbox: str = "INBOX") -> int:
     """APPEND over IMAP (a real client adding mail); returns the new UID (UIDPLUS)."""
     imap = imap_login(server, user)

@@ -9,19 +9,9 @@ as through a TLS proxy, is not another origin); changes are POST only
 from __future__ import annotations
 
 from tests.e2e.conftest import RunningServer
-from tests.web.client import WebClient, imap_login
+from tests.web.client import WebClient, inbox_count
 
 MESSAGE = {"to": "bob@example.test", "subject": "csrf", "body": "should not be sent"}
-
-
-def _bob_inbox_count(server: RunningServer) -> int:
-    imap = imap_login(server, "bob@example.test")
-    try:
-        typ, data = imap.select("INBOX")
-        assert typ == "OK"
-        return int(data[0])
-    finally:
-        imap.logout()
 
 
 def test_send_without_token_is_refused(server: RunningServer, alice: WebClient) -> None:
@@ -31,7 +21,7 @@ def test_send_without_token_is_refused(server: RunningServer, alice: WebClient) 
         bob.sign_in("bob@example.test")
         other = bob.csrf()
     assert alice.post("/compose", {**MESSAGE, "csrf": other}).status_code == 403
-    assert _bob_inbox_count(server) == 0
+    assert inbox_count(server, "bob@example.test") == 0
 
 
 def test_cross_site_post_is_refused_even_with_token(
@@ -42,10 +32,11 @@ def test_cross_site_post_is_refused_even_with_token(
     assert alice.post("/compose", {**MESSAGE, "csrf": token}, headers=evil).status_code == 403
     site = {"sec-fetch-site": "cross-site"}
     assert alice.post("/compose", {**MESSAGE, "csrf": token}, headers=site).status_code == 403
-    assert _bob_inbox_count(server) == 0
+    assert inbox_count(server, "bob@example.test") == 0
     same = {"origin": alice.base.replace("http:", "https:"), "sec-fetch-site": "same-origin"}
     assert alice.post("/compose", {**MESSAGE, "csrf": token}, headers=same).status_code == 303
-    assert _bob_inbox_count(server) == 1  # the same host behind a TLS proxy is this site
+    # the same host behind a TLS proxy is this site
+    assert inbox_count(server, "bob@example.test") == 1
 
 
 def test_sign_out_needs_the_token(alice: WebClient) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.web.client import WebClient, hidden_fields, imap_login
+from tests.web.client import WebClient, hidden_fields, inbox_count
 
 
 def _expire(server: RunningServer, client: WebClient) -> None:
@@ -53,16 +53,6 @@ def _sign_in_to(client: WebClient, next_url: str) -> httpx.Response:
     return client.post("/signin", data)
 
 
-def _bob_inbox_count(server: RunningServer) -> int:
-    imap = imap_login(server, "bob@example.test")
-    try:
-        typ, data = imap.select("INBOX")
-        assert typ == "OK"
-        return int(data[0])
-    finally:
-        imap.logout()
-
-
 def test_page_after_expiry_returns_there(server: RunningServer, alice: WebClient) -> None:
     assert alice.get("/folder?f=Sent").status_code == 200
     _expire(server, alice)
@@ -89,7 +79,8 @@ def test_form_sent_after_expiry_returns_to_its_page(
     reply = alice.post("/compose", message, headers=referer)
     target = _next_of(reply)
     assert target == page  # back to the editor, not the start page
-    assert _bob_inbox_count(server) == 0  # nothing sent on an expired session's token
+    # nothing sent on an expired session's token
+    assert inbox_count(server, "bob@example.test") == 0
     back = _sign_in_to(alice, target)
     assert back.headers["location"] == page
     assert alice.get(page).status_code == 200

@@ -13,7 +13,7 @@ import poplib
 import re
 
 from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.web.client import WebClient, append, imap_login
+from tests.web.client import WebClient, append, inbox_count
 
 USER = "alice@example.test"
 
@@ -47,16 +47,6 @@ def download_and_delete_all(server: RunningServer) -> int:
     return count
 
 
-def imap_inbox(server: RunningServer) -> int:
-    imap = imap_login(server, USER)
-    try:
-        typ, data = imap.select("INBOX")
-        assert typ == "OK"
-        return int(data[0])
-    finally:
-        imap.logout()
-
-
 def checked(page: str, name: str) -> str:
     found = re.findall(rf'name="{name}" value="([\w-]+)" checked', page)
     assert len(found) == 1, found
@@ -80,13 +70,13 @@ def test_keep_leaves_downloaded_mail_in_the_inbox(server: RunningServer, alice: 
     assert "POP3 download policy saved." in page
     assert checked(page, "on_retrieve") == "keep" and checked(page, "scope") == "all"
     assert download_and_delete_all(server) == 2
-    assert imap_inbox(server) == 2  # kept, as the policy says
+    assert inbox_count(server, USER) == 2  # kept, as the policy says
     assert pop_count(server) == 0  # and not downloaded again
     # Back to the default: what POP3 deletes is gone.
     assert save(alice, "delete", "all") == 303
     append(server, USER, message(3))
     assert download_and_delete_all(server) == 1
-    assert imap_inbox(server) == 2
+    assert inbox_count(server, USER) == 2
 
 
 def test_from_now_hides_older_mail_from_pop3(server: RunningServer, alice: WebClient) -> None:
