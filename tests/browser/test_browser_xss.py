@@ -24,6 +24,7 @@ the corpus runs in seconds, and each case is still reported by name.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import smtplib
@@ -213,7 +214,8 @@ class Tabs:
         self.context = context
         self.tabs: dict[Page, Watched] = {}
         self.stray: list[str] = []  # requests off this machine no tab can be named for
-        context.set_default_timeout(TIMEOUT_MS)
+        # Eight tabs load side by side, on a machine running other tests too.
+        context.set_default_timeout(3 * TIMEOUT_MS)
         context.on("request", self._request)
 
     def _request(self, request: Request) -> None:
@@ -231,7 +233,9 @@ class Tabs:
 
         def on_dialog(dialog: Dialog) -> None:
             tab.dialogs.append(f"{dialog.type} {dialog.message!r}")
-            dialog.dismiss()
+            # Two frames' dialogs can race: one may be gone by the time it is dismissed.
+            with contextlib.suppress(PlaywrightError):
+                dialog.dismiss()
 
         page.on("dialog", on_dialog)
         page.on("popup", lambda popup: tab.popups.append(popup.url))
