@@ -1,5 +1,5 @@
 """Debian's Dovecot as a real third-party provider: POP3 (leave and delete) and IMAP (two
-folders), no duplicates over repeated runs. Dovecot is the benchmark's private instance
+folders, IDLE), no duplicates over repeated runs. Dovecot is the benchmark's private instance
 (`bench.reference.ReferenceServers`: loopback ports, its own directory, mail delivered
 over its LMTP), which installs the Debian packages when they are missing."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import imaplib
 import poplib
 import smtplib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,12 @@ from bench.servers import PASSWORD as DOVECOT_PASSWORD
 from bench.servers import Endpoint, user_address
 
 from pillarbox.services.fetch_sources import SourceRequest
+from tests.e2e.conftest import RunningServer
+from tests.e2e.mtas import wait_until
 from tests.fetcher.conftest import BOB, Local, message
+from tests.fetcher.test_fetch_scheduler import here, inbox_count
+
+__all__ = ["here"]
 
 USERS = 5  # one per test: the server is shared by the module
 
@@ -162,3 +168,26 @@ async def test_imap_condstore(dovecot: Endpoint, local: Local) -> None:
     assert [r.flags for r in rows] == [frozenset({"\\Seen", "\\Flagged"})]
     fresh = await local.store.get_fetch_source(source)
     assert (await local.runner.run(fresh)).flags_changed == 0
+
+
+def test_imap_idle_brings_mail_in_seconds(dovecot: Endpoint, here: RunningServer) -> None:
+    """Dovecot offers IDLE: the scheduler of a running Pillarbox watches the source, and
+    a message delivered there arrives here within 5 seconds, with a 300 s interval (so no
+    poll could have brought it)."""
+    user = user_address(4)
+    assert dovecot.imap_port is not None
+    deliver(dovecot, user, 1)
+    scheduler = here.app.fetch_scheduler
+    request = SourceRequest(
+        "imap", dovecot.host, dovecot.imap_port, "none", user, DOVECOT_PASSWORD, interval=300
+    )
+    source = here.call(lambda: here.services.fetch_sources.add("bob@example.test", request))
+    here.loop.call_soon_threadsafe(scheduler.wake)
+    wait_until(lambda: source.id in scheduler.idling, "the source watched with IDLE", 10)
+    wait_until(lambda: inbox_count(here) == 1, "the first message fetched", 10)
+    deliver(dovecot, user, 2)
+    sent = time.monotonic()
+    wait_until(lambda: inbox_count(here) == 2, "the second message, pushed", 5)
+    print(f"Dovecot IDLE → here: {time.monotonic() - sent:.2f} s")
+    fetched = here.call(lambda: here.store.get_fetch_source(source.id))
+    assert fetched.last_error == "" and fetched.failures == 0

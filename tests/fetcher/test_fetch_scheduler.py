@@ -182,7 +182,7 @@ def test_idle_brings_mail_in_seconds(provider: RunningServer, here: RunningServe
     source = here.call(lambda: here.services.fetch_sources.add("bob@example.test", request))
     here.loop.call_soon_threadsafe(scheduler.wake)
     wait_until(lambda: source.id in scheduler.idling, "the source watched with IDLE", 10)
-    wait_until(lambda: _inbox_count(here) == 1, "the first message fetched", 10)
+    wait_until(lambda: inbox_count(here) == 1, "the first message fetched", 10)
     session, reader = idle_session(here)
     try:
         with smtplib.SMTP("127.0.0.1", provider.port("smtp"), "client.test", timeout=30) as s:
@@ -198,7 +198,7 @@ def test_idle_brings_mail_in_seconds(provider: RunningServer, here: RunningServe
     assert fetched.last_error == "" and fetched.failures == 0
 
 
-def _inbox_count(server: RunningServer) -> int:
+def inbox_count(server: RunningServer) -> int:
     async def count() -> int:
         account = await server.store.get_account("bob@example.test")
         box = await server.store.get_mailbox(account.id, "INBOX")
