@@ -16,6 +16,19 @@ WITH_FILE = (
     b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
     b"\r\n%PDF\r\n--b--\r\n"
 )
+TEXT_FILE = (
+    b"From: carol@other.test\r\nSubject: notes attached\r\n"
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+    b"--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=n.txt\r\n"
+    b"\r\nnotes\r\n--b--\r\n"
+)
+ALTERNATIVE = (
+    b"From: carol@other.test\r\nSubject: two forms\r\n"
+    b"Content-Type: multipart/alternative; boundary=a\r\n\r\n"
+    b"--a\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+    b"--a\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--a--\r\n"
+)
 INLINE_ONLY = (
     b"From: carol@other.test\r\nSubject: inline picture\r\n"
     b"Content-Type: multipart/related; boundary=r\r\n\r\n"
@@ -31,7 +44,7 @@ def row_of(page: str, subject: str) -> str:
 
 
 def test_attachment_and_flag_marks(server: RunningServer, alice: WebClient) -> None:
-    for message in (PLAIN, WITH_FILE, INLINE_ONLY):
+    for message in (PLAIN, WITH_FILE, INLINE_ONLY, TEXT_FILE, ALTERNATIVE):
         append(server, "alice@example.test", message)
     imap = imap_login(server, "alice@example.test")
     try:
@@ -43,6 +56,8 @@ def test_attachment_and_flag_marks(server: RunningServer, alice: WebClient) -> N
     assert 'title="has attachments"' in row_of(page, "with a file")
     assert 'title="has attachments"' not in row_of(page, "plain words")
     assert 'title="has attachments"' not in row_of(page, "inline picture")  # RFC 2387
+    assert 'title="has attachments"' in row_of(page, "notes attached")
+    assert 'title="has attachments"' not in row_of(page, "two forms")
     plain = row_of(page, "plain words")
     assert 'title="answered"' in plain and 'title="forwarded"' in plain
     assert 'title="forwarded"' not in row_of(page, "with a file")

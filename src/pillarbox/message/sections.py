@@ -106,19 +106,28 @@ def largest_header(parts_json: str) -> int:
 
 
 def has_attachments(parts_json: str) -> bool:
-    """Whether the message carries a part that is not text: a file, an image, a
-    forwarded message. Read from the stored part tree (no message bytes), for the list's
-    attachment mark. Parts of a multipart/related other than its first are what its
-    HTML shows inline (RFC 2387 §3), not attachments."""
+    """Whether the message carries an attachment, read from the stored part tree (no
+    message bytes) for the list's mark: a part that is not text (a file, an image, a
+    forwarded message), or any part of a multipart/mixed after its first (the body;
+    RFC 2046 §5.1.3), text files included. The alternatives of a multipart/alternative
+    are the body, and the parts of a multipart/related after its first are what its
+    HTML shows inline (RFC 2387 §3)."""
     pending: list[Node] = [_load(parts_json)]
     while pending:
         node = pending.pop()
         kind = node.get("t", "")
         children = node.get("c")
-        if children is not None:
-            pending.extend(children[:1] if kind == "multipart/related" else children)
-        elif not kind.startswith("text/"):
+        if children is None:
+            if not kind.startswith("text/"):
+                return True
+        elif kind == "multipart/related":
+            pending.extend(children[:1])
+        elif kind == "multipart/alternative":
+            pending.extend(children)
+        elif len(children) > 1:
             return True
+        else:
+            pending.extend(children)
     return False
 
 

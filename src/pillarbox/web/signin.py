@@ -14,6 +14,8 @@ successful sign-in always starts a new session id.
 
 from __future__ import annotations
 
+import logging
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -29,6 +31,8 @@ from pillarbox.web.context import (
     set_session_cookie,
 )
 from pillarbox.web.sessions import COOKIE, SIGNIN_COOKIE, new_token, same_token
+
+log = logging.getLogger("pillarbox.web")
 
 MAX_FIELD = 1024  # longer addresses or passwords are refused before any hashing
 
@@ -88,6 +92,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                 request, error="Wrong address or password.", address=address, status=401
             )
         session = ctx.sessions.create(account)
+        log.info("webmail sign-in %s from %s", account.address, ip)
         next_url = safe_next(str(form.get("next", "/")))
         response = RedirectResponse(next_url, status_code=303)
         set_session_cookie(response, request, session.id)
@@ -99,6 +104,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         await ctx.check_csrf(request, session)
         ctx.sessions.end(session.id)
         await ctx.streams.end_streams(session.id)
+        log.info("webmail sign-out %s from %s", session.account.address, client_ip(request))
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
         return response
