@@ -12,58 +12,34 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-
-import httpx
 
 from pillarbox.web.listener import SHUTDOWN_GRACE
 from pillarbox.web.live import MAX_STREAMS
 from tests.e2e.conftest import RunningServer
 from tests.web.client import WebClient, append, imap_login
+from tests.web.sse import Stream
 
 
-class EventReader:
-    """Reads an open event stream in a thread; `next_event` waits for one."""
+class EventReader(Stream):
+    """The `change` events of /events, their data decoded."""
 
     def __init__(self, client: WebClient) -> None:
-        self._context = client.http.stream("GET", "/events", timeout=httpx.Timeout(30))
-        self.reply = self._context.__enter__()
-        self.events: list[dict[str, object]] = []
-        self.ended = threading.Event()
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        super().__init__(client, "/events", {})
 
-    def _read(self) -> None:
-        try:
-            kind = ""
-            for line in self.reply.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind == "change":
-                    with self._changed:
-                        self.events.append(json.loads(line[6:]))
-                        self._changed.notify_all()
-        except httpx.HTTPError:
-            pass
-        finally:
-            self.ended.set()
-            with self._changed:
-                self._changed.notify_all()
+    @property
+    def events(self) -> list[dict[str, object]]:
+        """The change events received and not yet taken."""
+        return [json.loads(b.data) for b in self.blocks if b.kind == "change"]
 
     def next_event(self, timeout: float = 1.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not self.events:
-                left = deadline - time.monotonic()
-                assert left > 0 and not self.ended.is_set(), "no event in time"
-                self._changed.wait(left)
-            return self.events.pop(0)
-
-    def close(self) -> None:
-        self._context.__exit__(None, None, None)
+        while True:
+            block = self.next_block(deadline - time.monotonic())
+            if block.kind == "change":
+                data: dict[str, object] = json.loads(block.data)
+                return data
 
 
 def _inbox_id(server: RunningServer, user: str) -> int:
