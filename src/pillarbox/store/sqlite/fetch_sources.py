@@ -112,25 +112,33 @@ def _record(tx: Tx, record: FetchedRecord, *, new: bool = False) -> None:
         )
 
 
+def _settings(source: NewFetchSource) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """A source's column values around its password, in the order of the table's
+    columns: (protocol .. username) and (target_folder .. interval)."""
+    connection = (
+        source.protocol.value,
+        source.host,
+        source.port,
+        source.security.value,
+        source.username,
+    )
+    where = (
+        source.target_folder,
+        json.dumps(list(source.source_folders)),
+        source.policy.action.value,
+        source.policy.days,
+        source.interval,
+    )
+    return connection, where
+
+
 class FetchSourcesMixin(SqliteCore):
     """The fetch-source operations of `SqliteStore`."""
 
     async def add_fetch_source(self, source: NewFetchSource) -> FetchSource:
-        values = (
-            source.account_id,
-            source.protocol.value,
-            source.host,
-            source.port,
-            source.security.value,
-            source.username,
-            source.password_secret,
-            source.target_folder,
-            json.dumps(list(source.source_folders)),
-            source.policy.action.value,
-            source.policy.days,
-            source.interval,
-            exact_epoch(datetime.now(UTC)),
-        )
+        connection, where = _settings(source)
+        secret, created = source.password_secret, exact_epoch(datetime.now(UTC))
+        values = (source.account_id, *connection, secret, *where, created)
 
         def op(tx: Tx) -> FetchSource:
             conn = tx.conn
@@ -221,22 +229,9 @@ class FetchSourcesMixin(SqliteCore):
         return await self._write(op)
 
     async def update_fetch_source(self, source_id: int, source: NewFetchSource) -> FetchSource:
-        values = (
-            source.protocol.value,
-            source.host,
-            source.port,
-            source.security.value,
-            source.username,
-            source.password_secret,
-            source.password_secret,
-            source.target_folder,
-            json.dumps(list(source.source_folders)),
-            source.policy.action.value,
-            source.policy.days,
-            source.interval,
-            source_id,
-            source.account_id,
-        )
+        connection, where = _settings(source)
+        secret = source.password_secret  # twice: an empty one keeps the stored password
+        values = (*connection, secret, secret, *where, source_id, source.account_id)
 
         def op(tx: Tx) -> FetchSource:
             row = tx.conn.execute(
