@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from pillarbox.model import MailboxStatus, MessagePage, ThreadSummary
+from pillarbox.model import MessagePage, ThreadSummary
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.flags import DELETED, SEEN
+from pillarbox.store.sqlite.flags import SEEN
+from pillarbox.store.sqlite.rows import COUNTER_COLUMNS, counted_status, mailbox_row
 
 _NO_UID = 2**63 - 1  # above every UID
 
@@ -36,12 +37,7 @@ class ListingMixin(SqliteCore):
         after: int | None = None,
     ) -> MessagePage:
         def q(conn: sqlite3.Connection) -> MessagePage:
-            box = conn.execute(
-                "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?",
-                (mailbox_id,),
-            ).fetchone()
-            if box is None:
-                raise NotFound(f"no mailbox {mailbox_id}")
+            box = mailbox_row(conn, mailbox_id)
             if after is not None:
                 rows = conn.execute(
                     "SELECT uid FROM messages WHERE mailbox_id = ? AND uid > ?"
@@ -73,26 +69,14 @@ class ListingMixin(SqliteCore):
                 above = _NO_UID
             else:
                 above = -1
-            messages, unseen, deleted, size, deleted_size, newer = conn.execute(
-                f"SELECT count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
-                f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
-                f" coalesce(sum(CASE WHEN flags & {DELETED} != 0 THEN size END), 0),"
-                " coalesce(sum(uid > ?), 0)"
+            counts = conn.execute(
+                f"SELECT {COUNTER_COLUMNS}, coalesce(sum(uid > ?), 0)"
                 " FROM messages WHERE mailbox_id = ?",
                 (above, mailbox_id),
             ).fetchone()
-            status = MailboxStatus(
-                messages=messages,
-                unseen=unseen,
-                deleted=deleted,
-                size=size,
-                uidnext=box[0],
-                uidvalidity=box[1],
-                highestmodseq=box[2],
-                deleted_size=deleted_size,
-            )
+            status, newer = counted_status(box, counts), counts[5]
             if not uids and before is None and after is None:
-                newer = min(max(0, offset), messages)
+                newer = min(max(0, offset), status.messages)
             return MessagePage(status, tuple(uids), newer)
 
         return await self._read(q)

@@ -111,22 +111,29 @@ def flag_rows(
     return cast(list[tuple[int, int, int]], rows)
 
 
-def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
+# The counters of STATUS/SELECT as SELECT columns over a mailbox's message rows, in the
+# order `counted_status` takes them; a caller may add columns after them (one scan).
+COUNTER_COLUMNS = (
+    f"count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
+    f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
+    f" coalesce(sum(CASE WHEN flags & {DELETED} != 0 THEN size END), 0)"
+)
+
+
+def mailbox_row(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, int, int]:
+    """(uidnext, uidvalidity, highestmodseq) of the mailbox; NotFound if there is none."""
     box = conn.execute(
         "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
     ).fetchone()
     if box is None:
         raise NotFound(f"no mailbox {mailbox_id}")
-    messages, unseen, deleted, size, first_unseen, deleted_size = conn.execute(
-        f"SELECT count(*), coalesce(sum((flags & {SEEN}) = 0), 0),"
-        f" coalesce(sum((flags & {DELETED}) != 0), 0), coalesce(sum(size), 0),"
-        f" min(CASE WHEN flags & {SEEN} = 0 THEN uid END),"
-        f" coalesce(sum(CASE WHEN flags & {DELETED} != 0 THEN size END), 0)"
-        " FROM messages WHERE mailbox_id = ?",
-        (mailbox_id,),
-    ).fetchone()
-    status = MailboxStatus(
+    return cast(tuple[int, int, int], tuple(box))
+
+
+def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxStatus:
+    """The MailboxStatus of `mailbox_row` and the `COUNTER_COLUMNS` values."""
+    messages, unseen, deleted, size, deleted_size = counts[:5]
+    return MailboxStatus(
         messages=messages,
         unseen=unseen,
         deleted=deleted,
@@ -136,4 +143,14 @@ def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[Mailbox
         highestmodseq=box[2],
         deleted_size=deleted_size,
     )
-    return status, first_unseen
+
+
+def mailbox_counters(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
+    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
+    box = mailbox_row(conn, mailbox_id)
+    counts = conn.execute(
+        f"SELECT {COUNTER_COLUMNS}, min(CASE WHEN flags & {SEEN} = 0 THEN uid END)"
+        " FROM messages WHERE mailbox_id = ?",
+        (mailbox_id,),
+    ).fetchone()
+    return counted_status(box, counts), counts[5]
