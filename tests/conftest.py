@@ -22,3 +22,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     last (a stable sort, the same in every worker), no other test follows one: pytest-xdist
     hands each worker its tests in collection order."""
     items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the PostgreSQL databases this worker created (tests/pg.py)."""
+    from tests import pg
+
+    pg.drop_created()

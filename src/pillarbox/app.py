@@ -36,6 +36,7 @@ from pillarbox.services.context import Services
 from pillarbox.services.fetch_now import FetchOutcome, RunSource
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
+from pillarbox.store.postgres import PgStore
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 
@@ -89,16 +90,31 @@ def _sqlite(config: Config, bus: ChangeBus, server: bool) -> Store:
     return SqliteStore(config.data_path, bus=bus, collect_orphans=server)
 
 
+def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:
+    return PgStore(
+        config.store_dsn,
+        bus=bus,
+        node_id=config.node_name,
+        pool_min=config.store.pool_min,
+        pool_max=config.store.pool_max,
+        statement_cache_size=config.store.statement_cache_size,
+        server=server,
+    )
+
+
 # `server.store` → the backend that serves it ("sqlite", or a URL scheme). config.load
 # already refused anything else; a new backend adds its entry here and its scheme there.
 # `server`: False when the CLI opens the store, possibly beside a running server, so that
 # it leaves the server's work in progress (blobs of messages being received) alone.
-BACKENDS: dict[str, Callable[[Config, ChangeBus, bool], Store]] = {"sqlite": _sqlite}
+BACKENDS: dict[str, Callable[[Config, ChangeBus, bool], Store]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 def backend_name(config: Config) -> str:
     store = config.server.store
-    return store if store == "sqlite" else store.partition("://")[0]
+    return "postgres" if config.store_dsn and store != "sqlite" else store
 
 
 def open_store(config: Config, bus: ChangeBus | None = None, *, server: bool = False) -> Store:
@@ -148,7 +164,7 @@ def fetch_scheduler(services: Services, config: Config) -> FetchScheduler:
         services.fetch_sources,
         runner,
         ScheduleSettings.from_config(config.fetcher),
-        holder=config.server.hostname,
+        holder=config.node_name,
     )
 
 

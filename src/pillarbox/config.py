@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -28,8 +29,25 @@ class ConfigError(Exception):
 class ServerConfig:
     hostname: str = "mail.example.test"
     data_dir: str = "./var"
-    store: str = "sqlite"  # "sqlite" (embedded default) or a postgresql:// URL
+    # "sqlite" (embedded default) or "postgres" (with [store] dsn; several nodes may share
+    # one database). A postgresql:// URL here is the same as "postgres" with that dsn.
+    store: str = "sqlite"
     log_level: str = "info"
+    # This node's name in claims (outbound queue, fetch sources), blob read leases and
+    # change notifications: unique per node (two nodes on one machine must set it).
+    # Empty: the machine's host name, which stays the same across restarts.
+    node_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The PostgreSQL backend ([server] store = "postgres")."""
+
+    dsn: str = ""  # postgresql://user@host:5432/database
+    pool_min: int = 2
+    pool_max: int = 20
+    # Prepared-statement cache per connection; 0 behind PgBouncer in transaction mode.
+    statement_cache_size: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +228,26 @@ class Config:
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     fetcher: FetcherConfig = field(default_factory=FetcherConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def node_name(self) -> str:
+        """`[server] node_id`, or the machine's host name."""
+        return self.server.node_id or socket.gethostname()
+
+    @property
+    def store_dsn(self) -> str:
+        """The PostgreSQL DSN: `[store] dsn`, or the URL given as `[server] store`."""
+        if self.server.store.startswith(_PG_SCHEMES):
+            return self.server.store
+        return self.store.dsn
+
+
+_PG_SCHEMES = ("postgresql://", "postgres://")
 
 
 def parse_address(value: str, key: str = "address") -> tuple[str, int]:
@@ -321,10 +355,16 @@ def _validate(config: Config) -> None:
     if config.server.log_level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("server.log_level: must be one of debug, info, warning, error")
     store = config.server.store
-    if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("server.store: must be 'sqlite' or a postgresql:// URL")
-    if store != "sqlite":
-        raise ConfigError("server.store: the PostgreSQL backend is not available yet")
+    if store not in ("sqlite", "postgres") and not store.startswith(_PG_SCHEMES):
+        raise ConfigError("server.store: must be 'sqlite' or 'postgres'")
+    if store == "postgres" and not config.store.dsn.startswith(_PG_SCHEMES):
+        raise ConfigError("store.dsn: must be a postgresql:// URL when server.store is postgres")
+    if not 1 <= config.store.pool_min <= config.store.pool_max:
+        raise ConfigError("store.pool_min: must be at least 1 and at most store.pool_max")
+    if config.store.statement_cache_size < 0:
+        raise ConfigError("store.statement_cache_size: must not be negative")
+    if " " in config.server.node_id or "|" in config.server.node_id:
+        raise ConfigError("server.node_id: must not contain spaces or '|'")
     if bool(config.tls.cert) != bool(config.tls.key):
         raise ConfigError("tls.cert: tls.cert and tls.key must be set together")
     for key in ("cert", "key"):
