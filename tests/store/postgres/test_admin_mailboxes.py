@@ -266,3 +266,16 @@ async def test_remove_account_takes_everything(nodes: Nodes) -> None:
     assert len(await nodes.one.list_mailboxes(bob.id)) == 6
     with pytest.raises(Conflict):
         await nodes.one.remove_domain("example.org")
+
+
+async def test_remove_account_while_another_node_creates_a_mailbox(nodes: Nodes) -> None:
+    """A mailbox created on one node while another removes the account goes with the
+    account, or its creation fails NotFound; the removal itself never fails."""
+    results = await asyncio.gather(
+        *(nodes.one.create_mailbox(nodes.account_id, f"Late {i}") for i in range(5)),
+        nodes.two.remove_account("alice@example.org"),
+        return_exceptions=True,
+    )
+    assert results[-1] is None
+    assert {type(r).__name__ for r in results[:-1]} <= {"Mailbox", "NotFound"}
+    assert await _count(nodes.dsn, "SELECT count(*) FROM mailboxes") == 0
