@@ -35,7 +35,7 @@ from tests.e2e.test_queue_crash import (
 from tests.queue.peer import Peer
 
 COUNT = 40
-LEASE = 6.0  # seconds; longer than one attempt at the 2 s timeouts below
+LEASE = 15.0  # seconds; longer than one attempt at the 2 s timeouts below
 
 
 def write_config(tmp: Path, node: str, dsn: str, dns: DnsServer, peer_port: int) -> Path:
@@ -63,8 +63,8 @@ def write_config(tmp: Path, node: str, dsn: str, dns: DnsServer, peer_port: int)
         "allow_private_networks = true\n"
         "max_connections = 3\n"
         "max_connections_per_domain = 3\n"
-        "connect_timeout = 30.0\n"
-        "command_timeout = 30.0\n"
+        "connect_timeout = 2.0\n"
+        "command_timeout = 2.0\n"
         "retry_initial = 1.0\n"
         "retry_max = 2.0\n"
         f"claim_lease = {LEASE}\n"
