@@ -2,8 +2,7 @@
 
 The contract test (`tests/store/test_fetch_sources.py`) shows a claim's rules on one
 store; here the claimants are separate stores with pools of their own, as two nodes
-are, racing for the same rows at the same time. The account is seeded with SQL so these
-tests stand on the fetch-source methods alone.
+are, racing for the same rows at the same time.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from pillarbox.model.fetch import FetchedRecord
@@ -29,21 +27,14 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 async def nodes(tmp_path: Path) -> AsyncIterator[tuple[PgStore, PgStore, int]]:
     """Two opened stores on one fresh database, and the id of an account there."""
     dsn = pg.database(str(tmp_path / "data"))
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("INSERT INTO domains (name) VALUES ('example.org')")
-        account_id = await conn.fetchval(
-            "INSERT INTO accounts (address, domain_id, password_hash)"
-            " SELECT 'alice@example.org', id, 'h' FROM domains RETURNING id"
-        )
-    finally:
-        await conn.close()
     a = PgStore(dsn, node_id="node-a", pool_min=1, pool_max=4)
     b = PgStore(dsn, node_id="node-b", pool_min=1, pool_max=4)
-    await a.open()
-    await b.open()
     try:
-        yield a, b, int(account_id)
+        await a.open()
+        await b.open()
+        await a.add_domain("example.org")
+        account_id = (await b.add_account("alice@example.org", "h")).id
+        yield a, b, account_id
     finally:
         await a.close()
         await b.close()
