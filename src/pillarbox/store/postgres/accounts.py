@@ -239,16 +239,18 @@ class AccountsMixin(PgCore):
             account_id = await conn.fetchval("SELECT id FROM accounts WHERE address = $1", address)
             if account_id is None:
                 raise NotFound(f"no account {address}")
-            mailbox_ids = [
-                int(r[0])
-                for r in await conn.fetch(
-                    "SELECT id FROM mailboxes WHERE account_id = $1", account_id
-                )
-            ]
+            listing = "SELECT id FROM mailboxes WHERE account_id = $1"
+            mailbox_ids = [int(r[0]) for r in await conn.fetch(listing, account_id)]
             # Mailboxes first, then the account (the triggers' quota updates): the order
             # every delivery takes them in.
             await self._lock_mailboxes(conn, mailbox_ids)
             await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+            # A mailbox created while we waited (create_mailbox holds the account row
+            # until its commit) is locked now, out of order: a deadlock there is rare and
+            # retried by `_write`.
+            late = [int(r[0]) for r in await conn.fetch(listing, account_id)]
+            await self._lock_mailboxes(conn, [i for i in late if i not in mailbox_ids])
+            mailbox_ids = late
             for mailbox_id in mailbox_ids:
                 await drop_mailbox_rows(conn, mailbox_id)
             await conn.execute("DELETE FROM subscriptions WHERE account_id = $1", account_id)
