@@ -378,9 +378,11 @@ class FetchSourcesMixin(PgCore):
         self, source_id: int, folder: str, uidvalidity: int
     ) -> list[FetchedCopy]:
         async def q(conn: Conn) -> list[FetchedCopy]:
-            # Rows under a UIDVALIDITY are IMAP's, whose remote ids are UIDs (digits).
+            # IMAP's remote ids are UIDs. Anything else (a POP3 UIDL) reads as its leading
+            # digits or 0, as SQLite's CAST AS INTEGER reads it, rather than failing.
             rows = await conn.fetch(
-                "SELECT remote_id::bigint AS uid, local_mailbox, local_uid, remote_flags"
+                "SELECT coalesce(substring(remote_id FROM '^[0-9]{1,18}')::bigint, 0) AS uid,"
+                " local_mailbox, local_uid, remote_flags"
                 " FROM fetch_fetched WHERE source_id = $1 AND folder = $2"
                 " AND uidvalidity = $3 AND local_uid IS NOT NULL ORDER BY 1",
                 source_id,
