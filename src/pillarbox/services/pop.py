@@ -267,6 +267,16 @@ class PopService:
         """Extend `holder`'s lease by `lease` seconds from now; False if it lost it."""
         return await self.store.lock_maildrop(account_id, holder, self.clock() + self.lease)
 
+    async def is_locked(self, account_id: int) -> bool:
+        """Does a live session hold the maildrop? (Diagnostics and tests: the answer may
+        be stale at once.) Probes with a lease that has already expired, so it never
+        keeps anyone out."""
+        probe = self.new_holder()
+        if not await self.store.lock_maildrop(account_id, probe, self.clock() - 1.0):
+            return True
+        await self.store.unlock_maildrop(account_id, probe)
+        return False
+
     async def release(self, account_id: int, holder: str) -> None:
         """End `holder`'s lease; if the store is unreachable it expires by itself."""
         try:
