@@ -136,6 +136,13 @@ class FailureThrottle:
             self.store_key(ip), lambda state: self.failed_step(state, now)
         )
 
+    async def current_delay(self, store: Store, ip: str) -> float:
+        """`delay_for` on the store's record of `ip`."""
+        now = self._wall_clock()
+        return await store.update_login_state(
+            self.store_key(ip), lambda state: self.delay_step(state, now)
+        )
+
     async def record_success(self, store: Store, ip: str) -> None:
         """`succeeded` on the store's record of `ip`."""
         await store.update_login_state(self.store_key(ip), lambda state: (None, None))
@@ -149,6 +156,14 @@ class FailureThrottle:
         failures = (state.failures if state is not None else 0) + 1
         new = LoginState(failures=failures, last_failure=now, expires=now + self.window)
         return new, self._delay_of(failures)
+
+    def delay_step(self, state: LoginState | None, now: float) -> tuple[LoginState | None, float]:
+        """(the record, forgotten once its window has passed; the delay it earns)."""
+        if state is None or state.failures == 0:
+            return state, 0.0
+        if now - state.last_failure > self.window:
+            return None, 0.0
+        return state, self._delay_of(state.failures)
 
     def _delay_of(self, failures: int) -> float:
         return float(min(self.cap, self.base * (2 ** (failures - 1))))
@@ -211,6 +226,10 @@ class AuthService:
         if delay:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for a condition
         raise AuthFailed()
+
+    async def ip_delay(self, ip: str) -> float:
+        """The delay a failed login from `ip` is held back by now (as every node sees it)."""
+        return await self._shared(self.throttle.current_delay(self._store, ip), 0.0)
 
     @staticmethod
     async def _shared(step: Awaitable[T], otherwise: T) -> T:
