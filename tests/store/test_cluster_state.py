@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from pillarbox.model.cluster import LoginState, WebSessionRecord
@@ -35,30 +34,10 @@ ALICE = "alice@example.org"
 
 
 async def an_account(store: Store, address: str = ALICE) -> int:
-    """An account id (web sessions refer to accounts). PostgreSQL's account methods come
-    with another slice; until they are there, the rows are inserted directly."""
-    try:
-        if await store.get_domain("example.org") is None:
-            await store.add_domain("example.org")
-        return (await store.add_account(address, "$argon2id$dummy")).id
-    except NotImplementedError:
-        assert isinstance(store, PgStore)
-        conn = await asyncpg.connect(store.dsn)
-        try:
-            domain = await conn.fetchval(
-                "INSERT INTO domains (name) VALUES ('example.org')"
-                " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id"
-            )
-            return int(
-                await conn.fetchval(
-                    "INSERT INTO accounts (address, domain_id, password_hash)"
-                    " VALUES ($1, $2, 'x') RETURNING id",
-                    address,
-                    domain,
-                )
-            )
-        finally:
-            await conn.close()
+    """An account id (web sessions refer to accounts)."""
+    if await store.get_domain("example.org") is None:
+        await store.add_domain("example.org")
+    return (await store.add_account(address, "$argon2id$dummy")).id
 
 
 async def state_of(store: Store, key: str) -> LoginState | None:
@@ -207,21 +186,17 @@ async def test_a_web_session_made_on_one_node_is_valid_on_the_other(
     account_id = await an_account(a)
     on_a = SessionStore(table=WebSessionTable(a))
     on_b = SessionStore(table=WebSessionTable(b))
-    try:
-        account = await a.get_account_by_id(account_id)
-    except NotImplementedError:
-        account = None
-    if account is None:
-        # Without PostgreSQL account methods yet: the table level only.
-        record = WebSessionRecord(id_hash("s"), account_id, "t", time.time(), time.time())
-        await a.add_web_session(record)
-        assert await b.get_web_session(record.id_hash) == record
-        await b.remove_web_session(record.id_hash)
-        assert await a.get_web_session(record.id_hash) is None
-        pytest.skip("SessionStore over two nodes needs PostgreSQL accounts (branch pg-admin)")
+    account = await a.get_account_by_id(account_id)
+    assert account is not None
     session = await on_a.create(account)
     seen = await on_b.get(session.id)
     assert seen is not None and seen.account.id == account_id and seen.csrf == session.csrf
     assert await b.get_web_session(session.id) is None  # only the hash is stored
+    assert await b.get_web_session(id_hash(session.id)) is not None
     await on_b.end(session.id)
     assert await on_a.get(session.id) is None  # signed out everywhere at once
+    # A password change on B ends the account's other sessions on A too.
+    kept, other = await on_a.create(account), await on_a.create(account)
+    assert await on_b.get(kept.id) is not None
+    assert await on_b.end_others(account_id, keep=kept.id) == []  # B served neither
+    assert await on_a.get(other.id) is None and await on_a.get(kept.id) is not None
