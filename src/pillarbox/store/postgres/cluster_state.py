@@ -200,9 +200,13 @@ class ClusterStateMixin(PgCore):
         return await self._write(op)
 
 
-async def purge_expired(conn: Conn, now: float, web_lifetime: float) -> None:
+async def purge_expired(conn: Conn, now: float, *, web_idle: float, web_lifetime: float) -> None:
     """For the janitor (§4): delete expired POP3 leases, login-failure records that say
-    nothing any more, and web sessions older than `web_lifetime` seconds of no use."""
+    nothing any more, and web sessions past `web.sessions`'s idle or lifetime limit."""
     await conn.execute("DELETE FROM pop_locks WHERE until < $1::float8", now)
     await conn.execute("DELETE FROM login_failures WHERE expires < $1::float8", now)
-    await conn.execute("DELETE FROM web_sessions WHERE last_seen < $1::float8", now - web_lifetime)
+    await conn.execute(
+        "DELETE FROM web_sessions WHERE last_seen < $1::float8 OR created < $2::float8",
+        now - web_idle,
+        now - web_lifetime,
+    )
