@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pillarbox.store.postgres.accounts import AccountsMixin
 from pillarbox.store.postgres.blobs import BlobsMixin
+from pillarbox.store.postgres.cluster_state import ClusterStateMixin
 from pillarbox.store.postgres.dkim_keys import DkimKeysMixin
 from pillarbox.store.postgres.fetch_sources import FetchSourcesMixin
 from pillarbox.store.postgres.identities import IdentitiesMixin
@@ -46,6 +47,7 @@ class PgStore(
     FetchSourcesMixin,
     IdentitiesMixin,
     ImageSendersMixin,
+    ClusterStateMixin,
 ):
     """The PostgreSQL implementation of `store.api.Store` (see the module docstring)."""
 
