@@ -167,12 +167,24 @@ async def test_a_claim_naming_no_node_is_released_by_any(
 async def test_enqueue_refuses_a_blob_not_finished(
     nodes: tuple[PgStore, PgStore], dsn: str
 ) -> None:
-    """A queue row never refers to bytes that are not durable: an unfinished upload, or
-    a blob that is gone, is NotFound and nothing is queued."""
+    """A queue row never refers to bytes that are not durable: an unfinished upload, a
+    blob whose last reference went (the janitor's now), or one that is gone, is NotFound
+    and nothing is queued."""
     a, _ = nodes
     writing = await seed_blob(dsn, state="writing")
     with pytest.raises(NotFound):
         await a.enqueue("s@example.org", [QueuedRecipient("r@x.test")], writing)
+    given_up = await seed_blob(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE blobs SET unreferenced_at = extract(epoch FROM now()) WHERE id = $1",
+            given_up.blob_id,
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(NotFound):
+        await a.enqueue("s@example.org", [QueuedRecipient("r@x.test")], given_up)
     with pytest.raises(NotFound):
         await a.enqueue("s@example.org", [QueuedRecipient("r@x.test")], Handle(10**12, 1))
     assert await a.list_queue() == []

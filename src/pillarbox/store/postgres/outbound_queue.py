@@ -119,13 +119,16 @@ async def insert_entry(
 ) -> int:
     """One queue entry, due now, every recipient queued (whatever state it was given:
     a new entry has nothing delivered yet). The blob must be finished (`BlobWriter.finish`
-    committed its row) and not collected: a row must never point to missing bytes."""
+    committed its row) and not given up (its last reference gone: deleted as far as the
+    contract goes, its rows wait for the janitor): a row never points to missing bytes."""
     # FOR SHARE: a janitor deleting this blob right now is waited for, and then the
     # row is gone (NotFound) rather than a foreign-key failure at the INSERT.
-    state = await conn.fetchval(
-        "SELECT state FROM blobs WHERE id = $1::bigint FOR SHARE", blob.blob_id
+    found = await conn.fetchval(
+        "SELECT 1 FROM blobs WHERE id = $1::bigint AND state = 'done'"
+        " AND unreferenced_at IS NULL FOR SHARE",
+        blob.blob_id,
     )
-    if state is None or state == "writing":
+    if found is None:
         raise NotFound(f"blob {blob.blob_id} is not durable")
     now = time.time()
     queue_id = await conn.fetchval(
