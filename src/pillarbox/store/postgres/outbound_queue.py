@@ -13,8 +13,10 @@ whose lease ran out (its node died) is free for any node. A claim names its node
 (`claimed_by`, the store's `node_id`), and `release_claims` at a runner's start
 releases only that node's claims: another node's are being sent right now.
 
-Times are epoch seconds with their fractions (double precision), so a scheduled time
-reads back as written; they come from the caller's clock (nodes need NTP). Every
+Times are epoch seconds with their fractions, so a scheduled time reads back as written
+(this needs ``queue.created_at`` and ``next_attempt`` as double precision, like
+``claimed_until``; in bigint columns the fraction is rounded away); they come from the
+caller's clock (nodes need NTP). Every
 commit is synchronous (`synchronous_commit=on`), so the durability the SQLite backend
 chooses per operation holds for all of them here.
 
