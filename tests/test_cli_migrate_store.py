@@ -294,3 +294,30 @@ def test_verification_catches_a_changed_blob(tmp_path: Path) -> None:
             await conn.close()
 
     assert asyncio.run(count()) == 0
+
+
+def test_a_missing_message_file_fails_the_transfer_and_leaves_the_target_empty(
+    tmp_path: Path, config: Path
+) -> None:
+    data = tmp_path / "sqlite-data"
+    asyncio.run(populate(data))
+    source = sqlite3.connect(data / "pillarbox.db")
+    (blob_id,) = source.execute("SELECT max(id) FROM blobs").fetchone()
+    source.close()
+    BlobFiles(data / "blobs", None).path(blob_id).unlink()  # type: ignore[arg-type]
+    dsn = pg.database(str(tmp_path))
+    result = run(config, "migrate-store", "--from", f"sqlite:{data}", "--to", f"postgres:{dsn}")
+    assert result.returncode == 1
+    assert f"the file of blob {blob_id} is missing" in result.stderr
+
+    async def counts() -> list[int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [
+                int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                for table in (*transfer.TABLES, *transfer.DERIVED)
+            ]
+        finally:
+            await conn.close()
+
+    assert set(asyncio.run(counts())) == {0}
