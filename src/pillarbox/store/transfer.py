@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from pillarbox.store.errors import StoreError
+from pillarbox.store.postgres import blobs as pg_blobs
 from pillarbox.store.postgres import schema as pg_schema
 from pillarbox.store.postgres.errors import map_error
 from pillarbox.store.sqlite import schema as sqlite_schema
@@ -55,7 +56,7 @@ from pillarbox.store.sqlite.text_index import TEXT_DB_NAME
 
 # The chunk size of blob_chunks: every chunk but a blob's last is exactly this long, so
 # a reader finds byte n in chunk n // CHUNK (store.postgres.blobs reads the same way).
-CHUNK = 256 * 1024
+CHUNK = pg_blobs.CHUNK
 
 # The tables copied row for row, parents before children (foreign keys are checked as
 # rows arrive). blob_chunks and blob_text are filled from the files and search.db.
