@@ -86,7 +86,11 @@ DERIVED = ("blob_chunks", "blob_text")
 COUNTED = ("messages", "queue")
 # Column values not taken over: a queue entry claimed by the stopped SQLite server is
 # released (as that server's own restart would: QueueRunner.start -> release_claims).
-OVERRIDES: dict[tuple[str, str], object] = {("queue", "claimed_until"): None}
+# (A column the source does not have is not copied at all: the target's default.)
+OVERRIDES: dict[tuple[str, str], object] = {
+    ("queue", "claimed_until"): None,
+    ("queue", "claimed_by"): "",
+}
 _KEEP = object()  # marks a column copied as it is (not in OVERRIDES)
 SAMPLE = 32  # blobs whose bytes are hashed on both sides in the verification pass
 ROWS_PER_COPY = 5000  # rows per COPY call, so progress moves and memory stays bounded
