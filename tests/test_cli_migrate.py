@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,20 @@ def test_migrate_sqlite_prints_versions(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "pillarbox.db").is_file()
     result = run(config, "migrate")
     assert result.stdout == f"sqlite schema version {newest} -> {newest} (up to date)\n"
+
+
+def test_migrate_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    config = tmp_path / "pillarbox.toml"
+    config.write_text(HEAD)
+    assert run(config, "migrate").returncode == 0
+    newer = sqlite_schema.migrations()[-1][0] + 1
+    db = sqlite3.connect(tmp_path / "var" / "pillarbox.db")
+    with db:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (newer,))
+    db.close()
+    result = run(config, "migrate")
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"the database schema is version {newer}, newer than this Pillarbox" in result.stderr
 
 
 def test_migrate_postgres_prints_versions(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
 from pillarbox.store.postgres import schema as pg_schema
 from pillarbox.store.postgres.errors import map_error as pg_map_error
+from pillarbox.store.sqlite import schema as sqlite_schema
 from pillarbox.store.sqlite.core import DB_NAME as SQLITE_DB_NAME
 from pillarbox.store.transfer import TABLES as TRANSFER_TABLES
 from pillarbox.store.transfer import TransferError, transfer
@@ -559,6 +560,12 @@ def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
         config_mod.check_data_dir(config)
         db = config.data_path / SQLITE_DB_NAME
         before = _sqlite_version(db)
+        known = sqlite_schema.migrations()[-1][0]
+        if before > known:  # as PostgreSQL refuses (store.postgres.schema)
+            raise CliError(
+                f"the database schema is version {before}, newer than this Pillarbox "
+                f"knows ({known}): use the release that wrote it"
+            )
 
         async def run() -> None:
             store = open_store(config)  # open() migrates (and moves the text index)
