@@ -382,3 +382,20 @@ def test_a_missing_message_file_fails_the_transfer_and_leaves_the_target_empty(
             await conn.close()
 
     assert set(asyncio.run(counts())) == {0}
+
+
+def test_an_older_sqlite_schema_is_refused(tmp_path: Path, config: Path) -> None:
+    """The copy maps the newest SQLite schema's columns: an older store is migrated first
+    (by `pillarbox migrate` on its own configuration), never here (read-only)."""
+    data = tmp_path / "sqlite-data"
+    asyncio.run(populate(data))
+    db = sqlite3.connect(data / "pillarbox.db")
+    with db:
+        db.execute(
+            "DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)"
+        )
+    db.close()
+    dsn = pg.database(str(tmp_path))
+    result = run(config, "migrate-store", "--from", f"sqlite:{data}", "--to", f"postgres:{dsn}")
+    assert result.returncode == 1
+    assert "run `pillarbox migrate` with this release on the SQLite configuration" in result.stderr

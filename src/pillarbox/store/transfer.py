@@ -126,14 +126,23 @@ class TransferReport:
 
 def open_source(data_dir: Path) -> sqlite3.Connection:
     """A read-only connection to the SQLite store in `data_dir`, search.db attached as
-    ``text``, inside one read transaction (the snapshot everything is copied from)."""
+    ``text``, inside one read transaction (the snapshot everything is copied from).
+
+    ``pillarbox.db`` is read first, then ``search.db``: a delivery commits a message's
+    text before its row (`sqlite.text_index`), so every row in the first snapshot has
+    its text in the second even if a server were still writing."""
     db = data_dir / DB_NAME
     if not db.is_file():
         raise TransferError(f"no SQLite store at {data_dir} (no {DB_NAME} there)")
+    text = data_dir / TEXT_DB_NAME
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-        conn.execute("BEGIN")  # one snapshot for every table (WAL keeps it stable)
-        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if text.is_file():
+            conn.execute("ATTACH DATABASE ? AS text", (f"file:{text}?mode=ro",))
+        conn.execute("BEGIN")  # one snapshot per file from its first read (WAL)
+        version = conn.execute("SELECT max(version) FROM main.schema_version").fetchone()[0]
+        if text.is_file():
+            conn.execute("SELECT count(*) FROM text.sqlite_master").fetchone()
     except sqlite3.Error as exc:
         raise TransferError(f"cannot read {db}: {exc}") from exc
     newest = sqlite_schema.migrations()[-1][0]
@@ -143,9 +152,6 @@ def open_source(data_dir: Path) -> sqlite3.Connection:
             f"{db} has schema version {version}, not {newest}: run `pillarbox migrate` "
             "with this release on the SQLite configuration first"
         )
-    text = data_dir / TEXT_DB_NAME
-    if text.is_file():
-        conn.execute("ATTACH DATABASE ? AS text", (f"file:{text}?mode=ro",))
     return conn
 
 
