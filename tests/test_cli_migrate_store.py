@@ -155,12 +155,12 @@ async def compare(data: Path, dsn: str) -> None:
             columns = [c for c in target if c in have and (table, c) not in transfer.OVERRIDES]
             names = ", ".join(columns)
             # pg_0001 declares the queue's times bigint, where SQLite keeps a fraction
-            # in its INTEGER column: whole seconds are what PostgreSQL can hold.
+            # in its INTEGER column: whole seconds (rounded) are what PostgreSQL holds.
             whole = [target[c] == "bigint" for c in columns]
             want = sorted(
                 (
                     tuple(
-                        int(v) if w and isinstance(v, float) else _norm(v)
+                        round(v) if w and isinstance(v, float) else _norm(v)
                         for v, w in zip(r, whole, strict=True)
                     )
                     for r in source.execute(f"SELECT {names} FROM {table}")

@@ -185,14 +185,20 @@ def _text(value: Any, nul: str = "\ufffd") -> str:
     return text.replace("\x00", nul) if "\x00" in text else text
 
 
+def _integer(value: Any) -> int:
+    """SQLite keeps a fraction in an INTEGER column when one is written (the queue's
+    times); PostgreSQL's bigint rounds it as a float8 -> bigint cast does."""
+    return round(value) if isinstance(value, float) else int(value)
+
+
 def _bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "bigint": int,
-    "integer": int,
-    "smallint": int,
+    "bigint": _integer,
+    "integer": _integer,
+    "smallint": _integer,
     "double precision": float,
     "real": float,
     "bytea": _bytes,
