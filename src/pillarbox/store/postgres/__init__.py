@@ -26,6 +26,7 @@ from pillarbox.store.postgres.dkim_keys import DkimKeysMixin
 from pillarbox.store.postgres.fetch_sources import FetchSourcesMixin
 from pillarbox.store.postgres.identities import IdentitiesMixin
 from pillarbox.store.postgres.image_senders import ImageSendersMixin
+from pillarbox.store.postgres.janitor import JanitorMixin
 from pillarbox.store.postgres.listing import ListingMixin
 from pillarbox.store.postgres.mailboxes import MailboxesMixin
 from pillarbox.store.postgres.messages import MessagesMixin
@@ -48,6 +49,7 @@ class PgStore(
     IdentitiesMixin,
     ImageSendersMixin,
     ClusterStateMixin,
+    JanitorMixin,
 ):
     """The PostgreSQL implementation of `store.api.Store` (see the module docstring)."""
 
