@@ -5,8 +5,8 @@ Owns the ``mailboxes`` and ``subscriptions`` rows and the store-wide UIDVALIDITY
 lock, so two nodes creating mailboxes at once never hand out one value twice: a new or
 renamed mailbox never gets a UIDVALIDITY used before, RFC 9051 §2.3.1.1). The same
 semantics as the SQLite backend's `store.sqlite.mailboxes`, method by method.
-`insert_mailbox`, `drop_mailbox_rows` and `mailbox_counters` are shared with account
-creation and removal (and may be with SELECT's snapshot).
+`insert_mailbox` and `drop_mailbox_rows` are shared with account creation and removal;
+STATUS counts with `reading.mailbox_counters`, as SELECT does.
 
 Mailbox ids come from the identity column, whose sequence never hands an id out twice,
 even after a DELETE: a mailbox id is its MAILBOXID (RFC 8474 §4).
@@ -28,7 +28,6 @@ import asyncpg
 
 from pillarbox.model import (
     HIERARCHY_SEPARATOR,
-    SYSTEM_FLAGS,
     Mailbox,
     MailboxesChanged,
     MailboxStatus,
@@ -37,23 +36,12 @@ from pillarbox.rules import uidvalidity as uidvalidity_rules
 from pillarbox.store.errors import AlreadyExists, Conflict, NotFound
 from pillarbox.store.postgres import message_rows
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
-
-# The bit of a system flag in ``messages.flags`` (bit ``1 << i`` is SYSTEM_FLAGS[i]).
-_SEEN = 1 << SYSTEM_FLAGS.index("\\Seen")
-_DELETED = 1 << SYSTEM_FLAGS.index("\\Deleted")
+from pillarbox.store.postgres.reading import mailbox_counters
 
 _MAILBOX_SELECT = (
     "SELECT m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,"
     " m.special_use, EXISTS (SELECT 1 FROM subscriptions AS s"
     " WHERE s.account_id = m.account_id AND s.name = m.name) FROM mailboxes AS m"
-)
-
-# The counters of STATUS/SELECT as SELECT columns over a mailbox's message rows: count,
-# unseen, deleted, size, deleted size (bigint each: sum over bigint is numeric).
-COUNTER_COLUMNS = (
-    f"count(*), count(*) FILTER (WHERE flags & {_SEEN} = 0),"
-    f" count(*) FILTER (WHERE flags & {_DELETED} <> 0), coalesce(sum(size), 0)::bigint,"
-    f" coalesce(sum(size) FILTER (WHERE flags & {_DELETED} <> 0), 0)::bigint"
 )
 
 
@@ -104,34 +92,6 @@ async def drop_mailbox_rows(conn: Conn, mailbox_id: int) -> None:
     await conn.execute("DELETE FROM messages WHERE mailbox_id = $1", mailbox_id)
     await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
     await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
-
-
-async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows.
-    Run it inside one snapshot (`_read(..., snapshot=True)`), so UIDNEXT and the counts
-    agree."""
-    box = await conn.fetchrow(
-        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1", mailbox_id
-    )
-    if box is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    counts = await conn.fetchrow(
-        f"SELECT {COUNTER_COLUMNS}, min(uid) FILTER (WHERE flags & {_SEEN} = 0)"
-        " FROM messages WHERE mailbox_id = $1",
-        mailbox_id,
-    )
-    assert counts is not None  # an aggregate always returns one row
-    status = MailboxStatus(
-        messages=counts[0],
-        unseen=counts[1],
-        deleted=counts[2],
-        size=counts[3],
-        uidnext=box[0],
-        uidvalidity=box[1],
-        highestmodseq=box[2],
-        deleted_size=counts[4],
-    )
-    return status, counts[5]
 
 
 async def _lock_account(conn: Conn, account_id: int) -> bool:
@@ -344,6 +304,9 @@ class MailboxesMixin(PgCore):
                 "SELECT recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id
             )
             if before is not None and claimed > before:
+                # Not waited for on its own (SQLite's durable=False): a claim lost with
+                # the power or a failover makes mail recent again, which is harmless.
+                await tx.conn.execute("SET LOCAL synchronous_commit TO OFF")
                 await tx.conn.execute(
                     "UPDATE mailboxes SET recent_uid = $2 WHERE id = $1", mailbox_id, claimed
                 )
