@@ -17,7 +17,7 @@ import pytest
 from pillarbox.model import QueuedRecipient
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import PgStore, janitor
-from pillarbox.store.postgres.janitor import JanitorMixin, run_once
+from pillarbox.store.postgres.janitor import run_once
 from tests import pg
 
 
@@ -190,8 +190,8 @@ async def test_concurrent_runs_delete_each_blob_once(
     assert await blob_ids(conn) == set()
 
 
-class _JanitorStore(JanitorMixin, PgStore):
-    """PgStore with the janitor mixed in, as `PgStore` itself will be."""
+class _JanitorStore(PgStore):
+    """PgStore (which runs the janitor) with a janitor that runs at once and often."""
 
     janitor_first_delay = 0.0
     janitor_interval = 0.05
