@@ -152,13 +152,16 @@ async def lock(conn: Conn, mailbox_ids: Iterable[int], *, accounts: bool = True)
 
 
 async def lock_accounts(conn: Conn, locks: Locks) -> None:
-    """Lock (in id order) and read the accounts of the locked mailboxes not yet locked."""
+    """Lock (in id order) and read the accounts of the locked mailboxes not yet locked.
+    NO KEY UPDATE: the lock the triggers' counter updates take anyway, so it serialises
+    the writers of an account without holding up rows that merely refer to it (a new
+    identity, fetch source or mailbox: their foreign keys take KEY SHARE)."""
     wanted = sorted({a for a, _ in locks.mailboxes.values()} - locks.usage.keys())
     if not wanted:
         return
     rows = await conn.fetch(
         "SELECT id, quota_bytes, used_bytes, quota_messages, used_messages FROM accounts"
-        " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        " WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE",
         wanted,
     )
     for r in rows:
