@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pillarbox.model import AppendResult, FlagMode, Mailbox
+from pillarbox.model import AppendResult, FlagMode, Mailbox, MessagesAdded
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import QuotaExceeded
 from pillarbox.store.postgres import PgStore, core
@@ -40,6 +40,7 @@ class Nodes:
     dsn: str
     inbox: Mailbox
     sent: Mailbox
+    buses: list[InProcessChangeBus]
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
         inbox = await a.get_mailbox(account.id, "INBOX")
         sent = await a.get_mailbox(account.id, "Sent")
         assert inbox is not None and sent is not None
-        yield Nodes(a, b, dsn, inbox, sent)
+        yield Nodes(a, b, dsn, inbox, sent, buses)
     finally:
         await a.close()
         await b.close()
@@ -80,8 +81,10 @@ async def _append(store: PgStore, mailbox_id: int, data: bytes) -> AppendResult:
 
 async def test_concurrent_appends_ascend_in_commit_order(nodes: Nodes) -> None:
     """20 appends split over two nodes: UIDs 1..20, each once, ascending in commit
-    order; a reader looping SELECT never sees a new UID below a UIDNEXT it saw."""
+    order; a reader looping SELECT never sees a new UID below a UIDNEXT it saw; each
+    node's own bus gets its own appends in commit (so UID) order."""
     box = nodes.inbox.id
+    subs = [bus.subscribe(nodes.inbox.account_id) for bus in nodes.buses]
     listener = await asyncpg.connect(nodes.dsn)
     committed: list[int] = []  # MODSEQs of 'a' notices, in commit order
     listener_done = asyncio.Event()
@@ -140,6 +143,19 @@ async def test_concurrent_appends_ascend_in_commit_order(nodes: Nodes) -> None:
     assert await nodes.a.uids(box) == list(range(1, 21))
     status = await nodes.b.mailbox_status(box)
     assert status.uidnext == 21 and status.messages == 20
+    for sub, store in zip(subs, (nodes.a, nodes.b), strict=True):
+        own = sorted(
+            r.uid
+            for r, s in zip(results, range(20), strict=True)
+            if (nodes.a if s % 2 else nodes.b) is store
+        )
+        published = []
+        while len(published) < len(own):
+            change = await asyncio.wait_for(sub.__anext__(), TIMEOUT)
+            assert isinstance(change, MessagesAdded)
+            published.extend(row.uid for row in change.rows)
+        assert published == own  # ascending: commit order
+        await sub.aclose()
 
 
 async def _waiting_on_locks(dsn: str, count: int) -> Callable[[], Awaitable[bool]]:
@@ -242,3 +258,27 @@ async def test_moves_both_ways_do_not_deadlock(
     assert total == 20
     usage = await nodes.b.quota(nodes.inbox.account_id)
     assert usage.messages_used == 20  # the triggers' counters agree
+
+
+async def test_one_blob_appended_concurrently(nodes: Nodes) -> None:
+    """Many appends of one shared blob into one mailbox of one node at once (a client
+    appending the same message in parallel; COPY-like): all are stored, in order, with
+    nothing waiting on anything it holds itself (the publication order is taken before
+    a transaction locks any row, `message_rows.PublishOrder`)."""
+    data = b"Subject: shared\r\n\r\nshared\r\n"
+    blob = await write_blob(nodes.a, data)
+    sub = nodes.buses[0].subscribe(nodes.inbox.account_id)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(nodes.a.append(nodes.inbox.id, blob, dummy_meta(data)) for _ in range(12))
+        ),
+        TIMEOUT,
+    )
+    assert sorted(r.uid for r in results) == list(range(1, 13))
+    published: list[int] = []
+    while len(published) < 12:
+        change = await asyncio.wait_for(sub.__anext__(), TIMEOUT)
+        assert isinstance(change, MessagesAdded)
+        published.extend(row.uid for row in change.rows)
+    assert published == list(range(1, 13))
+    await sub.aclose()

@@ -27,6 +27,9 @@ How a caller uses it (the API other mixins call; plan §2):
     takes the same locks in the same order). Returns `Locks`: each mailbox's account and
     UIDVALIDITY, and each account's quota counters, which the helpers keep current as
     they add and remove rows, so a quota check needs no query.
+  * `PublishOrder` / `Ticket`: keep this node's changes of a mailbox on its bus in
+    commit order; an operation takes a ticket for its mailboxes before its transaction
+    begins and releases it after `_write` returned (`MessagesMixin._ordered`).
   * `copy_rows`, `move_rows`, `remove_rows`: COPY, MOVE and the removal of rows
     (recorded in ``expunged`` under one new MODSEQ), given the `Locks` of every mailbox
     involved.
@@ -51,6 +54,7 @@ delete a blob.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +137,76 @@ class Locks:
         if usage is not None:
             usage.used_bytes += size
             usage.used_messages += count
+
+
+# --- this node's publication order ---------------------------------------------------
+class PublishOrder:
+    """Per-mailbox locks of one store (one node), so that its changes reach its own bus
+    in commit order (`store.api.ChangeBus`: "after each commit, in commit order").
+
+    Why: `PgCore._write` publishes after the commit returns and the connection goes
+    back to the pool; two local writers of one mailbox commit in the order they took
+    its row lock, but their tasks may get past the commit in either order (a loaded
+    machine reorders a round trip easily), and an IMAP session would then see UID 4
+    before UID 3. A writer that holds a `Ticket` for a mailbox from before its
+    transaction begins until after its publication (`MessagesMixin._ordered`) keeps the
+    local order. It is taken before the transaction, not inside it: a writer waiting
+    for it then holds no pool connection and no row lock (a writer that has locked a
+    shared blob's row and then waited here would wait for the ticket's holder, which
+    waits for that row: a deadlock no server can see). Other nodes' writers are not
+    held: their changes come through the relay, read by MODSEQ. Locks of mailboxes
+    nobody waits for are dropped."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    def ticket(self) -> Ticket:
+        return Ticket(self)
+
+    def _enter(self, mailbox_id: int) -> asyncio.Lock:
+        lock = self._locks.get(mailbox_id)
+        if lock is None:
+            lock = self._locks[mailbox_id] = asyncio.Lock()
+        self._users[mailbox_id] = self._users.get(mailbox_id, 0) + 1
+        return lock
+
+    def _leave(self, mailbox_id: int) -> None:
+        left = self._users[mailbox_id] - 1
+        if left:
+            self._users[mailbox_id] = left
+        else:
+            del self._users[mailbox_id]
+            del self._locks[mailbox_id]
+
+
+class Ticket:
+    """One operation's hold on `PublishOrder` locks: taken (in id order, once) before its
+    transaction begins, released after its changes were published, whether it committed
+    or not."""
+
+    def __init__(self, order: PublishOrder) -> None:
+        self._order = order
+        self._held: list[int] = []
+
+    async def take(self, mailbox_ids: Iterable[int]) -> None:
+        if self._held:
+            raise RuntimeError("a ticket is taken once")
+        wanted = sorted(set(mailbox_ids))
+        for mailbox_id in wanted:
+            lock = self._order._enter(mailbox_id)
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._order._leave(mailbox_id)
+                raise
+            self._held.append(mailbox_id)
+
+    def release(self) -> None:
+        for mailbox_id in reversed(self._held):
+            self._order._locks[mailbox_id].release()
+            self._order._leave(mailbox_id)
+        self._held.clear()
 
 
 # --- locks and counters --------------------------------------------------------------

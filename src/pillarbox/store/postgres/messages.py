@@ -19,8 +19,9 @@ janitor does, `blobs`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from pillarbox.model import (
     AppendResult,
@@ -37,12 +38,11 @@ from pillarbox.store.errors import LimitExceeded, NotFound
 from pillarbox.store.postgres.core import PgCore, PgTx
 from pillarbox.store.postgres.message_rows import (
     RANGE_ROWS,
+    PublishOrder,
     Target,
     check_keyword_room,
     copy_rows,
-    flag_rows,
     insert_messages,
-    keywords_of,
     lock,
     lock_accounts,
     move_rows,
@@ -53,9 +53,27 @@ from pillarbox.store.postgres.message_rows import (
 )
 from pillarbox.store.sqlite.flags import DELETED, flag_set, split_flags
 
+T = TypeVar("T")
+
 
 class MessagesMixin(PgCore):
     """The messages methods of the store contract on PostgreSQL."""
+
+    _publish_order: PublishOrder | None = None
+
+    async def _ordered(self, mailbox_ids: Iterable[int], op: Callable[[PgTx], Awaitable[T]]) -> T:
+        """`_write(op)` holding this node's publication locks of `mailbox_ids` from
+        before its transaction to after its changes are published: this node's changes
+        reach its bus in commit order (`message_rows.PublishOrder`)."""
+        order = self._publish_order
+        if order is None:
+            order = self._publish_order = PublishOrder()
+        ticket = order.ticket()
+        try:
+            await ticket.take(mailbox_ids)
+            return await self._write(op)
+        finally:
+            ticket.release()
 
     async def append(
         self,
@@ -71,7 +89,7 @@ class MessagesMixin(PgCore):
             [result] = await insert_messages(tx, [item])
             return result
 
-        return await self._write(op)
+        return await self._ordered([mailbox_id], op)
 
     async def replace(
         self,
@@ -100,11 +118,13 @@ class MessagesMixin(PgCore):
             [result] = await insert_messages(tx, [item], locks)
             return result
 
-        return await self._write(op)
+        return await self._ordered([mailbox_id, dst_mailbox_id], op)
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)
-        return await self._write(lambda tx: insert_messages(tx, items))
+        return await self._ordered(
+            [d.mailbox_id for d in items], lambda tx: insert_messages(tx, items)
+        )
 
     async def set_flags(
         self,
@@ -124,10 +144,20 @@ class MessagesMixin(PgCore):
             locks = await lock(conn, [mailbox_id], accounts=False)
             if mailbox_id not in locks.mailboxes:
                 return StoreFlagsResult(changed=())
-            rows = await flag_rows(conn, mailbox_id, wanted)
-            if not rows:
+            if not wanted:
                 return StoreFlagsResult(changed=())
-            old_keywords = await keywords_of(conn, mailbox_id, wanted)
+            # Flags, MODSEQ and keywords of each row in one query.
+            found = await conn.fetch(
+                f"SELECT m.uid, m.flags, m.modseq, (SELECT array_agg(k.keyword) FROM keywords"
+                f" AS k WHERE k.mailbox_id = $1 AND k.uid = m.uid) FROM {RANGE_ROWS}"
+                " ORDER BY m.uid",
+                mailbox_id,
+                *uid_ranges(wanted),
+            )
+            if not found:
+                return StoreFlagsResult(changed=())
+            rows = [(r[0], r[1], r[2]) for r in found]
+            old_keywords = {r[0]: list(r[3]) for r in found if r[3]}
             if mode != FlagMode.REMOVE:
                 await check_keyword_room(conn, mailbox_id, keywords.values())
             spelled = await spell_keywords(conn, mailbox_id, keywords)
@@ -197,7 +227,7 @@ class MessagesMixin(PgCore):
             tx.changes.append(FlagsChanged(account_id, mailbox_id, changed))
             return StoreFlagsResult(changed=changed, modified=tuple(modified))
 
-        return await self._write(op)
+        return await self._ordered([mailbox_id], op)
 
     async def copy(
         self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
@@ -208,7 +238,7 @@ class MessagesMixin(PgCore):
             locks = await lock(tx.conn, [src_mailbox_id, dst_mailbox_id])
             return await copy_rows(tx, locks, src_mailbox_id, wanted, dst_mailbox_id)
 
-        return await self._write(op)
+        return await self._ordered([src_mailbox_id, dst_mailbox_id], op)
 
     async def move(
         self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
@@ -220,7 +250,7 @@ class MessagesMixin(PgCore):
             locks = await lock(tx.conn, [src_mailbox_id, dst_mailbox_id])
             return await move_rows(tx, locks, src_mailbox_id, wanted, dst_mailbox_id)
 
-        return await self._write(op)
+        return await self._ordered([src_mailbox_id, dst_mailbox_id], op)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         wanted = list(uids) if uids is not None else None
@@ -251,7 +281,7 @@ class MessagesMixin(PgCore):
                 await remove_rows(tx, locks, mailbox_id, gone)
             return gone
 
-        return await self._write(op)
+        return await self._ordered([mailbox_id], op)
 
     async def pop_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:
         wanted = sorted(set(uids))
