@@ -27,9 +27,9 @@ How a caller uses it (the API other mixins call; plan §2):
     takes the same locks in the same order). Returns `Locks`: each mailbox's account and
     UIDVALIDITY, and each account's quota counters, which the helpers keep current as
     they add and remove rows, so a quota check needs no query.
-  * `PublishOrder` / `Ticket`: keep this node's changes of a mailbox on its bus in
-    commit order; an operation takes a ticket for its mailboxes before its transaction
-    begins and releases it after `_write` returned (`MessagesMixin._ordered`).
+  * `ordered_write(store, mailbox_ids, op)`: `store._write(op)` such that this node's
+    changes of those mailboxes reach its bus in commit order (`PublishOrder`): use it
+    instead of `_write` for an operation that adds, changes or removes message rows.
   * `copy_rows`, `move_rows`, `remove_rows`: COPY, MOVE and the removal of rows
     (recorded in ``expunged`` under one new MODSEQ), given the `Locks` of every mailbox
     involved.
@@ -55,10 +55,11 @@ delete a blob.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pillarbox.model import (
     AppendResult,
@@ -73,10 +74,12 @@ from pillarbox.rules import quota as quota_rules
 from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
 from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
-from pillarbox.store.postgres.core import Conn, PgTx
+from pillarbox.store.postgres.core import Conn, PgCore, PgTx
 from pillarbox.store.postgres.text import add_texts
 from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import ranges, to_epoch
+
+T = TypeVar("T")
 
 
 class NewMessage(Protocol):
@@ -149,13 +152,13 @@ class PublishOrder:
     its row lock, but their tasks may get past the commit in either order (a loaded
     machine reorders a round trip easily), and an IMAP session would then see UID 4
     before UID 3. A writer that holds a `Ticket` for a mailbox from before its
-    transaction begins until after its publication (`MessagesMixin._ordered`) keeps the
-    local order. It is taken before the transaction, not inside it: a writer waiting
-    for it then holds no pool connection and no row lock (a writer that has locked a
-    shared blob's row and then waited here would wait for the ticket's holder, which
-    waits for that row: a deadlock no server can see). Other nodes' writers are not
-    held: their changes come through the relay, read by MODSEQ. Locks of mailboxes
-    nobody waits for are dropped."""
+    transaction begins until after its publication (`ordered_write`) keeps the local
+    order. It is taken before the transaction, not inside it: a writer waiting for it
+    then holds no pool connection and no row lock (a writer that has locked a shared
+    blob's row and then waited here would wait for the ticket's holder, which waits for
+    that row: a deadlock no server can see). Other nodes' writers are not held: their
+    changes come through the relay, read by MODSEQ. Locks of mailboxes nobody waits for
+    are dropped."""
 
     def __init__(self) -> None:
         self._locks: dict[int, asyncio.Lock] = {}
@@ -207,6 +210,26 @@ class Ticket:
             self._order._locks[mailbox_id].release()
             self._order._leave(mailbox_id)
         self._held.clear()
+
+
+_ORDERS: weakref.WeakKeyDictionary[PgCore, PublishOrder] = weakref.WeakKeyDictionary()
+
+
+async def ordered_write(
+    store: PgCore, mailbox_ids: Iterable[int], op: Callable[[PgTx], Awaitable[T]]
+) -> T:
+    """`store._write(op)` holding this node's publication locks of `mailbox_ids` (every
+    mailbox whose messages `op` may change) from before its transaction until its
+    changes are published: they reach this node's bus in commit order (`PublishOrder`)."""
+    order = _ORDERS.get(store)
+    if order is None:
+        order = _ORDERS[store] = PublishOrder()
+    ticket = order.ticket()
+    try:
+        await ticket.take(mailbox_ids)
+        return await store._write(op)
+    finally:
+        ticket.release()
 
 
 # --- locks and counters --------------------------------------------------------------

@@ -38,7 +38,6 @@ from pillarbox.store.errors import LimitExceeded, NotFound
 from pillarbox.store.postgres.core import PgCore, PgTx
 from pillarbox.store.postgres.message_rows import (
     RANGE_ROWS,
-    PublishOrder,
     Target,
     check_keyword_room,
     copy_rows,
@@ -46,6 +45,7 @@ from pillarbox.store.postgres.message_rows import (
     lock,
     lock_accounts,
     move_rows,
+    ordered_write,
     prepare_blobs,
     remove_rows,
     spell_keywords,
@@ -59,21 +59,9 @@ T = TypeVar("T")
 class MessagesMixin(PgCore):
     """The messages methods of the store contract on PostgreSQL."""
 
-    _publish_order: PublishOrder | None = None
-
     async def _ordered(self, mailbox_ids: Iterable[int], op: Callable[[PgTx], Awaitable[T]]) -> T:
-        """`_write(op)` holding this node's publication locks of `mailbox_ids` from
-        before its transaction to after its changes are published: this node's changes
-        reach its bus in commit order (`message_rows.PublishOrder`)."""
-        order = self._publish_order
-        if order is None:
-            order = self._publish_order = PublishOrder()
-        ticket = order.ticket()
-        try:
-            await ticket.take(mailbox_ids)
-            return await self._write(op)
-        finally:
-            ticket.release()
+        """`_write(op)`, this node's changes published in commit order (`ordered_write`)."""
+        return await ordered_write(self, mailbox_ids, op)
 
     async def append(
         self,
