@@ -1,0 +1,557 @@
+"""The other nodes' changes on this node's bus: `PgChangeRelay`, LISTEN/NOTIFY in.
+
+Every write transaction NOTIFYs what it changed (`notify`: ``v1|node|account|mailbox|
+kind|modseq``, kinds a/f/x/m/r) and publishes its full events only on its own node's
+bus. The relay turns the other nodes' notices back into the same events a local write
+publishes (`MessagesAdded`, `FlagsChanged`, `MessagesExpunged`, `MailboxesChanged`,
+`Resync`), so an IMAP IDLE session, a NOTIFY session or a webmail event stream on this
+node hears of a message delivered on another one.
+
+Theory of operation:
+  * One dedicated connection outside the pool LISTENs on `notify.CHANNEL`. Notices of
+    this node and of accounts without a subscriber here
+    (`InProcessChangeBus.subscriber_count`) are dropped on arrival: no query at all.
+  * The rest are coalesced for `WINDOW` seconds per mailbox, then read back with the
+    store's own contract: `mailbox_status` first, then `changes_since(mailbox, seen)`,
+    one pair per mailbox (not per session). Per mailbox the relay keeps what it has
+    published up to, ``(modseq, uidnext)``: rows at or above that uidnext are new
+    messages, the others flag changes, and the expunged UIDs an expunge. MODSEQs and
+    UIDs of one mailbox are allocated under its row lock and commit in that order, so
+    a row that is visible implies every earlier one is; reading the status *before*
+    the rows keeps ``(modseq, uidnext)`` a consistent pair.
+  * A mailbox the relay has not followed yet (the first notice after an account got a
+    subscriber here) has no such pair. Its notices say where to start (their lowest
+    MODSEQ) and the lowest UID of the first ``a`` transaction says where new messages
+    begin; where that cannot be told the rows go out both as added and as flags.
+    Subscribers apply repeats idempotently (`services.view.SelectedView.record`), so a
+    repeat costs a redundant FETCH at worst, while a missed event would hide a message.
+  * Accounts with local subscribers are followed from their mailbox list
+    (`list_mailboxes`), taken when the relay first meets the account (a notice, or the
+    periodic look at `InProcessChangeBus.subscribed_accounts`); accounts that lost their
+    last subscriber are forgotten.
+  * On connection loss (`add_termination_listener`, a failed probe or LISTEN) the relay
+    reconnects with backoff (`BACKOFF_MIN` doubling to `BACKOFF_MAX`), LISTENs *first*,
+    then catches up every followed mailbox from its pair: missed changes become the
+    ordinary events. A followed mailbox that vanished or has a new UIDVALIDITY gets
+    `Resync(account)` (only for that account: a reload of every session at once is what
+    the pairs exist to avoid); a changed mailbox list gets `MailboxesChanged`.
+
+Must not: publish this node's own changes (the store does, with full rows), query per
+session, or let a database error escape its tasks (it retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from pillarbox.model import (
+    Change,
+    FlagRow,
+    FlagsChanged,
+    Mailbox,
+    MailboxesChanged,
+    MessagesAdded,
+    MessagesExpunged,
+    Resync,
+)
+from pillarbox.store.changes import InProcessChangeBus
+from pillarbox.store.errors import NotFound, StoreUnavailable
+from pillarbox.store.postgres import PgStore, notify
+from pillarbox.store.postgres.errors import map_error
+
+log = logging.getLogger("pillarbox.store.postgres.bus")
+
+WINDOW = 0.015  # seconds notices of one mailbox are gathered before one read
+BACKOFF_MIN = 0.1  # first reconnect delay; doubles up to BACKOFF_MAX
+BACKOFF_MAX = 2.0
+SCAN_INTERVAL = 1.0  # how often accounts that gained or lost local subscribers are looked at
+PROBE_INTERVAL = 10.0  # a quiet connection is probed this often (a dead peer sends no FIN)
+PROBE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class Seen:
+    """What the relay has published of one mailbox: every change up to `modseq`, every
+    message below `uidnext`. `blind`: taken from the mailbox list, not from publishing,
+    so notices at or below `modseq` that arrive later were *not* published yet."""
+
+    account_id: int
+    uidvalidity: int
+    modseq: int
+    uidnext: int
+    blind: bool = False
+
+
+@dataclass(slots=True)
+class Pending:
+    """The notices of one mailbox gathered in one window (or a catch-up, no notice)."""
+
+    low: int | None = None  # lowest MODSEQ noticed (a, f or x)
+    high: int = 0  # highest MODSEQ noticed
+    first_added: int | None = None  # lowest MODSEQ of an `a` notice
+    first_expunge: int | None = None  # lowest MODSEQ of an `x` notice
+
+    def note(self, kind: str, modseq: int) -> None:
+        self.low = modseq if self.low is None else min(self.low, modseq)
+        self.high = max(self.high, modseq)
+        if kind == "a":
+            self.first_added = _lowest(self.first_added, modseq)
+        elif kind == "x":
+            self.first_expunge = _lowest(self.first_expunge, modseq)
+
+    def merge(self, other: Pending) -> None:
+        if other.low is not None:
+            self.low = _lowest(self.low, other.low)
+        self.high = max(self.high, other.high)
+        if other.first_added is not None:
+            self.first_added = _lowest(self.first_added, other.first_added)
+        if other.first_expunge is not None:
+            self.first_expunge = _lowest(self.first_expunge, other.first_expunge)
+
+
+def _lowest(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
+
+
+@dataclass(slots=True)
+class Followed:
+    """An account with local subscribers: its mailbox list as last seen (to tell a
+    changed list after an outage) and the mailboxes followed."""
+
+    listing: frozenset[tuple[int, str, int, bool]]
+    mailboxes: set[int] = field(default_factory=set)
+
+
+def _listing(boxes: list[Mailbox]) -> frozenset[tuple[int, str, int, bool]]:
+    return frozenset((b.id, b.name, b.uidvalidity, b.subscribed) for b in boxes)
+
+
+def events_for(
+    account_id: int,
+    mailbox_id: int,
+    rows: list[FlagRow],
+    gone: list[int],
+    *,
+    since: int,
+    uidnext: int | None,
+    pending: Pending | None,
+) -> list[Change]:
+    """The events for the changes read after `since`, as a local write publishes them.
+
+    `uidnext`: the first UID not yet published (rows from it on are new messages), or
+    None when the relay did not know it; then the lowest UID still showing the first
+    ``a`` notice's MODSEQ stands in, rows of an older MODSEQ are flag changes, and a
+    row that cannot be placed goes out as both."""
+    added: list[FlagRow] = []
+    flags: list[FlagRow] = []
+    if uidnext is not None:
+        for row in rows:
+            (added if row.uid >= uidnext else flags).append(row)
+    else:
+        first = pending.first_added if pending is not None else None
+        if first is None:
+            # No `a` among the notices: rows up to the highest MODSEQ noticed are flag
+            # changes; later ones (noticed in a later window) cannot be placed yet.
+            high = pending.high if pending is not None else since
+            for row in rows:
+                flags.append(row)
+                if row.modseq > high:
+                    added.append(row)
+        else:
+            at_first = [row.uid for row in rows if row.modseq == first]
+            if at_first:
+                # UIDs from `start` on were written by that transaction or later; a lower
+                # one changed after it may be one of its rows changed again.
+                start = min(at_first)
+                for row in rows:
+                    if row.uid >= start:
+                        added.append(row)
+                        continue
+                    flags.append(row)
+                    if row.modseq > first:
+                        added.append(row)
+            else:
+                for row in rows:
+                    flags.append(row)
+                    if row.modseq >= first:
+                        added.append(row)
+    out: list[Change] = []
+    if added:
+        out.append(MessagesAdded(account_id, mailbox_id, tuple(added)))
+    if flags:
+        out.append(FlagsChanged(account_id, mailbox_id, tuple(flags)))
+    if gone:
+        # One event for every expunge read: its MODSEQ is the lowest one noticed, or the
+        # lowest possible, so a session's HIGHESTMODSEQ never passes an unreported expunge.
+        first_x = pending.first_expunge if pending is not None else None
+        modseq = first_x if first_x is not None and first_x > since else since + 1
+        out.append(MessagesExpunged(account_id, mailbox_id, tuple(sorted(gone)), modseq))
+    return out
+
+
+class PgChangeRelay:
+    """Publishes other nodes' committed changes on this node's bus (module docstring).
+
+    ``relay = PgChangeRelay(store, bus); await relay.start(); ...; await relay.stop()``;
+    `store` must be open while the relay runs."""
+
+    def __init__(
+        self,
+        store: PgStore,
+        bus: InProcessChangeBus,
+        *,
+        window: float = WINDOW,
+        scan_interval: float = SCAN_INTERVAL,
+        probe_interval: float = PROBE_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.node_id = store.node_id
+        self.window = window
+        self.scan_interval = scan_interval
+        self.probe_interval = probe_interval
+        self._conn: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._lost = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._pending: dict[tuple[int, int], Pending] = {}
+        self._pending_accounts: dict[int, set[str]] = {}
+        self._catch_up = False
+        self._accounts: dict[int, Followed] = {}
+        self._seen: dict[int, Seen] = {}
+        self.connects = 0  # connections made (for tests and metrics)
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect and LISTEN (StoreUnavailable if the database cannot be reached),
+        then run the reader and the connection keeper until `stop`."""
+        self._stopping = False
+        self._conn = await self._connect()
+        self._tasks = [
+            asyncio.create_task(self._work(), name="pg-relay-work"),
+            asyncio.create_task(self._keep_connected(), name="pg-relay-connection"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop_connection()
+
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.is_closed()
+
+    def following(self, account_id: int) -> bool:
+        """Whether the relay follows the account (it has subscribers here)."""
+        return account_id in self._accounts
+
+    def backend_pid(self) -> int | None:
+        """The server process of the LISTEN connection (tests terminate it)."""
+        conn = self._conn
+        return None if conn is None or conn.is_closed() else conn.get_server_pid()
+
+    # --- the connection --------------------------------------------------------------
+    async def _connect(self) -> asyncpg.Connection:
+        """A new connection that LISTENs; the caller then catches up."""
+        try:
+            conn = await asyncpg.connect(self.store.dsn, timeout=CONNECT_TIMEOUT)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        try:
+            conn.add_termination_listener(self._on_terminated)
+            await conn.add_listener(notify.CHANNEL, self._on_notify)
+        except Exception as exc:
+            conn.terminate()
+            raise map_error(exc) from exc
+        self.connects += 1
+        return conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        conn.remove_termination_listener(self._on_terminated)
+        if conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), PROBE_TIMEOUT)
+        except Exception:
+            conn.terminate()
+
+    def _on_terminated(self, conn: Any) -> None:
+        if conn is self._conn and not self._stopping:
+            self._lost.set()
+
+    async def _keep_connected(self) -> None:
+        """Probe a quiet connection; after a loss, reconnect with backoff and then have
+        every followed mailbox caught up (LISTEN comes first, so nothing committed after
+        the catch-up's reads goes unnoticed)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self.probe_interval)
+            if not self._lost.is_set() and not await self._probe():
+                self._lost.set()
+            if not self._lost.is_set():
+                continue
+            log.warning("change relay: lost its database connection, reconnecting")
+            await self._drop_connection()
+            delay = BACKOFF_MIN
+            while True:
+                try:
+                    conn = await self._connect()
+                except StoreUnavailable as exc:
+                    log.debug("change relay: reconnect failed: %s", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_MAX)
+                    continue
+                break
+            self._conn = conn
+            self._lost.clear()
+            self._catch_up = True
+            self._wake.set()
+            log.info("change relay: reconnected, catching up")
+
+    async def _probe(self) -> bool:
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), PROBE_TIMEOUT)
+        except Exception:
+            return False
+        return True
+
+    # --- notices in ------------------------------------------------------------------
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        if not isinstance(payload, str):
+            return
+        notice = notify.decode(payload)
+        if notice is None or notice.node == self.node_id:
+            return
+        if not self.bus.subscriber_count(notice.account_id):
+            return
+        if notice.kind in ("m", "r"):
+            self._pending_accounts.setdefault(notice.account_id, set()).add(notice.kind)
+        elif notice.kind in ("a", "f", "x"):
+            key = (notice.account_id, notice.mailbox_id)
+            self._pending.setdefault(key, Pending()).note(notice.kind, notice.modseq)
+        else:
+            return
+        self._wake.set()
+
+    # --- the reader ------------------------------------------------------------------
+    async def _work(self) -> None:
+        """Gather a window of notices, read them back, publish; look at the accounts
+        with local subscribers now and then."""
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time()
+        failures = 0
+        while True:
+            timeout = max(0.0, next_scan - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            if self._wake.is_set():
+                self._wake.clear()
+                await asyncio.sleep(self.window)  # coalesce what comes meanwhile
+            try:
+                if loop.time() >= next_scan:
+                    await self._scan_accounts()
+                    next_scan = loop.time() + self.scan_interval
+                await self._pass()
+                failures = 0
+            except StoreUnavailable as exc:
+                # The pool's connections are gone too: try again after a pause, with
+                # nothing lost (what was taken is back in the pending maps).
+                failures += 1
+                delay = min(BACKOFF_MIN * 2 ** (failures - 1), BACKOFF_MAX)
+                log.debug("change relay: read failed (%s), again in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                self._wake.set()
+            except Exception:
+                # A bug, not an outage: retrying would fail the same way forever.
+                log.exception("change relay: dropped the changes it could not read back")
+                self._pending.clear()
+                self._pending_accounts.clear()
+
+    async def _pass(self) -> None:
+        """Handle what is pending (and the catch-up after a reconnect)."""
+        if self._catch_up:
+            self._catch_up = False
+            try:
+                await self._catch_up_all()
+            except BaseException:
+                self._catch_up = True
+                raise
+        accounts, self._pending_accounts = self._pending_accounts, {}
+        pending, self._pending = self._pending, {}
+        try:
+            for account_id in list(accounts):
+                kinds = accounts[account_id]
+                if account_id not in self._accounts:
+                    await self._follow(account_id)
+                elif "m" in kinds:
+                    await self._relist(account_id)
+                out: list[Change] = []
+                if "m" in kinds:
+                    out.append(MailboxesChanged(account_id))
+                if "r" in kinds:
+                    out.append(Resync(account_id))
+                self.bus.publish(out)
+                del accounts[account_id]
+            for key in list(pending):
+                account_id, mailbox_id = key
+                if account_id not in self._accounts:
+                    await self._follow(account_id)
+                await self._read_back(account_id, mailbox_id, pending[key])
+                del pending[key]
+        except BaseException:
+            self._requeue(accounts, pending)
+            raise
+
+    def _requeue(
+        self, accounts: dict[int, set[str]], pending: dict[tuple[int, int], Pending]
+    ) -> None:
+        for account_id, kinds in accounts.items():
+            self._pending_accounts.setdefault(account_id, set()).update(kinds)
+        for key, p in pending.items():
+            now = self._pending.get(key)
+            if now is None:
+                self._pending[key] = p
+            else:
+                p.merge(now)
+                self._pending[key] = p
+
+    async def _read_back(self, account_id: int, mailbox_id: int, pending: Pending | None) -> None:
+        """Read one mailbox's changes since what was published and publish them."""
+        seen = self._seen.get(mailbox_id)
+        low = pending.low if pending is not None else None
+        if seen is None or (seen.blind and low is not None and low - 1 < seen.modseq):
+            if low is None:
+                return  # nothing noticed and nothing known: nothing to catch up
+            since, uidnext = low - 1, None
+        else:
+            since, uidnext = seen.modseq, seen.uidnext
+        try:
+            status = await self.store.mailbox_status(mailbox_id)
+        except NotFound:
+            self._forget_mailbox(mailbox_id)
+            return
+        if seen is not None and seen.uidvalidity != status.uidvalidity:
+            # Not the mailbox the sessions know any more (RFC 9051 §2.3.1.1).
+            self.bus.publish([Resync(account_id)])
+            since, uidnext = status.highestmodseq, status.uidnext
+            rows: list[FlagRow] = []
+            gone: list[int] = []
+        else:
+            rows, gone = await self.store.changes_since(mailbox_id, since)
+        events = events_for(
+            account_id, mailbox_id, rows, gone, since=since, uidnext=uidnext, pending=pending
+        )
+        self._seen[mailbox_id] = Seen(
+            account_id,
+            status.uidvalidity,
+            max([since, status.highestmodseq, *(r.modseq for r in rows)]),
+            max([uidnext or 0, status.uidnext, *(r.uid + 1 for r in rows)]),
+        )
+        followed = self._accounts.get(account_id)
+        if followed is not None:
+            followed.mailboxes.add(mailbox_id)
+        if events:
+            self.bus.publish(events)
+
+    # --- following accounts ----------------------------------------------------------
+    async def _scan_accounts(self) -> None:
+        """Follow accounts that gained local subscribers, forget those that lost them."""
+        now = set(self.bus.subscribed_accounts())
+        for account_id in list(self._accounts):
+            if account_id not in now:
+                self._forget_account(account_id)
+        for account_id in now:
+            if account_id not in self._accounts:
+                await self._follow(account_id)
+
+    async def _follow(self, account_id: int) -> None:
+        """Start following an account from its mailbox list (blind: the notices already
+        under way may predate the list, and are read back from their own MODSEQ)."""
+        boxes = await self.store.list_mailboxes(account_id)
+        followed = Followed(_listing(boxes))
+        self._accounts[account_id] = followed
+        for box in boxes:
+            self._track_listed(followed, box)
+
+    def _track_listed(self, followed: Followed, box: Mailbox) -> None:
+        followed.mailboxes.add(box.id)
+        if box.id not in self._seen:
+            self._seen[box.id] = Seen(
+                box.account_id, box.uidvalidity, box.highestmodseq, box.uidnext, blind=True
+            )
+
+    async def _relist(self, account_id: int) -> list[Mailbox]:
+        """After a mailbox change: follow new mailboxes, forget deleted ones."""
+        followed = self._accounts[account_id]
+        boxes = await self.store.list_mailboxes(account_id)
+        followed.listing = _listing(boxes)
+        ids = {b.id for b in boxes}
+        for mailbox_id in followed.mailboxes - ids:
+            self._forget_mailbox(mailbox_id)
+        for box in boxes:
+            self._track_listed(followed, box)
+        return boxes
+
+    def _forget_mailbox(self, mailbox_id: int) -> None:
+        seen = self._seen.pop(mailbox_id, None)
+        if seen is not None and (followed := self._accounts.get(seen.account_id)):
+            followed.mailboxes.discard(mailbox_id)
+
+    def _forget_account(self, account_id: int) -> None:
+        followed = self._accounts.pop(account_id, None)
+        if followed is not None:
+            for mailbox_id in followed.mailboxes:
+                self._seen.pop(mailbox_id, None)
+
+    async def _catch_up_all(self) -> None:
+        """After a reconnect: what every followed account missed meanwhile, as ordinary
+        events; Resync only for an account one of whose mailboxes vanished or changed
+        UIDVALIDITY."""
+        for account_id in list(self._accounts):
+            if not self.bus.subscriber_count(account_id):
+                self._forget_account(account_id)
+                continue
+            followed = self._accounts[account_id]
+            before = followed.listing
+            known = {m: self._seen[m] for m in followed.mailboxes if m in self._seen}
+            boxes = await self._relist(account_id)
+            by_id = {b.id: b for b in boxes}
+            lost = any(
+                m not in by_id or by_id[m].uidvalidity != s.uidvalidity for m, s in known.items()
+            )
+            out: list[Change] = []
+            if followed.listing != before:
+                out.append(MailboxesChanged(account_id))
+            if lost:
+                out.append(Resync(account_id))
+                for box in boxes:  # the reload reads the present state: follow from it
+                    self._seen[box.id] = Seen(
+                        account_id, box.uidvalidity, box.highestmodseq, box.uidnext
+                    )
+            self.bus.publish(out)
+            if lost:
+                continue
+            for mailbox_id, seen in known.items():
+                if by_id[mailbox_id].highestmodseq > seen.modseq:
+                    seen.blind = False
+                    await self._read_back(account_id, mailbox_id, None)

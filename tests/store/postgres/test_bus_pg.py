@@ -1,0 +1,302 @@
+"""The change relay across nodes (`store.postgres.bus.PgChangeRelay`): two `PgStore`s on
+one database, as two nodes are; a write through store B must reach the subscribers of
+store A's bus as the events a local write publishes, also across a lost LISTEN
+connection. Pure classification (`events_for`) is tested without a database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pillarbox.model import (
+    Account,
+    Change,
+    FlagMode,
+    FlagRow,
+    FlagsChanged,
+    Mailbox,
+    MailboxesChanged,
+    MessagesAdded,
+    MessagesExpunged,
+    Resync,
+)
+from pillarbox.store.changes import InProcessChangeBus, Subscription
+from pillarbox.store.postgres import PgStore, notify
+from pillarbox.store.postgres.bus import Pending, PgChangeRelay, events_for
+from tests import pg
+from tests.store.conftest import dummy_meta, write_blob
+
+WAIT = 5.0  # seconds a relayed event may take here (a loaded 2-core machine; ~20 ms idle)
+
+
+def row(uid: int, modseq: int, *flags: str) -> FlagRow:
+    return FlagRow(uid, frozenset(flags), modseq)
+
+
+# --- classification, no database ---------------------------------------------------------
+
+
+def test_known_uidnext_splits_new_messages_from_flag_changes() -> None:
+    rows = [row(3, 11, "\\Seen"), row(7, 12), row(8, 12)]
+    out = events_for(1, 2, rows, [5], since=10, uidnext=7, pending=None)
+    assert out == [
+        MessagesAdded(1, 2, (row(7, 12), row(8, 12))),
+        FlagsChanged(1, 2, (row(3, 11, "\\Seen"),)),
+        MessagesExpunged(1, 2, (5,), 11),  # lowest possible: never above an unreported one
+    ]
+
+
+def test_first_notice_places_new_messages_by_its_transaction() -> None:
+    # Followed from this window on: the `a` at MODSEQ 12 wrote UIDs 7 and 8; UID 7's flags
+    # changed again at 13 (so it may be new or old: both), UID 3's at 11 (old).
+    pending = Pending()
+    for kind, modseq in (("f", 11), ("a", 12), ("f", 13), ("x", 14)):
+        pending.note(kind, modseq)
+    rows = [row(3, 11), row(7, 13, "\\Flagged"), row(8, 12)]
+    out = events_for(1, 2, rows, [4], since=10, uidnext=None, pending=pending)
+    assert out == [
+        MessagesAdded(1, 2, (row(7, 13, "\\Flagged"), row(8, 12))),
+        FlagsChanged(1, 2, (row(3, 11), row(7, 13, "\\Flagged"))),
+        MessagesExpunged(1, 2, (4,), 14),
+    ]
+
+
+def test_rows_that_cannot_be_placed_go_out_as_both() -> None:
+    pending = Pending()
+    pending.note("a", 12)  # every row of that transaction changed again since
+    rows = [row(3, 11), row(7, 13)]
+    out = events_for(1, 2, rows, [], since=10, uidnext=None, pending=pending)
+    assert out == [MessagesAdded(1, 2, (row(7, 13),)), FlagsChanged(1, 2, (row(3, 11), row(7, 13)))]
+    only_flags = Pending()
+    only_flags.note("f", 11)
+    out = events_for(1, 2, rows, [], since=10, uidnext=None, pending=only_flags)
+    assert out == [MessagesAdded(1, 2, (row(7, 13),)), FlagsChanged(1, 2, (row(3, 11), row(7, 13)))]
+
+
+# --- two stores on one database -------------------------------------------------------------
+
+
+@dataclass
+class Nodes:
+    a: PgStore
+    b: PgStore
+    bus_a: InProcessChangeBus
+    relay: PgChangeRelay
+    dsn: str
+    account: Account
+    inbox: Mailbox
+
+    async def add(self, store: PgStore, mailbox_id: int | None = None) -> int:
+        data = b"Subject: hi\r\n\r\nhello\r\n"
+        blob = await write_blob(store, data)
+        result = await store.append(
+            mailbox_id or self.inbox.id,
+            blob,
+            dummy_meta(data),
+            frozenset(),
+            datetime(2024, 5, 17, 10, 0, tzinfo=UTC),
+        )
+        return result.uid
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
+    dsn = pg.database(str(tmp_path / "db"))
+    # Pools open all their connections at once: the reconnect tests forbid new ones.
+    bus_a, bus_b = InProcessChangeBus(), InProcessChangeBus()
+    a = PgStore(dsn, bus=bus_a, node_id="node-a", pool_min=3, pool_max=4)
+    b = PgStore(dsn, bus=bus_b, node_id="node-b", pool_min=3, pool_max=4)
+    await a.open()
+    await b.open()
+    relay = PgChangeRelay(a, bus_a, scan_interval=0.05)
+    await relay.start()
+    try:
+        await b.add_domain("example.org")
+        account = await b.add_account("alice@example.org", "$argon2id$dummy")
+        inbox = await b.get_mailbox(account.id, "INBOX")
+        assert inbox is not None
+        yield Nodes(a, b, bus_a, relay, dsn, account, inbox)
+    finally:
+        await relay.stop()
+        await a.close()
+        await b.close()
+        bus_a.close()
+        bus_b.close()
+
+
+async def next_change(sub: Subscription, timeout: float = WAIT) -> Change:
+    return await asyncio.wait_for(sub.__anext__(), timeout)
+
+
+async def until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = WAIT) -> None:
+    """Wait for a condition (polled on the loop), failing after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def added_uids(sub: Subscription, count: int) -> list[int]:
+    """UIDs of MessagesAdded events until `count` distinct ones came (repeats allowed)."""
+    uids: set[int] = set()
+    while len(uids) < count:
+        change = await next_change(sub)
+        if isinstance(change, MessagesAdded):
+            uids.update(r.uid for r in change.rows)
+    return sorted(uids)
+
+
+async def test_writes_on_b_reach_subscribers_on_a(nodes: Nodes) -> None:
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    uid = await nodes.add(nodes.b)
+    change = await next_change(sub)
+    assert isinstance(change, MessagesAdded)
+    assert (change.account_id, change.mailbox_id) == (nodes.account.id, nodes.inbox.id)
+    assert [r.uid for r in change.rows] == [uid]
+
+    result = await nodes.b.set_flags(nodes.inbox.id, [uid], frozenset({"\\Deleted"}), FlagMode.ADD)
+    change = await next_change(sub)
+    assert isinstance(change, FlagsChanged)
+    assert [(r.uid, r.flags, r.modseq) for r in change.rows] == [
+        (uid, frozenset({"\\Deleted"}), result.changed[0].modseq)
+    ]
+
+    assert await nodes.b.expunge(nodes.inbox.id) == [uid]
+    change = await next_change(sub)
+    assert isinstance(change, MessagesExpunged)
+    assert change.uids == (uid,)
+    assert change.modseq == (await nodes.b.mailbox_status(nodes.inbox.id)).highestmodseq
+
+    await nodes.b.create_mailbox(nodes.account.id, "Archive")
+    assert await next_change(sub) == MailboxesChanged(nodes.account.id)
+    assert sub.pending() == 0
+
+
+async def test_own_node_and_other_accounts_are_not_relayed(nodes: Nodes) -> None:
+    other = await nodes.b.add_account("bob@example.org", "$argon2id$dummy")
+    other_inbox = await nodes.b.get_mailbox(other.id, "INBOX")
+    assert other_inbox is not None
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    mine = await nodes.add(nodes.a)  # published by store A itself, at once
+    change = await next_change(sub)
+    assert isinstance(change, MessagesAdded) and [r.uid for r in change.rows] == [mine]
+    await nodes.add(nodes.b, other_inbox.id)  # nobody here listens to bob
+    theirs = await nodes.add(nodes.b)
+    # Notices arrive in commit order: a relayed copy of A's own write, or bob's, would
+    # come before this one.
+    change = await next_change(sub)
+    assert isinstance(change, MessagesAdded) and [r.uid for r in change.rows] == [theirs]
+    assert sub.pending() == 0
+
+
+async def test_undecodable_payloads_are_ignored(nodes: Nodes) -> None:
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    admin = await asyncpg.connect(nodes.dsn)
+    try:
+        account = nodes.account.id
+        for payload in ("nonsense", f"v9|node-b|{account}|0|r|0", f"v1|node-b|{account}|0|r|x"):
+            await admin.execute("SELECT pg_notify($1, $2)", notify.CHANNEL, payload)
+        await admin.execute(
+            "SELECT pg_notify($1, $2)", notify.CHANNEL, f"v1|node-b|{account}|0|r|0"
+        )
+    finally:
+        await admin.close()
+    assert await next_change(sub) == Resync(nodes.account.id)
+    assert sub.pending() == 0
+
+
+async def test_notices_of_one_window_are_read_back_once(nodes: Nodes) -> None:
+    # Three messages written while nobody here listened, then their notices again in one
+    # transaction: they arrive together, and come out as one read and one event.
+    uids = [await nodes.add(nodes.b) for _ in range(3)]
+    status = await nodes.b.mailbox_status(nodes.inbox.id)
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    await until(lambda: nodes.relay.following(nodes.account.id))
+    base = status.highestmodseq - 3
+    payloads = [
+        notify.encode(notify.Notice("node-b", nodes.account.id, nodes.inbox.id, "a", base + i))
+        for i in (1, 2, 3)
+    ]
+    admin = await asyncpg.connect(nodes.dsn)
+    try:
+        async with admin.transaction():
+            for payload in payloads:
+                await admin.execute("SELECT pg_notify($1, $2)", notify.CHANNEL, payload)
+    finally:
+        await admin.close()
+    change = await next_change(sub)
+    assert isinstance(change, MessagesAdded)
+    assert [r.uid for r in change.rows] == uids
+    assert sub.pending() == 0
+
+
+async def test_relay_reconnects_and_catches_up(nodes: Nodes) -> None:
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    first = await nodes.add(nodes.b)
+    assert await added_uids(sub, 1) == [first]
+    database = nodes.dsn.rsplit("/", 1)[1]
+    pid = nodes.relay.backend_pid()
+    admin = await asyncpg.connect(pg.ADMIN_DSN)
+    try:
+        # No new connection to the database until the change below is made: the relay
+        # cannot be back before it, the stores keep their pooled connections.
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await until(lambda: not nodes.relay.connected)
+            second = await nodes.add(nodes.b)
+            await nodes.b.set_flags(nodes.inbox.id, [first], frozenset({"\\Seen"}), FlagMode.ADD)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+    seen: dict[int, frozenset[str]] = {}
+    new: set[int] = set()
+    while second not in new or "\\Seen" not in seen.get(first, frozenset()):
+        change = await next_change(sub)
+        assert not isinstance(change, Resync), "a reconnect must not reload every session"
+        if isinstance(change, MessagesAdded):
+            new.update(r.uid for r in change.rows)
+        elif isinstance(change, FlagsChanged):
+            seen.update((r.uid, r.flags) for r in change.rows)
+    assert nodes.relay.connects == 2
+    assert nodes.relay.backend_pid() not in (None, pid)
+    # And it listens again: a change after the reconnect arrives as usual.
+    third = await nodes.add(nodes.b)
+    assert await added_uids(sub, 1) == [third]
+
+
+async def test_a_vanished_mailbox_after_an_outage_resyncs_its_account(nodes: Nodes) -> None:
+    box = await nodes.b.create_mailbox(nodes.account.id, "Projects")
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    await nodes.add(nodes.b, box.id)
+    await added_uids(sub, 1)
+    database = nodes.dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg.ADMIN_DSN)
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            pid = nodes.relay.backend_pid()
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await until(lambda: not nodes.relay.connected)
+            await nodes.b.delete_mailbox(nodes.account.id, "Projects")
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+    got: list[Change] = []
+    while Resync(nodes.account.id) not in got:
+        got.append(await next_change(sub))
+    assert MailboxesChanged(nodes.account.id) in got
