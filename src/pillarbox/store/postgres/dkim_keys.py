@@ -1,16 +1,65 @@
-"""PostgreSQL: the dkim keys concern of `PgStore` (stub: to be written)."""
+"""DKIM signing keys in the PostgreSQL backend.
+
+Owns the ``dkim_keys`` rows: one key per (domain, selector), replaced whole when put
+again, so rotating a key under a new selector keeps the old one for as long as its DNS
+record is still published (as `store.sqlite.dkim_keys`). Must not: generate keys, sign,
+or check what a key's bytes hold (that is `mailauth/` and the services above).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pillarbox.model import DkimKey
-from pillarbox.store.postgres.core import PgCore
+from pillarbox.store.postgres.core import Conn, PgCore, PgTx
+
+_COLUMNS = "domain, selector, algorithm, private_key, public_key, created_at"
+
+
+def _epoch(when: datetime) -> float:
+    """Epoch seconds with their fraction (read back as written). A naive time is a
+    caller's bug: in which zone would it be?"""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
+    return when.timestamp()
 
 
 class DkimKeysMixin(PgCore):
-    """The dkim keys methods of the store contract on PostgreSQL."""
+    """The DKIM-key operations of `PgStore`."""
 
     async def put_dkim_key(self, key: DkimKey) -> None:
-        raise NotImplementedError
+        row = (
+            key.domain,
+            key.selector,
+            key.algorithm,
+            bytes(key.private_key),
+            key.public_key,
+            _epoch(key.created_at),
+        )
+
+        async def op(tx: PgTx) -> None:
+            await tx.conn.execute(
+                f"INSERT INTO dkim_keys ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (domain, selector) DO UPDATE SET algorithm = excluded.algorithm,"
+                " private_key = excluded.private_key, public_key = excluded.public_key,"
+                " created_at = excluded.created_at",
+                *row,
+            )
+
+        await self._write(op)
 
     async def list_dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
-        raise NotImplementedError
+        async def q(conn: Conn) -> list[DkimKey]:
+            order = " ORDER BY created_at DESC, domain, selector"
+            if domain is None:
+                rows = await conn.fetch(f"SELECT {_COLUMNS} FROM dkim_keys{order}")
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM dkim_keys WHERE domain = $1{order}", domain
+                )
+            return [
+                DkimKey(d, s, alg, bytes(priv), pub, datetime.fromtimestamp(at, UTC))
+                for d, s, alg, priv, pub, at in rows
+            ]
+
+        return await self._read(q)
