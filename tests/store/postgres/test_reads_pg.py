@@ -1,0 +1,194 @@
+"""The PostgreSQL read methods answer as the SQLite backend does on the same mail:
+UIDs, flags, FETCH rows, bodies from chunks (ranges across chunk boundaries), SELECT,
+CHANGEDSINCE, list and conversation pages, SORT rows.
+
+The two stores get the same messages (`twin.put`); ids that are each store's
+own (blob ids, thread ids, times of saving) are left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pillarbox.model import MessageInfo
+from pillarbox.store.postgres.reading import CHUNK, chunk_span, ranges
+from tests.store.postgres import twin
+from tests.store.postgres.twin import Box, mail, put
+
+BIG = bytes(range(256)) * (CHUNK * 2 // 256) + b"tail!"  # three chunks, the last short
+
+MAILS = [
+    mail(
+        b"Subject: one\r\n\r\nfirst body\r\n",
+        subject="one",
+        headers="Subject: one",
+        text="first body",
+        flags=frozenset({"\\Seen", "$Label1", "Junk"}),
+        internaldate=datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-8))),
+        sent_date=datetime(2024, 2, 28, 9, 0, tzinfo=UTC),
+        references="<a@x> <b@x>",
+    ),
+    mail(
+        BIG,
+        subject="big",
+        headers="Subject: big",
+        text="binary",
+        flags=frozenset({"\\Deleted"}),
+        internaldate=datetime(2024, 3, 2, 12, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ),
+    mail(b"", subject="empty", headers="Subject: empty", flags=frozenset({"\\Flagged"})),
+    mail(b"Subject: four\r\n\r\nx\r\n", subject="Re: one", headers="Subject: Re: one"),
+]
+
+
+@pytest.fixture
+async def pg_box(tmp_path: Path) -> AsyncIterator[Box]:
+    async with twin.pg_box(tmp_path) as box:
+        yield box
+
+
+@pytest.fixture
+async def sqlite_box(tmp_path: Path) -> AsyncIterator[Box]:
+    async with twin.sqlite_box(tmp_path) as box:
+        yield box
+
+
+def _comparable(info: MessageInfo) -> MessageInfo:
+    return dataclasses.replace(info, blob_id=0, thread_id=0, savedate=info.internaldate)
+
+
+async def _both(pg_box: Box, sqlite_box: Box) -> None:
+    for m in MAILS:
+        await put(pg_box, m)
+        await put(sqlite_box, m)
+    assert pg_box.uids == sqlite_box.uids == [1, 2, 3, 4]
+
+
+def test_ranges_and_chunk_spans() -> None:
+    assert ranges([5, 1, 2, 3, 9, 9, 10]) == ([1, 5, 9], [3, 5, 10])
+    assert ranges([]) == ([], [])
+    assert chunk_span(0, None)[0] == 0
+    assert chunk_span(CHUNK - 1, 2) == (0, 1)
+    assert chunk_span(CHUNK, CHUNK) == (1, 1)
+    assert chunk_span(10, 0) == (0, -1)
+
+
+async def test_rows_flags_and_snapshot_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    await _both(pg_box, sqlite_box)
+    p, s = pg_box.store, sqlite_box.store
+    pb, sb = pg_box.mailbox_id, sqlite_box.mailbox_id
+    assert await p.uids(pb) == await s.uids(sb) == [1, 2, 3, 4]
+    for wanted in ([1, 2, 3, 4], [4, 1, 1, 3], [], [99], [2, 3, 50]):
+        rows, keywords = await p.fetch_flag_bits(pb, wanted)
+        want_rows, want_keywords = await s.fetch_flag_bits(sb, wanted)
+        assert [r[:2] for r in rows] == [r[:2] for r in want_rows]
+        assert {u: sorted(k) for u, k in keywords.items()} == {
+            u: sorted(k) for u, k in want_keywords.items()
+        }
+        assert [(f.uid, f.flags) for f in await p.fetch_flags(pb, wanted)] == [
+            (f.uid, f.flags) for f in await s.fetch_flags(sb, wanted)
+        ]
+        assert [_comparable(i) for i in await p.fetch(pb, wanted)] == [
+            _comparable(i) for i in await s.fetch(sb, wanted)
+        ]
+    pg_uids, pg_status, pg_unseen = await p.select_snapshot(pb)
+    sq_uids, sq_status, sq_unseen = await s.select_snapshot(sb)
+    assert (pg_uids, pg_unseen) == (sq_uids, sq_unseen) == ([1, 2, 3, 4], 2)
+    assert dataclasses.replace(pg_status, uidvalidity=0) == dataclasses.replace(
+        sq_status, uidvalidity=0
+    )
+    assert pg_status.deleted_size == len(BIG)
+    assert await p.pop_hidden(pb) == await s.pop_hidden(sb) == set()
+
+
+async def test_bodies_from_chunks_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    await _both(pg_box, sqlite_box)
+    p, s = pg_box.store, sqlite_box.store
+    pb, sb = pg_box.mailbox_id, sqlite_box.mailbox_id
+    asks: list[tuple[int, int, int | None]] = [
+        (2, 0, None),
+        (2, CHUNK - 3, 6),
+        (2, CHUNK * 2 - 1, None),
+        (2, CHUNK * 2, 3),
+        (2, len(BIG) + 10, None),
+        (3, 0, None),
+        (1, 5, 0),
+        (7, 0, None),
+        (1, 9, 4),
+        (2, 17, CHUNK * 3),
+    ]
+    got = await p.read_messages(pb, asks)
+    assert got == await s.read_messages(sb, asks)
+    assert got[0] == BIG and got[1] == BIG[CHUNK - 3 : CHUNK + 3] and got[7] is None
+    assert await p.read_message(pb, 2, CHUNK, 10) == BIG[CHUNK : CHUNK + 10]
+    for args in ((1 << 30, None), (len(MAILS[0].data) + len(BIG), 1000), (1, None)):
+        pairs = await p.fetch_with_bodies(pb, [1, 2, 3, 4], args[0], max_each=args[1])
+        want = await s.fetch_with_bodies(sb, [1, 2, 3, 4], args[0], max_each=args[1])
+        assert [d for _, d in pairs] == [d for _, d in want]
+        assert [_comparable(i) for i, _ in pairs] == [_comparable(i) for i, _ in want]
+
+
+async def test_changes_pages_and_sort_rows_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    await _both(pg_box, sqlite_box)
+    p, s = pg_box.store, sqlite_box.store
+    pb, sb = pg_box.mailbox_id, sqlite_box.mailbox_id
+    for since in (0, 2, 3, 100):
+        changed, gone = await p.changes_since(pb, since)
+        want_changed, want_gone = await s.changes_since(sb, since)
+        assert [(c.uid, c.flags) for c in changed] == [(c.uid, c.flags) for c in want_changed]
+        assert gone == want_gone == []
+    for kwargs in (
+        {},
+        {"offset": 1},
+        {"offset": 10},
+        {"before": 3},
+        {"after": 1},
+        {"after": 4},
+        {"before": 1},
+    ):
+        page = await p.page_uids(pb, 2, **kwargs)  # type: ignore[arg-type]
+        want = await s.page_uids(sb, 2, **kwargs)  # type: ignore[arg-type]
+        assert (page.uids, page.newer) == (want.uids, want.newer), kwargs
+        assert dataclasses.replace(page.status, uidvalidity=0) == dataclasses.replace(
+            want.status, uidvalidity=0
+        )
+    for limit, offset in ((1, 0), (2, 1), (10, 0), (2, 10)):
+        threads, more = await p.thread_page(pb, limit, offset)
+        want_threads, want_more = await s.thread_page(sb, limit, offset)
+        assert more == want_more
+        assert [(t.newest_uid, t.messages, t.unseen) for t in threads] == [
+            (t.newest_uid, t.messages, t.unseen) for t in want_threads
+        ]
+    for refs in (False, True):
+        rows = await p.sort_rows(pb, [4, 3, 2, 1, 9], with_references=refs)
+        assert rows == await s.sort_rows(sb, [4, 3, 2, 1, 9], with_references=refs)
+    assert await p.sort_rows(pb, []) == []
+
+
+async def test_changes_since_sees_expunged_and_hidden(pg_box: Box) -> None:
+    """Rows the message writes leave (expunged UIDs, POP3's hidden flag), seen by the
+    reads; written with SQL so that this does not wait for those writes."""
+    for m in MAILS:
+        await put(pg_box, m)
+    conn = await asyncpg.connect(pg_box.dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, 7, 40), ($1, 5, 30)",
+            pg_box.mailbox_id,
+        )
+        await conn.execute(
+            "UPDATE messages SET pop_hidden = 1 WHERE mailbox_id = $1 AND uid IN (2, 4)",
+            pg_box.mailbox_id,
+        )
+    finally:
+        await conn.close()
+    s, box = pg_box.store, pg_box.mailbox_id
+    assert (await s.changes_since(box, 29))[1] == [5, 7]
+    assert (await s.changes_since(box, 30))[1] == [7]
+    assert await s.pop_hidden(box) == {2, 4}
