@@ -37,6 +37,7 @@ from pillarbox.services.fetch_now import FetchOutcome, RunSource
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.postgres import PgStore
+from pillarbox.store.postgres.bus import PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 
@@ -198,6 +199,7 @@ class App:
         self.web: WebListener | None = None  # the `http` listener, when enabled
         self.queue_runner: QueueRunner | None = None
         self.fetch_scheduler: FetchScheduler | None = None
+        self.relay: PgChangeRelay | None = None  # other nodes' changes (PostgreSQL only)
 
     async def start(self) -> None:
         check_data_dir(self.config)
@@ -205,6 +207,16 @@ class App:
         store = open_store(self.config, changes, server=True)
         await store.open()
         self.store, self.changes = store, changes
+        if isinstance(store, PgStore):
+            # Several nodes share the database: their changes reach this node's sessions
+            # through the relay, started before any session can subscribe.
+            relay = PgChangeRelay(store, changes)
+            try:
+                await relay.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.relay = relay
         self.services = build_services(store, self.config, changes)
         ctx = tls_context(self.config)
         limits = ListenerLimits(
@@ -270,6 +282,9 @@ class App:
         if self.services is not None:
             await self.services.close()
             self.services = None
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -279,10 +279,9 @@ async def test_relay_reconnects_and_catches_up(nodes: Nodes) -> None:
 
 
 async def test_a_vanished_mailbox_after_an_outage_resyncs_its_account(nodes: Nodes) -> None:
-    box = await nodes.b.create_mailbox(nodes.account.id, "Projects")
+    await nodes.b.create_mailbox(nodes.account.id, "Projects")
     sub = nodes.bus_a.subscribe(nodes.account.id)
-    await nodes.add(nodes.b, box.id)
-    await added_uids(sub, 1)
+    await until(lambda: nodes.relay.following(nodes.account.id))
     database = nodes.dsn.rsplit("/", 1)[1]
     admin = await asyncpg.connect(pg.ADMIN_DSN)
     try:

@@ -246,8 +246,12 @@ class PgChangeRelay:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("change relay: a task had failed")
         await self._drop_connection()
 
     @property
@@ -313,7 +317,7 @@ class PgChangeRelay:
             while True:
                 try:
                     conn = await self._connect()
-                except StoreUnavailable as exc:
+                except Exception as exc:  # e.g. 55000: database not accepting connections
                     log.debug("change relay: reconnect failed: %s", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BACKOFF_MAX)
