@@ -10,7 +10,6 @@ counters under the mailbox row lock, plan §2).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import re
 import smtplib
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from pillarbox.store.postgres import PgStore
 from tests.e2e.cluster import Cluster, Node, cluster
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.test_imap_raw import RawImap, status
@@ -31,12 +29,6 @@ __all__ = ["cluster"]  # the fixture
 
 MSG = b"From: carol@other.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
 APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
-
-# TODO(pg-bus): drop once the message mixin is merged (branch pg-messages).
-pytestmark = pytest.mark.skipif(
-    "raise NotImplementedError" in inspect.getsource(PgStore.append),
-    reason="PgStore.append is not written yet (branch pg-messages)",
-)
 
 
 def logged_in(node: Node, user: str = "alice@example.test") -> RawImap:
