@@ -52,6 +52,15 @@ def test_known_uidnext_splits_new_messages_from_flag_changes() -> None:
     ]
 
 
+def test_own_flag_changes_of_known_messages_are_not_repeated() -> None:
+    rows = [row(3, 11, "\\Seen"), row(4, 12, "\\Flagged"), row(7, 12)]
+    out = events_for(1, 2, rows, [], since=10, uidnext=7, pending=None, own={11})
+    assert out == [
+        MessagesAdded(1, 2, (row(7, 12),)),
+        FlagsChanged(1, 2, (row(4, 12, "\\Flagged"),)),
+    ]
+
+
 def test_first_notice_places_new_messages_by_its_transaction() -> None:
     # Followed from this window on: the `a` at MODSEQ 12 wrote UIDs 7 and 8; UID 7's flags
     # changed again at 13 (so it may be new or old: both), UID 3's at 11 (old).
@@ -199,6 +208,20 @@ async def test_own_node_and_other_accounts_are_not_relayed(nodes: Nodes) -> None
     assert await next_change(sub) == Resync(nodes.account.id)
     assert sub.pending() == 0
     assert not nodes.relay.following(other.id)
+
+
+async def test_flags_set_here_are_not_relayed_back(nodes: Nodes) -> None:
+    sub = nodes.bus_a.subscribe(nodes.account.id)
+    await until(lambda: nodes.relay.following(nodes.account.id))
+    first, second = await nodes.add(nodes.b), await nodes.add(nodes.b)
+    assert await added_uids(sub, 2) == [first, second]
+    await nodes.a.set_flags(nodes.inbox.id, [first], frozenset({"\\Seen"}), FlagMode.ADD)
+    change = await next_change(sub)  # store A's own event
+    assert isinstance(change, FlagsChanged) and [r.uid for r in change.rows] == [first]
+    await nodes.b.set_flags(nodes.inbox.id, [second], frozenset({"\\Seen"}), FlagMode.ADD)
+    change = await next_change(sub)
+    assert isinstance(change, FlagsChanged) and [r.uid for r in change.rows] == [second]
+    assert sub.pending() == 0
 
 
 async def mark(nodes: Nodes) -> None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,7 @@ SCAN_INTERVAL = 1.0  # how often accounts that gained or lost local subscribers 
 PROBE_INTERVAL = 10.0  # a quiet connection is probed this often (a dead peer sends no FIN)
 PROBE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
+OWN_MAX = 1024  # own flag-change MODSEQs remembered per mailbox (forgetting costs repeats)
 
 
 @dataclass(slots=True)
@@ -142,18 +144,24 @@ def events_for(
     since: int,
     uidnext: int | None,
     pending: Pending | None,
+    own: Collection[int] = (),
 ) -> list[Change]:
     """The events for the changes read after `since`, as a local write publishes them.
 
     `uidnext`: the first UID not yet published (rows from it on are new messages), or
     None when the relay did not know it; then the lowest UID still showing the first
     ``a`` notice's MODSEQ stands in, rows of an older MODSEQ are flag changes, and a
-    row that cannot be placed goes out as both."""
+    row that cannot be placed goes out as both. `own`: MODSEQs of this node's own flag
+    changes: a known message whose row shows one was last changed here, and this node's
+    bus has had that very row already (no second FETCH for its sessions)."""
     added: list[FlagRow] = []
     flags: list[FlagRow] = []
     if uidnext is not None:
         for row in rows:
-            (added if row.uid >= uidnext else flags).append(row)
+            if row.uid >= uidnext:
+                added.append(row)
+            elif row.modseq not in own:
+                flags.append(row)
     else:
         first = pending.first_added if pending is not None else None
         if first is None:
@@ -227,6 +235,7 @@ class PgChangeRelay:
         self._catch_up = False
         self._accounts: dict[int, Followed] = {}
         self._seen: dict[int, Seen] = {}
+        self._own: dict[int, set[int]] = {}  # mailbox -> MODSEQs of this node's flag changes
         self.connects = 0  # connections made (for tests and metrics)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -344,7 +353,15 @@ class PgChangeRelay:
         if not isinstance(payload, str):
             return
         notice = notify.decode(payload)
-        if notice is None or notice.node == self.node_id:
+        if notice is None:
+            return
+        if notice.node == self.node_id:
+            if notice.kind == "f" and notice.mailbox_id in self._seen:
+                # Published here already; remembered so a read-back does not repeat it.
+                own = self._own.setdefault(notice.mailbox_id, set())
+                if len(own) >= OWN_MAX:
+                    own.clear()  # a mailbox only this node writes: no read-back to prune it
+                own.add(notice.modseq)
             return
         if not self.bus.subscriber_count(notice.account_id):
             return
@@ -462,15 +479,25 @@ class PgChangeRelay:
             gone: list[int] = []
         else:
             rows, gone = await self.store.changes_since(mailbox_id, since)
+        own = self._own.pop(mailbox_id, set())
         events = events_for(
-            account_id, mailbox_id, rows, gone, since=since, uidnext=uidnext, pending=pending
+            account_id,
+            mailbox_id,
+            rows,
+            gone,
+            since=since,
+            uidnext=uidnext,
+            pending=pending,
+            own=own,
         )
-        self._seen[mailbox_id] = Seen(
+        self._seen[mailbox_id] = seen = Seen(
             account_id,
             status.uidvalidity,
             max([since, status.highestmodseq, *(r.modseq for r in rows)]),
             max([uidnext or 0, status.uidnext, *(r.uid + 1 for r in rows)]),
         )
+        if later := {m for m in own if m > seen.modseq}:
+            self._own[mailbox_id] = later  # noticed before the read, committed after it
         followed = self._accounts.get(account_id)
         if followed is not None:
             followed.mailboxes.add(mailbox_id)
@@ -517,6 +544,7 @@ class PgChangeRelay:
         return boxes
 
     def _forget_mailbox(self, mailbox_id: int) -> None:
+        self._own.pop(mailbox_id, None)
         seen = self._seen.pop(mailbox_id, None)
         if seen is not None and (followed := self._accounts.get(seen.account_id)):
             followed.mailboxes.discard(mailbox_id)
@@ -526,6 +554,7 @@ class PgChangeRelay:
         if followed is not None:
             for mailbox_id in followed.mailboxes:
                 self._seen.pop(mailbox_id, None)
+                self._own.pop(mailbox_id, None)
 
     async def _catch_up_all(self) -> None:
         """After a reconnect: what every followed account missed meanwhile, as ordinary
