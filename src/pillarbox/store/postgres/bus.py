@@ -75,6 +75,7 @@ SCAN_INTERVAL = 1.0  # how often accounts that gained or lost local subscribers 
 PROBE_INTERVAL = 10.0  # a quiet connection is probed this often (a dead peer sends no FIN)
 PROBE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
+READ_CONCURRENCY = 4  # mailboxes read back at once (each holds a pool connection)
 OWN_MAX = 1024  # own flag-change MODSEQs remembered per mailbox (forgetting costs repeats)
 
 
@@ -433,12 +434,21 @@ class PgChangeRelay:
                     out.append(Resync(account_id))
                 self.bus.publish(out)
                 del accounts[account_id]
-            for key in list(pending):
-                account_id, mailbox_id = key
-                if account_id not in self._accounts:
-                    await self._follow(account_id)
-                await self._read_back(account_id, mailbox_id, pending[key])
-                del pending[key]
+            for account_id in sorted({a for a, _ in pending} - self._accounts.keys()):
+                await self._follow(account_id)
+            # Mailboxes are independent: a few read at once (each one by one task, so
+            # one mailbox's events keep their order), not one pool connection each.
+            gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+            async def one(key: tuple[int, int]) -> None:
+                async with gate:
+                    await self._read_back(key[0], key[1], pending[key])
+                    del pending[key]
+
+            results = await asyncio.gather(*map(one, list(pending)), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         except BaseException:
             self._requeue(accounts, pending)
             raise
