@@ -161,7 +161,6 @@ async def test_reader_lease(store: Store, db: asyncpg.Connection) -> None:
     assert await small.read(CHUNK * 4) == data[-CHUNK:]
 
 
-@pytest.mark.skip(reason="needs accounts (branch pg-admin) and append (next commit)")
 async def test_unreferenced_blob_waits_for_the_janitor(env: Env, db: asyncpg.Connection) -> None:
     """Expunging the last message stamps the blob instead of deleting it: new readers
     get NotFound, delete_blob leaves it (a reader may hold a lease), an open reader
