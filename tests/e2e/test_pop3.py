@@ -23,6 +23,8 @@ from pillarbox.message.parse import parse
 from pillarbox.model import FlagRow, MessageMeta, PopOnRetrieve, PopScope
 from tests.e2e.conftest import PASSWORD, RunningServer
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 ALICE = "alice@example.test"
 
 

@@ -98,6 +98,8 @@ def lease_for(config: Config) -> float:
     """How long a claim holds: every address tried to its last command's timeout (a
     session is a connect, about eight commands and DATA at twice the command timeout)."""
     d = config.delivery
+    if d.claim_lease > 0:
+        return d.claim_lease
     return MAX_ADDRESSES * (d.connect_timeout + 10 * d.command_timeout) + 60.0
 
 

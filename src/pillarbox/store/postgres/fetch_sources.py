@@ -8,10 +8,11 @@ matter across nodes:
     UPDATE of the same row waits for the first one's commit and then re-checks its WHERE
     against the committed row, so of two nodes racing for a free source exactly one gets
     it, and a claim holds until its holder releases it or its time is up.
-  * `deliver_fetched`: the message row and its fetched record are one transaction, so
-    the record exists exactly when the copy does; a second node that fetched the same
-    remote message meanwhile waits on the first one's unique key and then gets
-    AlreadyExists (and stores nothing).
+  * `deliver_fetched`: the message row (`message_rows.insert_messages`, with its
+    blob's metadata, search text, locks and change event) and its fetched record are
+    one transaction, so the record exists exactly when the copy does; a second node
+    that fetched the same remote message meanwhile waits on the first one's unique key
+    and then gets AlreadyExists (and stores nothing).
 Times are epoch seconds in double precision columns, as SQLite keeps them (so the
 migration between the two is a straight copy); "now" is this node's clock, the clock
 the caller's `until` comes from (nodes need NTP, docs/plans/issue-17-postgres.md, 7).
@@ -44,6 +45,7 @@ from pillarbox.model.fetch import (
 from pillarbox.store.api import Delivery
 from pillarbox.store.errors import AlreadyExists, NotFound
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
+from pillarbox.store.postgres.message_rows import insert_messages
 
 _COLUMNS = (
     "id, account_id, protocol, host, port, security, username, password, target_folder,"
@@ -376,9 +378,11 @@ class FetchSourcesMixin(PgCore):
         self, source_id: int, folder: str, uidvalidity: int
     ) -> list[FetchedCopy]:
         async def q(conn: Conn) -> list[FetchedCopy]:
-            # Rows under a UIDVALIDITY are IMAP's, whose remote ids are UIDs (digits).
+            # IMAP's remote ids are UIDs. Anything else (a POP3 UIDL) reads as its leading
+            # digits or 0, as SQLite's CAST AS INTEGER reads it, rather than failing.
             rows = await conn.fetch(
-                "SELECT remote_id::bigint AS uid, local_mailbox, local_uid, remote_flags"
+                "SELECT coalesce(substring(remote_id FROM '^[0-9]{1,18}')::bigint, 0) AS uid,"
+                " local_mailbox, local_uid, remote_flags"
                 " FROM fetch_fetched WHERE source_id = $1 AND folder = $2"
                 " AND uidvalidity = $3 AND local_uid IS NOT NULL ORDER BY 1",
                 source_id,
@@ -416,7 +420,29 @@ class FetchSourcesMixin(PgCore):
         await self._write(op)
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
-        raise NotImplementedError  # needs the message row helpers (message_rows)
+        async def op(tx: PgTx) -> AppendResult:
+            # One transaction: the record is rolled back with a refused copy (quota, a
+            # mailbox gone) and the copy with a refused record. The record goes first,
+            # as in SQLite, so a second node that fetched the same message meanwhile
+            # waits on its key and then stops at AlreadyExists before storing anything.
+            conn = tx.conn
+            await _record(conn, [record], new=True)
+            [result] = await insert_messages(tx, [delivery])
+            await conn.execute(
+                "UPDATE fetch_fetched SET local_mailbox = $1, local_uid = $2,"
+                " remote_flags = $3 WHERE source_id = $4 AND folder = $5"
+                " AND uidvalidity = $6 AND remote_id = $7",
+                delivery.mailbox_id,
+                result.uid,
+                _flags_text(record.flags),
+                record.source_id,
+                record.folder,
+                record.uidvalidity or 0,
+                record.remote_id,
+            )
+            return result
+
+        return await self._write(op)
 
     async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
         items = list(records)

@@ -1,23 +1,27 @@
-"""Fetch-source claims across nodes: two `PgStore`s (two node ids) on one database.
+"""Fetch sources across nodes: two `PgStore`s (two node ids) on one database.
 
-The contract test (`tests/store/test_fetch_sources.py`) shows a claim's rules on one
-store; here the claimants are separate stores with pools of their own, as two nodes
-are, racing for the same rows at the same time.
+The contract test (`tests/store/test_fetch_sources.py`) shows the rules on one store;
+here two stores with pools of their own, as two nodes are, race for the same rows at the
+same time: claims, fetched records, and deliveries of one remote message.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pillarbox.model import AppendResult, MessageMeta
 from pillarbox.model.fetch import FetchedRecord
-from pillarbox.store.errors import NotFound
+from pillarbox.store.api import BlobHandle
+from pillarbox.store.errors import AlreadyExists, NotFound
 from pillarbox.store.postgres import PgStore, core
 from tests import pg
+from tests.store.conftest import dummy_meta, write_blob
 from tests.store.test_fetch_sources import new_source
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -115,3 +119,44 @@ async def test_one_remote_message_is_recorded_once_across_nodes(
     assert await a.fetched(source.id, "F0") == []
     with pytest.raises(NotFound):
         await a.mark_fetched(records[:1])
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    mailbox_id: int
+    blob: BlobHandle
+    meta: MessageMeta
+    flags: frozenset[str]
+    internaldate: datetime
+
+
+async def test_one_remote_message_is_delivered_once_across_nodes(
+    nodes: tuple[PgStore, PgStore, int],
+) -> None:
+    """Two nodes that fetched the same remote message deliver it at the same moment: one
+    copy is stored with its record, the other node gets AlreadyExists and stores nothing
+    (no second message, no UID used up in vain)."""
+    a, b, account_id = nodes
+    source = await a.add_fetch_source(new_source(account_id))
+    inbox = await a.get_mailbox(account_id, "INBOX")
+    assert inbox is not None
+    data = b"Subject: once\r\n\r\nbody\r\n"
+    for uid in range(1, 6):
+        record = FetchedRecord(source.id, "INBOX", str(uid), f"d{uid}", T0, 7, uid)
+        blobs = [await write_blob(store, data) for store in (a, b)]
+        results = await asyncio.gather(
+            *(
+                store.deliver_fetched(
+                    _Delivery(inbox.id, blob, dummy_meta(data), frozenset(), T0), record
+                )
+                for store, blob in zip((a, b), blobs, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        stored = [r for r in results if isinstance(r, AppendResult)]
+        refused = [r for r in results if isinstance(r, AlreadyExists)]
+        assert (len(stored), len(refused)) == (1, 1), results
+        assert stored[0].uid == uid
+    assert await b.uids(inbox.id) == [1, 2, 3, 4, 5]
+    copies = await a.fetched_copies(source.id, "INBOX", 7)
+    assert [(c.remote_uid, c.uid) for c in copies] == [(u, u) for u in range(1, 6)]
