@@ -4,7 +4,8 @@ Pins: mail delivered over SMTP to node 2 reaches an IMAP IDLE session on node 1 
 a second (the change relay, `store.postgres.bus`); a flag set over IMAP on node 1 shows
 in the webmail's event stream on node 2 (`web/live.py`); twenty APPENDs at once, half
 on each node, get twenty distinct UIDs, ascending in both nodes' views (per-mailbox
-counters under the mailbox row lock, plan §2).
+counters under the mailbox row lock, plan §2); after a database outage, changes still
+cross nodes (the relay reconnects and catches up).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import pg
 from tests.e2e.cluster import Cluster, Node, cluster
 from tests.e2e.conftest import PASSWORD
+from tests.e2e.mtas import wait_until
 from tests.e2e.test_imap_raw import RawImap, status
 from tests.web.client import WebClient
 from tests.web.sse import Stream
@@ -156,3 +159,43 @@ def test_concurrent_appends_on_both_nodes_get_unique_ascending_uids(cluster: Clu
     finally:
         for imap in sessions:
             imap.close()
+
+
+def test_after_a_database_outage_changes_still_cross_nodes(
+    cluster: Cluster, imap_sessions: list[RawImap]
+) -> None:
+    """PostgreSQL goes away and comes back (as a restart looks: every connection ended,
+    new ones refused meanwhile). An IDLE session on node 1 lives through it, and mail
+    that node 2 accepts once the database is back reaches it: node 1's relay reconnects
+    and catches up whatever committed before it was listening again."""
+    idler = logged_in(cluster.node1)
+    imap_sessions.append(idler)
+    idle(idler)
+    pg.cut_off(cluster.dsn)
+    try:
+        port = cluster.node2.port("smtp")
+        with (
+            smtplib.SMTP("127.0.0.1", port, "client.test", timeout=30) as s,
+            pytest.raises(smtplib.SMTPException),  # 451: no database
+        ):
+            s.sendmail("carol@other.test", ["alice@example.test"], MSG)
+    finally:
+        pg.restore(cluster.dsn)
+
+    def delivered() -> bool:
+        try:
+            with smtplib.SMTP("127.0.0.1", cluster.node2.port("smtp"), "c.test", timeout=30) as s:
+                s.sendmail("carol@other.test", ["alice@example.test"], MSG)
+        except smtplib.SMTPException:
+            return False  # node 2's pool is still reconnecting
+        return True
+
+    wait_until(delivered, "node 2 accepts mail again after the outage", timeout=20)
+    idler.sock.settimeout(10)
+    try:
+        line = idler.line()
+    except TimeoutError:
+        pytest.fail("no EXISTS on node 1 after the outage\n" + cluster.logs())
+    assert line == b"* 1 EXISTS", line
+    idler.send(b"DONE\r\n")
+    assert idler.until(b"i1")[-1].startswith(b"i1 OK")

@@ -333,3 +333,33 @@ async def test_a_vanished_mailbox_after_an_outage_resyncs_its_account(nodes: Nod
     while Resync(nodes.account.id) not in got:
         got.append(await next_change(sub))
     assert MailboxesChanged(nodes.account.id) in got
+
+
+async def test_an_account_not_followed_yet_resyncs_after_an_outage(nodes: Nodes) -> None:
+    # A relay whose look at the subscribed accounts came before alice's subscriber, and
+    # will not come again in this test: nothing tells it what alice missed while down.
+    bus = InProcessChangeBus()
+    relay = PgChangeRelay(nodes.a, bus, scan_interval=3600)
+    await relay.start()
+    try:
+        await until(lambda: relay.scans == 1)
+        sub = bus.subscribe(nodes.account.id)
+        assert not relay.following(nodes.account.id)
+        database = nodes.dsn.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(pg.ADMIN_DSN)
+        try:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                pid = relay.backend_pid()
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                await until(lambda: not relay.connected)
+                await nodes.add(nodes.b)
+            finally:
+                await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        finally:
+            await admin.close()
+        assert await next_change(sub) == Resync(nodes.account.id)
+        assert relay.following(nodes.account.id)
+    finally:
+        await relay.stop()
+        bus.close()

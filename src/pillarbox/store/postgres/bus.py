@@ -34,7 +34,9 @@ Theory of operation:
     then catches up every followed mailbox from its pair: missed changes become the
     ordinary events. A followed mailbox that vanished or has a new UIDVALIDITY gets
     `Resync(account)` (only for that account: a reload of every session at once is what
-    the pairs exist to avoid); a changed mailbox list gets `MailboxesChanged`.
+    the pairs exist to avoid); a changed mailbox list gets `MailboxesChanged`. An account
+    that got subscribers here but was not followed yet when the connection went has no
+    pair to catch up from: it gets `Resync` too.
 
 Must not: publish this node's own changes (the store does, with full rows), query per
 session, or let a database error escape its tasks (it retries).
@@ -238,6 +240,7 @@ class PgChangeRelay:
         self._seen: dict[int, Seen] = {}
         self._own: dict[int, set[int]] = {}  # mailbox -> MODSEQs of this node's flag changes
         self.connects = 0  # connections made (for tests and metrics)
+        self.scans = 0  # looks at the subscribed accounts done (for tests and metrics)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -524,6 +527,7 @@ class PgChangeRelay:
         for account_id in now:
             if account_id not in self._accounts:
                 await self._follow(account_id)
+        self.scans += 1
 
     async def _follow(self, account_id: int) -> None:
         """Start following an account from its mailbox list (blind: the notices already
@@ -569,8 +573,15 @@ class PgChangeRelay:
     async def _catch_up_all(self) -> None:
         """After a reconnect: what every followed account missed meanwhile, as ordinary
         events; Resync only for an account one of whose mailboxes vanished or changed
-        UIDVALIDITY."""
+        UIDVALIDITY, or one that got its subscribers here too late to be followed before
+        the connection went (nothing tells what it missed: a few sessions reload)."""
+        unfollowed = set(self.bus.subscribed_accounts()) - self._accounts.keys()
+        for account_id in sorted(unfollowed):
+            await self._follow(account_id)
+            self.bus.publish([Resync(account_id)])
         for account_id in list(self._accounts):
+            if account_id in unfollowed:
+                continue
             if not self.bus.subscriber_count(account_id):
                 self._forget_account(account_id)
                 continue
