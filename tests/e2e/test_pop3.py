@@ -93,7 +93,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def lock_released(server: RunningServer) -> bool:
     async def op() -> bool:
         account = await server.store.get_account(ALICE)
-        return not server.services.pop.is_locked(account.id)
+        return not await server.services.pop.is_locked(account.id)
 
     return server.call(op)
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pillarbox.model import QueuedRecipient
+from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import PgStore, janitor
-from pillarbox.store.postgres.janitor import JanitorMixin, run_once
+from pillarbox.store.postgres.janitor import run_once
 from tests import pg
 
 
@@ -188,8 +190,8 @@ async def test_concurrent_runs_delete_each_blob_once(
     assert await blob_ids(conn) == set()
 
 
-class _JanitorStore(JanitorMixin, PgStore):
-    """PgStore with the janitor mixed in, as `PgStore` itself will be."""
+class _JanitorStore(PgStore):
+    """PgStore (which runs the janitor) with a janitor that runs at once and often."""
 
     janitor_first_delay = 0.0
     janitor_interval = 0.05
@@ -219,3 +221,27 @@ async def test_a_server_node_runs_the_loop_while_open(dsn: str, conn: asyncpg.Co
     finally:
         await node.close()
     assert node.janitor is None
+
+
+async def test_a_removed_queue_entrys_blob_is_collected_after_the_grace(
+    store: PgStore, conn: asyncpg.Connection
+) -> None:
+    """The whole path: an entry removed leaves its blob unreadable at once (the contract)
+    but in place; the janitor deletes it once the grace period has passed."""
+    writer = store.new_blob()
+    await writer.write(b"queued bytes")
+    handle = await writer.finish()
+    qid = await store.enqueue("s@example.org", [QueuedRecipient("r@x.test")], handle)
+    assert await store.remove_queued(qid) is True
+    with pytest.raises(NotFound):
+        await store.read_blob(handle.blob_id)
+    assert (await run_once(store))["blobs"] == 0  # within the grace period
+    assert handle.blob_id in await blob_ids(conn)
+    await conn.execute(
+        "UPDATE blobs SET unreferenced_at = unreferenced_at - $2::float8 WHERE id = $1",
+        handle.blob_id,
+        janitor.GRACE + 1,
+    )
+    assert (await run_once(store))["blobs"] == 1
+    assert await blob_ids(conn) == set()
+    assert await conn.fetchval("SELECT count(*) FROM blob_chunks") == 0

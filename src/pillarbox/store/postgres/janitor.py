@@ -40,6 +40,7 @@ import logging
 
 import asyncpg
 
+from pillarbox.store.postgres import cluster_state
 from pillarbox.store.postgres.core import Conn, PgCore
 
 log = logging.getLogger("pillarbox.store.janitor")
@@ -49,7 +50,7 @@ FIRST_DELAY = 5.0  # seconds from open to the first run
 GRACE = 300.0  # an unreferenced blob is kept this long (seconds)
 STALE = 86400.0  # an unfinished upload, or a finished blob never referenced (seconds)
 BATCH = 500  # rows per delete statement
-LOCK = (2, 0)  # pg_try_advisory_lock(2, 0): the janitor's (migrations use (0, 0))
+LOCK = (2, 0)  # pg_try_advisory_lock(2, 0): the janitor's (schema.py migrates under its own)
 
 # Nothing a row refers to, whatever `refs` says.
 _UNUSED = (
@@ -71,6 +72,9 @@ def _delete_blobs(where: str) -> str:
 
 # (count name, statement of one batch; $1 is the run's time in epoch seconds). Other
 # tables with expiring rows (web sessions, login throttles) add their statement here.
+WEB_IDLE = 8 * 3600.0
+WEB_LIFETIME = 7 * 86400.0
+
 JOBS: tuple[tuple[str, str], ...] = (
     (
         "blobs",
@@ -112,6 +116,9 @@ async def _run_jobs(conn: Conn) -> dict[str, int]:
             if done < BATCH:
                 break
         counts[name] = total
+    # Leases, login records and web sessions that ended (the webmail's limits: 8 h idle,
+    # 7 days in all, web/sessions.py; the store cannot import web).
+    await cluster_state.purge_expired(conn, now, web_idle=WEB_IDLE, web_lifetime=WEB_LIFETIME)
     return counts
 
 

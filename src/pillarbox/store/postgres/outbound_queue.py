@@ -13,8 +13,10 @@ whose lease ran out (its node died) is free for any node. A claim names its node
 (`claimed_by`, the store's `node_id`), and `release_claims` at a runner's start
 releases only that node's claims: another node's are being sent right now.
 
-Times are epoch seconds with their fractions (double precision), so a scheduled time
-reads back as written; they come from the caller's clock (nodes need NTP). Every
+Times are epoch seconds with their fractions, so a scheduled time reads back as written
+(this needs ``queue.created_at`` and ``next_attempt`` as double precision, like
+``claimed_until``; in bigint columns the fraction is rounded away); they come from the
+caller's clock (nodes need NTP). Every
 commit is synchronous (`synchronous_commit=on`), so the durability the SQLite backend
 chooses per operation holds for all of them here.
 
@@ -41,6 +43,7 @@ from pillarbox.model import (
 from pillarbox.store.api import BlobHandle, Delivery
 from pillarbox.store.errors import Conflict, NotFound
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
+from pillarbox.store.postgres.message_rows import insert_messages
 
 # The columns of a QueuedMessage, in `_entry`'s order. Times read as float8 whatever
 # the column's type, so this reads the same from bigint or double precision columns.
@@ -185,8 +188,20 @@ class OutboundQueueMixin(PgCore):
         dsn_ret: str | None = None,
         origin: QueueOrigin = QueueOrigin.FORWARD,
     ) -> tuple[list[AppendResult], int]:
-        # Needs the message-row insertion of `message_rows` (branch pg-messages).
-        raise NotImplementedError
+        items = list(deliveries)
+        rcpts = list(recipients)
+        if not rcpts:
+            raise Conflict("a queued message needs recipients")
+
+        async def op(tx: PgTx) -> tuple[list[AppendResult], int]:
+            # One transaction: a refused copy (quota, a mailbox gone) rolls the queue
+            # entry back with it, and the reverse. The copies take their locks first
+            # (mailboxes, then accounts, in id order), then the entry its blob's.
+            results = await insert_messages(tx, items)
+            queue_id = await insert_entry(tx.conn, sender, rcpts, blob, dsn_envid, dsn_ret, origin)
+            return results, queue_id
+
+        return await self._write(op)
 
     async def list_queue(self) -> list[QueuedMessage]:
         async def q(conn: Conn) -> list[QueuedMessage]:
