@@ -16,6 +16,7 @@ Must not: change anything, parse messages, or query once per message.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
@@ -29,11 +30,6 @@ from pillarbox.store.sqlite.flags import DELETED, SEEN, flag_set
 # from seq * CHUNK on, every chunk but the last full.
 CHUNK = 256 * 1024
 _TO_END = 2**62  # a chunk number past any blob's last
-
-# Rows of a UID set: its merged ranges ($2 lows, $3 highs) joined to the primary key.
-RANGES = "unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)"
-RANGE_JOIN = f"{RANGES} JOIN messages AS m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi"
-FETCH_JOIN = f"{RANGE_JOIN} JOIN blobs AS b ON b.id = m.blob_id"
 
 # The counters of STATUS/SELECT over a mailbox's message rows, in the order
 # `counted_status` takes them; a caller may add columns after them (one scan).
@@ -57,6 +53,39 @@ def ranges(uids: Iterable[int]) -> tuple[list[int], list[int]]:
     return los, his
 
 
+@dataclass(frozen=True, slots=True)
+class UidSet:
+    """The rows of a set of UIDs in one mailbox ($1) as SQL: FROM items binding `alias`
+    and a condition, over the parameters $2 and $3 (`params`).
+
+    One range (1:*, the common case) is a plain range condition, which the planner
+    answers with an index scan in UID order; several are joined from their bounds as
+    two arrays, one index range scan per range."""
+
+    source: str
+    where: str
+    params: tuple[object, object]
+
+
+def uid_set(uids: Iterable[int], table: str = "messages", alias: str = "m") -> UidSet | None:
+    """The `UidSet` of `uids` in `table`; None when there are none."""
+    los, his = ranges(uids)
+    if not los:
+        return None
+    if len(los) == 1:
+        return UidSet(
+            f"{table} AS {alias}",
+            f"{alias}.mailbox_id = $1 AND {alias}.uid BETWEEN $2::bigint AND $3::bigint",
+            (los[0], his[0]),
+        )
+    return UidSet(
+        f"unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) JOIN {table} AS {alias}"
+        f" ON {alias}.mailbox_id = $1 AND {alias}.uid BETWEEN r.lo AND r.hi",
+        "TRUE",
+        (los, his),
+    )
+
+
 @lru_cache(maxsize=64)
 def _zone(minutes: int) -> timezone:
     return timezone(timedelta(minutes=minutes))
@@ -77,15 +106,14 @@ async def keywords_of(
             mailbox_id,
         )
     else:
-        los, his = ranges(uids)
-        if not los:
+        wanted = uid_set(uids, "keywords", "k")
+        if wanted is None:
             return {}
         rows = await conn.fetch(
-            f"SELECT k.uid, k.keyword FROM {RANGES} JOIN keywords AS k"
-            " ON k.mailbox_id = $1 AND k.uid BETWEEN r.lo AND r.hi ORDER BY k.uid, k.keyword",
+            f"SELECT k.uid, k.keyword FROM {wanted.source} WHERE {wanted.where}"
+            " ORDER BY k.uid, k.keyword",
             mailbox_id,
-            los,
-            his,
+            *wanted.params,
         )
     result: dict[int, list[str]] = {}
     for uid, keyword in rows:
@@ -96,27 +124,43 @@ async def keywords_of(
 async def flag_rows(
     conn: Conn, mailbox_id: int, uids: Sequence[int] | None
 ) -> list[tuple[int, int, int]]:
-    """(uid, flag bits, modseq) of existing UIDs, ascending: three arrays, zipped."""
+    """(uid, flag bits, modseq) of existing UIDs, ascending.
+
+    Three arrays, zipped: a record per message would cost more than the query. They
+    are sorted here, not by the server, whose sort of 100,000 rows (three aggregates,
+    or a sort node before them) cost more than the scan; a list that is already in
+    order (the usual case: rows are stored in UID order) sorts in one pass."""
     if uids is None:
         row = await conn.fetchrow(
-            "SELECT array_agg(uid ORDER BY uid), array_agg(flags ORDER BY uid),"
-            " array_agg(modseq ORDER BY uid) FROM messages WHERE mailbox_id = $1",
+            "SELECT array_agg(uid), array_agg(flags), array_agg(modseq)"
+            " FROM messages WHERE mailbox_id = $1",
             mailbox_id,
         )
     else:
-        los, his = ranges(uids)
-        if not los:
+        wanted = uid_set(uids)
+        if wanted is None:
             return []
         row = await conn.fetchrow(
-            "SELECT array_agg(m.uid ORDER BY m.uid), array_agg(m.flags ORDER BY m.uid),"
-            f" array_agg(m.modseq ORDER BY m.uid) FROM {RANGE_JOIN}",
+            "SELECT array_agg(m.uid), array_agg(m.flags), array_agg(m.modseq)"
+            f" FROM {wanted.source} WHERE {wanted.where}",
             mailbox_id,
-            los,
-            his,
+            *wanted.params,
         )
     if row is None or row[0] is None:
         return []
-    return list(zip(row[0], row[1], row[2], strict=True))
+    rows = list(zip(row[0], row[1], row[2], strict=True))
+    rows.sort()
+    return rows
+
+
+async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
+    """The mailbox's UIDs, ascending: one array, sorted here (see `flag_rows`)."""
+    found = await conn.fetchval(
+        "SELECT array_agg(uid) FROM messages WHERE mailbox_id = $1", mailbox_id
+    )
+    uids: list[int] = list(found) if found is not None else []
+    uids.sort()
+    return uids
 
 
 async def mailbox_row(conn: Conn, mailbox_id: int) -> tuple[int, int, int]:
@@ -156,13 +200,6 @@ async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, 
     return counted_status(box, tuple(counts)), counts[5]
 
 
-def assemble(chunks: Iterable[bytes], first_seq: int, start: int, length: int | None) -> bytes:
-    """Bytes `start`..`start+length` of a blob from its chunks `first_seq`, ... (in order)."""
-    data = b"".join(chunks)
-    offset = start - first_seq * CHUNK
-    return data[offset:] if length is None else data[offset : offset + length]
-
-
 def chunk_span(start: int, length: int | None) -> tuple[int, int]:
     """The first and last chunk numbers holding bytes `start`..`start+length`."""
     first = start // CHUNK
@@ -173,59 +210,65 @@ def chunk_span(start: int, length: int | None) -> tuple[int, int]:
     return first, (start + length - 1) // CHUNK
 
 
+# Each chunk of a wanted range, cut to the range on the server (a partial FETCH of a
+# large message carries its bytes, not whole 256 KiB chunks), in request order.
+_RANGES_SQL = f"""
+SELECT w.ord, substring(c.data
+        FROM (greatest(w.s - c.seq::bigint * {CHUNK}, 0) + 1)::int
+        FOR (least(w.e - c.seq::bigint * {CHUNK}, {CHUNK})
+             - greatest(w.s - c.seq::bigint * {CHUNK}, 0))::int)
+  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+       WITH ORDINALITY AS w(uid, s, e, lo, hi, ord)
+  JOIN messages AS m ON m.mailbox_id = $1 AND m.uid = w.uid
+  LEFT JOIN blob_chunks AS c ON c.blob_id = m.blob_id AND c.seq BETWEEN w.lo AND w.hi
+ ORDER BY w.ord, c.seq"""
+
+
 async def _bodies(
     conn: Conn, mailbox_id: int, wanted: Sequence[tuple[int, int, int | None]]
 ) -> list[bytes | None]:
-    """Byte ranges (uid, start, length) of messages, in one query: the chunks of the
-    rows, in request order; None for a UID that has no row."""
+    """Byte ranges (uid, start, length) of messages, in one query: the rows and the
+    pieces of their chunks; None for a UID that has no row."""
     if not wanted:
         return []
     uids: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     firsts: list[int] = []
     lasts: list[int] = []
     for uid, start, length in wanted:
-        first, last = chunk_span(max(0, start), length)
+        start = max(0, start)
+        first, last = chunk_span(start, length)
         uids.append(uid)
+        starts.append(start)
+        ends.append(_TO_END if length is None else start + max(0, length))
         firsts.append(first)
         lasts.append(last)
-    rows = await conn.fetch(
-        "SELECT w.ord, c.data FROM unnest($2::bigint[], $3::bigint[], $4::bigint[])"
-        " WITH ORDINALITY AS w(uid, lo, hi, ord)"
-        " JOIN messages AS m ON m.mailbox_id = $1 AND m.uid = w.uid"
-        " LEFT JOIN blob_chunks AS c ON c.blob_id = m.blob_id AND c.seq BETWEEN w.lo AND w.hi"
-        " ORDER BY w.ord, c.seq",
-        mailbox_id,
-        uids,
-        firsts,
-        lasts,
-    )
+    rows = await conn.fetch(_RANGES_SQL, mailbox_id, uids, starts, ends, firsts, lasts)
     pieces: dict[int, list[bytes]] = {}
     for ord_, data in rows:
         got = pieces.setdefault(ord_ - 1, [])
         if data is not None:
             got.append(data)
     out: list[bytes | None] = []
-    for i, (_, start, length) in enumerate(wanted):
-        got_chunks = pieces.get(i)
-        if got_chunks is None:
-            out.append(None)
-        else:
-            out.append(assemble(got_chunks, firsts[i], max(0, start), length))
+    for i in range(len(wanted)):
+        got_pieces = pieces.get(i)
+        out.append(None if got_pieces is None else b"".join(got_pieces))
     return out
 
 
 async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> list[MessageInfo]:
     """The precomputed rows of `wanted` (ascending), keywords included: two queries."""
-    los, his = ranges(wanted)
-    if not los:
+    uids = uid_set(wanted)
+    if uids is None:
         return []
     rows = await conn.fetch(
         "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
         " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
-        f" m.thread_id FROM {FETCH_JOIN} ORDER BY m.uid",
+        f" m.thread_id FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
+        f" WHERE {uids.where} ORDER BY m.uid",
         mailbox_id,
-        los,
-        his,
+        *uids.params,
     )
     keywords = await keywords_of(conn, mailbox_id, wanted) if rows else {}
     infos: list[MessageInfo] = []
@@ -258,14 +301,7 @@ class ReadingMixin(PgCore):
     """The message-reading operations of `PgStore`."""
 
     async def uids(self, mailbox_id: int) -> list[int]:
-        async def q(conn: Conn) -> list[int]:
-            found = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = $1",
-                mailbox_id,
-            )
-            return list(found) if found is not None else []
-
-        return await self._read(q)
+        return await self._read(lambda conn: all_uids(conn, mailbox_id))
 
     async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
         rows, keywords = await self.fetch_flag_bits(mailbox_id, uids)
@@ -337,11 +373,7 @@ class ReadingMixin(PgCore):
         # first unseen UID agree with each other whatever commits meanwhile.
         async def q(conn: Conn) -> tuple[list[int], MailboxStatus, int | None]:
             status, first_unseen = await mailbox_counters(conn, mailbox_id)
-            found = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = $1",
-                mailbox_id,
-            )
-            return (list(found) if found is not None else []), status, first_unseen
+            return await all_uids(conn, mailbox_id), status, first_unseen
 
         return await self._read(q, snapshot=True)
 
