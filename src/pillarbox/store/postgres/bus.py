@@ -18,7 +18,12 @@ Theory of operation:
     messages, the others flag changes, and the expunged UIDs an expunge. MODSEQs and
     UIDs of one mailbox are allocated under its row lock and commit in that order, so
     a row that is visible implies every earlier one is; reading the status *before*
-    the rows keeps ``(modseq, uidnext)`` a consistent pair.
+    the rows keeps ``(modseq, uidnext)`` a consistent pair. A few mailboxes are read
+    at once (`READ_CONCURRENCY`), each by one task, so its events keep their order.
+  * A read-back also returns rows this node changed itself. Its own flag notices are
+    remembered (`OWN_MAX` per mailbox) and such rows of known messages left out, so a
+    STORE here is not reported twice to the sessions here; other repeats (an own new
+    message read back beside another node's) are absorbed by the subscribers.
   * A mailbox the relay has not followed yet (the first notice after an account got a
     subscriber here) has no such pair. Its notices say where to start (their lowest
     MODSEQ) and the lowest UID of the first ``a`` transaction says where new messages
@@ -38,8 +43,8 @@ Theory of operation:
     that got subscribers here but was not followed yet when the connection went has no
     pair to catch up from: it gets `Resync` too.
 
-Must not: publish this node's own changes (the store does, with full rows), query per
-session, or let a database error escape its tasks (it retries).
+Must not: publish a change because this node made it (the store does, with full rows),
+query per session, or let a database error escape its tasks (it retries).
 """
 
 from __future__ import annotations
