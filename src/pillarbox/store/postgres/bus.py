@@ -20,10 +20,15 @@ Theory of operation:
     a row that is visible implies every earlier one is; reading the status *before*
     the rows keeps ``(modseq, uidnext)`` a consistent pair. A few mailboxes are read
     at once (`READ_CONCURRENCY`), each by one task, so its events keep their order.
-  * A read-back also returns rows this node changed itself. Its own flag notices are
-    remembered (`OWN_MAX` per mailbox) and such rows of known messages left out, so a
-    STORE here is not reported twice to the sessions here; other repeats (an own new
-    message read back beside another node's) are absorbed by the subscribers.
+  * A read-back also returns rows this node changed itself, and may be older than what
+    this node's store published meanwhile (a local STORE or EXPUNGE committed after the
+    read's snapshot, published before the relay's events): publishing it as it is would
+    undo a newer flag or bring back an expunged message in a session's view. So the
+    relay taps the local bus of every followed account (one listening subscription, not
+    counted as a subscriber) and keeps, per mailbox, the newest row and the expunges the
+    store published (`Local`); before publishing it drops what the bus already carried
+    or what is older than it, and gives a new message its newer local row
+    (`without_local`).
   * A mailbox the relay has not followed yet (the first notice after an account got a
     subscriber here) has no such pair. Its notices say where to start (their lowest
     MODSEQ) and the lowest UID of the first ``a`` transaction says where new messages
@@ -52,7 +57,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +72,7 @@ from pillarbox.model import (
     MessagesExpunged,
     Resync,
 )
-from pillarbox.store.changes import InProcessChangeBus
+from pillarbox.store.changes import InProcessChangeBus, Subscription
 from pillarbox.store.errors import NotFound, StoreUnavailable
 from pillarbox.store.postgres import PgStore, notify
 from pillarbox.store.postgres.errors import map_error
@@ -83,7 +87,7 @@ PROBE_INTERVAL = 10.0  # a quiet connection is probed this often (a dead peer se
 PROBE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
 READ_CONCURRENCY = 4  # mailboxes read back at once (each holds a pool connection)
-OWN_MAX = 1024  # own flag-change MODSEQs remembered per mailbox (forgetting costs repeats)
+LOCAL_MAX = 4096  # rows of local publishes kept per mailbox between two read-backs
 
 
 @dataclass(slots=True)
@@ -143,33 +147,51 @@ def _listing(boxes: list[Mailbox]) -> frozenset[tuple[int, str, int, bool]]:
     return frozenset((b.id, b.name, b.uidvalidity, b.subscribed) for b in boxes)
 
 
-def events_for(
-    account_id: int,
-    mailbox_id: int,
+@dataclass(slots=True)
+class Local:
+    """What this node's store published on its bus for one mailbox since the relay's
+    last read-back there: the newest row of each message, and the expunged UIDs with
+    their MODSEQ."""
+
+    rows: dict[int, FlagRow] = field(default_factory=dict)
+    expunged: dict[int, int] = field(default_factory=dict)
+    added: set[int] = field(default_factory=set)  # UIDs whose MessagesAdded it carried
+
+    def prune(self, upto: int) -> None:
+        """Forget what a read-back that saw every change up to `upto` covered."""
+        self.rows = {u: r for u, r in self.rows.items() if r.modseq > upto}
+        self.expunged = {u: m for u, m in self.expunged.items() if m > upto}
+        self.added &= self.rows.keys()
+
+
+@dataclass(slots=True)
+class ReadBack:
+    """One mailbox's changes read after `since`, sorted for publishing."""
+
+    added: list[FlagRow]
+    flags: list[FlagRow]
+    gone: list[int]
+
+
+def classify(
     rows: list[FlagRow],
     gone: list[int],
     *,
     since: int,
     uidnext: int | None,
     pending: Pending | None,
-    own: Collection[int] = (),
-) -> list[Change]:
-    """The events for the changes read after `since`, as a local write publishes them.
+) -> ReadBack:
+    """Which rows read after `since` are new messages and which flag changes.
 
     `uidnext`: the first UID not yet published (rows from it on are new messages), or
     None when the relay did not know it; then the lowest UID still showing the first
     ``a`` notice's MODSEQ stands in, rows of an older MODSEQ are flag changes, and a
-    row that cannot be placed goes out as both. `own`: MODSEQs of this node's own flag
-    changes: a known message whose row shows one was last changed here, and this node's
-    bus has had that very row already (no second FETCH for its sessions)."""
+    row that cannot be placed goes out as both."""
     added: list[FlagRow] = []
     flags: list[FlagRow] = []
     if uidnext is not None:
         for row in rows:
-            if row.uid >= uidnext:
-                added.append(row)
-            elif row.modseq not in own:
-                flags.append(row)
+            (added if row.uid >= uidnext else flags).append(row)
     else:
         first = pending.first_added if pending is not None else None
         if first is None:
@@ -198,17 +220,62 @@ def events_for(
                     flags.append(row)
                     if row.modseq >= first:
                         added.append(row)
+    return ReadBack(added, flags, sorted(gone))
+
+
+def without_local(read: ReadBack, local: Local | None) -> ReadBack:
+    """`read` less what this node's bus already carried, and never older than it: a
+    message expunged here is not brought back; a flag change is dropped when the bus
+    had that row or a newer one; a message added here is no new message again (a
+    newer row of it is a flag change); another new message keeps its place but takes
+    the newer local row (a local FlagsChanged alone does not show a message a session
+    has not heard of)."""
+    if local is None or not (local.rows or local.expunged):
+        return read
+    added: list[FlagRow] = []
+    flags: list[FlagRow] = []
+    for row in read.added:
+        if row.uid in local.expunged:
+            continue
+        mine = local.rows.get(row.uid)
+        if row.uid in local.added:
+            if mine is None or mine.modseq < row.modseq:
+                flags.append(row)
+        else:
+            added.append(mine if mine is not None and mine.modseq > row.modseq else row)
+    moved = {row.uid for row in flags}
+    flags.extend(
+        row
+        for row in read.flags
+        if row.uid not in local.expunged
+        and row.uid not in moved
+        and (row.uid not in local.rows or local.rows[row.uid].modseq < row.modseq)
+    )
+    flags.sort(key=lambda r: r.uid)
+    gone = [uid for uid in read.gone if uid not in local.expunged]
+    return ReadBack(added, flags, gone)
+
+
+def events_for(
+    account_id: int,
+    mailbox_id: int,
+    read: ReadBack,
+    *,
+    since: int,
+    pending: Pending | None,
+) -> list[Change]:
+    """The events of a read-back, as a local write publishes them."""
     out: list[Change] = []
-    if added:
-        out.append(MessagesAdded(account_id, mailbox_id, tuple(added)))
-    if flags:
-        out.append(FlagsChanged(account_id, mailbox_id, tuple(flags)))
-    if gone:
+    if read.added:
+        out.append(MessagesAdded(account_id, mailbox_id, tuple(read.added)))
+    if read.flags:
+        out.append(FlagsChanged(account_id, mailbox_id, tuple(read.flags)))
+    if read.gone:
         # One event for every expunge read: its MODSEQ is the lowest one noticed, or the
         # lowest possible, so a session's HIGHESTMODSEQ never passes an unreported expunge.
         first_x = pending.first_expunge if pending is not None else None
         modseq = first_x if first_x is not None and first_x > since else since + 1
-        out.append(MessagesExpunged(account_id, mailbox_id, tuple(sorted(gone)), modseq))
+        out.append(MessagesExpunged(account_id, mailbox_id, tuple(read.gone), modseq))
     return out
 
 
@@ -243,7 +310,9 @@ class PgChangeRelay:
         self._catch_up = False
         self._accounts: dict[int, Followed] = {}
         self._seen: dict[int, Seen] = {}
-        self._own: dict[int, set[int]] = {}  # mailbox -> MODSEQs of this node's flag changes
+        self._local: dict[int, Local] = {}  # mailbox -> what the store published here
+        self._taps: dict[int, Subscription] = {}  # account -> the relay's listening subscription
+        self._publishing = False  # the relay's own publish is under way (the taps skip it)
         self.connects = 0  # connections made (for tests and metrics)
         self.scans = 0  # looks at the subscribed accounts done (for tests and metrics)
 
@@ -271,6 +340,9 @@ class PgChangeRelay:
             except Exception:
                 log.exception("change relay: a task had failed")
         await self._drop_connection()
+        taps, self._taps = self._taps, {}
+        for tap in taps.values():
+            await tap.aclose()
 
     @property
     def connected(self) -> bool:
@@ -364,15 +436,7 @@ class PgChangeRelay:
         notice = notify.decode(payload)
         if notice is None:
             return
-        if notice.node == self.node_id:
-            if notice.kind == "f" and notice.mailbox_id in self._seen:
-                # Published here already; remembered so a read-back does not repeat it.
-                own = self._own.setdefault(notice.mailbox_id, set())
-                if len(own) >= OWN_MAX:
-                    own.clear()  # a mailbox only this node writes: no read-back to prune it
-                own.add(notice.modseq)
-            return
-        if not self.bus.subscriber_count(notice.account_id):
+        if notice.node == self.node_id or not self._subscribed(notice.account_id):
             return
         if notice.kind in ("m", "r"):
             self._pending_accounts.setdefault(notice.account_id, set()).add(notice.kind)
@@ -440,7 +504,7 @@ class PgChangeRelay:
                     out.append(MailboxesChanged(account_id))
                 if "r" in kinds:
                     out.append(Resync(account_id))
-                self.bus.publish(out)
+                self._publish(out)
                 del accounts[account_id]
             for account_id in sorted({a for a, _ in pending} - self._accounts.keys()):
                 await self._follow(account_id)
@@ -491,44 +555,81 @@ class PgChangeRelay:
             return
         if seen is not None and seen.uidvalidity != status.uidvalidity:
             # Not the mailbox the sessions know any more (RFC 9051 §2.3.1.1).
-            self.bus.publish([Resync(account_id)])
+            self._publish([Resync(account_id)])
             since, uidnext = status.highestmodseq, status.uidnext
             rows: list[FlagRow] = []
             gone: list[int] = []
         else:
             rows, gone = await self.store.changes_since(mailbox_id, since)
-        own = self._own.pop(mailbox_id, set())
-        events = events_for(
-            account_id,
-            mailbox_id,
-            rows,
-            gone,
-            since=since,
-            uidnext=uidnext,
-            pending=pending,
-            own=own,
-        )
+        # No await from here to the publish: what the taps recorded so far is all the
+        # local bus carried before these events.
+        read = classify(rows, gone, since=since, uidnext=uidnext, pending=pending)
+        local = self._local.get(mailbox_id)
+        read = without_local(read, local)
         self._seen[mailbox_id] = seen = Seen(
             account_id,
             status.uidvalidity,
             max([since, status.highestmodseq, *(r.modseq for r in rows)]),
             max([uidnext or 0, status.uidnext, *(r.uid + 1 for r in rows)]),
         )
-        if later := {m for m in own if m > seen.modseq}:
-            self._own[mailbox_id] = later  # noticed before the read, committed after it
+        if local is not None:
+            local.prune(seen.modseq)
         followed = self._accounts.get(account_id)
         if followed is not None:
             followed.mailboxes.add(mailbox_id)
-        if events:
-            self.bus.publish(events)
+        self._publish(events_for(account_id, mailbox_id, read, since=since, pending=pending))
+
+    def _publish(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        self._publishing = True
+        try:
+            self.bus.publish(changes)
+        finally:
+            self._publishing = False
+
+    # --- the local bus ---------------------------------------------------------------
+    def _subscribed(self, account_id: int) -> bool:
+        """Whether the account has subscribers here besides the relay's own tap."""
+        return self.bus.subscriber_count(account_id) > (account_id in self._taps)
+
+    def _subscribed_accounts(self) -> set[int]:
+        return {a for a in self.bus.subscribed_accounts() if self._subscribed(a)}
+
+    def _tap(self, change: Change) -> None:
+        """Inside the local bus's publish: remember what this node's store published
+        for followed mailboxes (`Local`), never what the relay publishes itself."""
+        if self._publishing:
+            return
+        if isinstance(change, MessagesAdded | FlagsChanged | MessagesExpunged):
+            if change.mailbox_id not in self._seen:
+                return
+            local = self._local.setdefault(change.mailbox_id, Local())
+            if len(local.rows) + len(local.expunged) >= LOCAL_MAX:
+                # A mailbox only this node writes has no read-back to prune it; the
+                # newest rows matter most, and a read-back repeats at worst.
+                local.rows.clear()
+                local.expunged.clear()
+                local.added.clear()
+            if isinstance(change, MessagesExpunged):
+                for uid in change.uids:
+                    local.expunged[uid] = change.modseq
+                    local.rows.pop(uid, None)
+            else:
+                for row in change.rows:
+                    have = local.rows.get(row.uid)
+                    if have is None or have.modseq < row.modseq:
+                        local.rows[row.uid] = row
+                if isinstance(change, MessagesAdded):
+                    local.added.update(row.uid for row in change.rows)
 
     # --- following accounts ----------------------------------------------------------
     async def _scan_accounts(self) -> None:
         """Follow accounts that gained local subscribers, forget those that lost them."""
-        now = set(self.bus.subscribed_accounts())
+        now = self._subscribed_accounts()
         for account_id in list(self._accounts):
             if account_id not in now:
-                self._forget_account(account_id)
+                await self._forget_account(account_id)
         for account_id in now:
             if account_id not in self._accounts:
                 await self._follow(account_id)
@@ -537,6 +638,11 @@ class PgChangeRelay:
     async def _follow(self, account_id: int) -> None:
         """Start following an account from its mailbox list (blind: the notices already
         under way may predate the list, and are read back from their own MODSEQ)."""
+        if account_id not in self._taps:
+            # Before the list is read: what the store publishes from now on is known.
+            tap = self.bus.subscribe(account_id)
+            tap.listen(self._tap)
+            self._taps[account_id] = tap
         boxes = await self.store.list_mailboxes(account_id)
         followed = Followed(_listing(boxes))
         self._accounts[account_id] = followed
@@ -563,32 +669,35 @@ class PgChangeRelay:
         return boxes
 
     def _forget_mailbox(self, mailbox_id: int) -> None:
-        self._own.pop(mailbox_id, None)
+        self._local.pop(mailbox_id, None)
         seen = self._seen.pop(mailbox_id, None)
         if seen is not None and (followed := self._accounts.get(seen.account_id)):
             followed.mailboxes.discard(mailbox_id)
 
-    def _forget_account(self, account_id: int) -> None:
+    async def _forget_account(self, account_id: int) -> None:
         followed = self._accounts.pop(account_id, None)
         if followed is not None:
             for mailbox_id in followed.mailboxes:
                 self._seen.pop(mailbox_id, None)
-                self._own.pop(mailbox_id, None)
+                self._local.pop(mailbox_id, None)
+        tap = self._taps.pop(account_id, None)
+        if tap is not None:
+            await tap.aclose()
 
     async def _catch_up_all(self) -> None:
         """After a reconnect: what every followed account missed meanwhile, as ordinary
         events; Resync only for an account one of whose mailboxes vanished or changed
         UIDVALIDITY, or one that got its subscribers here too late to be followed before
         the connection went (nothing tells what it missed: a few sessions reload)."""
-        unfollowed = set(self.bus.subscribed_accounts()) - self._accounts.keys()
+        unfollowed = self._subscribed_accounts() - self._accounts.keys()
         for account_id in sorted(unfollowed):
             await self._follow(account_id)
-            self.bus.publish([Resync(account_id)])
+            self._publish([Resync(account_id)])
         for account_id in list(self._accounts):
             if account_id in unfollowed:
                 continue
-            if not self.bus.subscriber_count(account_id):
-                self._forget_account(account_id)
+            if not self._subscribed(account_id):
+                await self._forget_account(account_id)
                 continue
             followed = self._accounts[account_id]
             before = followed.listing
@@ -607,7 +716,7 @@ class PgChangeRelay:
                     self._seen[box.id] = Seen(
                         account_id, box.uidvalidity, box.highestmodseq, box.uidnext
                     )
-            self.bus.publish(out)
+            self._publish(out)
             if lost:
                 continue
             for mailbox_id, seen in known.items():
