@@ -37,7 +37,7 @@ from pillarbox.services.fetch_now import FetchOutcome, RunSource
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.postgres import PgStore
-from pillarbox.store.postgres.bus import PgChangeRelay
+from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 
@@ -204,13 +204,16 @@ class App:
     async def start(self) -> None:
         check_data_dir(self.config)
         changes = InProcessChangeBus()
-        store = open_store(self.config, changes, server=True)
+        # Several nodes on PostgreSQL: the store publishes through `LocalOrder`, which
+        # keeps this node's changes in MODSEQ order with the relay's (store/postgres/bus.py).
+        order = LocalOrder(changes) if backend_name(self.config) == "postgres" else None
+        store = open_store(self.config, order or changes, server=True)
         await store.open()
         self.store, self.changes = store, changes
         if isinstance(store, PgStore):
-            # Several nodes share the database: their changes reach this node's sessions
-            # through the relay, started before any session can subscribe.
-            relay = PgChangeRelay(store, changes)
+            # Other nodes' changes reach this node's sessions through the relay, started
+            # before any session can subscribe.
+            relay = PgChangeRelay(store, changes, order=order)
             try:
                 await relay.start()
             except BaseException:

@@ -57,6 +57,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +89,7 @@ PROBE_INTERVAL = 10.0  # a quiet connection is probed this often (a dead peer se
 PROBE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
 READ_CONCURRENCY = 4  # mailboxes read back at once (each holds a pool connection)
+HOLD_MAX = 1.0  # seconds a local change may wait for the relay to fill a MODSEQ gap
 LOCAL_MAX = 4096  # rows of local publishes kept per mailbox between two read-backs
 
 
@@ -279,6 +282,134 @@ def events_for(
     return out
 
 
+def _span(change: Change) -> tuple[int, int, int] | None:
+    """(mailbox, lowest MODSEQ, highest MODSEQ) of a message event; None for others."""
+    if isinstance(change, MessagesExpunged):
+        return change.mailbox_id, change.modseq, change.modseq
+    if isinstance(change, MessagesAdded | FlagsChanged) and change.rows:
+        modseqs = [row.modseq for row in change.rows]
+        return change.mailbox_id, min(modseqs), max(modseqs)
+    return None
+
+
+class LocalOrder:
+    """The bus `PgStore` publishes to on a node with a relay: in front of the node's
+    `InProcessChangeBus`, it hands on this node's changes of a followed mailbox in
+    MODSEQ order with what the relay publishes.
+
+    Why: a session's view takes a new message only above the highest UID it holds
+    (`SelectedView`, RFC 9051 §2.3.1.1: UIDs only ascend). A message another node added
+    at MODSEQ n reaches this node's bus through the relay some milliseconds after the
+    commit; a message added here at n+1 would be published at once, and the session,
+    having shown n+1, would drop n for good. MODSEQs of one mailbox go up by one per
+    transaction, so a local change whose lowest MODSEQ is more than one above what was
+    handed on waits (`hold`, at most `HOLD_MAX` seconds: the relay normally fills the
+    gap within its window) until the relay's read-back covers the gap (`advance`). The
+    same holds back this node's own concurrent commits published out of order. A
+    local change whose MODSEQ a read-back already covered is dropped: the relay
+    published those rows as they were at its read, which is newer, and handing on the
+    older local copy afterwards would undo a flag. Mailboxes the relay does not follow
+    pass straight through."""
+
+    def __init__(self, bus: InProcessChangeBus, hold: float = HOLD_MAX) -> None:
+        self.bus = bus
+        self.hold = hold
+        self._done: dict[int, int] = {}  # followed mailbox -> highest MODSEQ handed on
+        # followed mailbox -> (a, b): the relay published every row changed in MODSEQs
+        # a+1..b as it was at its read (at least as new as any local change there).
+        self._covered: dict[int, tuple[int, int]] = {}
+        self._held: dict[int, deque[tuple[float, Change, int, int]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- store.api.ChangeBus ------------------------------------------------------------
+    def publish(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            span = _span(change)
+            if span is None or span[0] not in self._done:
+                self.bus.publish([change])
+                continue
+            mailbox, low, high = span
+            held = self._held.get(mailbox)
+            if not held and low <= self._done[mailbox] + 1:
+                self._hand_on(mailbox, change, low, high)
+                continue
+            loop = asyncio.get_running_loop()
+            self._held.setdefault(mailbox, deque()).append(
+                (loop.time() + self.hold, change, low, high)
+            )
+            if self._timer is None:
+                self._timer = loop.call_later(self.hold, self._expire)
+
+    def subscribe(self, account_id: int) -> Subscription:
+        return self.bus.subscribe(account_id)
+
+    def close(self) -> None:
+        for mailbox in list(self._held):
+            self._drain(mailbox, force=True)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.bus.close()
+
+    # --- the relay's side ---------------------------------------------------------------
+    def follow(self, mailbox: int, modseq: int) -> None:
+        """Order the mailbox's changes from now on; everything up to `modseq` is known."""
+        self._done[mailbox] = max(self._done.get(mailbox, modseq), modseq)
+
+    def advance(self, mailbox: int, since: int, upto: int) -> None:
+        """The relay published every row changed after `since` up to `upto`, as it read
+        them: hand on what waited for that."""
+        if mailbox not in self._done:
+            return
+        a, b = self._covered.get(mailbox, (since, since))
+        self._covered[mailbox] = (a, max(b, upto)) if a <= since <= b else (since, upto)
+        self._done[mailbox] = max(self._done[mailbox], upto)
+        self._drain(mailbox)
+
+    def forget(self, mailbox: int) -> None:
+        self._drain(mailbox, force=True)
+        self._done.pop(mailbox, None)
+        self._covered.pop(mailbox, None)
+
+    def held(self) -> int:
+        """Changes waiting now (for tests and metrics)."""
+        return sum(len(q) for q in self._held.values())
+
+    # --- inside -------------------------------------------------------------------------
+    def _hand_on(self, mailbox: int, change: Change, low: int, high: int) -> None:
+        covered = self._covered.get(mailbox)
+        if covered is None or not covered[0] < low <= high <= covered[1]:
+            self.bus.publish([change])
+        if mailbox in self._done:
+            self._done[mailbox] = max(self._done[mailbox], high)
+
+    def _drain(self, mailbox: int, *, force: bool = False, now: float | None = None) -> None:
+        held = self._held.get(mailbox)
+        while held:
+            deadline, change, low, high = held[0]
+            done = self._done.get(mailbox)
+            late = now is not None and deadline <= now
+            if not (force or late or done is None or low <= done + 1):
+                break
+            held.popleft()
+            self._hand_on(mailbox, change, low, high)
+        if not held:
+            self._held.pop(mailbox, None)
+
+    def _expire(self) -> None:
+        """The relay did not fill a gap in time (it is reconnecting, or the MODSEQ was
+        taken by a write nobody notified): hand on what waited too long."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for mailbox in list(self._held):
+            log.debug("change relay: mailbox %d: a MODSEQ gap was not filled in time", mailbox)
+            self._drain(mailbox, now=now)
+        if self._held:
+            first = min(q[0][0] for q in self._held.values())
+            self._timer = loop.call_at(first, self._expire)
+
+
 class PgChangeRelay:
     """Publishes other nodes' committed changes on this node's bus (module docstring).
 
@@ -293,9 +424,13 @@ class PgChangeRelay:
         window: float = WINDOW,
         scan_interval: float = SCAN_INTERVAL,
         probe_interval: float = PROBE_INTERVAL,
+        order: LocalOrder | None = None,
     ) -> None:
+        """`order`: the `LocalOrder` `store` publishes to, if any (`app.py` sets one
+        up): the relay tells it what it follows and how far it published."""
         self.store = store
         self.bus = bus
+        self.order = order
         self.node_id = store.node_id
         self.window = window
         self.scan_interval = scan_interval
@@ -340,6 +475,9 @@ class PgChangeRelay:
             except Exception:
                 log.exception("change relay: a task had failed")
         await self._drop_connection()
+        if self.order is not None:
+            for mailbox_id in self._seen:
+                self.order.forget(mailbox_id)  # nothing waits for a relay that stopped
         taps, self._taps = self._taps, {}
         for tap in taps.values():
             await tap.aclose()
@@ -578,6 +716,9 @@ class PgChangeRelay:
         if followed is not None:
             followed.mailboxes.add(mailbox_id)
         self._publish(events_for(account_id, mailbox_id, read, since=since, pending=pending))
+        if self.order is not None:
+            self.order.follow(mailbox_id, seen.modseq)
+            self.order.advance(mailbox_id, since, seen.modseq)
 
     def _publish(self, changes: list[Change]) -> None:
         if not changes:
@@ -655,6 +796,8 @@ class PgChangeRelay:
             self._seen[box.id] = Seen(
                 box.account_id, box.uidvalidity, box.highestmodseq, box.uidnext, blind=True
             )
+            if self.order is not None:
+                self.order.follow(box.id, box.highestmodseq)
 
     async def _relist(self, account_id: int) -> list[Mailbox]:
         """After a mailbox change: follow new mailboxes, forget deleted ones."""
@@ -670,6 +813,8 @@ class PgChangeRelay:
 
     def _forget_mailbox(self, mailbox_id: int) -> None:
         self._local.pop(mailbox_id, None)
+        if self.order is not None:
+            self.order.forget(mailbox_id)
         seen = self._seen.pop(mailbox_id, None)
         if seen is not None and (followed := self._accounts.get(seen.account_id)):
             followed.mailboxes.discard(mailbox_id)
@@ -680,6 +825,8 @@ class PgChangeRelay:
             for mailbox_id in followed.mailboxes:
                 self._seen.pop(mailbox_id, None)
                 self._local.pop(mailbox_id, None)
+                if self.order is not None:
+                    self.order.forget(mailbox_id)
         tap = self._taps.pop(account_id, None)
         if tap is not None:
             await tap.aclose()
@@ -716,6 +863,9 @@ class PgChangeRelay:
                     self._seen[box.id] = Seen(
                         account_id, box.uidvalidity, box.highestmodseq, box.uidnext
                     )
+                    if self.order is not None:
+                        self.order.follow(box.id, box.highestmodseq)
+                        self.order.advance(box.id, box.highestmodseq, box.highestmodseq)
             self._publish(out)
             if lost:
                 continue
