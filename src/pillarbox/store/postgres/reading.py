@@ -121,40 +121,44 @@ async def keywords_of(
     return result
 
 
-async def flag_rows(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> list[tuple[int, int, int]]:
-    """(uid, flag bits, modseq) of existing UIDs, ascending.
+async def flags_and_keywords(
+    conn: Conn, mailbox_id: int, uids: Sequence[int]
+) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+    """(uid, flag bits, modseq) of the existing `uids`, ascending, and their keywords,
+    in one statement (one round trip, one snapshot: a keyword never shows without its
+    row).
 
-    Three arrays, zipped: a record per message would cost more than the query. They
-    are sorted here, not by the server, whose sort of 100,000 rows (three aggregates,
-    or a sort node before them) cost more than the scan; a list that is already in
-    order (the usual case: rows are stored in UID order) sorts in one pass."""
-    if uids is None:
-        row = await conn.fetchrow(
-            "SELECT array_agg(uid), array_agg(flags), array_agg(modseq)"
-            " FROM messages WHERE mailbox_id = $1",
-            mailbox_id,
-        )
-    else:
-        wanted = uid_set(uids)
-        if wanted is None:
-            return []
-        row = await conn.fetchrow(
-            "SELECT array_agg(m.uid), array_agg(m.flags), array_agg(m.modseq)"
-            f" FROM {wanted.source} WHERE {wanted.where}",
-            mailbox_id,
-            *wanted.params,
-        )
-    if row is None or row[0] is None:
-        return []
+    Five arrays: a record per message would cost more than the query. The rows are
+    sorted here, not by the server, whose sort of 100,000 rows (a sort node, or one
+    per ordered aggregate) cost more than the scan; a list already in order (rows are
+    stored in UID order) sorts in one pass."""
+    wanted = uid_set(uids)
+    if wanted is None:
+        return [], {}
+    keyword_set = uid_set(uids, "keywords", "k")
+    assert keyword_set is not None
+    row = await conn.fetchrow(
+        "SELECT f.*, kw.* FROM (SELECT array_agg(m.uid), array_agg(m.flags),"
+        f" array_agg(m.modseq) FROM {wanted.source} WHERE {wanted.where}) AS f,"
+        " (SELECT array_agg(k.uid), array_agg(k.keyword)"
+        f" FROM {keyword_set.source} WHERE {keyword_set.where}) AS kw",
+        mailbox_id,
+        *wanted.params,
+    )
+    assert row is not None  # aggregates always have their row
+    if row[0] is None:
+        return [], {}
     rows = list(zip(row[0], row[1], row[2], strict=True))
     rows.sort()
-    return rows
+    keywords: dict[int, list[str]] = {}
+    if row[3] is not None:
+        for uid, keyword in zip(row[3], row[4], strict=True):
+            keywords.setdefault(uid, []).append(keyword)
+    return rows, keywords
 
 
 async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
-    """The mailbox's UIDs, ascending: one array, sorted here (see `flag_rows`)."""
+    """The mailbox's UIDs, ascending: one array, sorted here (see `flags_and_keywords`)."""
     found = await conn.fetchval(
         "SELECT array_agg(uid) FROM messages WHERE mailbox_id = $1", mailbox_id
     )
@@ -186,18 +190,6 @@ def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxS
         highestmodseq=box[2],
         deleted_size=deleted_size,
     )
-
-
-async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
-    box = await mailbox_row(conn, mailbox_id)
-    counts = await conn.fetchrow(
-        f"SELECT {COUNTER_COLUMNS}, min(uid) FILTER (WHERE flags & {SEEN} = 0)"
-        " FROM messages WHERE mailbox_id = $1",
-        mailbox_id,
-    )
-    assert counts is not None  # an aggregate always has its row
-    return counted_status(box, tuple(counts)), counts[5]
 
 
 def chunk_span(start: int, length: int | None) -> tuple[int, int]:
@@ -258,19 +250,21 @@ async def _bodies(
 
 
 async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> list[MessageInfo]:
-    """The precomputed rows of `wanted` (ascending), keywords included: two queries."""
+    """The precomputed rows of `wanted` (ascending), keywords included: one statement
+    (a FETCH is one round trip; each row's keywords are an index probe in it)."""
     uids = uid_set(wanted)
     if uids is None:
         return []
     rows = await conn.fetch(
         "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
         " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
-        f" m.thread_id FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
+        " m.thread_id, ARRAY(SELECT kw.keyword FROM keywords AS kw"
+        " WHERE kw.mailbox_id = m.mailbox_id AND kw.uid = m.uid)"
+        f" FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
         f" WHERE {uids.where} ORDER BY m.uid",
         mailbox_id,
         *uids.params,
     )
-    keywords = await keywords_of(conn, mailbox_id, wanted) if rows else {}
     infos: list[MessageInfo] = []
     for r in rows:
         internaldate = from_epoch(r[3], r[4])
@@ -279,7 +273,7 @@ async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> l
                 mailbox_id=mailbox_id,
                 uid=r[0],
                 modseq=r[1],
-                flags=flag_set(r[2], keywords.get(r[0], ())),
+                flags=flag_set(r[2], r[14]),
                 internaldate=internaldate,
                 size=r[5],
                 envelope=r[6] or b"",
@@ -310,19 +304,14 @@ class ReadingMixin(PgCore):
     async def fetch_flag_bits(
         self, mailbox_id: int, uids: Sequence[int]
     ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message. Rows and
-        # keywords from one snapshot, so a keyword never shows without its row's flags.
+        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message.
         wanted = list(uids)
 
-        async def q(conn: Conn) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-            rows = await flag_rows(conn, mailbox_id, wanted)
-            return rows, (await keywords_of(conn, mailbox_id, wanted) if rows else {})
-
-        return await self._read(q, snapshot=True)
+        return await self._read(lambda conn: flags_and_keywords(conn, mailbox_id, wanted))
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
-        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted), snapshot=True)
+        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted))
 
     async def fetch_with_bodies(
         self,
@@ -369,13 +358,26 @@ class ReadingMixin(PgCore):
         return await self._read(lambda conn: _bodies(conn, mailbox_id, wanted))
 
     async def select_snapshot(self, mailbox_id: int) -> tuple[list[int], MailboxStatus, int | None]:
-        # SELECT in one REPEATABLE READ snapshot: the UID list, the counters and the
-        # first unseen UID agree with each other whatever commits meanwhile.
+        # SELECT from one snapshot: the UID list, the counters and the first unseen UID
+        # are one statement (one snapshot, whatever commits meanwhile: as a REPEATABLE
+        # READ transaction would give, without its BEGIN and COMMIT), one pass over
+        # the rows and one round trip.
         async def q(conn: Conn) -> tuple[list[int], MailboxStatus, int | None]:
-            status, first_unseen = await mailbox_counters(conn, mailbox_id)
-            return await all_uids(conn, mailbox_id), status, first_unseen
+            row = await conn.fetchrow(
+                "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+                f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+                f" min(uid) FILTER (WHERE flags & {SEEN} = 0), array_agg(uid)"
+                " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
+                mailbox_id,
+            )
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            status = counted_status((row[0], row[1], row[2]), tuple(row[3:8]))
+            uids: list[int] = list(row[9]) if row[9] is not None else []
+            uids.sort()
+            return uids, status, row[8]
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
         query = search_sql.build(mailbox_id, key)
