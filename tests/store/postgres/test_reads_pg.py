@@ -18,7 +18,8 @@ import pytest
 
 from pillarbox.message.message_ids import message_ids, references_field
 from pillarbox.message.parse import parse
-from pillarbox.model import FlagMode, MessageInfo
+from pillarbox.model import FlagMode, MessageInfo, SearchAll
+from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres.reading import CHUNK, chunk_span, ranges
 from tests.store.postgres import twin
 from tests.store.postgres.twin import Box, Mail, mail, put
@@ -216,3 +217,24 @@ async def test_sort_rows_of_parsed_mail_and_old_rows(pg_box: Box, sqlite_box: Bo
     assert [r.references for r in rows] == [None, None, None]
     assert message_ids(references_field(rows[0].header_text)) == ["<m0@x.test>", "<m1@x.test>"]
     assert message_ids(references_field(rows[1].header_text)) == []
+
+
+async def test_missing_mailbox_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    """What a mailbox that does not exist answers, read by read."""
+    for box in (pg_box, sqlite_box):
+        s = box.store
+        with pytest.raises(NotFound):
+            await s.select_snapshot(999)
+        with pytest.raises(NotFound):
+            await s.page_uids(999, 10)
+        with pytest.raises(NotFound):
+            await s.thread_page(999, 10)
+        with pytest.raises(NotFound):
+            await s.read_message(999, 1)
+        assert await s.uids(999) == []
+        assert await s.fetch(999, [1]) == []
+        assert await s.fetch_flag_bits(999, [1]) == ([], {})
+        assert await s.read_messages(999, [(1, 0, None)]) == [None]
+        assert await s.changes_since(999, 0) == ([], [])
+        assert await s.search(999, SearchAll()) == []
+        assert await s.sort_rows(999, [1]) == []

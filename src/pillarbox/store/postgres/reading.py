@@ -96,31 +96,6 @@ def from_epoch(epoch: int, tz_minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch, _zone(tz_minutes))
 
 
-async def keywords_of(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> dict[int, list[str]]:
-    """The keywords of `uids` (None: of every message), by UID."""
-    if uids is None:
-        rows = await conn.fetch(
-            "SELECT uid, keyword FROM keywords WHERE mailbox_id = $1 ORDER BY uid, keyword",
-            mailbox_id,
-        )
-    else:
-        wanted = uid_set(uids, "keywords", "k")
-        if wanted is None:
-            return {}
-        rows = await conn.fetch(
-            f"SELECT k.uid, k.keyword FROM {wanted.source} WHERE {wanted.where}"
-            " ORDER BY k.uid, k.keyword",
-            mailbox_id,
-            *wanted.params,
-        )
-    result: dict[int, list[str]] = {}
-    for uid, keyword in rows:
-        result.setdefault(uid, []).append(keyword)
-    return result
-
-
 async def flags_and_keywords(
     conn: Conn, mailbox_id: int, uids: Sequence[int]
 ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
@@ -167,18 +142,9 @@ async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
     return uids
 
 
-async def mailbox_row(conn: Conn, mailbox_id: int) -> tuple[int, int, int]:
-    """(uidnext, uidvalidity, highestmodseq) of the mailbox; NotFound if there is none."""
-    box = await conn.fetchrow(
-        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1", mailbox_id
-    )
-    if box is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    return box[0], box[1], box[2]
-
-
 def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxStatus:
-    """The MailboxStatus of `mailbox_row` and the `COUNTER_COLUMNS` values."""
+    """The MailboxStatus of a mailbox's (uidnext, uidvalidity, highestmodseq) and its
+    `COUNTER_COLUMNS` values."""
     messages, unseen, deleted, size, deleted_size = counts[:5]
     return MailboxStatus(
         messages=messages,
@@ -389,24 +355,28 @@ class ReadingMixin(PgCore):
         return await self._read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
+        # RFC 7162 §3.1.4.1 / §3.2.5.1: the rows changed and the UIDs expunged since
+        # `modseq`, in one statement (one snapshot: a UID is never in both lists).
         async def q(conn: Conn) -> tuple[list[FlagRow], list[int]]:
             rows = await conn.fetch(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND modseq > $2"
-                " ORDER BY uid",
+                "SELECT uid, flags, modseq, ARRAY(SELECT k.keyword FROM keywords AS k"
+                " WHERE k.mailbox_id = m.mailbox_id AND k.uid = m.uid)"
+                " FROM messages AS m WHERE mailbox_id = $1 AND modseq > $2"
+                " UNION ALL SELECT uid, NULL, NULL, NULL FROM expunged"
+                " WHERE mailbox_id = $1 AND modseq > $2 ORDER BY 1",
                 mailbox_id,
                 modseq,
             )
-            keywords = await keywords_of(conn, mailbox_id, [r[0] for r in rows]) if rows else {}
-            changed = [FlagRow(u, flag_set(b, keywords.get(u, ())), m) for u, b, m in rows]
-            gone = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM expunged"
-                " WHERE mailbox_id = $1 AND modseq > $2",
-                mailbox_id,
-                modseq,
-            )
-            return changed, (list(gone) if gone is not None else [])
+            changed: list[FlagRow] = []
+            gone: list[int] = []
+            for uid, bits, ms, keywords in rows:
+                if bits is None:
+                    gone.append(uid)
+                else:
+                    changed.append(FlagRow(uid, flag_set(bits, keywords), ms))
+            return changed, gone
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def pop_hidden(self, mailbox_id: int) -> set[int]:
         async def q(conn: Conn) -> set[int]:
