@@ -20,7 +20,8 @@ from pillarbox.message.message_ids import message_ids, references_field
 from pillarbox.message.parse import parse
 from pillarbox.model import FlagMode, MessageInfo, SearchAll
 from pillarbox.store.errors import NotFound
-from pillarbox.store.postgres.reading import CHUNK, chunk_span, ranges
+from pillarbox.store.postgres.blobs import CHUNK
+from pillarbox.store.postgres.reading import chunk_span, ranges
 from tests.store.postgres import twin
 from tests.store.postgres.twin import Box, Mail, mail, put
 

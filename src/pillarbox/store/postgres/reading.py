@@ -5,10 +5,11 @@ Owns the read-only queries over ``messages``, ``keywords``, ``blobs``, ``blob_ch
 and ``expunged``, and the row idioms the listing and sorting concerns share with it.
 Everything derived from the message bytes (envelope, body structure, part offsets,
 preview, size) was stored at delivery, so FETCH copies bytes and only BODY[...] reads
-chunks. What each operation costs is round trips: a set of UIDs is one parameter (its
-merged ranges as two arrays, joined with ``unnest``: one index range scan per range),
-a message list comes back as a few arrays (decoded in C) rather than a record per
-message, and bodies come with their rows' chunks in one query per batch.
+chunks. What each operation costs is round trips: a set of UIDs is one range or its
+merged ranges as two arrays (`uid_set`: one index range scan per range), each read
+is one statement where it can be (one snapshot, no BEGIN/COMMIT), a message list comes
+back as a few arrays (decoded in C) rather than a record per message, and bodies come
+with their rows' chunks, cut to the asked range, in one query per batch.
 
 Must not: change anything, parse messages, or query once per message.
 """
@@ -23,12 +24,12 @@ from functools import lru_cache
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import search as search_sql
+from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
 from pillarbox.store.sqlite.flags import DELETED, SEEN, flag_set
 
-# The size of a blob's chunks in `blob_chunks` (pg_0001): chunk `seq` holds the bytes
-# from seq * CHUNK on, every chunk but the last full.
-CHUNK = 256 * 1024
+# Chunk `seq` of a blob (`blob_chunks`, written by `blobs`) holds its bytes from
+# seq * CHUNK on; every chunk but the last is full.
 _TO_END = 2**62  # a chunk number past any blob's last
 
 # The counters of STATUS/SELECT over a mailbox's message rows, in the order
