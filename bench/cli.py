@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.idle_client import raise_fd_limit
-from bench.pillarbox_server import PillarboxServer
+from bench.pillarbox_server import DEFAULT_PG_ADMIN, PillarboxServer
 from bench.reference import ReferenceServers
 from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
 from bench.servers import (
@@ -246,6 +246,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="argon2id",
         help="Dovecot's passwd-file scheme (default argon2id, Pillarbox's parameters)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Pillarbox's store (postgres: a new database on 127.0.0.1:5432, see --pg-admin)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Pillarbox processes on one database, clients split between them (postgres)",
+    )
+    parser.add_argument(
+        "--pg-admin",
+        metavar="DSN",
+        default=DEFAULT_PG_ADMIN,
+        help=f"where --store postgres creates its database (default {DEFAULT_PG_ADMIN})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' temp dirs")
     parser.add_argument("-q", "--silent", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -258,6 +277,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--runs must be at least 1")
     if args.idle_connections is not None and args.idle_connections < 1:
         parser.error("--idle-connections must be at least 1")
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
+    if args.nodes > 1 and args.store != "postgres":
+        parser.error("--nodes above 1 needs --store postgres (the nodes share one database)")
     if args.no_pillarbox and not args.reference:
         parser.error("--no-pillarbox leaves nothing to run without --reference")
     return args
@@ -287,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "runs": args.runs,
+        "store": args.store,
+        "nodes": args.nodes,
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -324,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep=args.keep,
                 user_count=users,
                 connection_limit=connection_limit,
+                store=args.store,
+                nodes=args.nodes,
+                pg_admin=args.pg_admin,
             )
         )
     if args.reference:

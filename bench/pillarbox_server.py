@@ -6,6 +6,15 @@ domain and the 100 accounts plus the large-mailbox account with the ``pillarbox`
 polls each listener for its greeting. A listener that never greets (protocol not yet
 implemented) is reported as not served: the workloads needing it record an error, the
 others still run. Only if no listener at all comes up does the side fail to start.
+
+With ``--store postgres`` the side gets a database of its own on the local PostgreSQL
+(``CREATE DATABASE pbbench_<pid>_<hex>`` through ``--pg-admin``, dropped when the side
+stops; one left by a killed run is dropped by the next), migrated with
+``pillarbox migrate``, and the config says ``[server] store = "postgres"`` with
+``[store] dsn``. With ``--nodes N`` (PostgreSQL only) N ``serve`` processes share that
+database, each with its own ports, data directory and ``[server] node_id``
+(bench1, bench2, ...); the endpoint lists them all and the workloads' connections
+alternate between them (`servers.Endpoint.port`).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import asyncio
 import atexit
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,6 +33,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.servers import (
     BIG_USER,
@@ -33,6 +45,7 @@ from bench.servers import (
     USER_COUNT,
     Endpoint,
     Log,
+    NodePorts,
     ServerError,
     ServerProcess,
     all_users,
@@ -40,6 +53,7 @@ from bench.servers import (
     free_port,
     light_password_hash,
     make_run_dir,
+    pid_alive,
     reap_stale,
     wait_for_listeners,
 )
@@ -52,6 +66,11 @@ CLI_TIMEOUT = 120.0
 STOP_TIMEOUT = 5.0
 DIR_PREFIX = "pbbench-"
 SERVE_PID = "serve.pid"
+
+#: Where ``--store postgres`` creates its database (trust auth on loopback, as on CI).
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_PREFIX = "pbbench_"
+_DB_NAME = re.compile(r"^pbbench_(\d+)_[0-9a-f]+$")
 
 CONFIG = """\
 # Written by bench/pillarbox_server.py for one benchmark run.
@@ -78,6 +97,59 @@ connection_rate_per_ip = 0
 max_unauthenticated = {max_connections}
 max_connections_per_account = {max_connections}
 """
+
+
+def with_store(config: str, dsn: str, node_id: str) -> str:
+    """*config* (a formatted `CONFIG`) moved onto PostgreSQL: ``store`` and ``node_id``
+    join ``[server]`` right after its ``data_dir`` line, and ``[store] dsn`` goes last."""
+    lines = config.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("data_dir = "))
+    lines.insert(at + 1, f'store = "postgres"\nnode_id = "{node_id}"\n')
+    return "".join(lines) + f'\n[store]\ndsn = "{dsn}"\n'
+
+
+def _dsn_for(admin: str, database: str) -> str:
+    parts = urlsplit(admin)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+async def _admin(admin: str, statements: Sequence[str]) -> list[str]:
+    """Run *statements* on the admin database; returns the names of the bench databases
+    there (before the statements ran)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'pbbench\\_%'")
+        for statement in statements:
+            await conn.execute(statement)
+        return [str(r["datname"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+def create_database(admin: str, log: Log) -> str:
+    """A new, empty database for this run (name: ``pbbench_<our pid>_<hex>``); bench
+    databases of runs whose process is gone are dropped first. Returns its name."""
+    name = f"{DB_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        existing = asyncio.run(_admin(admin, []))
+        stale = [
+            db
+            for db in existing
+            if (m := _DB_NAME.match(db)) is not None and not pid_alive(int(m.group(1)))
+        ]
+        drops = [f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in stale]
+        asyncio.run(_admin(admin, [*drops, f'CREATE DATABASE "{name}"']))
+    except Exception as exc:
+        raise ServerError(f"cannot create a database through {admin}: {exc}") from exc
+    for db in stale:
+        log(f"dropped database {db}, left by an earlier bench run that did not finish")
+    return name
+
+
+def drop_database(admin: str, name: str) -> None:
+    asyncio.run(_admin(admin, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
 
 
 def default_command() -> str:
@@ -124,7 +196,18 @@ class PillarboxServer(ServerProcess):
         keep: bool = False,
         user_count: int = USER_COUNT,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        store: str = "sqlite",
+        nodes: int = 1,
+        pg_admin: str = DEFAULT_PG_ADMIN,
     ) -> None:
+        if nodes > 1 and store != "postgres":
+            raise ValueError("several nodes need the postgres store (one shared database)")
+        self._store = store
+        self._nodes = nodes
+        self._pg_admin = pg_admin
+        self._database: str | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._log_files: list[IO[bytes]] = []
         self._log = log
         self._user_count = user_count
         self._connection_limit = connection_limit
@@ -133,7 +216,6 @@ class PillarboxServer(ServerProcess):
         self._keep = keep
         self._root: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
         self._stopped = False
         self._served: list[str] = []
 
@@ -161,17 +243,34 @@ class PillarboxServer(ServerProcess):
         reap_stale(DIR_PREFIX, {SERVE_PID: "pillarbox"}, self._log)
         root = make_run_dir(DIR_PREFIX)
         self._root = root
-        ports = {"smtp_port": free_port(), "imap_port": free_port(), "pop3_port": free_port()}
-        config = root / "pillarbox.toml"
-        config.write_text(
-            CONFIG.format(
-                data_dir=root / "data",
+        dsn = None
+        if self._store == "postgres":
+            self._database = create_database(self._pg_admin, self._log)
+            dsn = _dsn_for(self._pg_admin, self._database)
+            self._log(f"database {self._database} for {self._nodes} node(s)")
+        configs: list[Path] = []
+        all_ports: list[dict[str, int]] = []
+        for index in range(self._nodes):
+            ports = {"smtp_port": free_port(), "imap_port": free_port(), "pop3_port": free_port()}
+            # One node keeps the layout of a plain run; several get a directory each.
+            home = root if self._nodes == 1 else root / f"node{index + 1}"
+            home.mkdir(exist_ok=True)
+            config = home / "pillarbox.toml"
+            text = CONFIG.format(
+                data_dir=home / "data",
                 host=HOST,
                 max_connections=self._connection_limit,
                 **ports,
             )
-        )
-        (root / "data").mkdir()
+            if dsn is not None:
+                text = with_store(text, dsn, f"bench{index + 1}")
+            config.write_text(text)
+            (home / "data").mkdir()
+            configs.append(config)
+            all_ports.append(ports)
+        config = configs[0]
+        if dsn is not None:
+            self._cli(config, "migrate")  # the schema once, before any node starts
 
         users = [*all_users(self._user_count), BIG_USER]
         self._log(f"creating domain and {len(users) + 1} accounts in {root}")
@@ -186,17 +285,39 @@ class PillarboxServer(ServerProcess):
                 self._cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
         self._log(f"accounts created in {time.perf_counter() - started:.1f}s; starting serve")
 
-        log_file = open(root / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._log_file = log_file
-        self._proc = subprocess.Popen(
-            [self._command, "--config", str(config), "serve"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        for config in configs:
+            log_file = open(config.parent / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+            self._log_files.append(log_file)
+            self._procs.append(
+                subprocess.Popen(
+                    [self._command, "--config", str(config), "serve"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        self._proc = self._procs[0]
+        (root / SERVE_PID).write_text("".join(f"{p.pid}\n" for p in self._procs))
+        nodes = [
+            self._wait_node(proc, ports, config.parent)
+            for proc, ports, config in zip(self._procs, all_ports, configs, strict=True)
+        ]
+        first = nodes[0]
+        return Endpoint(
+            side=self.side,
+            users=all_users(self._user_count),
+            smtp_port=first.smtp_port,
+            imap_port=first.imap_port,
+            pop3_port=first.pop3_port,
+            server_pid=first.server_pid,
+            nodes=tuple(nodes) if len(nodes) > 1 else (),
         )
-        proc = self._proc
-        (root / SERVE_PID).write_text(f"{proc.pid}\n")
+
+    def _wait_node(
+        self, proc: subprocess.Popen[bytes], ports: dict[str, int], home: Path
+    ) -> NodePorts:
+        """Wait for one node's listeners; its ports, None for one that never greeted."""
 
         def alive() -> bool:
             return proc.poll() is None
@@ -209,32 +330,31 @@ class PillarboxServer(ServerProcess):
         try:
             state = wait_for_listeners(listeners, START_TIMEOUT, GRACE, alive)
         except ServerError as exc:
-            raise ServerError(f"pillarbox serve exited: {self._tail()}") from exc
+            raise ServerError(f"pillarbox serve exited: {self._tail(home)}") from exc
         if not any(ok for ok, _ in state.values()):
             detail = "; ".join(f"{name}: {error}" for name, (_, error) in state.items())
-            raise ServerError(f"no listener answered ({detail}): {self._tail()}")
+            raise ServerError(f"no listener answered ({detail}): {self._tail(home)}")
         served = {name: listeners[name][0] if ok else None for name, (ok, _) in state.items()}
         for name, (ok, error) in state.items():
             if not ok:
                 self._log(f"pillarbox does not serve {name}: {error}")
         self._served = [name for name, port in served.items() if port]
-        return Endpoint(
-            side=self.side,
-            users=all_users(self._user_count),
-            smtp_port=served["smtp"],
-            imap_port=served["imap"],
-            pop3_port=served["pop3"],
-            server_pid=proc.pid,
-        )
+        return NodePorts(served["smtp"], served["imap"], served["pop3"], proc.pid)
 
     def describe(self) -> dict[str, str]:
-        return {"command": self._command, "served": ",".join(self._served)}
+        return {
+            "command": self._command,
+            "served": ",".join(self._served),
+            "store": self._store,
+            "nodes": str(self._nodes),
+        }
 
-    def _tail(self, size: int = 1500) -> str:
-        if self._root is None:
+    def _tail(self, home: Path | None = None, size: int = 1500) -> str:
+        home = home or self._root
+        if home is None:
             return ""
         try:
-            return (self._root / "serve.log").read_text(errors="replace")[-size:]
+            return (home / "serve.log").read_text(errors="replace")[-size:]
         except OSError:
             return "(no log)"
 
@@ -242,19 +362,28 @@ class PillarboxServer(ServerProcess):
         if self._stopped:
             return
         self._stopped = True
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs:
             try:
                 proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        if self._log_file is not None:
+        for log_file in self._log_files:
             with contextlib.suppress(Exception):
-                self._log_file.close()
+                log_file.close()
+        if self._database is not None:
+            if self._keep:
+                self._log(f"kept database {self._database}")
+            else:
+                try:
+                    drop_database(self._pg_admin, self._database)
+                except Exception as exc:
+                    self._log(f"could not drop database {self._database}: {exc}")
         if self._root is not None:
             if self._keep:
                 self._log(f"kept pillarbox files in {self._root}")

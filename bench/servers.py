@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -55,8 +56,29 @@ def all_users(count: int = USER_COUNT) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class NodePorts:
+    """One node of a side that runs several (Pillarbox ``--nodes N`` on one database)."""
+
+    smtp_port: int | None
+    imap_port: int | None
+    pop3_port: int | None
+    server_pid: int | None = None
+
+
+PROTOCOLS = ("smtp", "imap", "pop3")
+
+
+def _turns() -> dict[str, itertools.count[int]]:
+    return {kind: itertools.count() for kind in PROTOCOLS}
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """Where and how a workload reaches one side. A port of ``None`` means "not served"."""
+    """Where and how a workload reaches one side. A port of ``None`` means "not served".
+
+    A side of several nodes lists them in ``nodes`` (the single ports are the first
+    node's); `port` then gives each new connection the next node in turn, so a
+    workload's clients are split between the nodes without knowing there are any."""
 
     side: str
     smtp_port: int | None
@@ -72,6 +94,26 @@ class Endpoint:
     #: The side's root server process (Pillarbox's ``serve``, Dovecot's master): memory
     #: and CPU are read over it and its descendants. ``None``: not measurable.
     server_pid: int | None = None
+    nodes: tuple[NodePorts, ...] = ()
+    _turns: dict[str, itertools.count[int]] = field(
+        default_factory=_turns, compare=False, repr=False
+    )
+
+    def port(self, kind: str) -> int | None:
+        """The *kind* ("smtp", "imap", "pop3") port for the next connection: with several
+        nodes, round robin per protocol (the first connection of each goes to node 1)."""
+        if not self.nodes:
+            port: int | None = getattr(self, f"{kind}_port")
+            return port
+        node = self.nodes[next(self._turns[kind]) % len(self.nodes)]
+        chosen: int | None = getattr(node, f"{kind}_port")
+        return chosen
+
+    @property
+    def server_pids(self) -> tuple[int, ...]:
+        """Every server process of the side (each node's ``serve``), for memory and CPU."""
+        pids = [n.server_pid for n in self.nodes] if self.nodes else [self.server_pid]
+        return tuple(pid for pid in pids if pid is not None)
 
 
 class ServerError(RuntimeError):
@@ -189,7 +231,7 @@ def wait_for_listeners(
         time.sleep(0.05)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -204,6 +246,14 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _read_pids(path: Path) -> list[int]:
+    """Every pid in a pid file (one per line: a side of several nodes writes each)."""
+    try:
+        return [int(word) for word in path.read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def _cmdline(pid: int) -> str:
@@ -223,9 +273,9 @@ def kill_pid(pid: int, expect: str, wait: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.05)
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
 
 
@@ -284,11 +334,10 @@ def reap_stale(prefix: str, pidfiles: dict[str, str], log: Log) -> None:
     """
     for root in Path(tempfile.gettempdir()).glob(prefix + "*"):
         owner = _read_pid(root / OWNER_FILE)
-        if owner is None or _pid_alive(owner):
+        if owner is None or pid_alive(owner):
             continue
         for relative, expect in pidfiles.items():
-            pid = _read_pid(root / relative)
-            if pid is not None:
+            for pid in _read_pids(root / relative):
                 kill_pid(pid, expect)
         shutil.rmtree(root, ignore_errors=True)
         log(f"removed {root}, left by an earlier bench run (pid {owner}) that did not finish")

@@ -119,9 +119,10 @@ class ImapClient:
     """One IMAP connection; commands run one at a time, in the order called."""
 
     def __init__(self, endpoint: Endpoint, timeout: float = TIMEOUT) -> None:
-        if endpoint.imap_port is None:
+        port = endpoint.port("imap")  # the next node's, when the side has several
+        if port is None:
             raise NotServed(f"{endpoint.side} serves no IMAP")
-        self._io = _Stream(endpoint.host, endpoint.imap_port, timeout)
+        self._io = _Stream(endpoint.host, port, timeout)
         self._tag = 0
         greeting = self._io.line()
         if not greeting.startswith(b"* OK"):
@@ -263,9 +264,10 @@ class Pop3Client:
     """One POP3 session: USER/PASS, STAT, UIDL, RETR, QUIT."""
 
     def __init__(self, endpoint: Endpoint, timeout: float = TIMEOUT) -> None:
-        if endpoint.pop3_port is None:
+        port = endpoint.port("pop3")
+        if port is None:
             raise NotServed(f"{endpoint.side} serves no POP3")
-        self._io = _Stream(endpoint.host, endpoint.pop3_port, timeout)
+        self._io = _Stream(endpoint.host, port, timeout)
         self._expect_ok("greeting")
 
     def _expect_ok(self, what: str) -> bytes:
@@ -313,10 +315,11 @@ class Pop3Client:
 
 
 def smtp_connect(endpoint: Endpoint, timeout: float = TIMEOUT) -> smtplib.SMTP:
-    if endpoint.smtp_port is None:
+    port = endpoint.port("smtp")
+    if port is None:
         raise NotServed(f"{endpoint.side} serves no SMTP")
     try:
-        client = smtplib.SMTP(endpoint.host, endpoint.smtp_port, timeout=timeout)
+        client = smtplib.SMTP(endpoint.host, port, timeout=timeout)
         client.ehlo("bench-client.example.invalid")
     except (OSError, smtplib.SMTPException) as exc:
         raise ProtocolFailure(f"SMTP connect: {exc}") from exc
@@ -408,7 +411,7 @@ class PipelinedSender:
 
 
 def pipelined_sender(endpoint: Endpoint, lmtp: bool) -> PipelinedSender:
-    port = endpoint.lmtp_port if lmtp else endpoint.smtp_port
+    port = endpoint.lmtp_port if lmtp else endpoint.port("smtp")
     if port is None:
         raise NotServed(f"{endpoint.side} serves no {'LMTP' if lmtp else 'SMTP'}")
     return PipelinedSender(endpoint.host, port, lmtp)

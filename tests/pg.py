@@ -169,3 +169,41 @@ def drop_created() -> None:
 
     _run(drop)
     _created.clear()
+
+
+def _name_of(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+def cut_off(dsn: str) -> None:
+    """Take database `dsn` away from its clients as a server restart does: refuse new
+    connections to it and end every open one (a node sees 57P01 admin shutdown, then
+    connection refusals). Only that database: other tests' databases keep running."""
+    name = _name_of(dsn)
+
+    async def cut() -> None:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                name,
+            )
+        finally:
+            await admin.close()
+
+    _run(cut)
+
+
+def restore(dsn: str) -> None:
+    """Let clients connect to `dsn` again (the end of `cut_off`)."""
+    name = _name_of(dsn)
+
+    async def allow() -> None:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        finally:
+            await admin.close()
+
+    _run(allow)

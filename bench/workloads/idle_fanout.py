@@ -108,9 +108,10 @@ class IdleFanout(Workload):
     # -- set-up ------------------------------------------------------------------------------
 
     def _pids(self) -> list[int]:
-        if self.endpoint.server_pid is None:
+        roots = self.endpoint.server_pids  # every node's, when the side has several
+        if not roots:
             raise WorkloadError("the side gives no server pid to measure")
-        return process_tree(self.endpoint.server_pid)
+        return [pid for root in roots for pid in process_tree(root)]
 
     def _ask(self, message: tuple[Any, ...], expect: str, timeout: float) -> list[Any]:
         """Send *message* to every client process; their answers, which must be *expect*."""
@@ -146,7 +147,9 @@ class IdleFanout(Workload):
             spec = {
                 "count": share,
                 "host": self.endpoint.host,
-                "port": self.endpoint.imap_port,
+                # With several nodes each client process watches from the next node,
+                # and deliveries and STOREs come in through another in turn.
+                "port": self.endpoint.port("imap"),
                 "user": self.endpoint.idle_user,
                 "password": self.endpoint.password,
             }

@@ -87,7 +87,7 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
 
 
 def _sqlite(config: Config, bus: ChangeBus, server: bool) -> Store:
-    return SqliteStore(config.data_path, bus=bus, collect_orphans=server)
+    return SqliteStore(config.data_path, bus=bus, collect_orphans=server, node_id=config.node_name)
 
 
 def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:

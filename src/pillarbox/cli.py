@@ -13,16 +13,19 @@ import contextlib
 import getpass
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import asyncpg
 from tqdm import tqdm
 
 from pillarbox import config as config_mod
 from pillarbox import log
-from pillarbox.app import open_store, run_event_loop, serve
+from pillarbox.app import backend_name, open_store, run_event_loop, serve
 from pillarbox.config import Config, ConfigError
 from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
 from pillarbox.mailauth import dkim
@@ -43,6 +46,12 @@ from pillarbox.services.fetch_sources import (
 from pillarbox.services.queue import QueueService
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
+from pillarbox.store.postgres import schema as pg_schema
+from pillarbox.store.postgres.errors import map_error as pg_map_error
+from pillarbox.store.sqlite import schema as sqlite_schema
+from pillarbox.store.sqlite.core import DB_NAME as SQLITE_DB_NAME
+from pillarbox.store.transfer import TABLES as TRANSFER_TABLES
+from pillarbox.store.transfer import TransferError, transfer
 
 T = TypeVar("T")
 
@@ -494,6 +503,144 @@ def cmd_fetch_remove(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- schema and moving stores ----------------------------------------------------------
+
+
+def _sqlite_version(db: Path) -> int:
+    """The schema version of a SQLite store file, read-only (0: no file or no schema)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if found is None:
+            return 0
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+    finally:
+        conn.close()
+
+
+async def _migrate_postgres(dsn: str) -> tuple[int, int]:
+    """Run PostgreSQL's migrations under their advisory lock (a node starting at the
+    same time waits, then finds nothing to do); a newer schema refuses."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except Exception as exc:
+        raise pg_map_error(exc) from exc
+    lock = pg_schema._MIGRATE_LOCK
+    try:
+        # The runner's own lock, taken once more around it (session advisory locks
+        # nest), so "before" is read after a concurrent run has finished.
+        await conn.execute("SELECT pg_advisory_lock($1, $2)", *lock)
+        try:
+            before = await pg_schema.current_version(conn)
+            after = await pg_schema.migrate(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise pg_map_error(exc) from exc
+    finally:
+        await conn.close()
+    return before, after
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    """Bring the configured store's schema to this release's version and say from which
+    to which. `serve` does the same at start; this is for doing it beforehand (one step
+    of an upgrade, every node stopped) and for seeing where a database stands."""
+    backend = backend_name(config)
+    if backend == "postgres":
+        before, after = asyncio.run(_migrate_postgres(config.store_dsn))
+    else:
+        config_mod.check_data_dir(config)
+        db = config.data_path / SQLITE_DB_NAME
+        before = _sqlite_version(db)
+        known = sqlite_schema.migrations()[-1][0]
+        if before > known:  # as PostgreSQL refuses (store.postgres.schema)
+            raise CliError(
+                f"the database schema is version {before}, newer than this Pillarbox "
+                f"knows ({known}): use the release that wrote it"
+            )
+
+        async def run() -> None:
+            store = open_store(config)  # open() migrates (and moves the text index)
+            await store.open()
+            await store.close()
+
+        asyncio.run(run())
+        after = _sqlite_version(db)
+    state = "up to date" if before == after else "migrated"
+    print(f"{backend} schema version {before} -> {after} ({state})")
+    return 0
+
+
+class BytesProgress:
+    """`store.transfer.Progress` as one tqdm bar by bytes on stderr (a terminal only)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def begin(self, total_bytes: int) -> None:
+        if sys.stderr.isatty():
+            self._bar = tqdm(
+                total=total_bytes,
+                desc="message files",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+            )
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _store_location(text: str, scheme: str) -> str:
+    """PATH from "sqlite:PATH", DSN from "postgres:DSN" (a bare postgresql:// URL too)."""
+    if scheme == "postgres" and text.startswith(("postgresql://", "postgres://")):
+        return text
+    prefix = scheme + ":"
+    if not text.startswith(prefix) or len(text) == len(prefix):
+        raise CliError(f"expected {prefix}{'PATH' if scheme == 'sqlite' else 'DSN'}, got {text!r}")
+    value = text[len(prefix) :]
+    if scheme == "postgres" and not value.startswith(("postgresql://", "postgres://")):
+        raise CliError(f"not a postgresql:// URL: {value!r}")
+    return value
+
+
+def cmd_migrate_store(config: Config, args: argparse.Namespace) -> int:
+    """Copy a SQLite store (its data_dir) into a new, empty PostgreSQL database. Stop the
+    server first: the copy is one snapshot of the SQLite files."""
+    data_dir = Path(_store_location(args.source, "sqlite")).expanduser().resolve()
+    dsn = _store_location(args.target, "postgres")
+    try:
+        report = asyncio.run(transfer(data_dir, dsn, BytesProgress()))
+    except TransferError as exc:
+        raise CliError(str(exc)) from None
+    tables = sum(report.rows.get(t, 0) for t in TRANSFER_TABLES)
+    print(
+        f"copied {tables} rows, {report.rows.get('blob_chunks', 0)} chunks "
+        f"({report.blob_bytes} bytes of mail) and {report.rows.get('blob_text', 0)} "
+        f"search texts into schema version {report.schema_version}"
+    )
+    print(
+        f"verified: row counts of {len(report.rows)} tables, {report.mailboxes_checked} "
+        f"mailboxes, {report.blobs_hashed} blobs by sha256"
+    )
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -733,6 +880,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("address")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_fetch_resume)
+
+    p = sub.add_parser(
+        "migrate", help="bring the store's schema to this release (prints the version before/after)"
+    )
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser(
+        "migrate-store", help="copy a SQLite store into a new, empty PostgreSQL database"
+    )
+    p.add_argument(
+        "--from", dest="source", required=True, metavar="sqlite:PATH", help="the data_dir"
+    )
+    p.add_argument(
+        "--to", dest="target", required=True, metavar="postgres:DSN", help="an empty database"
+    )
+    p.set_defaults(func=cmd_migrate_store)
 
     p = sub.add_parser("dns", help="print the DNS records a domain needs, in zone-file syntax")
     p.add_argument("domain")

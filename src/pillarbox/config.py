@@ -144,6 +144,11 @@ class DeliveryConfig:
     queue_lifetime: float = 5 * 86400.0  # bounce after 5 days
     delay_warning: float = 4 * 3600.0  # RFC 3464 "delayed" DSN after 4 hours; 0: never
     dkim_sign: bool = True  # sign submitted mail with the From: domain's DKIM key
+    # Seconds a node's claim on a queue entry holds before another node may take it (a
+    # node that died mid-run). 0: long enough for a whole attempt at the timeouts above
+    # (queue/runner.py lease_for); a shorter lease must still outlast one attempt, or
+    # two nodes may send the same message.
+    claim_lease: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +421,8 @@ def _validate_delivery(d: DeliveryConfig) -> None:
             ) from None
     if d.delay_warning < 0:
         raise ConfigError("delivery.delay_warning: must be 0 (never) or more")
+    if d.claim_lease < 0:
+        raise ConfigError("delivery.claim_lease: must be 0 (computed) or more")
 
 
 def _nameserver(value: str, key: str) -> tuple[str, int]:

@@ -145,7 +145,7 @@ def test_text_written_when_the_session_expired_is_kept(
 
     async def expire() -> None:
         for session_id in list(sessions._sessions):
-            sessions.end(session_id)
+            await sessions.end(session_id)
 
     server.call(expire)
     page.click("form[action='/compose'] button[type=submit]")

@@ -4,6 +4,9 @@ The server runs in its own thread with its own event loop, so tests can drive it
 blocking clients (smtplib, imaplib, poplib, curl, swaks, mbsync) exactly as users do.
 Accounts: alice@example.test and bob@example.test (password `PASSWORD`), domain
 example.test, and other.test with carol@other.test.
+
+The store is SQLite unless the module is marked `both_backends`: its tests then run
+once on SQLite and once on PostgreSQL (a fresh database each, tests/pg.py).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Any, TypeVar
 import pytest
 
 from pillarbox.app import App, new_event_loop, with_ports_zero
-from pillarbox.config import Config, DnsConfig, ServerConfig
+from pillarbox.config import Config, DnsConfig, ServerConfig, StoreConfig
 from pillarbox.services.auth import hash_password
+from tests import pg
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")
@@ -90,11 +94,14 @@ class RunningServer:
 NO_DNS = DnsConfig(nameservers=["127.0.0.1:9"], timeout=1.0)
 
 
-def make_config(tmp_path: Path, **overrides: Any) -> Config:
-    config = Config(
-        server=ServerConfig(hostname="mail.example.test", data_dir=str(tmp_path / "var")),
-        dns=NO_DNS,
-    )
+def make_config(tmp_path: Path, *, backend: str = "sqlite", **overrides: Any) -> Config:
+    """A server's config in `tmp_path`; `backend` "postgres" gives it a fresh database."""
+    server = ServerConfig(hostname="mail.example.test", data_dir=str(tmp_path / "var"))
+    store = StoreConfig()
+    if backend == "postgres":
+        server = dataclasses.replace(server, store="postgres", node_id=f"node-{tmp_path.name}")
+        store = StoreConfig(dsn=pg.database(str(tmp_path)), pool_min=1, pool_max=10)
+    config = Config(server=server, store=store, dns=NO_DNS)
     for section, values in overrides.items():
         config = dataclasses.replace(
             config, **{section: dataclasses.replace(getattr(config, section), **values)}
@@ -122,13 +129,28 @@ def provision(server: RunningServer) -> None:
     server.call(setup)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked `both_backends` run each test on SQLite and on PostgreSQL."""
+    if "e2e_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("e2e_backend", ["sqlite", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+def e2e_backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of this test's servers ("sqlite" unless parametrised)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, e2e_backend: str) -> Iterator[Callable[..., RunningServer]]:
     """Start servers with config overrides: server_factory(smtp={"max_recipients": 5})."""
     started: list[RunningServer] = []
 
     def factory(**overrides: Any) -> RunningServer:
-        srv = RunningServer(make_config(tmp_path / f"s{len(started)}", **overrides))
+        config = make_config(tmp_path / f"s{len(started)}", backend=e2e_backend, **overrides)
+        srv = RunningServer(config)
         srv.start()
         started.append(srv)
         provision(srv)

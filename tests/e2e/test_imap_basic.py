@@ -12,6 +12,8 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD, RunningServer
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MSG = (
     b"From: Alice <alice@example.test>\r\n"
     b"To: Bob <bob@example.test>\r\n"

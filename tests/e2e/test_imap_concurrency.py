@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_backends]
 
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS$")
 _EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE$")

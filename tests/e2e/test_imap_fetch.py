@@ -12,6 +12,8 @@ from imapclient import IMAPClient
 
 from tests.e2e.conftest import PASSWORD, RunningServer
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 PAYLOAD = bytes(range(1, 256))  # no NUL: imaplib cannot read ~{n} literal8
 MULTI = (
     b"From: Alice <alice@example.test>\r\n"

@@ -23,6 +23,8 @@ from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.modseq_client import append, logged_in, ok, read_until, untagged
 from tests.e2e.test_imap_raw import RawImap
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MESSAGE_EVENTS = "(MessageNew MessageExpunge)"
 
 

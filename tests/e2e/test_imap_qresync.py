@@ -30,6 +30,8 @@ from tests.e2e.modseq_client import (
 )
 from tests.e2e.test_imap_raw import RawImap
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 
 @pytest.fixture
 def clients() -> Iterator[list[RawImap]]:

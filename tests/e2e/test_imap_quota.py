@@ -23,6 +23,8 @@ from imapclient import IMAPClient
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\n" + b"x" * 1000 + b"\r\n"  # 1039 octets
 
 

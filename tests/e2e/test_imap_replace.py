@@ -20,6 +20,8 @@ import pytest
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 DRAFT = b"Subject: draft %d\r\n\r\nversion %d\r\n"
 
 

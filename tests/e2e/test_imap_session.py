@@ -14,6 +14,8 @@ from pillarbox.server.imap import dispatch, names
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
 
 

@@ -20,6 +20,8 @@ from imapclient import IMAPClient
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MESSAGES = [
     (
         "01-Jan-2021 00:00:00 +0000",

@@ -18,6 +18,8 @@ from imapclient import IMAPClient
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_imap_raw import RawImap, status
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 
 def message(headers: str) -> bytes:
     return (headers.replace("\n", "\r\n") + "\r\nbody\r\n").encode()

@@ -14,6 +14,8 @@ import pytest
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.test_smtp_helpers import RawSmtp, mailbox
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 MSG = b"From: a@remote.test\r\nTo: alice@example.test\r\nSubject: via lmtp\r\n\r\nhello\r\n"
 
 

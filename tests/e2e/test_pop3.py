@@ -23,6 +23,8 @@ from pillarbox.message.parse import parse
 from pillarbox.model import FlagRow, MessageMeta, PopOnRetrieve, PopScope
 from tests.e2e.conftest import PASSWORD, RunningServer
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 ALICE = "alice@example.test"
 
 
@@ -91,7 +93,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def lock_released(server: RunningServer) -> bool:
     async def op() -> bool:
         account = await server.store.get_account(ALICE)
-        return not server.services.pop.is_locked(account.id)
+        return not await server.services.pop.is_locked(account.id)
 
     return server.call(op)
 

@@ -24,6 +24,8 @@ from tests.dnsserver import DnsServer
 from tests.e2e.conftest import RunningServer
 from tests.e2e.mtas import by_imap, by_pop3, mta, shared_port, submit, wait_until
 
+pytestmark = pytest.mark.both_backends  # tests/e2e/conftest.py
+
 
 @pytest.fixture
 def servers(tmp_path: Path, dns_server: DnsServer) -> Iterator[tuple[RunningServer, RunningServer]]:

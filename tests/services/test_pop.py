@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pillarbox.model import (
 )
 from pillarbox.services.pop import (
     Maildrop,
+    MaildropChanged,
     MaildropInUse,
     NoSuchMessage,
     PopService,
@@ -388,3 +390,34 @@ async def test_retr_does_not_wait_for_the_default_executor(store: Store) -> None
         release.set()
         await asyncio.gather(*blocked)
         await drop.close()
+
+
+async def test_an_open_session_keeps_renewing_its_lease(store: Store) -> None:
+    """The lock is a lease reaching `lease` seconds ahead, renewed every `renew_every`
+    while the session is open: a session open for several leases still holds the
+    maildrop, and closing it frees the maildrop at once."""
+    pop = PopService(store, lease=0.2, renew_every=0.02)
+    acct = await account(store)
+    drop = await session(pop, store)
+    until = time.monotonic() + 0.6  # three leases
+    while time.monotonic() < until:  # the time passing is what is under test
+        assert await pop.is_locked(acct.id)
+        await asyncio.sleep(0.01)
+    await drop.close()
+    assert not await pop.is_locked(acct.id)
+
+
+async def test_a_session_that_lost_its_lease_commits_nothing(store: Store) -> None:
+    """A session whose lease ran out (its node stalled) and was taken by another session
+    must not apply its DELEs: the other session may be showing those messages."""
+    uids = await fill(store, 2)
+    stalled = PopService(store, lease=-1.0, renew_every=3600)  # its lease is over at once
+    drop = await session(stalled, store)
+    drop.delete(1)
+    other = await session(PopService(store), store)
+    with pytest.raises(MaildropChanged):
+        await drop.commit()
+    assert await store.uids(await inbox_id(store)) == uids
+    await drop.close()
+    assert await PopService(store).is_locked((await account(store)).id)  # other's, still
+    await other.close()

@@ -144,9 +144,9 @@ def test_forwarded_headers_ignored_without_trusted_proxies(server: RunningServer
     assert reply.status_code == 303
     assert not _secure_session_cookie(reply)  # not https, whatever the header says
     assert _sign_in(server, spoof, password="wrong").status_code == 401
-    throttle = server.services.auth.throttle
-    assert throttle.delay_for("127.0.0.1") > 0  # the failure counts against the peer
-    assert throttle.delay_for("203.0.113.7") == 0
+    auth = server.services.auth
+    assert server.call(lambda: auth.ip_delay("127.0.0.1")) > 0  # the failure counts, the peer's
+    assert server.call(lambda: auth.ip_delay("203.0.113.7")) == 0
 
 
 @pytest.fixture
@@ -170,10 +170,10 @@ def test_trusted_proxy_client_is_throttled_by_its_own_address(proxied: RunningSe
     # What the client put in front of the list is its own say-so: the proxy's entry wins.
     spoofed = {"x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.1, 203.0.113.8"}
     assert _sign_in(proxied, spoofed, password="wrong").status_code == 401
-    throttle = proxied.services.auth.throttle
-    assert throttle.delay_for("203.0.113.8") > 0
-    assert throttle.delay_for("198.51.100.1") == 0
-    assert throttle.delay_for("127.0.0.1") == 0  # the proxy is not slowed for everyone
+    auth = proxied.services.auth
+    assert proxied.call(lambda: auth.ip_delay("203.0.113.8")) > 0
+    assert proxied.call(lambda: auth.ip_delay("198.51.100.1")) == 0
+    assert proxied.call(lambda: auth.ip_delay("127.0.0.1")) == 0  # the proxy is not slowed for all
 
 
 def test_forwarded_for_parsing() -> None:

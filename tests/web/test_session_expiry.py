@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from pillarbox.web.sessions import id_hash
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.web.client import WebClient, hidden_fields, inbox_count
 
@@ -31,9 +32,11 @@ def _expire(server: RunningServer, client: WebClient) -> None:
     session_id = client.http.cookies["pillarbox_session"]
 
     async def age() -> None:
-        session = sessions.peek(session_id)
+        session = await sessions.peek(session_id)
         assert session is not None
-        session.last_seen -= sessions.idle + 1
+        session.last_seen -= sessions.idle + 1  # in memory (no table)
+        if sessions.table is not None:  # in the store: as if last used that long ago
+            await sessions.table.touch(id_hash(session_id), time.time() - sessions.idle - 1)
 
     server.call(age)
 

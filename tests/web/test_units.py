@@ -136,30 +136,30 @@ def _account() -> Account:
     return Account(id=1, address="a@example.test", domain_id=1, password_hash="x")
 
 
-def test_sessions_expire_and_end() -> None:
+async def test_sessions_expire_and_end() -> None:
     store = SessionStore(idle=0.2, lifetime=60)
-    session = store.create(_account())
-    assert store.get(session.id) is session
-    assert store.get("not-a-session") is None and store.get(None) is None
+    session = await store.create(_account())
+    assert await store.get(session.id) is session
+    assert await store.get("not-a-session") is None and await store.get(None) is None
     time.sleep(0.3)  # the idle time passing is what is under test
-    assert store.get(session.id) is None
-    again = store.create(_account())
-    store.end(again.id)
-    assert store.get(again.id) is None
+    assert await store.get(session.id) is None
+    again = await store.create(_account())
+    await store.end(again.id)
+    assert await store.get(again.id) is None
     short = SessionStore(idle=60, lifetime=0.2)
-    kept = short.create(_account())
+    kept = await short.create(_account())
     time.sleep(0.3)
-    assert short.get(kept.id) is None
+    assert await short.get(kept.id) is None
 
 
-def test_sessions_are_capped_oldest_first() -> None:
+async def test_sessions_are_capped_oldest_first() -> None:
     store = SessionStore(cap=3)
-    first, second = store.create(_account()), store.create(_account())
-    store.get(first.id)  # used: now the newest
-    store.create(_account())
-    store.create(_account())
+    first, second = await store.create(_account()), await store.create(_account())
+    await store.get(first.id)  # used: now the newest
+    await store.create(_account())
+    await store.create(_account())
     assert len(store) == 3
-    assert store.get(second.id) is None and store.get(first.id) is first
+    assert await store.get(second.id) is None and await store.get(first.id) is first
     assert first.id != second.id and first.csrf != second.csrf
 
 

@@ -20,6 +20,11 @@ stops claiming, waits briefly for sends in flight, then cancels them: their entr
 claims expire and they are tried again (a peer that had already answered 250 was
 recorded first).
 
+Several nodes on one database each run a runner over the one queue: a claim takes only
+entries no other node holds (the store's claims name their node), an entry whose node
+died is claimed again once its lease runs out, and `start` releases only the claims
+this node's earlier run left (`QueueService.release_claims`).
+
 Each outcome gets one INFO line, as Postfix writes them:
 ``queue 12: to=<bob@remote.test>, relay=mx.remote.test[192.0.2.1]:25, status=sent (250 ...)``.
 
@@ -93,6 +98,8 @@ def lease_for(config: Config) -> float:
     """How long a claim holds: every address tried to its last command's timeout (a
     session is a connect, about eight commands and DATA at twice the command timeout)."""
     d = config.delivery
+    if d.claim_lease > 0:
+        return d.claim_lease
     return MAX_ADDRESSES * (d.connect_timeout + 10 * d.command_timeout) + 60.0
 
 
@@ -139,7 +146,7 @@ class QueueRunner:
     async def start(self) -> None:
         released = await self._queue.release_claims()
         if released:
-            log.info("queue: %d entries held by an earlier run are due again", released)
+            log.info("queue: %d entries held by this node's earlier run are due again", released)
         self._stopping = False
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="queue")
 

@@ -41,7 +41,13 @@ from pillarbox.proto.sasl import (
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.account_sessions import TooManySessions
 from pillarbox.services.context import Services
-from pillarbox.services.errors import AuthFailed, Rejected, TempFailure
+from pillarbox.services.errors import (
+    UNAVAILABLE_TEXT,
+    AuthFailed,
+    Rejected,
+    StorageUnavailable,
+    TempFailure,
+)
 from pillarbox.services.pop import Maildrop, MaildropInUse, NoSuchMessage
 
 log = logging.getLogger("pillarbox.pop3")
@@ -62,6 +68,9 @@ def _error_reply(exc: Exception) -> bytes | None:
         return r.err("Authentication failed", "AUTH")  # RFC 3206 §4
     if isinstance(exc, TempFailure):
         return r.err(exc.text, "SYS/TEMP")  # RFC 3206 §4
+    if isinstance(exc, StorageUnavailable):
+        log.warning("POP3 command failed: %s", exc)
+        return r.err(UNAVAILABLE_TEXT, "SYS/TEMP")  # RFC 3206 §4
     if isinstance(exc, Rejected):
         return r.err(exc.text, "SYS/PERM")
     return None

@@ -42,7 +42,14 @@ from pillarbox.rules.printable import printable_ascii
 from pillarbox.server.listener import Handler, Stream
 from pillarbox.services.context import Services
 from pillarbox.services.delivery import Envelope, IncomingMessage, Recipient, with_protocol
-from pillarbox.services.errors import AuthFailed, OverQuota, Rejected, ServiceError, TempFailure
+from pillarbox.services.errors import (
+    AuthFailed,
+    OverQuota,
+    Rejected,
+    ServiceError,
+    StorageUnavailable,
+    TempFailure,
+)
 from pillarbox.services.submission import SenderNotOwned
 
 log = logging.getLogger("pillarbox.smtp")
@@ -83,6 +90,9 @@ def reply_for(exc: BaseException, conn_id: str) -> Reply:
                 return Reply.of(code, exc.status, exc.text)
     if isinstance(exc, AuthFailed):
         return r.AUTH_FAILED
+    if isinstance(exc, StorageUnavailable):
+        log.warning("%s storage unavailable: %s", conn_id, exc)
+        return r.LOCAL_ERROR  # 451 4.3.0 (RFC 3463 §3.4)
     log.error("%s unexpected error", conn_id, exc_info=exc)
     return r.LOCAL_ERROR
 

@@ -12,8 +12,14 @@ Never a lock-out: the owner's own logins are told apart by their source address.
 address that logged in to the account successfully within `trusted_for` seconds is not
 held back by the account's delay (its own per-IP delay still applies), so an attack on
 an account does not keep its owner out. A success from anywhere resets the account's
-count. State is in memory, per process (a restart forgets it; several nodes share it
-once the PostgreSQL backend lands), and bounded.
+count.
+
+Where the state lives: the policy is a set of pure steps on one account's record
+(`model.cluster.LoginState`), run either on this object's own bounded dictionary (the
+synchronous methods, with an injectable monotonic clock) or atomically on the store's
+record (`Store.update_login_state`, the async methods, wall-clock time) — in memory for
+the embedded backend, a table shared by every node on PostgreSQL, so that spreading the
+guesses over several nodes does not multiply them. `AuthService` uses the store.
 
 Must not: sleep itself (it says how long to wait), or keep per-attempt state.
 """
@@ -22,18 +28,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
+
+from pillarbox.model.cluster import LoginState
+from pillarbox.store.api import Store
 
 MAX_ACCOUNTS = 100_000
 MAX_TRUSTED_PER_ACCOUNT = 16
 
 
-@dataclass(slots=True)
-class _Account:
-    failures: int = 0
-    last_failure: float = 0.0
-    next_slot: float = 0.0  # the earliest start of the next untrusted attempt
-    trusted: dict[str, float] = field(default_factory=dict)  # address -> last success
+def store_key(account: str) -> str:
+    """The account's record in the store (client addresses have their own keys)."""
+    return "account:" + account
 
 
 class AccountThrottle:
@@ -49,6 +55,7 @@ class AccountThrottle:
         window: float = 900.0,
         trusted_for: float = 30 * 86400.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.delay = delay
         self.cap = cap
@@ -56,59 +63,105 @@ class AccountThrottle:
         self.window = window
         self.trusted_for = trusted_for
         self._clock = clock
-        self._accounts: dict[str, _Account] = {}
+        self._wall_clock = wall_clock  # for the store's records, which other nodes read
+        self._accounts: dict[str, LoginState] = {}
+
+    # --- in this object's memory ----------------------------------------------------------
 
     def wait_before(self, account: str, ip: str) -> float:
         """Seconds this attempt must wait before its password is checked; reserves the
         attempt's slot, so concurrent attempts from many addresses queue one after the
         other instead of all going at once."""
-        state = self._accounts.get(account)
-        if state is None:
-            return 0.0
-        now = self._clock()
-        if self._is_trusted(state, ip, now):
-            return 0.0
-        if state.failures and now - state.last_failure > self.window:
-            state.failures = 0
-        spacing = self._spacing(state.failures)
-        if spacing == 0.0:
-            return 0.0
-        start = max(now, state.next_slot)
-        state.next_slot = start + spacing
-        return start - now
+        state, wait = self.reserve_step(self._accounts.get(account), ip, self._clock())
+        if state is not None:
+            self._accounts[account] = state
+        return wait
 
     def failed(self, account: str) -> None:
-        state = self._accounts.get(account)
-        if state is None:
-            if len(self._accounts) >= MAX_ACCOUNTS:
-                self._sweep()
-            state = self._accounts[account] = _Account()
-        state.failures += 1
-        state.last_failure = self._clock()
+        if account not in self._accounts and len(self._accounts) >= MAX_ACCOUNTS:
+            self._sweep()
+        self._accounts[account] = self.failed_step(self._accounts.get(account), self._clock())
 
     def succeeded(self, account: str, ip: str) -> None:
         """The owner (or whoever knows the password) got in from `ip`: reset the count
         and trust that address for this account."""
-        state = self._accounts.get(account)
-        if state is None:
-            if len(self._accounts) >= MAX_ACCOUNTS:
-                self._sweep()
-            state = self._accounts[account] = _Account()
-        state.failures = 0
-        state.next_slot = 0.0
-        trusted = state.trusted
-        trusted.pop(ip, None)
-        trusted[ip] = self._clock()
-        while len(trusted) > MAX_TRUSTED_PER_ACCOUNT:
-            del trusted[next(iter(trusted))]  # the address that logged in longest ago
+        if account not in self._accounts and len(self._accounts) >= MAX_ACCOUNTS:
+            self._sweep()
+        state = self.succeeded_step(self._accounts.get(account), ip, self._clock())
+        self._accounts[account] = state
+
+    # --- in the store (shared by the nodes on PostgreSQL) -----------------------------
+
+    async def reserve(self, store: Store, account: str, ip: str) -> float:
+        """`wait_before` on the store's record of the account."""
+        now = self._wall_clock()
+        return await store.update_login_state(
+            store_key(account), lambda state: self.reserve_step(state, ip, now)
+        )
+
+    async def record_failure(self, store: Store, account: str) -> None:
+        """`failed` on the store's record of the account."""
+        now = self._wall_clock()
+        await store.update_login_state(
+            store_key(account), lambda state: (self.failed_step(state, now), None)
+        )
+
+    async def record_success(self, store: Store, account: str, ip: str) -> None:
+        """`succeeded` on the store's record of the account."""
+        now = self._wall_clock()
+        await store.update_login_state(
+            store_key(account), lambda state: (self.succeeded_step(state, ip, now), None)
+        )
+
+    # --- the policy: pure steps on one account's record ---------------------------------
+
+    def reserve_step(
+        self, state: LoginState | None, ip: str, now: float
+    ) -> tuple[LoginState | None, float]:
+        """(the record after this attempt's reservation, its wait)."""
+        if state is None or self._is_trusted(state, ip, now):
+            return state, 0.0
+        if state.failures and now - state.last_failure > self.window:
+            state = replace(state, failures=0)
+        spacing = self._spacing(state.failures)
+        if spacing == 0.0:
+            return state, 0.0
+        start = max(now, state.next_allowed)
+        return self._expiring(replace(state, next_allowed=start + spacing)), start - now
+
+    def failed_step(self, state: LoginState | None, now: float) -> LoginState:
+        state = state or LoginState()
+        return self._expiring(replace(state, failures=state.failures + 1, last_failure=now))
+
+    def succeeded_step(self, state: LoginState | None, ip: str, now: float) -> LoginState:
+        state = state or LoginState()
+        # Most recent last; beyond the cap the address that logged in longest ago goes.
+        trusted = [(a, t) for a, t in state.trusted if a != ip] + [(ip, now)]
+        return self._expiring(
+            replace(
+                state,
+                failures=0,
+                next_allowed=0.0,
+                trusted=tuple(trusted[-MAX_TRUSTED_PER_ACCOUNT:]),
+            )
+        )
+
+    def _expiring(self, state: LoginState) -> LoginState:
+        """The record with the time after which it says nothing: no failure within the
+        window, no reserved slot ahead, no address still trusted."""
+        expires = max(
+            [state.last_failure + self.window, state.next_allowed]
+            + [t + self.trusted_for for _, t in state.trusted]
+        )
+        return replace(state, expires=expires)
 
     def _spacing(self, failures: int) -> float:
         if failures < self.free:
             return 0.0
         return float(min(self.cap, self.delay * 2 ** (failures - self.free)))
 
-    def _is_trusted(self, state: _Account, ip: str, now: float) -> bool:
-        seen = state.trusted.get(ip)
+    def _is_trusted(self, state: LoginState, ip: str, now: float) -> bool:
+        seen = dict(state.trusted).get(ip)
         return seen is not None and now - seen <= self.trusted_for
 
     def _sweep(self) -> None:
@@ -119,7 +172,7 @@ class AccountThrottle:
             name
             for name, s in self._accounts.items()
             if now - s.last_failure > self.window
-            and not any(now - t <= self.trusted_for for t in s.trusted.values())
+            and not any(now - t <= self.trusted_for for _, t in s.trusted)
         ]:
             del self._accounts[name]
         if len(self._accounts) >= MAX_ACCOUNTS:  # still full: drop the oldest failures

@@ -5,6 +5,12 @@ Why here: every front-end (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS, t
 webmail) must apply the same rules, so none of them checks a password itself.
 An unknown user is verified against a dummy hash, so reply and timing do not tell
 unknown users from wrong passwords. Failures are logged with the client IP.
+
+The failure counts (per address here, per account in `account_throttle`) live in the
+store (`Store.update_login_state`): in memory with the embedded backend, shared by every
+node on PostgreSQL, so that an attacker spreading guesses over the nodes behind one
+address gets no more of them. If the store cannot be reached the check goes on without
+the slow-down (the account lookup fails too, so nobody gets in).
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from pillarbox.model import Account
+from pillarbox.model.cluster import LoginState
 from pillarbox.rules.addresses import InvalidAddress, normalize_address
 from pillarbox.services.account_throttle import AccountThrottle
 from pillarbox.services.errors import AuthFailed
@@ -26,6 +35,8 @@ from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError
 
 log = logging.getLogger("pillarbox.auth")
+
+T = TypeVar("T")
 
 # argon2id (RFC 9106) with argon2-cffi's defaults (t=3, m=64 MiB, p=4).
 _hasher = PasswordHasher()
@@ -76,12 +87,23 @@ class _Failures:
 
 
 class FailureThrottle:
-    """Delay that grows per IP with each failed login: base * 2**(n-1), capped."""
+    """Delay that grows per IP with each failed login: base * 2**(n-1), capped.
 
-    def __init__(self, base: float, cap: float, window: float) -> None:
+    The synchronous methods keep the counts in this object (monotonic clock); the async
+    ones run the same steps on the store's record of the address (wall clock)."""
+
+    def __init__(
+        self,
+        base: float,
+        cap: float,
+        window: float,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.base = base
         self.cap = cap
         self.window = window
+        self._wall_clock = wall_clock
         self._by_ip: dict[str, _Failures] = {}
 
     def delay_for(self, ip: str) -> float:
@@ -91,7 +113,7 @@ class FailureThrottle:
         if time.monotonic() - entry.last > self.window:
             del self._by_ip[ip]
             return 0.0
-        return float(min(self.cap, self.base * (2 ** (entry.count - 1))))
+        return self._delay_of(entry.count)
 
     def failed(self, ip: str) -> None:
         entry = self._by_ip.setdefault(ip, _Failures())
@@ -104,6 +126,47 @@ class FailureThrottle:
 
     def succeeded(self, ip: str) -> None:
         self._by_ip.pop(ip, None)
+
+    # --- in the store (shared by the nodes on PostgreSQL) -----------------------------
+
+    async def record_failure(self, store: Store, ip: str) -> float:
+        """`failed`, then `delay_for`, as one step on the store's record of `ip`."""
+        now = self._wall_clock()
+        return await store.update_login_state(
+            self.store_key(ip), lambda state: self.failed_step(state, now)
+        )
+
+    async def current_delay(self, store: Store, ip: str) -> float:
+        """`delay_for` on the store's record of `ip`."""
+        now = self._wall_clock()
+        return await store.update_login_state(
+            self.store_key(ip), lambda state: self.delay_step(state, now)
+        )
+
+    async def record_success(self, store: Store, ip: str) -> None:
+        """`succeeded` on the store's record of `ip`."""
+        await store.update_login_state(self.store_key(ip), lambda state: (None, None))
+
+    @staticmethod
+    def store_key(ip: str) -> str:
+        return "ip:" + ip
+
+    def failed_step(self, state: LoginState | None, now: float) -> tuple[LoginState, float]:
+        """(the record after one more failure, the delay it earns)."""
+        failures = (state.failures if state is not None else 0) + 1
+        new = LoginState(failures=failures, last_failure=now, expires=now + self.window)
+        return new, self._delay_of(failures)
+
+    def delay_step(self, state: LoginState | None, now: float) -> tuple[LoginState | None, float]:
+        """(the record, forgotten once its window has passed; the delay it earns)."""
+        if state is None or state.failures == 0:
+            return state, 0.0
+        if now - state.last_failure > self.window:
+            return None, 0.0
+        return state, self._delay_of(state.failures)
+
+    def _delay_of(self, failures: int) -> float:
+        return float(min(self.cap, self.base * (2 ** (failures - 1))))
 
 
 class AuthService:
@@ -143,7 +206,7 @@ class AuthService:
                 account = None
         # Spraying one account from many addresses: attempts on it from addresses it
         # was not used from take turns (account_throttle), before any argon2id work.
-        wait = self.account_throttle.wait_before(address, ip)
+        wait = await self._shared(self.account_throttle.reserve(self._store, address, ip), 0.0)
         if wait:
             await asyncio.sleep(wait)  # the spacing itself, not a wait for a condition
         loop = asyncio.get_running_loop()
@@ -154,13 +217,25 @@ class AuthService:
         stored = account.password_hash if account is not None else self._dummy_hash
         ok = await loop.run_in_executor(_HASHING, verify_password, stored, password)
         if account is not None and ok:
-            self.throttle.succeeded(ip)
-            self.account_throttle.succeeded(address, ip)
+            await self._shared(self.throttle.record_success(self._store, ip), None)
+            await self._shared(self.account_throttle.record_success(self._store, address, ip), None)
             return account
-        self.throttle.failed(ip)
-        self.account_throttle.failed(address)
-        delay = self.throttle.delay_for(ip)
+        delay = await self._shared(self.throttle.record_failure(self._store, ip), 0.0)
+        await self._shared(self.account_throttle.record_failure(self._store, address), None)
         log.warning("authentication failed for %r from %s (delay %.1fs)", address, ip, delay)
         if delay:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for a condition
         raise AuthFailed()
+
+    async def ip_delay(self, ip: str) -> float:
+        """The delay a failed login from `ip` is held back by now (as every node sees it)."""
+        return await self._shared(self.throttle.current_delay(self._store, ip), 0.0)
+
+    @staticmethod
+    async def _shared(step: Awaitable[T], otherwise: T) -> T:
+        """A throttle step on the store; `otherwise` if the store cannot be reached."""
+        try:
+            return await step
+        except StoreError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+            return otherwise

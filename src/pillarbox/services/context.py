@@ -87,7 +87,7 @@ class Services:
             hostname=hostname,
             auth=auth,
             accounts=accounts,
-            pop=PopService(store),
+            pop=PopService(store, node_id=config.node_name),
             delivery=delivery,
             submission=submission,
             inbound_auth=inbound_auth,

@@ -10,6 +10,16 @@ the class.
 
 from __future__ import annotations
 
+from pillarbox.store.errors import StoreUnavailable
+
+# The store could not be reached (PostgreSQL restarting, a connection lost, SQLite's
+# disk full): transient, like TempFailure, wherever a service let it through. Named
+# here so that front-ends, which never import the store, can map it in their tables
+# (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) instead of treating a
+# database restart as a bug.
+StorageUnavailable = StoreUnavailable
+UNAVAILABLE_TEXT = "Storage temporarily unavailable, try again later"
+
 
 class ServiceError(Exception):
     """Base of service errors; the message is safe to show to the client."""

@@ -24,19 +24,26 @@ which is the safe direction (no mail lost, none silently skipped). A message mov
 INBOX and back gets a new UID and is new to POP3 again, as it is to IMAP.
 
 Locking: RFC 1939 §4 wants an exclusive maildrop lock; a second login gets
-``-ERR [IN-USE]`` (RFC 2449 §8.1.1). The lock is an in-process set, which is exact for the
-embedded (single-process) backend. Caveat: with several nodes on one PostgreSQL store,
-two nodes could each lock the same account; the commit is still safe (it acts only on
-UIDs that still exist and checks UIDVALIDITY), but the two sessions may both download a
-message. A store-level lease would close that gap.
+``-ERR [IN-USE]`` (RFC 2449 §8.1.1). The lock is a lease in the store
+(`Store.lock_maildrop`): in memory for the embedded backend, a row for several nodes on
+one PostgreSQL database, so a second login on another node is refused too. Its holder
+names this process and the session; the session renews the lease every `RENEW_EVERY`
+seconds for `LEASE` seconds ahead while it is open and ends it when it closes, so a node
+that dies holds nobody's maildrop for longer than `LEASE`. A session that finds its lease
+taken over (its renewals failed for longer than `LEASE`) commits nothing at QUIT.
 
 Must not do: wire syntax or reply wording (the front-end's), password checks (`auth`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-from collections.abc import Sequence
+import secrets
+import socket
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pillarbox.model import Account, FlagMode, PopOnRetrieve, PopScope
@@ -48,6 +55,10 @@ log = logging.getLogger("pillarbox.pop")
 
 # Rows fetched per store query when taking the snapshot: bounds memory for huge INBOXes.
 _FETCH_BATCH = 500
+# The maildrop lease: how far ahead each renewal reaches, and how often an open session
+# renews it. A dead node's locks are free again at most LEASE seconds after it stopped.
+LEASE = 120.0
+RENEW_EVERY = 30.0
 
 
 class MaildropInUse(TempFailure):
@@ -95,6 +106,7 @@ class Maildrop:
         inbox_id: int,
         uidvalidity: int,
         entries: list[MaildropEntry],
+        holder: str = "",
     ) -> None:
         self._service = service
         self.account = account
@@ -103,6 +115,27 @@ class Maildrop:
         self._entries = entries
         self._deleted: set[int] = set()
         self._closed = False
+        self._holder = holder  # this session's name on the maildrop lease
+        self._renewal: asyncio.Task[None] | None = None
+
+    def start_renewal(self) -> None:
+        """Keep the lease alive while the session is open (cancelled by `close`)."""
+        self._renewal = asyncio.get_running_loop().create_task(
+            self._renew(), name=f"pop3-lease-{self.account.id}"
+        )
+
+    async def _renew(self) -> None:
+        service = self._service
+        while True:
+            await asyncio.sleep(service.renew_every)  # the lease's period, not a condition
+            try:
+                held = await service.renew(self.account.id, self._holder)
+            except store_errors.StoreError as exc:  # the lease outlives a few failures
+                log.warning("pop3 %s: lease renewal failed: %s", self.account.address, exc)
+                continue
+            if not held:
+                log.warning("pop3 %s: maildrop lock lost to another session", self.account.address)
+                return
 
     # --- TRANSACTION state: reads and marks, nothing touches the store -----------------
 
@@ -159,6 +192,10 @@ class Maildrop:
             return left
         store = self._service.store
         try:
+            # Still ours? If renewals failed long enough for another session to take the
+            # maildrop, acting now could remove what that session is about to show.
+            if not await self._service.renew(self.account.id, self._holder):
+                raise MaildropChanged("The maildrop lock was lost; nothing was removed")
             inbox = await store.get_mailbox_by_id(self.inbox_id)
             if inbox is None or inbox.uidvalidity != self.uidvalidity:
                 raise MaildropChanged("INBOX changed during the session; nothing was removed")
@@ -194,34 +231,77 @@ class Maildrop:
         """Release the lock (idempotent); unmarked or uncommitted messages stay as they were."""
         if not self._closed:
             self._closed = True
-            self._service.release(self.account.id)
+            if self._renewal is not None:
+                self._renewal.cancel()
+            await self._service.release(self.account.id, self._holder)
 
 
 class PopService:
-    """Opens maildrops; owns the per-account lock table (see the module docstring)."""
+    """Opens maildrops and takes their locks (see the module docstring). `node_id` names
+    this node in lock holders; `clock` is wall-clock time, as leases are compared
+    across nodes."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        node_id: str = "",
+        clock: Callable[[], float] = time.time,
+        lease: float = LEASE,
+        renew_every: float = RENEW_EVERY,
+    ) -> None:
         self.store = store
-        self._locked: set[int] = set()
+        self.clock = clock
+        self.lease = lease
+        self.renew_every = renew_every
+        # The random part keeps holders apart where nodes share a host name, and across
+        # restarts (a restarted process must not renew its predecessor's leases).
+        self._holder_prefix = f"{node_id or socket.gethostname()}:{secrets.token_hex(4)}"
+        self._numbers = itertools.count(1)
 
-    def is_locked(self, account_id: int) -> bool:
-        return account_id in self._locked
+    def new_holder(self) -> str:
+        """A lock holder name unique to one session of this process."""
+        return f"{self._holder_prefix}:{next(self._numbers)}"
 
-    def release(self, account_id: int) -> None:
-        self._locked.discard(account_id)
+    async def renew(self, account_id: int, holder: str) -> bool:
+        """Extend `holder`'s lease by `lease` seconds from now; False if it lost it."""
+        return await self.store.lock_maildrop(account_id, holder, self.clock() + self.lease)
+
+    async def is_locked(self, account_id: int) -> bool:
+        """Does a live session hold the maildrop? (Diagnostics and tests: the answer may
+        be stale at once.) Probes with a lease that has already expired, so it never
+        keeps anyone out."""
+        probe = self.new_holder()
+        if not await self.store.lock_maildrop(account_id, probe, self.clock() - 1.0):
+            return True
+        await self.store.unlock_maildrop(account_id, probe)
+        return False
+
+    async def release(self, account_id: int, holder: str) -> None:
+        """End `holder`'s lease; if the store is unreachable it expires by itself."""
+        try:
+            await self.store.unlock_maildrop(account_id, holder)
+        except store_errors.StoreError as exc:
+            log.warning("pop3 lock of account %d not released (expires): %s", account_id, exc)
 
     async def open(self, account: Account) -> Maildrop:
         """Lock the account's maildrop and snapshot INBOX; MaildropInUse if locked."""
-        if account.id in self._locked:
-            raise MaildropInUse()
-        self._locked.add(account.id)  # taken before any await: no race in one process
+        holder = self.new_holder()
         try:
-            return await self._snapshot(account)
+            held = await self.renew(account.id, holder)
+        except store_errors.StoreUnavailable:
+            raise _unavailable() from None
+        if not held:
+            raise MaildropInUse()
+        try:
+            drop = await self._snapshot(account, holder)
         except BaseException:
-            self._locked.discard(account.id)
+            await self.release(account.id, holder)
             raise
+        drop.start_renewal()
+        return drop
 
-    async def _snapshot(self, account: Account) -> Maildrop:
+    async def _snapshot(self, account: Account, holder: str) -> Maildrop:
         try:
             inbox = await self.store.get_mailbox(account.id, "INBOX")
             if inbox is None:
@@ -245,7 +325,7 @@ class PopService:
                     )
         except store_errors.StoreUnavailable:
             raise _unavailable() from None
-        return Maildrop(self, account, inbox.id, inbox.uidvalidity, entries)
+        return Maildrop(self, account, inbox.id, inbox.uidvalidity, entries, holder)
 
     async def archive_mailbox(self, account_id: int) -> int:
         """The account's \\Archive mailbox, created when the user deleted it."""

@@ -29,9 +29,9 @@ above, in `services` and the front-ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pillarbox.model import (
     Account,
@@ -59,6 +59,7 @@ from pillarbox.model import (
     StoreFlagsResult,
     ThreadSummary,
 )
+from pillarbox.model.cluster import LoginState, WebSessionRecord
 from pillarbox.model.fetch import (
     FetchedCopy,
     FetchedEntry,
@@ -70,6 +71,8 @@ from pillarbox.model.fetch import (
 )
 from pillarbox.model.identities import Identity, NewIdentity
 from pillarbox.model.sorting import SortRow
+
+T = TypeVar("T")
 
 
 class BlobHandle(Protocol):
@@ -700,4 +703,53 @@ class Store(Protocol):
 
     async def remove_identity(self, account_id: int, identity_id: int) -> None:
         """NotFound unless the account owns the identity."""
+        ...
+
+    # --- state the nodes share (POP3 maildrop locks, login throttling, webmail) --------
+    # One process keeps these in memory (SQLite); several nodes on one database keep
+    # them in tables, so that a client's next connection may reach any node. Times are
+    # seconds since the epoch (`model.cluster`); leases are judged by the node's clock.
+    async def lock_maildrop(self, account_id: int, holder: str, until: float) -> bool:
+        """Take the account's POP3 maildrop lock for `holder` until `until` (RFC 1939
+        §4: exclusive), or extend it when `holder` already has it: True if `holder`
+        holds it now, False while another holder's lease has not expired. A lease left
+        by a node that died frees itself when it expires."""
+        ...
+
+    async def unlock_maildrop(self, account_id: int, holder: str) -> None:
+        """End `holder`'s lock of the maildrop; nothing if it does not hold it."""
+        ...
+
+    async def update_login_state(
+        self, key: str, update: Callable[[LoginState | None], tuple[LoginState | None, T]]
+    ) -> T:
+        """Replace the login-failure record of `key` (None: there is none) with
+        `update(record)[0]` (None deletes it) and return `update(record)[1]`, as one
+        atomic step: concurrent updates of one key, from any node, run one after the
+        other, so attempts reserve distinct slots. `update` must be a pure function
+        (it may run again when the transaction is retried)."""
+        ...
+
+    async def add_web_session(self, record: WebSessionRecord) -> None:
+        """Store a new webmail session (its id is new: AlreadyExists is a bug). A
+        backend may forget the least recently seen sessions beyond a cap of its own."""
+        ...
+
+    async def get_web_session(self, id_hash: str) -> WebSessionRecord | None:
+        """The session of that id hash, or None; does not judge expiry (the caller's
+        policy) and does not count as use."""
+        ...
+
+    async def touch_web_session(self, id_hash: str, last_seen: float) -> None:
+        """Record a use of the session (nothing if it is gone). Callers write this at
+        most about once a minute per session, not on every request."""
+        ...
+
+    async def remove_web_session(self, id_hash: str) -> None:
+        """End the session (sign-out, expiry); nothing if it is gone."""
+        ...
+
+    async def remove_account_web_sessions(self, account_id: int, keep: str) -> list[str]:
+        """End every session of the account except the one whose hash is `keep` (its
+        password changed); the hashes of those ended."""
         ...

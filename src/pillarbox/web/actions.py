@@ -219,7 +219,7 @@ def _uidvalidity(value: str) -> int | None:
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def messages_act(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         action = _text(form, "action")
         if action not in FLAG_ACTIONS and action not in MOVE_ACTIONS:
@@ -246,7 +246,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     async def move_chooser(request: Request) -> Response:
         """Where to move one message to, for the message page (which has no folder
         list of its own): a form posting to the same endpoint."""
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         query = request.query_params
         mailboxes = ctx.mailboxes(session)
         mailbox = await mailboxes.find(query.get("f", ""))

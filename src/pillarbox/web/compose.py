@@ -350,7 +350,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def compose_get(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         query = request.query_params
         if query.get("draft"):
             form = await resumed(session, _int(query.get("v", "")), _int(query["draft"]))
@@ -535,7 +535,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         await selected.set_flags([uid], frozenset({flag}), FlagMode.ADD)
 
     async def compose_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         # Parsed here with limits that fit a message (Starlette's default caps a text
         # field at 1 MB); check_csrf then reads the same parsed form.
         form = await request.form(

@@ -99,8 +99,8 @@ class WebContext:
 
     # --- checks -------------------------------------------------------------------------
 
-    def signed_in(self, request: Request) -> WebSession:
-        session = self.sessions.get(request.cookies.get(COOKIE))
+    async def signed_in(self, request: Request) -> WebSession:
+        session = await self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             raise SignInNeeded(return_to(request))
         return session

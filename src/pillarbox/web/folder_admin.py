@@ -123,11 +123,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def manage(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         return await page(request, session)
 
     async def create(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         name, parent = _text(form, "name").strip(), _text(form, "parent")
         values = {"name": _printable(name), "parent": parent}
@@ -147,7 +147,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return _done("created", made.name)
 
     async def rename(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         old, new = _text(form, "f"), _text(form, "to").strip()
         values = {"rename_from": old, "rename_to": _printable(new)}
@@ -167,7 +167,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return _done("renamed", renamed.name)
 
     async def delete(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         name = _text(form, "f")
         mailboxes = ctx.mailboxes(session)
@@ -195,7 +195,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return _done("deleted", mailbox.name)
 
     async def subscribe(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         name = _text(form, "f")
         wanted = _text(form, "subscribe") == "1"

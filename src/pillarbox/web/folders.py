@@ -22,11 +22,11 @@ from pillarbox.web.folder_list import sidebar
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def home(request: Request) -> Response:
-        ctx.signed_in(request)
+        await ctx.signed_in(request)
         return RedirectResponse("/folder?f=INBOX", status_code=303)
 
     async def folder(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         mailboxes = ctx.mailboxes(session)
         mailbox = await mailboxes.find(request.query_params.get("f", "INBOX"))
         if mailbox is None:

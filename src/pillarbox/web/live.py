@@ -114,7 +114,7 @@ def known_state(request: Request) -> str | None:
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def events(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         if ctx.streams.count(session.id) >= MAX_STREAMS:
             # 429 makes the browser's EventSource give up, not retry in a loop.
             return Response("Too many open pages", status_code=429)
@@ -141,7 +141,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                     try:
                         change = await asyncio.wait_for(sub.__anext__(), KEEPALIVE)
                     except TimeoutError:
-                        if not ctx.sessions.alive(session.id):
+                        if not await ctx.sessions.alive(session.id):
                             return
                         yield b": keep-alive\n\n"
                         continue
@@ -180,7 +180,7 @@ class LiveState:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and _is_page(scope["path"]):
-            session = self.ctx.sessions.peek(Request(scope).cookies.get(COOKIE))
+            session = await self.ctx.sessions.peek(Request(scope).cookies.get(COOKIE))
             if session is not None:
                 try:
                     state = await account_state(self.ctx.mailboxes(session))

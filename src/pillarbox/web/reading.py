@@ -192,7 +192,7 @@ async def _page_values(
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def read(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         mailbox, fetched = await _message(
             ctx, session, request.query_params, [WHOLE_MESSAGE], set_seen=_marks_seen(request)
         )
@@ -211,7 +211,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def body(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         part = _part(request.query_params.get("part"))
         _mailbox, fetched = await _message(
             ctx, session, request.query_params, [WHOLE_MESSAGE], set_seen=False
@@ -234,7 +234,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def attachment(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         part = _part(request.query_params.get("part"))
         content, header = Section(part, decode=True), Section(part, "MIME")
         _mailbox, fetched = await _message(
@@ -249,7 +249,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         )
 
     async def source(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         _mailbox, fetched = await _message(
             ctx, session, request.query_params, [WHOLE_MESSAGE], set_seen=False, stream=True
         )
@@ -266,7 +266,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     async def trust_images(request: Request) -> Response:
         """Always (or, with ``forget``, no longer) show this message's sender's images,
         then back to the message."""
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         where = {k: str(form.get(k, "")) for k in ("f", "v", "uid")}
         header = Section((), "HEADER")

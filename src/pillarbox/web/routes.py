@@ -23,11 +23,13 @@ from pillarbox.config import Config
 from pillarbox.services.context import Services
 from pillarbox.services.errors import Rejected, TempFailure
 from pillarbox.services.mailbox import NoSuchMailbox
+from pillarbox.services.web_sessions import WebSessionTable
 from pillarbox.web import compose, folders, live, reading, search, settings, signin, suggest
 from pillarbox.web.context import SignInNeeded, WebContext, sign_in_redirect
 from pillarbox.web.forwarded import TrustedProxies
 from pillarbox.web.headers import SecurityHeaders
 from pillarbox.web.limits import InFlight, RequestLimits
+from pillarbox.web.sessions import SessionStore
 
 STATIC = Path(__file__).parent / "static"  # package data (pyproject.toml)
 
@@ -102,4 +104,6 @@ def make_context(services: Services, config: Config) -> WebContext:
         services,
         max_message_size=config.smtp.max_message_size,
         max_recipients=config.smtp.max_recipients,
+        # In the store: shared by the nodes on PostgreSQL (web.sessions).
+        sessions=SessionStore(table=WebSessionTable(services.store)),
     )

@@ -111,7 +111,7 @@ async def run(ctx: WebContext, scope: list[Mailbox], key: SearchKey, number: int
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
     async def search(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         mailboxes = ctx.mailboxes(session)
         params = request.query_params
         query = params.get("q", "").strip()

@@ -72,7 +72,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         try:
             account = await services.accounts.get_user(session.account.address)
         except AccountError:  # the account was removed while signed in
-            ctx.sessions.end(session.id)
+            await ctx.sessions.end(session.id)
             raise SignInNeeded("/") from None
         session.account = account
         done = request.query_params.get("done", "")
@@ -99,11 +99,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return RedirectResponse(f"/settings?done={key}{anchor}", status_code=303)
 
     async def settings_get(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         return await page(request, session)
 
     async def password_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         current, new, again = text(form, "current"), text(form, "new"), text(form, "again")
 
@@ -130,12 +130,12 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             await services.accounts.set_password(session.account.address, new)
         except AccountError as exc:
             return await refused(f"New password refused: {exc}.")
-        for other in ctx.sessions.end_others(session.account.id, keep=session.id):
+        for other in await ctx.sessions.end_others(session.account.id, keep=session.id):
             await ctx.streams.end_streams(other)
         return done("password", "#password")
 
     async def pop_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         try:
             on_retrieve = PopOnRetrieve(text(form, "on_retrieve"))
@@ -148,7 +148,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return done("pop", "#pop")
 
     async def identity_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         try:
             await services.identities.save(
@@ -163,7 +163,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return done("identity", "#identities")
 
     async def identity_remove(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         try:
             await services.identities.remove(session.account, number(form, "id"))

@@ -151,18 +151,18 @@ def routes(ctx: WebContext, page: SettingsPage) -> list[BaseRoute]:
             raise HTTPException(404) from None
 
     async def new_get(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         return form_page(request, session, SourceForm())
 
     async def edit_get(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         source_id = whole_number(request.query_params.get("id", ""))
         if source_id is None:
             raise HTTPException(404)
         return form_page(request, session, SourceForm.of(await owned(session, source_id)))
 
     async def save_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         values = SourceForm.read(form)
         password = text(form, "password")
@@ -181,7 +181,7 @@ def routes(ctx: WebContext, page: SettingsPage) -> list[BaseRoute]:
         return RedirectResponse(f"/settings?done={key}#fetch", status_code=303)
 
     async def remove_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         source = await owned(session, number(form, "id"))
         await sources.remove(session.account.address, source.id)
@@ -189,7 +189,7 @@ def routes(ctx: WebContext, page: SettingsPage) -> list[BaseRoute]:
         return RedirectResponse("/settings?done=source-removed#fetch", status_code=303)
 
     async def resume_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         source = await owned(session, number(form, "id"))
         await sources.resume(session.account.address, source.id)
@@ -197,7 +197,7 @@ def routes(ctx: WebContext, page: SettingsPage) -> list[BaseRoute]:
         return RedirectResponse("/settings?done=source-resumed#fetch", status_code=303)
 
     async def run_post(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         form = await ctx.check_csrf(request, session)
         source = await owned(session, number(form, "id"))
         try:

@@ -38,7 +38,7 @@ MAX_FIELD = 1024  # longer addresses or passwords are refused before any hashing
 
 
 def routes(ctx: WebContext) -> list[BaseRoute]:
-    def form_page(
+    async def form_page(
         request: Request, *, error: str = "", address: str = "", status: int = 200
     ) -> Response:
         token = new_token()
@@ -53,7 +53,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             # The browser still holds a session id that names nothing now: it expired
             # (or the server restarted), so the person is told why they are here.
             ended=bool(request.cookies.get(COOKIE))
-            and ctx.sessions.peek(request.cookies.get(COOKIE)) is None,
+            and await ctx.sessions.peek(request.cookies.get(COOKIE)) is None,
         )
         response.set_cookie(
             SIGNIN_COOKIE,
@@ -66,7 +66,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return response
 
     async def signin_get(request: Request) -> Response:
-        return form_page(request)
+        return await form_page(request)
 
     async def signin_post(request: Request) -> Response:
         ctx.check_origin(request)
@@ -79,19 +79,19 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         address = str(form.get("address", ""))[:MAX_FIELD].strip()
         password = str(form.get("password", ""))
         if len(password) > MAX_FIELD:
-            return form_page(request, error="Wrong address or password.", status=401)
+            return await form_page(request, error="Wrong address or password.", status=401)
         ip = client_ip(request)
         auth = ctx.services.auth
         if not auth.plaintext_allowed(tls=is_tls(request), loopback=is_loopback(ip)):
             # RFC 8314 §3: no password over an unencrypted connection.
-            return form_page(request, error="Sign-in needs an HTTPS connection.", status=403)
+            return await form_page(request, error="Sign-in needs an HTTPS connection.", status=403)
         try:
             account = await auth.authenticate(address, password, ip)
         except AuthFailed:
-            return form_page(
+            return await form_page(
                 request, error="Wrong address or password.", address=address, status=401
             )
-        session = ctx.sessions.create(account)
+        session = await ctx.sessions.create(account)
         log.info("webmail sign-in %s from %s", account.address, ip)
         next_url = safe_next(str(form.get("next", "/")))
         response = RedirectResponse(next_url, status_code=303)
@@ -100,9 +100,9 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return response
 
     async def signout(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         await ctx.check_csrf(request, session)
-        ctx.sessions.end(session.id)
+        await ctx.sessions.end(session.id)
         await ctx.streams.end_streams(session.id)
         log.info("webmail sign-out %s from %s", session.account.address, client_ip(request))
         response = RedirectResponse("/signin", status_code=303)

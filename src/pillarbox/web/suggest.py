@@ -111,7 +111,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     cache: OrderedDict[int, tuple[float, list[Correspondent]]] = OrderedDict()
 
     async def suggest(request: Request) -> Response:
-        session = ctx.signed_in(request)
+        session = await ctx.signed_in(request)
         prefix = request.query_params.get("q", "").strip().casefold()[:200]
         account = session.account
         now = time.monotonic()

@@ -11,7 +11,15 @@ Must not: import the session or any handler (every handler imports this).
 from __future__ import annotations
 
 from pillarbox.rules.flags import BadFlag, TooManyKeywords
-from pillarbox.services.errors import AuthFailed, LimitReached, OverQuota, Rejected, TempFailure
+from pillarbox.services.errors import (
+    UNAVAILABLE_TEXT,
+    AuthFailed,
+    LimitReached,
+    OverQuota,
+    Rejected,
+    StorageUnavailable,
+    TempFailure,
+)
 from pillarbox.services.fetching import UnknownEncoding
 from pillarbox.services.mailbox import (
     InvalidMailboxName,
@@ -67,6 +75,8 @@ def reply_for(exc: Exception) -> tuple[str, str | None, str]:
         return "NO", "LIMIT", str(exc)
     if isinstance(exc, TempFailure):
         return "NO", "UNAVAILABLE", exc.text
+    if isinstance(exc, StorageUnavailable):
+        return "NO", "UNAVAILABLE", UNAVAILABLE_TEXT  # RFC 9051 §7.1
     if isinstance(exc, Rejected):
         return "NO", None, exc.text
     return "NO", "SERVERBUG", "Internal error"
@@ -79,6 +89,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     AuthFailed,
     Rejected,
     TempFailure,
+    StorageUnavailable,
     TooManyKeywords,
     *BAD_ARGUMENTS,
 )

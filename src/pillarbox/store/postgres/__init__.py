@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from pillarbox.store.postgres.accounts import AccountsMixin
 from pillarbox.store.postgres.blobs import BlobsMixin
+from pillarbox.store.postgres.cluster_state import ClusterStateMixin
 from pillarbox.store.postgres.dkim_keys import DkimKeysMixin
 from pillarbox.store.postgres.fetch_sources import FetchSourcesMixin
 from pillarbox.store.postgres.identities import IdentitiesMixin
 from pillarbox.store.postgres.image_senders import ImageSendersMixin
+from pillarbox.store.postgres.janitor import JanitorMixin
 from pillarbox.store.postgres.listing import ListingMixin
 from pillarbox.store.postgres.mailboxes import MailboxesMixin
 from pillarbox.store.postgres.messages import MessagesMixin
@@ -46,6 +48,8 @@ class PgStore(
     FetchSourcesMixin,
     IdentitiesMixin,
     ImageSendersMixin,
+    ClusterStateMixin,
+    JanitorMixin,
 ):
     """The PostgreSQL implementation of `store.api.Store` (see the module docstring)."""
 

@@ -5,8 +5,8 @@ Owns the ``mailboxes`` and ``subscriptions`` rows and the store-wide UIDVALIDITY
 lock, so two nodes creating mailboxes at once never hand out one value twice: a new or
 renamed mailbox never gets a UIDVALIDITY used before, RFC 9051 §2.3.1.1). The same
 semantics as the SQLite backend's `store.sqlite.mailboxes`, method by method.
-`insert_mailbox`, `drop_mailbox_rows` and `mailbox_counters` are shared with account
-creation and removal (and may be with SELECT's snapshot).
+`insert_mailbox` and `drop_mailbox_rows` are shared with account creation and removal;
+STATUS counts with `reading.mailbox_counters`, as SELECT does.
 
 Mailbox ids come from the identity column, whose sequence never hands an id out twice,
 even after a DELETE: a mailbox id is its MAILBOXID (RFC 8474 §4).
@@ -23,41 +23,25 @@ went is stamped by the ``messages`` trigger and collected by the janitor).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import asyncpg
 
 from pillarbox.model import (
     HIERARCHY_SEPARATOR,
-    SYSTEM_FLAGS,
-    FlagRow,
     Mailbox,
     MailboxesChanged,
     MailboxStatus,
-    MessagesAdded,
-    MessagesExpunged,
 )
 from pillarbox.rules import uidvalidity as uidvalidity_rules
 from pillarbox.store.errors import AlreadyExists, Conflict, NotFound
+from pillarbox.store.postgres import message_rows
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
-
-# The bit of a system flag in ``messages.flags`` (bit ``1 << i`` is SYSTEM_FLAGS[i]).
-_SEEN = 1 << SYSTEM_FLAGS.index("\\Seen")
-_DELETED = 1 << SYSTEM_FLAGS.index("\\Deleted")
+from pillarbox.store.postgres.reading import mailbox_counters
 
 _MAILBOX_SELECT = (
     "SELECT m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,"
     " m.special_use, EXISTS (SELECT 1 FROM subscriptions AS s"
     " WHERE s.account_id = m.account_id AND s.name = m.name) FROM mailboxes AS m"
-)
-
-# The counters of STATUS/SELECT as SELECT columns over a mailbox's message rows: count,
-# unseen, deleted, size, deleted size (bigint each: sum over bigint is numeric).
-COUNTER_COLUMNS = (
-    f"count(*), count(*) FILTER (WHERE flags & {_SEEN} = 0),"
-    f" count(*) FILTER (WHERE flags & {_DELETED} <> 0), coalesce(sum(size), 0)::bigint,"
-    f" coalesce(sum(size) FILTER (WHERE flags & {_DELETED} <> 0), 0)::bigint"
 )
 
 
@@ -72,10 +56,6 @@ def _mailbox(row: asyncpg.Record) -> Mailbox:
         special_use=row[6],
         subscribed=bool(row[7]),
     )
-
-
-def _flag_set(bits: int, keywords: Iterable[str]) -> frozenset[str]:
-    return frozenset(f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i)).union(keywords)
 
 
 async def next_uidvalidity(conn: Conn) -> int:
@@ -112,110 +92,6 @@ async def drop_mailbox_rows(conn: Conn, mailbox_id: int) -> None:
     await conn.execute("DELETE FROM messages WHERE mailbox_id = $1", mailbox_id)
     await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
     await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
-
-
-async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows.
-    Run it inside one snapshot (`_read(..., snapshot=True)`), so UIDNEXT and the counts
-    agree."""
-    box = await conn.fetchrow(
-        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1", mailbox_id
-    )
-    if box is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    counts = await conn.fetchrow(
-        f"SELECT {COUNTER_COLUMNS}, min(uid) FILTER (WHERE flags & {_SEEN} = 0)"
-        " FROM messages WHERE mailbox_id = $1",
-        mailbox_id,
-    )
-    assert counts is not None  # an aggregate always returns one row
-    status = MailboxStatus(
-        messages=counts[0],
-        unseen=counts[1],
-        deleted=counts[2],
-        size=counts[3],
-        uidnext=box[0],
-        uidvalidity=box[1],
-        highestmodseq=box[2],
-        deleted_size=counts[4],
-    )
-    return status, counts[5]
-
-
-async def _move_all(tx: PgTx, src: int, dst: int) -> None:
-    """Move every message of `src` to `dst` (a mailbox of the same account created in
-    this transaction): the copies get UIDs from 1 and one new MODSEQ, the originals are
-    expunged under one new MODSEQ of `src`, as the SQLite backend's `move_rows` does."""
-    conn = tx.conn
-    rows = await conn.fetch(
-        "SELECT uid, flags FROM messages WHERE mailbox_id = $1 ORDER BY uid", src
-    )
-    if not rows:
-        return
-    source_uids = [int(r[0]) for r in rows]
-    bumped = await conn.fetchrow(
-        "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1"
-        " WHERE id = $1 RETURNING uidnext - $2, highestmodseq, account_id",
-        dst,
-        len(rows),
-    )
-    assert bumped is not None  # created in this transaction
-    first, modseq, account_id = int(bumped[0]), int(bumped[1]), int(bumped[2])
-    dest_uids = list(range(first, first + len(rows)))
-    # RFC 8514 §3: the copy is saved now; RFC 8474 §5.1, §5.2: it keeps its EMAILID (the
-    # blob) and its THREADID. Same account: the quota does not change (no check).
-    await conn.execute(
-        "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz,"
-        " size, blob_id, savedate, thread_id) SELECT $1, j.new_uid, $2, m.flags,"
-        " m.internaldate, m.internal_tz, m.size, m.blob_id, $3, m.thread_id"
-        " FROM unnest($4::bigint[], $5::bigint[]) AS j(old_uid, new_uid)"
-        " JOIN messages AS m ON m.mailbox_id = $6 AND m.uid = j.old_uid",
-        dst,
-        modseq,
-        int(datetime.now(UTC).timestamp()),
-        source_uids,
-        dest_uids,
-        src,
-    )
-    keyword_rows = await conn.fetch("SELECT uid, keyword FROM keywords WHERE mailbox_id = $1", src)
-    keywords: dict[int, list[str]] = {}
-    for uid, keyword in keyword_rows:
-        keywords.setdefault(int(uid), []).append(keyword)
-    if keywords:
-        await conn.execute(
-            "INSERT INTO keywords (mailbox_id, uid, keyword) SELECT $1, j.new_uid, k.keyword"
-            " FROM unnest($2::bigint[], $3::bigint[]) AS j(old_uid, new_uid)"
-            " JOIN keywords AS k ON k.mailbox_id = $4 AND k.uid = j.old_uid"
-            " ON CONFLICT DO NOTHING",
-            dst,
-            source_uids,
-            dest_uids,
-            src,
-        )
-    added = tuple(
-        FlagRow(new, _flag_set(int(r[1]), keywords.get(int(r[0]), ())), modseq)
-        for r, new in zip(rows, dest_uids, strict=True)
-    )
-    tx.changes.append(MessagesAdded(account_id, dst, added))
-    removed = await conn.fetchval(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1"
-        " RETURNING highestmodseq",
-        src,
-    )
-    await conn.execute(
-        "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])",
-        src,
-        source_uids,
-    )
-    await conn.execute(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $2"
-        " FROM unnest($3::bigint[]) AS u"
-        " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
-        src,
-        removed,
-        source_uids,
-    )
-    tx.changes.append(MessagesExpunged(account_id, src, tuple(source_uids), int(removed)))
 
 
 async def _lock_account(conn: Conn, account_id: int) -> bool:
@@ -327,11 +203,12 @@ class MailboxesMixin(PgCore):
             if old == "INBOX":
                 # RFC 9051 §6.3.6: INBOX's messages move to a new mailbox; INBOX stays,
                 # empty, and its inferiors are not renamed.
-                await self._lock_mailboxes(conn, [int(source)])
-                if not await _lock_account(conn, account_id):
-                    raise NotFound(f"no account {account_id}")
+                # INBOX, then its account (the order of every message write), then the
+                # settings row (the new UIDVALIDITY); the new mailbox is ours already.
+                await message_rows.lock(conn, [int(source)])
                 target = await insert_mailbox(conn, account_id, new, None)
-                await _move_all(tx, int(source), target)
+                locks = await message_rows.lock(conn, [int(source), target])
+                await message_rows.move_rows(tx, locks, int(source), None, target)
                 tx.changes.append(MailboxesChanged(account_id))
                 return
             prefix = old + HIERARCHY_SEPARATOR
@@ -427,6 +304,9 @@ class MailboxesMixin(PgCore):
                 "SELECT recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id
             )
             if before is not None and claimed > before:
+                # Not waited for on its own (SQLite's durable=False): a claim lost with
+                # the power or a failover makes mail recent again, which is harmless.
+                await tx.conn.execute("SET LOCAL synchronous_commit TO OFF")
                 await tx.conn.execute(
                     "UPDATE mailboxes SET recent_uid = $2 WHERE id = $1", mailbox_id, claimed
                 )

@@ -159,6 +159,23 @@ def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxS
     )
 
 
+async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
+    """The counters of STATUS/SELECT and the first unseen UID, with the mailbox's row,
+    in one statement (one snapshot, one pass over the rows); NotFound if there is no
+    such mailbox."""
+    row = await conn.fetchrow(
+        "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+        f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+        f" min(uid) FILTER (WHERE flags & {SEEN} = 0)"
+        " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
+        mailbox_id,
+    )
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    first_unseen: int | None = row[8]
+    return counted_status((row[0], row[1], row[2]), tuple(row[3:8])), first_unseen
+
+
 def chunk_span(start: int, length: int | None) -> tuple[int, int]:
     """The first and last chunk numbers holding bytes `start`..`start+length`."""
     first = start // CHUNK

@@ -32,6 +32,7 @@ exception escape (they become `store.errors`), or know about protocols and sessi
 from __future__ import annotations
 
 from pillarbox.store.sqlite.accounts import AccountsMixin
+from pillarbox.store.sqlite.cluster_state import ClusterStateMixin
 from pillarbox.store.sqlite.core import DB_NAME
 from pillarbox.store.sqlite.dkim_keys import DkimKeysMixin
 from pillarbox.store.sqlite.fetch_sources import FetchSourcesMixin
@@ -57,6 +58,7 @@ class SqliteStore(
     FetchSourcesMixin,
     IdentitiesMixin,
     ImageSendersMixin,
+    ClusterStateMixin,
 ):
     """The SQLite implementation of `store.api.Store` (see the module docstring)."""
 

@@ -21,6 +21,7 @@ composed class.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,14 +51,22 @@ class SqliteCore:
     """Lifecycle and plumbing of the SQLite store (see the module docstring)."""
 
     def __init__(
-        self, data_dir: Path, *, bus: ChangeBus | None = None, collect_orphans: bool = True
+        self,
+        data_dir: Path,
+        *,
+        bus: ChangeBus | None = None,
+        collect_orphans: bool = True,
+        node_id: str = "",
     ) -> None:
         """`bus` receives every committed change; without one (the CLI, which has no
         subscribers) the store keeps an in-process bus of its own. `collect_orphans`:
         remove blob files no row refers to when opening — only the server does; the CLI
         opens the store beside a running server, whose messages being received have
-        files but no rows yet."""
+        files but no rows yet. `node_id` names this process in the claims it takes
+        (`claim_queue`, released by `release_claims`), as the PostgreSQL backend's
+        node id does; by default the machine's host name, as `[server] node_id`."""
         self.data_dir = Path(data_dir)
+        self.node_id = node_id or socket.gethostname()
         self._collect_orphans = collect_orphans
         self.db_path = self.data_dir / DB_NAME
         self._given_bus = bus

@@ -13,6 +13,10 @@ receiving side waits for it), rescheduling (it counts attempts and records a del
 warning), retrying and removing. Only a claim commits without an fsync of its own: a
 lease that a power loss undoes belonged to a process that died with it.
 
+A claim records the node that took it (`claimed_by`, the store's `node_id`), and
+`release_claims` releases only that node's: the same behaviour as the PostgreSQL
+backend, where several nodes share the queue.
+
 Times are stored as epoch seconds, with their fractions (REAL values in the INTEGER
 columns), so a scheduled time reads back as written. Callers pass aware datetimes.
 
@@ -213,8 +217,9 @@ class OutboundQueueMixin(SqliteCore):
                 return []
             until = at + lease
             conn.execute(
-                "UPDATE queue SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))",
-                (until, json.dumps([r[0] for r in rows])),
+                "UPDATE queue SET claimed_until = ?, claimed_by = ?"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                (until, self.node_id, json.dumps([r[0] for r in rows])),
             )
             held = [(*r[:11], until, *r[12:]) for r in rows]
             return _entries(conn, held)
@@ -264,7 +269,8 @@ class OutboundQueueMixin(SqliteCore):
         def op(tx: Tx) -> None:
             cur = tx.conn.execute(
                 "UPDATE queue SET attempts = attempts + 1, next_attempt = ?, last_error = ?,"
-                " warned = coalesce(?, warned), claimed_until = NULL WHERE id = ?",
+                " warned = coalesce(?, warned), claimed_until = NULL, claimed_by = ''"
+                " WHERE id = ?",
                 (at, last_error, flag, queue_id),
             )
             if cur.rowcount == 0:
@@ -293,9 +299,13 @@ class OutboundQueueMixin(SqliteCore):
 
     async def release_claims(self) -> int:
         def op(tx: Tx) -> int:
-            # One process serves an SQLite store: every claim is an earlier run's.
+            # This node's claims only, as on a database several nodes share (the store
+            # API's promise); '' is a claim taken before claims named their node
+            # (sqlite_0014), by the one process that served the store then.
             cur = tx.conn.execute(
-                "UPDATE queue SET claimed_until = NULL WHERE claimed_until IS NOT NULL"
+                "UPDATE queue SET claimed_until = NULL, claimed_by = ''"
+                " WHERE claimed_until IS NOT NULL AND claimed_by IN (?, '')",
+                (self.node_id,),
             )
             return cur.rowcount
 
