@@ -8,6 +8,7 @@ own (blob ids, thread ids, times of saving) are left out of the comparison.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -239,3 +240,35 @@ async def test_missing_mailbox_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
         assert await s.changes_since(999, 0) == ([], [])
         assert await s.search(999, SearchAll()) == []
         assert await s.sort_rows(999, [1]) == []
+
+
+async def test_select_snapshot_is_consistent_under_appends(pg_box: Box) -> None:
+    """SELECT's UIDs and counters come from one snapshot while appends commit: the
+    count is the list's length, UIDNEXT is above every listed UID, the first unseen
+    UID is listed, and nothing listed ever disappears."""
+    s, box = pg_box.store, pg_box.mailbox_id
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        try:
+            for i in range(30):
+                seen = frozenset({"\\Seen"}) if i % 2 else frozenset()
+                await put(pg_box, mail(b"Subject: %d\r\n\r\nx\r\n" % i, flags=seen))
+        finally:
+            done.set()
+
+    async def reader() -> int:
+        last: list[int] = []
+        rounds = 0
+        while not done.is_set() or rounds == 0:
+            uids, status, first_unseen = await s.select_snapshot(box)
+            assert status.messages == len(uids) and uids == sorted(uids)
+            assert not uids or status.uidnext > uids[-1]
+            assert first_unseen is None or first_unseen in uids
+            assert uids[: len(last)] == last
+            last, rounds = uids, rounds + 1
+        return rounds
+
+    _, rounds = await asyncio.gather(writer(), reader())
+    assert rounds >= 1
+    assert (await s.select_snapshot(box))[0] == list(range(1, 31))
