@@ -367,8 +367,14 @@ class ReadingMixin(PgCore):
         query = search_sql.build(mailbox_id, key)
 
         async def q(conn: Conn) -> list[int]:
-            rows = await conn.fetch(query.sql, *query.params)
-            return search_sql.matching_uids(query, rows)
+            check = query.check
+            if check is not None:
+                rows = await conn.fetch(query.sql, *query.params)
+                return [r[0] for r in rows if check(r)]
+            found = await conn.fetchval(query.sql, *query.params)
+            uids: list[int] = list(found) if found is not None else []
+            uids.sort()
+            return uids
 
         return await self._read(q)
 
