@@ -22,7 +22,7 @@ from pillarbox.store.api import Store
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import PgStore
 from pillarbox.store.postgres.blobs import CHUNK
-from tests.store.conftest import Env, write_blob
+from tests.store.conftest import Env, dummy_meta, write_blob
 
 
 @pytest.fixture
@@ -185,3 +185,21 @@ async def test_unreferenced_blob_waits_for_the_janitor(env: Env, db: asyncpg.Con
     while piece := await reader.read():
         got += piece
     assert bytes(got) == data
+
+
+async def test_metadata_and_search_text_once_per_blob(env: Env, db: asyncpg.Connection) -> None:
+    """A delivery writes its blob's metadata columns and its ``blob_text`` row (header
+    block as given, header block and body casefolded by Python, RFC 9051 §6.4.4) once:
+    a second message on the same blob keeps the first's."""
+    data = b"Subject: Gruss\r\n\r\nGroesse\r\n"
+    blob = await write_blob(env.store, data)
+    first = dummy_meta(data, subject="Gruß", headers="Subject: GRUSS İ\r\n", text="Größe ΣΑΣ")
+    await env.store.append(env.inbox.id, blob, first)
+    again = dummy_meta(data, subject="other", headers="X: y", text="other")
+    await env.store.append(env.inbox.id, blob, again)
+    assert await _rows(
+        db, "SELECT headers, headers_cf, body_cf FROM blob_text WHERE blob_id = $1", blob.blob_id
+    ) == [("Subject: GRUSS İ\r\n", "Subject: GRUSS İ\r\n".casefold(), "grösse σασ")]
+    assert await _rows(
+        db, "SELECT subject, refs, envelope FROM blobs WHERE id = $1", blob.blob_id
+    ) == [("Gruß", 2, first.envelope)]

@@ -8,6 +8,7 @@ own (blob ids, thread ids, times of saving) are left out of the comparison.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,8 +19,10 @@ import pytest
 
 from pillarbox.message.message_ids import message_ids, references_field
 from pillarbox.message.parse import parse
-from pillarbox.model import FlagMode, MessageInfo
-from pillarbox.store.postgres.reading import CHUNK, chunk_span, ranges
+from pillarbox.model import FlagMode, MessageInfo, SearchAll
+from pillarbox.store.errors import NotFound
+from pillarbox.store.postgres.blobs import CHUNK
+from pillarbox.store.postgres.reading import chunk_span, ranges
 from tests.store.postgres import twin
 from tests.store.postgres.twin import Box, Mail, mail, put
 
@@ -216,3 +219,56 @@ async def test_sort_rows_of_parsed_mail_and_old_rows(pg_box: Box, sqlite_box: Bo
     assert [r.references for r in rows] == [None, None, None]
     assert message_ids(references_field(rows[0].header_text)) == ["<m0@x.test>", "<m1@x.test>"]
     assert message_ids(references_field(rows[1].header_text)) == []
+
+
+async def test_missing_mailbox_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    """What a mailbox that does not exist answers, read by read."""
+    for box in (pg_box, sqlite_box):
+        s = box.store
+        with pytest.raises(NotFound):
+            await s.select_snapshot(999)
+        with pytest.raises(NotFound):
+            await s.page_uids(999, 10)
+        with pytest.raises(NotFound):
+            await s.thread_page(999, 10)
+        with pytest.raises(NotFound):
+            await s.read_message(999, 1)
+        assert await s.uids(999) == []
+        assert await s.fetch(999, [1]) == []
+        assert await s.fetch_flag_bits(999, [1]) == ([], {})
+        assert await s.read_messages(999, [(1, 0, None)]) == [None]
+        assert await s.changes_since(999, 0) == ([], [])
+        assert await s.search(999, SearchAll()) == []
+        assert await s.sort_rows(999, [1]) == []
+
+
+async def test_select_snapshot_is_consistent_under_appends(pg_box: Box) -> None:
+    """SELECT's UIDs and counters come from one snapshot while appends commit: the
+    count is the list's length, UIDNEXT is above every listed UID, the first unseen
+    UID is listed, and nothing listed ever disappears."""
+    s, box = pg_box.store, pg_box.mailbox_id
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        try:
+            for i in range(30):
+                seen = frozenset({"\\Seen"}) if i % 2 else frozenset()
+                await put(pg_box, mail(b"Subject: %d\r\n\r\nx\r\n" % i, flags=seen))
+        finally:
+            done.set()
+
+    async def reader() -> int:
+        last: list[int] = []
+        rounds = 0
+        while not done.is_set() or rounds == 0:
+            uids, status, first_unseen = await s.select_snapshot(box)
+            assert status.messages == len(uids) and uids == sorted(uids)
+            assert not uids or status.uidnext > uids[-1]
+            assert first_unseen is None or first_unseen in uids
+            assert uids[: len(last)] == last
+            last, rounds = uids, rounds + 1
+        return rounds
+
+    _, rounds = await asyncio.gather(writer(), reader())
+    assert rounds >= 1
+    assert (await s.select_snapshot(box))[0] == list(range(1, 31))

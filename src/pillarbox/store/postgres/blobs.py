@@ -6,8 +6,9 @@ row refers to it, plus the read leases in ``blob_readers``:
   * Writing (`PgBlobWriter`): bytes are buffered to `CHUNK` (256 KiB) and each full
     chunk is INSERTed in autocommit as it fills; the first such flush creates the
     ``blobs`` row in state ``writing``. `finish` writes the last chunk and sets the size
-    and state ``done`` in one transaction: that commit is the durability point (a small
-    message, most mail, is that one transaction and nothing else). A row may refer only
+    and state ``done`` in one statement (so one transaction): its commit is the
+    durability point (a small message, most mail, is that one round trip and nothing
+    else). A row may refer only
     to a ``done`` blob (`message_rows` checks). An unfinished upload is left for the
     janitor (it must not be removed at open, as SQLite's orphans are: another node may be
     mid-upload).
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pillarbox.store.errors import NotFound, StoreUnavailable
-from pillarbox.store.postgres.core import Conn, PgCore, PgTx
+from pillarbox.store.postgres.core import Conn, PgCore
 from pillarbox.store.postgres.errors import map_error
 
 T = TypeVar("T")
@@ -105,6 +106,23 @@ async def _insert_chunks(conn: Conn, blob_id: int, first_seq: int, chunks: list[
     )
 
 
+# `finish`: the last chunk ($tail, if any) and the blob's size and state 'done', in one
+# statement. The commit of that statement is the durability point.
+_FINISH_SMALL = """
+WITH b AS (INSERT INTO blobs (size, state) VALUES ($1, 'done') RETURNING id),
+c AS (INSERT INTO blob_chunks (blob_id, seq, data)
+      SELECT b.id, 0, $2::bytea FROM b WHERE length($2::bytea) > 0)
+SELECT id FROM b
+"""
+_FINISH_LARGE = """
+WITH b AS (UPDATE blobs SET size = $2, state = 'done', created_at = extract(epoch FROM now())
+           WHERE id = $1 AND state = 'writing' RETURNING id),
+c AS (INSERT INTO blob_chunks (blob_id, seq, data)
+      SELECT b.id, $3::integer, $4::bytea FROM b WHERE length($4::bytea) > 0)
+SELECT id FROM b
+"""
+
+
 class PgBlobWriter:
     """Streams one message into chunk rows (implements `store.api.BlobWriter`)."""
 
@@ -152,28 +170,18 @@ class PgBlobWriter:
         self._buffer.clear()
         size, first_seq = self._size, self._seq
 
-        async def op(tx: PgTx) -> int:
-            conn = tx.conn
-            blob_id = self._blob_id
-            if blob_id:
-                await conn.execute(
-                    "UPDATE blobs SET size = $2, state = 'done',"
-                    " created_at = extract(epoch FROM now()) WHERE id = $1",
-                    blob_id,
-                    size,
-                )
+        async def op(conn: Conn) -> int | None:
+            # One statement, so atomic in autocommit: one round trip for most mail.
+            if self._blob_id:
+                found = await conn.fetchval(_FINISH_LARGE, self._blob_id, size, first_seq, tail)
             else:
-                blob_id = int(
-                    await conn.fetchval(
-                        "INSERT INTO blobs (size, state) VALUES ($1, 'done') RETURNING id", size
-                    )
-                )
-            if tail:
-                await _insert_chunks(conn, blob_id, first_seq, [tail])
-            return blob_id
+                found = await conn.fetchval(_FINISH_SMALL, size, tail)
+            return None if found is None else int(found)
 
         try:
-            blob_id = await self._store._write(op)
+            blob_id = await _pooled(self._store, op)
+            if blob_id is None:  # the janitor took an upload stalled for a day
+                raise StoreUnavailable(f"blob upload {self._blob_id} is gone")
         except BaseException:
             await self.abort()
             raise

@@ -152,13 +152,16 @@ async def lock(conn: Conn, mailbox_ids: Iterable[int], *, accounts: bool = True)
 
 
 async def lock_accounts(conn: Conn, locks: Locks) -> None:
-    """Lock (in id order) and read the accounts of the locked mailboxes not yet locked."""
+    """Lock (in id order) and read the accounts of the locked mailboxes not yet locked.
+    NO KEY UPDATE: the lock the triggers' counter updates take anyway, so it serialises
+    the writers of an account without holding up rows that merely refer to it (a new
+    identity, fetch source or mailbox: their foreign keys take KEY SHARE)."""
     wanted = sorted({a for a, _ in locks.mailboxes.values()} - locks.usage.keys())
     if not wanted:
         return
     rows = await conn.fetch(
         "SELECT id, quota_bytes, used_bytes, quota_messages, used_messages FROM accounts"
-        " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        " WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE",
         wanted,
     )
     for r in rows:
@@ -278,7 +281,8 @@ async def prepare_blobs(conn: Conn, items: Iterable[NewMessage]) -> None:
     first: dict[int, MessageMeta] = {}
     for item in items:
         first.setdefault(item.blob.blob_id, item.meta)
-    for blob_id, meta in first.items():
+    # In id order: two deliveries sharing blobs lock their rows in one order.
+    for blob_id, meta in sorted(first.items(), key=lambda kv: kv[0]):
         sent_iso = sent_day = None
         if meta.sent_date is not None:
             sent_iso = meta.sent_date.isoformat()
@@ -347,56 +351,37 @@ async def spell_keywords(conn: Conn, mailbox_id: int, keywords: dict[str, str]) 
     return {folded: used.get(spelling.lower(), spelling) for folded, spelling in keywords.items()}
 
 
-async def add_keywords(
-    conn: Conn, mailbox_id: int, uid: int, keywords: dict[str, str]
-) -> list[str]:
-    """Give message `uid` `keywords` ({folded: spelling}) in the mailbox's spelling of
-    each; returns the spellings stored."""
-    spelled = await spell_keywords(conn, mailbox_id, keywords)
-    values = list(spelled.values())
-    await conn.execute(
-        "INSERT INTO keywords (mailbox_id, uid, keyword) SELECT $1, $2, w"
-        " FROM unnest($3::text[]) AS w ON CONFLICT DO NOTHING",
-        mailbox_id,
-        uid,
-        values,
-    )
-    return values
-
-
-# The thread of a message being stored (RFC 8474 §5.2, `model.objectids`): that of its
-# first key ($2, in order) the account ($1) knows, else a new one named by its blob ($3);
-# the keys not known yet are recorded under it. One statement, after the account lock,
-# so two concurrent deliveries with the same Message-ID agree on one thread.
-_THREAD = """
-WITH k AS (SELECT key, ord FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord)),
-t AS (SELECT coalesce(
-        (SELECT t.thread_id FROM k JOIN thread_ids AS t
-            ON t.account_id = $1 AND t.msgid = k.key ORDER BY k.ord LIMIT 1),
-        $3::bigint) AS thread_id),
-i AS (INSERT INTO thread_ids (account_id, msgid, thread_id)
-      SELECT $1, k.key, t.thread_id FROM k CROSS JOIN t ON CONFLICT DO NOTHING)
-SELECT thread_id FROM t
-"""
-
-
-async def assign_thread(conn: Conn, account_id: int, blob_id: int, keys: Sequence[str]) -> int:
-    if not keys:
-        return blob_id
-    return int(await conn.fetchval(_THREAD, account_id, list(keys), blob_id))
-
-
-# --- rows ----------------------------------------------------------------------------
-# Reserve one UID and MODSEQ under the mailbox row lock and insert the row, in one
-# statement: (uid, modseq, uidvalidity), or no row when the mailbox is gone.
+# One new message row, in one statement (the hot mailbox lock is held from `lock` to
+# the commit, so every round trip under it counts):
+#   k, t, i: its thread (RFC 8474 §5.2, `model.objectids`): that of its first key ($8,
+#      in order) the account ($9) knows, else a new one named by its blob ($6); the keys
+#      not known yet are recorded under it. After the account lock, so two concurrent
+#      deliveries with the same Message-ID agree on one thread.
+#   b: one UID and one MODSEQ, taken under the mailbox row lock.
+#   kw: its keywords ($10), each in the spelling the mailbox already uses (keywords
+#      match case-insensitively, ASCII-folded as SQLite's NOCASE, RFC 9051 §2.3.2).
+# Returns (uid, modseq, uidvalidity, keywords as stored); no row: the mailbox is gone.
 _INSERT = """
-WITH b AS (UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-           WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq AS modseq, uidvalidity)
+WITH k AS (SELECT key, ord FROM unnest($8::text[]) WITH ORDINALITY AS k(key, ord)),
+t AS (SELECT coalesce(
+        (SELECT known.thread_id FROM k JOIN thread_ids AS known
+            ON known.account_id = $9 AND known.msgid = k.key ORDER BY k.ord LIMIT 1),
+        $6::bigint) AS thread_id),
+i AS (INSERT INTO thread_ids (account_id, msgid, thread_id)
+      SELECT $9, k.key, t.thread_id FROM k CROSS JOIN t ON CONFLICT DO NOTHING),
+b AS (UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+      WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq AS modseq, uidvalidity),
+kw AS (INSERT INTO keywords (mailbox_id, uid, keyword)
+       SELECT $1, b.uid, coalesce(
+           (SELECT s.keyword FROM keywords AS s WHERE s.mailbox_id = $1
+               AND lower(s.keyword) = lower(w COLLATE "C") LIMIT 1), w)
+       FROM unnest($10::text[]) AS w CROSS JOIN b
+       ON CONFLICT DO NOTHING RETURNING keyword)
 INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, internal_tz, size,
                       blob_id, savedate, thread_id)
 SELECT $1, b.uid, b.modseq, $2::integer, $3::bigint, $4::integer, $5::bigint, $6::bigint,
-       $7::bigint, $8::bigint FROM b
-RETURNING uid, modseq, (SELECT uidvalidity FROM b)
+       $7::bigint, t.thread_id FROM b CROSS JOIN t
+RETURNING uid, modseq, (SELECT uidvalidity FROM b), (SELECT array_agg(keyword) FROM kw)
 """
 
 
@@ -409,9 +394,6 @@ async def insert_one(tx: PgTx, locks: Locks, item: NewMessage) -> AppendResult:
     check_quota(locks, mailbox_id, meta.size)
     bits, keywords = split_flags(item.flags)
     await check_keyword_room(conn, mailbox_id, keywords)
-    thread_id = await assign_thread(
-        conn, account_id, item.blob.blob_id, objectids.thread_keys(meta)
-    )
     now = datetime.now(UTC)
     epoch, tz = to_epoch(item.internaldate or now)
     row = await conn.fetchrow(
@@ -423,12 +405,14 @@ async def insert_one(tx: PgTx, locks: Locks, item: NewMessage) -> AppendResult:
         meta.size,
         item.blob.blob_id,
         int(now.timestamp()),
-        thread_id,
+        list(objectids.thread_keys(meta)),
+        account_id,
+        list(keywords.values()),
     )
     if row is None:  # pragma: no cover - the mailbox is locked
         raise NotFound(f"no mailbox {mailbox_id}")
     uid, modseq, uidvalidity = row[0], row[1], row[2]
-    spelled = await add_keywords(conn, mailbox_id, uid, keywords) if keywords else []
+    spelled: list[str] = list(row[3] or ())
     locks._counted(mailbox_id, meta.size, 1)
     tx.changes.append(
         MessagesAdded(account_id, mailbox_id, (FlagRow(uid, flag_set(bits, spelled), modseq),))

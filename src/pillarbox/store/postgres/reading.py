@@ -5,10 +5,11 @@ Owns the read-only queries over ``messages``, ``keywords``, ``blobs``, ``blob_ch
 and ``expunged``, and the row idioms the listing and sorting concerns share with it.
 Everything derived from the message bytes (envelope, body structure, part offsets,
 preview, size) was stored at delivery, so FETCH copies bytes and only BODY[...] reads
-chunks. What each operation costs is round trips: a set of UIDs is one parameter (its
-merged ranges as two arrays, joined with ``unnest``: one index range scan per range),
-a message list comes back as a few arrays (decoded in C) rather than a record per
-message, and bodies come with their rows' chunks in one query per batch.
+chunks. What each operation costs is round trips: a set of UIDs is one range or its
+merged ranges as two arrays (`uid_set`: one index range scan per range), each read
+is one statement where it can be (one snapshot, no BEGIN/COMMIT), a message list comes
+back as a few arrays (decoded in C) rather than a record per message, and bodies come
+with their rows' chunks, cut to the asked range, in one query per batch.
 
 Must not: change anything, parse messages, or query once per message.
 """
@@ -23,12 +24,12 @@ from functools import lru_cache
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import search as search_sql
+from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
 from pillarbox.store.sqlite.flags import DELETED, SEEN, flag_set
 
-# The size of a blob's chunks in `blob_chunks` (pg_0001): chunk `seq` holds the bytes
-# from seq * CHUNK on, every chunk but the last full.
-CHUNK = 256 * 1024
+# Chunk `seq` of a blob (`blob_chunks`, written by `blobs`) holds its bytes from
+# seq * CHUNK on; every chunk but the last is full.
 _TO_END = 2**62  # a chunk number past any blob's last
 
 # The counters of STATUS/SELECT over a mailbox's message rows, in the order
@@ -96,65 +97,44 @@ def from_epoch(epoch: int, tz_minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch, _zone(tz_minutes))
 
 
-async def keywords_of(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> dict[int, list[str]]:
-    """The keywords of `uids` (None: of every message), by UID."""
-    if uids is None:
-        rows = await conn.fetch(
-            "SELECT uid, keyword FROM keywords WHERE mailbox_id = $1 ORDER BY uid, keyword",
-            mailbox_id,
-        )
-    else:
-        wanted = uid_set(uids, "keywords", "k")
-        if wanted is None:
-            return {}
-        rows = await conn.fetch(
-            f"SELECT k.uid, k.keyword FROM {wanted.source} WHERE {wanted.where}"
-            " ORDER BY k.uid, k.keyword",
-            mailbox_id,
-            *wanted.params,
-        )
-    result: dict[int, list[str]] = {}
-    for uid, keyword in rows:
-        result.setdefault(uid, []).append(keyword)
-    return result
+async def flags_and_keywords(
+    conn: Conn, mailbox_id: int, uids: Sequence[int]
+) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+    """(uid, flag bits, modseq) of the existing `uids`, ascending, and their keywords,
+    in one statement (one round trip, one snapshot: a keyword never shows without its
+    row).
 
-
-async def flag_rows(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> list[tuple[int, int, int]]:
-    """(uid, flag bits, modseq) of existing UIDs, ascending.
-
-    Three arrays, zipped: a record per message would cost more than the query. They
-    are sorted here, not by the server, whose sort of 100,000 rows (three aggregates,
-    or a sort node before them) cost more than the scan; a list that is already in
-    order (the usual case: rows are stored in UID order) sorts in one pass."""
-    if uids is None:
-        row = await conn.fetchrow(
-            "SELECT array_agg(uid), array_agg(flags), array_agg(modseq)"
-            " FROM messages WHERE mailbox_id = $1",
-            mailbox_id,
-        )
-    else:
-        wanted = uid_set(uids)
-        if wanted is None:
-            return []
-        row = await conn.fetchrow(
-            "SELECT array_agg(m.uid), array_agg(m.flags), array_agg(m.modseq)"
-            f" FROM {wanted.source} WHERE {wanted.where}",
-            mailbox_id,
-            *wanted.params,
-        )
-    if row is None or row[0] is None:
-        return []
+    Five arrays: a record per message would cost more than the query. The rows are
+    sorted here, not by the server, whose sort of 100,000 rows (a sort node, or one
+    per ordered aggregate) cost more than the scan; a list already in order (rows are
+    stored in UID order) sorts in one pass."""
+    wanted = uid_set(uids)
+    if wanted is None:
+        return [], {}
+    keyword_set = uid_set(uids, "keywords", "k")
+    assert keyword_set is not None
+    row = await conn.fetchrow(
+        "SELECT f.*, kw.* FROM (SELECT array_agg(m.uid), array_agg(m.flags),"
+        f" array_agg(m.modseq) FROM {wanted.source} WHERE {wanted.where}) AS f,"
+        " (SELECT array_agg(k.uid), array_agg(k.keyword)"
+        f" FROM {keyword_set.source} WHERE {keyword_set.where}) AS kw",
+        mailbox_id,
+        *wanted.params,
+    )
+    assert row is not None  # aggregates always have their row
+    if row[0] is None:
+        return [], {}
     rows = list(zip(row[0], row[1], row[2], strict=True))
     rows.sort()
-    return rows
+    keywords: dict[int, list[str]] = {}
+    if row[3] is not None:
+        for uid, keyword in zip(row[3], row[4], strict=True):
+            keywords.setdefault(uid, []).append(keyword)
+    return rows, keywords
 
 
 async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
-    """The mailbox's UIDs, ascending: one array, sorted here (see `flag_rows`)."""
+    """The mailbox's UIDs, ascending: one array, sorted here (see `flags_and_keywords`)."""
     found = await conn.fetchval(
         "SELECT array_agg(uid) FROM messages WHERE mailbox_id = $1", mailbox_id
     )
@@ -163,18 +143,9 @@ async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
     return uids
 
 
-async def mailbox_row(conn: Conn, mailbox_id: int) -> tuple[int, int, int]:
-    """(uidnext, uidvalidity, highestmodseq) of the mailbox; NotFound if there is none."""
-    box = await conn.fetchrow(
-        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1", mailbox_id
-    )
-    if box is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    return box[0], box[1], box[2]
-
-
 def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxStatus:
-    """The MailboxStatus of `mailbox_row` and the `COUNTER_COLUMNS` values."""
+    """The MailboxStatus of a mailbox's (uidnext, uidvalidity, highestmodseq) and its
+    `COUNTER_COLUMNS` values."""
     messages, unseen, deleted, size, deleted_size = counts[:5]
     return MailboxStatus(
         messages=messages,
@@ -189,15 +160,20 @@ def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxS
 
 
 async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
-    box = await mailbox_row(conn, mailbox_id)
-    counts = await conn.fetchrow(
-        f"SELECT {COUNTER_COLUMNS}, min(uid) FILTER (WHERE flags & {SEEN} = 0)"
-        " FROM messages WHERE mailbox_id = $1",
+    """The counters of STATUS/SELECT and the first unseen UID, with the mailbox's row,
+    in one statement (one snapshot, one pass over the rows); NotFound if there is no
+    such mailbox."""
+    row = await conn.fetchrow(
+        "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+        f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+        f" min(uid) FILTER (WHERE flags & {SEEN} = 0)"
+        " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
         mailbox_id,
     )
-    assert counts is not None  # an aggregate always has its row
-    return counted_status(box, tuple(counts)), counts[5]
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    first_unseen: int | None = row[8]
+    return counted_status((row[0], row[1], row[2]), tuple(row[3:8])), first_unseen
 
 
 def chunk_span(start: int, length: int | None) -> tuple[int, int]:
@@ -258,19 +234,21 @@ async def _bodies(
 
 
 async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> list[MessageInfo]:
-    """The precomputed rows of `wanted` (ascending), keywords included: two queries."""
+    """The precomputed rows of `wanted` (ascending), keywords included: one statement
+    (a FETCH is one round trip; each row's keywords are an index probe in it)."""
     uids = uid_set(wanted)
     if uids is None:
         return []
     rows = await conn.fetch(
         "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
         " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
-        f" m.thread_id FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
+        " m.thread_id, ARRAY(SELECT kw.keyword FROM keywords AS kw"
+        " WHERE kw.mailbox_id = m.mailbox_id AND kw.uid = m.uid)"
+        f" FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
         f" WHERE {uids.where} ORDER BY m.uid",
         mailbox_id,
         *uids.params,
     )
-    keywords = await keywords_of(conn, mailbox_id, wanted) if rows else {}
     infos: list[MessageInfo] = []
     for r in rows:
         internaldate = from_epoch(r[3], r[4])
@@ -279,7 +257,7 @@ async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> l
                 mailbox_id=mailbox_id,
                 uid=r[0],
                 modseq=r[1],
-                flags=flag_set(r[2], keywords.get(r[0], ())),
+                flags=flag_set(r[2], r[14]),
                 internaldate=internaldate,
                 size=r[5],
                 envelope=r[6] or b"",
@@ -310,19 +288,14 @@ class ReadingMixin(PgCore):
     async def fetch_flag_bits(
         self, mailbox_id: int, uids: Sequence[int]
     ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message. Rows and
-        # keywords from one snapshot, so a keyword never shows without its row's flags.
+        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message.
         wanted = list(uids)
 
-        async def q(conn: Conn) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-            rows = await flag_rows(conn, mailbox_id, wanted)
-            return rows, (await keywords_of(conn, mailbox_id, wanted) if rows else {})
-
-        return await self._read(q, snapshot=True)
+        return await self._read(lambda conn: flags_and_keywords(conn, mailbox_id, wanted))
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
-        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted), snapshot=True)
+        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted))
 
     async def fetch_with_bodies(
         self,
@@ -369,42 +342,65 @@ class ReadingMixin(PgCore):
         return await self._read(lambda conn: _bodies(conn, mailbox_id, wanted))
 
     async def select_snapshot(self, mailbox_id: int) -> tuple[list[int], MailboxStatus, int | None]:
-        # SELECT in one REPEATABLE READ snapshot: the UID list, the counters and the
-        # first unseen UID agree with each other whatever commits meanwhile.
+        # SELECT from one snapshot: the UID list, the counters and the first unseen UID
+        # are one statement (one snapshot, whatever commits meanwhile: as a REPEATABLE
+        # READ transaction would give, without its BEGIN and COMMIT), one pass over
+        # the rows and one round trip.
         async def q(conn: Conn) -> tuple[list[int], MailboxStatus, int | None]:
-            status, first_unseen = await mailbox_counters(conn, mailbox_id)
-            return await all_uids(conn, mailbox_id), status, first_unseen
+            row = await conn.fetchrow(
+                "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+                f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+                f" min(uid) FILTER (WHERE flags & {SEEN} = 0), array_agg(uid)"
+                " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
+                mailbox_id,
+            )
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            status = counted_status((row[0], row[1], row[2]), tuple(row[3:8]))
+            uids: list[int] = list(row[9]) if row[9] is not None else []
+            uids.sort()
+            return uids, status, row[8]
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
         query = search_sql.build(mailbox_id, key)
 
         async def q(conn: Conn) -> list[int]:
-            rows = await conn.fetch(query.sql, *query.params)
-            return search_sql.matching_uids(query, rows)
+            check = query.check
+            if check is not None:
+                rows = await conn.fetch(query.sql, *query.params)
+                return [r[0] for r in rows if check(r)]
+            found = await conn.fetchval(query.sql, *query.params)
+            uids: list[int] = list(found) if found is not None else []
+            uids.sort()
+            return uids
 
         return await self._read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
+        # RFC 7162 §3.1.4.1 / §3.2.5.1: the rows changed and the UIDs expunged since
+        # `modseq`, in one statement (one snapshot: a UID is never in both lists).
         async def q(conn: Conn) -> tuple[list[FlagRow], list[int]]:
             rows = await conn.fetch(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND modseq > $2"
-                " ORDER BY uid",
+                "SELECT uid, flags, modseq, ARRAY(SELECT k.keyword FROM keywords AS k"
+                " WHERE k.mailbox_id = m.mailbox_id AND k.uid = m.uid)"
+                " FROM messages AS m WHERE mailbox_id = $1 AND modseq > $2"
+                " UNION ALL SELECT uid, NULL, NULL, NULL FROM expunged"
+                " WHERE mailbox_id = $1 AND modseq > $2 ORDER BY 1",
                 mailbox_id,
                 modseq,
             )
-            keywords = await keywords_of(conn, mailbox_id, [r[0] for r in rows]) if rows else {}
-            changed = [FlagRow(u, flag_set(b, keywords.get(u, ())), m) for u, b, m in rows]
-            gone = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM expunged"
-                " WHERE mailbox_id = $1 AND modseq > $2",
-                mailbox_id,
-                modseq,
-            )
-            return changed, (list(gone) if gone is not None else [])
+            changed: list[FlagRow] = []
+            gone: list[int] = []
+            for uid, bits, ms, keywords in rows:
+                if bits is None:
+                    gone.append(uid)
+                else:
+                    changed.append(FlagRow(uid, flag_set(bits, keywords), ms))
+            return changed, gone
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def pop_hidden(self, mailbox_id: int) -> set[int]:
         async def q(conn: Conn) -> set[int]:
