@@ -29,6 +29,13 @@ Theory of operation:
     store published (`Local`); before publishing it drops what the bus already carried
     or what is older than it, and gives a new message its newer local row
     (`without_local`).
+  * The other way round, a local change must not overtake another node's: a session
+    that showed UID n+1 (added here) drops UID n (added there, relayed a few
+    milliseconds later) for good. `LocalOrder`, the bus a PgStore publishes to on a
+    node with a relay (`app.py`), hands on a local change of a followed mailbox only
+    once every MODSEQ below it was handed on, waiting for the relay's read-back to fill
+    a gap (at most `HOLD_MAX`); it also drops a local change that read-back already
+    covered with newer rows.
   * A mailbox the relay has not followed yet (the first notice after an account got a
     subscriber here) has no such pair. Its notices say where to start (their lowest
     MODSEQ) and the lowest UID of the first ``a`` transaction says where new messages
