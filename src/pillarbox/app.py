@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable, Coroutine
@@ -95,7 +96,9 @@ def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:
     return PgStore(
         config.store_dsn,
         bus=bus,
-        node_id=config.node_name,
+        # The CLI beside running nodes is a node of its own to the relays: they must
+        # pass its writes on to their sessions, not skip them as their own.
+        node_id=config.node_name if server else f"{config.node_name}-cli-{os.getpid()}",
         pool_min=config.store.pool_min,
         pool_max=config.store.pool_max,
         statement_cache_size=config.store.statement_cache_size,
