@@ -21,16 +21,16 @@ from tests import pg
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.serve import ServeProcess, cli
 
-LISTENERS = ("smtp", "imap", "http")
+LISTENERS = ("smtp", "imap", "http", "pop3")
 USERS = ("alice@example.test", "bob@example.test")
 
 
 def write_config(directory: Path, dsn: str, node_id: str) -> Path:
-    """A node's configuration: SMTP (MX), IMAP and the webmail on ephemeral loopback
+    """A node's configuration: SMTP (MX), IMAP, POP3 and the webmail on ephemeral loopback
     ports, every other listener off, no DNS (look-ups are refused at once)."""
     directory.mkdir(parents=True, exist_ok=True)
     off = "\n".join(
-        f'{name} = ""' for name in ("submission", "submissions", "imaps", "pop3", "pop3s", "lmtp")
+        f'{name} = ""' for name in ("submission", "submissions", "imaps", "pop3s", "lmtp")
     )
     on = "\n".join(f'{name} = "127.0.0.1:0"' for name in LISTENERS)
     config = directory / "pillarbox.toml"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import poplib
 import re
 import smtplib
 import threading
@@ -199,3 +200,48 @@ def test_after_a_database_outage_changes_still_cross_nodes(
     assert line == b"* 1 EXISTS", line
     idler.send(b"DONE\r\n")
     assert idler.until(b"i1")[-1].startswith(b"i1 OK")
+
+
+def test_a_pop3_session_on_node1_locks_out_one_on_node2(cluster: Cluster) -> None:
+    """RFC 1939 §8: one POP3 session per maildrop, across nodes (the lease row of
+    `pop_locks`); the lock ends with the first session's QUIT, and node 2 then opens it."""
+    first = poplib.POP3("127.0.0.1", cluster.node1.port("pop3"), timeout=10)
+    try:
+        first.user("alice@example.test")
+        first.pass_(PASSWORD)
+        second = poplib.POP3("127.0.0.1", cluster.node2.port("pop3"), timeout=10)
+        try:
+            second.user("alice@example.test")
+            with pytest.raises(poplib.error_proto) as refused:
+                second.pass_(PASSWORD)
+            assert refused.value.args[0].startswith(b"-ERR [IN-USE]"), refused.value
+        finally:
+            second.close()
+    finally:
+        first.quit()
+    again = poplib.POP3("127.0.0.1", cluster.node2.port("pop3"), timeout=10)
+    try:
+        again.user("alice@example.test")
+        assert again.pass_(PASSWORD).startswith(b"+OK")
+    finally:
+        again.quit()
+
+
+def test_failed_logins_on_node1_slow_down_node2(cluster: Cluster) -> None:
+    """The per-address throttle lives in the database (`login_failures`): guesses spread
+    over the nodes gain nothing. After failures on node 1, a wrong password on node 2 is
+    answered only after the delay the failures earned (auth.fail_delay, doubling)."""
+    for _ in range(3):
+        pop = poplib.POP3("127.0.0.1", cluster.node1.port("pop3"), timeout=30)
+        pop.user("alice@example.test")
+        with pytest.raises(poplib.error_proto):
+            pop.pass_("wrong")
+        pop.close()
+    pop = poplib.POP3("127.0.0.1", cluster.node2.port("pop3"), timeout=30)
+    pop.user("alice@example.test")
+    started = time.monotonic()
+    with pytest.raises(poplib.error_proto):
+        pop.pass_("wrong again")
+    waited = time.monotonic() - started
+    pop.close()
+    assert waited >= 1.0, f"node 2 answered a fourth failure after {waited:.2f}s"
