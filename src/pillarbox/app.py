@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable, Coroutine
@@ -37,6 +38,7 @@ from pillarbox.services.fetch_now import FetchOutcome, RunSource
 from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.postgres import PgStore
+from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 
@@ -94,7 +96,9 @@ def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:
     return PgStore(
         config.store_dsn,
         bus=bus,
-        node_id=config.node_name,
+        # The CLI beside running nodes is a node of its own to the relays: they must
+        # pass its writes on to their sessions, not skip them as their own.
+        node_id=config.node_name if server else f"{config.node_name}-cli-{os.getpid()}",
         pool_min=config.store.pool_min,
         pool_max=config.store.pool_max,
         statement_cache_size=config.store.statement_cache_size,
@@ -198,13 +202,27 @@ class App:
         self.web: WebListener | None = None  # the `http` listener, when enabled
         self.queue_runner: QueueRunner | None = None
         self.fetch_scheduler: FetchScheduler | None = None
+        self.relay: PgChangeRelay | None = None  # other nodes' changes (PostgreSQL only)
 
     async def start(self) -> None:
         check_data_dir(self.config)
         changes = InProcessChangeBus()
-        store = open_store(self.config, changes, server=True)
+        # Several nodes on PostgreSQL: the store publishes through `LocalOrder`, which
+        # keeps this node's changes in MODSEQ order with the relay's (store/postgres/bus.py).
+        order = LocalOrder(changes) if backend_name(self.config) == "postgres" else None
+        store = open_store(self.config, order or changes, server=True)
         await store.open()
         self.store, self.changes = store, changes
+        if isinstance(store, PgStore):
+            # Other nodes' changes reach this node's sessions through the relay, started
+            # before any session can subscribe.
+            relay = PgChangeRelay(store, changes, order=order)
+            try:
+                await relay.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.relay = relay
         self.services = build_services(store, self.config, changes)
         ctx = tls_context(self.config)
         limits = ListenerLimits(
@@ -270,6 +288,9 @@ class App:
         if self.services is not None:
             await self.services.close()
             self.services = None
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -109,6 +109,13 @@ async def test_a_killed_node_leaves_its_queue_to_the_other(
             "every connection waiting for its final reply",
         )
         in_flight = {message_number(rx) for rx in peer.unanswered.values()}
+        # The peer has decided to leave each of those dots unanswered (past its reply
+        # delay): none of them can be acknowledged once the stall ends.
+        await until(
+            peer,
+            lambda: in_flight <= {message_number(rx) for rx in peer.stalled},
+            "the held final dots stalled for good",
+        )
         acked_before = Counter(message_number(rx) for rx in peer.received)
         await asyncio.to_thread(node_a.kill)
         peer.stall = False  # node B's held dots are answered, node A's connections are gone

@@ -174,6 +174,17 @@ def test_added_then_expunged_before_seen_is_never_reported() -> None:
     assert not up and list(v.uids) == [1]
 
 
+def test_a_repeated_add_of_a_message_that_came_and_went_stays_out() -> None:
+    """Repeats are applied idempotently, also of a message added and expunged between
+    two looks (a relay of another node's changes may repeat the add)."""
+    v = view([1])
+    v.record(MessagesAdded(1, BOX.id, (row(2),)))
+    v.record(MessagesExpunged(1, BOX.id, (2,), 30))
+    v.record(MessagesAdded(1, BOX.id, (row(2), row(3))))
+    up = v.take_updates(allow_expunge=True)
+    assert up.exists == 2 and list(v.uids) == [1, 3]
+
+
 def test_own_expunge_of_unseen_uid_keeps_it_out() -> None:
     """EXPUNGE that removed a UID the view has not heard of yet: its late add is dropped."""
     v = view([1, 2])

@@ -30,9 +30,9 @@ from pillarbox.model import Account
 from pillarbox.model.cluster import LoginState
 from pillarbox.rules.addresses import InvalidAddress, normalize_address
 from pillarbox.services.account_throttle import AccountThrottle
-from pillarbox.services.errors import AuthFailed
+from pillarbox.services.errors import AuthFailed, TempFailure
 from pillarbox.store.api import Store
-from pillarbox.store.errors import StoreError
+from pillarbox.store.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger("pillarbox.auth")
 
@@ -202,6 +202,11 @@ class AuthService:
         else:
             try:
                 account = await self._store.get_account(address)
+            except StoreUnavailable as exc:
+                # The database is restarting or out of reach: say "try again later",
+                # never "wrong password" (a client would ask its user for a new one).
+                log.warning("authentication unavailable for %r: %s", address, exc)
+                raise TempFailure("Authentication temporarily unavailable") from exc
             except StoreError:
                 account = None
         # Spraying one account from many addresses: attempts on it from addresses it

@@ -381,11 +381,13 @@ class SelectedView:
             self._added.clear()
             for row in rows:
                 if row.uid in self._gone:
-                    self._gone.discard(row.uid)  # came and went between two looks
-                    continue
+                    continue  # came and went between two looks
                 if row.uid > self.max_uid:
                     self.uids.append(row.uid)
                     self.uidnext = max(self.uidnext, row.uid + 1)
+            # Only now: a repeated add of a UID that came and went (another node's relay
+            # may repeat one) must not bring it back either.
+            self._gone.difference_update(row.uid for row in rows)
         if self._expunged:
             present = [u for u in self._expunged if self.seq_of(u) is not None]
             self._expunged = set(present)

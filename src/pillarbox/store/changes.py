@@ -133,6 +133,11 @@ class InProcessChangeBus:
             return len(self._subs.get(account_id, ()))
         return sum(len(s) for s in self._subs.values())
 
+    def subscribed_accounts(self) -> list[int]:
+        """The accounts that have at least one subscriber now (a relay of other
+        nodes' changes follows only these)."""
+        return [account for account, subs in self._subs.items() if subs]
+
     def _remove(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.account_id)
         if subs is not None:

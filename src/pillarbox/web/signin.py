@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pillarbox.services.errors import AuthFailed
+from pillarbox.services.errors import AuthFailed, TempFailure
 from pillarbox.web.context import (
     WebContext,
     client_ip,
@@ -90,6 +90,13 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         except AuthFailed:
             return await form_page(
                 request, error="Wrong address or password.", address=address, status=401
+            )
+        except TempFailure:
+            return await form_page(
+                request,
+                error="Sign-in is unavailable for a moment; please try again.",
+                address=address,
+                status=503,
             )
         session = await ctx.sessions.create(account)
         log.info("webmail sign-in %s from %s", account.address, ip)

@@ -8,6 +8,7 @@ own (blob ids, thread ids, times of saving) are left out of the comparison.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,10 +17,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pillarbox.model import MessageInfo
-from pillarbox.store.postgres.reading import CHUNK, chunk_span, ranges
+from pillarbox.message.message_ids import message_ids, references_field
+from pillarbox.message.parse import parse
+from pillarbox.model import FlagMode, MessageInfo, SearchAll
+from pillarbox.store.errors import NotFound
+from pillarbox.store.postgres.blobs import CHUNK
+from pillarbox.store.postgres.reading import chunk_span, ranges
 from tests.store.postgres import twin
-from tests.store.postgres.twin import Box, mail, put
+from tests.store.postgres.twin import Box, Mail, mail, put
 
 BIG = bytes(range(256)) * (CHUNK * 2 // 256) + b"tail!"  # three chunks, the last short
 
@@ -171,24 +176,99 @@ async def test_changes_pages_and_sort_rows_as_sqlite(pg_box: Box, sqlite_box: Bo
     assert await p.sort_rows(pb, []) == []
 
 
-async def test_changes_since_sees_expunged_and_hidden(pg_box: Box) -> None:
-    """Rows the message writes leave (expunged UIDs, POP3's hidden flag), seen by the
-    reads; written with SQL so that this does not wait for those writes."""
-    for m in MAILS:
-        await put(pg_box, m)
+async def test_changes_since_sees_expunged_and_hidden(pg_box: Box, sqlite_box: Box) -> None:
+    """Expunged UIDs by MODSEQ (RFC 7162 §3.2.5.1 VANISHED) and POP3's hidden set."""
+    await _both(pg_box, sqlite_box)
+    answers = []
+    for box in (pg_box, sqlite_box):
+        s, mailbox = box.store, box.mailbox_id
+        before = (await s.mailbox_status(mailbox)).highestmodseq
+        await s.set_flags(mailbox, [1, 3], frozenset({"\\Deleted"}), FlagMode.ADD)
+        await s.expunge(mailbox)
+        await s.pop_hide(mailbox, [4])
+        changed, gone = await s.changes_since(mailbox, before)
+        answers.append(([(c.uid, c.flags) for c in changed], gone, await s.pop_hidden(mailbox)))
+    assert answers[0] == answers[1]
+    assert answers[0][1] == [1, 2, 3]
+
+
+MSG = (
+    b"Message-ID: <m2@x.test>\r\nReferences: <m0@x.test>\r\n\t<m1@x.test>\r\n"
+    b"Subject: =?utf-8?q?Re=3A_caf=C3=A9?=\r\nDate: Wed, 1 Jan 2020 10:00:00 +0500\r\n\r\nhi\r\n"
+)
+
+
+async def test_sort_rows_of_parsed_mail_and_old_rows(pg_box: Box, sqlite_box: Box) -> None:
+    """SORT/THREAD rows from the stored columns, as on SQLite; a blob stored without
+    References msg-ids (NULL, as migrated mail) brings its header block instead."""
+    for box in (pg_box, sqlite_box):
+        for body in (MSG, b"Subject: plain\r\n\r\nx\r\n", MSG):
+            await put(box, Mail(body, parse(body)))
+    rows = await pg_box.store.sort_rows(pg_box.mailbox_id, [3, 1, 2], with_references=True)
+    assert rows == await sqlite_box.store.sort_rows(
+        sqlite_box.mailbox_id, [3, 1, 2], with_references=True
+    )
+    assert rows[0].subject == "Re: café" and rows[0].references == "<m0@x.test> <m1@x.test>"
+    assert rows[0].sent_date is not None and rows[0].sent_date.timestamp() == 1577854800
     conn = await asyncpg.connect(pg_box.dsn)
     try:
-        await conn.execute(
-            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, 7, 40), ($1, 5, 30)",
-            pg_box.mailbox_id,
-        )
-        await conn.execute(
-            "UPDATE messages SET pop_hidden = 1 WHERE mailbox_id = $1 AND uid IN (2, 4)",
-            pg_box.mailbox_id,
-        )
+        await conn.execute("UPDATE blobs SET thread_refs = NULL")
     finally:
         await conn.close()
+    rows = await pg_box.store.sort_rows(pg_box.mailbox_id, [1, 2, 3], with_references=True)
+    assert [r.references for r in rows] == [None, None, None]
+    assert message_ids(references_field(rows[0].header_text)) == ["<m0@x.test>", "<m1@x.test>"]
+    assert message_ids(references_field(rows[1].header_text)) == []
+
+
+async def test_missing_mailbox_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
+    """What a mailbox that does not exist answers, read by read."""
+    for box in (pg_box, sqlite_box):
+        s = box.store
+        with pytest.raises(NotFound):
+            await s.select_snapshot(999)
+        with pytest.raises(NotFound):
+            await s.page_uids(999, 10)
+        with pytest.raises(NotFound):
+            await s.thread_page(999, 10)
+        with pytest.raises(NotFound):
+            await s.read_message(999, 1)
+        assert await s.uids(999) == []
+        assert await s.fetch(999, [1]) == []
+        assert await s.fetch_flag_bits(999, [1]) == ([], {})
+        assert await s.read_messages(999, [(1, 0, None)]) == [None]
+        assert await s.changes_since(999, 0) == ([], [])
+        assert await s.search(999, SearchAll()) == []
+        assert await s.sort_rows(999, [1]) == []
+
+
+async def test_select_snapshot_is_consistent_under_appends(pg_box: Box) -> None:
+    """SELECT's UIDs and counters come from one snapshot while appends commit: the
+    count is the list's length, UIDNEXT is above every listed UID, the first unseen
+    UID is listed, and nothing listed ever disappears."""
     s, box = pg_box.store, pg_box.mailbox_id
-    assert (await s.changes_since(box, 29))[1] == [5, 7]
-    assert (await s.changes_since(box, 30))[1] == [7]
-    assert await s.pop_hidden(box) == {2, 4}
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        try:
+            for i in range(30):
+                seen = frozenset({"\\Seen"}) if i % 2 else frozenset()
+                await put(pg_box, mail(b"Subject: %d\r\n\r\nx\r\n" % i, flags=seen))
+        finally:
+            done.set()
+
+    async def reader() -> int:
+        last: list[int] = []
+        rounds = 0
+        while not done.is_set() or rounds == 0:
+            uids, status, first_unseen = await s.select_snapshot(box)
+            assert status.messages == len(uids) and uids == sorted(uids)
+            assert not uids or status.uidnext > uids[-1]
+            assert first_unseen is None or first_unseen in uids
+            assert uids[: len(last)] == last
+            last, rounds = uids, rounds + 1
+        return rounds
+
+    _, rounds = await asyncio.gather(writer(), reader())
+    assert rounds >= 1
+    assert (await s.select_snapshot(box))[0] == list(range(1, 31))

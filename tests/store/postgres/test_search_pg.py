@@ -1,24 +1,22 @@
 """The PostgreSQL read side: SEARCH gives the SQLite backend's results on the same mail
 (casefolding included), and the builder's pieces agree with Python.
 
-Known differences, asserted below (`DIVERGENT`), both where the SQLite backend misses
-a match: it checks an ASCII TEXT/BODY needle with LIKE on the stored text (ASCII-only
-folding), while PostgreSQL keeps the body casefolded only (`blob_text.body_cf`), so
-there "STRASSE" also finds a body saying "Straße"; and SQLite's FTS5 trigram filter
-folds "ß" otherwise than casefold(), so "ÜBERMÄSSIG" misses "übermäßig" there. Both
-answers on PostgreSQL are RFC 9051 §6.4.4's full case folding. Headers and header
-columns (SUBJECT, FROM, HEADER ...) behave identically on both.
+Both backends keep the body casefolded and test the casefolded needle as a substring
+(RFC 9051 §6.4.4), so "STRASSE" finds a body saying "Straße" on both (`CASEFOLDED`).
+Headers and header columns (SUBJECT, FROM, HEADER ...) behave identically on both.
 
 The two stores and their mail: `tests/store/postgres/twin.py`.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from pillarbox.model import (
@@ -36,6 +34,8 @@ from pillarbox.model import (
     SearchUids,
 )
 from pillarbox.store.postgres import search as pg_search
+from pillarbox.store.sqlite.search import header_match
+from tests import pg
 from tests.store.postgres import twin
 from tests.store.postgres.twin import Box, mail, put
 
@@ -85,7 +85,7 @@ CORPUS = [
         from_="Alice <alice@example.org>",
         to="bob@example.org",
         headers="Subject: Quarterly report\nX-Tracker: ticket-42\nList-Id: <dev.example.org>",
-        text="The numbers look great this quarter. Café prices rose. 100% sure_ok",
+        text="The numbers look great this quarter. Café prices rose. 100% sure_ok C:\\Temp",
         internaldate=datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-8))),
         sent_date=datetime(2024, 2, 28, 9, 0, tzinfo=UTC),
         flags=frozenset({"\\Seen"}),
@@ -157,6 +157,9 @@ KEYS: list[tuple[str, SearchKey]] = [
     ("text percent", SearchText("100%")),
     ("text underscore", SearchText("e_o")),
     ("text underscore literal", SearchText("sure_ok")),
+    ("text backslash", SearchText("c:\\temp")),
+    ("text backslash short", SearchText("\\")),
+    ("subject backslash", SearchHeader("subject", "\\")),
     ("text short", SearchText("n?")),
     ("text header only", SearchText("dev.example")),
     ("keyword unicode", SearchFlag("café")),
@@ -170,23 +173,18 @@ KEYS: list[tuple[str, SearchKey]] = [
     ("uids few ranges", SearchUids(((2, 3),))),
 ]
 
-# (key name) -> (SQLite's UIDs, PostgreSQL's UIDs). SQLite misses "Straße" for an
-# ASCII needle in a body (LIKE folds ASCII only, and PostgreSQL has only the casefolded
-# body), and for a needle whose FTS5 trigrams fold otherwise than casefold() ("SSI" is
-# no trigram of "übermäßig", though "übermässig" is its casefold).
-DIVERGENT: dict[str, tuple[list[int], list[int]]] = {
-    "text ascii sharp s": ([3], [3, 4]),
-    "text ss for sharp s": ([], [3]),
-}
-DIVERGENT_KEYS: dict[str, SearchKey] = {
-    "text ascii sharp s": SearchText("STRASSE"),
-    "text ss for sharp s": SearchText("ÜBERMÄSSIG"),
+# Full case folding of the body on both backends (text_index.TEXT_VERSION on SQLite,
+# `blob_text.body_cf` on PostgreSQL): an ASCII needle finds "ß" ("STRASSE" in a body
+# saying "Straße"), and a needle with "SS" finds "übermäßig".
+CASEFOLDED: dict[str, tuple[SearchKey, list[int]]] = {
+    "text ascii sharp s": (SearchText("STRASSE"), [3, 4]),
+    "text ss for sharp s": (SearchText("ÜBERMÄSSIG"), [3]),
 }
 
 
 async def test_search_same_results_as_sqlite(pg_box: Box, sqlite_box: Box) -> None:
     """Every key selects the same messages on both backends, Unicode case folding (ß,
-    İ) included; an ASCII needle in a body folds fully on PostgreSQL only."""
+    İ) included; an ASCII needle in a body folds fully on both."""
     for m in CORPUS:
         await put(pg_box, m)
         await put(sqlite_box, m)
@@ -198,10 +196,9 @@ async def test_search_same_results_as_sqlite(pg_box: Box, sqlite_box: Box) -> No
         if got != want:
             differ.append((name, want, got))
     assert differ == []
-    for name, key in DIVERGENT_KEYS.items():
-        sqlite_uids, pg_uids = DIVERGENT[name]
-        assert await sqlite_box.store.search(sqlite_box.mailbox_id, key) == sqlite_uids
-        assert await pg_box.store.search(pg_box.mailbox_id, key) == pg_uids
+    for name, (key, uids) in CASEFOLDED.items():
+        assert await sqlite_box.store.search(sqlite_box.mailbox_id, key) == uids, name
+        assert await pg_box.store.search(pg_box.mailbox_id, key) == uids, name
 
 
 async def test_search_thread_and_results(pg_box: Box) -> None:
@@ -213,6 +210,47 @@ async def test_search_thread_and_results(pg_box: Box) -> None:
     assert await s.search(box, SearchHeader("subject", "STRASSE")) == []
     assert await s.search(box, SearchText("İstanbul")) == [3]
     assert await s.search(box, SearchHeader("x-indented", "really")) == [2]
+    assert await s.search(box, SearchText("c:\\temp")) == [1]
+    assert await s.search(box, SearchText("\\")) == [1]
+    assert await s.search(box, SearchText("0%")) == [1]
     assert await s.search(box, SearchDate("before", date(1970, 1, 1))) == [4]
     (info,) = await s.fetch(box, [2])
     assert await s.search(box, SearchThreadId(info.thread_id)) == [2]
+
+
+async def test_header_regex_is_pb_header(tmp_path: Path) -> None:
+    """HEADER's regular expression over the casefolded block decides exactly as the
+    SQLite backend's `pb_header` over the block, on random blocks, names and values
+    made of the characters that matter (separators, blanks, line breaks of every
+    kind, regular-expression metacharacters, letters that fold to several)."""
+    alphabet = ["a", "B", "x", "-", ":", " ", "\t", "\n", "\r", "\x85", "\u2028", "\xa0"]
+    alphabet += ["ß", "S", "İ", "i", "K", "\u212a", ".", "*", "(", "\\", "[", "^", "$", "|"]
+    rng = random.Random(17)
+
+    def text(n: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, n)))
+
+    cases = []
+    for _ in range(3000):
+        headers = text(30)
+        if rng.random() < 0.5:  # a field that is there, so matches are not all chance
+            name = rng.choice(["x-a", "Subject", "ß", "a.b"])
+            headers += rng.choice(["\n", "\r\n", "\u2028"]) + f" {name} :{text(8)}"
+        field = rng.choice(["x-a", "X-A", "subject", "ss", "SS", "a.b", "a*b", text(4)])
+        value = text(4)
+        cases.append((headers, field, value))
+    patterns = [pg_search.header_regex(f, v) for _, f, v in cases]
+    dsn = pg.database(str(tmp_path / "regex"))
+    conn = await asyncpg.connect(dsn)
+    try:
+        got = await conn.fetchval(
+            "SELECT array_agg(coalesce(h ~ p, FALSE) ORDER BY i)"
+            " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(h, p, i)",
+            [h.casefold() for h, _, _ in cases],
+            patterns,
+        )
+    finally:
+        await conn.close()
+    want = [bool(header_match(h, f, v)) for h, f, v in cases]
+    assert sum(want) > 50
+    assert [c for c, g, w in zip(cases, got, want, strict=True) if g != w] == []

@@ -300,3 +300,27 @@ async def test_thread_ids_are_filled_in(tmp_path: Path) -> None:
         assert await append(3, dataclasses.replace(base, references="<root@x>")) == 15
     finally:
         await store.close()
+
+
+def test_text_index_bodies_are_casefolded_once(tmp_path: Path) -> None:
+    """An index written before TEXT_VERSION 1 (bodies as written) has its bodies
+    casefolded at open, once, so that SEARCH BODY "strasse" finds "STRAßE" as on
+    PostgreSQL; headers stay as written (HEADER and the ASCII rules read them)."""
+    data = tmp_path / "data"
+    conn = _old_store(data)
+    schema.migrate(conn)
+    conn.execute("INSERT INTO blobs (id, size) VALUES (7, 10)")
+    text_index.move_and_sweep(conn, data)  # creates search.db, empty: version 1 at once
+    index = sqlite3.connect(data / text_index.TEXT_DB_NAME, isolation_level=None)
+    assert index.execute("PRAGMA user_version").fetchone() == (1,)
+    index.execute(
+        "INSERT INTO blob_text (rowid, headers, body_text) VALUES (7, 'Subject: GRÜßE', 'STRAßE')"
+    )
+    index.execute("PRAGMA user_version = 0")  # as an index of an earlier release
+
+    text_index.move_and_sweep(conn, data)
+
+    assert index.execute("PRAGMA user_version").fetchone() == (text_index.TEXT_VERSION,)
+    assert index.execute("SELECT headers, body_text FROM blob_text").fetchall() == [
+        ("Subject: GRÜßE", "strasse")
+    ]

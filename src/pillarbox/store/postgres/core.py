@@ -159,14 +159,16 @@ class PgCore:
                         result = await fn(tx)
                         if tx.changes:
                             await notify.send(conn, self.node_id, tx.changes)
-                break
+                    # Published before the connection goes back to the pool (an await):
+                    # nothing runs between this commit's return and its publication,
+                    # so concurrent local commits are published in the order they end.
+                    if tx.changes:
+                        self._bus.publish(tx.changes)
+                return result
             except Exception as exc:
                 if sqlstate(exc) in RETRYABLE and attempt <= RETRIES:
                     continue
                 raise map_error(exc) from exc
-        if tx.changes:
-            self._bus.publish(tx.changes)
-        return result
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
         """Run `fn` on a pooled connection; `snapshot`: inside one REPEATABLE READ READ

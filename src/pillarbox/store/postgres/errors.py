@@ -36,6 +36,10 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return Conflict(str(exc))
     code = sqlstate(exc)
+    if code == "55000" and "not currently accepting connections" in str(exc):
+        # ALTER DATABASE ... ALLOW_CONNECTIONS false: the database is being taken away
+        # for maintenance; connecting again later will work.
+        return StoreUnavailable(f"database unavailable: {exc}")
     if code.startswith(_TRANSIENT_CLASSES):
         return StoreUnavailable(f"database unavailable: {exc}")
     if isinstance(

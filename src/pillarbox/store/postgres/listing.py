@@ -5,8 +5,9 @@ A list page reads the mailbox's counters and one page of UIDs from the primary k
 UID bound (``uid < before``, ``uid > after``) that costs the same at any depth. The
 conversation page walks the rows newest first (a cursor, in batches) until its
 conversations (by THREADID, `messages.thread_id`, RFC 8474 §5.2) have appeared, then
-counts those conversations' messages in one more statement. Each page is one
-REPEATABLE READ snapshot, so its counters and its UIDs agree.
+counts those conversations' messages in one more statement. A list page is one
+statement and a conversation page one REPEATABLE READ snapshot, so counters and UIDs
+agree.
 
 Must not: change anything, or query once per message or per conversation.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from pillarbox.model import MessagePage, ThreadSummary
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres.core import Conn, PgCore
-from pillarbox.store.postgres.reading import COUNTER_COLUMNS, counted_status, mailbox_row
+from pillarbox.store.postgres.reading import COUNTER_COLUMNS, counted_status
 from pillarbox.store.sqlite.flags import SEEN
 
 _NO_UID = 2**63 - 1  # above every UID
@@ -35,56 +36,42 @@ class ListingMixin(PgCore):
         before: int | None = None,
         after: int | None = None,
     ) -> MessagePage:
+        # One statement (one snapshot, one round trip): the mailbox's row, the page,
+        # and the counters with the page's position in one pass over the rows (the
+        # part of a page that grows with the mailbox: keep it to one scan).
+        if after is not None:
+            page = "uid > $2 ORDER BY uid LIMIT $3"
+            args: tuple[int, ...] = (after, limit)
+            above = _NO_UID  # no page: nothing is newer than "after the newest"
+        elif before is not None:
+            page = "uid < $2 ORDER BY uid DESC LIMIT $3"
+            args = (before, limit)
+            above = before - 1
+        else:
+            page = "TRUE ORDER BY uid DESC LIMIT $2 OFFSET $3"
+            args = (limit, max(0, offset))
+            above = -1
+        sql = (
+            f"WITH page AS (SELECT uid FROM messages WHERE mailbox_id = $1 AND {page})"
+            " SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.*,"
+            " (SELECT array_agg(uid ORDER BY uid DESC) FROM page) FROM mailboxes AS b"
+            f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS}, count(*) FILTER (WHERE uid >"
+            " coalesce((SELECT max(uid) FROM page), $4)) FROM messages"
+            " WHERE mailbox_id = b.id) AS c WHERE b.id = $1"
+        )
+
         async def q(conn: Conn) -> MessagePage:
-            box = await mailbox_row(conn, mailbox_id)
-            if after is not None:
-                found = await conn.fetchval(
-                    "SELECT array_agg(uid ORDER BY uid DESC) FROM (SELECT uid FROM messages"
-                    " WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid LIMIT $3) AS p",
-                    mailbox_id,
-                    after,
-                    limit,
-                )
-            elif before is not None:
-                found = await conn.fetchval(
-                    "SELECT array_agg(uid ORDER BY uid DESC) FROM (SELECT uid FROM messages"
-                    " WHERE mailbox_id = $1 AND uid < $2 ORDER BY uid DESC LIMIT $3) AS p",
-                    mailbox_id,
-                    before,
-                    limit,
-                )
-            else:
-                found = await conn.fetchval(
-                    "SELECT array_agg(uid ORDER BY uid DESC) FROM (SELECT uid FROM messages"
-                    " WHERE mailbox_id = $1 ORDER BY uid DESC LIMIT $2 OFFSET $3) AS p",
-                    mailbox_id,
-                    limit,
-                    max(0, offset),
-                )
-            uids: list[int] = list(found) if found is not None else []
-            # The counters and the page's position in one pass over the rows (the
-            # part of a page that grows with the mailbox: keep it to one scan).
-            if uids:
-                above = uids[0]
-            elif before is not None:
-                above = before - 1
-            elif after is not None:
-                above = _NO_UID
-            else:
-                above = -1
-            counts = await conn.fetchrow(
-                f"SELECT {COUNTER_COLUMNS}, count(*) FILTER (WHERE uid > $2)"
-                " FROM messages WHERE mailbox_id = $1",
-                mailbox_id,
-                above,
-            )
-            assert counts is not None  # an aggregate always has its row
-            status, newer = counted_status(box, tuple(counts)), counts[5]
+            row = await conn.fetchrow(sql, mailbox_id, *args, above)
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            status = counted_status((row[0], row[1], row[2]), tuple(row[3:8]))
+            newer = row[8]
+            uids = tuple(row[9]) if row[9] is not None else ()
             if not uids and before is None and after is None:
                 newer = min(max(0, offset), status.messages)
-            return MessagePage(status, tuple(uids), newer)
+            return MessagePage(status, uids, newer)
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def thread_page(
         self, mailbox_id: int, limit: int, offset: int = 0

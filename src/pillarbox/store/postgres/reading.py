@@ -5,10 +5,11 @@ Owns the read-only queries over ``messages``, ``keywords``, ``blobs``, ``blob_ch
 and ``expunged``, and the row idioms the listing and sorting concerns share with it.
 Everything derived from the message bytes (envelope, body structure, part offsets,
 preview, size) was stored at delivery, so FETCH copies bytes and only BODY[...] reads
-chunks. What each operation costs is round trips: a set of UIDs is one parameter (its
-merged ranges as two arrays, joined with ``unnest``: one index range scan per range),
-a message list comes back as a few arrays (decoded in C) rather than a record per
-message, and bodies come with their rows' chunks in one query per batch.
+chunks. What each operation costs is round trips: a set of UIDs is one range or its
+merged ranges as two arrays (`uid_set`: one index range scan per range), each read
+is one statement where it can be (one snapshot, no BEGIN/COMMIT), a message list comes
+back as a few arrays (decoded in C) rather than a record per message, and bodies come
+with their rows' chunks, cut to the asked range, in one query per batch.
 
 Must not: change anything, parse messages, or query once per message.
 """
@@ -16,24 +17,20 @@ Must not: change anything, parse messages, or query once per message.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
 from pillarbox.store.postgres import search as search_sql
+from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
 from pillarbox.store.sqlite.flags import DELETED, SEEN, flag_set
 
-# The size of a blob's chunks in `blob_chunks` (pg_0001): chunk `seq` holds the bytes
-# from seq * CHUNK on, every chunk but the last full.
-CHUNK = 256 * 1024
+# Chunk `seq` of a blob (`blob_chunks`, written by `blobs`) holds its bytes from
+# seq * CHUNK on; every chunk but the last is full.
 _TO_END = 2**62  # a chunk number past any blob's last
-
-# Rows of a UID set: its merged ranges ($2 lows, $3 highs) joined to the primary key.
-RANGES = "unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)"
-RANGE_JOIN = f"{RANGES} JOIN messages AS m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi"
-FETCH_JOIN = f"{RANGE_JOIN} JOIN blobs AS b ON b.id = m.blob_id"
 
 # The counters of STATUS/SELECT over a mailbox's message rows, in the order
 # `counted_status` takes them; a caller may add columns after them (one scan).
@@ -57,6 +54,39 @@ def ranges(uids: Iterable[int]) -> tuple[list[int], list[int]]:
     return los, his
 
 
+@dataclass(frozen=True, slots=True)
+class UidSet:
+    """The rows of a set of UIDs in one mailbox ($1) as SQL: FROM items binding `alias`
+    and a condition, over the parameters $2 and $3 (`params`).
+
+    One range (1:*, the common case) is a plain range condition, which the planner
+    answers with an index scan in UID order; several are joined from their bounds as
+    two arrays, one index range scan per range."""
+
+    source: str
+    where: str
+    params: tuple[object, object]
+
+
+def uid_set(uids: Iterable[int], table: str = "messages", alias: str = "m") -> UidSet | None:
+    """The `UidSet` of `uids` in `table`; None when there are none."""
+    los, his = ranges(uids)
+    if not los:
+        return None
+    if len(los) == 1:
+        return UidSet(
+            f"{table} AS {alias}",
+            f"{alias}.mailbox_id = $1 AND {alias}.uid BETWEEN $2::bigint AND $3::bigint",
+            (los[0], his[0]),
+        )
+    return UidSet(
+        f"unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) JOIN {table} AS {alias}"
+        f" ON {alias}.mailbox_id = $1 AND {alias}.uid BETWEEN r.lo AND r.hi",
+        "TRUE",
+        (los, his),
+    )
+
+
 @lru_cache(maxsize=64)
 def _zone(minutes: int) -> timezone:
     return timezone(timedelta(minutes=minutes))
@@ -67,70 +97,55 @@ def from_epoch(epoch: int, tz_minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch, _zone(tz_minutes))
 
 
-async def keywords_of(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> dict[int, list[str]]:
-    """The keywords of `uids` (None: of every message), by UID."""
-    if uids is None:
-        rows = await conn.fetch(
-            "SELECT uid, keyword FROM keywords WHERE mailbox_id = $1 ORDER BY uid, keyword",
-            mailbox_id,
-        )
-    else:
-        los, his = ranges(uids)
-        if not los:
-            return {}
-        rows = await conn.fetch(
-            f"SELECT k.uid, k.keyword FROM {RANGES} JOIN keywords AS k"
-            " ON k.mailbox_id = $1 AND k.uid BETWEEN r.lo AND r.hi ORDER BY k.uid, k.keyword",
-            mailbox_id,
-            los,
-            his,
-        )
-    result: dict[int, list[str]] = {}
-    for uid, keyword in rows:
-        result.setdefault(uid, []).append(keyword)
-    return result
+async def flags_and_keywords(
+    conn: Conn, mailbox_id: int, uids: Sequence[int]
+) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
+    """(uid, flag bits, modseq) of the existing `uids`, ascending, and their keywords,
+    in one statement (one round trip, one snapshot: a keyword never shows without its
+    row).
 
-
-async def flag_rows(
-    conn: Conn, mailbox_id: int, uids: Sequence[int] | None
-) -> list[tuple[int, int, int]]:
-    """(uid, flag bits, modseq) of existing UIDs, ascending: three arrays, zipped."""
-    if uids is None:
-        row = await conn.fetchrow(
-            "SELECT array_agg(uid ORDER BY uid), array_agg(flags ORDER BY uid),"
-            " array_agg(modseq ORDER BY uid) FROM messages WHERE mailbox_id = $1",
-            mailbox_id,
-        )
-    else:
-        los, his = ranges(uids)
-        if not los:
-            return []
-        row = await conn.fetchrow(
-            "SELECT array_agg(m.uid ORDER BY m.uid), array_agg(m.flags ORDER BY m.uid),"
-            f" array_agg(m.modseq ORDER BY m.uid) FROM {RANGE_JOIN}",
-            mailbox_id,
-            los,
-            his,
-        )
-    if row is None or row[0] is None:
-        return []
-    return list(zip(row[0], row[1], row[2], strict=True))
-
-
-async def mailbox_row(conn: Conn, mailbox_id: int) -> tuple[int, int, int]:
-    """(uidnext, uidvalidity, highestmodseq) of the mailbox; NotFound if there is none."""
-    box = await conn.fetchrow(
-        "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1", mailbox_id
+    Five arrays: a record per message would cost more than the query. The rows are
+    sorted here, not by the server, whose sort of 100,000 rows (a sort node, or one
+    per ordered aggregate) cost more than the scan; a list already in order (rows are
+    stored in UID order) sorts in one pass."""
+    wanted = uid_set(uids)
+    if wanted is None:
+        return [], {}
+    keyword_set = uid_set(uids, "keywords", "k")
+    assert keyword_set is not None
+    row = await conn.fetchrow(
+        "SELECT f.*, kw.* FROM (SELECT array_agg(m.uid), array_agg(m.flags),"
+        f" array_agg(m.modseq) FROM {wanted.source} WHERE {wanted.where}) AS f,"
+        " (SELECT array_agg(k.uid), array_agg(k.keyword)"
+        f" FROM {keyword_set.source} WHERE {keyword_set.where}) AS kw",
+        mailbox_id,
+        *wanted.params,
     )
-    if box is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    return box[0], box[1], box[2]
+    assert row is not None  # aggregates always have their row
+    if row[0] is None:
+        return [], {}
+    rows = list(zip(row[0], row[1], row[2], strict=True))
+    rows.sort()
+    keywords: dict[int, list[str]] = {}
+    if row[3] is not None:
+        for uid, keyword in zip(row[3], row[4], strict=True):
+            keywords.setdefault(uid, []).append(keyword)
+    return rows, keywords
+
+
+async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
+    """The mailbox's UIDs, ascending: one array, sorted here (see `flags_and_keywords`)."""
+    found = await conn.fetchval(
+        "SELECT array_agg(uid) FROM messages WHERE mailbox_id = $1", mailbox_id
+    )
+    uids: list[int] = list(found) if found is not None else []
+    uids.sort()
+    return uids
 
 
 def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxStatus:
-    """The MailboxStatus of `mailbox_row` and the `COUNTER_COLUMNS` values."""
+    """The MailboxStatus of a mailbox's (uidnext, uidvalidity, highestmodseq) and its
+    `COUNTER_COLUMNS` values."""
     messages, unseen, deleted, size, deleted_size = counts[:5]
     return MailboxStatus(
         messages=messages,
@@ -145,22 +160,20 @@ def counted_status(box: tuple[int, int, int], counts: Sequence[int]) -> MailboxS
 
 
 async def mailbox_counters(conn: Conn, mailbox_id: int) -> tuple[MailboxStatus, int | None]:
-    """The counters of STATUS/SELECT and the first unseen UID, in one pass over the rows."""
-    box = await mailbox_row(conn, mailbox_id)
-    counts = await conn.fetchrow(
-        f"SELECT {COUNTER_COLUMNS}, min(uid) FILTER (WHERE flags & {SEEN} = 0)"
-        " FROM messages WHERE mailbox_id = $1",
+    """The counters of STATUS/SELECT and the first unseen UID, with the mailbox's row,
+    in one statement (one snapshot, one pass over the rows); NotFound if there is no
+    such mailbox."""
+    row = await conn.fetchrow(
+        "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+        f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+        f" min(uid) FILTER (WHERE flags & {SEEN} = 0)"
+        " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
         mailbox_id,
     )
-    assert counts is not None  # an aggregate always has its row
-    return counted_status(box, tuple(counts)), counts[5]
-
-
-def assemble(chunks: Iterable[bytes], first_seq: int, start: int, length: int | None) -> bytes:
-    """Bytes `start`..`start+length` of a blob from its chunks `first_seq`, ... (in order)."""
-    data = b"".join(chunks)
-    offset = start - first_seq * CHUNK
-    return data[offset:] if length is None else data[offset : offset + length]
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    first_unseen: int | None = row[8]
+    return counted_status((row[0], row[1], row[2]), tuple(row[3:8])), first_unseen
 
 
 def chunk_span(start: int, length: int | None) -> tuple[int, int]:
@@ -173,61 +186,69 @@ def chunk_span(start: int, length: int | None) -> tuple[int, int]:
     return first, (start + length - 1) // CHUNK
 
 
+# Each chunk of a wanted range, cut to the range on the server (a partial FETCH of a
+# large message carries its bytes, not whole 256 KiB chunks), in request order.
+_RANGES_SQL = f"""
+SELECT w.ord, substring(c.data
+        FROM (greatest(w.s - c.seq::bigint * {CHUNK}, 0) + 1)::int
+        FOR (least(w.e - c.seq::bigint * {CHUNK}, {CHUNK})
+             - greatest(w.s - c.seq::bigint * {CHUNK}, 0))::int)
+  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+       WITH ORDINALITY AS w(uid, s, e, lo, hi, ord)
+  JOIN messages AS m ON m.mailbox_id = $1 AND m.uid = w.uid
+  LEFT JOIN blob_chunks AS c ON c.blob_id = m.blob_id AND c.seq BETWEEN w.lo AND w.hi
+ ORDER BY w.ord, c.seq"""
+
+
 async def _bodies(
     conn: Conn, mailbox_id: int, wanted: Sequence[tuple[int, int, int | None]]
 ) -> list[bytes | None]:
-    """Byte ranges (uid, start, length) of messages, in one query: the chunks of the
-    rows, in request order; None for a UID that has no row."""
+    """Byte ranges (uid, start, length) of messages, in one query: the rows and the
+    pieces of their chunks; None for a UID that has no row."""
     if not wanted:
         return []
     uids: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     firsts: list[int] = []
     lasts: list[int] = []
     for uid, start, length in wanted:
-        first, last = chunk_span(max(0, start), length)
+        start = max(0, start)
+        first, last = chunk_span(start, length)
         uids.append(uid)
+        starts.append(start)
+        ends.append(_TO_END if length is None else start + max(0, length))
         firsts.append(first)
         lasts.append(last)
-    rows = await conn.fetch(
-        "SELECT w.ord, c.data FROM unnest($2::bigint[], $3::bigint[], $4::bigint[])"
-        " WITH ORDINALITY AS w(uid, lo, hi, ord)"
-        " JOIN messages AS m ON m.mailbox_id = $1 AND m.uid = w.uid"
-        " LEFT JOIN blob_chunks AS c ON c.blob_id = m.blob_id AND c.seq BETWEEN w.lo AND w.hi"
-        " ORDER BY w.ord, c.seq",
-        mailbox_id,
-        uids,
-        firsts,
-        lasts,
-    )
+    rows = await conn.fetch(_RANGES_SQL, mailbox_id, uids, starts, ends, firsts, lasts)
     pieces: dict[int, list[bytes]] = {}
     for ord_, data in rows:
         got = pieces.setdefault(ord_ - 1, [])
         if data is not None:
             got.append(data)
     out: list[bytes | None] = []
-    for i, (_, start, length) in enumerate(wanted):
-        got_chunks = pieces.get(i)
-        if got_chunks is None:
-            out.append(None)
-        else:
-            out.append(assemble(got_chunks, firsts[i], max(0, start), length))
+    for i in range(len(wanted)):
+        got_pieces = pieces.get(i)
+        out.append(None if got_pieces is None else b"".join(got_pieces))
     return out
 
 
 async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> list[MessageInfo]:
-    """The precomputed rows of `wanted` (ascending), keywords included: two queries."""
-    los, his = ranges(wanted)
-    if not los:
+    """The precomputed rows of `wanted` (ascending), keywords included: one statement
+    (a FETCH is one round trip; each row's keywords are an index probe in it)."""
+    uids = uid_set(wanted)
+    if uids is None:
         return []
     rows = await conn.fetch(
         "SELECT m.uid, m.modseq, m.flags, m.internaldate, m.internal_tz, m.size,"
         " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
-        f" m.thread_id FROM {FETCH_JOIN} ORDER BY m.uid",
+        " m.thread_id, ARRAY(SELECT kw.keyword FROM keywords AS kw"
+        " WHERE kw.mailbox_id = m.mailbox_id AND kw.uid = m.uid)"
+        f" FROM {uids.source} JOIN blobs AS b ON b.id = m.blob_id"
+        f" WHERE {uids.where} ORDER BY m.uid",
         mailbox_id,
-        los,
-        his,
+        *uids.params,
     )
-    keywords = await keywords_of(conn, mailbox_id, wanted) if rows else {}
     infos: list[MessageInfo] = []
     for r in rows:
         internaldate = from_epoch(r[3], r[4])
@@ -236,7 +257,7 @@ async def message_infos(conn: Conn, mailbox_id: int, wanted: Sequence[int]) -> l
                 mailbox_id=mailbox_id,
                 uid=r[0],
                 modseq=r[1],
-                flags=flag_set(r[2], keywords.get(r[0], ())),
+                flags=flag_set(r[2], r[14]),
                 internaldate=internaldate,
                 size=r[5],
                 envelope=r[6] or b"",
@@ -258,14 +279,7 @@ class ReadingMixin(PgCore):
     """The message-reading operations of `PgStore`."""
 
     async def uids(self, mailbox_id: int) -> list[int]:
-        async def q(conn: Conn) -> list[int]:
-            found = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = $1",
-                mailbox_id,
-            )
-            return list(found) if found is not None else []
-
-        return await self._read(q)
+        return await self._read(lambda conn: all_uids(conn, mailbox_id))
 
     async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
         rows, keywords = await self.fetch_flag_bits(mailbox_id, uids)
@@ -274,19 +288,14 @@ class ReadingMixin(PgCore):
     async def fetch_flag_bits(
         self, mailbox_id: int, uids: Sequence[int]
     ) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message. Rows and
-        # keywords from one snapshot, so a keyword never shows without its row's flags.
+        # The raw rows of `fetch_flags`: no FlagRow or frozenset per message.
         wanted = list(uids)
 
-        async def q(conn: Conn) -> tuple[list[tuple[int, int, int]], dict[int, list[str]]]:
-            rows = await flag_rows(conn, mailbox_id, wanted)
-            return rows, (await keywords_of(conn, mailbox_id, wanted) if rows else {})
-
-        return await self._read(q, snapshot=True)
+        return await self._read(lambda conn: flags_and_keywords(conn, mailbox_id, wanted))
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
-        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted), snapshot=True)
+        return await self._read(lambda conn: message_infos(conn, mailbox_id, wanted))
 
     async def fetch_with_bodies(
         self,
@@ -333,46 +342,65 @@ class ReadingMixin(PgCore):
         return await self._read(lambda conn: _bodies(conn, mailbox_id, wanted))
 
     async def select_snapshot(self, mailbox_id: int) -> tuple[list[int], MailboxStatus, int | None]:
-        # SELECT in one REPEATABLE READ snapshot: the UID list, the counters and the
-        # first unseen UID agree with each other whatever commits meanwhile.
+        # SELECT from one snapshot: the UID list, the counters and the first unseen UID
+        # are one statement (one snapshot, whatever commits meanwhile: as a REPEATABLE
+        # READ transaction would give, without its BEGIN and COMMIT), one pass over
+        # the rows and one round trip.
         async def q(conn: Conn) -> tuple[list[int], MailboxStatus, int | None]:
-            status, first_unseen = await mailbox_counters(conn, mailbox_id)
-            found = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = $1",
+            row = await conn.fetchrow(
+                "SELECT b.uidnext, b.uidvalidity, b.highestmodseq, c.* FROM mailboxes AS b"
+                f" CROSS JOIN LATERAL (SELECT {COUNTER_COLUMNS},"
+                f" min(uid) FILTER (WHERE flags & {SEEN} = 0), array_agg(uid)"
+                " FROM messages WHERE mailbox_id = b.id) AS c WHERE b.id = $1",
                 mailbox_id,
             )
-            return (list(found) if found is not None else []), status, first_unseen
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            status = counted_status((row[0], row[1], row[2]), tuple(row[3:8]))
+            uids: list[int] = list(row[9]) if row[9] is not None else []
+            uids.sort()
+            return uids, status, row[8]
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
         query = search_sql.build(mailbox_id, key)
 
         async def q(conn: Conn) -> list[int]:
-            rows = await conn.fetch(query.sql, *query.params)
-            return search_sql.matching_uids(query, rows)
+            check = query.check
+            if check is not None:
+                rows = await conn.fetch(query.sql, *query.params)
+                return [r[0] for r in rows if check(r)]
+            found = await conn.fetchval(query.sql, *query.params)
+            uids: list[int] = list(found) if found is not None else []
+            uids.sort()
+            return uids
 
         return await self._read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
+        # RFC 7162 §3.1.4.1 / §3.2.5.1: the rows changed and the UIDs expunged since
+        # `modseq`, in one statement (one snapshot: a UID is never in both lists).
         async def q(conn: Conn) -> tuple[list[FlagRow], list[int]]:
             rows = await conn.fetch(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND modseq > $2"
-                " ORDER BY uid",
+                "SELECT uid, flags, modseq, ARRAY(SELECT k.keyword FROM keywords AS k"
+                " WHERE k.mailbox_id = m.mailbox_id AND k.uid = m.uid)"
+                " FROM messages AS m WHERE mailbox_id = $1 AND modseq > $2"
+                " UNION ALL SELECT uid, NULL, NULL, NULL FROM expunged"
+                " WHERE mailbox_id = $1 AND modseq > $2 ORDER BY 1",
                 mailbox_id,
                 modseq,
             )
-            keywords = await keywords_of(conn, mailbox_id, [r[0] for r in rows]) if rows else {}
-            changed = [FlagRow(u, flag_set(b, keywords.get(u, ())), m) for u, b, m in rows]
-            gone = await conn.fetchval(
-                "SELECT array_agg(uid ORDER BY uid) FROM expunged"
-                " WHERE mailbox_id = $1 AND modseq > $2",
-                mailbox_id,
-                modseq,
-            )
-            return changed, (list(gone) if gone is not None else [])
+            changed: list[FlagRow] = []
+            gone: list[int] = []
+            for uid, bits, ms, keywords in rows:
+                if bits is None:
+                    gone.append(uid)
+                else:
+                    changed.append(FlagRow(uid, flag_set(bits, keywords), ms))
+            return changed, gone
 
-        return await self._read(q, snapshot=True)
+        return await self._read(q)
 
     async def pop_hidden(self, mailbox_id: int) -> set[int]:
         async def q(conn: Conn) -> set[int]:

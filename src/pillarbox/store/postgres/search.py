@@ -30,7 +30,7 @@ Must not: execute queries; `build` only returns SQL, parameters and the check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -91,8 +91,9 @@ Check = Callable[[asyncpg.Record], bool]
 
 @dataclass(frozen=True, slots=True)
 class PgSearch:
-    """One SELECT returning candidate rows, uid first, ascending; with `check`, the
-    UIDs are those of the rows it accepts, else every row's."""
+    """One SELECT. Without `check`: one row, one column, the array of the matching
+    UIDs (unordered; a record per match would cost more than the query). With it:
+    candidate rows, uid first, ascending, and the UIDs are those `check` accepts."""
 
     sql: str
     params: list[object]
@@ -149,6 +150,7 @@ class _Builder:
     def __init__(self, mailbox_id: int) -> None:
         self.params: list[object] = [mailbox_id]
         self.columns: list[str] = ["m.uid"]
+        self.uses_blob = False  # whether a condition reads `blobs` (alias b)
         self._sql: dict[int, str] = {}
 
     def param(self, value: object, cast: str = "") -> str:
@@ -205,6 +207,7 @@ class _Builder:
                 name = field.lower()
                 column = _HEADER_COLUMNS.get(name)
                 if column is not None:
+                    self.uses_blob = True
                     if value == "":
                         return f"{column} <> ''"
                     if not value.isascii():  # pragma: no cover - routed to Python
@@ -245,6 +248,7 @@ class _Builder:
                 if not sent:
                     return internal
                 # coalesce(sent_day, the internal day) compared as SQLite compares it.
+                self.uses_blob = True
                 iso = self.param(day.isoformat(), "::text")
                 return (
                     f"(CASE WHEN b.sent_day IS NOT NULL THEN b.sent_day {sql_op} {iso}"
@@ -315,6 +319,7 @@ class _Builder:
                 checks = [self.checker(k) for k in keys]
                 return lambda row: all(c(row) for c in checks)
             case SearchHeader(field=field, value=value):
+                self.uses_blob = True
                 index = self.column(_HEADER_COLUMNS[field.lower()])
                 needle = value.casefold()
                 # The SQLite backend's pb_contains: full Unicode case folding.
@@ -331,25 +336,22 @@ def _day_number(day: date) -> int:
 
 
 def build(mailbox_id: int, key: SearchKey) -> PgSearch:
-    """The query for the UIDs of `mailbox_id` matching `key`, ascending."""
+    """The query for the UIDs of `mailbox_id` matching `key` (see `PgSearch`)."""
     builder = _Builder(mailbox_id)
     if not _needs_python(key):
         where = builder.sql(key)
         check: Check | None = None
+        select = "array_agg(m.uid)"
+        order = ""
     else:
         check = builder.checker(key)
         where = builder.prefilter(key)
+        select = ", ".join(builder.columns)
+        order = " ORDER BY m.uid"
+    # Every row has its blob (a foreign key): joined only for a condition on it.
+    blobs = " JOIN blobs AS b ON b.id = m.blob_id" if builder.uses_blob else ""
     sql = (
-        f"SELECT {', '.join(builder.columns)}"
-        " FROM messages AS m JOIN blobs AS b ON b.id = m.blob_id"
-        f" WHERE m.mailbox_id = $1::bigint AND ({where}) ORDER BY m.uid"
+        f"SELECT {select} FROM messages AS m{blobs}"
+        f" WHERE m.mailbox_id = $1::bigint AND ({where}){order}"
     )
     return PgSearch(sql, builder.params, check)
-
-
-def matching_uids(search: PgSearch, rows: Sequence[asyncpg.Record]) -> list[int]:
-    """The UIDs of `rows` (from `search.sql`) that match."""
-    check = search.check
-    if check is None:
-        return [r[0] for r in rows]
-    return [r[0] for r in rows if check(r)]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from pillarbox.model.sorting import SortRow
 from pillarbox.store.postgres.core import Conn, PgCore
-from pillarbox.store.postgres.reading import FETCH_JOIN, from_epoch, ranges
+from pillarbox.store.postgres.reading import from_epoch, uid_set
 
 
 class SortingMixin(PgCore):
@@ -22,7 +22,7 @@ class SortingMixin(PgCore):
     async def sort_rows(
         self, mailbox_id: int, uids: Sequence[int], *, with_references: bool = False
     ) -> list[SortRow]:
-        los, his = ranges(uids)
+        wanted = uid_set(uids)
         # Rows stored before `thread_refs` was kept (NULL) bring their decoded header
         # block from the search text instead, in the same query.
         references = (
@@ -33,14 +33,14 @@ class SortingMixin(PgCore):
         )
 
         async def q(conn: Conn) -> list[SortRow]:
-            if not los:
+            if wanted is None:
                 return []
             rows = await conn.fetch(
                 "SELECT m.uid, m.internaldate, m.internal_tz, m.size, b.sent_date,"
-                f" b.subject, b.envelope, {references} FROM {FETCH_JOIN} ORDER BY m.uid",
+                f" b.subject, b.envelope, {references} FROM {wanted.source}"
+                f" JOIN blobs AS b ON b.id = m.blob_id WHERE {wanted.where} ORDER BY m.uid",
                 mailbox_id,
-                los,
-                his,
+                *wanted.params,
             )
             return [
                 SortRow(

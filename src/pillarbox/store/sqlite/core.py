@@ -183,7 +183,12 @@ class SqliteCore:
         text = self._text
         if text is None:
             raise StoreUnavailable("store is not open")
-        rows = list({blob_id: (blob_id, m.headers, m.body_text) for blob_id, m in items}.values())
+        rows = list(
+            {
+                blob_id: (blob_id, m.headers, m.body_text.casefold())  # text_index.TEXT_VERSION
+                for blob_id, m in items
+            }.values()
+        )
         try:
             await text.add(rows)
         except sqlite3.Error as exc:

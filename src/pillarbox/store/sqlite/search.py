@@ -144,15 +144,24 @@ def _clause(key: SearchKey, params: list[object]) -> str:
         case SearchText(value=value, body_only=body_only):
             if value == "":
                 return "1"
-            if len(value) >= 3:
+            folded = value.casefold()
+            indexed = len(folded) >= 3 and len(value) >= 3
+            if indexed:
                 # The index (detail=none) narrows to rows holding every trigram of the
-                # string, in any column and order; the check on the text decides.
-                params.append(_fts_trigrams(value))
-            parts = [_substring("t.body_text", value, params)]
+                # string, in any column and order; the check on the text decides. The
+                # body is indexed casefolded (text_index.TEXT_VERSION), the headers as
+                # written: rows with the trigrams of either form are candidates.
+                query = _fts_trigrams(folded)
+                if not body_only and folded != value.lower():
+                    query = f"({query}) OR ({_fts_trigrams(value)})"
+                params.append(query)
+            # RFC 9051 §6.4.4: the body as a substring of casefolded text.
+            params.append(folded)
+            parts = ["instr(t.body_text, ?) > 0"]
             if not body_only:
                 parts.append(_substring("t.headers", value, params))
             check = " OR ".join(parts)
-            if len(value) >= 3:
+            if indexed:
                 return (
                     "m.blob_id IN (SELECT t.rowid FROM blob_text AS t"
                     f" WHERE t.blob_text MATCH ? AND ({check}))"

@@ -46,7 +46,13 @@ _CREATE = (
     "headers, body_text, tokenize = 'trigram case_sensitive 0', detail = none)"
 )
 
-TextRow = tuple[int, str, str]  # (blob id, header text, body text)
+TextRow = tuple[int, str, str]  # (blob id, header text, casefolded body text)
+
+# search.db's user_version: 1 = `body_text` holds the body's str.casefold(), so SEARCH
+# BODY is a plain substring test of the casefolded needle (RFC 9051 §6.4.4), the same
+# test the PostgreSQL backend makes on its `body_cf` column: both backends find "ss" in
+# "Größe". Version 0 indexes are converted once at open (`move_and_sweep`).
+TEXT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +105,30 @@ def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
         conn.execute(
             f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
         )
+        _casefold_bodies(conn)
     finally:
         conn.execute(f"DETACH DATABASE {ATTACH_AS}")
+
+
+def _casefold_bodies(conn: sqlite3.Connection) -> None:
+    """Bring an index of version 0 (bodies as written) to TEXT_VERSION: one pass over
+    every row, once; an empty index only gets its version."""
+    version = int(conn.execute(f"PRAGMA {ATTACH_AS}.user_version").fetchone()[0])
+    if version >= TEXT_VERSION:
+        return
+    conn.create_function("pb_casefold", 1, _casefold, deterministic=True)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"UPDATE {ATTACH_AS}.blob_text SET body_text = pb_casefold(body_text)")
+        conn.execute(f"PRAGMA {ATTACH_AS}.user_version = {TEXT_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _casefold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
 
 
 class TextIndex(threading.Thread):
