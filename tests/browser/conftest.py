@@ -26,9 +26,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.web.conftest import server, server_factory
+from tests.web.conftest import e2e_backend, server, server_factory
 
-__all__ = ["server", "server_factory"]
+__all__ = ["e2e_backend", "server", "server_factory"]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("PILLARBOX_SCREENSHOTS", REPO / "var" / "screenshots"))

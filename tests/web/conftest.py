@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningServer, server_factory
+from tests.e2e.conftest import RunningServer, e2e_backend, server_factory
 from tests.web.client import WebClient
 
-__all__ = ["server_factory"]
+__all__ = ["e2e_backend", "server_factory"]
 
 
 @pytest.fixture
