@@ -225,11 +225,18 @@ class IdleFanout(Workload):
         pids = self._pids()
         memory = (pss_kib(pids) - self.baseline_kib) / self.connections
         server_cpu = cpu_seconds(pids)
+        before = self.exists
         exists, client_cpu = self._measure(b" EXISTS", lambda: self._deliver(index))
-        for line in self.storer.command("NOOP").untagged:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2].upper() == b"EXISTS":
-                self.exists = int(parts[1])
+        # With several nodes the storer may be on a node that learns of the delivery a few
+        # milliseconds after the idle clients' node (the change relay): ask until it has.
+        deadline = time.monotonic() + COLLECT_TIMEOUT
+        while self.exists == before and time.monotonic() < deadline:
+            for line in self.storer.command("NOOP").untagged:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].upper() == b"EXISTS":
+                    self.exists = int(parts[1])
+        if self.exists == before:
+            raise WorkloadError(f"the storer saw no new message within {COLLECT_TIMEOUT:.0f}s")
         flags, more_cpu = self._measure(b"\\Flagged", self._flag)
         metrics = {
             "kib_per_connection": memory,
