@@ -161,6 +161,26 @@ async def test_a_local_change_a_read_back_covered_is_not_handed_on() -> None:
     order.close()
 
 
+async def test_following_starts_after_what_this_node_already_handed_on() -> None:
+    """The relay reads a mailbox (MODSEQ 10), this node commits and publishes 11 and 12
+    before the relay calls `follow(…, 10)`: the next local change, 13, is no gap and goes
+    on at once (it used to wait out the hold: a session's final NOOP saw a stale view)."""
+    bus = InProcessChangeBus()
+    order = LocalOrder(bus, hold=30)
+    sub = bus.subscribe(1)
+    order.publish([MessagesAdded(1, 2, (row(8, 11),))])
+    order.publish([MessagesExpunged(1, 2, (8,), 12)])
+    order.follow(2, 10)
+    order.publish([FlagsChanged(1, 2, (row(3, 13, "\\Seen"),))])
+    assert order.held() == 0
+    assert [await next_change(sub) for _ in range(3)] == [
+        MessagesAdded(1, 2, (row(8, 11),)),
+        MessagesExpunged(1, 2, (8,), 12),
+        FlagsChanged(1, 2, (row(3, 13, "\\Seen"),)),
+    ]
+    order.close()
+
+
 async def test_a_gap_nobody_fills_holds_a_change_back_only_so_long() -> None:
     bus = InProcessChangeBus()
     order = LocalOrder(bus, hold=0.05)

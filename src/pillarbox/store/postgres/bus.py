@@ -327,12 +327,18 @@ class LocalOrder:
         self._covered: dict[int, tuple[int, int]] = {}
         self._held: dict[int, deque[tuple[float, Change, int, int]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        # mailbox -> highest MODSEQ this node published while the mailbox was not
+        # followed: `follow` starts from it, since a local commit published between the
+        # relay's read of the mailbox and its `follow` is already handed on.
+        self._passed: dict[int, int] = {}
 
     # --- store.api.ChangeBus ------------------------------------------------------------
     def publish(self, changes: Iterable[Change]) -> None:
         for change in changes:
             span = _span(change)
             if span is None or span[0] not in self._done:
+                if span is not None:
+                    self._passed[span[0]] = max(self._passed.get(span[0], 0), span[2])
                 self.bus.publish([change])
                 continue
             mailbox, low, high = span
@@ -361,7 +367,8 @@ class LocalOrder:
     # --- the relay's side ---------------------------------------------------------------
     def follow(self, mailbox: int, modseq: int) -> None:
         """Order the mailbox's changes from now on; everything up to `modseq` is known."""
-        self._done[mailbox] = max(self._done.get(mailbox, modseq), modseq)
+        start = max(modseq, self._passed.pop(mailbox, 0))
+        self._done[mailbox] = max(self._done.get(mailbox, start), start)
 
     def advance(self, mailbox: int, since: int, upto: int) -> None:
         """The relay published every row changed after `since` up to `upto`, as it read
