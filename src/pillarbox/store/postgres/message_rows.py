@@ -74,9 +74,9 @@ from pillarbox.rules import quota as quota_rules
 from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
 from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
+from pillarbox.store.flags import flag_set, split_flags
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
 from pillarbox.store.postgres.text import add_texts
-from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import ranges, to_epoch
 
 T = TypeVar("T")

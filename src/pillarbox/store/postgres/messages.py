@@ -32,9 +32,9 @@ from pillarbox.model import (
     MessageMeta,
     StoreFlagsResult,
 )
-from pillarbox.rules.flags import MAX_KEYWORDS_PER_MESSAGE
 from pillarbox.store.api import BlobHandle, Delivery
-from pillarbox.store.errors import LimitExceeded, NotFound
+from pillarbox.store.errors import NotFound
+from pillarbox.store.flags import DELETED, flag_set, next_flags, split_flags
 from pillarbox.store.postgres.core import PgCore, PgTx
 from pillarbox.store.postgres.message_rows import (
     RANGE_ROWS,
@@ -51,7 +51,6 @@ from pillarbox.store.postgres.message_rows import (
     spell_keywords,
     uid_ranges,
 )
-from pillarbox.store.sqlite.flags import DELETED, flag_set, split_flags
 
 T = TypeVar("T")
 
@@ -157,25 +156,12 @@ class MessagesMixin(PgCore):
                 if unchanged_since is not None and modseq > unchanged_since:
                     modified.append(uid)  # RFC 7162 §3.1.3
                     continue
-                have = {k.lower(): k for k in old_keywords.get(uid, ())}
-                if mode == FlagMode.ADD:
-                    new_bits = old_bits | bits
-                    new_kw = {**have, **{f: s for f, s in spelled.items() if f not in have}}
-                elif mode == FlagMode.REMOVE:
-                    new_bits = old_bits & ~bits
-                    new_kw = {f: s for f, s in have.items() if f not in spelled}
-                else:
-                    new_bits = bits
-                    new_kw = {f: have.get(f, s) for f, s in spelled.items()}
-                if len(new_kw) > MAX_KEYWORDS_PER_MESSAGE:
-                    raise LimitExceeded(f"At most {MAX_KEYWORDS_PER_MESSAGE} keywords per message")
-                added = [s for f, s in new_kw.items() if f not in have]
-                removed = [s for f, s in have.items() if f not in new_kw]
-                if new_bits == old_bits and not added and not removed:
+                change = next_flags(mode, old_bits, old_keywords.get(uid, ()), bits, spelled)
+                if change is None:
                     continue
-                kw_add.extend((uid, k) for k in added)
-                kw_del.extend((uid, k) for k in removed)
-                new_state.append((uid, new_bits, list(new_kw.values())))
+                kw_add.extend((uid, k) for k in change.added)
+                kw_del.extend((uid, k) for k in change.removed)
+                new_state.append((uid, change.bits, change.keywords))
             if not new_state:
                 return StoreFlagsResult(changed=(), modified=tuple(modified))
             row = await conn.fetchrow(

@@ -23,10 +23,10 @@ from functools import lru_cache
 
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
+from pillarbox.store.flags import DELETED, SEEN, flag_set
 from pillarbox.store.postgres import search as search_sql
 from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
-from pillarbox.store.sqlite.flags import DELETED, SEEN, flag_set
 
 # Chunk `seq` of a blob (`blob_chunks`, written by `blobs`) holds its bytes from
 # seq * CHUNK on; every chunk but the last is full.

@@ -55,7 +55,7 @@ from pillarbox.model import (
     SearchWithin,
     canonical_flag,
 )
-from pillarbox.store.sqlite.flags import FLAG_BITS
+from pillarbox.store.flags import FLAG_BITS
 
 # Header fields that have their own column on `blobs` (precomputed by message/).
 _HEADER_COLUMNS = {

@@ -33,8 +33,8 @@ from pillarbox.rules import quota as quota_rules
 from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
 from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
+from pillarbox.store.flags import flag_set, split_flags
 from pillarbox.store.sqlite.blobs import BlobFiles
-from pillarbox.store.sqlite.flags import flag_set, split_flags
 from pillarbox.store.sqlite.rows import (
     RANGE_JOIN,
     keywords_of,

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound, StoreUnavailable
+from pillarbox.store.flags import flag_set
 from pillarbox.store.sqlite import search as search_sql
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.flags import flag_set
 from pillarbox.store.sqlite.rows import (
     FETCH_JOIN,
     RANGE_JOIN,

@@ -19,7 +19,7 @@ from typing import cast
 
 from pillarbox.model import MailboxStatus
 from pillarbox.store.errors import NotFound
-from pillarbox.store.sqlite.flags import DELETED, SEEN
+from pillarbox.store.flags import DELETED, SEEN
 
 
 def ranges(uids: Iterable[int]) -> list[list[int]]:
