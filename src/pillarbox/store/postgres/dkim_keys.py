@@ -12,16 +12,9 @@ from datetime import UTC, datetime
 
 from pillarbox.model import DkimKey
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
+from pillarbox.store.times import exact_epoch
 
 _COLUMNS = "domain, selector, algorithm, private_key, public_key, created_at"
-
-
-def _epoch(when: datetime) -> float:
-    """Epoch seconds with their fraction (read back as written). A naive time is a
-    caller's bug: in which zone would it be?"""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
-    return when.timestamp()
 
 
 class DkimKeysMixin(PgCore):
@@ -34,7 +27,7 @@ class DkimKeysMixin(PgCore):
             key.algorithm,
             bytes(key.private_key),
             key.public_key,
-            _epoch(key.created_at),
+            exact_epoch(key.created_at),
         )
 
         async def op(tx: PgTx) -> None:

@@ -46,20 +46,13 @@ from pillarbox.store.api import Delivery
 from pillarbox.store.errors import AlreadyExists, NotFound
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
 from pillarbox.store.postgres.message_rows import insert_messages
+from pillarbox.store.times import exact_epoch
 
 _COLUMNS = (
     "id, account_id, protocol, host, port, security, username, password, target_folder,"
     " source_folders, remote_action, delete_after_days, interval, created_at, last_run_at,"
     " last_result, last_error, last_error_at, auth_failures, failures"
 )
-
-
-def _epoch(when: datetime) -> float:
-    """Epoch seconds of an aware datetime, with their fraction (a run's time reads back
-    as written). A naive one is a caller's bug: in which zone would it be?"""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
-    return when.timestamp()
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -127,7 +120,7 @@ async def _record(conn: Conn, records: Sequence[FetchedRecord], *, new: bool = F
         [r.uidvalidity or 0 for r in records],
         [r.remote_id for r in records],
         [r.digest for r in records],
-        [_epoch(r.fetched_at) for r in records],
+        [exact_epoch(r.fetched_at) for r in records],
     )
     if new and len(inserted) < len(records):
         r = records[0]
@@ -193,7 +186,7 @@ class FetchSourcesMixin(PgCore):
 
     async def add_fetch_source(self, source: NewFetchSource) -> FetchSource:
         connection, where = _settings(source)
-        secret, created = source.password_secret, _epoch(datetime.now(UTC))
+        secret, created = source.password_secret, exact_epoch(datetime.now(UTC))
         values = (source.account_id, *connection, secret, *where, created)
 
         async def op(tx: PgTx) -> FetchSource:
@@ -251,7 +244,7 @@ class FetchSourcesMixin(PgCore):
         await self._write(op)
 
     async def record_fetch_run(self, source_id: int, run: FetchRun) -> FetchSource:
-        at = _epoch(run.at)
+        at = exact_epoch(run.at)
 
         async def op(tx: PgTx) -> FetchSource:
             if run.error:
@@ -318,7 +311,7 @@ class FetchSourcesMixin(PgCore):
     async def claim_fetch_source(
         self, source_id: int, holder: str, until: datetime
     ) -> FetchSource | None:
-        now, end = _epoch(datetime.now(UTC)), _epoch(until)
+        now, end = exact_epoch(datetime.now(UTC)), exact_epoch(until)
 
         async def op(tx: PgTx) -> FetchSource | None:
             # One statement: a racing node's UPDATE waits for this row's lock and then

@@ -18,7 +18,10 @@ from pillarbox.model import MessagePage, ThreadSummary
 from pillarbox.store.errors import NotFound
 from pillarbox.store.flags import SEEN
 from pillarbox.store.postgres.core import Conn, PgCore
-from pillarbox.store.postgres.reading import COUNTER_COLUMNS, counted_status
+from pillarbox.store.postgres.reading import (
+    COUNTER_COLUMNS,
+    counted_status,
+)
 
 _NO_UID = 2**63 - 1  # above every UID
 _WALK_BATCH = 512  # thread ids per cursor round trip

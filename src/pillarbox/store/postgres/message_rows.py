@@ -77,7 +77,8 @@ from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
 from pillarbox.store.flags import flag_set, split_flags
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
 from pillarbox.store.postgres.text import add_texts
-from pillarbox.store.sqlite.rows import ranges, to_epoch
+from pillarbox.store.sqlite.rows import ranges
+from pillarbox.store.times import to_epoch
 
 T = TypeVar("T")
 

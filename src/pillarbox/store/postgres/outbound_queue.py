@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -44,6 +44,7 @@ from pillarbox.store.api import BlobHandle, Delivery
 from pillarbox.store.errors import Conflict, NotFound
 from pillarbox.store.postgres.core import Conn, PgCore, PgTx
 from pillarbox.store.postgres.message_rows import insert_messages
+from pillarbox.store.times import exact_epoch, from_exact
 
 # The columns of a QueuedMessage, in `_entry`'s order. Times read as float8 whatever
 # the column's type, so this reads the same from bigint or double precision columns.
@@ -55,10 +56,6 @@ _COLUMNS = (
 _ENTRY = f"SELECT {_COLUMNS} FROM queue AS q JOIN blobs AS b ON b.id = q.blob_id"
 # Due and free at $1: what a claim may take.
 _CLAIMABLE = "next_attempt <= $1::float8 AND (claimed_until IS NULL OR claimed_until <= $1)"
-
-
-def _when(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
 
 
 def _count(status: str) -> int:
@@ -96,8 +93,8 @@ async def _entries(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[QueuedMes
             sender=r["sender"],
             recipients=tuple(recipients.get(int(r["id"]), ())),
             blob_id=int(r["blob_id"]),
-            created_at=_when(r["created_at"]),
-            next_attempt=_when(r["next_attempt"]),
+            created_at=from_exact(r["created_at"]),
+            next_attempt=from_exact(r["next_attempt"]),
             attempts=int(r["attempts"]),
             dsn_envid=r["dsn_envid"],
             dsn_ret=r["dsn_ret"],
@@ -105,7 +102,7 @@ async def _entries(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[QueuedMes
             origin=QueueOrigin(r["origin"]),
             warned=bool(r["warned"]),
             size=int(r["size"]),
-            claimed_until=None if r["claimed_until"] is None else _when(r["claimed_until"]),
+            claimed_until=None if r["claimed_until"] is None else from_exact(r["claimed_until"]),
         )
         for r in rows
     ]
@@ -219,7 +216,7 @@ class OutboundQueueMixin(PgCore):
         return await self._read(q, snapshot=True)
 
     async def claim_queue(self, now: datetime, limit: int, lease: float) -> list[QueuedMessage]:
-        at = _epoch(now)
+        at = exact_epoch(now)
         if limit <= 0:
             return []
         until = at + lease
@@ -285,7 +282,7 @@ class OutboundQueueMixin(PgCore):
         *,
         warned: bool | None = None,
     ) -> None:
-        at = _epoch(next_attempt)
+        at = exact_epoch(next_attempt)
         flag = None if warned is None else int(warned)
 
         async def op(tx: PgTx) -> None:
@@ -346,11 +343,3 @@ class OutboundQueueMixin(PgCore):
             return _count(status) > 0
 
         return await self._write(op)
-
-
-def _epoch(when: datetime) -> float:
-    """Epoch seconds of an aware datetime, with their fraction (a scheduled time reads
-    back as written). A naive one is a caller's bug: in which zone would it be?"""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
-    return when.timestamp()

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 
 from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
@@ -27,6 +25,7 @@ from pillarbox.store.flags import DELETED, SEEN, flag_set
 from pillarbox.store.postgres import search as search_sql
 from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
+from pillarbox.store.times import from_epoch
 
 # Chunk `seq` of a blob (`blob_chunks`, written by `blobs`) holds its bytes from
 # seq * CHUNK on; every chunk but the last is full.
@@ -85,16 +84,6 @@ def uid_set(uids: Iterable[int], table: str = "messages", alias: str = "m") -> U
         "TRUE",
         (los, his),
     )
-
-
-@lru_cache(maxsize=64)
-def _zone(minutes: int) -> timezone:
-    return timezone(timedelta(minutes=minutes))
-
-
-def from_epoch(epoch: int, tz_minutes: int) -> datetime:
-    """A stored time (UTC epoch seconds, zone offset in minutes) as an aware datetime."""
-    return datetime.fromtimestamp(epoch, _zone(tz_minutes))
 
 
 async def flags_and_keywords(

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from pillarbox.model.sorting import SortRow
 from pillarbox.store.postgres.core import Conn, PgCore
-from pillarbox.store.postgres.reading import from_epoch, uid_set
+from pillarbox.store.postgres.reading import uid_set
+from pillarbox.store.times import from_epoch
 
 
 class SortingMixin(PgCore):

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from pillarbox.model import DkimKey
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.rows import exact_epoch
 from pillarbox.store.sqlite.writer import Tx
+from pillarbox.store.times import exact_epoch
 
 _COLUMNS = "domain, selector, algorithm, private_key, public_key, created_at"
 

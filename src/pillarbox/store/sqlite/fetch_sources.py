@@ -34,8 +34,8 @@ from pillarbox.store.api import Delivery
 from pillarbox.store.errors import AlreadyExists, NotFound
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.message_rows import append_one
-from pillarbox.store.sqlite.rows import exact_epoch
 from pillarbox.store.sqlite.writer import Tx
+from pillarbox.store.times import exact_epoch
 
 _COLUMNS = (
     "id, account_id, protocol, host, port, security, username, password, target_folder,"

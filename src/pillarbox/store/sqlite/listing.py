@@ -19,7 +19,11 @@ from pillarbox.model import MessagePage, ThreadSummary
 from pillarbox.store.errors import NotFound
 from pillarbox.store.flags import SEEN
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.rows import COUNTER_COLUMNS, counted_status, mailbox_row
+from pillarbox.store.sqlite.rows import (
+    COUNTER_COLUMNS,
+    counted_status,
+    mailbox_row,
+)
 
 _NO_UID = 2**63 - 1  # above every UID
 

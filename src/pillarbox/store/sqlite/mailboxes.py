@@ -22,7 +22,10 @@ from pillarbox.rules import uidvalidity as uidvalidity_rules
 from pillarbox.store.errors import AlreadyExists, Conflict, NotFound
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.message_rows import collect_blobs, move_rows
-from pillarbox.store.sqlite.rows import flag_rows, mailbox_counters
+from pillarbox.store.sqlite.rows import (
+    flag_rows,
+    mailbox_counters,
+)
 from pillarbox.store.sqlite.writer import Tx
 
 _MAILBOX_SELECT = (

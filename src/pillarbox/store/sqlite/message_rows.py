@@ -39,10 +39,10 @@ from pillarbox.store.sqlite.rows import (
     RANGE_JOIN,
     keywords_of,
     ranges_json,
-    to_epoch,
     uid_list_json,
 )
 from pillarbox.store.sqlite.writer import Tx
+from pillarbox.store.times import to_epoch
 
 
 def bump(conn: sqlite3.Connection, mailbox_id: int, new_uids: int) -> tuple[int, int, int, int]:

@@ -46,8 +46,8 @@ from pillarbox.store.errors import Conflict, NotFound
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.message_rows import append_one, collect_blobs, insert_blob
-from pillarbox.store.sqlite.rows import exact_epoch
 from pillarbox.store.sqlite.writer import Tx
+from pillarbox.store.times import exact_epoch
 
 _ENTRY = (
     "SELECT q.id, q.sender, q.blob_id, q.created_at, q.next_attempt, q.attempts,"

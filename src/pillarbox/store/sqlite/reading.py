@@ -27,11 +27,11 @@ from pillarbox.store.sqlite.rows import (
     FETCH_JOIN,
     RANGE_JOIN,
     flag_rows,
-    from_epoch,
     keywords_of,
     mailbox_counters,
     ranges_json,
 )
+from pillarbox.store.times import from_epoch
 
 
 class ReadingMixin(SqliteCore):

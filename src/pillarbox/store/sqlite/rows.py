@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
 from pillarbox.model import MailboxStatus
@@ -39,26 +38,6 @@ def ranges_json(uids: Iterable[int]) -> str:
 
 def uid_list_json(uids: Iterable[int]) -> str:
     return json.dumps(sorted(set(uids)), separators=(",", ":"))
-
-
-def to_epoch(when: datetime) -> tuple[int, int]:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    offset = when.utcoffset() or timedelta(0)
-    return int(when.timestamp()), int(offset.total_seconds() // 60)
-
-
-def from_epoch(epoch: int, tz_minutes: int) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_minutes)))
-
-
-def exact_epoch(when: datetime) -> float:
-    """Epoch seconds of an aware datetime, with their fraction (the queue's times and a
-    DKIM key's creation read back as written). A naive one is a caller's bug: in which
-    zone would it be?"""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: the store needs aware times")
-    return when.timestamp()
 
 
 # Rows of a UID list: one indexed range scan per merged range, all in one statement.

@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 
 from pillarbox.model.sorting import SortRow
 from pillarbox.store.sqlite.core import SqliteCore
-from pillarbox.store.sqlite.rows import FETCH_JOIN, from_epoch, ranges_json
+from pillarbox.store.sqlite.rows import (
+    FETCH_JOIN,
+    ranges_json,
+)
+from pillarbox.store.times import from_epoch
 
 
 class SortingMixin(SqliteCore):
