@@ -84,6 +84,7 @@ from pillarbox.model import (
 from pillarbox.store.changes import InProcessChangeBus, Subscription
 from pillarbox.store.errors import NotFound, StoreUnavailable
 from pillarbox.store.postgres import PgStore, notify
+from pillarbox.store.postgres.core import CLOSE_TIMEOUT
 from pillarbox.store.postgres.errors import map_error
 
 log = logging.getLogger("pillarbox.store.postgres.bus")
@@ -481,13 +482,13 @@ class PgChangeRelay:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
+        if tasks:
+            # Bounded: a task stuck in a call that ignores cancellation must not hold
+            # up the node's shutdown (its connection is dropped below regardless).
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
         for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("change relay: a task had failed")
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("change relay: a task had failed", exc_info=task.exception())
         await self._drop_connection()
         if self.order is not None:
             for mailbox_id in self._seen:

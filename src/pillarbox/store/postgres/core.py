@@ -24,6 +24,8 @@ Must not: hold SQL of any concern, let an asyncpg exception escape (they become
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,12 +41,14 @@ from pillarbox.store.errors import StoreUnavailable
 from pillarbox.store.postgres import notify, schema
 from pillarbox.store.postgres.errors import RETRYABLE, map_error, sqlstate
 
+log = logging.getLogger("pillarbox.store")
 T = TypeVar("T")
 # A connection as an operation sees it: pooled, or (migrations, the listener) direct.
 Conn = asyncpg.Connection | PoolConnectionProxy
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
 RETRIES = 3
+CLOSE_TIMEOUT = 10.0  # seconds `close` waits for connections in use
 POOL_MIN = 2
 POOL_MAX = 20
 
@@ -128,8 +132,12 @@ class PgCore:
         if pool is None:
             return
         try:
-            await pool.close()
-        except Exception:
+            # pool.close() waits for every connection to come back; one held by an
+            # operation that cannot finish (its server gone quiet) must not hold up a
+            # node's shutdown for ever.
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except Exception:  # TimeoutError included
+            log.warning("store: connections still in use at close after %gs", CLOSE_TIMEOUT)
             pool.terminate()
         if self._given_bus is None:
             self._bus.close()
