@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from pillarbox.model import (
     Account,
@@ -154,6 +154,30 @@ class ChangeBus(Protocol):
 
     def close(self) -> None:
         """End every subscription."""
+        ...
+
+
+@runtime_checkable
+class StampingBus(ChangeBus, Protocol):
+    """A change bus shared by several worker processes on one SQLite store
+    (`[server] workers`): every process's commits must reach every process's sessions
+    in the one order the commits happened (a view takes new UIDs only ascending).
+
+    The SQLite writer serialises write transactions of all processes with a lock of
+    its own; right after COMMIT and before releasing that lock it calls `stamp` in its
+    thread with each committed operation's changes, so stamps ascend in commit order
+    across the processes. On the event loop it then calls `publish_stamped` instead of
+    `publish`. The bus hands the stamped changes to the other processes and merges
+    theirs with the local ones by stamp."""
+
+    def stamp(self, changes: Sequence[Change]) -> int:
+        """In the writer thread, under the cross-process write lock, after COMMIT:
+        the next number of the one order, with `changes` passed to the other
+        processes. Thread-safe; must not block for long (the lock is held)."""
+        ...
+
+    def publish_stamped(self, stamp: int, changes: Iterable[Change]) -> None:
+        """On the loop: what `publish` does, for changes `stamp` numbered."""
         ...
 
 
