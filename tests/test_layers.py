@@ -112,6 +112,19 @@ LAYERS: dict[str, Rule] = {
         "web.*",
         third_party=["starlette", "jinja2", "markupsafe", "nh3", "hypercorn"],
     ),
+    # Several worker processes of one server (`[server] workers`, issue 18): the master
+    # that starts and watches them, the hub that carries the change bus between them,
+    # and the state they share in memory (connection caps, verified credentials). Only
+    # app.py wires it; services and front-ends see their own Protocols, never this.
+    "workers": rule(
+        "workers.*",
+        "model.*",
+        "config",
+        "log",
+        "store.api",
+        "store.changes",
+        "store.errors",
+    ),
     # Lower layers get plain arguments, never these; they depend on nothing but values.
     "config": rule("config", "model.*"),
     # log: escaping client text (rules.printable: stdlib only) before it is written.
