@@ -27,7 +27,13 @@ from pillarbox.queue.runner import QueueRunner
 from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
-from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
+from pillarbox.server.listener import (
+    ConnectionCaps,
+    Handler,
+    Listener,
+    ListenerLimits,
+    start_listener,
+)
 from pillarbox.server.preauth import PreauthLimits
 from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.account_throttle import AccountThrottle
@@ -41,6 +47,7 @@ from pillarbox.store.postgres import PgStore
 from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
+from pillarbox.workers.shared import WorkerShared
 
 log = logging.getLogger("pillarbox.app")
 
@@ -131,7 +138,11 @@ def open_store(config: Config, bus: ChangeBus | None = None, *, server: bool = F
     return make(config, bus if bus is not None else InProcessChangeBus(), server)
 
 
-def build_services(store: Store, config: Config, changes: ChangeBus) -> Services:
+def build_services(
+    store: Store, config: Config, changes: ChangeBus, shared: WorkerShared | None = None
+) -> Services:
+    """The services; with several workers (`shared`), the sessions per account are
+    counted in the memory they share."""
     auth = config.auth
     return Services.build(
         store,
@@ -153,6 +164,7 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
         ),
         accounts=AccountService(store),
         config=config,
+        session_counts=shared.account_sessions if shared is not None else None,
     )
 
 
@@ -193,8 +205,12 @@ def tls_context(config: Config) -> ssl.SSLContext:
 class App:
     """A running Pillarbox: store, services and listeners."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, shared: WorkerShared | None = None) -> None:
+        """`shared`: this worker's view of the memory the master shares with its workers
+        (`[server] workers` > 1), where the connection caps and sessions per account are
+        counted; None for a single process."""
         self.config = config
+        self.shared = shared
         self.store: Store | None = None
         self.changes: ChangeBus | None = None
         self.services: Services | None = None
@@ -223,7 +239,7 @@ class App:
                 await self.stop()
                 raise
             self.relay = relay
-        self.services = build_services(store, self.config, changes)
+        self.services = build_services(store, self.config, changes, self.shared)
         ctx = tls_context(self.config)
         limits = ListenerLimits(
             max_connections=self.config.limits.max_connections,
@@ -254,6 +270,7 @@ class App:
                     limits=limits,
                     busy_reply=busy,
                     preauth=preauth,
+                    caps=self._shared_caps(name, limits),
                 )
             if self.config.listen.http:
                 self.web = await start_web(self.services, self.config, self.config.listen.http)
@@ -269,6 +286,17 @@ class App:
         except BaseException:
             await self.stop()
             raise
+
+    def _shared_caps(self, name: str, limits: ListenerLimits) -> ConnectionCaps | None:
+        """The listener's caps counted for every worker, or None: in this process."""
+        if self.shared is None:
+            return None
+        return self.shared.caps_for(
+            name,
+            max_connections=limits.max_connections,
+            max_per_ip=limits.max_per_ip,
+            rate_per_ip=limits.rate_per_ip,
+        )
 
     async def stop(self) -> None:
         if self.web is not None:
