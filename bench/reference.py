@@ -68,6 +68,8 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 #: (mailbox_idle_check_interval). Raised for the run when too low, and restored on stop.
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 START_TIMEOUT = 60.0
+#: Starts on fresh ports after one lost a port to another process (see `free_port`).
+START_ATTEMPTS = 3
 DIR_PREFIX = "pbref-"
 #: Master pid files inside a run directory, with the word their command line contains.
 STALE_PIDFILES = {
@@ -329,6 +331,19 @@ class ReferenceServers(ServerProcess):
         ensure_packages(self._log)
         atexit.register(self.stop)
         reap_stale(DIR_PREFIX, STALE_PIDFILES, self._log)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except ServerError as exc:
+                # Dovecot and Postfix take their ports by number (`free_port`): one taken
+                # in the meantime by someone else is a new try on new ports, not a failure.
+                if attempt == START_ATTEMPTS or "in use" not in str(exc):
+                    raise
+                self._log(f"a port was taken before the servers bound it; retrying ({exc})")
+                self._teardown()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Endpoint:
         root = make_run_dir(DIR_PREFIX)
         self._root = root
         root.chmod(0o755)  # login processes run as dovenull and look up their sockets here
@@ -466,14 +481,19 @@ class ReferenceServers(ServerProcess):
         if self._stopped:
             return
         self._stopped = True
-        root = self._root
+        self._teardown()
+
+    def _teardown(self) -> None:
+        """Stop whatever runs and discard the directory; `start` may begin again after."""
+        root, self._root = self._root, None
         if root is not None and self._postfix_started:
             pf = str(root / "postfix")
             with contextlib.suppress(Exception):
                 _run(["postfix", "-c", pf, "stop"], timeout=60)
             self._kill_pidfile(root / "postfix-queue" / "pid" / "master.pid")
+        self._postfix_started = False
         if self._dovecot is not None:
-            proc = self._dovecot
+            proc, self._dovecot = self._dovecot, None
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)

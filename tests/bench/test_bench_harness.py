@@ -17,6 +17,7 @@ from typing import Any
 import bench.cli as cli
 import bench.corpus as corpus
 import bench.report as report
+import bench.servers as servers
 import bench.wire as wire
 import pytest
 from bench.pillarbox_server import PillarboxServer
@@ -29,7 +30,14 @@ ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
 
 def test_registry_names_match_and_metrics_are_declared() -> None:
     """Every registered workload is keyed by its own name and declares unique metrics."""
-    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3", "idle_fanout"]
+    assert list(WORKLOADS) == [
+        "smtp_ingest",
+        "large_mailbox",
+        "imap_mixed",
+        "pop3",
+        "idle_fanout",
+        "idle_fanout_scale",
+    ]
     for name, cls in WORKLOADS.items():
         assert cls.name == name
         assert cls.description
@@ -116,6 +124,57 @@ def test_ratios_and_table() -> None:
     assert "0.50" in latency and "P 2.00x better" in latency
     assert "QUICK mode" in table
     assert "ERROR w on reference: run 3/3 failed: boom" in table
+
+
+def test_a_workload_not_run_on_a_side_says_so_in_the_table() -> None:
+    """A Pillarbox-only workload: the reference column reads "not run", no ratio, and a
+    note says why; the JSON keeps the usual keys plus ``skipped``."""
+    doc = _document()
+    doc["sides"]["reference"]["workloads"]["w"] = {
+        "params": {},
+        "setup": {},
+        "metrics": {},
+        "error": None,
+        "skipped": "Pillarbox only: because",
+    }
+    doc["ratios"] = report.compute_ratios(doc)
+    assert doc["ratios"] == {"w": {}}
+    table = report.format_table(doc)
+    rate = next(line for line in table.splitlines() if " rate " in line)
+    assert "200 [100–300]" in rate and "not run" in rate and "better" not in rate
+    assert "w not run on reference: Pillarbox only: because" in table
+
+
+def test_measure_side_skips_a_workload_meant_for_the_other_side() -> None:
+    """idle_fanout_scale on the reference side: recorded as skipped, no server contact."""
+    scale = WORKLOADS["idle_fanout_scale"]
+    assert cli.runs_on(scale, "pillarbox") and not cli.runs_on(scale, "reference")
+
+    class Server(cli.ServerProcess):
+        side = "reference"
+        stopped = False
+
+        def stop(self) -> None:
+            Server.stopped = True
+
+    side = cli.Side(Server(), result={"error": None, "server": {}, "workloads": {}})
+    ctx = Context(ENDPOINT, False, lambda _: None)
+    cli.measure_side(side, [scale], 3, {scale.name: ctx}, {}, lambda _: None)
+    result = side.result["workloads"]["idle_fanout_scale"]
+    assert result["skipped"].startswith("Pillarbox only") and result["metrics"] == {}
+    assert Server.stopped
+
+
+def test_free_port_is_outside_the_ephemeral_range_and_never_repeats() -> None:
+    """Ports for Dovecot/Postfix come from where no connect() or bind(0) takes one."""
+    low, high = servers._ephemeral_range()
+    ports = [servers.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(not low <= port <= high and 10000 <= port < 65536 for port in ports)
+    for port in ports[:5]:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # still free
 
 
 def test_verdict_wording() -> None:
@@ -217,6 +276,9 @@ def test_arguments() -> None:
     args = cli.parse_args(["--quick", "--workloads", "pop3,smtp_ingest", "--runs", "2"])
     assert args.workload_names == ["pop3", "smtp_ingest"]
     assert cli.parse_args(["--idle-connections", "10000"]).idle_connections == 10000
+    assert cli.parse_args(["--idle-scale-connections", "500"]).idle_scale_connections == 500
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--idle-scale-connections", "0"])
     with pytest.raises(SystemExit):
         cli.parse_args(["--workloads", "nope"])
     with pytest.raises(SystemExit):

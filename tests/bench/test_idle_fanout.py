@@ -16,7 +16,7 @@ from bench.pillarbox_server import PillarboxServer
 from bench.procstat import cpu_seconds, process_tree, pss_kib
 from bench.servers import Endpoint
 from bench.workloads import Context
-from bench.workloads.idle_fanout import IdleFanout
+from bench.workloads.idle_fanout import IdleFanout, IdleFanoutScale
 
 ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
 
@@ -31,6 +31,14 @@ def test_connection_count_and_client_processes_follow_the_command_line() -> None
     big = workload(True, "10000")
     assert big.connections == 10000 and big.clients == 4
     assert big.params()["delivery"] == "SMTP"
+
+    def scale(quick: bool, given: str | None = None) -> IdleFanoutScale:
+        options = {"idle_scale_connections": given} if given else {}
+        return IdleFanoutScale(Context(ENDPOINT, quick, lambda _: None, options))
+
+    assert scale(False).connections == 10_000 and scale(False).clients == 4
+    assert scale(True).connections == 1_000 and scale(True, "7").connections == 7
+    assert IdleFanoutScale.sides == frozenset({"pillarbox"}) and IdleFanout.sides is None
 
 
 def test_a_token_split_across_reads_is_seen_once_per_arm() -> None:
