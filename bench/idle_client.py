@@ -13,9 +13,15 @@ log-ins at a time), then obeys the workload over a pipe:
 - ``("stop",)``: DONE, LOGOUT, close; answer ``("stopped",)``.
 
 Times are ``time.monotonic()``, the same clock in every process on Linux, taken as the
-bytes reach ``data_received``: a connection's latency includes its wait for this loop.
-The reading path is an ``asyncio.Protocol`` that only searches the new bytes (plus a short
-tail for a token split across reads): no line parsing, no task wake-up per connection.
+bytes are read: a connection's latency includes its wait for this process. Set-up runs
+on asyncio; from ``arm`` to the end of ``collect`` the process instead watches with a
+plain ``epoll`` over the raw sockets (`Fleet.watch`: asyncio's reading paused, the
+control pipe in the same poll), one ``os.read`` and a substring search (plus a short
+tail for a token split across reads) per connection and an fd dropped from the poll once
+it has seen the token. Through asyncio each readable socket cost a loop handle, a
+transport callback and ``data_received``: ~45 µs of CPU per connection and event, 0.45 s
+per event at 10,000 connections, taken from the same two cores as the server under test
+and added to the tail of its latencies; the raw watch costs a few µs.
 
 Must not: connect anywhere but the given loopback host; wait without a deadline.
 """
@@ -24,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
+import select
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -162,6 +170,73 @@ class Fleet:
         if not self.connections:
             self.all_seen.set()
 
+    def watch(self, control: Connection) -> list[float | None]:
+        """After `arm`: watch every connection for the token with a plain epoll, blocking
+        this (asyncio) thread, until the ``("collect", timeout)`` from *control* arrives
+        and then every connection has seen the token or the timeout has passed. Returns
+        each connection's time, like `collect`. Reading through asyncio resumes after."""
+        token = b""
+        by_fd: dict[int, IdleConnection] = {}
+        for conn in self.connections:
+            transport = conn.transport
+            assert transport is not None and conn.token is not None
+            token = conn.token
+            transport.pause_reading()
+            by_fd[transport.get_extra_info("socket").fileno()] = conn
+        poller = select.epoll(len(by_fd) + 1)
+        ctl = control.fileno()
+        try:
+            poller.register(ctl, select.EPOLLIN)
+            for fd in by_fd:
+                poller.register(fd, select.EPOLLIN)
+            self._watch(poller, ctl, control, by_fd, token)
+        finally:
+            poller.close()
+            for conn in self.connections:
+                if conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.resume_reading()
+        return [conn.seen for conn in self.connections]
+
+    @staticmethod
+    def _watch(
+        poller: select.epoll,
+        ctl: int,
+        control: Connection,
+        by_fd: dict[int, IdleConnection],
+        token: bytes,
+    ) -> None:
+        watching = len(by_fd)  # connections neither seen nor closed
+        deadline: float | None = None  # set by "collect"
+        monotonic, read = time.monotonic, os.read
+        while True:
+            if deadline is None:
+                timeout = -1.0
+            else:
+                timeout = deadline - monotonic()
+                if watching == 0 or timeout <= 0:
+                    return
+            for fd, _ in poller.poll(timeout):
+                if fd == ctl:
+                    message = control.recv()
+                    if message[0] != "collect":
+                        raise RuntimeError(f"expected collect, got {message[0]!r}")
+                    deadline = monotonic() + float(message[1])
+                    continue
+                conn = by_fd[fd]
+                try:
+                    data = read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data and token not in conn._tail + data:
+                    conn._tail = data[-_TAIL:]
+                    continue
+                if data:
+                    conn.seen = monotonic()
+                poller.unregister(fd)
+                watching -= 1
+
     async def collect(self, timeout: float) -> list[float | None]:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.all_seen.wait(), timeout)
@@ -188,6 +263,8 @@ async def _serve(control: Connection, spec: dict[str, Any]) -> None:
             armed_cpu = time.process_time()
             fleet.arm(message[1])
             control.send(("armed",))
+            seen = fleet.watch(control)  # takes the "collect" that ends it
+            control.send(("seen", seen, time.process_time() - armed_cpu))
         elif message[0] == "collect":
             seen = await fleet.collect(message[1])
             control.send(("seen", seen, time.process_time() - armed_cpu))

@@ -4,9 +4,12 @@ run against a Pillarbox server with a handful of IDLE connections."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import bench.cli as cli
 import bench.workloads.idle_fanout as idle_fanout
@@ -61,6 +64,45 @@ def test_a_token_split_across_reads_is_seen_once_per_arm() -> None:
         assert [c.seen for c in fleet.connections] == [None, None]
         second.data_received(b"* 3 EXISTS\r\n")
         assert second.seen is None
+
+    asyncio.run(scenario())
+
+
+def test_the_raw_watch_notes_each_connection_once_and_ends_with_collect() -> None:
+    """`Fleet.watch` (epoll over the raw sockets): a connection sees the token in its own
+    bytes only, one closed by the server stops being waited for, the ``collect`` from the
+    pipe sets the deadline, and asyncio reads the connections again afterwards."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        fleet = Fleet()
+        peers = []
+        for _ in range(3):
+            ours, peer = socket.socketpair()
+            _, conn = await loop.create_connection(lambda: IdleConnection(fleet._seen), sock=ours)
+            fleet.connections.append(conn)
+            peers.append(peer)
+        control, workload = multiprocessing.Pipe()
+        try:
+            fleet.arm(b" EXISTS")
+            peers[0].sendall(b"* 1 FETCH (FLAGS (\\Seen))\r\n* 3 EXISTS\r\n")
+            peers[1].close()  # gone: never sees it, not waited for
+            peers[2].sendall(b"* 2 EXPUNGE\r\n")  # not the token
+            workload.send(("collect", 0.2))
+            began = time.monotonic()
+            seen = fleet.watch(control)
+            assert time.monotonic() - began < 5
+            assert seen[0] is not None and seen[0] >= began - 1 and seen[1:] == [None, None]
+            transport = fleet.connections[2].transport
+            assert transport is not None and transport.is_reading()
+        finally:
+            for peer in peers:
+                peer.close()
+            control.close()
+            workload.close()
+            for conn in fleet.connections:
+                assert conn.transport is not None
+                conn.transport.close()
 
     asyncio.run(scenario())
 
