@@ -244,9 +244,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pillarbox", metavar="CMD", help="the pillarbox command to run")
     parser.add_argument(
         "--build",
-        choices=("deliver", "append"),
-        default="deliver",
-        help="how large_mailbox fills its folder (default: deliver = LMTP/SMTP)",
+        choices=("fast", "deliver", "append"),
+        default="fast",
+        help="how large_mailbox fills its folder (default: fast = SMTP into Pillarbox, "
+        "Maildir files for Dovecot; deliver = SMTP / LMTP; append = IMAP APPEND)",
     )
     parser.add_argument(
         "--mailbox-size",

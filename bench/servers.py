@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +96,13 @@ class Endpoint:
     #: and CPU are read over it and its descendants. ``None``: not measurable.
     server_pid: int | None = None
     nodes: tuple[NodePorts, ...] = ()
+    #: Writes messages straight into a user's INBOX files, as the side's own delivery
+    #: would have stored them, for set-up only (the reference: Dovecot's Maildir, see
+    #: `reference.ReferenceServers.write_maildir`); ``None``: the side has no such path.
+    #: Called as ``(user, [(envelope sender, message)], first number)``.
+    bulk_store: Callable[[str, Sequence[tuple[str, bytes]], int], None] | None = field(
+        default=None, compare=False, repr=False
+    )
     _turns: dict[str, itertools.count[int]] = field(
         default_factory=_turns, compare=False, repr=False
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -351,3 +352,28 @@ def test_pillarbox_config_is_valid_toml_with_the_documented_keys() -> None:
     assert config["listen"]["imap"] == "127.0.0.1:2" and config["listen"]["http"] == ""
     assert config["limits"]["connection_rate_per_ip"] == 0
     assert config["limits"]["max_connections"] == config["limits"]["max_connections_per_ip"] == 9
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the files are given to the mail user")
+def test_maildir_bulk_store_writes_what_dovecot_lmtp_would(tmp_path: Any) -> None:
+    """--build fast on the reference side: LF files in Maildir/cur with the LMTP headers,
+    S= (stored) and W= (CRLF) sizes in the name, names ordered by message number."""
+    from bench.reference import ReferenceServers
+
+    server = ReferenceServers(lambda _: None)
+    server._root = tmp_path
+    cur = tmp_path / "mail" / "big@example.test" / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    message = b"Subject: hi\r\n\r\nbody\r\n"
+    server.write_maildir("big@example.test", [("a@x.test", message)] * 3, 7)
+    names = sorted(p.name for p in cur.iterdir())
+    assert len(names) == 3
+    first = cur / names[0]
+    data = first.read_bytes()
+    assert b"\r" not in data and data.endswith(b"Subject: hi\n\nbody\n")
+    assert data.startswith(b"Return-Path: <a@x.test>\nDelivered-To: big@example.test\n")
+    lines = data.count(b"\n")
+    assert f",S={len(data)},W={len(data) + lines}:2," in names[0]
+    numbers = [int(name.split(".")[1][1:].split("P")[0]) for name in names]
+    assert numbers == [7, 8, 9]
+    assert first.stat().st_uid == pwd.getpwnam("nobody").pw_uid
