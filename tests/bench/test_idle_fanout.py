@@ -93,8 +93,17 @@ def test_the_raw_watch_notes_each_connection_once_and_ends_with_collect() -> Non
             seen = fleet.watch(control)
             assert time.monotonic() - began < 5
             assert seen[0] is not None and seen[0] >= began - 1 and seen[1:] == [None, None]
+            # The next event: what is left from the last one is not taken for the token.
+            peers[0].sendall(b"* 1 RECENT\r\n* 9 FETCH (FLAGS (\\Flagged))\r\n")
+            peers[2].sendall(b"* 2 RECENT\r\n")
+            fleet.arm(b"\\Flagged")
+            peers[2].sendall(b"* 2 FETCH (FLAGS (\\Flagged))\r\n")
+            workload.send(("collect", 0.2))
+            seen = fleet.watch(control)
+            assert seen[0] is None and seen[1] is None and seen[2] is not None
+            await fleet.close()  # reading goes back to asyncio: DONE, LOGOUT
             transport = fleet.connections[2].transport
-            assert transport is not None and transport.is_reading()
+            assert transport is not None and transport.is_closing()
         finally:
             for peer in peers:
                 peer.close()
