@@ -342,7 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pillarbox_limit = connection_limit
     if "idle_fanout_scale" in args.workload_names:
         pillarbox_limit = max(connection_limit, scale + 500)
-    raise_fd_limit()
+    fds = raise_fd_limit()
+    if pillarbox_limit + 100 > fds:
+        # A one-process server holds a descriptor per connection (plus its files).
+        log(
+            f"warning: file-descriptor limit {fds} is below the {pillarbox_limit} "
+            "connections the servers are set up for: raise the hard limit (ulimit -Hn)"
+        )
     document: dict[str, Any] = {
         "tool": "pillarbox-bench",
         "schema": SCHEMA,
