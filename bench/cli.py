@@ -43,7 +43,12 @@ from bench.servers import (
     remove_discarded,
 )
 from bench.workloads import WORKLOADS, Context, Workload
-from bench.workloads.idle_fanout import FULL_CONNECTIONS, QUICK_CONNECTIONS
+from bench.workloads.idle_fanout import (
+    FULL_CONNECTIONS,
+    QUICK_CONNECTIONS,
+    SCALE_FULL_CONNECTIONS,
+    SCALE_QUICK_CONNECTIONS,
+)
 
 SCHEMA = 1
 
@@ -180,6 +185,11 @@ def start_side(server: ServerProcess, workloads: Sequence[type[Workload]], log: 
     return side
 
 
+def runs_on(cls: type[Workload], side: str) -> bool:
+    """Whether workload *cls* runs on *side* (`Workload.sides`)."""
+    return cls.sides is None or side in cls.sides
+
+
 def measure_side(
     side: Side,
     workloads: Sequence[type[Workload]],
@@ -191,6 +201,17 @@ def measure_side(
     """Every workload on this side in registry order, then stop its server."""
     try:
         for cls in workloads:
+            if not runs_on(cls, side.server.side):
+                reason = cls.skip_reason or f"not run on {side.server.side}"
+                log(f"[{side.server.side}] {cls.name}: skipped ({reason})")
+                side.result["workloads"][cls.name] = {
+                    "params": {},
+                    "setup": {},
+                    "metrics": {},
+                    "error": None,
+                    "skipped": reason,
+                }
+                continue
             log(f"[{side.server.side}] {cls.name}: starting")
             side.result["workloads"][cls.name] = run_workload(
                 cls, contexts[cls.name], runs, prepared.get(cls.name)
@@ -223,9 +244,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pillarbox", metavar="CMD", help="the pillarbox command to run")
     parser.add_argument(
         "--build",
-        choices=("deliver", "append"),
-        default="deliver",
-        help="how large_mailbox fills its folder (default: deliver = LMTP/SMTP)",
+        choices=("fast", "deliver", "append"),
+        default="fast",
+        help="how large_mailbox fills its folder (default: fast = SMTP into Pillarbox, "
+        "Maildir files for Dovecot; deliver = SMTP / LMTP; append = IMAP APPEND)",
     )
     parser.add_argument(
         "--mailbox-size",
@@ -239,6 +261,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help=f"idle_fanout's IDLE connections (default {FULL_CONNECTIONS:,}; "
         f"quick {QUICK_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--idle-scale-connections",
+        type=int,
+        metavar="N",
+        help=f"idle_fanout_scale's IDLE connections, Pillarbox only (default "
+        f"{SCALE_FULL_CONNECTIONS:,}; quick {SCALE_QUICK_CONNECTIONS:,})",
     )
     parser.add_argument(
         "--reference-passwords",
@@ -277,6 +306,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--runs must be at least 1")
     if args.idle_connections is not None and args.idle_connections < 1:
         parser.error("--idle-connections must be at least 1")
+    if args.idle_scale_connections is not None and args.idle_scale_connections < 1:
+        parser.error("--idle-scale-connections must be at least 1")
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
     if args.nodes > 1 and args.store != "postgres":
@@ -300,10 +331,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         options["mailbox_size"] = str(args.mailbox_size)
     idle = args.idle_connections or (QUICK_CONNECTIONS if args.quick else FULL_CONNECTIONS)
     options["idle_connections"] = str(idle)
+    scale = args.idle_scale_connections or (
+        SCALE_QUICK_CONNECTIONS if args.quick else SCALE_FULL_CONNECTIONS
+    )
+    options["idle_scale_connections"] = str(scale)
     # idle_fanout's connections on top of what the other workloads hold; the servers are
-    # children of this process and inherit its (raised) file-descriptor limit.
+    # children of this process and inherit its (raised) file-descriptor limit. Only the
+    # sides that run idle_fanout_scale (Pillarbox) need room for its connections.
     connection_limit = max(DEFAULT_CONNECTION_LIMIT, idle + 500)
-    raise_fd_limit()
+    pillarbox_limit = connection_limit
+    if "idle_fanout_scale" in args.workload_names:
+        pillarbox_limit = max(connection_limit, scale + 500)
+    fds = raise_fd_limit()
+    if pillarbox_limit + 100 > fds:
+        # A one-process server holds a descriptor per connection (plus its files).
+        log(
+            f"warning: file-descriptor limit {fds} is below the {pillarbox_limit} "
+            "connections the servers are set up for: raise the hard limit (ulimit -Hn)"
+        )
     document: dict[str, Any] = {
         "tool": "pillarbox-bench",
         "schema": SCHEMA,
@@ -348,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 command=args.pillarbox,
                 keep=args.keep,
                 user_count=users,
-                connection_limit=connection_limit,
+                connection_limit=pillarbox_limit,
                 store=args.store,
                 nodes=args.nodes,
                 pg_admin=args.pg_admin,
@@ -380,7 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Heavy, unmeasured set-up (the 100,000-message folder) runs on every side at
         # once: the build rates are recorded but never compared, and overlapping them
         # takes minutes off a full run.
-        jobs = [(side, cls) for side in running for cls in selected if cls.setup_in_parallel]
+        jobs = [
+            (side, cls)
+            for side in running
+            for cls in selected
+            if cls.setup_in_parallel and runs_on(cls, side.server.side)
+        ]
         if jobs:
             log(f"set-up in parallel: {', '.join(sorted({cls.name for _, cls in jobs}))}")
         done = prepare_in_parallel([(cls, contexts[id(side)][cls.name]) for side, cls in jobs])

@@ -50,7 +50,6 @@ from bench.servers import (
     ServerProcess,
     all_users,
     discard_dir,
-    free_port,
     light_password_hash,
     make_run_dir,
     pid_alive,
@@ -71,6 +70,9 @@ SERVE_PID = "serve.pid"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_PREFIX = "pbbench_"
 _DB_NAME = re.compile(r"^pbbench_(\d+)_[0-9a-f]+$")
+
+#: serve's start-up line for each listener (tests/e2e/serve.py reads the same).
+LISTENING = re.compile(r"^\s*(\w+)\s+listening on [\d.]+:(\d+)", re.MULTILINE)
 
 CONFIG = """\
 # Written by bench/pillarbox_server.py for one benchmark run.
@@ -161,13 +163,18 @@ def default_command() -> str:
 
 
 def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[str]) -> bool:
-    """Add *users* with Pillarbox's own AccountService, hashing in parallel, and *light*
-    with the light hash straight through the store (the CLI always hashes at full cost);
-    False when Pillarbox is not importable here (then the caller falls back to the CLI)."""
+    """Add *users* straight through the store with one hash of PASSWORD made by Pillarbox's
+    own `hash_password` (its parameters: every log-in still costs a full argon2id check),
+    and *light* with the light hash (the CLI always hashes at full cost); False when
+    Pillarbox is not importable here (then the caller falls back to the CLI).
+
+    One hash for all: hashing each account (a fresh salt each, ~0.3 s of both cores) took
+    ~37 s of a full run's set-up for nothing any figure depends on; the reference side's
+    passwd-file shares one hash the same way."""
     try:
         from pillarbox import config as config_mod
         from pillarbox.app import open_store
-        from pillarbox.services.accounts import AccountService
+        from pillarbox.services.auth import hash_password
     except ImportError:
         return False
 
@@ -175,8 +182,9 @@ def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[st
         store = open_store(config_mod.load(config))
         await store.open()
         try:
-            accounts = AccountService(store)
-            await asyncio.gather(*(accounts.add_user(user, PASSWORD) for user in users))
+            secret = hash_password(PASSWORD)
+            for user in users:
+                await store.add_account(user, secret)
             for user in light:
                 await store.add_account(user, light_password_hash())
         finally:
@@ -249,9 +257,10 @@ class PillarboxServer(ServerProcess):
             dsn = _dsn_for(self._pg_admin, self._database)
             self._log(f"database {self._database} for {self._nodes} node(s)")
         configs: list[Path] = []
-        all_ports: list[dict[str, int]] = []
         for index in range(self._nodes):
-            ports = {"smtp_port": free_port(), "imap_port": free_port(), "pop3_port": free_port()}
+            # Port 0: the kernel picks when serve binds, and serve prints what it got
+            # (`_listening`), so no port picked free here can be taken in between.
+            ports = {"smtp_port": 0, "imap_port": 0, "pop3_port": 0}
             # One node keeps the layout of a plain run; several get a directory each.
             home = root if self._nodes == 1 else root / f"node{index + 1}"
             home.mkdir(exist_ok=True)
@@ -267,7 +276,6 @@ class PillarboxServer(ServerProcess):
             config.write_text(text)
             (home / "data").mkdir()
             configs.append(config)
-            all_ports.append(ports)
         config = configs[0]
         if dsn is not None:
             self._cli(config, "migrate")  # the schema once, before any node starts
@@ -300,8 +308,8 @@ class PillarboxServer(ServerProcess):
         self._proc = self._procs[0]
         (root / SERVE_PID).write_text("".join(f"{p.pid}\n" for p in self._procs))
         nodes = [
-            self._wait_node(proc, ports, config.parent)
-            for proc, ports, config in zip(self._procs, all_ports, configs, strict=True)
+            self._wait_node(proc, self._listening(proc, config.parent), config.parent)
+            for proc, config in zip(self._procs, configs, strict=True)
         ]
         first = nodes[0]
         return Endpoint(
@@ -314,6 +322,29 @@ class PillarboxServer(ServerProcess):
             nodes=tuple(nodes) if len(nodes) > 1 else (),
         )
 
+    def _listening(self, proc: subprocess.Popen[bytes], home: Path) -> dict[str, int]:
+        """The ports one node's serve bound, from its "NAME listening on HOST:PORT" start-up
+        lines in serve.log (printed once every listener is up); a protocol with no such line
+        gets port 0, which `_wait_node` then reports as not served."""
+        deadline = time.monotonic() + START_TIMEOUT
+        found: dict[str, int] = {}
+        while True:
+            try:
+                text = (home / "serve.log").read_text(errors="replace")
+            except OSError:
+                text = ""
+            found = {m.group(1): int(m.group(2)) for m in LISTENING.finditer(text)}
+            if all(name in found for name in ("smtp", "imap", "pop3")):
+                break
+            if proc.poll() is not None:
+                raise ServerError(f"pillarbox serve exited: {self._tail(home)}")
+            if found and "outbound" in text:
+                break  # the start-up lines are complete: the missing ones are not served
+            if time.monotonic() > deadline:
+                raise ServerError(f"pillarbox serve printed no listening lines: {self._tail(home)}")
+            time.sleep(0.05)
+        return {f"{name}_port": found.get(name, 0) for name in ("smtp", "imap", "pop3")}
+
     def _wait_node(
         self, proc: subprocess.Popen[bytes], ports: dict[str, int], home: Path
     ) -> NodePorts:
@@ -322,11 +353,14 @@ class PillarboxServer(ServerProcess):
         def alive() -> bool:
             return proc.poll() is None
 
+        greetings = {"smtp": b"220", "imap": b"* OK", "pop3": b"+OK"}
         listeners = {
-            "smtp": (ports["smtp_port"], b"220"),
-            "imap": (ports["imap_port"], b"* OK"),
-            "pop3": (ports["pop3_port"], b"+OK"),
+            name: (ports[f"{name}_port"], prefix)
+            for name, prefix in greetings.items()
+            if ports[f"{name}_port"]
         }
+        if not listeners:
+            raise ServerError(f"pillarbox serve listens on nothing: {self._tail(home)}")
         try:
             state = wait_for_listeners(listeners, START_TIMEOUT, GRACE, alive)
         except ServerError as exc:
@@ -334,10 +368,14 @@ class PillarboxServer(ServerProcess):
         if not any(ok for ok, _ in state.values()):
             detail = "; ".join(f"{name}: {error}" for name, (_, error) in state.items())
             raise ServerError(f"no listener answered ({detail}): {self._tail(home)}")
-        served = {name: listeners[name][0] if ok else None for name, (ok, _) in state.items()}
+        served: dict[str, int | None] = dict.fromkeys(greetings)
         for name, (ok, error) in state.items():
-            if not ok:
+            if ok:
+                served[name] = listeners[name][0]
+            else:
                 self._log(f"pillarbox does not serve {name}: {error}")
+        for name in greetings.keys() - listeners.keys():
+            self._log(f"pillarbox does not serve {name}: no listening line")
         self._served = [name for name, port in served.items() if port]
         return NodePorts(served["smtp"], served["imap"], served["pop3"], proc.pid)
 

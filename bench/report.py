@@ -100,6 +100,7 @@ def format_table(document: Mapping[str, Any]) -> str:
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
     setup: list[str] = []
+    notes_skipped: list[str] = []
     for side_name, side in ((PILLARBOX, ours), (REFERENCE, theirs)):
         if side.get("error"):
             notes.append(f"{side_name}: {side['error']}")
@@ -108,6 +109,8 @@ def format_table(document: Mapping[str, Any]) -> str:
         mine = ours.get("workloads", {}).get(name, {})
         other = theirs.get("workloads", {}).get(name, {})
         for side_name, result in ((PILLARBOX, mine), (REFERENCE, other)):
+            if result.get("skipped"):
+                notes_skipped.append(f"{name} not run on {side_name}: {result['skipped']}")
             if result.get("error"):
                 notes.append(f"{name} on {side_name}: {result['error']}")
             if result.get("setup"):
@@ -125,8 +128,8 @@ def format_table(document: Mapping[str, Any]) -> str:
                     name,
                     mname,
                     metric["unit"] + (" ↑" if metric["higher_is_better"] else " ↓"),
-                    _figure(ours_fig),
-                    _figure(theirs_fig),
+                    "not run" if mine.get("skipped") else _figure(ours_fig),
+                    "not run" if other.get("skipped") else _figure(theirs_fig),
                     "-" if r is None else f"{r:.2f}",
                     verdict(r, metric["higher_is_better"]),
                 )
@@ -151,6 +154,7 @@ def format_table(document: Mapping[str, Any]) -> str:
         lines.append("QUICK mode: scaled-down sizes; figures are indicative only.")
     if runs is not None and runs < 3:
         lines.append(f"Only {runs} run(s) per figure: fewer than the 3 a comparison needs.")
+    lines.extend(notes_skipped)
     lines.extend(setup)
     load = document.get("host", {}).get("loadavg_at_start")
     if load and load[0] >= 1.0:

@@ -14,13 +14,14 @@ import atexit
 import contextlib
 import itertools
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -95,6 +96,13 @@ class Endpoint:
     #: and CPU are read over it and its descendants. ``None``: not measurable.
     server_pid: int | None = None
     nodes: tuple[NodePorts, ...] = ()
+    #: Writes messages straight into a user's INBOX files, as the side's own delivery
+    #: would have stored them, for set-up only (the reference: Dovecot's Maildir, see
+    #: `reference.ReferenceServers.write_maildir`); ``None``: the side has no such path.
+    #: Called as ``(user, [(envelope sender, message)], first number)``.
+    bulk_store: Callable[[str, Sequence[tuple[str, bytes]], int], None] | None = field(
+        default=None, compare=False, repr=False
+    )
     _turns: dict[str, itertools.count[int]] = field(
         default_factory=_turns, compare=False, repr=False
     )
@@ -162,12 +170,55 @@ def light_password_hash() -> str:
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Ports this process has handed out already: never twice in one run.
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(word) for word in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def _port_pool() -> range:
+    """Where `free_port` picks: the larger stretch of 10000-65535 outside the ephemeral range."""
+    low, high = _ephemeral_range()
+    below = range(10000, max(10000, low))
+    above = range(min(65536, high + 1), 65536)
+    return below if len(below) >= len(above) else above
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
+    """A TCP port on 127.0.0.1 for a server that cannot listen on port 0 (Dovecot,
+    Postfix): free now, and chosen where nothing else on the machine takes ports by itself.
+
+    A port the kernel hands out for ``bind(port 0)`` comes from the ephemeral range, which
+    is also where every outgoing connection gets its local port: between this check and
+    the server's own ``bind`` a client connection (ours: thousands of them in idle_fanout;
+    or another process's) could take it. Outside that range only an explicit ``bind`` of
+    that number can, so the pick is random over the range (another bench run picks
+    elsewhere) and the bind check uses SO_REUSEADDR as the servers do (a port with
+    connections in TIME_WAIT is fine for them). A side that still loses the race retries
+    its start with new ports (`reference.ReferenceServers.start`); Pillarbox listens on
+    port 0 and says which port it got (`pillarbox_server`), so it has no race at all."""
+    pool = _port_pool()
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.choice(pool)
+        if port in _GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
         return port
+    raise ServerError(f"no free port in {pool.start}-{pool.stop - 1} after 1000 tries")
 
 
 def _greets(port: int, prefix: bytes) -> str | None:

@@ -8,14 +8,15 @@ workloads see the mail that earlier ones left (the same on both sides).
 from __future__ import annotations
 
 from bench.workloads.base import Context, Metric, Workload, WorkloadError
-from bench.workloads.idle_fanout import IdleFanout
+from bench.workloads.idle_fanout import IdleFanout, IdleFanoutScale
 from bench.workloads.imap_mixed import ImapMixed
 from bench.workloads.large_mailbox import LargeMailbox
 from bench.workloads.pop3 import Pop3Download
 from bench.workloads.smtp_ingest import SmtpIngest
 
 WORKLOADS: dict[str, type[Workload]] = {
-    cls.name: cls for cls in (SmtpIngest, LargeMailbox, ImapMixed, Pop3Download, IdleFanout)
+    cls.name: cls
+    for cls in (SmtpIngest, LargeMailbox, ImapMixed, Pop3Download, IdleFanout, IdleFanoutScale)
 }
 
 __all__ = ["WORKLOADS", "Context", "Metric", "Workload", "WorkloadError"]

@@ -55,6 +55,10 @@ class Workload(ABC):
     #: ``prepare`` is long and measures nothing, so it runs on every side at the same
     #: time, before any side is measured (it must not rely on earlier workloads' mail).
     setup_in_parallel: ClassVar[bool] = False
+    #: The sides (``Endpoint.side``) it runs on; ``None``: every side. On another side the
+    #: runner records ``skipped`` (with `skip_reason`) instead of figures.
+    sides: ClassVar[frozenset[str] | None] = None
+    skip_reason: ClassVar[str] = ""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import bench.cli as cli
 import bench.corpus as corpus
 import bench.report as report
+import bench.servers as servers
 import bench.wire as wire
 import pytest
 from bench.pillarbox_server import PillarboxServer
@@ -29,7 +31,14 @@ ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
 
 def test_registry_names_match_and_metrics_are_declared() -> None:
     """Every registered workload is keyed by its own name and declares unique metrics."""
-    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3", "idle_fanout"]
+    assert list(WORKLOADS) == [
+        "smtp_ingest",
+        "large_mailbox",
+        "imap_mixed",
+        "pop3",
+        "idle_fanout",
+        "idle_fanout_scale",
+    ]
     for name, cls in WORKLOADS.items():
         assert cls.name == name
         assert cls.description
@@ -116,6 +125,57 @@ def test_ratios_and_table() -> None:
     assert "0.50" in latency and "P 2.00x better" in latency
     assert "QUICK mode" in table
     assert "ERROR w on reference: run 3/3 failed: boom" in table
+
+
+def test_a_workload_not_run_on_a_side_says_so_in_the_table() -> None:
+    """A Pillarbox-only workload: the reference column reads "not run", no ratio, and a
+    note says why; the JSON keeps the usual keys plus ``skipped``."""
+    doc = _document()
+    doc["sides"]["reference"]["workloads"]["w"] = {
+        "params": {},
+        "setup": {},
+        "metrics": {},
+        "error": None,
+        "skipped": "Pillarbox only: because",
+    }
+    doc["ratios"] = report.compute_ratios(doc)
+    assert doc["ratios"] == {"w": {}}
+    table = report.format_table(doc)
+    rate = next(line for line in table.splitlines() if " rate " in line)
+    assert "200 [100–300]" in rate and "not run" in rate and "better" not in rate
+    assert "w not run on reference: Pillarbox only: because" in table
+
+
+def test_measure_side_skips_a_workload_meant_for_the_other_side() -> None:
+    """idle_fanout_scale on the reference side: recorded as skipped, no server contact."""
+    scale = WORKLOADS["idle_fanout_scale"]
+    assert cli.runs_on(scale, "pillarbox") and not cli.runs_on(scale, "reference")
+
+    class Server(cli.ServerProcess):
+        side = "reference"
+        stopped = False
+
+        def stop(self) -> None:
+            Server.stopped = True
+
+    side = cli.Side(Server(), result={"error": None, "server": {}, "workloads": {}})
+    ctx = Context(ENDPOINT, False, lambda _: None)
+    cli.measure_side(side, [scale], 3, {scale.name: ctx}, {}, lambda _: None)
+    result = side.result["workloads"]["idle_fanout_scale"]
+    assert result["skipped"].startswith("Pillarbox only") and result["metrics"] == {}
+    assert Server.stopped
+
+
+def test_free_port_is_outside_the_ephemeral_range_and_never_repeats() -> None:
+    """Ports for Dovecot/Postfix come from where no connect() or bind(0) takes one."""
+    low, high = servers._ephemeral_range()
+    ports = [servers.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(not low <= port <= high and 10000 <= port < 65536 for port in ports)
+    for port in ports[:5]:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # still free
 
 
 def test_verdict_wording() -> None:
@@ -217,6 +277,9 @@ def test_arguments() -> None:
     args = cli.parse_args(["--quick", "--workloads", "pop3,smtp_ingest", "--runs", "2"])
     assert args.workload_names == ["pop3", "smtp_ingest"]
     assert cli.parse_args(["--idle-connections", "10000"]).idle_connections == 10000
+    assert cli.parse_args(["--idle-scale-connections", "500"]).idle_scale_connections == 500
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--idle-scale-connections", "0"])
     with pytest.raises(SystemExit):
         cli.parse_args(["--workloads", "nope"])
     with pytest.raises(SystemExit):
@@ -289,3 +352,28 @@ def test_pillarbox_config_is_valid_toml_with_the_documented_keys() -> None:
     assert config["listen"]["imap"] == "127.0.0.1:2" and config["listen"]["http"] == ""
     assert config["limits"]["connection_rate_per_ip"] == 0
     assert config["limits"]["max_connections"] == config["limits"]["max_connections_per_ip"] == 9
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the files are given to the mail user")
+def test_maildir_bulk_store_writes_what_dovecot_lmtp_would(tmp_path: Any) -> None:
+    """--build fast on the reference side: LF files in Maildir/cur with the LMTP headers,
+    S= (stored) and W= (CRLF) sizes in the name, names ordered by message number."""
+    from bench.reference import ReferenceServers
+
+    server = ReferenceServers(lambda _: None)
+    server._root = tmp_path
+    cur = tmp_path / "mail" / "big@example.test" / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    message = b"Subject: hi\r\n\r\nbody\r\n"
+    server.write_maildir("big@example.test", [("a@x.test", message)] * 3, 7)
+    names = sorted(p.name for p in cur.iterdir())
+    assert len(names) == 3
+    first = cur / names[0]
+    data = first.read_bytes()
+    assert b"\r" not in data and data.endswith(b"Subject: hi\n\nbody\n")
+    assert data.startswith(b"Return-Path: <a@x.test>\nDelivered-To: big@example.test\n")
+    lines = data.count(b"\n")
+    assert f",S={len(data)},W={len(data) + lines}:2," in names[0]
+    numbers = [int(name.split(".")[1][1:].split("P")[0]) for name in names]
+    assert numbers == [7, 8, 9]
+    assert first.stat().st_uid == pwd.getpwnam("nobody").pw_uid
