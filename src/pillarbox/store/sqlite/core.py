@@ -92,7 +92,7 @@ class SqliteCore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
         blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
-        text = text_index.TextIndex(self.data_dir)
+        text = text_index.TextIndex(self.data_dir, self.db_path)
         if self._given_bus is None:
             self._bus = InProcessChangeBus()  # a fresh one after a close
         # isinstance once here (a runtime Protocol check is slow), not per publication.
@@ -105,7 +105,9 @@ class SqliteCore:
             text.forget,
             collect_orphans=self._collect_orphans,
             stamp=stamping.stamp if stamping is not None else None,
+            index_text=text.index_committed,
         )
+        text.indexed = writer.forget_pending
         writer.start()
         await loop.run_in_executor(io, writer.ready.wait)
         if writer.startup_error is None:
@@ -173,15 +175,24 @@ class SqliteCore:
                     stamping.publish_stamped(item.stamp, item.changes)
                 else:
                     bus.publish(item.changes)
-            resolve(item.future, item.result, item.error)
+            if item.future is not None:
+                resolve(item.future, item.result, item.error)
 
-    async def _write(self, fn: Callable[[Tx], T], *, durable: bool = True) -> T:
+    async def _write(
+        self,
+        fn: Callable[[Tx], T],
+        *,
+        durable: bool = True,
+        text: list[text_index.TextRow] | None = None,
+    ) -> T:
+        """Run `fn` in the writer's next group commit; `text` (from `_text_rows`) goes
+        to ``text_pending`` in the same savepoint once `fn` succeeded."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        writer.queue.put(Op(fn, future, loop, durable))
+        writer.queue.put(Op(fn, future, loop, durable, text or []))
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -193,21 +204,17 @@ class SqliteCore:
         readers.queue.put((fn, future, loop))
         return await future
 
-    async def _index_text(self, items: Sequence[tuple[int, MessageMeta]]) -> None:
-        """Commit the texts to search.db before any row refers to them (see text_index)."""
-        text = self._text
-        if text is None:
-            raise StoreUnavailable("store is not open")
-        rows = list(
+    @staticmethod
+    def _text_rows(items: Sequence[tuple[int, MessageMeta]]) -> list[text_index.TextRow]:
+        """The SEARCH text of each distinct blob, for `_write(text=...)`: inserted into
+        ``text_pending`` in the operation's own transaction and indexed into search.db
+        after the commit (see `text_index`), so a delivery waits for one fsync."""
+        return list(
             {
                 blob_id: (blob_id, m.headers, m.body_text.casefold())  # text_index.TEXT_VERSION
                 for blob_id, m in items
             }.values()
         )
-        try:
-            await text.add(rows)
-        except sqlite3.Error as exc:
-            raise map_error(exc) from exc
 
     def _files(self) -> BlobFiles:
         if self._blobs is None:

@@ -6,12 +6,18 @@ file and thread, indexing one batch overlaps with committing the next batch of m
 in ``pillarbox.db`` (on another core: SQLite runs without the GIL), instead of
 lengthening every message commit.
 
-Order, so that SEARCH never misses a stored message: a message's text is committed here
-(synchronous=FULL) *before* its row is committed in ``pillarbox.db``: `SqliteStore`
-awaits `TextIndex.add` first. A crash between the two leaves an index row for a blob that
-has no row: harmless, since every search joins on ``messages``, and swept by
-`move_and_sweep` at the next open. Rows of removed blobs are forgotten after the commit
-that removed them (a crash in between leaves more such harmless rows).
+Order, so that SEARCH never misses a stored message, with one fsync per delivery (issue
+18): a message's text is inserted into ``text_pending`` in ``pillarbox.db`` in the same
+transaction as its row (`writer.Op.text`). After that commit the writer hands the rows to
+this thread (`index_committed`), which commits them here (synchronous=FULL) and only then
+has the writer delete them from ``text_pending`` (`writer.Writer.forget_pending`). A
+text is so always in ``text_pending`` or in search.db (durably) or both, and SEARCH reads
+both (`search`): it reads ``pillarbox.db`` first, and a row missing from that snapshot's
+``text_pending`` was in search.db before that snapshot began. At start the thread
+indexes whatever ``text_pending`` holds (a crash, another process that died). Rows of
+removed blobs are forgotten after the commit that removed them (their ``text_pending``
+rows go with the blob row, ON DELETE CASCADE); a crash in between leaves harmless index
+rows (every search joins on ``messages``), swept by `move_and_sweep` at the next open.
 
 Several processes (`[server] workers`, the CLI) may each run a `TextIndex` on one
 ``search.db``: every write transaction of this file (each thread's commits, and the
@@ -23,19 +29,18 @@ in SQLite's busy handler. The order of locks is ``pillarbox.db.lock`` first, the
 Readers ATTACH this file as ``text``: the unqualified name ``blob_text`` in the search
 SQL resolves to it (``pillarbox.db`` no longer has a table of that name).
 
-Must not: touch ``pillarbox.db`` (but for `move_and_sweep`, on the store writer's
-connection at open), or block the event loop (`add` waits on a future).
+Must not: write ``pillarbox.db`` (but for `move_and_sweep`, on the store writer's
+connection at open; `text_pending` rows go through the writer), or block the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,12 +70,10 @@ TEXT_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class _Request:
-    """Rows to index (with the caller's future), or blob ids to forget (no one waits)."""
+    """Committed rows to index (from `text_pending`), or blob ids to forget."""
 
     rows: list[TextRow]
     forget: list[int]
-    future: asyncio.Future[None] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
 
 
 def lock_path(data_dir: Path) -> Path:
@@ -157,31 +160,26 @@ def _casefold(text: str | None) -> str | None:
 
 
 class TextIndex(threading.Thread):
-    """Owns the write connection of ``search.db``; group-commits adds and forgets."""
+    """Owns the write connection of ``search.db``; group-commits indexing and forgetting.
 
-    def __init__(self, data_dir: Path) -> None:
+    `indexed` is told the blob ids whose text is durably here (the writer then deletes
+    their `text_pending` rows)."""
+
+    def __init__(self, data_dir: Path, db_path: Path | None = None) -> None:
         super().__init__(name="pillarbox-text-index", daemon=True)
         self._path = data_dir / TEXT_DB_NAME
+        self._db_path = db_path  # pillarbox.db, read at start for leftover pending rows
         self._lock = FileLock(lock_path(data_dir))
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
+        self.indexed: Callable[[list[int]], None] | None = None
         self.batches = 0  # for measurements
 
-    async def add(self, rows: Sequence[TextRow]) -> None:
-        """Index these texts durably (replacing any older row of the same blob)."""
-        listed = list(rows)
-        if not listed:
-            return
-        for _, headers, body in listed:
-            # Text SQLite cannot take (a lone surrogate) fails this caller alone, here,
-            # rather than the whole batch it would share.
-            headers.encode()
-            body.encode()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Request(listed, [], future, loop))
-        await future
+    def index_committed(self, rows: Sequence[TextRow]) -> None:
+        """Index rows already committed in ``text_pending`` (from the writer thread)."""
+        if rows:
+            self._queue.put(_Request(list(rows), []))
 
     def forget(self, blob_ids: Sequence[int]) -> None:
         """Drop the rows of removed blobs, in the background (from any thread)."""
@@ -208,6 +206,9 @@ class TextIndex(threading.Thread):
             return
         self.ready.set()
         try:
+            leftover = self._leftover()
+            if leftover:
+                self._commit(conn, [_Request(leftover, [])])
             stopping = False
             while not stopping:
                 batch, stopping = next_batch(self._queue, MAX_BATCH)
@@ -217,35 +218,53 @@ class TextIndex(threading.Thread):
             conn.close()
             self._lock.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
-        # One row per blob: the same blob may come in several requests (COPY-like appends).
-        rows = list({row[0]: row for item in batch for row in item.rows}.values())
-        gone = [i for item in batch for i in item.forget]
-        error: BaseException | None = None
+    def _leftover(self) -> list[TextRow]:
+        """What ``text_pending`` holds at start: a crash before it was indexed, or a
+        process that died. Read-only; nothing here if the table is not there."""
+        if self._db_path is None:
+            return []
         try:
-            self._lock.acquire()
-        except OSError as exc:
-            error = exc
-        else:
+            reader = sqlite3.connect(self._db_path, isolation_level=None)
             try:
-                self._write(conn, rows, gone)
-            except Exception as exc:
-                error = exc
+                reader.execute("PRAGMA busy_timeout = 5000")
+                return [
+                    (int(r[0]), str(r[1]), str(r[2]))
+                    for r in reader.execute("SELECT blob_id, headers, body_text FROM text_pending")
+                ]
             finally:
-                self._lock.release()
-        self.batches += 1
-        for item in batch:
-            if item.future is not None and item.loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop was closed under us
-                    item.loop.call_soon_threadsafe(_settle, item.future, error)
+                reader.close()
+        except sqlite3.Error:
+            return []  # SEARCH still reads them from text_pending
 
-    def _write(self, conn: sqlite3.Connection, rows: list[TextRow], gone: list[int]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
+        # In queue order: the last request about a blob decides (indexed, or forgotten).
+        latest: dict[int, TextRow | None] = {}
+        pending: list[int] = []
+        for item in batch:
+            for row in item.rows:
+                latest[row[0]] = row
+                pending.append(row[0])
+            for blob_id in item.forget:
+                latest[blob_id] = None
+        rows = [row for row in latest.values() if row is not None]
+        try:
+            with self._lock:
+                self._write(conn, list(latest), rows)
+        except (sqlite3.Error, OSError):
+            # Not indexed: the rows stay in text_pending, where SEARCH finds them, and
+            # are indexed at the next start. Forgotten ids stay as harmless rows.
+            return
+        finally:
+            self.batches += 1
+        if pending and self.indexed is not None:
+            self.indexed(pending)
+
+    def _write(self, conn: sqlite3.Connection, stale: list[int], rows: list[TextRow]) -> None:
         """One write transaction of search.db (under its lock)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             # One statement each (rows as one JSON parameter): every statement
             # releases and re-takes the GIL, which is slow while the loop is busy.
-            stale = gone + [row[0] for row in rows]
             conn.execute(
                 "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
                 (json.dumps(stale),),
@@ -262,15 +281,6 @@ class TextIndex(threading.Thread):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 __all__ = ["ATTACH_AS", "TEXT_DB_NAME", "TextIndex", "TextRow", "attach", "move_and_sweep"]

@@ -17,6 +17,12 @@ Theory of operation:
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
     never inside its commits) and stops it when it ends.
+  * The text SEARCH needs rides in the operation (`Op.text`): inserted into
+    ``text_pending`` inside the operation's savepoint, so a delivery waits for one fsync
+    (this commit), not also for search.db's; after the commit the rows go to the text
+    index thread (`text_index.TextIndex.index_committed`), which copies them into
+    search.db and then asks this writer to delete them (`forget_pending`, an internal
+    operation nobody waits for).
   * Several processes may write one data directory (`[server] workers`, the CLI beside
     a server): every write transaction, and the start-up work, runs under an exclusive
     `file_lock.FileLock` on ``pillarbox.db.lock``, taken in this thread (blocking, never
@@ -33,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import queue
 import sqlite3
@@ -49,6 +56,7 @@ from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.checkpointer import Checkpointer
 from pillarbox.store.sqlite.errors import map_error
 from pillarbox.store.sqlite.file_lock import FileLock
+from pillarbox.store.sqlite.text_index import TextRow
 
 MAX_BATCH = 512  # operations per group commit
 MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
@@ -67,17 +75,21 @@ class Tx:
 @dataclass(slots=True)
 class Op:
     fn: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+    # None for the writer's own operations (`Writer.forget_pending`): nobody waits.
+    future: asyncio.Future[Any] | None
+    loop: asyncio.AbstractEventLoop | None
     # False for flag changes, expunges and queue claims: acknowledged once committed,
     # durable with the next fsync of the WAL (see `Writer._run_batch`). Everything else,
     # a queue outcome above all (it stops a second send), is synchronous.
     durable: bool = True
+    # Texts to index for SEARCH (one row per blob), written to `text_pending` in the
+    # operation's savepoint once `fn` succeeded.
+    text: list[TextRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Done:
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None
     result: Any = None
     error: BaseException | None = None
     changes: list[Change] = field(default_factory=list)
@@ -102,9 +114,11 @@ class Writer(threading.Thread):
         *,
         collect_orphans: bool = True,
         stamp: Callable[[list[Change]], int] | None = None,
+        index_text: Callable[[list[TextRow]], None] | None = None,
     ) -> None:
         """`stamp`: a `StampingBus.stamp`, called under the lock after each COMMIT for
-        every committed operation with changes."""
+        every committed operation with changes. `index_text`: handed the committed
+        `Op.text` rows after each commit (the text index thread)."""
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
@@ -112,6 +126,7 @@ class Writer(threading.Thread):
         self._forget_text = forget_text
         self._collect_orphans = collect_orphans
         self._stamp = stamp
+        self._index_text = index_text
         self._lock = FileLock(lock_path(db_path))
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
@@ -212,7 +227,27 @@ class Writer(threading.Thread):
         if unlink:
             self._blobs.unlink(unlink)
             self._forget_text(unlink)
+        if committed and self._index_text is not None:
+            texts = [
+                row for op, d in zip(batch, done, strict=True) if d.error is None for row in op.text
+            ]
+            if texts:
+                self._index_text(texts)
         self._hand_back(batch, done)
+
+    def forget_pending(self, blob_ids: list[int]) -> None:
+        """From any thread: delete these `text_pending` rows (search.db has them now) in
+        the next batch. Not durable: a row that comes back after a crash is indexed
+        again (the same text)."""
+
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "DELETE FROM text_pending WHERE blob_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(blob_ids),),
+            )
+
+        if blob_ids:
+            self.queue.put(Op(op, None, None, durable=False))
 
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[Op], done: list[Done], unlink: list[int]
@@ -231,6 +266,8 @@ class Writer(threading.Thread):
                 conn.execute("SAVEPOINT op")
                 try:
                     d.result = op.fn(tx)
+                    if op.text:
+                        _insert_pending(conn, op.text)
                 except BaseException:
                     conn.execute("ROLLBACK TO op")
                     raise
@@ -280,10 +317,18 @@ class Writer(threading.Thread):
     def _hand_back(self, batch: list[Op], done: list[Done]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
         for op, d in zip(batch, done, strict=True):
-            by_loop.setdefault(op.loop, []).append(d)
+            if op.loop is not None:
+                by_loop.setdefault(op.loop, []).append(d)
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop was closed under us
                 loop.call_soon_threadsafe(self._complete, items)
+
+
+def _insert_pending(conn: sqlite3.Connection, rows: list[TextRow]) -> None:
+    # OR REPLACE: a blob delivered again (its row kept) brings the same text.
+    conn.executemany(
+        "INSERT OR REPLACE INTO text_pending (blob_id, headers, body_text) VALUES (?, ?, ?)", rows
+    )
 
 
 def _known_blobs(conn: sqlite3.Connection, lo: int, hi: int) -> set[int]:
