@@ -76,7 +76,13 @@ async def main(data_dir: Path, tag: str, count: int) -> None:
             await writer.write(data)
             blob = await writer.finish()
             meta = MessageMeta(
-                size=len(data), envelope=b"NIL", bodystructure=b"NIL", body=b"NIL", parts="{}"
+                size=len(data),
+                envelope=b"NIL",
+                bodystructure=b"NIL",
+                body=b"NIL",
+                parts="{}",
+                headers=f"Subject: {tag} {i}",
+                body_text=f"body from-{tag} number {i}",
             )
             result = await store.append(inbox.id, blob, meta)
             print("uid", result.uid, flush=True)

@@ -3,7 +3,8 @@
 Real processes (`multiproc_child.py`), each with its own `SqliteStore` on the same
 directory, append to one mailbox at the same time. What must hold: every acknowledged
 message is there once, UIDs are unique and ascend in each process's order of
-acknowledgement, and the stamps a `StampingBus` gives (under the store's cross-process
+acknowledgement, SEARCH finds every message by its text (both processes wrote
+search.db), and the stamps a `StampingBus` gives (under the store's cross-process
 write lock, after COMMIT) follow the one commit order of all processes: sorted by
 stamp, the UIDs ascend.
 """
@@ -15,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from pillarbox.model import SearchText
 from pillarbox.store.sqlite import SqliteStore
 
 CHILD = Path(__file__).with_name("multiproc_child.py")
@@ -104,5 +106,10 @@ async def test_two_processes_append_to_one_mailbox(tmp_path: Path) -> None:
         assert inbox is not None
         assert await store.uids(inbox.id) == sorted(everything)
         assert inbox.uidnext == max(everything) + 1
+        # Both processes wrote search.db (each its own index thread): SEARCH finds each
+        # process's messages by their text.
+        for tag in ("a", "b"):
+            found = await store.search(inbox.id, SearchText(f"from-{tag}", body_only=True))
+            assert found == sorted(acknowledged[tag])
     finally:
         await store.close()
