@@ -142,3 +142,24 @@ async def test_search_after_expunge_and_copy(corpus: Env) -> None:
     await s.expunge(box)
     assert await s.search(box, SearchText("numbers")) == []
     assert await s.search(other.id, SearchText("numbers")) == [1]
+
+
+async def test_search_right_after_delivery(env: Env) -> None:
+    """Each message is found by TEXT, BODY (long and short needles) and HEADER the
+    moment its append returned: on SQLite its text may still be waiting for the index
+    (text_pending), and SEARCH must read it there (issue 18)."""
+    for i in range(12):
+        word = f"zebra{i:02d}quux"
+        uid = await env.add(
+            f"Subject: n{i}\r\n\r\n{word}\r\n".encode(),
+            subject=f"n{i}",
+            headers=f"Subject: n{i}\nX-Batch: lot-{i:02d}",
+            text=f"Hello {word} Straße",
+        )
+        box = env.inbox.id
+        assert await env.store.search(box, SearchText(word, body_only=True)) == [uid]
+        assert await env.store.search(box, SearchText(word.upper(), body_only=False)) == [uid]
+        assert await env.store.search(box, SearchHeader("x-batch", f"lot-{i:02d}")) == [uid]
+        found = await env.store.search(box, SearchText("ss", body_only=True))  # short needle
+        assert uid in found
+        assert len(await env.store.search(box, SearchText("STRASSE", body_only=True))) == i + 1

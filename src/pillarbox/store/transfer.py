@@ -129,8 +129,10 @@ def open_source(data_dir: Path) -> sqlite3.Connection:
     ``text``, inside one read transaction (the snapshot everything is copied from).
 
     ``pillarbox.db`` is read first, then ``search.db``: a delivery commits a message's
-    text before its row (`sqlite.text_index`), so every row in the first snapshot has
-    its text in the second even if a server were still writing."""
+    text with its row in ``text_pending`` and moves it to search.db before deleting it
+    there (`sqlite.text_index`), so every row in the first snapshot has its text in
+    that snapshot's ``text_pending`` or in the second, even if a server were still
+    writing."""
     db = data_dir / DB_NAME
     if not db.is_file():
         raise TransferError(f"no SQLite store at {data_dir} (no {DB_NAME} there)")
@@ -329,12 +331,22 @@ class _Loader:
 
     async def _copy_text(self) -> int:
         where = _source_has_text(self.source)
-        if where is None:
-            return 0
-        cursor = self.source.execute(
-            f"SELECT rowid, headers, body_text FROM {where}"
-            " WHERE rowid IN (SELECT id FROM main.blobs)"
+        # Texts committed but not yet indexed are in main.text_pending (sqlite_0016,
+        # `sqlite.text_index`); read in the same snapshot, they win over the index.
+        pending = (
+            "SELECT blob_id, headers, body_text FROM main.text_pending"
+            " WHERE blob_id IN (SELECT id FROM main.blobs)"
         )
+        if where is None:
+            sql = pending
+        else:
+            sql = (
+                f"SELECT rowid, headers, body_text FROM {where}"
+                " WHERE rowid IN (SELECT id FROM main.blobs)"
+                " AND rowid NOT IN (SELECT blob_id FROM main.text_pending)"
+                f" UNION ALL {pending}"
+            )
+        cursor = self.source.execute(sql)
         copied = 0
         while batch := cursor.fetchmany(ROWS_PER_COPY // 10):
             records = []

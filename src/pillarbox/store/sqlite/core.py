@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pillarbox.model import MessageMeta
-from pillarbox.store.api import ChangeBus
+from pillarbox.store.api import ChangeBus, StampingBus
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import NotFound, StoreUnavailable
 from pillarbox.store.sqlite import text_index
@@ -77,6 +77,7 @@ class SqliteCore:
         self._read_io: ThreadPoolExecutor | None = None
         self._blobs: BlobFiles | None = None
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
+        self._stamping: StampingBus | None = None
 
     @property
     def bus(self) -> ChangeBus:
@@ -91,10 +92,22 @@ class SqliteCore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
         blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
-        text = text_index.TextIndex(self.data_dir)
+        text = text_index.TextIndex(self.data_dir, self.db_path)
+        if self._given_bus is None:
+            self._bus = InProcessChangeBus()  # a fresh one after a close
+        # isinstance once here (a runtime Protocol check is slow), not per publication.
+        stamping = self._bus if isinstance(self._bus, StampingBus) else None
+        self._stamping = stamping
         writer = Writer(
-            self.db_path, blobs, self._complete, text.forget, collect_orphans=self._collect_orphans
+            self.db_path,
+            blobs,
+            self._complete,
+            text.forget,
+            collect_orphans=self._collect_orphans,
+            stamp=stamping.stamp if stamping is not None else None,
+            index_text=text.index_committed,
         )
+        text.indexed = writer.forget_pending
         writer.start()
         await loop.run_in_executor(io, writer.ready.wait)
         if writer.startup_error is None:
@@ -113,8 +126,6 @@ class SqliteCore:
         self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
         self._read_io = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pillarbox-blob-read")
         self._readers = Readers(self.db_path, READERS)
-        if self._given_bus is None:
-            self._bus = InProcessChangeBus()  # a fresh one after a close
 
     async def close(self) -> None:
         writer, readers, io = self._writer, self._readers, self._io
@@ -154,19 +165,34 @@ class SqliteCore:
 
     # --- plumbing --------------------------------------------------------------------
     def _complete(self, items: list[Done]) -> None:
-        """On the loop: publish each operation's changes, then resolve it, in order."""
+        """On the loop: publish each operation's changes, then resolve it, in order.
+        Changes the writer stamped (a `StampingBus`, several processes) go through
+        `publish_stamped`, so the bus merges them with other processes' in stamp order."""
+        bus, stamping = self._bus, self._stamping
         for item in items:
             if item.changes:
-                self._bus.publish(item.changes)
-            resolve(item.future, item.result, item.error)
+                if item.stamp is not None and stamping is not None:
+                    stamping.publish_stamped(item.stamp, item.changes)
+                else:
+                    bus.publish(item.changes)
+            if item.future is not None:
+                resolve(item.future, item.result, item.error)
 
-    async def _write(self, fn: Callable[[Tx], T], *, durable: bool = True) -> T:
+    async def _write(
+        self,
+        fn: Callable[[Tx], T],
+        *,
+        durable: bool = True,
+        text: list[text_index.TextRow] | None = None,
+    ) -> T:
+        """Run `fn` in the writer's next group commit; `text` (from `_text_rows`) goes
+        to ``text_pending`` in the same savepoint once `fn` succeeded."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        writer.queue.put(Op(fn, future, loop, durable))
+        writer.queue.put(Op(fn, future, loop, durable, text or []))
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -178,21 +204,17 @@ class SqliteCore:
         readers.queue.put((fn, future, loop))
         return await future
 
-    async def _index_text(self, items: Sequence[tuple[int, MessageMeta]]) -> None:
-        """Commit the texts to search.db before any row refers to them (see text_index)."""
-        text = self._text
-        if text is None:
-            raise StoreUnavailable("store is not open")
-        rows = list(
+    @staticmethod
+    def _text_rows(items: Sequence[tuple[int, MessageMeta]]) -> list[text_index.TextRow]:
+        """The SEARCH text of each distinct blob, for `_write(text=...)`: inserted into
+        ``text_pending`` in the operation's own transaction and indexed into search.db
+        after the commit (see `text_index`), so a delivery waits for one fsync."""
+        return list(
             {
                 blob_id: (blob_id, m.headers, m.body_text.casefold())  # text_index.TEXT_VERSION
                 for blob_id, m in items
             }.values()
         )
-        try:
-            await text.add(rows)
-        except sqlite3.Error as exc:
-            raise map_error(exc) from exc
 
     def _files(self) -> BlobFiles:
         if self._blobs is None:

@@ -333,7 +333,6 @@ class FetchSourcesMixin(SqliteCore):
         await self._write(op)
 
     async def deliver_fetched(self, delivery: Delivery, record: FetchedRecord) -> AppendResult:
-        await self._index_text([(delivery.blob.blob_id, delivery.meta)])
 
         def op(tx: Tx) -> AppendResult:
             # One operation, one savepoint: the record is rolled back with a refused
@@ -358,7 +357,7 @@ class FetchSourcesMixin(SqliteCore):
             )
             return result
 
-        return await self._write(op)
+        return await self._write(op, text=self._text_rows([(delivery.blob.blob_id, delivery.meta)]))
 
     async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
         items = list(records)

@@ -82,7 +82,7 @@ def insert_blob(
     meta: MessageMeta | None,
 ) -> None:
     """The blob's row (once per blob; COPY and multi-recipient delivery share it).
-    Its full-text row was committed to search.db before (`MessagesMixin._index_text`)."""
+    Its SEARCH text goes to text_pending in the same savepoint (`writer.Op.text`)."""
     if not os.path.exists(files.path(blob.blob_id)):
         # A row must never point to a missing file.
         raise NotFound(f"blob {blob.blob_id} has no durable file")

@@ -3,8 +3,9 @@ POP3 hiding.
 
 Owns the writer operations of `store.api.Store` that add, change or remove message
 rows; the row work they share lives in `message_rows`. Order for a delivery: its text
-is committed to search.db (`_index_text`) before its row is committed here, so SEARCH
-never misses a stored message (see `text_index`). Flag changes and expunges are
+goes to ``text_pending`` in the same transaction as its row (`_write(text=...)`) and
+into search.db after the commit, so SEARCH never misses a stored message (see
+`text_index`). Flag changes and expunges are
 non-durable operations (`writer.Op.durable`): they commit without an fsync of their own.
 
 Must not: read message files, format anything for a protocol, or run SQL outside an
@@ -59,9 +60,9 @@ class MessagesMixin(SqliteCore):
         flags: frozenset[str] = frozenset(),
         internaldate: datetime | None = None,
     ) -> AppendResult:
-        await self._index_text([(blob.blob_id, meta)])
         return await self._write(
-            lambda tx: append_one(tx, self._files(), mailbox_id, blob, meta, flags, internaldate)
+            lambda tx: append_one(tx, self._files(), mailbox_id, blob, meta, flags, internaldate),
+            text=self._text_rows([(blob.blob_id, meta)]),
         )
 
     async def replace(
@@ -87,12 +88,10 @@ class MessagesMixin(SqliteCore):
             remove_rows(tx, mailbox_id, [uid])
             return append_one(tx, self._files(), dst_mailbox_id, blob, meta, flags, internaldate)
 
-        await self._index_text([(blob.blob_id, meta)])
-        return await self._write(op)
+        return await self._write(op, text=self._text_rows([(blob.blob_id, meta)]))
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)
-        await self._index_text([(d.blob.blob_id, d.meta) for d in items])
 
         def op(tx: Tx) -> list[AppendResult]:
             files = self._files()
@@ -101,7 +100,9 @@ class MessagesMixin(SqliteCore):
                 for d in items
             ]
 
-        return await self._write(op)
+        return await self._write(
+            op, text=self._text_rows([(d.blob.blob_id, d.meta) for d in items])
+        )
 
     async def set_flags(
         self,

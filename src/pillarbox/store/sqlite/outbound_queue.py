@@ -163,8 +163,6 @@ class OutboundQueueMixin(SqliteCore):
         rcpts = list(recipients)
         if not rcpts:
             raise Conflict("a queued message needs recipients")
-        # As `deliver`: the texts are in search.db before any row refers to them.
-        await self._index_text([(d.blob.blob_id, d.meta) for d in items])
 
         def op(tx: Tx) -> tuple[list[AppendResult], int]:
             # One operation, so one savepoint: a refused copy (quota, a mailbox gone)
@@ -177,7 +175,10 @@ class OutboundQueueMixin(SqliteCore):
             queue_id = insert_entry(tx.conn, files, sender, rcpts, blob, dsn_envid, dsn_ret, origin)
             return results, queue_id
 
-        return await self._write(op)
+        # As `deliver`: the texts go to text_pending with the rows (see text_index).
+        return await self._write(
+            op, text=self._text_rows([(d.blob.blob_id, d.meta) for d in items])
+        )
 
     async def list_queue(self) -> list[QueuedMessage]:
         def q(conn: sqlite3.Connection) -> list[QueuedMessage]:

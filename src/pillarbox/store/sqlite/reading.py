@@ -163,7 +163,14 @@ class ReadingMixin(SqliteCore):
 
     async def search(self, mailbox_id: int, key: SearchKey) -> list[int]:
         sql, params = search_sql.build(mailbox_id, key)
-        return await self._read(lambda conn: [r[0] for r in conn.execute(sql, params)])
+
+        def q(conn: sqlite3.Connection) -> list[int]:
+            # pillarbox.db's snapshot first, search.db's after (see `search`): a text
+            # not in this snapshot's text_pending was indexed before it began.
+            conn.execute("SELECT 1 FROM main.text_pending LIMIT 1").fetchall()
+            return [r[0] for r in conn.execute(sql, params)]
+
+        return await self._read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[FlagRow], list[int]]:
         def q(conn: sqlite3.Connection) -> tuple[list[FlagRow], list[int]]:

@@ -4,7 +4,11 @@ Owns: the SQL for every search key and the two Python SQL functions the query ma
 (`pb_contains` for case-insensitive non-ASCII substrings, `pb_header` for HEADER on a
 field that has no column). TEXT and BODY go to the FTS5 trigram index, so searching
 never reads message files; needles shorter than three characters (which trigrams
-cannot index) fall back to LIKE on the indexed text of each candidate row.
+cannot index) fall back to LIKE on the indexed text of each candidate row. Texts not
+yet in the index are in ``text_pending`` (committed with their rows, indexed after:
+see `text_index`); every key that reads the text reads that table too, so results are
+exact while the index catches up. The caller must read ``pillarbox.db`` before
+search.db in its read transaction (`SqliteStore.search` does).
 
 Must not: execute queries or touch files; `build` only returns SQL and parameters.
 """
@@ -139,7 +143,9 @@ def _clause(key: SearchKey, params: list[object]) -> str:
                 return _substring(column, value, params)
             params.extend((name, value))
             return (
-                "pb_header((SELECT t.headers FROM blob_text AS t WHERE t.rowid = m.blob_id), ?, ?)"
+                "pb_header(coalesce((SELECT t.headers FROM blob_text AS t"
+                " WHERE t.rowid = m.blob_id), (SELECT p.headers FROM text_pending AS p"
+                " WHERE p.blob_id = m.blob_id)), ?, ?)"
             )
         case SearchText(value=value, body_only=body_only):
             if value == "":
@@ -155,18 +161,30 @@ def _clause(key: SearchKey, params: list[object]) -> str:
                 if not body_only and folded != value.lower():
                     query = f"({query}) OR ({_fts_trigrams(value)})"
                 params.append(query)
-            # RFC 9051 §6.4.4: the body as a substring of casefolded text.
-            params.append(folded)
+            # RFC 9051 §6.4.4: the body as a substring of casefolded text. The same
+            # check on the pending texts (same column names), with its own parameters.
+            check_params: list[object] = [folded]
             parts = ["instr(t.body_text, ?) > 0"]
             if not body_only:
-                parts.append(_substring("t.headers", value, params))
+                parts.append(_substring("t.headers", value, check_params))
             check = " OR ".join(parts)
+            params.extend(check_params)
             if indexed:
-                return (
+                indexed_sql = (
                     "m.blob_id IN (SELECT t.rowid FROM blob_text AS t"
                     f" WHERE t.blob_text MATCH ? AND ({check}))"
                 )
-            return f"EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ({check}))"
+            else:
+                indexed_sql = (
+                    f"EXISTS (SELECT 1 FROM blob_text AS t WHERE t.rowid = m.blob_id AND ({check}))"
+                )
+            params.extend(check_params)
+            # IN, not a correlated EXISTS: the few pending rows are checked once per
+            # query, not probed once per message of the mailbox.
+            return (
+                f"({indexed_sql} OR m.blob_id IN (SELECT t.blob_id FROM text_pending AS t"
+                f" WHERE {check}))"
+            )
         case SearchDate(op=op, day=day, sent=sent):
             sql_op = _DATE_OPS[op]
             params.append(day.isoformat())

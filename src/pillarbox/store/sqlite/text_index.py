@@ -6,33 +6,46 @@ file and thread, indexing one batch overlaps with committing the next batch of m
 in ``pillarbox.db`` (on another core: SQLite runs without the GIL), instead of
 lengthening every message commit.
 
-Order, so that SEARCH never misses a stored message: a message's text is committed here
-(synchronous=FULL) *before* its row is committed in ``pillarbox.db``: `SqliteStore`
-awaits `TextIndex.add` first. A crash between the two leaves an index row for a blob that
-has no row: harmless, since every search joins on ``messages``, and swept by
-`move_and_sweep` at the next open. Rows of removed blobs are forgotten after the commit
-that removed them (a crash in between leaves more such harmless rows).
+Order, so that SEARCH never misses a stored message, with one fsync per delivery (issue
+18): a message's text is inserted into ``text_pending`` in ``pillarbox.db`` in the same
+transaction as its row (`writer.Op.text`). After that commit the writer hands the rows to
+this thread (`index_committed`), which commits them here (synchronous=FULL) and only then
+has the writer delete them from ``text_pending`` (`writer.Writer.forget_pending`). A
+text is so always in ``text_pending`` or in search.db (durably) or both, and SEARCH reads
+both (`search`): it reads ``pillarbox.db`` first, and a row missing from that snapshot's
+``text_pending`` was in search.db before that snapshot began. At start the thread
+indexes whatever ``text_pending`` holds (a crash, another process that died). Rows of
+removed blobs are forgotten after the commit that removed them (their ``text_pending``
+rows go with the blob row, ON DELETE CASCADE); a crash in between leaves harmless index
+rows (every search joins on ``messages``), swept by `move_and_sweep` at the next open.
+
+Several processes (`[server] workers`, the CLI) may each run a `TextIndex` on one
+``search.db``: every write transaction of this file (each thread's commits, and the
+writer's `move_and_sweep` at open) holds an exclusive `file_lock.FileLock` on
+``search.db.lock``, taken blocking in the writing thread, so the processes never meet
+in SQLite's busy handler. The order of locks is ``pillarbox.db.lock`` first, then
+``search.db.lock`` (only `move_and_sweep` holds both).
 
 Readers ATTACH this file as ``text``: the unqualified name ``blob_text`` in the search
 SQL resolves to it (``pillarbox.db`` no longer has a table of that name).
 
-Must not: touch ``pillarbox.db`` (but for `move_and_sweep`, on the store writer's
-connection at open), or block the event loop (`add` waits on a future).
+Must not: write ``pillarbox.db`` (but for `move_and_sweep`, on the store writer's
+connection at open; `text_pending` rows go through the writer), or block the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pillarbox.store.sqlite.batches import next_batch
+from pillarbox.store.sqlite.file_lock import FileLock
 
 TEXT_DB_NAME = "search.db"
 ATTACH_AS = "text"
@@ -57,12 +70,15 @@ TEXT_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class _Request:
-    """Rows to index (with the caller's future), or blob ids to forget (no one waits)."""
+    """Committed rows to index (from `text_pending`), or blob ids to forget."""
 
     rows: list[TextRow]
     forget: list[int]
-    future: asyncio.Future[None] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
+
+
+def lock_path(data_dir: Path) -> Path:
+    """The lock file every writer of search.db, in any process, holds while writing."""
+    return data_dir / (TEXT_DB_NAME + ".lock")
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -76,12 +92,23 @@ def attach(conn: sqlite3.Connection, data_dir: Path) -> None:
     conn.execute(f"ATTACH DATABASE ? AS {ATTACH_AS}", (str(data_dir / TEXT_DB_NAME),))
 
 
-def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
-    """At open, on the store writer's connection (nothing else writes yet).
+def move_and_sweep(conn: sqlite3.Connection, data_dir: Path, *, sweep: bool = True) -> None:
+    """At open, on the store writer's connection, under its write lock.
 
     Moves the index out of ``pillarbox.db`` where earlier versions kept it (copy, then
-    drop in a second transaction, so a crash in between only repeats the copy), and
-    drops index rows whose blob has no row (a crash between the two commits)."""
+    drop in a second transaction, so a crash in between only repeats the copy), and,
+    with `sweep`, drops index rows whose blob has no row (a crash between the two
+    commits). Only a store that collects orphans sweeps (the server's master, or the
+    only process): with other processes writing, a row indexed for a blob whose row was
+    committed after this sweep's snapshot of ``blobs`` would be dropped."""
+    with FileLock(lock_path(data_dir)) as lock:
+        try:
+            _move_and_sweep(conn, data_dir, sweep=sweep)
+        finally:
+            lock.close()
+
+
+def _move_and_sweep(conn: sqlite3.Connection, data_dir: Path, *, sweep: bool) -> None:
     attach(conn, data_dir)
     try:
         conn.execute(f"PRAGMA {ATTACH_AS}.journal_mode = WAL")
@@ -102,9 +129,10 @@ def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("DROP TABLE main.blob_text")
-        conn.execute(
-            f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
-        )
+        if sweep:
+            conn.execute(
+                f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
+            )
         _casefold_bodies(conn)
     finally:
         conn.execute(f"DETACH DATABASE {ATTACH_AS}")
@@ -132,30 +160,26 @@ def _casefold(text: str | None) -> str | None:
 
 
 class TextIndex(threading.Thread):
-    """Owns the write connection of ``search.db``; group-commits adds and forgets."""
+    """Owns the write connection of ``search.db``; group-commits indexing and forgetting.
 
-    def __init__(self, data_dir: Path) -> None:
+    `indexed` is told the blob ids whose text is durably here (the writer then deletes
+    their `text_pending` rows)."""
+
+    def __init__(self, data_dir: Path, db_path: Path | None = None) -> None:
         super().__init__(name="pillarbox-text-index", daemon=True)
         self._path = data_dir / TEXT_DB_NAME
+        self._db_path = db_path  # pillarbox.db, read at start for leftover pending rows
+        self._lock = FileLock(lock_path(data_dir))
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
+        self.indexed: Callable[[list[int]], None] | None = None
         self.batches = 0  # for measurements
 
-    async def add(self, rows: Sequence[TextRow]) -> None:
-        """Index these texts durably (replacing any older row of the same blob)."""
-        listed = list(rows)
-        if not listed:
-            return
-        for _, headers, body in listed:
-            # Text SQLite cannot take (a lone surrogate) fails this caller alone, here,
-            # rather than the whole batch it would share.
-            headers.encode()
-            body.encode()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Request(listed, [], future, loop))
-        await future
+    def index_committed(self, rows: Sequence[TextRow]) -> None:
+        """Index rows already committed in ``text_pending`` (from the writer thread)."""
+        if rows:
+            self._queue.put(_Request(list(rows), []))
 
     def forget(self, blob_ids: Sequence[int]) -> None:
         """Drop the rows of removed blobs, in the background (from any thread)."""
@@ -168,17 +192,23 @@ class TextIndex(threading.Thread):
     def run(self) -> None:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
-            configure(conn)
-            conn.execute(_CREATE.format(schema="main"))
-            # Merge 8 segments of a level at a time, not 4: half the rewriting of the
-            # index as it grows (-28% CPU per row over 20,000 rows, searches as fast).
-            conn.execute("INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 8)")
+            with self._lock:
+                configure(conn)
+                conn.execute(_CREATE.format(schema="main"))
+                # Merge 8 segments of a level at a time, not 4: half the rewriting of
+                # the index as it grows (-28% CPU per row over 20,000 rows, searches as
+                # fast).
+                conn.execute("INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 8)")
         except BaseException as exc:
             self.startup_error = exc
+            self._lock.close()
             self.ready.set()
             return
         self.ready.set()
         try:
+            leftover = self._leftover()
+            if leftover:
+                self._commit(conn, [_Request(leftover, [])])
             stopping = False
             while not stopping:
                 batch, stopping = next_batch(self._queue, MAX_BATCH)
@@ -186,50 +216,71 @@ class TextIndex(threading.Thread):
                     self._commit(conn, batch)
         finally:
             conn.close()
+            self._lock.close()
+
+    def _leftover(self) -> list[TextRow]:
+        """What ``text_pending`` holds at start: a crash before it was indexed, or a
+        process that died. Read-only; nothing here if the table is not there."""
+        if self._db_path is None:
+            return []
+        try:
+            reader = sqlite3.connect(self._db_path, isolation_level=None)
+            try:
+                reader.execute("PRAGMA busy_timeout = 5000")
+                return [
+                    (int(r[0]), str(r[1]), str(r[2]))
+                    for r in reader.execute("SELECT blob_id, headers, body_text FROM text_pending")
+                ]
+            finally:
+                reader.close()
+        except sqlite3.Error:
+            return []  # SEARCH still reads them from text_pending
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
-        # One row per blob: the same blob may come in several requests (COPY-like appends).
-        rows = list({row[0]: row for item in batch for row in item.rows}.values())
-        gone = [i for item in batch for i in item.forget]
-        error: BaseException | None = None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # One statement each (rows as one JSON parameter): every statement
-                # releases and re-takes the GIL, which is slow while the loop is busy.
-                stale = gone + [row[0] for row in rows]
-                conn.execute(
-                    "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
-                    (json.dumps(stale),),
-                )
-                if rows:
-                    conn.execute(
-                        "INSERT INTO blob_text (rowid, headers, body_text)"
-                        " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2"
-                        " FROM json_each(?) AS r",
-                        (json.dumps(rows, ensure_ascii=False),),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
-            error = exc
-        self.batches += 1
+        # In queue order: the last request about a blob decides (indexed, or forgotten).
+        latest: dict[int, TextRow | None] = {}
+        pending: list[int] = []
         for item in batch:
-            if item.future is not None and item.loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop was closed under us
-                    item.loop.call_soon_threadsafe(_settle, item.future, error)
+            for row in item.rows:
+                latest[row[0]] = row
+                pending.append(row[0])
+            for blob_id in item.forget:
+                latest[blob_id] = None
+        rows = [row for row in latest.values() if row is not None]
+        try:
+            with self._lock:
+                self._write(conn, list(latest), rows)
+        except (sqlite3.Error, OSError):
+            # Not indexed: the rows stay in text_pending, where SEARCH finds them, and
+            # are indexed at the next start. Forgotten ids stay as harmless rows.
+            return
+        finally:
+            self.batches += 1
+        if pending and self.indexed is not None:
+            self.indexed(pending)
 
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+    def _write(self, conn: sqlite3.Connection, stale: list[int], rows: list[TextRow]) -> None:
+        """One write transaction of search.db (under its lock)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # One statement each (rows as one JSON parameter): every statement
+            # releases and re-takes the GIL, which is slow while the loop is busy.
+            conn.execute(
+                "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(stale),),
+            )
+            if rows:
+                conn.execute(
+                    "INSERT INTO blob_text (rowid, headers, body_text)"
+                    " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2"
+                    " FROM json_each(?) AS r",
+                    (json.dumps(rows, ensure_ascii=False),),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
 
 
 __all__ = ["ATTACH_AS", "TEXT_DB_NAME", "TextIndex", "TextRow", "attach", "move_and_sweep"]

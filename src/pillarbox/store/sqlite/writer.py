@@ -17,6 +17,18 @@ Theory of operation:
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
     never inside its commits) and stops it when it ends.
+  * The text SEARCH needs rides in the operation (`Op.text`): inserted into
+    ``text_pending`` inside the operation's savepoint, so a delivery waits for one fsync
+    (this commit), not also for search.db's; after the commit the rows go to the text
+    index thread (`text_index.TextIndex.index_committed`), which copies them into
+    search.db and then asks this writer to delete them (`forget_pending`, an internal
+    operation nobody waits for).
+  * Several processes may write one data directory (`[server] workers`, the CLI beside
+    a server): every write transaction, and the start-up work, runs under an exclusive
+    `file_lock.FileLock` on ``pillarbox.db.lock``, taken in this thread (blocking, never
+    SQLite's busy polling). With a `store.api.StampingBus` the writer stamps each
+    committed operation's changes after COMMIT and before releasing that lock, so the
+    stamps of all processes ascend in commit order (`Done.stamp`).
 
 Must not: run on the event loop, resolve a future itself (results go back to the loop
 through `complete`), or let a sqlite3 exception reach a caller (`errors.map_error`).
@@ -27,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import queue
 import sqlite3
@@ -42,6 +55,8 @@ from pillarbox.store.sqlite.batches import next_batch
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.checkpointer import Checkpointer
 from pillarbox.store.sqlite.errors import map_error
+from pillarbox.store.sqlite.file_lock import FileLock
+from pillarbox.store.sqlite.text_index import TextRow
 
 MAX_BATCH = 512  # operations per group commit
 MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
@@ -60,20 +75,31 @@ class Tx:
 @dataclass(slots=True)
 class Op:
     fn: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+    # None for the writer's own operations (`Writer.forget_pending`): nobody waits.
+    future: asyncio.Future[Any] | None
+    loop: asyncio.AbstractEventLoop | None
     # False for flag changes, expunges and queue claims: acknowledged once committed,
     # durable with the next fsync of the WAL (see `Writer._run_batch`). Everything else,
     # a queue outcome above all (it stops a second send), is synchronous.
     durable: bool = True
+    # Texts to index for SEARCH (one row per blob), written to `text_pending` in the
+    # operation's savepoint once `fn` succeeded.
+    text: list[TextRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Done:
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None
     result: Any = None
     error: BaseException | None = None
     changes: list[Change] = field(default_factory=list)
+    # The StampingBus's number for `changes` (None: no such bus, or it failed to stamp).
+    stamp: int | None = None
+
+
+def lock_path(db_path: Path) -> Path:
+    """The lock file every writer of `db_path`, in any process, holds while writing."""
+    return db_path.with_name(db_path.name + ".lock")
 
 
 class Writer(threading.Thread):
@@ -87,13 +113,21 @@ class Writer(threading.Thread):
         forget_text: Callable[[list[int]], None],
         *,
         collect_orphans: bool = True,
+        stamp: Callable[[list[Change]], int] | None = None,
+        index_text: Callable[[list[TextRow]], None] | None = None,
     ) -> None:
+        """`stamp`: a `StampingBus.stamp`, called under the lock after each COMMIT for
+        every committed operation with changes. `index_text`: handed the committed
+        `Op.text` rows after each commit (the text index thread)."""
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
         self._complete = complete
         self._forget_text = forget_text
         self._collect_orphans = collect_orphans
+        self._stamp = stamp
+        self._index_text = index_text
+        self._lock = FileLock(lock_path(db_path))
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
         # removal is durable, or a power loss could bring back rows without files.
@@ -114,13 +148,17 @@ class Writer(threading.Thread):
             return
         try:
             try:
-                schema.configure(conn, writer=True)
-                schema.migrate(conn)
-                text_index.move_and_sweep(conn, self._db_path.parent)
-                search.register_functions(conn)
-                self._blobs.prepare()
-                if self._collect_orphans:
-                    self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
+                with self._lock:  # another process may be opening or writing too
+                    schema.configure(conn, writer=True)
+                    schema.migrate(conn)
+                    # The sweep only where no other process writes: see move_and_sweep.
+                    text_index.move_and_sweep(
+                        conn, self._db_path.parent, sweep=self._collect_orphans
+                    )
+                    search.register_functions(conn)
+                    self._blobs.prepare()
+                    if self._collect_orphans:
+                        self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `Checkpointer`
                 self.checkpointer.start()
             except BaseException as exc:
@@ -134,6 +172,7 @@ class Writer(threading.Thread):
                 self.checkpointer.stop()
                 self.checkpointer.join()
             conn.close()
+            self._lock.close()
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -159,40 +198,17 @@ class Writer(threading.Thread):
             if synchronous != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 self._synchronous = synchronous
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            self._lock.acquire()
+        except (sqlite3.Error, OSError) as exc:
             for d in done:
                 d.error = map_error(exc)
             self._hand_back(batch, done)
             return
-        for op, d in zip(batch, done, strict=True):
-            tx = Tx(conn)
-            try:
-                conn.execute("SAVEPOINT op")
-                try:
-                    d.result = op.fn(tx)
-                except BaseException:
-                    conn.execute("ROLLBACK TO op")
-                    raise
-                finally:
-                    conn.execute("RELEASE op")
-            except Exception as exc:
-                d.error = map_error(exc)
-                continue
-            d.changes = tx.changes
-            unlink.extend(tx.unlink)
-        committed = True
         try:
-            conn.execute("COMMIT")
-            self.checkpointer.wake()
-        except sqlite3.Error as exc:
-            committed = False
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            failure = map_error(exc)
-            for d in done:
-                d.error, d.result, d.changes = failure, None, []
-            unlink = []
+            committed = self._transaction(conn, batch, done, unlink)
+        finally:
+            self._lock.release()
+        self.checkpointer.wake()
         self.batches += 1
         self.operations += len(batch)
         if synchronous == "FULL" and committed:
@@ -211,7 +227,76 @@ class Writer(threading.Thread):
         if unlink:
             self._blobs.unlink(unlink)
             self._forget_text(unlink)
+        if committed and self._index_text is not None:
+            texts = [
+                row for op, d in zip(batch, done, strict=True) if d.error is None for row in op.text
+            ]
+            if texts:
+                self._index_text(texts)
         self._hand_back(batch, done)
+
+    def forget_pending(self, blob_ids: list[int]) -> None:
+        """From any thread: delete these `text_pending` rows (search.db has them now) in
+        the next batch. Not durable: a row that comes back after a crash is indexed
+        again (the same text)."""
+
+        def op(tx: Tx) -> None:
+            tx.conn.execute(
+                "DELETE FROM text_pending WHERE blob_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(blob_ids),),
+            )
+
+        if blob_ids:
+            self.queue.put(Op(op, None, None, durable=False))
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[Op], done: list[Done], unlink: list[int]
+    ) -> bool:
+        """Under the write lock: BEGIN IMMEDIATE, each op in its savepoint, COMMIT, the
+        stamps. Fills `done` and `unlink`; returns whether the transaction committed."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for d in done:
+                d.error = map_error(exc)
+            return False
+        for op, d in zip(batch, done, strict=True):
+            tx = Tx(conn)
+            try:
+                conn.execute("SAVEPOINT op")
+                try:
+                    d.result = op.fn(tx)
+                    if op.text:
+                        _insert_pending(conn, op.text)
+                except BaseException:
+                    conn.execute("ROLLBACK TO op")
+                    raise
+                finally:
+                    conn.execute("RELEASE op")
+            except Exception as exc:
+                d.error = map_error(exc)
+                continue
+            d.changes = tx.changes
+            unlink.extend(tx.unlink)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = map_error(exc)
+            for d in done:
+                d.error, d.result, d.changes = failure, None, []
+            unlink.clear()
+            return False
+        if self._stamp is not None:
+            # Still under the lock: no other process commits before these are numbered.
+            for d in done:
+                if d.changes:
+                    try:
+                        d.stamp = self._stamp(d.changes)
+                    except Exception:  # published unstamped (locally only) instead
+                        d.stamp = None
+        return True
 
     def _sync_and_unlink(self) -> None:
         """fsync the WAL (durable are all commits so far), then remove the held files."""
@@ -232,10 +317,18 @@ class Writer(threading.Thread):
     def _hand_back(self, batch: list[Op], done: list[Done]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
         for op, d in zip(batch, done, strict=True):
-            by_loop.setdefault(op.loop, []).append(d)
+            if op.loop is not None:
+                by_loop.setdefault(op.loop, []).append(d)
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop was closed under us
                 loop.call_soon_threadsafe(self._complete, items)
+
+
+def _insert_pending(conn: sqlite3.Connection, rows: list[TextRow]) -> None:
+    # OR REPLACE: a blob delivered again (its row kept) brings the same text.
+    conn.executemany(
+        "INSERT OR REPLACE INTO text_pending (blob_id, headers, body_text) VALUES (?, ?, ?)", rows
+    )
 
 
 def _known_blobs(conn: sqlite3.Connection, lo: int, hi: int) -> set[int]:
