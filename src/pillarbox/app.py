@@ -150,6 +150,7 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
             ),
             allow_plaintext=auth.allow_plaintext,
             allow_plaintext_loopback=auth.allow_plaintext_loopback,
+            credential_ttl=auth.credential_cache_ttl,
         ),
         accounts=AccountService(store),
         config=config,
