@@ -35,6 +35,8 @@ from bench.reference import ReferenceServers
 from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
 from bench.servers import (
     DEFAULT_CONNECTION_LIMIT,
+    LOGIN_USER_COUNT,
+    QUICK_LOGIN_USER_COUNT,
     QUICK_USER_COUNT,
     USER_COUNT,
     Endpoint,
@@ -243,8 +245,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--reference-passwords",
         choices=("argon2id", "plain"),
-        default="argon2id",
-        help="Dovecot's passwd-file scheme (default argon2id, Pillarbox's parameters)",
+        default=None,
+        help="Dovecot's passwd-file scheme for every account (default: argon2id at "
+        "Pillarbox's parameters, but plain for login_heavy's accounts)",
     )
     parser.add_argument(
         "--store",
@@ -340,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     servers: list[ServerProcess] = []
     users = QUICK_USER_COUNT if args.quick else USER_COUNT
+    logins = QUICK_LOGIN_USER_COUNT if args.quick else LOGIN_USER_COUNT
     document["accounts"] = users
     if not args.no_pillarbox:
         servers.append(
@@ -350,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 user_count=users,
                 connection_limit=connection_limit,
                 store=args.store,
+                login_user_count=logins,
                 nodes=args.nodes,
                 pg_admin=args.pg_admin,
             )
@@ -360,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log,
                 keep=args.keep,
                 user_count=users,
-                password_scheme=args.reference_passwords,
+                password_scheme=args.reference_passwords or "argon2id",
                 connection_limit=connection_limit,
+                login_user_count=logins,
+                login_password_scheme=args.reference_passwords or "plain",
             )
         )
     try:

@@ -41,6 +41,7 @@ from bench.servers import (
     DOMAIN,
     HOST,
     IDLE_USER,
+    LOGIN_USER_COUNT,
     PASSWORD,
     USER_COUNT,
     Endpoint,
@@ -52,6 +53,7 @@ from bench.servers import (
     discard_dir,
     free_port,
     light_password_hash,
+    login_users,
     make_run_dir,
     pid_alive,
     reap_stale,
@@ -160,14 +162,19 @@ def default_command() -> str:
     return shutil.which("pillarbox") or str(beside)
 
 
-def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[str]) -> bool:
-    """Add *users* with Pillarbox's own AccountService, hashing in parallel, and *light*
-    with the light hash straight through the store (the CLI always hashes at full cost);
+def _add_users_in_process(
+    config: Path, users: Sequence[str], light: Sequence[str], same: Sequence[str] = ()
+) -> bool:
+    """Add *users* with Pillarbox's own AccountService, hashing in parallel, *light*
+    with the light hash straight through the store (the CLI always hashes at full cost),
+    and *same* with one full-cost argon2id hash made once (login_heavy's accounts: a
+    login costs what any account's does, set-up does not pay one hash each);
     False when Pillarbox is not importable here (then the caller falls back to the CLI)."""
     try:
         from pillarbox import config as config_mod
         from pillarbox.app import open_store
         from pillarbox.services.accounts import AccountService
+        from pillarbox.services.auth import hash_password
     except ImportError:
         return False
 
@@ -179,6 +186,9 @@ def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[st
             await asyncio.gather(*(accounts.add_user(user, PASSWORD) for user in users))
             for user in light:
                 await store.add_account(user, light_password_hash())
+            full = hash_password(PASSWORD) if same else ""
+            for user in same:
+                await store.add_account(user, full)
         finally:
             await store.close()
 
@@ -197,6 +207,7 @@ class PillarboxServer(ServerProcess):
         user_count: int = USER_COUNT,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         store: str = "sqlite",
+        login_user_count: int = LOGIN_USER_COUNT,
         nodes: int = 1,
         pg_admin: str = DEFAULT_PG_ADMIN,
     ) -> None:
@@ -210,6 +221,7 @@ class PillarboxServer(ServerProcess):
         self._log_files: list[IO[bytes]] = []
         self._log = log
         self._user_count = user_count
+        self._login_users = login_users(login_user_count)
         self._connection_limit = connection_limit
         self._command = command or default_command()
         self._default_command = command is None
@@ -273,15 +285,18 @@ class PillarboxServer(ServerProcess):
             self._cli(config, "migrate")  # the schema once, before any node starts
 
         users = [*all_users(self._user_count), BIG_USER]
-        self._log(f"creating domain and {len(users) + 1} accounts in {root}")
+        self._log(f"creating domain and {len(users) + len(self._login_users) + 1} accounts")
         started = time.perf_counter()
         # The CLI is exercised for the domain and the first account; the rest go in
         # through the same AccountService in this process when it can import Pillarbox
         # (one interpreter start and no store open per account: ~0.8 s each otherwise).
         self._cli(config, "domain", "add", DOMAIN)
         self._cli(config, "user", "add", users[0], "--password-stdin", stdin=PASSWORD + "\n")
-        if not (self._default_command and _add_users_in_process(config, users[1:], [IDLE_USER])):
-            for user in [*users[1:], IDLE_USER]:
+        logins = self._login_users
+        if not (
+            self._default_command and _add_users_in_process(config, users[1:], [IDLE_USER], logins)
+        ):
+            for user in [*users[1:], IDLE_USER, *logins]:
                 self._cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
         self._log(f"accounts created in {time.perf_counter() - started:.1f}s; starting serve")
 
@@ -307,6 +322,7 @@ class PillarboxServer(ServerProcess):
         return Endpoint(
             side=self.side,
             users=all_users(self._user_count),
+            login_users=self._login_users,
             smtp_port=first.smtp_port,
             imap_port=first.imap_port,
             pop3_port=first.pop3_port,

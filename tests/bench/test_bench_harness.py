@@ -29,7 +29,14 @@ ENDPOINT = Endpoint(side="test", smtp_port=1, imap_port=2, pop3_port=3)
 
 def test_registry_names_match_and_metrics_are_declared() -> None:
     """Every registered workload is keyed by its own name and declares unique metrics."""
-    assert list(WORKLOADS) == ["smtp_ingest", "large_mailbox", "imap_mixed", "pop3", "idle_fanout"]
+    assert list(WORKLOADS) == [
+        "smtp_ingest",
+        "large_mailbox",
+        "imap_mixed",
+        "login_heavy",
+        "pop3",
+        "idle_fanout",
+    ]
     for name, cls in WORKLOADS.items():
         assert cls.name == name
         assert cls.description
