@@ -222,23 +222,27 @@ class AuthService:
     async def authenticate(self, username: str, password: str, ip: str) -> Account:
         """The account for these credentials, or AuthFailed after the IP's delay."""
         account = None
+        malformed = False
         try:
             address = normalize_address(username)
         except InvalidAddress:  # a malformed name is just an unknown user
-            address = username
-        else:
-            try:
-                account = await self._store.get_account(address)
-            except StoreUnavailable as exc:
-                # The database is restarting or out of reach: say "try again later",
-                # never "wrong password" (a client would ask its user for a new one).
-                log.warning("authentication unavailable for %r: %s", address, exc)
-                raise TempFailure("Authentication temporarily unavailable") from exc
-            except StoreError:
-                account = None
+            address, malformed = username, True
         # Spraying one account from many addresses: attempts on it from addresses it
         # was not used from take turns (account_throttle), before any argon2id work.
-        wait = await self._shared(self.account_throttle.reserve(self._store, address, ip), 0.0)
+        # The reservation and the account's row are independent reads: one round trip
+        # of the store's latency for both (on PostgreSQL each is one).
+        reserve = self._shared(self.account_throttle.reserve(self._store, address, ip), 0.0)
+        if malformed:
+            wait = await reserve
+        else:
+            looked, reserved = await asyncio.gather(
+                self._lookup(address), reserve, return_exceptions=True
+            )
+            if isinstance(looked, BaseException):
+                raise looked
+            if isinstance(reserved, BaseException):
+                raise reserved
+            account, wait = looked, reserved
         if wait:
             await asyncio.sleep(wait)  # the spacing itself, not a wait for a condition
         loop = asyncio.get_running_loop()
@@ -261,8 +265,10 @@ class AuthService:
             await loop.run_in_executor(_HASHING, verify_password, self._dummy_hash, password)
             ok = False
         if account is not None and ok:
-            await self._shared(self.throttle.record_success(self._store, ip), None)
-            await self._shared(self.account_throttle.record_success(self._store, address, ip), None)
+            await asyncio.gather(  # two records, independent: one round trip's latency
+                self._shared(self.throttle.record_success(self._store, ip), None),
+                self._shared(self.account_throttle.record_success(self._store, address, ip), None),
+            )
             return account
         delay = await self._shared(self.throttle.record_failure(self._store, ip), 0.0)
         await self._shared(self.account_throttle.record_failure(self._store, address), None)
@@ -270,6 +276,19 @@ class AuthService:
         if delay:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for a condition
         raise AuthFailed()
+
+    async def _lookup(self, address: str) -> Account | None:
+        """The account's current row (None: unknown); TempFailure if the store is out
+        of reach."""
+        try:
+            return await self._store.get_account(address)
+        except StoreUnavailable as exc:
+            # The database is restarting or out of reach: say "try again later",
+            # never "wrong password" (a client would ask its user for a new one).
+            log.warning("authentication unavailable for %r: %s", address, exc)
+            raise TempFailure("Authentication temporarily unavailable") from exc
+        except StoreError:
+            return None
 
     async def ip_delay(self, ip: str) -> float:
         """The delay a failed login from `ip` is held back by now (as every node sees it)."""
