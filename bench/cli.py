@@ -35,6 +35,8 @@ from bench.reference import ReferenceServers
 from bench.report import PILLARBOX, REFERENCE, compute_ratios, format_table, summarise
 from bench.servers import (
     DEFAULT_CONNECTION_LIMIT,
+    LOGIN_USER_COUNT,
+    QUICK_LOGIN_USER_COUNT,
     QUICK_USER_COUNT,
     USER_COUNT,
     Endpoint,
@@ -272,8 +274,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--reference-passwords",
         choices=("argon2id", "plain"),
-        default="argon2id",
-        help="Dovecot's passwd-file scheme (default argon2id, Pillarbox's parameters)",
+        default=None,
+        help="Dovecot's passwd-file scheme for every account (default: argon2id at "
+        "Pillarbox's parameters, but plain for login_heavy's accounts)",
     )
     parser.add_argument(
         "--store",
@@ -385,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     servers: list[ServerProcess] = []
     users = QUICK_USER_COUNT if args.quick else USER_COUNT
+    logins = QUICK_LOGIN_USER_COUNT if args.quick else LOGIN_USER_COUNT
     document["accounts"] = users
     if not args.no_pillarbox:
         servers.append(
@@ -395,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 user_count=users,
                 connection_limit=pillarbox_limit,
                 store=args.store,
+                login_user_count=logins,
                 nodes=args.nodes,
                 pg_admin=args.pg_admin,
             )
@@ -405,8 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log,
                 keep=args.keep,
                 user_count=users,
-                password_scheme=args.reference_passwords,
+                password_scheme=args.reference_passwords or "argon2id",
                 connection_limit=connection_limit,
+                login_user_count=logins,
+                login_password_scheme=args.reference_passwords or "plain",
             )
         )
     try:

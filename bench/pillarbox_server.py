@@ -41,6 +41,7 @@ from bench.servers import (
     DOMAIN,
     HOST,
     IDLE_USER,
+    LOGIN_USER_COUNT,
     PASSWORD,
     USER_COUNT,
     Endpoint,
@@ -51,6 +52,7 @@ from bench.servers import (
     all_users,
     discard_dir,
     light_password_hash,
+    login_users,
     make_run_dir,
     pid_alive,
     reap_stale,
@@ -162,11 +164,14 @@ def default_command() -> str:
     return shutil.which("pillarbox") or str(beside)
 
 
-def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[str]) -> bool:
-    """Add *users* straight through the store with one hash of PASSWORD made by Pillarbox's
-    own `hash_password` (its parameters: every log-in still costs a full argon2id check),
-    and *light* with the light hash (the CLI always hashes at full cost); False when
-    Pillarbox is not importable here (then the caller falls back to the CLI).
+def _add_users_in_process(
+    config: Path, users: Sequence[str], light: Sequence[str], same: Sequence[str] = ()
+) -> bool:
+    """Add *users* and *same* (login_heavy's accounts) straight through the store with one
+    hash of PASSWORD made by Pillarbox's own `hash_password` (its parameters: every
+    log-in still costs a full argon2id check), and *light* with the light hash (the CLI
+    always hashes at full cost); False when Pillarbox is not importable here (then the
+    caller falls back to the CLI).
 
     One hash for all: hashing each account (a fresh salt each, ~0.3 s of both cores) took
     ~37 s of a full run's set-up for nothing any figure depends on; the reference side's
@@ -187,6 +192,8 @@ def _add_users_in_process(config: Path, users: Sequence[str], light: Sequence[st
                 await store.add_account(user, secret)
             for user in light:
                 await store.add_account(user, light_password_hash())
+            for user in same:
+                await store.add_account(user, secret)
         finally:
             await store.close()
 
@@ -205,6 +212,7 @@ class PillarboxServer(ServerProcess):
         user_count: int = USER_COUNT,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         store: str = "sqlite",
+        login_user_count: int = LOGIN_USER_COUNT,
         nodes: int = 1,
         pg_admin: str = DEFAULT_PG_ADMIN,
     ) -> None:
@@ -218,6 +226,7 @@ class PillarboxServer(ServerProcess):
         self._log_files: list[IO[bytes]] = []
         self._log = log
         self._user_count = user_count
+        self._login_users = login_users(login_user_count)
         self._connection_limit = connection_limit
         self._command = command or default_command()
         self._default_command = command is None
@@ -281,15 +290,18 @@ class PillarboxServer(ServerProcess):
             self._cli(config, "migrate")  # the schema once, before any node starts
 
         users = [*all_users(self._user_count), BIG_USER]
-        self._log(f"creating domain and {len(users) + 1} accounts in {root}")
+        self._log(f"creating domain and {len(users) + len(self._login_users) + 1} accounts")
         started = time.perf_counter()
         # The CLI is exercised for the domain and the first account; the rest go in
         # through the same AccountService in this process when it can import Pillarbox
         # (one interpreter start and no store open per account: ~0.8 s each otherwise).
         self._cli(config, "domain", "add", DOMAIN)
         self._cli(config, "user", "add", users[0], "--password-stdin", stdin=PASSWORD + "\n")
-        if not (self._default_command and _add_users_in_process(config, users[1:], [IDLE_USER])):
-            for user in [*users[1:], IDLE_USER]:
+        logins = self._login_users
+        if not (
+            self._default_command and _add_users_in_process(config, users[1:], [IDLE_USER], logins)
+        ):
+            for user in [*users[1:], IDLE_USER, *logins]:
                 self._cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
         self._log(f"accounts created in {time.perf_counter() - started:.1f}s; starting serve")
 
@@ -315,6 +327,7 @@ class PillarboxServer(ServerProcess):
         return Endpoint(
             side=self.side,
             users=all_users(self._user_count),
+            login_users=self._login_users,
             smtp_port=first.smtp_port,
             imap_port=first.imap_port,
             pop3_port=first.pop3_port,

@@ -43,6 +43,7 @@ from bench.servers import (
     DOMAIN,
     HOST,
     IDLE_USER,
+    LOGIN_USER_COUNT,
     PASSWORD,
     USER_COUNT,
     Endpoint,
@@ -53,6 +54,7 @@ from bench.servers import (
     discard_dir,
     free_port,
     light_password_hash,
+    login_users,
     make_run_dir,
     reap_stale,
     wait_for_greeting,
@@ -315,11 +317,17 @@ class ReferenceServers(ServerProcess):
         user_count: int = USER_COUNT,
         password_scheme: str = "argon2id",
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        login_user_count: int = LOGIN_USER_COUNT,
+        login_password_scheme: str = "plain",
     ) -> None:
+        """`login_password_scheme`: of login_heavy's accounts only (plain by default:
+        Dovecot's fastest case, the bar issue 18 sets; Pillarbox keeps argon2id)."""
         self._log = log
         self._connection_limit = connection_limit
         self._user_count = user_count
         self._scheme = password_scheme
+        self._login_users = login_users(login_user_count)
+        self._login_scheme = login_password_scheme
         self._keep = keep
         self._root: Path | None = None
         self._dovecot: subprocess.Popen[bytes] | None = None
@@ -368,9 +376,13 @@ class ReferenceServers(ServerProcess):
         ):
             (root / sub).mkdir()
         os.chown(root / "mail", nobody.pw_uid, nobody.pw_gid)
-        users = [*all_users(self._user_count), BIG_USER, IDLE_USER]
+        users = [*all_users(self._user_count), BIG_USER, IDLE_USER, *self._login_users]
         secret = password_entry(self._scheme)
         self._versions["password_scheme"] = secret.split("}", 1)[0].lstrip("{")
+        login_secret = (
+            secret if self._login_scheme == self._scheme else password_entry(self._login_scheme)
+        )
+        self._versions["login_heavy_password_scheme"] = login_secret.split("}", 1)[0][1:]
         # The idle_fanout account's light hash, as on the Pillarbox side (servers.IDLE_USER).
         light = "{ARGON2ID}" + light_password_hash() if self._scheme != "plain" else secret
         lines = []
@@ -379,6 +391,8 @@ class ReferenceServers(ServerProcess):
             home.mkdir()
             os.chown(home, nobody.pw_uid, nobody.pw_gid)
             entry = light if user == IDLE_USER else secret
+            if user in self._login_users:
+                entry = login_secret
             lines.append(f"{user}:{entry}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n")
         (root / "passwd").write_text("".join(lines))
         (root / "passwd").chmod(0o640)
@@ -442,6 +456,7 @@ class ReferenceServers(ServerProcess):
         return Endpoint(
             side=self.side,
             users=all_users(self._user_count),
+            login_users=self._login_users,
             smtp_port=ports["smtp_port"],
             imap_port=ports["imap_port"],
             pop3_port=ports["pop3_port"],

@@ -152,6 +152,17 @@ def format_table(document: Mapping[str, Any]) -> str:
     )
     if document.get("quick"):
         lines.append("QUICK mode: scaled-down sizes; figures are indicative only.")
+    if any(w.get("name") == "login_heavy" for w in document.get("workloads", [])) and theirs:
+        scheme = theirs.get("server", {}).get("login_heavy_password_scheme", "?")
+        theirs_are = (
+            "plain-text ({PLAIN}, Dovecot's fastest case)"
+            if scheme == "PLAIN"
+            else f"{scheme} hashes"
+        )
+        lines.append(
+            f"login_heavy: the reference's accounts have {theirs_are} passwords;"
+            " Pillarbox's are argon2id (64 MiB, t=3, p=4)."
+        )
     if runs is not None and runs < 3:
         lines.append(f"Only {runs} run(s) per figure: fewer than the 3 a comparison needs.")
     lines.extend(notes_skipped)

@@ -43,6 +43,11 @@ BIG_USER = f"big@{DOMAIN}"
 #: both sides, so that thousands of log-ins in set-up take seconds, not the ~0.2 s of CPU
 #: each that the ordinary accounts' hashes cost. Log-ins are never part of its figures.
 IDLE_USER = f"idle@{DOMAIN}"
+#: The login_heavy workload's accounts (login000…): a mailbox each that only it touches,
+#: and on the reference side plain-text passwords by default (Dovecot's fastest login),
+#: while Pillarbox keeps its argon2id hashes (``--reference-passwords`` to choose).
+LOGIN_USER_COUNT = 50
+QUICK_LOGIN_USER_COUNT = 10
 #: Connections a side must accept unless told otherwise (Pillarbox's default cap).
 DEFAULT_CONNECTION_LIMIT = 2000
 
@@ -54,6 +59,11 @@ def user_address(index: int) -> str:
 
 def all_users(count: int = USER_COUNT) -> tuple[str, ...]:
     return tuple(user_address(i) for i in range(count))
+
+
+def login_users(count: int = LOGIN_USER_COUNT) -> tuple[str, ...]:
+    """The login_heavy workload's own accounts."""
+    return tuple(f"login{i:03d}@{DOMAIN}" for i in range(count))
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Endpoint:
     users: tuple[str, ...] = field(default_factory=all_users)
     big_user: str = BIG_USER
     idle_user: str = IDLE_USER
+    login_users: tuple[str, ...] = ()
     password: str = PASSWORD
     #: The side's root server process (Pillarbox's ``serve``, Dovecot's master): memory
     #: and CPU are read over it and its descendants. ``None``: not measurable.

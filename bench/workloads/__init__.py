@@ -11,12 +11,21 @@ from bench.workloads.base import Context, Metric, Workload, WorkloadError
 from bench.workloads.idle_fanout import IdleFanout, IdleFanoutScale
 from bench.workloads.imap_mixed import ImapMixed
 from bench.workloads.large_mailbox import LargeMailbox
+from bench.workloads.login_heavy import LoginHeavy
 from bench.workloads.pop3 import Pop3Download
 from bench.workloads.smtp_ingest import SmtpIngest
 
 WORKLOADS: dict[str, type[Workload]] = {
     cls.name: cls
-    for cls in (SmtpIngest, LargeMailbox, ImapMixed, Pop3Download, IdleFanout, IdleFanoutScale)
+    for cls in (
+        SmtpIngest,
+        LargeMailbox,
+        ImapMixed,
+        LoginHeavy,
+        Pop3Download,
+        IdleFanout,
+        IdleFanoutScale,
+    )
 }
 
 __all__ = ["WORKLOADS", "Context", "Metric", "Workload", "WorkloadError"]

@@ -142,7 +142,8 @@ def build_services(
     store: Store, config: Config, changes: ChangeBus, shared: WorkerShared | None = None
 ) -> Services:
     """The services; with several workers (`shared`), the sessions per account are
-    counted in the memory they share."""
+    counted, and verified credentials remembered, in the memory they share (under the
+    key the master made, so a login verified in one worker is known to all)."""
     auth = config.auth
     return Services.build(
         store,
@@ -161,6 +162,9 @@ def build_services(
             ),
             allow_plaintext=auth.allow_plaintext,
             allow_plaintext_loopback=auth.allow_plaintext_loopback,
+            credential_ttl=auth.credential_cache_ttl,
+            credentials=shared.credentials if shared is not None else None,
+            credential_key=shared.credential_key if shared is not None else None,
         ),
         accounts=AccountService(store),
         config=config,

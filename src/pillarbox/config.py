@@ -86,6 +86,10 @@ class AuthConfig:
     account_fail_free: int = 3
     account_fail_delay: float = 0.5
     account_fail_delay_max: float = 60.0
+    # Seconds a successful login's verified credentials are remembered (as a keyed
+    # digest, never the password) so that the next login with them skips argon2id
+    # (services/credential_cache.py; Dovecot's auth_cache_ttl). 0 turns it off.
+    credential_cache_ttl: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +401,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"fetcher.ca_file: {config.fetcher.ca_file} is not a readable file")
     if config.auth.fail_delay < 0 or config.auth.fail_delay_max < config.auth.fail_delay:
         raise ConfigError("auth.fail_delay_max: must be at least auth.fail_delay (>= 0)")
+    if config.auth.credential_cache_ttl < 0:
+        raise ConfigError("auth.credential_cache_ttl: must be >= 0 (0 turns the cache off)")
 
 
 def _validate_delivery(d: DeliveryConfig) -> None:

@@ -35,6 +35,7 @@ def test_registry_names_match_and_metrics_are_declared() -> None:
         "smtp_ingest",
         "large_mailbox",
         "imap_mixed",
+        "login_heavy",
         "pop3",
         "idle_fanout",
         "idle_fanout_scale",

@@ -58,3 +58,17 @@ def test_failures_are_forgotten_after_the_window_and_trust_expires() -> None:
     t.failed("alice@x.test")
     t.wait_before("alice@x.test", "203.0.113.3")
     assert t.wait_before("alice@x.test", "192.0.2.7") > 0.0  # no longer trusted
+
+
+def test_a_repeated_success_from_the_newest_trusted_address_changes_nothing() -> None:
+    """A client logging in for every mail check must not rewrite the shared record each
+    time: an equal record lets the store skip the write (TRUST_REFRESH)."""
+    t = AccountThrottle(trusted_for=30 * 86400.0)
+    first = t.succeeded_step(None, "192.0.2.7", 1000.0)
+    assert t.succeeded_step(first, "192.0.2.7", 1000.0 + 3599.0) == first
+    refreshed = t.succeeded_step(first, "192.0.2.7", 1000.0 + 3600.0)
+    assert refreshed.trusted == (("192.0.2.7", 4600.0),)
+    other = t.succeeded_step(first, "192.0.2.8", 1001.0)  # another address: recorded
+    assert [ip for ip, _ in other.trusted] == ["192.0.2.7", "192.0.2.8"]
+    failed = t.failed_step(first, 1002.0)
+    assert t.succeeded_step(failed, "192.0.2.7", 1003.0).failures == 0  # a reset is written

@@ -35,6 +35,12 @@ from pillarbox.store.api import Store
 
 MAX_ACCOUNTS = 100_000
 MAX_TRUSTED_PER_ACCOUNT = 16
+# A success from the address that last logged in to the account leaves its record as it
+# is when the trust was refreshed less than this long ago (and nothing else changes): a
+# client logging in for every check of its mail would otherwise rewrite the record, a
+# store write shared by every node, at each login. Trust lasts `trusted_for` (30 days),
+# so ending up to this much earlier changes nothing that matters.
+TRUST_REFRESH = 3600.0
 
 
 def store_key(account: str) -> str:
@@ -134,6 +140,18 @@ class AccountThrottle:
         return self._expiring(replace(state, failures=state.failures + 1, last_failure=now))
 
     def succeeded_step(self, state: LoginState | None, ip: str, now: float) -> LoginState:
+        """(the record after a success from `ip`): the same record (equal, so that the
+        store can skip the write) when it is clean and `ip` is its newest trusted address,
+        refreshed within TRUST_REFRESH (or a hundredth of `trusted_for` if shorter)."""
+        if (
+            state is not None
+            and state.failures == 0
+            and state.next_allowed == 0.0
+            and state.trusted
+            and state.trusted[-1][0] == ip
+            and 0.0 <= now - state.trusted[-1][1] < min(TRUST_REFRESH, self.trusted_for / 100)
+        ):
+            return state
         state = state or LoginState()
         # Most recent last; beyond the cap the address that logged in longest ago goes.
         trusted = [(a, t) for a, t in state.trusted if a != ip] + [(ip, now)]

@@ -11,6 +11,13 @@ store (`Store.update_login_state`): in memory with the embedded backend, shared 
 node on PostgreSQL, so that an attacker spreading guesses over the nodes behind one
 address gets no more of them. If the store cannot be reached the check goes on without
 the slow-down (the account lookup fails too, so nobody gets in).
+
+Verified credentials (`credential_cache`): after one successful argon2id check, a keyed
+digest of (account id, stored hash, password) is remembered for `credential_cache_ttl`
+seconds, and a login whose digest is remembered skips argon2id. Everything else of a
+login is the same on a hit: the account is read (so a changed password or a removed
+account no longer matches), the account throttle's reservation and the success steps run.
+A failure is never remembered, and a wrong password always costs argon2id.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ from pillarbox.model import Account
 from pillarbox.model.cluster import LoginState
 from pillarbox.rules.addresses import InvalidAddress, normalize_address
 from pillarbox.services.account_throttle import AccountThrottle
+from pillarbox.services.credential_cache import (
+    CredentialCache,
+    CredentialStore,
+    LocalCredentialStore,
+    new_key,
+)
 from pillarbox.services.errors import AuthFailed, TempFailure
 from pillarbox.store.api import Store
 from pillarbox.store.errors import StoreError, StoreUnavailable
@@ -180,13 +193,27 @@ class AuthService:
         allow_plaintext: bool = False,
         allow_plaintext_loopback: bool = True,
         account_throttle: AccountThrottle | None = None,
+        credentials: CredentialStore | None = None,
+        credential_key: bytes | None = None,
+        credential_ttl: float = 3600.0,
     ) -> None:
+        """`credentials`: where verified digests live (several workers share one; None:
+        this process's own); `credential_key`: their HMAC key (None: a random one, valid
+        for this object's life); `credential_ttl`: seconds, 0 turns the cache off."""
         self._store = store
         self._allow_plaintext = allow_plaintext
         self._allow_plaintext_loopback = allow_plaintext_loopback
         self.throttle = FailureThrottle(fail_delay, fail_delay_max, fail_window)
         self.account_throttle = account_throttle or AccountThrottle(window=fail_window)
         self._dummy_hash = _DUMMY_HASH if not needs_rehash(_DUMMY_HASH) else None
+        self.credentials = CredentialCache(
+            credentials if credentials is not None else LocalCredentialStore(),
+            credential_key if credential_key is not None else new_key(),
+            credential_ttl,
+        )
+        # argon2id checks of a password against an account's hash (not the dummy's):
+        # what the cache saves, counted so that tests and profiles can see it.
+        self.argon2_checks = 0
 
     def plaintext_allowed(self, *, tls: bool, loopback: bool) -> bool:
         """May a password be sent in clear on this connection (RFC 8314 §3, RFC 4954 §4)?"""
@@ -195,23 +222,27 @@ class AuthService:
     async def authenticate(self, username: str, password: str, ip: str) -> Account:
         """The account for these credentials, or AuthFailed after the IP's delay."""
         account = None
+        malformed = False
         try:
             address = normalize_address(username)
         except InvalidAddress:  # a malformed name is just an unknown user
-            address = username
-        else:
-            try:
-                account = await self._store.get_account(address)
-            except StoreUnavailable as exc:
-                # The database is restarting or out of reach: say "try again later",
-                # never "wrong password" (a client would ask its user for a new one).
-                log.warning("authentication unavailable for %r: %s", address, exc)
-                raise TempFailure("Authentication temporarily unavailable") from exc
-            except StoreError:
-                account = None
+            address, malformed = username, True
         # Spraying one account from many addresses: attempts on it from addresses it
         # was not used from take turns (account_throttle), before any argon2id work.
-        wait = await self._shared(self.account_throttle.reserve(self._store, address, ip), 0.0)
+        # The reservation and the account's row are independent reads: one round trip
+        # of the store's latency for both (on PostgreSQL each is one).
+        reserve = self._shared(self.account_throttle.reserve(self._store, address, ip), 0.0)
+        if malformed:
+            wait = await reserve
+        else:
+            looked, reserved = await asyncio.gather(
+                self._lookup(address), reserve, return_exceptions=True
+            )
+            if isinstance(looked, BaseException):
+                raise looked
+            if isinstance(reserved, BaseException):
+                raise reserved
+            account, wait = looked, reserved
         if wait:
             await asyncio.sleep(wait)  # the spacing itself, not a wait for a condition
         loop = asyncio.get_running_loop()
@@ -219,11 +250,25 @@ class AuthService:
             self._dummy_hash = await loop.run_in_executor(
                 _HASHING, hash_password, "pillarbox-dummy"
             )
-        stored = account.password_hash if account is not None else self._dummy_hash
-        ok = await loop.run_in_executor(_HASHING, verify_password, stored, password)
+        if account is not None and self.credentials.verified(
+            account.id, account.password_hash, password
+        ):
+            ok = True  # these credentials passed argon2id within the TTL
+        elif account is not None:
+            self.argon2_checks += 1
+            ok = await loop.run_in_executor(
+                _HASHING, verify_password, account.password_hash, password
+            )
+            if ok:
+                self.credentials.remember(account.id, account.password_hash, password)
+        else:
+            await loop.run_in_executor(_HASHING, verify_password, self._dummy_hash, password)
+            ok = False
         if account is not None and ok:
-            await self._shared(self.throttle.record_success(self._store, ip), None)
-            await self._shared(self.account_throttle.record_success(self._store, address, ip), None)
+            await asyncio.gather(  # two records, independent: one round trip's latency
+                self._shared(self.throttle.record_success(self._store, ip), None),
+                self._shared(self.account_throttle.record_success(self._store, address, ip), None),
+            )
             return account
         delay = await self._shared(self.throttle.record_failure(self._store, ip), 0.0)
         await self._shared(self.account_throttle.record_failure(self._store, address), None)
@@ -231,6 +276,19 @@ class AuthService:
         if delay:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for a condition
         raise AuthFailed()
+
+    async def _lookup(self, address: str) -> Account | None:
+        """The account's current row (None: unknown); TempFailure if the store is out
+        of reach."""
+        try:
+            return await self._store.get_account(address)
+        except StoreUnavailable as exc:
+            # The database is restarting or out of reach: say "try again later",
+            # never "wrong password" (a client would ask its user for a new one).
+            log.warning("authentication unavailable for %r: %s", address, exc)
+            raise TempFailure("Authentication temporarily unavailable") from exc
+        except StoreError:
+            return None
 
     async def ip_delay(self, ip: str) -> float:
         """The delay a failed login from `ip` is held back by now (as every node sees it)."""

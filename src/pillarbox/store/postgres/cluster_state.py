@@ -7,9 +7,13 @@ Theory of operation (docs/plans/issue-17-postgres.md §4):
     expired, so two nodes racing for a maildrop get one lock between them, and no pool
     connection is held for the length of a POP3 session. A node that dies stops renewing;
     its leases expire and the maildrop is free again.
-  * A login-failure record is read `FOR UPDATE`, handed to the service's pure update
-    function, and written back in the same transaction: concurrent attempts on one
-    account, from any node, run one after the other and so reserve distinct slots. The
+  * A login-failure record is first read without a lock or transaction: when the
+    service's pure update function leaves it as it is (the common successful login: no
+    record for the address, the account's record already trusting it), that is the
+    answer, with no write and no row lock (a lock assigns a transaction id, so its commit
+    waits for a WAL flush). Otherwise it is read `FOR UPDATE`, handed to the function
+    again, and written back in the same transaction: concurrent attempts on one account,
+    from any node, run one after the other and so reserve distinct slots. The
     first record of a key is inserted `ON CONFLICT DO NOTHING`; losing that race means
     another node inserted it first, and the step runs again on its row.
   * Webmail sessions are rows keyed by the sha256 of the session id; deleting an account
@@ -36,6 +40,12 @@ T = TypeVar("T")
 # How often a login-state step runs again after losing the race to create its row: one
 # retry finds the row; more would mean something else is wrong.
 _INSERT_RACES = 5
+
+
+_SELECT_LOGIN_STATE = (
+    "SELECT failures, last_failure, next_allowed, trusted_ips, trusted_at, expires"
+    " FROM login_failures WHERE key = $1::text"
+)
 
 
 class _LostInsertRace(Exception):
@@ -98,16 +108,22 @@ class ClusterStateMixin(PgCore):
     async def update_login_state(
         self, key: str, update: Callable[[LoginState | None], tuple[LoginState | None, T]]
     ) -> T:
+        async def peek(conn: Conn) -> LoginState | None:
+            return _login_state(await conn.fetchrow(_SELECT_LOGIN_STATE, key))
+
+        current = await self._read(peek)
+        unchanged, result = update(current)
+        if unchanged == current:  # nothing to write: a read, no lock, no commit
+            return result
+
         async def op(tx: PgTx) -> T:
-            row = await tx.conn.fetchrow(
-                "SELECT failures, last_failure, next_allowed, trusted_ips, trusted_at, expires"
-                " FROM login_failures WHERE key = $1::text FOR UPDATE",
-                key,
-            )
-            new, result = update(_login_state(row))
+            row = await tx.conn.fetchrow(_SELECT_LOGIN_STATE + " FOR UPDATE", key)
+            state = _login_state(row)
+            new, result = update(state)
+            if new == state:
+                return result
             if new is None:
-                if row is not None:
-                    await tx.conn.execute("DELETE FROM login_failures WHERE key = $1::text", key)
+                await tx.conn.execute("DELETE FROM login_failures WHERE key = $1::text", key)
                 return result
             values = (
                 key,

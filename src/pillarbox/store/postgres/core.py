@@ -9,6 +9,12 @@ mailbox lock helper every multi-mailbox write uses so that nodes never deadlock.
 Theory of operation (docs/design.md, "PostgreSQL and several nodes"):
   * Each contract method is one transaction on a pool connection; PostgreSQL groups
     the WAL flushes of concurrent commits itself, so there is no writer thread.
+  * A connection goes back to the pool without asyncpg's default reset query
+    (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), one more round trip
+    per operation (4 of the 8 of a login): the store leaves no session state on pool
+    connections (LISTEN is on the relay's own connection, cursors and `SET LOCAL` end
+    with their transaction, the janitor unlocks its advisory lock or drops the
+    connection). asyncpg still rolls back a transaction left open and drops listeners.
   * Serialization failures and deadlocks (40001, 40P01) are retried here, up to
     `RETRIES` times, then surface as `StoreUnavailable`.
   * Every change an operation records in `PgTx.changes` is (1) sent with `pg_notify`
@@ -56,6 +62,12 @@ POOL_MAX = 20
 def default_node_id() -> str:
     """This node's name when none is configured: the machine's host name."""
     return socket.gethostname()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own rollback of an open
+    transaction (see the module docstring: no session state to undo)."""
+    return None
 
 
 @dataclass(slots=True)
@@ -121,6 +133,7 @@ class PgCore:
                 max_inactive_connection_lifetime=300,
                 statement_cache_size=self._statement_cache_size,
                 timeout=10,
+                reset=_keep_session,
             )
         except Exception as exc:
             raise map_error(exc) from exc

@@ -134,10 +134,12 @@ async def run_once(source: asyncpg.Pool | PgCore) -> dict[str, int]:
         try:
             counts = await _run_jobs(conn)
         finally:
-            # Also done by the pool's reset on release; explicit so a connection kept
-            # by a broken release cannot keep the lock.
-            with contextlib.suppress(Exception):
+            # The pool does not reset sessions on release (store/postgres/core.py): a
+            # connection whose unlock failed is closed, which releases the lock.
+            try:
                 await conn.execute("SELECT pg_advisory_unlock($1, $2)", *LOCK)
+            except Exception:
+                conn.terminate()
     return {"ran": 1, **counts}
 
 
