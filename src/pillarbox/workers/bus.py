@@ -21,7 +21,8 @@ its stamp was skipped is not replayed out of order (a view takes new UIDs only
 ascending): its accounts get a `Resync`, and their sessions reload.
 
 A worker (re)starting starts after the counter's current value: what was committed
-before, its sessions read from the store when they start.
+before, its sessions read from the store when they start (frames of those stamps still
+on their way to it are dropped).
 
 Must not: block the writer thread beyond one socket send, or touch the in-process bus
 from any thread but the loop's.
@@ -59,6 +60,7 @@ class HubBus:
         self._send = send
         self._hold = hold
         self._next = counter.value + 1  # the first stamp not yet handed on
+        self._first = self._next  # earlier ones were committed before this worker began
         self._waiting: dict[int, list[Change]] = {}  # later stamps, held for a gap
         self._own: set[int] = set()  # stamped here, not yet published (writer → loop)
         self._own_lock = threading.Lock()
@@ -105,7 +107,8 @@ class HubBus:
     # --- ordering --------------------------------------------------------------------
     def _arrive(self, stamp: int, changes: list[Change]) -> None:
         if stamp < self._next:
-            self._late(changes)
+            if stamp >= self._first:
+                self._late(changes)
             return
         if stamp > self._next:
             self._waiting[stamp] = changes
