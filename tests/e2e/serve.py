@@ -8,6 +8,7 @@ is a master and its workers, and `kill` ends them all at once, as a machine dyin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -68,10 +69,8 @@ class ServeProcess:
     def kill(self) -> None:
         """SIGKILL to the server and its workers: no shutdown code runs, as when the
         machine or the OOM killer ends it."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # pragma: no cover - already gone
-            pass
         self.proc.wait(timeout=30)
         self._close()
 

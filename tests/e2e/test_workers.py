@@ -14,6 +14,7 @@ master killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -112,10 +113,8 @@ class Cluster:
 
 def with_group_gone(pgid: int) -> None:
     """Nothing of the server's process group may be left (a test that failed midway)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def alive(pid: int) -> bool:
