@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pillarbox.model import MessageMeta
-from pillarbox.store.api import ChangeBus
+from pillarbox.store.api import ChangeBus, StampingBus
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import NotFound, StoreUnavailable
 from pillarbox.store.sqlite import text_index
@@ -77,6 +77,7 @@ class SqliteCore:
         self._read_io: ThreadPoolExecutor | None = None
         self._blobs: BlobFiles | None = None
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
+        self._stamping: StampingBus | None = None
 
     @property
     def bus(self) -> ChangeBus:
@@ -92,8 +93,18 @@ class SqliteCore:
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
         blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
         text = text_index.TextIndex(self.data_dir)
+        if self._given_bus is None:
+            self._bus = InProcessChangeBus()  # a fresh one after a close
+        # isinstance once here (a runtime Protocol check is slow), not per publication.
+        stamping = self._bus if isinstance(self._bus, StampingBus) else None
+        self._stamping = stamping
         writer = Writer(
-            self.db_path, blobs, self._complete, text.forget, collect_orphans=self._collect_orphans
+            self.db_path,
+            blobs,
+            self._complete,
+            text.forget,
+            collect_orphans=self._collect_orphans,
+            stamp=stamping.stamp if stamping is not None else None,
         )
         writer.start()
         await loop.run_in_executor(io, writer.ready.wait)
@@ -113,8 +124,6 @@ class SqliteCore:
         self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
         self._read_io = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pillarbox-blob-read")
         self._readers = Readers(self.db_path, READERS)
-        if self._given_bus is None:
-            self._bus = InProcessChangeBus()  # a fresh one after a close
 
     async def close(self) -> None:
         writer, readers, io = self._writer, self._readers, self._io
@@ -154,10 +163,16 @@ class SqliteCore:
 
     # --- plumbing --------------------------------------------------------------------
     def _complete(self, items: list[Done]) -> None:
-        """On the loop: publish each operation's changes, then resolve it, in order."""
+        """On the loop: publish each operation's changes, then resolve it, in order.
+        Changes the writer stamped (a `StampingBus`, several processes) go through
+        `publish_stamped`, so the bus merges them with other processes' in stamp order."""
+        bus, stamping = self._bus, self._stamping
         for item in items:
             if item.changes:
-                self._bus.publish(item.changes)
+                if item.stamp is not None and stamping is not None:
+                    stamping.publish_stamped(item.stamp, item.changes)
+                else:
+                    bus.publish(item.changes)
             resolve(item.future, item.result, item.error)
 
     async def _write(self, fn: Callable[[Tx], T], *, durable: bool = True) -> T:

@@ -13,6 +13,13 @@ has no row: harmless, since every search joins on ``messages``, and swept by
 `move_and_sweep` at the next open. Rows of removed blobs are forgotten after the commit
 that removed them (a crash in between leaves more such harmless rows).
 
+Several processes (`[server] workers`, the CLI) may each run a `TextIndex` on one
+``search.db``: every write transaction of this file (each thread's commits, and the
+writer's `move_and_sweep` at open) holds an exclusive `file_lock.FileLock` on
+``search.db.lock``, taken blocking in the writing thread, so the processes never meet
+in SQLite's busy handler. The order of locks is ``pillarbox.db.lock`` first, then
+``search.db.lock`` (only `move_and_sweep` holds both).
+
 Readers ATTACH this file as ``text``: the unqualified name ``blob_text`` in the search
 SQL resolves to it (``pillarbox.db`` no longer has a table of that name).
 
@@ -33,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pillarbox.store.sqlite.batches import next_batch
+from pillarbox.store.sqlite.file_lock import FileLock
 
 TEXT_DB_NAME = "search.db"
 ATTACH_AS = "text"
@@ -65,6 +73,11 @@ class _Request:
     loop: asyncio.AbstractEventLoop | None = None
 
 
+def lock_path(data_dir: Path) -> Path:
+    """The lock file every writer of search.db, in any process, holds while writing."""
+    return data_dir / (TEXT_DB_NAME + ".lock")
+
+
 def configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA synchronous = FULL")
@@ -76,12 +89,23 @@ def attach(conn: sqlite3.Connection, data_dir: Path) -> None:
     conn.execute(f"ATTACH DATABASE ? AS {ATTACH_AS}", (str(data_dir / TEXT_DB_NAME),))
 
 
-def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
-    """At open, on the store writer's connection (nothing else writes yet).
+def move_and_sweep(conn: sqlite3.Connection, data_dir: Path, *, sweep: bool = True) -> None:
+    """At open, on the store writer's connection, under its write lock.
 
     Moves the index out of ``pillarbox.db`` where earlier versions kept it (copy, then
-    drop in a second transaction, so a crash in between only repeats the copy), and
-    drops index rows whose blob has no row (a crash between the two commits)."""
+    drop in a second transaction, so a crash in between only repeats the copy), and,
+    with `sweep`, drops index rows whose blob has no row (a crash between the two
+    commits). Only a store that collects orphans sweeps (the server's master, or the
+    only process): with other processes writing, a row indexed for a blob whose row was
+    committed after this sweep's snapshot of ``blobs`` would be dropped."""
+    with FileLock(lock_path(data_dir)) as lock:
+        try:
+            _move_and_sweep(conn, data_dir, sweep=sweep)
+        finally:
+            lock.close()
+
+
+def _move_and_sweep(conn: sqlite3.Connection, data_dir: Path, *, sweep: bool) -> None:
     attach(conn, data_dir)
     try:
         conn.execute(f"PRAGMA {ATTACH_AS}.journal_mode = WAL")
@@ -102,9 +126,10 @@ def move_and_sweep(conn: sqlite3.Connection, data_dir: Path) -> None:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("DROP TABLE main.blob_text")
-        conn.execute(
-            f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
-        )
+        if sweep:
+            conn.execute(
+                f"DELETE FROM {ATTACH_AS}.blob_text WHERE rowid NOT IN (SELECT id FROM main.blobs)"
+            )
         _casefold_bodies(conn)
     finally:
         conn.execute(f"DETACH DATABASE {ATTACH_AS}")
@@ -137,6 +162,7 @@ class TextIndex(threading.Thread):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(name="pillarbox-text-index", daemon=True)
         self._path = data_dir / TEXT_DB_NAME
+        self._lock = FileLock(lock_path(data_dir))
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -168,13 +194,16 @@ class TextIndex(threading.Thread):
     def run(self) -> None:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
-            configure(conn)
-            conn.execute(_CREATE.format(schema="main"))
-            # Merge 8 segments of a level at a time, not 4: half the rewriting of the
-            # index as it grows (-28% CPU per row over 20,000 rows, searches as fast).
-            conn.execute("INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 8)")
+            with self._lock:
+                configure(conn)
+                conn.execute(_CREATE.format(schema="main"))
+                # Merge 8 segments of a level at a time, not 4: half the rewriting of
+                # the index as it grows (-28% CPU per row over 20,000 rows, searches as
+                # fast).
+                conn.execute("INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 8)")
         except BaseException as exc:
             self.startup_error = exc
+            self._lock.close()
             self.ready.set()
             return
         self.ready.set()
@@ -186,6 +215,7 @@ class TextIndex(threading.Thread):
                     self._commit(conn, batch)
         finally:
             conn.close()
+            self._lock.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
         # One row per blob: the same blob may come in several requests (COPY-like appends).
@@ -193,34 +223,45 @@ class TextIndex(threading.Thread):
         gone = [i for item in batch for i in item.forget]
         error: BaseException | None = None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # One statement each (rows as one JSON parameter): every statement
-                # releases and re-takes the GIL, which is slow while the loop is busy.
-                stale = gone + [row[0] for row in rows]
-                conn.execute(
-                    "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
-                    (json.dumps(stale),),
-                )
-                if rows:
-                    conn.execute(
-                        "INSERT INTO blob_text (rowid, headers, body_text)"
-                        " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2"
-                        " FROM json_each(?) AS r",
-                        (json.dumps(rows, ensure_ascii=False),),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
+            self._lock.acquire()
+        except OSError as exc:
             error = exc
+        else:
+            try:
+                self._write(conn, rows, gone)
+            except Exception as exc:
+                error = exc
+            finally:
+                self._lock.release()
         self.batches += 1
         for item in batch:
             if item.future is not None and item.loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop was closed under us
                     item.loop.call_soon_threadsafe(_settle, item.future, error)
+
+    def _write(self, conn: sqlite3.Connection, rows: list[TextRow], gone: list[int]) -> None:
+        """One write transaction of search.db (under its lock)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # One statement each (rows as one JSON parameter): every statement
+            # releases and re-takes the GIL, which is slow while the loop is busy.
+            stale = gone + [row[0] for row in rows]
+            conn.execute(
+                "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(stale),),
+            )
+            if rows:
+                conn.execute(
+                    "INSERT INTO blob_text (rowid, headers, body_text)"
+                    " SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2"
+                    " FROM json_each(?) AS r",
+                    (json.dumps(rows, ensure_ascii=False),),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -17,6 +17,12 @@ Theory of operation:
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
     never inside its commits) and stops it when it ends.
+  * Several processes may write one data directory (`[server] workers`, the CLI beside
+    a server): every write transaction, and the start-up work, runs under an exclusive
+    `file_lock.FileLock` on ``pillarbox.db.lock``, taken in this thread (blocking, never
+    SQLite's busy polling). With a `store.api.StampingBus` the writer stamps each
+    committed operation's changes after COMMIT and before releasing that lock, so the
+    stamps of all processes ascend in commit order (`Done.stamp`).
 
 Must not: run on the event loop, resolve a future itself (results go back to the loop
 through `complete`), or let a sqlite3 exception reach a caller (`errors.map_error`).
@@ -42,6 +48,7 @@ from pillarbox.store.sqlite.batches import next_batch
 from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.checkpointer import Checkpointer
 from pillarbox.store.sqlite.errors import map_error
+from pillarbox.store.sqlite.file_lock import FileLock
 
 MAX_BATCH = 512  # operations per group commit
 MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
@@ -74,6 +81,13 @@ class Done:
     result: Any = None
     error: BaseException | None = None
     changes: list[Change] = field(default_factory=list)
+    # The StampingBus's number for `changes` (None: no such bus, or it failed to stamp).
+    stamp: int | None = None
+
+
+def lock_path(db_path: Path) -> Path:
+    """The lock file every writer of `db_path`, in any process, holds while writing."""
+    return db_path.with_name(db_path.name + ".lock")
 
 
 class Writer(threading.Thread):
@@ -87,13 +101,18 @@ class Writer(threading.Thread):
         forget_text: Callable[[list[int]], None],
         *,
         collect_orphans: bool = True,
+        stamp: Callable[[list[Change]], int] | None = None,
     ) -> None:
+        """`stamp`: a `StampingBus.stamp`, called under the lock after each COMMIT for
+        every committed operation with changes."""
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
         self._complete = complete
         self._forget_text = forget_text
         self._collect_orphans = collect_orphans
+        self._stamp = stamp
+        self._lock = FileLock(lock_path(db_path))
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
         # removal is durable, or a power loss could bring back rows without files.
@@ -114,13 +133,17 @@ class Writer(threading.Thread):
             return
         try:
             try:
-                schema.configure(conn, writer=True)
-                schema.migrate(conn)
-                text_index.move_and_sweep(conn, self._db_path.parent)
-                search.register_functions(conn)
-                self._blobs.prepare()
-                if self._collect_orphans:
-                    self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
+                with self._lock:  # another process may be opening or writing too
+                    schema.configure(conn, writer=True)
+                    schema.migrate(conn)
+                    # The sweep only where no other process writes: see move_and_sweep.
+                    text_index.move_and_sweep(
+                        conn, self._db_path.parent, sweep=self._collect_orphans
+                    )
+                    search.register_functions(conn)
+                    self._blobs.prepare()
+                    if self._collect_orphans:
+                        self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `Checkpointer`
                 self.checkpointer.start()
             except BaseException as exc:
@@ -134,6 +157,7 @@ class Writer(threading.Thread):
                 self.checkpointer.stop()
                 self.checkpointer.join()
             conn.close()
+            self._lock.close()
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -159,40 +183,17 @@ class Writer(threading.Thread):
             if synchronous != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 self._synchronous = synchronous
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            self._lock.acquire()
+        except (sqlite3.Error, OSError) as exc:
             for d in done:
                 d.error = map_error(exc)
             self._hand_back(batch, done)
             return
-        for op, d in zip(batch, done, strict=True):
-            tx = Tx(conn)
-            try:
-                conn.execute("SAVEPOINT op")
-                try:
-                    d.result = op.fn(tx)
-                except BaseException:
-                    conn.execute("ROLLBACK TO op")
-                    raise
-                finally:
-                    conn.execute("RELEASE op")
-            except Exception as exc:
-                d.error = map_error(exc)
-                continue
-            d.changes = tx.changes
-            unlink.extend(tx.unlink)
-        committed = True
         try:
-            conn.execute("COMMIT")
-            self.checkpointer.wake()
-        except sqlite3.Error as exc:
-            committed = False
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            failure = map_error(exc)
-            for d in done:
-                d.error, d.result, d.changes = failure, None, []
-            unlink = []
+            committed = self._transaction(conn, batch, done, unlink)
+        finally:
+            self._lock.release()
+        self.checkpointer.wake()
         self.batches += 1
         self.operations += len(batch)
         if synchronous == "FULL" and committed:
@@ -212,6 +213,53 @@ class Writer(threading.Thread):
             self._blobs.unlink(unlink)
             self._forget_text(unlink)
         self._hand_back(batch, done)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[Op], done: list[Done], unlink: list[int]
+    ) -> bool:
+        """Under the write lock: BEGIN IMMEDIATE, each op in its savepoint, COMMIT, the
+        stamps. Fills `done` and `unlink`; returns whether the transaction committed."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for d in done:
+                d.error = map_error(exc)
+            return False
+        for op, d in zip(batch, done, strict=True):
+            tx = Tx(conn)
+            try:
+                conn.execute("SAVEPOINT op")
+                try:
+                    d.result = op.fn(tx)
+                except BaseException:
+                    conn.execute("ROLLBACK TO op")
+                    raise
+                finally:
+                    conn.execute("RELEASE op")
+            except Exception as exc:
+                d.error = map_error(exc)
+                continue
+            d.changes = tx.changes
+            unlink.extend(tx.unlink)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = map_error(exc)
+            for d in done:
+                d.error, d.result, d.changes = failure, None, []
+            unlink.clear()
+            return False
+        if self._stamp is not None:
+            # Still under the lock: no other process commits before these are numbered.
+            for d in done:
+                if d.changes:
+                    try:
+                        d.stamp = self._stamp(d.changes)
+                    except Exception:  # published unstamped (locally only) instead
+                        d.stamp = None
+        return True
 
     def _sync_and_unlink(self) -> None:
         """fsync the WAL (durable are all commits so far), then remove the held files."""
