@@ -27,7 +27,13 @@ from pillarbox.queue.runner import QueueRunner
 from pillarbox.server import imap as imap_frontend
 from pillarbox.server import pop3 as pop3_frontend
 from pillarbox.server import smtp as smtp_frontend
-from pillarbox.server.listener import Handler, Listener, ListenerLimits, start_listener
+from pillarbox.server.listener import (
+    ConnectionCaps,
+    Handler,
+    Listener,
+    ListenerLimits,
+    start_listener,
+)
 from pillarbox.server.preauth import PreauthLimits
 from pillarbox.server.tls import ensure_self_signed, server_context
 from pillarbox.services.account_throttle import AccountThrottle
@@ -41,6 +47,7 @@ from pillarbox.store.postgres import PgStore
 from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
+from pillarbox.workers.shared import WorkerShared
 
 if TYPE_CHECKING:
     from pillarbox.workers.worker import WorkerLink
@@ -145,7 +152,11 @@ def open_store(
     return make(config, bus, server, server if collect is None else collect)
 
 
-def build_services(store: Store, config: Config, changes: ChangeBus) -> Services:
+def build_services(
+    store: Store, config: Config, changes: ChangeBus, shared: WorkerShared | None = None
+) -> Services:
+    """The services; with several workers (`shared`), the sessions per account are
+    counted in the memory they share."""
     auth = config.auth
     return Services.build(
         store,
@@ -167,6 +178,7 @@ def build_services(store: Store, config: Config, changes: ChangeBus) -> Services
         ),
         accounts=AccountService(store),
         config=config,
+        session_counts=shared.account_sessions if shared is not None else None,
     )
 
 
@@ -210,14 +222,19 @@ class App:
     `worker`: this App is one of several worker processes (`[server] workers` > 1,
     workers/): it binds its ports beside its siblings (SO_REUSEPORT), leaves the store's
     clean-up at open to the master, and on SQLite publishes through the hub bus.
-    `shared`: the state the workers share in memory (workers/shared.py, `WorkerShared`:
-    connection caps, sessions per account, verified credentials); None in one process."""
+    `shared`: this worker's view of the memory the master shares with its workers
+    (workers/shared.py), where the connection caps and sessions per account are
+    counted; None for a single process."""
 
     def __init__(
-        self, config: Config, *, shared: object | None = None, worker: WorkerLink | None = None
+        self,
+        config: Config,
+        *,
+        shared: WorkerShared | None = None,
+        worker: WorkerLink | None = None,
     ) -> None:
         self.config = config
-        self.shared = shared  # seam for workers/shared.py (wired by its owner)
+        self.shared = shared
         self.worker = worker
         self.store: Store | None = None
         self.changes: ChangeBus | None = None
@@ -250,7 +267,7 @@ class App:
                 await self.stop()
                 raise
             self.relay = relay
-        self.services = build_services(store, self.config, changes)
+        self.services = build_services(store, self.config, changes, self.shared)
         ctx = tls_context(self.config)
         limits = ListenerLimits(
             max_connections=self.config.limits.max_connections,
@@ -281,6 +298,7 @@ class App:
                     limits=limits,
                     busy_reply=busy,
                     preauth=preauth,
+                    caps=self._shared_caps(name, limits),
                     reuse_port=self.worker is not None,
                 )
             if self.config.listen.http:
@@ -302,6 +320,17 @@ class App:
         except BaseException:
             await self.stop()
             raise
+
+    def _shared_caps(self, name: str, limits: ListenerLimits) -> ConnectionCaps | None:
+        """The listener's caps counted for every worker, or None: in this process."""
+        if self.shared is None:
+            return None
+        return self.shared.caps_for(
+            name,
+            max_connections=limits.max_connections,
+            max_per_ip=limits.max_per_ip,
+            rate_per_ip=limits.rate_per_ip,
+        )
 
     async def stop(self) -> None:
         if self.web is not None:
@@ -385,7 +414,7 @@ async def serve(
     worker: WorkerLink | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM; a `worker` also stops when its master is gone."""
-    app = App(config, worker=worker)
+    app = App(config, worker=worker, shared=worker.shared if worker is not None else None)
     await app.start()
     tune_garbage_collector()
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pillarbox.config import parse_address
 from pillarbox.server.preauth import PreauthGate, PreauthLimits
@@ -62,6 +63,52 @@ class ConnectionRate:
             for key in [k for k, (t, _) in self._buckets.items() if t >= self.rate - 1]:
                 del self._buckets[key]
         return True
+
+
+REFUSED = "too many connections"  # the reason the refusal log gives
+
+
+class ConnectionCaps(Protocol):
+    """The listener's connection caps: total, per client address, and the per-address
+    rate. One process keeps them in its memory (`LocalConnectionCaps`); several worker
+    processes behind one port keep them in shared memory (`workers/`), so the caps hold
+    for the server as a whole, not per worker. Called on the event loop, never awaits."""
+
+    def admit(self, ip: str) -> str | None:
+        """Count a new connection from `ip`, or the reason it is refused (nothing counted
+        then)."""
+        ...
+
+    def release(self, ip: str) -> None:
+        """An admitted connection from `ip` ended."""
+        ...
+
+
+class LocalConnectionCaps:
+    """The caps in this process's memory (one process serves the port)."""
+
+    def __init__(self, limits: ListenerLimits) -> None:
+        self._limits = limits
+        self._per_ip: Counter[str] = Counter()
+        self._rate = ConnectionRate(limits.rate_per_ip)
+        self.active = 0
+
+    def admit(self, ip: str) -> str | None:
+        if (
+            self.active >= self._limits.max_connections
+            or self._per_ip[ip] >= self._limits.max_per_ip
+            or not self._rate.allow(ip)
+        ):
+            return REFUSED
+        self.active += 1
+        self._per_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.active -= 1
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +334,10 @@ class Listener:
         busy_reply: bytes,
         refusal_interval: float = 60.0,
         preauth: PreauthLimits | None = None,
+        caps: ConnectionCaps | None = None,
     ) -> None:
+        """`caps`: where the connection caps are counted; by default in this process,
+        by `limits`."""
         self.name = name
         self.host = ""
         self.port = 0
@@ -297,8 +347,7 @@ class Listener:
         self._limits = limits
         self._busy_reply = busy_reply
         self._server: asyncio.Server | None = None
-        self._per_ip: Counter[str] = Counter()
-        self._rate = ConnectionRate(limits.rate_per_ip)
+        self._caps: ConnectionCaps = caps if caps is not None else LocalConnectionCaps(limits)
         self._refusals = RefusalLog(name, refusal_interval)
         self.preauth = PreauthGate(preauth) if preauth is not None else None
         self._active = 0
@@ -340,17 +389,13 @@ class Listener:
         stream = Stream(reader, writer, info, None if self._implicit_tls else self._ssl_context)
         ip = info.peer_ip
         try:
-            if (
-                self._active >= self._limits.max_connections
-                or self._per_ip[ip] >= self._limits.max_per_ip
-                or not self._rate.allow(ip)
-            ):
-                self._refusals.refused(ip, info.conn_id, "too many connections")
+            refusal = self._caps.admit(ip)
+            if refusal is not None:
+                self._refusals.refused(ip, info.conn_id, refusal)
                 with contextlib.suppress(Exception):
                     await stream.write(self._busy_reply)
                 return
             self._active += 1
-            self._per_ip[ip] += 1
             gate = self.preauth
             if gate is not None:
                 conn_id = info.conn_id
@@ -372,9 +417,7 @@ class Listener:
                 if gate is not None:
                     gate.logged_in(info.conn_id)  # gone: leaves the gate too
                 self._active -= 1
-                self._per_ip[ip] -= 1
-                if self._per_ip[ip] <= 0:
-                    del self._per_ip[ip]
+                self._caps.release(ip)
         finally:
             await stream.close()
             if task is not None:
@@ -409,6 +452,7 @@ async def start_listener(
     busy_reply: bytes = b"",
     refusal_interval: float = 60.0,
     preauth: PreauthLimits | None = None,
+    caps: ConnectionCaps | None = None,
     reuse_port: bool = False,
 ) -> Listener:
     """Bind and serve. With implicit_tls the handshake happens before the handler runs;
@@ -422,6 +466,7 @@ async def start_listener(
         busy_reply=busy_reply,
         refusal_interval=refusal_interval,
         preauth=preauth,
+        caps=caps,
     )
     await listener.start(address, reuse_port=reuse_port)
     return listener

@@ -7,12 +7,17 @@ user's phone, laptop and webmail behind one NAT share it, and one address cannot
 whole account's worth of connections. IMAP and POP3 sessions count from login to logout;
 the webmail does not (it holds no connection per page).
 
+Where the counts live: `SessionCounts`. One process keeps them in its memory
+(`LocalSessionCounts`); several worker processes behind one port (`[server] workers`)
+count in shared memory (`workers/`), so the cap holds for the server, not per worker.
+
 Must not: know any protocol (front-ends choose the refusal's wording).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Protocol
 
 
 class TooManySessions(Exception):
@@ -23,22 +28,51 @@ class TooManySessions(Exception):
         self.limit = limit
 
 
-class AccountSessions:
-    """Counts per (account id, address); 0 as the limit means no limit."""
+class SessionCounts(Protocol):
+    """The counts per (account id, address), wherever they live. Called on the event
+    loop; each call is one atomic step (no await)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def try_acquire(self, account_id: int, ip: str, limit: int) -> bool:
+        """Count one more session unless `limit` (0: none) are held: True if counted."""
+        ...
+
+    def release(self, account_id: int, ip: str) -> None:
+        """One counted session ended."""
+        ...
+
+
+class LocalSessionCounts:
+    """The counts in this process's memory."""
+
+    def __init__(self) -> None:
         self._held: Counter[tuple[int, str]] = Counter()
 
-    def acquire(self, account_id: int, ip: str) -> None:
-        """Count one more session, or raise TooManySessions (nothing counted then)."""
+    def try_acquire(self, account_id: int, ip: str, limit: int) -> bool:
         key = (account_id, ip)
-        if self.limit and self._held[key] >= self.limit:
-            raise TooManySessions(self.limit)
+        if limit and self._held[key] >= limit:
+            return False
         self._held[key] += 1
+        return True
 
     def release(self, account_id: int, ip: str) -> None:
         key = (account_id, ip)
         self._held[key] -= 1
         if self._held[key] <= 0:
             del self._held[key]
+
+
+class AccountSessions:
+    """The cap on sessions per (account id, address); 0 as the limit means no limit.
+    `counts`: where they are counted (this process by default)."""
+
+    def __init__(self, limit: int, counts: SessionCounts | None = None) -> None:
+        self.limit = limit
+        self._counts: SessionCounts = counts if counts is not None else LocalSessionCounts()
+
+    def acquire(self, account_id: int, ip: str) -> None:
+        """Count one more session, or raise TooManySessions (nothing counted then)."""
+        if not self._counts.try_acquire(account_id, ip, self.limit):
+            raise TooManySessions(self.limit)
+
+    def release(self, account_id: int, ip: str) -> None:
+        self._counts.release(account_id, ip)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pillarbox.config import Config, nameservers
 from pillarbox.mailauth.dns import DnspythonResolver, Resolver
-from pillarbox.services.account_sessions import AccountSessions
+from pillarbox.services.account_sessions import AccountSessions, SessionCounts
 from pillarbox.services.accounts import AccountService
 from pillarbox.services.auth import AuthService
 from pillarbox.services.delivery import DeliveryService
@@ -61,7 +61,10 @@ class Services:
         accounts: AccountService,
         config: Config,
         resolver: Resolver | None = None,
+        session_counts: SessionCounts | None = None,
     ) -> Services:
+        """`session_counts`: where sessions per account are counted (shared memory with
+        several workers); this process by default."""
         delivery = DeliveryService(store, hostname=hostname)
         submission = SubmissionService(
             store, delivery, hostname=hostname, save_to_sent=config.smtp.save_submitted_to_sent
@@ -97,7 +100,7 @@ class Services:
             fetch_sources=FetchSourceService(store, SecretBox(config.data_path / KEY_FILE)),
             fetch_delivery=FetchDelivery(store, hostname=hostname),
             identities=IdentityService(store, submission),
-            sessions=AccountSessions(config.limits.max_connections_per_account),
+            sessions=AccountSessions(config.limits.max_connections_per_account, session_counts),
         )
 
     async def close(self) -> None:

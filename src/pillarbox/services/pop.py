@@ -25,8 +25,8 @@ INBOX and back gets a new UID and is new to POP3 again, as it is to IMAP.
 
 Locking: RFC 1939 §4 wants an exclusive maildrop lock; a second login gets
 ``-ERR [IN-USE]`` (RFC 2449 §8.1.1). The lock is a lease in the store
-(`Store.lock_maildrop`): in memory for the embedded backend, a row for several nodes on
-one PostgreSQL database, so a second login on another node is refused too. Its holder
+(`Store.lock_maildrop`): a row every worker process and every node reads (SQLite and
+PostgreSQL alike), so a second login in another worker or on another node is refused too. Its holder
 names this process and the session; the session renews the lease every `RENEW_EVERY`
 seconds for `LEASE` seconds ahead while it is open and ends it when it closes, so a node
 that dies holds nobody's maildrop for longer than `LEASE`. A session that finds its lease

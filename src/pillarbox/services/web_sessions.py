@@ -3,9 +3,9 @@
 Front-ends never touch the store themselves, so the session table reaches the webmail
 through this thin service: it names the store's operations the way `web.sessions` uses
 them and turns a store that cannot be reached into `TempFailure`, which the webmail
-answers with its "try again" page. With the embedded backend the store keeps the
-sessions in memory; with several nodes on PostgreSQL they are rows every node reads, so
-a browser whose requests a load balancer spreads over the nodes stays signed in.
+answers with its "try again" page. The sessions are rows every worker process and node
+reads (both backends), so a browser whose requests land on any worker or node stays
+signed in.
 
 Must not: decide when a session ends (idle and lifetime limits are `web.sessions`'s).
 """

@@ -730,8 +730,8 @@ class Store(Protocol):
         ...
 
     # --- state the nodes share (POP3 maildrop locks, login throttling, webmail) --------
-    # One process keeps these in memory (SQLite); several nodes on one database keep
-    # them in tables, so that a client's next connection may reach any node. Times are
+    # Tables on both backends, so that a client's next connection may reach any worker
+    # process or node (SQLite: sqlite_0015; PostgreSQL: pg_0002). Times are
     # seconds since the epoch (`model.cluster`); leases are judged by the node's clock.
     async def lock_maildrop(self, account_id: int, holder: str, until: float) -> bool:
         """Take the account's POP3 maildrop lock for `holder` until `until` (RFC 1939

@@ -6,9 +6,9 @@ account travels in the cookie, so there is nothing to sign or to decrypt, and si
 out or expiry takes effect at once: the id simply stops naming anything.
 
 Where they live: the running server keeps them in the store (`table`,
-`services.web_sessions`) — in memory with the embedded backend, as before (a restart
-signs everyone out), and in a table every node reads on PostgreSQL, because a TCP load
-balancer sends a browser's requests to any node. The table holds the sha256 of the id,
+`services.web_sessions`), a table every worker process and node reads (both backends),
+because the kernel hands a browser's connections to any worker and a TCP load balancer
+its requests to any node; a restart signs nobody out. The table holds the sha256 of the id,
 never the id. Every request reads its session's row (so a sign-out on one node counts on
 all of them at once), but `last_seen` is written at most every `touch_every` seconds (a
 minute, or a quarter of `idle` if that is shorter), so a session may be judged idle that

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 
 from pillarbox.config import Config, parse_address
 from pillarbox.workers import wire
+from pillarbox.workers.shared import WorkerShared
 from pillarbox.workers.worker import worker_name
 
 log = logging.getLogger("pillarbox.workers.master")
@@ -119,6 +120,7 @@ class Master:
         self._announce = announce
         self._slots = [Slot(i) for i in range(1, config.server.workers + 1)]
         self._counter: wire.StampCounter | None = None
+        self._shared: WorkerShared | None = None
         self._stop = asyncio.Event()
         self._stopping = False
         self._announced = False
@@ -133,6 +135,8 @@ class Master:
             loop.add_signal_handler(sig, self._on_signal, sig)
         if self._stamped:
             self._counter = wire.StampCounter.create()
+        # Connection caps, sessions per account, verified credentials (workers/shared.py)
+        self._shared = WorkerShared.create(workers=len(self._slots))
         tasks = [asyncio.create_task(self._supervise(slot)) for slot in self._slots]
         try:
             await self._stop.wait()
@@ -152,6 +156,8 @@ class Master:
                 sock.close()
             if self._counter is not None:
                 self._counter.close()
+            if self._shared is not None:
+                self._shared.close()
         log.info("stopped")
         return self.exit_code
 
@@ -195,6 +201,8 @@ class Master:
                 return
             log.warning("%s died unexpectedly (%s): restarting it", slot.name, how)
             loop.call_later(DEAD_NOTICE_DELAY, self._tell_others, slot, wire.frame(wire.DEAD, b""))
+            if self._shared is not None:
+                self._shared.drop_worker(slot.index - 1)  # its connections and sessions
             failures = failures + 1 if loop.time() - started < STABLE else 1
             if failures >= MAX_FAILURES:
                 log.error("%s keeps dying at start (%d times): stopping", slot.name, failures)
@@ -213,6 +221,10 @@ class Master:
         if self._counter is not None:
             fds.append(self._counter.fd)
             args += ["--counter", str(self._counter.fd)]
+        init: dict[str, object] = {"config": self.config}
+        if self._shared is not None:
+            fds += self._shared.pass_fds
+            init["shared"] = self._shared.handle
         try:
             slot.proc = await asyncio.create_subprocess_exec(
                 *self._command,
@@ -233,7 +245,7 @@ class Master:
         reader, up_writer = await asyncio.open_unix_connection(sock=up_master)
         down_reader, slot.down = await asyncio.open_unix_connection(sock=down_master)
         slot.keep = [up_writer, down_reader]
-        slot.down.write(wire.object_frame(wire.INIT, {"config": self.config}))
+        slot.down.write(wire.object_frame(wire.INIT, init))
         log.info("%s started (pid %d)", slot.name, slot.proc.pid)
         return reader
 

@@ -25,6 +25,7 @@ from pillarbox.config import Config
 from pillarbox.store.api import ChangeBus
 from pillarbox.workers import wire
 from pillarbox.workers.bus import HubBus
+from pillarbox.workers.shared import WorkerShared
 
 log = logging.getLogger("pillarbox.workers")
 
@@ -57,6 +58,7 @@ class WorkerLink:
     up: wire.FrameSender
     down: socket.socket
     counter: wire.StampCounter | None  # SQLite only (PostgreSQL has its relay)
+    shared: WorkerShared | None = None  # what the workers count together
     bus: HubBus | None = None
 
     @property
@@ -75,12 +77,15 @@ class WorkerLink:
         init = wire.decode_object(first[1])
         config: Config = init["config"]
         server = dataclasses.replace(config.server, node_id=f"{config.node_name}.w{index}")
+        handle = init.get("shared")
         return cls(
             index=index,
             config=dataclasses.replace(config, server=server),
             up=wire.FrameSender(socket.socket(fileno=up)),
             down=down_sock,
             counter=wire.StampCounter(counter) if counter is not None else None,
+            # WorkerShared counts workers from 0; logs and node ids from 1 (w1, w2).
+            shared=WorkerShared.attach(handle, index - 1) if handle is not None else None,
         )
 
     def store_bus(self, local: ChangeBus) -> ChangeBus:
@@ -121,3 +126,5 @@ class WorkerLink:
         self.up.close()
         if self.counter is not None:
             self.counter.close()
+        if self.shared is not None:
+            self.shared.close()
