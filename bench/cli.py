@@ -292,6 +292,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Pillarbox processes on one database, clients split between them (postgres)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Pillarbox's [server] workers (default: unset, so the server's default: cores)",
+    )
+    parser.add_argument(
         "--pg-admin",
         metavar="DSN",
         default=DEFAULT_PG_ADMIN,
@@ -313,6 +320,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--idle-scale-connections must be at least 1")
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.nodes > 1 and args.store != "postgres":
         parser.error("--nodes above 1 needs --store postgres (the nodes share one database)")
     if args.no_pillarbox and not args.reference:
@@ -360,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": args.runs,
         "store": args.store,
         "nodes": args.nodes,
+        "workers": args.workers,
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -402,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 login_user_count=logins,
                 nodes=args.nodes,
                 pg_admin=args.pg_admin,
+                workers=args.workers,
             )
         )
     if args.reference:

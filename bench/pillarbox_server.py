@@ -112,6 +112,14 @@ def with_store(config: str, dsn: str, node_id: str) -> str:
     return "".join(lines) + f'\n[store]\ndsn = "{dsn}"\n'
 
 
+def with_workers(config: str, workers: int) -> str:
+    """*config* (a formatted `CONFIG`) with ``[server] workers`` after its ``data_dir``."""
+    lines = config.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("data_dir = "))
+    lines.insert(at + 1, f"workers = {workers}\n")
+    return "".join(lines)
+
+
 def _dsn_for(admin: str, database: str) -> str:
     parts = urlsplit(admin)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
@@ -215,11 +223,15 @@ class PillarboxServer(ServerProcess):
         login_user_count: int = LOGIN_USER_COUNT,
         nodes: int = 1,
         pg_admin: str = DEFAULT_PG_ADMIN,
+        workers: int | None = None,
     ) -> None:
+        """`workers`: `[server] workers` of each node; None leaves it out (the server's
+        default, one per core)."""
         if nodes > 1 and store != "postgres":
             raise ValueError("several nodes need the postgres store (one shared database)")
         self._store = store
         self._nodes = nodes
+        self._workers = workers
         self._pg_admin = pg_admin
         self._database: str | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -280,6 +292,8 @@ class PillarboxServer(ServerProcess):
                 max_connections=self._connection_limit,
                 **ports,
             )
+            if self._workers is not None:
+                text = with_workers(text, self._workers)
             if dsn is not None:
                 text = with_store(text, dsn, f"bench{index + 1}")
             config.write_text(text)

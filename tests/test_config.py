@@ -103,3 +103,12 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
 )
 def test_parse_address(value: str, expected: tuple[str, int]) -> None:
     assert parse_address(value) == expected
+
+
+def test_server_workers(tmp_path: Path) -> None:
+    """`[server] workers`: by default one per core this process may use; 1 or more."""
+    assert Config().server.workers >= 1
+    assert load(write(tmp_path, "[server]\nworkers = 3\n")).server.workers == 3
+    for bad in ("0", "-1", "65", '"2"', "true"):
+        with pytest.raises(ConfigError, match=r"server\.workers"):
+            load(write(tmp_path, f"[server]\nworkers = {bad}\n"))

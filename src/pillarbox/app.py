@@ -18,7 +18,7 @@ import signal
 import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pillarbox.config import Config, ConfigError, check_data_dir
 from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
@@ -48,6 +48,9 @@ from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
 from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 from pillarbox.workers.shared import WorkerShared
+
+if TYPE_CHECKING:
+    from pillarbox.workers.worker import WorkerLink
 
 log = logging.getLogger("pillarbox.app")
 
@@ -95,11 +98,11 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
 }
 
 
-def _sqlite(config: Config, bus: ChangeBus, server: bool) -> Store:
-    return SqliteStore(config.data_path, bus=bus, collect_orphans=server, node_id=config.node_name)
+def _sqlite(config: Config, bus: ChangeBus, server: bool, collect: bool) -> Store:
+    return SqliteStore(config.data_path, bus=bus, collect_orphans=collect, node_id=config.node_name)
 
 
-def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:
+def _postgres(config: Config, bus: ChangeBus, server: bool, collect: bool) -> Store:
     return PgStore(
         config.store_dsn,
         bus=bus,
@@ -117,7 +120,10 @@ def _postgres(config: Config, bus: ChangeBus, server: bool) -> Store:
 # already refused anything else; a new backend adds its entry here and its scheme there.
 # `server`: False when the CLI opens the store, possibly beside a running server, so that
 # it leaves the server's work in progress (blobs of messages being received) alone.
-BACKENDS: dict[str, Callable[[Config, ChangeBus, bool], Store]] = {
+# `collect`: clean-up at open (SQLite's orphan blob files): the server's, but not a
+# worker's (`[server] workers` > 1), whose siblings are receiving messages; the master
+# opened the store once before starting them and did it then.
+BACKENDS: dict[str, Callable[[Config, ChangeBus, bool, bool], Store]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
 }
@@ -128,14 +134,22 @@ def backend_name(config: Config) -> str:
     return "postgres" if config.store_dsn and store != "sqlite" else store
 
 
-def open_store(config: Config, bus: ChangeBus | None = None, *, server: bool = False) -> Store:
+def open_store(
+    config: Config,
+    bus: ChangeBus | None = None,
+    *,
+    server: bool = False,
+    collect: bool | None = None,
+) -> Store:
     """The (unopened) backend named by `server.store`, publishing changes to `bus` (a new
     in-process bus if none: one process, as `serve` and the CLI run). `server`: this
-    process runs the server (clean-up at open is its job, never the CLI's)."""
+    process runs the server (clean-up at open is its job, never the CLI's); `collect`:
+    whether that clean-up runs (default: `server`; False in a worker)."""
     make = BACKENDS.get(backend_name(config))
     if make is None:
         raise ConfigError(f"server.store: no backend for {config.server.store!r}")
-    return make(config, bus if bus is not None else InProcessChangeBus(), server)
+    bus = bus if bus is not None else InProcessChangeBus()
+    return make(config, bus, server, server if collect is None else collect)
 
 
 def build_services(
@@ -207,14 +221,25 @@ def tls_context(config: Config) -> ssl.SSLContext:
 
 
 class App:
-    """A running Pillarbox: store, services and listeners."""
+    """A running Pillarbox: store, services and listeners.
 
-    def __init__(self, config: Config, *, shared: WorkerShared | None = None) -> None:
-        """`shared`: this worker's view of the memory the master shares with its workers
-        (`[server] workers` > 1), where the connection caps and sessions per account are
-        counted; None for a single process."""
+    `worker`: this App is one of several worker processes (`[server] workers` > 1,
+    workers/): it binds its ports beside its siblings (SO_REUSEPORT), leaves the store's
+    clean-up at open to the master, and on SQLite publishes through the hub bus.
+    `shared`: this worker's view of the memory the master shares with its workers
+    (workers/shared.py), where the connection caps and sessions per account are
+    counted; None for a single process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        shared: WorkerShared | None = None,
+        worker: WorkerLink | None = None,
+    ) -> None:
         self.config = config
         self.shared = shared
+        self.worker = worker
         self.store: Store | None = None
         self.changes: ChangeBus | None = None
         self.services: Services | None = None
@@ -230,7 +255,10 @@ class App:
         # Several nodes on PostgreSQL: the store publishes through `LocalOrder`, which
         # keeps this node's changes in MODSEQ order with the relay's (store/postgres/bus.py).
         order = LocalOrder(changes) if backend_name(self.config) == "postgres" else None
-        store = open_store(self.config, order or changes, server=True)
+        bus: ChangeBus = order or changes
+        if self.worker is not None:
+            bus = self.worker.store_bus(bus)  # SQLite: the hub bus in front
+        store = open_store(self.config, bus, server=True, collect=self.worker is None)
         await store.open()
         self.store, self.changes = store, changes
         if isinstance(store, PgStore):
@@ -275,9 +303,15 @@ class App:
                     busy_reply=busy,
                     preauth=preauth,
                     caps=self._shared_caps(name, limits),
+                    reuse_port=self.worker is not None,
                 )
             if self.config.listen.http:
-                self.web = await start_web(self.services, self.config, self.config.listen.http)
+                self.web = await start_web(
+                    self.services,
+                    self.config,
+                    self.config.listen.http,
+                    reuse_port=self.worker is not None,
+                )
             # After the listeners: a submission can only be queued once they are up, and
             # the runner sends what an earlier run left in the queue.
             self.queue_runner = QueueRunner(self.services, self.config)
@@ -329,12 +363,19 @@ class App:
         if self.changes is not None:
             self.changes.close()  # ends every session's subscription
             self.changes = None
+        if self.worker is not None and self.worker.bus is not None:
+            self.worker.bus.close()  # its hold timer
 
     def address(self, name: str) -> tuple[str, int]:
         if name == "http" and self.web is not None:
             return self.web.host, self.web.port
         listener = self.listeners[name]
         return listener.host, listener.port
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Every listener's bound address, `http` (the webmail) included."""
+        names = [*self.listeners, *(["http"] if self.web is not None else [])]
+        return {name: self.address(name) for name in names}
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -370,9 +411,14 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM."""
-    app = App(config)
+async def serve(
+    config: Config,
+    ready: Callable[[App], None] | None = None,
+    *,
+    worker: WorkerLink | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM; a `worker` also stops when its master is gone."""
+    app = App(config, worker=worker, shared=worker.shared if worker is not None else None)
     await app.start()
     tune_garbage_collector()
     stop = asyncio.Event()
@@ -385,6 +431,19 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)  # POSIX only, as is Pillarbox
+    follow: asyncio.Task[None] | None = None
+    if worker is not None:
+        worker.ready(app.addresses())
+        follow = asyncio.create_task(worker.follow(), name="master")
+
+        def master_gone(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("following the master failed", exc_info=task.exception())
+            if not stop.is_set():
+                received.append("master gone")
+                stop.set()
+
+        follow.add_done_callback(master_gone)
     try:
         if ready is not None:
             ready(app)
@@ -393,6 +452,8 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
         log.info("shutting down (%s): closing listeners, finishing queued sends", received[0])
     finally:
         await app.stop()
+        if follow is not None:
+            follow.cancel()
         log.info("stopped")
 
 

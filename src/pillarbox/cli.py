@@ -52,6 +52,9 @@ from pillarbox.store.sqlite import schema as sqlite_schema
 from pillarbox.store.sqlite.core import DB_NAME as SQLITE_DB_NAME
 from pillarbox.store.transfer import TABLES as TRANSFER_TABLES
 from pillarbox.store.transfer import TransferError, transfer
+from pillarbox.web.listener import browser_url
+from pillarbox.workers.master import Master, worker_command
+from pillarbox.workers.worker import WorkerLink, die_with_parent
 
 T = TypeVar("T")
 
@@ -108,7 +111,40 @@ def _read_password(args: argparse.Namespace) -> str:
 # --- commands --------------------------------------------------------------------------
 
 
+def _print_started(
+    config: Config, args: argparse.Namespace, addresses: dict[str, tuple[str, int]]
+) -> None:
+    """The start-up lines (tests/e2e/serve.py parses "NAME listening on HOST:PORT")."""
+    print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
+    for name, (host, port) in addresses.items():
+        if name == "http":
+            url = browser_url(host, port, config.server.hostname)
+            where = f"{host}:{port} (webmail: open {url} in a browser)"
+            print(f"  {'http':<12} listening on {where}", flush=True)
+        else:
+            print(f"  {name:<12} listening on {host}:{port}", flush=True)
+    delivery = config.delivery
+    if delivery.relay:
+        route = f"through the relay {delivery.relay} ({delivery.relay_security})"
+    else:
+        route = f"to each domain's MX on port {delivery.port}"
+    print(f"  {'outbound':<12} sending {route}", flush=True)
+
+
+def _print_no_accounts(args: argparse.Namespace) -> None:
+    prog = "pillarbox" + (f" --config {args.config}" if args.config else "")
+    print(
+        "No accounts yet. Add one with:\n"
+        f"  {prog} domain add example.org\n"
+        f"  {prog} user add you@example.org\n"
+        "(from this checkout: .venv/bin/pillarbox ...)",
+        flush=True,
+    )
+
+
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    if config.server.workers > 1:
+        return _serve_workers(config, args)
     log.setup(config.server.log_level)
     config_mod.check_data_dir(config)
 
@@ -116,37 +152,69 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         from pillarbox.app import App
 
         assert isinstance(app, App)
-        print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
-        for name, listener in app.listeners.items():
-            print(f"  {name:<12} listening on {listener.host}:{listener.port}", flush=True)
-        if app.web is not None:
-            web = app.web
-            where = f"{web.host}:{web.port} (webmail: open {web.url} in a browser)"
-            print(f"  {'http':<12} listening on {where}", flush=True)
-        delivery = config.delivery
-        if delivery.relay:
-            route = f"through the relay {delivery.relay} ({delivery.relay_security})"
-        else:
-            route = f"to each domain's MX on port {delivery.port}"
-        print(f"  {'outbound':<12} sending {route}", flush=True)
+        _print_started(config, args, app.addresses())
         store = app.store
         assert store is not None
 
         async def hint() -> None:
             if not await store.list_accounts():
-                prog = "pillarbox" + (f" --config {args.config}" if args.config else "")
-                print(
-                    "No accounts yet. Add one with:\n"
-                    f"  {prog} domain add example.org\n"
-                    f"  {prog} user add you@example.org\n"
-                    "(from this checkout: .venv/bin/pillarbox ...)",
-                    flush=True,
-                )
+                _print_no_accounts(args)
 
         asyncio.get_running_loop().create_task(hint())
 
     with contextlib.suppress(KeyboardInterrupt):
         run_event_loop(serve(config, ready))
+    return 0
+
+
+def _serve_workers(config: Config, args: argparse.Namespace) -> int:
+    """`serve` with `[server] workers` > 1: this process is the master (workers/master.py)."""
+    log.setup(config.server.log_level, process="master")
+    config_mod.check_data_dir(config)
+
+    async def run() -> int:
+        # Once, before any worker: migrations and (SQLite) orphan collection.
+        store = open_store(config, server=True)
+        await store.open()
+        try:
+            accounts = bool(await store.list_accounts())
+        finally:
+            await store.close()
+
+        def announce(addresses: dict[str, tuple[str, int]]) -> None:
+            _print_started(config, args, addresses)
+            if not accounts:
+                _print_no_accounts(args)
+
+        master = Master(
+            config,
+            command=worker_command(args.config),
+            stamped=backend_name(config) == "sqlite",
+            announce=announce,
+        )
+        return await master.run()
+
+    status = 0
+
+    async def main() -> None:
+        nonlocal status
+        status = await run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_event_loop(main())
+    return status
+
+
+def cmd_worker_process(config: Config, args: argparse.Namespace) -> int:
+    """One worker of `serve` (started by the master, never by hand: not in --help)."""
+    die_with_parent(args.master)
+    link = WorkerLink.attach(args.index, args.up, args.down, args.counter)
+    log.setup(link.config.server.log_level, process=link.name)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_event_loop(serve(link.config, worker=link))
+    finally:
+        link.close()
     return 0
 
 
@@ -711,6 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the server with every configured listener")
     p.set_defaults(func=cmd_serve)
+    # A worker of `serve` (workers/worker.py): no help, so --help does not list it.
+    p = sub.add_parser("worker-process")
+    for option in ("--index", "--master", "--up", "--down"):
+        p.add_argument(option, type=int, required=True)
+    p.add_argument("--counter", type=int, default=None)
+    p.set_defaults(func=cmd_worker_process)
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.set_defaults(func=cmd_check_config)
 

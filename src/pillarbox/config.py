@@ -37,6 +37,18 @@ class ServerConfig:
     # change notifications: unique per node (two nodes on one machine must set it).
     # Empty: the machine's host name, which stays the same across restarts.
     node_id: str = ""
+    # Worker processes serving the listeners (issue 18): one Python process uses one core.
+    # 1: the single process of before; more: a master starts that many workers, each a
+    # whole server on the same ports (docs/design.md "Several workers").
+    workers: int = field(default_factory=lambda: default_workers())
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on (the `[server] workers` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +269,7 @@ class Config:
 
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
+MAX_WORKERS = 64  # more processes than that would be a typo, not a machine
 
 
 def parse_address(value: str, key: str = "address") -> tuple[str, int]:
@@ -372,6 +385,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("store.pool_min: must be at least 1 and at most store.pool_max")
     if config.store.statement_cache_size < 0:
         raise ConfigError("store.statement_cache_size: must not be negative")
+    if not 1 <= config.server.workers <= MAX_WORKERS:
+        raise ConfigError(f"server.workers: must be from 1 to {MAX_WORKERS}")
     if " " in config.server.node_id or "|" in config.server.node_id:
         raise ConfigError("server.node_id: must not contain spaces or '|'")
     if bool(config.tls.cert) != bool(config.tls.key):

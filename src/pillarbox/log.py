@@ -72,10 +72,13 @@ def _stop() -> None:
         _listener = None
 
 
-def setup(level: str = "info") -> None:
+def setup(level: str = "info", process: str = "") -> None:
+    """Log to stderr from a writer thread. `process` names this process in every line
+    when several share the log (`master`, `w1`, ... with `[server] workers` > 1)."""
     global _listener
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    tag = f"{process} " if process else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     _stop()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()

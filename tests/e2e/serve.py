@@ -2,10 +2,14 @@
 
 For tests that must kill the server (SIGKILL) and start it again on the same data: the
 in-thread `RunningServer` of conftest.py cannot be killed without killing the test.
+The server runs in a session (process group) of its own: with `[server] workers` > 1 it
+is a master and its workers, and `kill` ends them all at once, as a machine dying does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -44,6 +48,7 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.DEVNULL,
             text=True,
+            start_new_session=True,
         )
         self.ports: dict[str, int] = {}
         self._first = listeners[0]
@@ -62,7 +67,15 @@ class ServeProcess:
         return self.ports[self._first]
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as when the machine or the OOM killer ends it."""
+        """SIGKILL to the server and its workers: no shutdown code runs, as when the
+        machine or the OOM killer ends it."""
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._close()
+
+    def kill_master(self) -> None:
+        """SIGKILL to the `serve` process only (with workers: the master)."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
         self._close()

@@ -98,9 +98,11 @@ async def stored_tokens(data_dir: Path) -> set[int]:
 
 
 @pytest.mark.slow
-def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
-    """400 concurrent deliveries; SIGKILL once 100 have been acknowledged; after a
-    restart every acknowledged message is in the store, complete."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_loses_no_acknowledged_message(tmp_path: Path, workers: int) -> None:
+    """400 concurrent deliveries; SIGKILL (of every process of the server) once 100
+    have been acknowledged; after a restart every acknowledged message is in the store,
+    complete. With one process and with two workers (`[server] workers`)."""
     config = tmp_path / "pillarbox.toml"
     data_dir = tmp_path / "data"
     empty = "\n".join(
@@ -109,6 +111,7 @@ def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
     )
     config.write_text(
         f'[server]\nhostname = "mail.example.test"\ndata_dir = "{data_dir}"\nlog_level = "error"\n'
+        f"workers = {workers}\n"
         f'[listen]\nsmtp = "127.0.0.1:0"\n{empty}\n'
         "[limits]\nmax_connections = 2000\nmax_connections_per_ip = 1000\n"
     )

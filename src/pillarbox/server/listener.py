@@ -353,7 +353,9 @@ class Listener:
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, address: str) -> None:
+    async def start(self, address: str, *, reuse_port: bool = False) -> None:
+        """Bind and listen. `reuse_port`: beside the other workers of this server
+        (`[server] workers`), which bind the same port; the kernel spreads connections."""
         host, port = parse_address(address, f"listen.{self.name}")
         self._server = await asyncio.start_server(
             self._on_connection,
@@ -362,6 +364,7 @@ class Listener:
             ssl=self._ssl_context if self._implicit_tls else None,
             ssl_handshake_timeout=30.0 if self._implicit_tls else None,
             reuse_address=True,
+            reuse_port=reuse_port or None,
             limit=READ_SIZE,
         )
         sockname = self._server.sockets[0].getsockname()
@@ -450,6 +453,7 @@ async def start_listener(
     refusal_interval: float = 60.0,
     preauth: PreauthLimits | None = None,
     caps: ConnectionCaps | None = None,
+    reuse_port: bool = False,
 ) -> Listener:
     """Bind and serve. With implicit_tls the handshake happens before the handler runs;
     otherwise `ssl_context` (if any) is what `Stream.start_tls` uses (STARTTLS)."""
@@ -464,5 +468,5 @@ async def start_listener(
         preauth=preauth,
         caps=caps,
     )
-    await listener.start(address)
+    await listener.start(address, reuse_port=reuse_port)
     return listener

@@ -43,6 +43,14 @@ log = logging.getLogger("pillarbox.web")
 SHUTDOWN_GRACE = 2.0  # seconds requests in flight get to finish when the server stops
 
 
+def browser_url(host: str, port: int, hostname: str) -> str:
+    """Where a browser reaches a webmail bound to host:port; on every address (0.0.0.0,
+    ::), by the server's host name."""
+    host = hostname if host in ("0.0.0.0", "::") else host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/"
+
+
 class WebListener:
     """The bound, serving webmail; `port` is the real one (useful with port 0)."""
 
@@ -67,14 +75,13 @@ class WebListener:
     def url(self) -> str:
         """Where a browser reaches it; on every address (0.0.0.0, ::), by the server's
         host name."""
-        host = self._hostname if self.host in ("0.0.0.0", "::") else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        return browser_url(self.host, self.port, self._hostname)
 
-    async def start(self, address: str) -> None:
+    async def start(self, address: str, *, reuse_port: bool = False) -> None:
+        """Bind and serve; `reuse_port` beside the other workers (`[server] workers`)."""
         host, port = parse_address(address, "listen.http")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family, backlog=128, reuse_port=reuse_port)
         sock.setblocking(False)
         self.host, self.port = sock.getsockname()[:2]
         settings = HypercornConfig()
@@ -102,7 +109,9 @@ class WebListener:
                 await task
 
 
-async def start_web(services: Services, config: Config, address: str) -> WebListener:
+async def start_web(
+    services: Services, config: Config, address: str, *, reuse_port: bool = False
+) -> WebListener:
     listener = WebListener(services, config)
-    await listener.start(address)
+    await listener.start(address, reuse_port=reuse_port)
     return listener
