@@ -9,6 +9,7 @@ body. It must not decode values for the wire: IMAP sends header bytes as they ar
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,6 +126,13 @@ def get_header(data: bytes | str, name: str) -> str | None:
 _FIELD_LINES = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*\n?")
 
 
+@functools.lru_cache(maxsize=256)
+def _wanted(names: tuple[str, ...]) -> frozenset[bytes]:
+    """The names to match, as bytes: the same for every message of a FETCH. A non-ASCII
+    name's UTF-8 never matches ftext, as its str never matched an ASCII field name."""
+    return frozenset(n.lower().encode("utf-8") for n in names)
+
+
 def header_fields(header_block: bytes, names: Sequence[str], exclude: bool) -> bytes:
     """BODY[HEADER.FIELDS (names)] or, with `exclude`, BODY[HEADER.FIELDS.NOT (names)].
 
@@ -136,8 +144,7 @@ def header_fields(header_block: bytes, names: Sequence[str], exclude: bool) -> b
     tests/message/test_headers_fields.py checks): this runs for every message of a
     FETCH of header fields, the commonest FETCH a mail client sends.
     """
-    # Names are compared as bytes: a non-ASCII name's UTF-8 never matches ftext.
-    wanted = {n.lower().encode("utf-8") for n in names}
+    wanted = _wanted(tuple(names))
     eol = b"\n" if b"\n" in header_block and b"\r\n" not in header_block else b"\r\n"
     out: list[bytes] = []
     match = _FIELD_LINES.match
