@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pillarbox.message.parts import MAX_HEADER_SIZE
 from pillarbox.model import (
     FlagMode,
     FlagRow,
@@ -20,6 +21,7 @@ from pillarbox.model import (
     MessagesExpunged,
     Resync,
 )
+from pillarbox.services.errors import LimitReached
 from pillarbox.services.mailbox import (
     AccountMailboxes,
     InvalidMailboxName,
@@ -300,3 +302,21 @@ async def test_view_loads_and_follows_store_events(store: SqliteStore) -> None:
     assert up.expunged == [1]
     assert list(v.uids) == [second.uid]
     assert up.exists == 1
+
+
+async def test_append_with_a_header_over_the_limit_stores_nothing(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """APPEND parses in a thread while the file is synced; a header block over
+    MAX_HEADER_SIZE is refused after both, and its file does not stay behind."""
+    alice, _ = await accounts(store)
+    inbox = await alice.get("INBOX")
+    files_before = sorted(p.name for p in (tmp_path / "data").rglob("*") if p.is_file())
+    huge = b"X-Big: " + b"a" * (MAX_HEADER_SIZE + 10) + b"\r\nSubject: s\r\n\r\nbody\r\n"
+    with pytest.raises(LimitReached):
+        await alice.append(inbox, NewMessage(huge))
+    assert (await alice.status(inbox)).messages == 0
+    files_after = sorted(p.name for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert files_after == files_before
+    ok = await alice.append(inbox, NewMessage(b"Subject: fine\r\n\r\nbody\r\n"))
+    assert (await alice.status(inbox)).messages == 1 and ok.uid == 1

@@ -46,7 +46,7 @@ from pillarbox.rules.mailbox_names import (
 )
 from pillarbox.services.errors import LimitReached, OverQuota, Rejected, TempFailure
 from pillarbox.store import errors as store_errors
-from pillarbox.store.api import BlobHandle, Store
+from pillarbox.store.api import BlobHandle, BlobWriter, Store
 
 T = TypeVar("T")
 
@@ -117,7 +117,6 @@ async def call_store(
 # Names a session keeps resolved at most (a client touches a handful; a hostile one cannot
 # grow it without bound).
 MAILBOX_CACHE_SIZE = 256
-PARSE_IN_THREAD = 256 * 1024  # larger messages are parsed off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,18 +306,30 @@ class AccountMailboxes:
         )
 
     async def _written(self, data: bytes) -> tuple[MessageMeta, BlobHandle]:
-        """The message parsed once (in a thread when large) and its bytes written durably."""
-        meta = await asyncio.to_thread(parse, data) if len(data) > PARSE_IN_THREAD else parse(data)
-        if largest_header(meta.parts) > MAX_HEADER_SIZE:
-            raise LimitReached(f"A header block is larger than {MAX_HEADER_SIZE} bytes")
+        """The message parsed once and its bytes written durably, at the same time.
+
+        As delivery does: the parse runs in a worker thread while the file is written
+        and synced, so an APPEND waits for the longer of the two, not their sum, and
+        the event loop never holds the GIL for a MIME parse (issue 18: the loop stalled
+        other sessions for the length of every appended message's parse). A header
+        block over `MAX_HEADER_SIZE` is refused after both; its file is discarded."""
         writer = self.store.new_blob()
         try:
-            await writer.write(data)
-            blob = await writer.finish()
+            # Both run to their end before either's failure is raised: the writer is
+            # never aborted while its sync is still running.
+            parsed, blob = await asyncio.gather(
+                asyncio.to_thread(parse, data), _write_all(writer, data), return_exceptions=True
+            )
+            if isinstance(blob, BaseException):
+                raise blob
+            if isinstance(parsed, BaseException):
+                raise parsed
+            if largest_header(parsed.parts) > MAX_HEADER_SIZE:
+                raise LimitReached(f"A header block is larger than {MAX_HEADER_SIZE} bytes")
         except BaseException:
             await writer.abort()
             raise
-        return meta, blob
+        return parsed, blob
 
     async def append_all(
         self, mailbox: Mailbox, messages: Sequence[NewMessage]
@@ -346,3 +357,9 @@ class AccountMailboxes:
 
     async def move(self, src: Mailbox, uids: Sequence[int], dst: Mailbox) -> CopyResult:
         return await call_store(self.store.move(src.id, uids, dst.id))
+
+
+async def _write_all(writer: BlobWriter, data: bytes) -> BlobHandle:
+    """`data` written through `writer` and synced (the caller aborts it on failure)."""
+    await writer.write(data)
+    return await writer.finish()

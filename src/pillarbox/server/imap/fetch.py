@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 
 from pillarbox.model import SYSTEM_FLAGS, objectids
@@ -361,15 +362,17 @@ def _section_name(item: c.FetchBody) -> bytes:
     return spec
 
 
-def _body(item: c.FetchBody, data: bytes | LargeSection, *, literal8: bool = False) -> bytes:
+@functools.lru_cache(maxsize=256)
+def _body_prefix(item: c.FetchBody) -> bytes:
+    """``BODY[section]<origin> `` or ``BINARY[part]<origin> ``: the same for every message
+    of a FETCH, so made once per distinct item, not once per message."""
     origin = b"" if item.partial is None else b"<%d>" % item.partial.origin
     if item.binary:
-        return (
-            b"BINARY["
-            + _part_text(item.part)
-            + b"]"
-            + origin
-            + b" "
-            + _literal(data, binary=True, literal8=literal8)
-        )
-    return b"BODY[" + _section_name(item) + b"]" + origin + b" " + _literal(data)
+        return b"BINARY[" + _part_text(item.part) + b"]" + origin + b" "
+    return b"BODY[" + _section_name(item) + b"]" + origin + b" "
+
+
+def _body(item: c.FetchBody, data: bytes | LargeSection, *, literal8: bool = False) -> bytes:
+    if item.binary:
+        return _body_prefix(item) + _literal(data, binary=True, literal8=literal8)
+    return _body_prefix(item) + _literal(data)
