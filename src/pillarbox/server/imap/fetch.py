@@ -3,10 +3,11 @@ BINARY; RFC 7162 MODSEQ, CHANGEDSINCE, VANISHED).
 
 This module frames answers; `SelectedMailbox.fetch` (`services.fetching`) decides what
 to read and returns each section's exact bytes. The message set becomes UIDs from the
-session's view (no query). FLAGS-only fetches are one `flag_bits` call for the whole set
-(raw rows; flag lists looked up by bit pattern). Other items come with the precomputed
-rows (the stored ENVELOPE / BODY / BODYSTRUCTURE bytes are copied as they are), in
-batches that are written out before the next is read.
+session's view (no query). FLAGS-only fetches read raw rows in chunks (one `flag_bits`
+call each, flag lists looked up by bit pattern, sequence numbers by position), each
+chunk's lines written before the next is read, so the client parses while we read.
+Other items come with the precomputed rows (the stored ENVELOPE / BODY / BODYSTRUCTURE
+bytes are copied as they are), in batches that are written out before the next is read.
 
 Setting \\Seen (RFC 9051 §6.4.5 BODY[section]): a non-PEEK body fetch in a read-write
 session sets \\Seen (done by the service), and the FETCH response then carries the new
@@ -28,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from pillarbox.model import SYSTEM_FLAGS, objectids
 from pillarbox.proto.imap import commands as c
@@ -37,10 +39,13 @@ from pillarbox.server.imap.errors import BadCommand
 from pillarbox.server.imap.session import RECENT_FLAG, Session
 from pillarbox.services.fetch_stream import LargeSection, SectionStream
 from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section
+from pillarbox.services.selected import SelectedMailbox
 from pillarbox.services.view import SelectedView
 
-# FLAGS-only lines are joined into blocks of this many before they are queued.
-FLAGS_BLOCK = 1024
+# FLAGS-only fetches read their rows in chunks: a small first one so the answer starts at
+# once, then larger ones (each chunk is one store call; its lines go out before the next).
+FLAGS_FIRST_CHUNK = 1_000
+FLAGS_CHUNK = 8_000
 _RFC822_SECTIONS = {
     "RFC822": WHOLE_MESSAGE,
     "RFC822.HEADER": Section(kind="HEADER"),
@@ -95,12 +100,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     set_seen = not selected.read_only and any(_sets_seen(i) for i in cmd.items)
     view = selected.view
     if not any(_needs_row(i) for i in cmd.items) and not set_seen:
-        rows, keywords = await selected.flag_bits(uids)  # one query
-        if cmd.changed_since is not None:
-            rows = [r for r in rows if r[2] > cmd.changed_since]
-            # The client now has these MODSEQs: no unsolicited FETCH repeats them.
-            view.reported_modseqs((uid, modseq) for uid, _bits, modseq in rows)
-        await _send_flags_only(s, view, cmd, rows, keywords)
+        await _send_flags_only(s, selected, cmd, uids)
         return wire.tagged(cmd.tag, "OK", "FETCH completed")
     if cmd.changed_since is not None:
         # One query for the MODSEQs, so only changed messages are read.
@@ -189,33 +189,77 @@ def _flag_list_of(bits: int, keywords: list[str] | None) -> bytes:
 
 
 async def _send_flags_only(
-    s: Session,
-    view: SelectedView,
-    cmd: c.Fetch,
-    rows: list[tuple[int, int, int]],
-    keywords: dict[int, list[str]],
+    s: Session, selected: SelectedMailbox, cmd: c.Fetch, uids: list[int]
 ) -> None:
-    """FETCH of FLAGS / UID / MODSEQ only, from raw ``(uid, flag_bits, modseq)`` rows:
-    lines formatted in one pass, flag lists looked up by bit pattern, queued in blocks
-    (a `UID FETCH 1:* (FLAGS)` of 100,000 messages builds no set and makes no call per
-    line but the sequence-number lookup)."""
+    """FETCH of FLAGS / UID / MODSEQ only, from raw ``(uid, flag_bits, modseq)`` rows
+    read in chunks (`FLAGS_FIRST_CHUNK`, then `FLAGS_CHUNK`): each chunk's lines go out
+    before the next chunk is read, so the client parses while the store reads and a
+    `UID FETCH 1:* (FLAGS)` of 100,000 messages starts answering at once. Lines are
+    formatted in one pass per chunk, flag lists looked up by bit pattern; sequence
+    numbers come from the position in the view when a chunk is a run of the view with
+    every row present (the usual case), else from a merge walk (no lookup per line).
+    Every chunk is read from the store when it is answered: nothing is cached, so no
+    line can be older than the command (issue 18)."""
+    view = selected.view
     kinds: list[str] = ["UID"] if cmd.uid else []
     for item in cmd.items:
         assert isinstance(item, c.FetchAttribute)
         if item.name == "FLAGS" or item.name == "MODSEQ" or (item.name == "UID" and not cmd.uid):
             kinds.append(item.name)
-    seq_of = view.seq_of
+    # `uids` is an ascending subset of the view's UIDs: it is one run of them exactly
+    # when its last UID sits len(uids) - 1 places after its first.
+    first = bisect_left(view.uids, uids[0])
+    last = first + len(uids) - 1
+    run = last < len(view.uids) and view.uids[last] == uids[-1]
+    since = cmd.changed_since
+    size = FLAGS_FIRST_CHUNK
+    offset = 0
+    while offset < len(uids):
+        chunk = uids[offset : offset + size]
+        rows, keywords = await selected.flag_bits(chunk)  # one query per chunk
+        base = first + offset if run and len(rows) == len(chunk) else None
+        offset += size
+        size = FLAGS_CHUNK
+        if since is not None:
+            rows = [r for r in rows if r[2] > since]
+            base = None if len(rows) != len(chunk) else base
+            # The client now has these MODSEQs: no unsolicited FETCH repeats them.
+            view.reported_modseqs((uid, modseq) for uid, _bits, modseq in rows)
+        if keywords and "FLAGS" in kinds:
+            s.announce_flags({k for kws in keywords.values() for k in kws})  # RFC 9051 §7.3.5
+        if rows:
+            s.send(_flag_lines(view, kinds, rows, keywords, base))
+            await s.flush()
+
+
+def _flag_lines(
+    view: SelectedView,
+    kinds: list[str],
+    rows: list[tuple[int, int, int]],
+    keywords: dict[int, list[str]],
+    base: int | None,
+) -> bytes:
+    """The FETCH lines of `rows`; `base`: the view index of the first row when the rows
+    are that many consecutive messages of the view (sequence numbers by position)."""
     lists = _SYSTEM_FLAG_LISTS
     mask = _SYSTEM_MASK
-    uid_flags = kinds == ["UID", "FLAGS"]  # the common UID FETCH n:* (FLAGS)
-    if keywords and "FLAGS" in kinds:
-        s.announce_flags({k for kws in keywords.values() for k in kws})  # RFC 9051 §7.3.5
-    block: list[bytes] = []
     recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
-    for uid, bits, modseq in rows:
-        seq = seq_of(uid)
-        if seq is None:
-            continue
+    if base is not None and not keywords and not recent and kinds == ["UID", "FLAGS"]:
+        # The common UID FETCH n:* (FLAGS): one format per line, nothing else.
+        return b"".join(
+            [
+                b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, lists[bits & mask])
+                for seq, (uid, bits, _modseq) in enumerate(rows, base + 1)
+            ]
+        )
+    numbered = (
+        zip(range(base + 1, base + 1 + len(rows)), rows, strict=True)
+        if base is not None
+        else _numbered(view.uids, rows)
+    )
+    uid_flags = kinds == ["UID", "FLAGS"]
+    block: list[bytes] = []
+    for seq, (uid, bits, modseq) in numbered:
         kw = keywords.get(uid) if keywords else None
         if recent and uid in recent:
             kw = [*(kw or ()), "\\Recent"]
@@ -224,12 +268,24 @@ async def _send_flags_only(
             block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, flags))
         else:
             block.append(b"* " + _format_flags_only(kinds, seq, uid, flags, modseq) + b"\r\n")
-        if len(block) >= FLAGS_BLOCK:
-            s.send(b"".join(block))
-            block.clear()
-            await s.maybe_flush()
-    if block:
-        s.send(b"".join(block))
+    return b"".join(block)
+
+
+def _numbered(
+    view_uids: Sequence[int], rows: list[tuple[int, int, int]]
+) -> Iterator[tuple[int, tuple[int, int, int]]]:
+    """(sequence number, row) of the rows whose UID the view holds: one merge walk over
+    both ascending lists from the first row's place."""
+    if not rows:
+        return
+    i = bisect_left(view_uids, rows[0][0])
+    n = len(view_uids)
+    for row in rows:
+        uid = row[0]
+        while i < n and view_uids[i] < uid:
+            i += 1
+        if i < n and view_uids[i] == uid:
+            yield i + 1, row
 
 
 def _format_flags_only(kinds: list[str], seq: int, uid: int, flags: bytes, modseq: int) -> bytes:
