@@ -309,8 +309,13 @@ class Pop3Session:
         if self.conn.state is State.CLOSED or self.maildrop is None:
             self._queue(r.ok("Pillarbox POP3 server signing off"))
             return
-        # RFC 1939 §6: UPDATE state; an error here still ends the session.
-        left = await self.maildrop.commit()
+        # RFC 1939 §6: UPDATE state; an error here still ends the session. The lock goes
+        # before the +OK: a client that reconnects on reading it (to another worker or
+        # node) must find the maildrop free, not wait out our connection's teardown.
+        try:
+            left = await self.maildrop.commit()
+        finally:
+            await self.maildrop.close()
         self._queue(r.ok(f"Pillarbox POP3 server signing off ({left} messages left)"))
 
     async def _transaction(self, event: ev.Event) -> None:
