@@ -7,6 +7,7 @@ Every test here takes the `store` fixture and so runs once per backend in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 from pillarbox.model import Account, Mailbox, MessageMeta
 from pillarbox.store.api import BlobHandle, ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
+from pillarbox.store.errors import NotFound
 from tests.store.backends import BACKENDS
 
 
@@ -90,6 +92,21 @@ async def write_blob(store: Store, data: bytes) -> BlobHandle:
     await writer.write(data[: len(data) // 2])
     await writer.write(data[len(data) // 2 :])
     return await writer.finish()
+
+
+async def blob_gone(store: Store, blob_id: int, timeout: float = 10.0) -> bool:
+    """Whether `blob_id` reads as NotFound within `timeout`: a blob freed by an expunge
+    or flag-only batch may outlive the answer until a sync makes the removal durable
+    (SQLite: `held_files`), so a test waits for that condition rather than the answer."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await store.read_blob(blob_id)
+        except NotFound:
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
 
 
 def sha(data: bytes) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from pillarbox.model import (
 )
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore
-from tests.store.conftest import Env, dummy_meta, write_blob
+from pillarbox.store.sqlite.held_files import HeldFiles
+from tests.store.conftest import Env, blob_gone, dummy_meta, write_blob
 
 
 @pytest.fixture
@@ -128,3 +130,40 @@ async def test_queue_outcomes_commit_synchronously(env: Env) -> None:
     await flag()
     assert await s.remove_queued(qid)
     assert writer._synchronous == "FULL"
+
+
+def test_held_files_wait_for_a_sync_that_covers_their_commit(tmp_path: Path) -> None:
+    """Files freed by an unsynced commit are released only by a sync that covers it:
+    a later synchronous commit's (no fsync of our own), else this thread's own fsync
+    (here: at stop); never before."""
+    wal = tmp_path / "pillarbox.db-wal"
+    wal.write_bytes(b"")
+    released: list[list[int]] = []
+    done = threading.Event()
+
+    def release(ids: list[int]) -> None:
+        released.append(ids)
+        done.set()
+
+    held = HeldFiles(wal, release, delay=3600)
+    held.start()
+    held.hold(1, [10, 11])
+    held.hold(2, [12])
+    held.durable(1)  # covers commit 1 only
+    assert done.wait(10)
+    assert released == [[10, 11]] and held.syncs == 0
+    held.stop()
+    held.join(10)
+    assert released == [[10, 11], [12]] and held.syncs == 1
+
+
+async def test_an_expunge_answers_before_its_file_goes_and_the_file_goes(env: Env) -> None:
+    """An EXPUNGE with nothing else queued is answered without an fsync; its message's
+    file is removed right after, by the held-files thread's own sync."""
+    s, box = env.store, env.inbox.id
+    data = b"Subject: x\r\n\r\nbody\r\n"
+    uid = (await s.append(box, await write_blob(s, data), dummy_meta(data))).uid
+    [info] = await s.fetch(box, [uid])
+    await s.set_flags(box, [uid], frozenset({"\\Deleted"}), FlagMode.ADD)
+    assert await s.expunge(box) == [uid]
+    assert await blob_gone(s, info.blob_id)

@@ -10,9 +10,9 @@ Theory of operation:
     change events back to the event loop with one `call_soon_threadsafe`, in commit
     order.
   * A batch of only flag changes, expunges and queue claims (`Op.durable` false)
-    commits with synchronous=NORMAL; the files its removals free are held until an fsync of the WAL
-    makes the removal durable (the next synchronous batch, or an explicit fsync when the
-    queue runs dry, when too many are held, or at stop).
+    commits with synchronous=NORMAL and is answered at once; the files its removals free
+    go to `held_files.HeldFiles`, which removes them once an fsync of the WAL makes the
+    removal durable (the next synchronous batch's, or its own off this thread's path).
   * At start the writer configures and migrates the schema, moves an older text index
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import queue
 import sqlite3
 import threading
@@ -56,10 +55,10 @@ from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.checkpointer import Checkpointer
 from pillarbox.store.sqlite.errors import map_error
 from pillarbox.store.sqlite.file_lock import FileLock
+from pillarbox.store.sqlite.held_files import HeldFiles
 from pillarbox.store.sqlite.text_index import TextRow
 
 MAX_BATCH = 512  # operations per group commit
-MAX_HELD = 4096  # removed blobs whose files wait for an fsync of the WAL
 
 
 @dataclass(slots=True)
@@ -131,7 +130,8 @@ class Writer(threading.Thread):
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
         # removal is durable, or a power loss could bring back rows without files.
-        self._held: list[int] = []
+        self.held = HeldFiles(Path(f"{db_path}-wal"), self._release)
+        self._commits = 0  # committed batches, numbered for `held`
         self.queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -161,6 +161,7 @@ class Writer(threading.Thread):
                         self._blobs.collect_orphans(functools.partial(_known_blobs, conn))
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see `Checkpointer`
                 self.checkpointer.start()
+                self.held.start()
             except BaseException as exc:
                 self.startup_error = exc
                 self.ready.set()
@@ -168,6 +169,11 @@ class Writer(threading.Thread):
             self.ready.set()
             self._serve(conn)
         finally:
+            if self.held.is_alive():
+                # Before the connection closes (the last close may remove the WAL):
+                # the last held files are synced and removed.
+                self.held.stop()
+                self.held.join()
             if self.checkpointer.is_alive():
                 self.checkpointer.stop()
                 self.checkpointer.join()
@@ -180,10 +186,6 @@ class Writer(threading.Thread):
             batch, stopping = next_batch(self.queue, MAX_BATCH)
             if batch:
                 self._run_batch(conn, batch)
-            # `_run_batch` already synced if the queue was empty; here: at stop, or when
-            # a long run of non-durable batches has held back too many files.
-            if self._held and (stopping or len(self._held) > MAX_HELD):
-                self._sync_and_unlink()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
         done = [Done(op.future) for op in batch]
@@ -211,22 +213,20 @@ class Writer(threading.Thread):
         self.checkpointer.wake()
         self.batches += 1
         self.operations += len(batch)
-        if synchronous == "FULL" and committed:
-            # This commit's fsync made every earlier commit durable too (the WAL is
-            # written in order): the held files may go. Not after a failed COMMIT: no
-            # fsync happened, and they wait for the next one.
-            unlink = self._held + unlink
-            self._held = []
-        else:
-            self._held += unlink
-            unlink = []
-            if self._held and self.queue.empty():
-                # Nothing else to commit: make the removals durable now, so that the
-                # files are gone when the caller hears back.
-                self._sync_and_unlink()
-        if unlink:
-            self._blobs.unlink(unlink)
-            self._forget_text(unlink)
+        if committed:
+            self._commits += 1
+            if synchronous == "FULL":
+                # This commit's fsync made every earlier commit durable too (the WAL is
+                # written in order): its own files go now, the held ones with them. Not
+                # after a failed COMMIT: no fsync happened.
+                self.held.durable(self._commits)
+                if unlink:
+                    self._release(unlink)
+            elif unlink:
+                # Answered without waiting for an fsync (issue 18: one per EXPUNGE,
+                # which every STORE queued behind it waited for too); the files go
+                # once a sync covers this commit.
+                self.held.hold(self._commits, unlink)
         if committed and self._index_text is not None:
             texts = [
                 row for op, d in zip(batch, done, strict=True) if d.error is None for row in op.text
@@ -298,21 +298,10 @@ class Writer(threading.Thread):
                         d.stamp = None
         return True
 
-    def _sync_and_unlink(self) -> None:
-        """fsync the WAL (durable are all commits so far), then remove the held files."""
-        held, self._held = self._held, []
-        try:
-            fd = os.open(f"{self._db_path}-wal", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            # Not known to be durable: keep the files (collected as orphans at the next
-            # open if their rows are indeed gone).
-            return
-        self._blobs.unlink(held)
-        self._forget_text(held)
+    def _release(self, blob_ids: list[int]) -> None:
+        """Remove the files (and index rows) of blobs whose removal is durable."""
+        self._blobs.unlink(blob_ids)
+        self._forget_text(blob_ids)
 
     def _hand_back(self, batch: list[Op], done: list[Done]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
