@@ -39,7 +39,9 @@ class Checkpointer(threading.Thread):
         self.checkpoints = 0  # for tests and measurements
 
     def wake(self) -> None:
-        self._wake.set()
+        """After each commit: a plain read when already woken (`set` takes a lock)."""
+        if not self._wake.is_set():
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
