@@ -194,3 +194,20 @@ async def test_frames_cross_a_socketpair_whole(counter: wire.StampCounter) -> No
     sender.close()
     assert wire.read_frame(right) is None
     right.close()
+
+
+async def test_changes_nobody_here_follows_keep_their_place_unread(
+    counter: wire.StampCounter,
+) -> None:
+    """A frame of an account with no session on the receiving worker is not unpickled,
+    yet its stamp is taken: the next frame of a followed account is handed on at once,
+    not held as if a stamp were missing."""
+    a, b = Worker(counter), Worker(counter)
+    a.bus.stamp([MailboxesChanged(ACCOUNT + 1)])  # stamp 1: nobody on b follows it
+    a.bus.stamp([change(2)])  # stamp 2: b's session follows ACCOUNT
+    assert not b.bus.follows(ACCOUNT + 1) and b.bus.follows(ACCOUNT)
+    for data in a.sent:
+        b.bus.receive_frame(data[wire.HEADER.size :])
+    assert b.seen == [2]
+    header = wire.changes_header(a.sent[0][wire.HEADER.size :])
+    assert header[:2] == (1, (ACCOUNT + 1,))

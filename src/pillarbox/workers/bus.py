@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pillarbox.model import Change, Resync
 from pillarbox.store.api import ChangeBus, Subscription
-from pillarbox.workers.wire import StampCounter, changes_frame
+from pillarbox.workers.wire import StampCounter, changes_body, changes_frame, changes_header
 
 log = logging.getLogger("pillarbox.workers.bus")
 
@@ -94,6 +94,20 @@ class HubBus:
         with self._own_lock:
             self._own.discard(stamp)
         self._arrive(stamp, list(changes))
+
+    def receive_frame(self, payload: bytes) -> None:
+        """A CHANGES frame from the master: only changes some session here follows are
+        unpickled; the others still take their place in the order. A session that
+        subscribes later reads the store, where those commits already are (a frame is
+        sent after its COMMIT)."""
+        stamp, accounts, offset = changes_header(payload)
+        wanted = any(self.follows(account) for account in accounts)
+        self.receive(stamp, changes_body(payload, offset) if wanted else [])
+
+    def follows(self, account_id: int) -> bool:
+        """Does any session of this worker follow the account's changes now?"""
+        count = getattr(self._local, "subscriber_count", None)
+        return count is None or bool(count(account_id))
 
     # --- from the master -------------------------------------------------------------
     def receive(self, stamp: int, changes: list[Change]) -> None:

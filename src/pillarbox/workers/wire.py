@@ -25,10 +25,12 @@ from pillarbox.model import Change
 
 HEADER = struct.Struct(">IB")
 STAMP = struct.Struct(">Q")
+COUNT = struct.Struct(">I")
+ACCOUNT = struct.Struct(">I")  # account ids: SQLite rowids of a mail server, below 2**32
 
 INIT = ord("I")  # master → worker, first: the worker's index and its resolved Config
 READY = ord("R")  # worker → master: started; payload: {listener: (host, port)}
-CHANGES = ord("C")  # either way: 8-byte stamp + pickled list of changes
+CHANGES = ord("C")  # either way: 8-byte stamp, account ids, pickled list of changes
 DEAD = ord("D")  # master → workers: a worker died (a missing stamp will not come)
 
 
@@ -37,13 +39,32 @@ def frame(kind: int, payload: bytes) -> bytes:
 
 
 def changes_frame(stamp: int, changes: Sequence[Change]) -> bytes:
-    return frame(CHANGES, STAMP.pack(stamp) + pickle.dumps(list(changes), protocol=5))
+    """The stamp, the accounts the changes are of, then the pickled changes: a worker
+    with no session of those accounts takes the stamp without unpickling (a profile of
+    imap_mixed on two workers had 8% of a worker's loop in unpickling changes that no
+    session of it wanted)."""
+    accounts = sorted({change.account_id for change in changes})
+    head = STAMP.pack(stamp) + COUNT.pack(len(accounts)) + b"".join(map(ACCOUNT.pack, accounts))
+    return frame(CHANGES, head + pickle.dumps(list(changes), protocol=5))
+
+
+def changes_header(payload: bytes) -> tuple[int, tuple[int, ...], int]:
+    """(stamp, accounts, offset of the pickled changes) of a CHANGES payload."""
+    (stamp,) = STAMP.unpack_from(payload)
+    (count,) = COUNT.unpack_from(payload, STAMP.size)
+    start = STAMP.size + COUNT.size
+    accounts = tuple(a for (a,) in ACCOUNT.iter_unpack(payload[start : start + count * 4]))
+    return stamp, accounts, start + count * ACCOUNT.size
+
+
+def changes_body(payload: bytes, offset: int) -> list[Change]:
+    changes: list[Change] = pickle.loads(memoryview(payload)[offset:])
+    return changes
 
 
 def decode_changes(payload: bytes) -> tuple[int, list[Change]]:
-    (stamp,) = STAMP.unpack_from(payload)
-    changes: list[Change] = pickle.loads(payload[STAMP.size :])
-    return stamp, changes
+    stamp, _, offset = changes_header(payload)
+    return stamp, changes_body(payload, offset)
 
 
 def object_frame(kind: int, value: Any) -> bytes:

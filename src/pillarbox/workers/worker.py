@@ -49,6 +49,9 @@ def worker_name(index: int) -> str:
     return f"w{index}"
 
 
+READ_SIZE = 256 * 1024
+
+
 @dataclasses.dataclass
 class WorkerLink:
     """A worker's connection to its master."""
@@ -102,23 +105,34 @@ class WorkerLink:
         """Until the master is gone: hand what it forwards to the bus."""
         self.down.setblocking(False)
         reader, writer = await asyncio.open_unix_connection(sock=self.down)
+        buffer = bytearray()
         try:
             while True:
+                # What has arrived, then every whole frame in it: one read for the burst
+                # of frames a busy sibling sends, not two awaits per frame.
                 try:
-                    head = await reader.readexactly(wire.HEADER.size)
-                    size, kind = wire.HEADER.unpack(head)
-                    payload = await reader.readexactly(size - 1)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    chunk = await reader.read(READ_SIZE)
+                except ConnectionError:
                     return
-                self._dispatch(kind, payload)
+                if not chunk:
+                    return
+                buffer += chunk
+                start = 0
+                while len(buffer) - start >= wire.HEADER.size:
+                    size, kind = wire.HEADER.unpack_from(buffer, start)
+                    end = start + wire.HEADER.size + size - 1
+                    if end > len(buffer):
+                        break
+                    self._dispatch(kind, bytes(buffer[start + wire.HEADER.size : end]))
+                    start = end
+                del buffer[:start]
         finally:
             writer.close()
 
     def _dispatch(self, kind: int, payload: bytes) -> None:
         bus = self.bus
         if kind == wire.CHANGES and bus is not None:
-            stamp, changes = wire.decode_changes(payload)
-            bus.receive(stamp, changes)
+            bus.receive_frame(payload)
         elif kind == wire.DEAD and bus is not None:
             bus.worker_died()
 
