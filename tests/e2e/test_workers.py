@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import poplib
 import re
 import signal
 import smtplib
@@ -37,7 +38,9 @@ CONNECTED = re.compile(r"DEBUG w(\d+) pillarbox\.listener: (\S+) connected from 
 FAST = 1.0  # seconds: what a change in one worker may take to reach the other's client
 
 
-def write_config(tmp: Path, *, backend: str = "sqlite", listen: tuple[str, ...]) -> Path:
+def write_config(
+    tmp: Path, *, backend: str = "sqlite", listen: tuple[str, ...], per_ip: int = 1000
+) -> Path:
     config = tmp / "pillarbox.toml"
     names = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http")
     lines = [
@@ -51,7 +54,7 @@ def write_config(tmp: Path, *, backend: str = "sqlite", listen: tuple[str, ...])
         lines += ['store = "postgres"', f'node_id = "node-{tmp.name}"']
     lines += ["[listen]"]
     lines += [f'{n} = "{"127.0.0.1:0" if n in listen else ""}"' for n in names]
-    lines += ["[limits]", "max_connections_per_ip = 1000", "connection_rate_per_ip = 0"]
+    lines += ["[limits]", f"max_connections_per_ip = {per_ip}", "connection_rate_per_ip = 0"]
     if backend == "postgres":
         lines += ["[store]", f'dsn = "{pg.database(str(tmp))}"', "pool_min = 1", "pool_max = 5"]
     config.write_text("\n".join(lines) + "\n")
@@ -95,6 +98,14 @@ class Cluster:
         c = self.imap_on(worker)
         assert c.login(user, PASSWORD)[-1].split()[1] == b"OK"
         return c
+
+    def pop3_on(self, worker: int, tries: int = 60) -> poplib.POP3:
+        for _ in range(tries):
+            pop = poplib.POP3("127.0.0.1", self.server.ports["pop3"], timeout=30)
+            if self.worker_of(pop.sock.getsockname()[1]) == worker:
+                return pop
+            pop.close()
+        raise AssertionError(f"no POP3 connection landed on w{worker} in {tries} tries")
 
     def smtp_on(self, worker: int, tries: int = 60) -> smtplib.SMTP:
         for _ in range(tries):
@@ -147,8 +158,10 @@ def provision(config: Path) -> None:
 def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     started: list[Cluster] = []
 
-    def start(backend: str = "sqlite", listen: tuple[str, ...] = ("smtp", "imap")) -> Cluster:
-        config = write_config(tmp_path, backend=backend, listen=listen)
+    def start(
+        backend: str = "sqlite", listen: tuple[str, ...] = ("smtp", "imap"), per_ip: int = 1000
+    ) -> Cluster:
+        config = write_config(tmp_path, backend=backend, listen=listen, per_ip=per_ip)
         provision(config)
         cluster = Cluster(config, tmp_path / "serve.log", listen)
         started.append(cluster)
@@ -285,3 +298,69 @@ def test_workers_do_not_outlive_a_master_killed_with_sigkill(cluster: Cluster) -
 def test_idle_across_workers_on_postgresql(cluster_factory: Callable[..., Cluster]) -> None:
     """On PostgreSQL each worker is a node with its own relay: no hub needed."""
     idle_sees_the_other_worker(cluster_factory(backend="postgres"))
+
+
+def test_a_password_change_refuses_the_old_password_in_every_worker(cluster: Cluster) -> None:
+    """Both workers have verified (and remembered, in the memory they share) alice's
+    password; `pillarbox user passwd` in another process changes it, and at once neither
+    worker takes the old one, and both take the new one: the remembered digest is bound
+    to the stored hash, which every login reads."""
+    for worker in (1, 2):
+        cluster.login_on(worker).close()
+    new = PASSWORD + " changed"
+    user = "alice@example.test"
+    cli(cluster.config, "user", "passwd", user, "--password-stdin", stdin=new + "\n")
+    for worker in (1, 2):
+        c = cluster.imap_on(worker)
+        assert c.login("alice@example.test", PASSWORD)[-1].split()[1] == b"NO"
+        c.close()
+        c = cluster.imap_on(worker)
+        assert c.login("alice@example.test", new)[-1].split()[1] == b"OK"
+        c.close()
+
+
+def test_pop3_in_use_holds_across_workers(cluster_factory: Callable[..., Cluster]) -> None:
+    """RFC 1939 §8: one POP3 session per maildrop, whichever worker the second lands on;
+    after the first's QUIT the other worker opens it."""
+    cluster = cluster_factory(listen=("smtp", "imap", "pop3"))
+    first = cluster.pop3_on(1)
+    first.user("alice@example.test")
+    assert first.pass_(PASSWORD).startswith(b"+OK")
+    second = cluster.pop3_on(2)
+    second.user("alice@example.test")
+    with pytest.raises(poplib.error_proto) as refused:
+        second.pass_(PASSWORD)
+    assert refused.value.args[0].startswith(b"-ERR [IN-USE]")
+    second.close()
+    first.quit()
+    again = cluster.pop3_on(2)
+    again.user("alice@example.test")
+    assert again.pass_(PASSWORD).startswith(b"+OK")
+    again.quit()
+
+
+def test_the_per_address_cap_counts_both_workers_connections(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """`max_connections_per_ip = 4` is one cap for the server, not one per worker: with
+    four connections open over both workers, a fifth is refused on whichever worker the
+    kernel gives it; once one closes, a new one is served."""
+    cluster = cluster_factory(per_ip=4)
+    held = [cluster.imap_on(1), cluster.imap_on(2)]
+    held += [RawImap(cluster.server.ports["imap"]) for _ in range(2)]
+    assert all(c.greeting.startswith(b"* OK") for c in held)
+    for _ in range(4):  # spread over the workers by the kernel's hash of the client port
+        extra = RawImap(cluster.server.ports["imap"])
+        assert extra.greeting.startswith(b"* BYE [UNAVAILABLE]"), extra.greeting
+        extra.close()
+    held.pop().close()
+
+    def served() -> bool:
+        c = RawImap(cluster.server.ports["imap"])
+        ok_ = c.greeting.startswith(b"* OK")
+        c.close()
+        return ok_
+
+    wait_until(served, "a connection served once one of the four closed", timeout=10)
+    for c in held:
+        c.close()

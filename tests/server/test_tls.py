@@ -65,3 +65,23 @@ def test_a_ca_certificate_from_an_earlier_version_is_replaced(tmp_path: Path) ->
     ensure_self_signed(tmp_path, "mail.example.test")
     again = x509.load_pem_x509_certificate(cert_path.read_bytes())
     assert again.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+
+
+def test_workers_starting_together_make_one_matching_pair(tmp_path: Path) -> None:
+    """Several workers (`[server] workers`) start at once on a fresh data directory: each
+    gets the same certificate, and its key matches it (a context loads), where unlocked
+    generation once made a worker die with ENOENT."""
+    import concurrent.futures
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        futures = [pool.submit(_make_and_read, tmp_path / "tls") for _ in range(8)]
+        certs = {f.result() for f in futures}
+    assert len(certs) == 1
+    server_context(tmp_path / "tls" / "selfsigned.crt", tmp_path / "tls" / "selfsigned.key")
+
+
+def _make_and_read(tls_dir: Path) -> bytes:
+    cert, _key = ensure_self_signed(tls_dir, "mail.example.test")
+    return cert.read_bytes()

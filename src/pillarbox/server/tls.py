@@ -12,6 +12,7 @@ replaced once. Contexts allow TLS 1.2 and later only (RFC 8996, RFC 8314 §4.1).
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -31,6 +32,18 @@ def ensure_self_signed(tls_dir: Path, hostname: str) -> tuple[Path, Path]:
     if cert_path.is_file() and key_path.is_file() and not _is_ca(cert_path):
         return cert_path, key_path
     tls_dir.mkdir(parents=True, exist_ok=True)
+    # Several workers start at once (`[server] workers`): one makes the pair, the others
+    # wait for it and take it. Unlocked, two made two pairs and could each rename the
+    # other's temporary file away (a worker died at start with ENOENT), or leave one's
+    # key beside the other's certificate.
+    with open(tls_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cert_path.is_file() and key_path.is_file() and not _is_ca(cert_path):
+            return cert_path, key_path
+        return _make_self_signed(cert_path, key_path, hostname)
+
+
+def _make_self_signed(cert_path: Path, key_path: Path, hostname: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.UTC)
