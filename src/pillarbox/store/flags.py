@@ -55,13 +55,18 @@ SYSTEM_NAMES: tuple[str, ...] = tuple(
 )
 
 
-def system_names_sql(column: str) -> str:
+def system_names_sql(column: str, prefix: str = "") -> str:
     """An SQL expression (SQLite and PostgreSQL alike) of the system-flag names of the
-    bitmask `column`, as `SYSTEM_NAMES` has them: one CASE over the 32 patterns, so the
-    names of 100,000 rows are built in the database, not by Python per row. The names
-    hold a backslash and no quote, which both dialects take as is in '...'."""
+    bitmask `column`, as `SYSTEM_NAMES` has them, each after `prefix` (a tab, say: one
+    concatenation per row less, which is a third of SQLite's cost per row): one CASE
+    over the 32 patterns, so the names of 100,000 rows are built in the database, not
+    by Python per row. The names hold a backslash and no quote, which both dialects take
+    as is in '...'; `prefix` must hold no quote either."""
+    assert "'" not in prefix
     mask = len(SYSTEM_NAMES) - 1
-    arms = " ".join(f"WHEN {bits} THEN '{names}'" for bits, names in enumerate(SYSTEM_NAMES))
+    arms = " ".join(
+        f"WHEN {bits} THEN '{prefix}{names}'" for bits, names in enumerate(SYSTEM_NAMES)
+    )
     return f"(CASE {column} & {mask} {arms} END)"
 
 

@@ -225,6 +225,7 @@ _INFO_COLUMNS = (
 
 
 _SYSTEM_NAMES = system_names_sql("m.flags")
+_TAB_SYSTEM_NAMES = system_names_sql("m.flags", "\t")
 # The keywords of one message, in primary-key order (the NOCASE order of `FlagText`).
 _KEYWORD_NAMES = (
     "(SELECT group_concat(k.keyword, ' ') FROM keywords AS k"
@@ -265,14 +266,15 @@ def _flag_text(
     keywords = frozenset(
         k for (k,) in conn.execute(f"SELECT DISTINCT k.keyword FROM {kw_source}", kw_params)
     )
-    names = (
-        f"ltrim({_SYSTEM_NAMES} || coalesce(' ' || {_KEYWORD_NAMES}, ''))"
-        if keywords
-        else _SYSTEM_NAMES
-    )
-    line = "m.uid || char(9) || m.modseq || char(9) || " if modseq else "m.uid || char(9) || "
+    # Every concatenation and function call per row shows (SQLite evaluates the
+    # separator per row too): the tab comes with the names, literals, not char().
+    line = "m.uid || '\t' || m.modseq || " if modseq else "m.uid || "
+    if keywords:
+        line += f"'\t' || ltrim({_SYSTEM_NAMES} || coalesce(' ' || {_KEYWORD_NAMES}, ''))"
+    else:
+        line += _TAB_SYSTEM_NAMES
     count, text = conn.execute(
-        f"SELECT count(*), group_concat({line}{names}, char(10)) FROM {source}", params
+        f"SELECT count(*), group_concat({line}, '\n') FROM {source}", params
     ).fetchone()
     return FlagText(count, text or "", keywords)
 
