@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import re
 from bisect import bisect_left
 from collections.abc import AsyncIterator
 from itertools import chain
@@ -184,7 +185,7 @@ async def _send_flags_only(
     next chunk's read started before this one is framed and written, so the store
     reads while we format and the client parses. A chunk that is a run of the view with
     every row present (the usual case) is asked for as a UID range (no list walked) and
-    framed with no Python per message beyond one format argument (`_uid_flag_lines`);
+    framed with no Python per message beyond one format argument (`_framed_lines`);
     otherwise (another item order, MODSEQ, \\Recent, an expunge the session has not
     told, a UID list with holes) line by line (`_flag_lines`). Every chunk is read
     from the store when it is answered: nothing is cached, so no line can be older than
@@ -233,8 +234,8 @@ async def _send_flags_only(
             base = first + start if run and found.count == end - start else None
             lo, hi = uids[start], uids[end - 1]
             plain = recent_span is None or hi < recent_span[0] or lo > recent_span[1]
-            if base is not None and plain and since is None and kinds == ["UID", "FLAGS"]:
-                s.send(_uid_flag_lines(found.text, base + 1))
+            if base is not None and plain and since is None and kinds in _FRAMED:
+                s.send(_framed_lines(found.text, base + 1, with_uid=kinds[0] == "UID"))
             else:
                 s.send(_flag_lines(view, kinds, found, base, with_modseq))
                 if since is not None:
@@ -244,21 +245,31 @@ async def _send_flags_only(
                     )
             await s.flush()
     finally:
-        if pending is not None:
+        if pending is not None:  # the answer stopped early (the client went, an error)
             pending.cancel()
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # read, so asyncio does not log it as lost
 
 
-def _uid_flag_lines(text: str, seq: int) -> bytes:
-    """``* n FETCH (UID u FLAGS (...))`` for each ``uid TAB names`` line of a
-    `FlagText`, numbered from `seq`: the text is cut and re-joined by bytes methods and
-    one ``%`` over a format repeated once per line, so per message Python only hands
-    over two arguments."""
-    lines = text.encode("utf-8", "replace").replace(b"\t", b" FLAGS (").split(b"\n")
-    count = len(lines)
-    numbers = range(seq, seq + count)
-    return (b"* %d FETCH (UID %s))\r\n" * count) % tuple(
-        chain.from_iterable(zip(numbers, lines, strict=True))
-    )
+# The item lists `_framed_lines` frames (UID FETCH n:* (FLAGS), FETCH n:* (FLAGS)).
+_FRAMED = (["UID", "FLAGS"], ["FLAGS"])
+_LEADING_UID = re.compile(rb"^\d+\t", re.MULTILINE)
+
+
+def _framed_lines(text: str, seq: int, *, with_uid: bool) -> bytes:
+    """``* n FETCH (UID u FLAGS (...))`` (or without the UID) for each ``uid TAB names``
+    line of a `FlagText`, numbered from `seq`: the text is cut and re-joined by bytes
+    methods (and a regular expression to drop the UIDs) and one ``%`` over a format
+    repeated once per line, so per message Python only hands over two arguments."""
+    data = text.encode("utf-8", "replace")
+    if with_uid:
+        lines = data.replace(b"\t", b" FLAGS (").split(b"\n")
+        line = b"* %d FETCH (UID %s))\r\n"
+    else:
+        lines = _LEADING_UID.sub(b"", data).split(b"\n")
+        line = b"* %d FETCH (FLAGS (%s))\r\n"
+    numbers = range(seq, seq + len(lines))
+    return (line * len(lines)) % tuple(chain.from_iterable(zip(numbers, lines, strict=True)))
 
 
 def _lines(found: FlagText) -> list[str]:
