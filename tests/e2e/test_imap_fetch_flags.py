@@ -160,3 +160,62 @@ def test_flags_fetch_marks_recent_for_imap4rev1(
     assert all(b"\\Recent" in flags for _seq, flags in mine.values())
     assert all(b"\\Recent" not in flags for _seq, flags in theirs.values())
     assert {u: (s, f - {b"\\Recent"}) for u, (s, f) in mine.items()} == theirs
+
+
+def test_flags_lines_exact_bytes(server: RunningServer, clients: list[RawImap]) -> None:
+    """The lines as sent, for the framing fast path (UID FETCH n:* (UID FLAGS)) and the
+    line-by-line one (other item orders, MODSEQ, a set with holes): system flags first
+    in a fixed order, then keywords, an empty list as ``()``, items in the order asked
+    (UID first for UID FETCH, RFC 9051 §6.4.9)."""
+    other = _client(server, clients)
+    uids = _fill(other)
+    ok(other.cmd("SELECT INBOX"))  # takes them as recent: `a` sees no \Recent
+    ok(other.cmd(f"UID STORE {uids[2]} +FLAGS (\\Draft zeta Alpha)"))
+    a = _client(server, clients)
+    ok(a.cmd("SELECT INBOX"))
+    want = {
+        uids[0]: b"()",
+        uids[1]: b"(\\Seen)",
+        uids[2]: b"(\\Draft \\Flagged $Work Alpha zeta)",
+        uids[3]: b"(\\Answered \\Seen)",
+        uids[4]: b"($Later)",
+    }
+
+    def lines(command: str) -> list[bytes]:
+        return [x for x in untagged(ok(a.cmd(command))) if b" FETCH (" in x]
+
+    got = lines("UID FETCH 1:* (UID FLAGS)")
+    assert got[:5] == [
+        b"* %d FETCH (UID %d FLAGS %s)" % (i + 1, u, want[u]) for i, u in enumerate(uids[:5])
+    ]
+    got = lines("FETCH 1:5 (FLAGS)")
+    assert got == [b"* %d FETCH (FLAGS %s)" % (i + 1, want[u]) for i, u in enumerate(uids[:5])]
+    got = lines("FETCH 1,3 (FLAGS UID)")
+    assert got == [
+        b"* %d FETCH (FLAGS %s UID %d)" % (i + 1, want[uids[i]], uids[i]) for i in (0, 2)
+    ]
+    got = lines(f"UID FETCH {uids[2]} (FLAGS MODSEQ)")
+    assert re.fullmatch(
+        rb"\* 3 FETCH \(UID %d FLAGS \(\\Draft \\Flagged \$Work Alpha zeta\) MODSEQ \(\d+\)\)"
+        % uids[2],
+        got[0],
+    )
+
+
+def test_flags_fetch_recent_on_part_of_the_answer(
+    server: RunningServer, clients: list[RawImap]
+) -> None:
+    """Only the messages this IMAP4rev1 session took as recent carry \\Recent, in its
+    place among the system flags, whichever chunk they fall in."""
+    a = _client(server, clients)
+    _fill(a)
+    first = _client(server, clients)
+    ok(first.cmd("SELECT INBOX"))  # takes the first COUNT messages as recent
+    ok(first.cmd("CLOSE"))
+    ok(first.cmd("SELECT INBOX"))  # ... and no longer: they were looked at
+    late = [append(a, data=_message(100 + i), flags="(\\Seen) ") for i in range(2)]
+    ok(first.cmd("NOOP"))  # the new ones are recent for `first`
+    got = _flags_only(first, "UID FETCH 1:* (UID FLAGS)", once=False)
+    assert {u for u, (_s, f) in got.items() if b"\\Recent" in f} == set(late)
+    line = [x for x in untagged(ok(first.cmd(f"UID FETCH {late[0]} (UID FLAGS)"))) if b"FETCH" in x]
+    assert line == [b"* %d FETCH (UID %d FLAGS (\\Recent \\Seen))" % (COUNT + 1, late[0])]

@@ -13,6 +13,7 @@ from pillarbox.model import (
     DEFAULT_MAILBOXES,
     DkimKey,
     FlagMode,
+    FlagRow,
     MessageMeta,
     MessagesAdded,
     PopOnRetrieve,
@@ -567,6 +568,55 @@ async def test_fetch_flags_large_range(env: Env) -> None:
     scattered = list(range(300, 0, -7))
     rows = await s.fetch_flags(box, scattered)
     assert [r.uid for r in rows] == sorted(u for u in scattered if u > 100 or u % 2 == 0)
+
+
+async def test_fetch_flag_text(env: Env) -> None:
+    """fetch_flag_text: the same flags as fetch_flags, one line per existing message in
+    UID order, flag names in their fixed order, for a UID list and a UID range alike,
+    with MODSEQ and CHANGEDSINCE, and the keywords that occur."""
+    s, box = env.store, env.inbox.id
+    for _ in range(12):
+        await env.add()
+    await s.set_flags(box, [2, 3], frozenset({"\\Seen", "\\Flagged", "\\Answered"}), FlagMode.ADD)
+    await s.set_flags(box, [4], frozenset({"\\Draft", "zeta", "$Alpha", "Beta"}), FlagMode.ADD)
+    await s.set_flags(box, [5, 6], frozenset({"\\Deleted"}), FlagMode.ADD)
+    await s.expunge(box, [5])
+    last = await s.set_flags(box, [8], frozenset({"$Alpha"}), FlagMode.ADD)
+    mark = last.changed[0].modseq
+
+    def expected(uids: list[int], rows: list[FlagRow], *, modseq: bool = False) -> str:
+        lines = []
+        for row in rows:
+            system = sorted((f for f in row.flags if f.startswith("\\")), key=str.lower)
+            keywords = sorted((f for f in row.flags if not f.startswith("\\")), key=str.lower)
+            names = " ".join([*system, *keywords])
+            lines.append(f"{row.uid}\t{row.modseq}\t{names}" if modseq else f"{row.uid}\t{names}")
+        return "\n".join(lines)
+
+    every = list(range(1, 20))
+    rows = await s.fetch_flags(box, every)
+    assert len(rows) == 11
+    for wanted in (every, range(1, 20)):
+        text = await s.fetch_flag_text(box, wanted)
+        assert (text.count, text.text) == (11, expected(every, rows))
+        assert text.keywords == {"zeta", "$Alpha", "Beta"}
+    assert rows[3].uid == 4
+    assert "4\t\\Draft $Alpha Beta zeta" in text.text.split("\n")
+    assert "2\t\\Answered \\Flagged \\Seen" in text.text.split("\n")
+    some = [3, 5, 7, 8, 9, 30]
+    text = await s.fetch_flag_text(box, some, modseq=True)
+    want = [r for r in rows if r.uid in some]
+    assert (text.count, text.text) == (4, expected(some, want, modseq=True))
+    assert text.keywords == {"$Alpha"}
+    text = await s.fetch_flag_text(box, range(1, 13), changed_since=mark - 1, modseq=True)
+    assert (text.count, text.text) == (1, f"8\t{mark}\t$Alpha")
+    assert text.keywords == {"$Alpha"}
+    text = await s.fetch_flag_text(box, range(9, 13), changed_since=mark)
+    assert (text.count, text.text, text.keywords) == (0, "", frozenset())
+    empty = await s.fetch_flag_text(box, [])
+    assert (empty.count, empty.text) == (0, "")
+    assert (await s.fetch_flag_text(box, range(5, 5))).count == 0
+    assert (await s.fetch_flag_text(box, [5])).count == 0
 
 
 async def test_expunge(env: Env) -> None:

@@ -29,7 +29,7 @@ from pillarbox.model.changes import (
     MessagesExpunged,
     Resync,
 )
-from pillarbox.model.flags import SYSTEM_FLAGS, FlagMode, FlagRow, canonical_flag
+from pillarbox.model.flags import SYSTEM_FLAGS, FlagMode, FlagRow, FlagText, canonical_flag
 from pillarbox.model.listing import MessagePage, ThreadSummary
 from pillarbox.model.mailboxes import (
     DEFAULT_MAILBOXES,
@@ -87,6 +87,7 @@ __all__ = [
     "Domain",
     "FlagMode",
     "FlagRow",
+    "FlagText",
     "FlagsChanged",
     "Mailbox",
     "MailboxStatus",

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from pillarbox.model import (
     FlagMode,
     FlagRow,
+    FlagText,
     Mailbox,
     MailboxStatus,
     SearchAnd,
@@ -151,6 +152,17 @@ class SelectedMailbox:
         """`flags` as raw ``(uid, flag_bits, modseq)`` rows plus keywords by UID (bit
         ``1 << i`` is ``SYSTEM_FLAGS[i]``), for formatting many FLAGS lines: one query."""
         return await call_store(self._store.fetch_flag_bits(self.mailbox.id, uids))
+
+    async def flag_text(
+        self, uids: Sequence[int], *, modseq: bool = False, changed_since: int | None = None
+    ) -> FlagText:
+        """`flags` as one text the store built (`FlagText`: a line per message), for FLAGS
+        fetches of many messages; a `range` of UIDs is one range scan. One query."""
+        return await call_store(
+            self._store.fetch_flag_text(
+                self.mailbox.id, uids, modseq=modseq, changed_since=changed_since
+            )
+        )
 
     async def changes_since(self, modseq: int) -> tuple[list[FlagRow], list[int]]:
         """Rows whose MODSEQ is above `modseq` (FLAGS, MODSEQ), and the UIDs expunged

@@ -43,6 +43,7 @@ from pillarbox.model import (
     Domain,
     FlagMode,
     FlagRow,
+    FlagText,
     Mailbox,
     MailboxStatus,
     MessageInfo,
@@ -350,6 +351,22 @@ class Store(Protocol):
         modseq)`` of the given existing UIDs, ascending, where bit ``1 << i`` of
         `flag_bits` is ``SYSTEM_FLAGS[i]``; and the keywords of those rows that have any,
         by UID. Read-only, one transaction."""
+        ...
+
+    async def fetch_flag_text(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        modseq: bool = False,
+        changed_since: int | None = None,
+    ) -> FlagText:
+        """`fetch_flags` of the given existing UIDs as one text built in SQL (see
+        `FlagText`: a line per message, with its MODSEQ when `modseq`), for FLAGS fetches
+        of many messages: the database spells the flags, Python creates nothing per
+        message. `changed_since`: only messages whose MODSEQ is above it. A `range`
+        of UIDs is read as one range scan (no list of UIDs is walked). Read-only, one
+        transaction."""
         ...
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:

@@ -3,9 +3,10 @@ BINARY; RFC 7162 MODSEQ, CHANGEDSINCE, VANISHED).
 
 This module frames answers; `SelectedMailbox.fetch` (`services.fetching`) decides what
 to read and returns each section's exact bytes. The message set becomes UIDs from the
-session's view (no query). FLAGS-only fetches read raw rows in chunks (one `flag_bits`
-call each, flag lists looked up by bit pattern, sequence numbers by position), each
-chunk's lines written before the next is read, so the client parses while we read.
+session's view (no query). FLAGS-only fetches read each chunk of messages as one text
+the store built in SQL (`FlagText`) and frame it with bytes methods (sequence numbers
+by position), the next chunk read while this one is written, so the client parses
+while we read.
 Other items come with the precomputed rows (the stored ENVELOPE / BODY / BODYSTRUCTURE
 bytes are copied as they are), in batches that are written out before the next is read.
 
@@ -26,13 +27,16 @@ them back for FETCH by sequence number).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
+import re
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
+from itertools import chain
 
-from pillarbox.model import SYSTEM_FLAGS, objectids
+from pillarbox.model import FlagText, objectids
 from pillarbox.proto.imap import commands as c
 from pillarbox.server.imap import resync, wire
 from pillarbox.server.imap.errors import BadCommand
@@ -172,132 +176,146 @@ async def _no_nul(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk.replace(b"\x00", b"\x80") if b"\x00" in chunk else chunk
 
 
-# FLAGS lists of every system-flag combination, indexed by the store's flag bits
-# (bit ``1 << i`` is ``SYSTEM_FLAGS[i]``): a message without keywords costs one index.
-_SYSTEM_FLAG_LISTS: tuple[bytes, ...] = tuple(
-    wire.flag_list(frozenset(f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i)))
-    for bits in range(1 << len(SYSTEM_FLAGS))
-)
-_SYSTEM_MASK = (1 << len(SYSTEM_FLAGS)) - 1
-
-
-def _flag_list_of(bits: int, keywords: list[str] | None) -> bytes:
-    if not keywords:
-        return _SYSTEM_FLAG_LISTS[bits & _SYSTEM_MASK]
-    system = (f for i, f in enumerate(SYSTEM_FLAGS) if bits & (1 << i))
-    return wire.flag_list(frozenset((*system, *keywords)))
-
-
 async def _send_flags_only(
     s: Session, selected: SelectedMailbox, cmd: c.Fetch, uids: list[int]
 ) -> None:
-    """FETCH of FLAGS / UID / MODSEQ only, from raw ``(uid, flag_bits, modseq)`` rows
-    read in chunks (`FLAGS_FIRST_CHUNK`, then `FLAGS_CHUNK`): each chunk's lines go out
-    before the next chunk is read, so the client parses while the store reads and a
-    `UID FETCH 1:* (FLAGS)` of 100,000 messages starts answering at once. Lines are
-    formatted in one pass per chunk, flag lists looked up by bit pattern; sequence
-    numbers come from the position in the view when a chunk is a run of the view with
-    every row present (the usual case), else from a merge walk (no lookup per line).
-    Every chunk is read from the store when it is answered: nothing is cached, so no
-    line can be older than the command (issue 18)."""
+    """FETCH of FLAGS / UID / MODSEQ only, in chunks (`FLAGS_FIRST_CHUNK`, then
+    `FLAGS_CHUNK`), each read as one `FlagText` the store built in SQL (the flag names
+    of every message, one string per chunk: no Python object per message there), the
+    next chunk's read started before this one is framed and written, so the store
+    reads while we format and the client parses. A chunk that is a run of the view with
+    every row present (the usual case) is asked for as a UID range (no list walked) and
+    framed with no Python per message beyond one format argument (`_framed_lines`);
+    otherwise (another item order, MODSEQ, \\Recent, an expunge the session has not
+    told, a UID list with holes) line by line (`_flag_lines`). Every chunk is read
+    from the store when it is answered: nothing is cached, so no line can be older than
+    the command (issue 18)."""
     view = selected.view
     kinds: list[str] = ["UID"] if cmd.uid else []
     for item in cmd.items:
         assert isinstance(item, c.FetchAttribute)
         if item.name == "FLAGS" or item.name == "MODSEQ" or (item.name == "UID" and not cmd.uid):
             kinds.append(item.name)
+    since = cmd.changed_since
+    with_modseq = "MODSEQ" in kinds or since is not None
     # `uids` is an ascending subset of the view's UIDs: it is one run of them exactly
     # when its last UID sits len(uids) - 1 places after its first.
     first = bisect_left(view.uids, uids[0])
     last = first + len(uids) - 1
     run = last < len(view.uids) and view.uids[last] == uids[-1]
-    since = cmd.changed_since
-    size = FLAGS_FIRST_CHUNK
-    offset = 0
+    recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
+    recent_span = (min(recent), max(recent)) if recent else None
+    bounds: list[tuple[int, int]] = []  # [start, end) of each chunk in `uids`
+    offset, size = 0, FLAGS_FIRST_CHUNK
     while offset < len(uids):
-        chunk = uids[offset : offset + size]
-        rows, keywords = await selected.flag_bits(chunk)  # one query per chunk
-        base = first + offset if run and len(rows) == len(chunk) else None
-        offset += size
-        size = FLAGS_CHUNK
-        if since is not None:
-            rows = [r for r in rows if r[2] > since]
-            base = None if len(rows) != len(chunk) else base
-            # The client now has these MODSEQs: no unsolicited FETCH repeats them.
-            view.reported_modseqs((uid, modseq) for uid, _bits, modseq in rows)
-        if keywords and "FLAGS" in kinds:
-            s.announce_flags({k for kws in keywords.values() for k in kws})  # RFC 9051 §7.3.5
-        if rows:
-            s.send(_flag_lines(view, kinds, rows, keywords, base))
+        bounds.append((offset, min(offset + size, len(uids))))
+        offset, size = offset + size, FLAGS_CHUNK
+
+    def read(index: int) -> asyncio.Future[FlagText]:
+        start, end = bounds[index]
+        # A run of the view is every UID between its ends the session knows: asked
+        # for as that range (rows the session does not know cannot be in it, UIDs
+        # grow; fewer rows — an expunge not yet told — fall to the line-by-line path).
+        wanted = range(uids[start], uids[end - 1] + 1) if run else uids[start:end]
+        return asyncio.ensure_future(
+            selected.flag_text(wanted, modseq=with_modseq, changed_since=since)
+        )
+
+    pending: asyncio.Future[FlagText] | None = read(0)
+    try:
+        for index, (start, end) in enumerate(bounds):
+            assert pending is not None
+            found = await pending
+            pending = read(index + 1) if index + 1 < len(bounds) else None
+            if not found.count:
+                continue
+            if found.keywords and "FLAGS" in kinds:
+                s.announce_flags(found.keywords)  # RFC 9051 §7.3.5: new keywords first
+            base = first + start if run and found.count == end - start else None
+            lo, hi = uids[start], uids[end - 1]
+            plain = recent_span is None or hi < recent_span[0] or lo > recent_span[1]
+            if base is not None and plain and since is None and kinds in _FRAMED:
+                s.send(_framed_lines(found.text, base + 1, with_uid=kinds[0] == "UID"))
+            else:
+                s.send(_flag_lines(view, kinds, found, base, with_modseq))
+                if since is not None:
+                    # The client now has these MODSEQs: no unsolicited FETCH repeats them.
+                    view.reported_modseqs(
+                        (int(u), int(m)) for u, m, _ in (x.split("\t", 2) for x in _lines(found))
+                    )
             await s.flush()
+    finally:
+        if pending is not None:  # the answer stopped early (the client went, an error)
+            pending.cancel()
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # read, so asyncio does not log it as lost
+
+
+# The item lists `_framed_lines` frames (UID FETCH n:* (FLAGS), FETCH n:* (FLAGS)).
+_FRAMED = (["UID", "FLAGS"], ["FLAGS"])
+_LEADING_UID = re.compile(rb"^\d+\t", re.MULTILINE)
+
+
+def _framed_lines(text: str, seq: int, *, with_uid: bool) -> bytes:
+    """``* n FETCH (UID u FLAGS (...))`` (or without the UID) for each ``uid TAB names``
+    line of a `FlagText`, numbered from `seq`: the text is cut and re-joined by bytes
+    methods (and a regular expression to drop the UIDs) and one ``%`` over a format
+    repeated once per line, so per message Python only hands over two arguments."""
+    data = text.encode("utf-8", "replace")
+    if with_uid:
+        lines = data.replace(b"\t", b" FLAGS (").split(b"\n")
+        line = b"* %d FETCH (UID %s))\r\n"
+    else:
+        lines = _LEADING_UID.sub(b"", data).split(b"\n")
+        line = b"* %d FETCH (FLAGS (%s))\r\n"
+    numbers = range(seq, seq + len(lines))
+    return (line * len(lines)) % tuple(chain.from_iterable(zip(numbers, lines, strict=True)))
+
+
+def _lines(found: FlagText) -> list[str]:
+    return found.text.split("\n") if found.count else []
 
 
 def _flag_lines(
-    view: SelectedView,
-    kinds: list[str],
-    rows: list[tuple[int, int, int]],
-    keywords: dict[int, list[str]],
-    base: int | None,
+    view: SelectedView, kinds: list[str], found: FlagText, base: int | None, with_modseq: bool
 ) -> bytes:
-    """The FETCH lines of `rows`; `base`: the view index of the first row when the rows
-    are that many consecutive messages of the view (sequence numbers by position)."""
-    lists = _SYSTEM_FLAG_LISTS
-    mask = _SYSTEM_MASK
-    recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
-    if base is not None and not keywords and not recent and kinds == ["UID", "FLAGS"]:
-        # The common UID FETCH n:* (FLAGS): one format per line, nothing else.
-        return b"".join(
-            [
-                b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, lists[bits & mask])
-                for seq, (uid, bits, _modseq) in enumerate(rows, base + 1)
-            ]
-        )
-    numbered = (
-        zip(range(base + 1, base + 1 + len(rows)), rows, strict=True)
-        if base is not None
-        else _numbered(view.uids, rows)
-    )
-    uid_flags = kinds == ["UID", "FLAGS"]
-    block: list[bytes] = []
-    for seq, (uid, bits, modseq) in numbered:
-        kw = keywords.get(uid) if keywords else None
-        if recent and uid in recent:
-            kw = [*(kw or ()), "\\Recent"]
-        flags = lists[bits & mask] if kw is None else _flag_list_of(bits, kw)
-        if uid_flags:
-            block.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, flags))
-        else:
-            block.append(b"* " + _format_flags_only(kinds, seq, uid, flags, modseq) + b"\r\n")
-    return b"".join(block)
-
-
-def _numbered(
-    view_uids: Sequence[int], rows: list[tuple[int, int, int]]
-) -> Iterator[tuple[int, tuple[int, int, int]]]:
-    """(sequence number, row) of the rows whose UID the view holds: one merge walk over
-    both ascending lists from the first row's place."""
-    if not rows:
-        return
-    i = bisect_left(view_uids, rows[0][0])
+    """The FETCH lines of a `FlagText` one by one, in the order of `kinds`; `base`: the
+    view index of the first line when the lines are that many consecutive messages of
+    the view (sequence numbers by position), else numbered by one merge walk over the
+    view, which also drops a line of a UID the view does not hold."""
+    recent = view.recent
+    view_uids = view.uids
+    i = bisect_left(view_uids, int(found.text.split("\t", 1)[0])) if base is None else base
     n = len(view_uids)
-    for row in rows:
-        uid = row[0]
-        while i < n and view_uids[i] < uid:
-            i += 1
-        if i < n and view_uids[i] == uid:
-            yield i + 1, row
-
-
-def _format_flags_only(kinds: list[str], seq: int, uid: int, flags: bytes, modseq: int) -> bytes:
-    out: list[bytes] = []
-    for kind in kinds:
-        if kind == "FLAGS":
-            out.append(b"FLAGS " + flags)
-        elif kind == "UID":
-            out.append(b"UID %d" % uid)
+    block: list[bytes] = []
+    for line in _lines(found):
+        if with_modseq:
+            uid_text, modseq_text, names = line.split("\t", 2)
         else:
-            out.append(b"MODSEQ (%d)" % modseq)
-    return b"%d FETCH (" % seq + b" ".join(out) + b")"
+            uid_text, names = line.split("\t", 1)
+            modseq_text = ""
+        uid = int(uid_text)
+        if base is None:
+            while i < n and view_uids[i] < uid:
+                i += 1
+            if i == n or view_uids[i] != uid:
+                continue
+        seq = i + 1
+        i += 1
+        if recent and uid in recent:
+            flags = wire.flag_list([*names.split(), "\\Recent"])  # RFC 3501 §2.3.2
+        else:
+            flags = b"(" + names.encode("utf-8", "replace") + b")"
+        out: list[bytes] = []
+        for kind in kinds:
+            if kind == "FLAGS":
+                out.append(b"FLAGS " + flags)
+            elif kind == "UID":
+                out.append(b"UID " + uid_text.encode())
+            else:
+                out.append(b"MODSEQ (" + modseq_text.encode() + b")")
+        block.append(b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n")
+    return b"".join(block)
 
 
 def _items(

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
+from pillarbox.model import FlagRow, FlagText, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound
-from pillarbox.store.flags import DELETED, SEEN, flag_set
+from pillarbox.store.flags import DELETED, SEEN, flag_set, system_names_sql
 from pillarbox.store.postgres import search as search_sql
 from pillarbox.store.postgres.blobs import CHUNK
 from pillarbox.store.postgres.core import Conn, PgCore
@@ -42,6 +42,8 @@ COUNTER_COLUMNS = (
 
 def ranges(uids: Iterable[int]) -> tuple[list[int], list[int]]:
     """Sorted, merged inclusive UID ranges as (lows, highs): the UID-set parameter."""
+    if isinstance(uids, range) and uids.step == 1:
+        return ([uids.start], [uids.stop - 1]) if uids else ([], [])  # one range, no walk
     los: list[int] = []
     his: list[int] = []
     for uid in sorted(set(uids)):
@@ -120,6 +122,68 @@ async def flags_and_keywords(
         for uid, keyword in zip(row[3], row[4], strict=True):
             keywords.setdefault(uid, []).append(keyword)
     return rows, keywords
+
+
+_SYSTEM_NAMES = system_names_sql("m.flags")
+
+
+async def flag_text(
+    conn: Conn,
+    mailbox_id: int,
+    uids: Sequence[int],
+    modseq: bool,
+    changed_since: int | None,
+) -> FlagText:
+    """`fetch_flag_text` in one statement: the distinct keywords of the rows (an
+    InitPlan, run once), then every line built by the server and joined by one
+    `string_agg`, so asyncpg decodes one text instead of a record per message. A row
+    looks its keywords up only when the first part found any (CASE does not evaluate
+    the other arm). The rows are aggregated from a subquery in UID order (for one range
+    an index scan, no sort node)."""
+    if isinstance(uids, range) and uids.step == 1:
+        if not uids:
+            return FlagText(0, "")
+        wanted: UidSet | None = UidSet(
+            "messages AS m",
+            "m.mailbox_id = $1 AND m.uid BETWEEN $2::bigint AND $3::bigint",
+            (uids.start, uids.stop - 1),
+        )
+        keyword_set: UidSet | None = UidSet(
+            "keywords AS k",
+            "k.mailbox_id = $1 AND k.uid BETWEEN $2::bigint AND $3::bigint",
+            (uids.start, uids.stop - 1),
+        )
+    else:
+        wanted = uid_set(uids)
+        keyword_set = uid_set(uids, "keywords", "k")
+    if wanted is None or keyword_set is None:
+        return FlagText(0, "")
+    changed = kw_changed = ""
+    params: tuple[object, ...] = (mailbox_id, *wanted.params)
+    if changed_since is not None:
+        changed = " AND m.modseq > $4::bigint"
+        kw_changed = (
+            " AND EXISTS (SELECT 1 FROM messages AS x WHERE x.mailbox_id = k.mailbox_id"
+            " AND x.uid = k.uid AND x.modseq > $4::bigint)"
+        )
+        params = (*params, changed_since)
+    line = "m.uid::text || E'\\t' || "
+    if modseq:
+        line += "m.modseq::text || E'\\t' || "
+    row = await conn.fetchrow(
+        "WITH kw AS (SELECT array_agg(DISTINCT k.keyword) AS names"
+        f" FROM {keyword_set.source} WHERE {keyword_set.where}{kw_changed}),"
+        f" lines AS (SELECT {line}CASE WHEN (SELECT names FROM kw) IS NULL"
+        f" THEN {_SYSTEM_NAMES} ELSE ltrim({_SYSTEM_NAMES} || coalesce(' ' ||"
+        " (SELECT string_agg(k.keyword, ' ' ORDER BY lower(k.keyword)) FROM keywords AS k"
+        " WHERE k.mailbox_id = m.mailbox_id AND k.uid = m.uid), '')) END AS line"
+        f" FROM {wanted.source} WHERE {wanted.where}{changed} ORDER BY m.uid)"
+        " SELECT (SELECT names FROM kw), count(*), coalesce(string_agg(line, E'\\n'), '')"
+        " FROM lines",
+        *params,
+    )
+    assert row is not None  # aggregates always have their row
+    return FlagText(row[1], row[2], frozenset(row[0] or ()))
 
 
 async def all_uids(conn: Conn, mailbox_id: int) -> list[int]:
@@ -281,6 +345,19 @@ class ReadingMixin(PgCore):
         wanted = list(uids)
 
         return await self._read(lambda conn: flags_and_keywords(conn, mailbox_id, wanted))
+
+    async def fetch_flag_text(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        modseq: bool = False,
+        changed_since: int | None = None,
+    ) -> FlagText:
+        wanted = uids if isinstance(uids, range) else list(uids)
+        return await self._read(
+            lambda conn: flag_text(conn, mailbox_id, wanted, modseq, changed_since)
+        )
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)

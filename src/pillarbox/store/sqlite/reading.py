@@ -18,13 +18,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from pillarbox.model import FlagRow, MailboxStatus, MessageInfo, SearchKey
+from pillarbox.model import FlagRow, FlagText, MailboxStatus, MessageInfo, SearchKey
 from pillarbox.store.errors import NotFound, StoreUnavailable
-from pillarbox.store.flags import flag_set
+from pillarbox.store.flags import flag_set, system_names_sql
 from pillarbox.store.sqlite import search as search_sql
 from pillarbox.store.sqlite.core import SqliteCore
 from pillarbox.store.sqlite.rows import (
     FETCH_JOIN,
+    KEYWORD_RANGE_JOIN,
     RANGE_JOIN,
     flag_rows,
     keywords_of,
@@ -71,6 +72,19 @@ class ReadingMixin(SqliteCore):
             return rows, (keywords_of(conn, mailbox_id, wanted) if rows else {})
 
         return await self._read(q)
+
+    async def fetch_flag_text(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        modseq: bool = False,
+        changed_since: int | None = None,
+    ) -> FlagText:
+        wanted = uids if isinstance(uids, range) else list(uids)
+        return await self._read(
+            lambda conn: _flag_text(conn, mailbox_id, wanted, modseq, changed_since)
+        )
 
     async def fetch(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         wanted = list(uids)
@@ -208,6 +222,61 @@ _INFO_COLUMNS = (
     " b.envelope, b.bodystructure, b.body, b.parts, b.preview, m.blob_id, m.savedate,"
     " m.thread_id"
 )
+
+
+_SYSTEM_NAMES = system_names_sql("m.flags")
+_TAB_SYSTEM_NAMES = system_names_sql("m.flags", "\t")
+# The keywords of one message, in primary-key order (the NOCASE order of `FlagText`).
+_KEYWORD_NAMES = (
+    "(SELECT group_concat(k.keyword, ' ') FROM keywords AS k"
+    " WHERE k.mailbox_id = m.mailbox_id AND k.uid = m.uid)"
+)
+
+
+def _flag_text(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    uids: Sequence[int],
+    modseq: bool,
+    changed_since: int | None,
+) -> FlagText:
+    """`fetch_flag_text`: the distinct keywords of the rows first (one index range scan,
+    empty in most mailboxes), then every line in one `group_concat`, so SQLite's C code
+    builds the text outside the GIL and Python gets one string. Only when keywords occur
+    does each row look its own up. Rows come in UID order: one ascending scan of the
+    primary key per range, the ranges in order."""
+    if not uids:
+        return FlagText(0, "")
+    if isinstance(uids, range) and uids.step == 1:
+        source = "messages AS m WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ?"
+        kw_source = "keywords AS k WHERE k.mailbox_id = ? AND k.uid BETWEEN ? AND ?"
+        params: tuple[object, ...] = (mailbox_id, uids.start, uids.stop - 1)
+    else:
+        source = RANGE_JOIN
+        kw_source = KEYWORD_RANGE_JOIN
+        params = (ranges_json(uids), mailbox_id)
+    kw_params = params
+    if changed_since is not None:
+        source += " AND +m.modseq > ?"  # "+": not by the MODSEQ index, UID order kept
+        kw_source += (
+            " AND EXISTS (SELECT 1 FROM messages AS m WHERE m.mailbox_id = k.mailbox_id"
+            " AND m.uid = k.uid AND m.modseq > ?)"
+        )
+        params = kw_params = (*params, changed_since)
+    keywords = frozenset(
+        k for (k,) in conn.execute(f"SELECT DISTINCT k.keyword FROM {kw_source}", kw_params)
+    )
+    # Every concatenation and function call per row shows (SQLite evaluates the
+    # separator per row too): the tab comes with the names, literals, not char().
+    line = "m.uid || '\t' || m.modseq || " if modseq else "m.uid || "
+    if keywords:
+        line += f"'\t' || ltrim({_SYSTEM_NAMES} || coalesce(' ' || {_KEYWORD_NAMES}, ''))"
+    else:
+        line += _TAB_SYSTEM_NAMES
+    count, text = conn.execute(
+        f"SELECT count(*), group_concat({line}, '\n') FROM {source}", params
+    ).fetchone()
+    return FlagText(count, text or "", keywords)
 
 
 def _message_infos(

@@ -23,6 +23,8 @@ from pillarbox.store.flags import DELETED, SEEN
 
 def ranges(uids: Iterable[int]) -> list[list[int]]:
     """Sorted, merged inclusive UID ranges: the unit every UID-list query takes."""
+    if isinstance(uids, range) and uids.step == 1:
+        return [[uids.start, uids.stop - 1]] if uids else []  # one range, no walk
     result: list[list[int]] = []
     for uid in sorted(set(uids)):
         if result and uid == result[-1][1] + 1:
@@ -49,7 +51,7 @@ FETCH_JOIN = (
     "json_each(?) AS r CROSS JOIN messages AS m JOIN blobs AS b ON b.id = m.blob_id"
     " WHERE m.mailbox_id = ? AND m.uid BETWEEN r.value ->> 0 AND r.value ->> 1"
 )
-_KEYWORD_RANGE_JOIN = (
+KEYWORD_RANGE_JOIN = (
     "json_each(?) AS r CROSS JOIN keywords AS k"
     " WHERE k.mailbox_id = ? AND k.uid BETWEEN r.value ->> 0 AND r.value ->> 1"
 )
@@ -62,7 +64,7 @@ def keywords_of(
         rows = conn.execute("SELECT uid, keyword FROM keywords WHERE mailbox_id = ?", (mailbox_id,))
     else:
         rows = conn.execute(
-            f"SELECT k.uid, k.keyword FROM {_KEYWORD_RANGE_JOIN}",
+            f"SELECT k.uid, k.keyword FROM {KEYWORD_RANGE_JOIN}",
             (ranges_json(uids), mailbox_id),
         )
     result: dict[int, list[str]] = {}
