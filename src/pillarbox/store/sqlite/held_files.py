@@ -106,16 +106,24 @@ class HeldFiles(threading.Thread):
 
     def _sync(self) -> bool:
         """fsync the WAL: durable are all commits written before this call."""
-        try:
-            fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
+        if not sync_file(self._wal_path):
             return False
         self.syncs += 1
         return True
+
+
+def sync_file(path: str | Path) -> bool:
+    """fsync the file at `path` (a WAL: every commit written to it so far becomes
+    durable); False if it could not be opened or synced."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
 
 
 __all__ = ["SYNC_DELAY", "HeldFiles"]

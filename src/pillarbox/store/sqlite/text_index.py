@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import sqlite3
 import threading
@@ -49,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pillarbox.store.sqlite.file_lock import FileLock
+from pillarbox.store.sqlite.held_files import sync_file
 
 TEXT_DB_NAME = "search.db"
 ATTACH_AS = "text"
@@ -280,15 +280,7 @@ class TextIndex(threading.Thread):
 
     def _sync(self) -> bool:
         """fsync search.db's WAL: every commit so far is durable."""
-        try:
-            fd = os.open(f"{self._path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            return False
-        return True
+        return sync_file(f"{self._path}-wal")
 
     def _leftover(self) -> list[TextRow]:
         """What ``text_pending`` holds at start: a crash before it was indexed, or a
