@@ -10,7 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from pillarbox.model.cluster import LoginState
 from tests.e2e.conftest import PASSWORD, RunningServer
+from tests.e2e.mtas import wait_until
 
 
 def login(server: RunningServer, source: str, user: str, password: str) -> tuple[bytes, float]:
@@ -24,6 +26,16 @@ def login(server: RunningServer, source: str, user: str, password: str) -> tuple
         while not (line := f.readline()).startswith(b"a "):
             assert line, "connection closed"
         return line, time.monotonic()
+
+
+def reserved_until(server: RunningServer, account: str) -> float:
+    """The wall-clock time up to which the account's attempts have reserved their turns
+    (read through the store without writing: the update returns the record unchanged)."""
+
+    def same(state: LoginState | None) -> tuple[LoginState | None, float]:
+        return state, state.next_allowed if state else 0.0
+
+    return float(server.call(lambda: server.store.update_login_state("account:" + account, same)))
 
 
 def test_spraying_one_account_is_spaced_but_its_owner_and_others_are_not(
@@ -46,7 +58,7 @@ def test_spraying_one_account_is_spaced_but_its_owner_and_others_are_not(
     def attempt(name: str, source: str, user: str, password: str) -> None:
         results[name] = login(srv, source, user, password)
 
-    start = time.monotonic()
+    start, wall_start = time.monotonic(), time.time()
     threads = [
         threading.Thread(
             target=attempt, args=(f"spray{n}", f"127.0.2.{n}", "alice@example.test", "x")
@@ -55,6 +67,12 @@ def test_spraying_one_account_is_spaced_but_its_owner_and_others_are_not(
     ]
     for t in threads:
         t.start()
+    # A success resets the account's count, so the owner logs in once the five have
+    # taken their turns (with the credential cache it would otherwise overtake them).
+    wait_until(
+        lambda: reserved_until(srv, "alice@example.test") >= wall_start + 5.0,
+        "five spaced attempts reserved",
+    )
     owner = login(srv, "127.0.0.2", "alice@example.test", PASSWORD)
     other = login(srv, "127.0.3.1", "bob@example.test", PASSWORD)
     for t in threads:
