@@ -12,6 +12,7 @@ Must not: signal or otherwise touch the processes it reads.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -76,3 +77,24 @@ def cpu_seconds(pids: Iterable[int]) -> float:
         if fields is not None:
             total += (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: proc(5)
     return total
+
+
+def wait_quiet(
+    roots: Iterable[int], *, busy: float = 0.05, window: float = 0.5, timeout: float = 120.0
+) -> float:
+    """Wait until the process trees of *roots* use less than *busy* of one core over
+    *window* seconds (at most *timeout*); returns the seconds waited.
+
+    For measurements taken after a bulk set-up: a server still indexing or checkpointing
+    what the set-up wrote would otherwise be timed doing its own background work, more on
+    one side than on the other."""
+    roots = list(roots)
+    started = time.monotonic()
+    while True:
+        pids = [pid for root in roots for pid in process_tree(root)]
+        before = cpu_seconds(pids)
+        time.sleep(window)  # the sampling interval of the measurement itself
+        used = cpu_seconds(pids) - before
+        waited = time.monotonic() - started
+        if used < busy * window or waited >= timeout:
+            return waited
