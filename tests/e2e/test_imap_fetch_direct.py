@@ -4,9 +4,9 @@ answers it from one store call. It must keep every rule of the general path, che
 here over imaplib: BODY[] and RFC822 set \\Seen (RFC 9051 §6.4.5) and say so in the
 same response, with MODSEQ once CONDSTORE is on (RFC 7162 §3.1), and other sessions
 hear of it; BODY.PEEK[] and a read-only session change nothing; a message another
-session expunged gets no answer; a message over 64 KiB is answered all the same (by
-the general path). Each test also checks which path answered, so a change that stops
-taking the direct path cannot pass them unnoticed."""
+session expunged gets no answer; a message large enough to stream is answered all
+the same (by the general path). Each test also checks which path answered, so a change
+that stops taking the direct path cannot pass them unnoticed."""
 
 from __future__ import annotations
 
@@ -201,16 +201,27 @@ def test_message_expunged_by_another_session(
     assert direct == [True, True]
 
 
-def test_message_over_64_kib_takes_the_general_path(
+def test_large_messages(
     server: RunningServer, sessions: list[imaplib.IMAP4], direct: list[bool]
 ) -> None:
+    """70 KiB is read whole by the direct path (as the general path would read it); a
+    message to stream (`STREAM_MIN`) sends the command to the general path, which
+    streams it, before anything is changed or sent."""
     a = _login(server, sessions)
-    big = _message(0, size=70 * 1024)
-    uids = _fill(a, [big, _message(1)])
+    medium = _message(0, size=70 * 1024)
+    huge = _message(2, size=fetching.STREAM_MIN + 1024)
+    uids = _fill(a, [medium, _message(1), huge])
     typ, data = a.uid("FETCH", f"{uids[0]}:{uids[1]}", "(BODY[])")
     assert typ == "OK"
     answers = _answers(data)
-    assert [lit for _, lit in answers] == [big, _message(1)]
+    assert [lit for _, lit in answers] == [medium, _message(1)]
     assert [_seen(text) for text, _ in answers] == [True, True], answers
-    assert direct == [False]  # handed over before anything was changed or sent
-    assert _flags(a, uids[0]) is True and _flags(a, uids[1]) is True
+    assert direct == [True]
+    typ, data = a.uid("FETCH", f"{uids[1]}:{uids[2]}", "(BODY[])")
+    assert typ == "OK"
+    answers = _answers(data)
+    assert [lit for _, lit in answers] == [_message(1), huge]
+    # Only the message this FETCH set \Seen on says FLAGS (the first already had it).
+    assert [_seen(text) for text, _ in answers] == [None, True], answers
+    assert direct == [True, False]  # handed over before anything was changed or sent
+    assert _flags(a, uids[2]) is True

@@ -304,15 +304,15 @@ async def fetch_whole(
     store: Store, view: SelectedView, uids: Sequence[int], *, set_seen: bool
 ) -> list[FetchedMessage] | None:
     """The direct path of a FETCH of whole messages (BODY[], BODY.PEEK[], RFC822) of a
-    few messages up to `SMALL_WHOLE` each: rows and bytes in one store call, no section
-    plan. None when one of them cannot be answered so (larger, or its file collected
-    since the row was read): nothing is changed then, and `fetch_messages` answers the
-    command (it streams large ones). A message expunged since the client learnt of it
-    has no row and no answer, as in `fetch_messages`."""
+    few messages: rows and bytes in one store call, no section plan, read as
+    `fetch_messages` reads whole messages (each under `STREAM_MIN`, together up to
+    `READ_AHEAD`), so a message between 64 KiB and 1 MiB costs no second call. None when
+    one of them cannot be answered so (one to stream, more than `READ_AHEAD`, or a file
+    collected since its row was read): nothing is changed then, and `fetch_messages`
+    answers the command. A message expunged since the client learnt of it has no row
+    and no answer, as in `fetch_messages`."""
     pairs = await call_store(
-        store.fetch_with_bodies(
-            view.mailbox.id, uids, SMALL_WHOLE * len(uids), max_each=SMALL_WHOLE
-        )
+        store.fetch_with_bodies(view.mailbox.id, uids, READ_AHEAD, max_each=STREAM_MIN - 1)
     )
     if any(data is None for _, data in pairs):
         return None

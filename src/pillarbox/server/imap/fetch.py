@@ -11,9 +11,9 @@ Other items come with the precomputed rows (the stored ENVELOPE / BODY / BODYSTR
 bytes are copied as they are), in batches that are written out before the next is read.
 
 A FETCH of the whole text of a few messages (what a client sends to open one: ``UID
-FETCH n BODY.PEEK[]``) goes the direct way (`DIRECT_MAX`): rows and bytes of messages
-up to 64 KiB in one store call, no section plan, no batches; a larger message (streamed
-when large enough) or a file gone meanwhile sends it back to the general path before
+FETCH n BODY.PEEK[]``) goes the direct way (`DIRECT_MAX`): rows and bytes in one store
+call, no section plan, no batches; a message to stream (1 MiB or more), more than the
+read-ahead in all, or a file gone meanwhile sends it back to the general path before
 anything is changed or sent. BINARY[] and partial ranges always take the general path.
 
 Setting \\Seen (RFC 9051 §6.4.5 BODY[section]): a non-PEEK body fetch in a read-write
