@@ -35,12 +35,15 @@ def configure(conn: sqlite3.Connection, *, writer: bool) -> None:
 
     WAL lets readers keep their snapshot while the writer commits; synchronous=FULL
     makes each commit durable (one fsync of the WAL per group commit). Readers use
-    memory-mapped I/O: a connection's page cache is dropped at the first read after any
-    commit (its own process's or another worker's), and with two workers the first
-    FETCH ENVELOPE of 50 after a write was 3.0-3.9 ms against 1.5 ms with one worker;
-    mapped, both workers answered in 1.5-1.6 ms (`READER_MMAP_SIZE`; quick bench folder,
-    a loaded 2-core machine: which cross-process cost the mapping saves is not pinned
-    down, an in-process test showed none). The writer is left unmapped (not measured).
+    memory-mapped I/O (`READER_MMAP_SIZE`): a connection's page cache is dropped at the
+    first read after any commit (its own process's or another worker's). Measured with
+    two workers (quick large_mailbox folder, 40 fresh connections each fetching ENVELOPE
+    BODYSTRUCTURE of 50 after a write, loaded 2-core machine): unmapped, one worker's
+    median was 3.3-3.9 ms in 3 of 8 rounds (else 1.2-2.0 ms); mapped, 1.2-1.7 ms in all 8
+    (one 2.4 ms median of 7 samples). Why is not pinned down: in one process a dropped
+    cache costs under 0.1 ms, and the reader jobs' times did not differ. The writer is
+    left unmapped (not measured). A mapped page that cannot be read is a SIGBUS, not an
+    error: the data directory must not be on storage that can vanish under a server.
     """
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA foreign_keys = ON")
