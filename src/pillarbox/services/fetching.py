@@ -278,18 +278,62 @@ async def fetch_messages(
             bodies = {info.uid: data for info, data in pairs if data is not None}
         else:
             infos = await call_store(store.fetch(mailbox_id, chunk))
-        seen_now: dict[int, FlagRow] = {}
-        if set_seen:
-            unseen = [i.uid for i in infos if "\\Seen" not in i.flags]
-            if unseen:
-                result = await call_store(
-                    store.set_flags(mailbox_id, unseen, frozenset({"\\Seen"}), FlagMode.ADD)
-                )
-                seen_now = {r.uid: r for r in result.changed}
-                view.reported(result.changed)
+        seen_now = await _set_seen(store, view, infos) if set_seen else {}
         infos = [i for i in infos if view.seq_of(i.uid) is not None]
         for group in _groups(infos) if reads else [infos]:
             yield await _answer(store, mailbox_id, group, wanted, bodies, seen_now, stream)
+
+
+async def _set_seen(
+    store: Store, view: SelectedView, infos: list[MessageInfo]
+) -> dict[int, FlagRow]:
+    """RFC 9051 §6.4.5: a non-PEEK body fetch sets \\Seen: one `set_flags` (which
+    publishes the change) for the rows without it; the view notes what the FETCH
+    responses will tell, so the change is not reported again. The changed rows by UID."""
+    unseen = [i.uid for i in infos if "\\Seen" not in i.flags]
+    if not unseen:
+        return {}
+    result = await call_store(
+        store.set_flags(view.mailbox.id, unseen, frozenset({"\\Seen"}), FlagMode.ADD)
+    )
+    view.reported(result.changed)
+    return {r.uid: r for r in result.changed}
+
+
+async def fetch_whole(
+    store: Store, view: SelectedView, uids: Sequence[int], *, set_seen: bool
+) -> list[FetchedMessage] | None:
+    """The direct path of a FETCH of whole messages (BODY[], BODY.PEEK[], RFC822) of a
+    few messages: rows and bytes in one store call, no section plan, read as
+    `fetch_messages` reads whole messages (each under `STREAM_MIN`, together up to
+    `READ_AHEAD`), so a message between 64 KiB and 1 MiB costs no second call. None when
+    one of them cannot be answered so (one to stream, more than `READ_AHEAD`, or a file
+    collected since its row was read): nothing is changed then, and `fetch_messages`
+    answers the command. A message expunged since the client learnt of it has no row
+    and no answer, as in `fetch_messages`."""
+    pairs = await call_store(
+        store.fetch_with_bodies(view.mailbox.id, uids, READ_AHEAD, max_each=STREAM_MIN - 1)
+    )
+    if any(data is None for _, data in pairs):
+        return None
+    infos = [info for info, _ in pairs]
+    seen_now = await _set_seen(store, view, infos) if set_seen else {}
+    out: list[FetchedMessage] = []
+    for info, data in pairs:
+        if view.seq_of(info.uid) is None:
+            continue
+        assert data is not None
+        changed = seen_now.get(info.uid)
+        message = FetchedMessage(info, info.flags, modseq=info.modseq)
+        if changed is not None:
+            message.flags, message.flags_changed, message.modseq = (
+                changed.flags,
+                True,
+                changed.modseq,
+            )
+        message.sections[WHOLE_MESSAGE] = data
+        out.append(message)
+    return out
 
 
 async def _answer(

@@ -189,6 +189,15 @@ class SelectedMailbox:
             stream=stream,
         )
 
+    async def fetch_whole(
+        self, uids: Sequence[int], *, set_seen: bool
+    ) -> list[FetchedMessage] | None:
+        """`fetch` of the whole messages of a few `uids` in one store call
+        (`fetching.fetch_whole`); None when `fetch` must answer instead."""
+        return await fetching.fetch_whole(
+            self._store, self.view, uids, set_seen=set_seen and not self.read_only
+        )
+
     async def search(self, key: SearchKey, saved: Sequence[int]) -> list[int]:
         """UIDs matching `key` (message sets resolved by the view), ascending; only those
         the client already knows."""

@@ -10,6 +10,12 @@ while we read.
 Other items come with the precomputed rows (the stored ENVELOPE / BODY / BODYSTRUCTURE
 bytes are copied as they are), in batches that are written out before the next is read.
 
+A FETCH of the whole text of a few messages (what a client sends to open one: ``UID
+FETCH n BODY.PEEK[]``) goes the direct way (`DIRECT_MAX`): rows and bytes in one store
+call, no section plan, no batches; a message to stream (1 MiB or more), more than the
+read-ahead in all, or a file gone meanwhile sends it back to the general path before
+anything is changed or sent. BINARY[] and partial ranges always take the general path.
+
 Setting \\Seen (RFC 9051 §6.4.5 BODY[section]): a non-PEEK body fetch in a read-write
 session sets \\Seen (done by the service), and the FETCH response then carries the new
 FLAGS.
@@ -50,6 +56,10 @@ from pillarbox.services.view import SelectedView
 # once, then larger ones (each chunk is one store call; its lines go out before the next).
 FLAGS_FIRST_CHUNK = 1_000
 FLAGS_CHUNK = 8_000
+# A FETCH of whole messages (BODY[], BODY.PEEK[], RFC822, with any items read from the
+# row) of at most this many messages takes the direct path: `SelectedMailbox.fetch_whole`
+# reads rows and bytes in one store call, and each response is framed from them at once.
+DIRECT_MAX = 8
 _RFC822_SECTIONS = {
     "RFC822": WHOLE_MESSAGE,
     "RFC822.HEADER": Section(kind="HEADER"),
@@ -116,6 +126,24 @@ async def fetch(s: Session, cmd: c.Fetch) -> bytes:
     item_sections = [section_of(item) for item in cmd.items]
     sections = [sec for sec in item_sections if sec is not None]
     recent = view.recent  # IMAP4rev1 \Recent (RFC 3501 §2.3.2); empty for rev2
+    if (
+        len(uids) <= DIRECT_MAX
+        and cmd.changed_since is None
+        and sections
+        and all(sec == WHOLE_MESSAGE for sec in sections)
+    ):
+        found = await selected.fetch_whole(uids, set_seen=set_seen)
+        if found is not None:
+            for message in found:
+                seq = view.seq_of(message.info.uid)
+                assert seq is not None  # the service returns only messages the view knows
+                if recent and message.info.uid in recent:
+                    message.flags = message.flags | RECENT_FLAG
+                items = _items(cmd, item_sections, message, condstore=s.condstore)
+                s.announce_flags(message.flags)  # RFC 9051 §7.3.5: new keywords first
+                s.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+                await s.maybe_flush()
+            return wire.tagged(cmd.tag, "OK", "FETCH completed")
     async for batch in selected.fetch(uids, sections, set_seen=set_seen, stream=True):
         for message in batch:
             seq = view.seq_of(message.info.uid)
