@@ -13,10 +13,6 @@ import sqlite3
 from importlib import resources
 
 _MIGRATION_NAME = re.compile(r"^sqlite_(\d{4})_[a-z0-9_]+\.sql$")
-# Reader connections map the database files (address space, not memory): pages are read
-# from the OS page cache every process shares instead of being copied into each
-# connection's own cache, which every commit of any process empties (see `configure`).
-READER_MMAP_SIZE = 1 << 30
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -34,24 +30,13 @@ def configure(conn: sqlite3.Connection, *, writer: bool) -> None:
     """Pragmas for every connection; the writer also owns journal mode.
 
     WAL lets readers keep their snapshot while the writer commits; synchronous=FULL
-    makes each commit durable (one fsync of the WAL per group commit). Readers use
-    memory-mapped I/O (`READER_MMAP_SIZE`): a connection's page cache is dropped at the
-    first read after any commit (its own process's or another worker's). Measured with
-    two workers (quick large_mailbox folder, 40 fresh connections each fetching ENVELOPE
-    BODYSTRUCTURE of 50 after a write, loaded 2-core machine): unmapped, one worker's
-    median was 3.3-3.9 ms in 3 of 8 rounds (else 1.2-2.0 ms); mapped, 1.2-1.7 ms in all 8
-    (one 2.4 ms median of 7 samples). Why is not pinned down: in one process a dropped
-    cache costs under 0.1 ms, and the reader jobs' times did not differ. The writer is
-    left unmapped (not measured). A mapped page that cannot be read is a SIGBUS, not an
-    error: the data directory must not be on storage that can vanish under a server.
+    makes each commit durable (one fsync of the WAL per group commit).
     """
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -16000")
-    if not writer:
-        conn.execute(f"PRAGMA mmap_size = {READER_MMAP_SIZE}")  # attached search.db too
     if writer:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
