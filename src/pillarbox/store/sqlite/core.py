@@ -6,10 +6,13 @@ bus), the two ways to run SQL (`_write`: an operation in the writer's next group
 `_read`: a job in a reader's read transaction), publishing each operation's changes on
 the event loop before its caller hears back, and the blob operations of the contract.
 
-Theory of operation: message bytes live in files (`blobs.BlobFiles`); a row refers to a
-file only once the file is durable, and a file with no row is removed when the store
-opens. Blob writes fsync in an I/O pool of their own; blob reads (POP3 RETR, delivery
-copies) are short page-cache reads in another, so they never queue behind fsyncs.
+Theory of operation: message bytes live in files (`blobs.BlobFiles`); a file with no
+row is removed when the store opens. A row may commit while its file's fsync is still
+running (the two overlap; `pending_files` records such rows and checks their files at
+open), but an operation that makes a blob visible answers only once both are done
+(`_write`'s ``blobs``). Blob writes fsync in an I/O pool of their own; blob reads (POP3
+RETR, delivery copies) are short page-cache reads in another, so they never queue behind
+fsyncs.
 
 The concerns (accounts, mailboxes, messages, reading, the outbound queue) are mixins on
 this class in modules of their own; `SqliteStore` in `__init__` composes them. Must not:
@@ -24,16 +27,16 @@ import asyncio
 import socket
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from pillarbox.model import MessageMeta
-from pillarbox.store.api import ChangeBus, StampingBus
+from pillarbox.store.api import BlobHandle, ChangeBus, StampingBus
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import NotFound, StoreUnavailable
-from pillarbox.store.sqlite import text_index
-from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlobReader
+from pillarbox.store.sqlite import pending_files, text_index
+from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlob, FileBlobReader
 from pillarbox.store.sqlite.errors import map_error
 from pillarbox.store.sqlite.readers import Readers, resolve
 from pillarbox.store.sqlite.writer import Done, Op, Tx, Writer
@@ -78,6 +81,9 @@ class SqliteCore:
         self._blobs: BlobFiles | None = None
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
         self._stamping: StampingBus | None = None
+        # Blob ids whose ``pending_files`` entries can go, gathered for one operation per
+        # loop turn (`_forget_synced`).
+        self._synced: list[int] = []
 
     @property
     def bus(self) -> ChangeBus:
@@ -106,6 +112,7 @@ class SqliteCore:
             collect_orphans=self._collect_orphans,
             stamp=stamping.stamp if stamping is not None else None,
             index_text=text.index_committed,
+            check_pending=lambda conn: pending_files.check_at_open(conn, blobs),
         )
         text.indexed = writer.forget_pending
         writer.start()
@@ -132,6 +139,7 @@ class SqliteCore:
         if writer is None or io is None:
             return
         text = self._text
+        self._flush_synced()  # before the writer goes (left over, they are checked at open)
         self._writer = None
         self._readers = None
         self._text = None
@@ -184,16 +192,60 @@ class SqliteCore:
         *,
         durable: bool = True,
         text: list[text_index.TextRow] | None = None,
+        blobs: Sequence[BlobHandle] = (),
     ) -> T:
         """Run `fn` in the writer's next group commit; `text` (from `_text_rows`) goes
-        to ``text_pending`` in the same savepoint once `fn` succeeded."""
+        to ``text_pending`` in the same savepoint once `fn` succeeded. `blobs`: the
+        handles `fn` gives rows to; the answer waits for their files' syncs as well as
+        for the commit, which runs meanwhile (`pending_files`)."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("store is not open")
+        syncs = _unsynced(blobs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         writer.queue.put(Op(fn, future, loop, durable, text or []))
-        return await future
+        result = await future
+        if syncs:
+            await self._wait_synced(syncs)
+        return result
+
+    async def _wait_synced(self, syncs: dict[int, Future[None]]) -> None:
+        """After the commit: wait for the files' syncs. A failed one means rows point to
+        a file that may not survive a power loss: they are removed before the error is
+        raised (nobody was told they were stored)."""
+        loop = asyncio.get_running_loop()
+        outcomes = await asyncio.gather(
+            *(asyncio.wrap_future(f, loop=loop) for f in syncs.values()), return_exceptions=True
+        )
+        failed = [
+            (blob_id, o)
+            for blob_id, o in zip(syncs, outcomes, strict=True)
+            if isinstance(o, BaseException)
+        ]
+        recorded = self._files().recorded
+        done = [b for b in syncs if b in recorded and all(b != f for f, _ in failed)]
+        if done:
+            recorded.difference_update(done)
+            if not self._synced:
+                loop.call_soon(self._flush_synced)
+            self._synced.extend(done)
+        if failed:
+            gone = [blob_id for blob_id, _ in failed]
+            await self._write(lambda tx: pending_files.drop_blobs(tx, gone))
+            recorded.difference_update(gone)
+            error = failed[0][1]
+            raise StoreUnavailable(f"cannot sync a message file: {error}") from error
+
+    def _flush_synced(self) -> None:
+        """One non-durable operation deletes the ``pending_files`` entries of every file
+        whose sync completed since the last one (nobody waits for it)."""
+        ids, self._synced = self._synced, []
+        writer = self._writer
+        if ids and writer is not None:
+            writer.queue.put(
+                Op(lambda tx: pending_files.forget(tx.conn, ids), None, None, durable=False)
+            )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         readers = self._readers
@@ -258,3 +310,19 @@ class SqliteCore:
                 tx.unlink.append(blob_id)
 
         await self._write(op)
+
+
+def _unsynced(blobs: Sequence[BlobHandle]) -> dict[int, Future[None]]:
+    """The sync futures still running among `blobs`, by blob id; StoreUnavailable at once
+    if one already failed (no row may take that file)."""
+    out: dict[int, Future[None]] = {}
+    for blob in blobs:
+        if not isinstance(blob, FileBlob) or blob.synced is None:
+            continue
+        synced = blob.synced
+        if not synced.done():
+            out[blob.blob_id] = synced
+        elif synced.cancelled() or synced.exception() is not None:
+            error = None if synced.cancelled() else synced.exception()
+            raise StoreUnavailable(f"cannot sync a message file: {error}") from error
+    return out

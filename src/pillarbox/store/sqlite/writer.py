@@ -13,7 +13,8 @@ Theory of operation:
     commits with synchronous=NORMAL and is answered at once; the files its removals free
     go to `held_files.HeldFiles`, which removes them once an fsync of the WAL makes the
     removal durable (the next synchronous batch's, or its own off this thread's path).
-  * At start the writer configures and migrates the schema, moves an older text index
+  * At start the writer configures and migrates the schema, checks the files of rows
+    committed before their sync (`pending_files`), moves an older text index
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
     never inside its commits) and stops it when it ends.
@@ -114,10 +115,13 @@ class Writer(threading.Thread):
         collect_orphans: bool = True,
         stamp: Callable[[list[Change]], int] | None = None,
         index_text: Callable[[list[TextRow]], None] | None = None,
+        check_pending: Callable[[sqlite3.Connection], object] | None = None,
     ) -> None:
         """`stamp`: a `StampingBus.stamp`, called under the lock after each COMMIT for
         every committed operation with changes. `index_text`: handed the committed
-        `Op.text` rows after each commit (the text index thread)."""
+        `Op.text` rows after each commit (the text index thread). `check_pending`: run
+        at start, after the migrations and only with `collect_orphans`, to check the
+        files of rows committed before their sync (`pending_files.check_at_open`)."""
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
@@ -126,6 +130,7 @@ class Writer(threading.Thread):
         self._collect_orphans = collect_orphans
         self._stamp = stamp
         self._index_text = index_text
+        self._check_pending = check_pending
         self._lock = FileLock(lock_path(db_path))
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
@@ -151,6 +156,9 @@ class Writer(threading.Thread):
                 with self._lock:  # another process may be opening or writing too
                     schema.configure(conn, writer=True)
                     schema.migrate(conn)
+                    if self._collect_orphans and self._check_pending is not None:
+                        # Before the sweeps: a row it removes leaves an orphan file.
+                        self._check_pending(conn)
                     # The sweep only where no other process writes: see move_and_sweep.
                     text_index.move_and_sweep(
                         conn, self._db_path.parent, sweep=self._collect_orphans
