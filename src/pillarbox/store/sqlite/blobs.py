@@ -70,11 +70,14 @@ def _fsync_dir(path: Path) -> None:
 class BlobFiles:
     """The blob directory. Synchronous methods run in worker threads only."""
 
-    def __init__(self, root: Path, executor: Executor) -> None:
+    def __init__(self, root: Path, executor: Executor, syncs: Executor | None = None) -> None:
+        """`syncs`: where the fsyncs of finished files run (by default `executor`). A pool
+        of their own, so that writing the next message never queues behind them."""
         self.root = root
         self._root = str(root)
         self.tmp = root / "tmp"
         self._executor = executor
+        self._syncs = syncs or executor
         # Blob ids the writer listed in ``pending_files`` (`pending_files.record`) and
         # whose sync the store has not yet reported done; set ops are atomic under the GIL.
         self.recorded: set[int] = set()
@@ -192,7 +195,7 @@ class BlobFiles:
 
     # --- writing ----------------------------------------------------------------------
     def writer(self, discard: Callable[[int], Awaitable[None]] | None = None) -> BlobFileWriter:
-        return BlobFileWriter(self, self._executor, discard)
+        return BlobFileWriter(self, self._executor, discard, self._syncs)
 
 
 class FileBlobReader:
@@ -248,9 +251,11 @@ class BlobFileWriter:
         files: BlobFiles,
         executor: Executor,
         discard: Callable[[int], Awaitable[None]] | None,
+        syncs: Executor | None = None,
     ) -> None:
         self._files = files
         self._executor = executor
+        self._syncs = syncs or executor
         self._discard = discard
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
@@ -296,9 +301,9 @@ class BlobFileWriter:
         written: asyncio.Future[FileBlob],
         synced: Future[None],
     ) -> None:
-        """In one I/O thread hop: write the tail, hand the handle back (`written`), then
-        fsync the file and its directory and settle `synced`. The row's commit runs
-        while this thread waits on the disk."""
+        """In one I/O thread hop: write the tail and hand the handle back (`written`);
+        then the fsync of the file and its directory settles `synced`, in the sync pool
+        (the row's commit runs meanwhile)."""
         try:
             self._flush_sync(tail)
             f, self._file = self._file, None
@@ -310,16 +315,14 @@ class BlobFileWriter:
             return
         blob = FileBlob(blob_id=self._blob_id, size=self._size, crc=self._crc, synced=synced)
         loop.call_soon_threadsafe(_settle, written, blob, None)
-        try:
-            try:
-                os.fsync(f.fileno())
-            finally:
-                f.close()
-            _fsync_dir(self._path.parent)
-        except BaseException as exc:
-            synced.set_exception(exc)
+        if self._syncs is self._executor:
+            _sync(f, self._path.parent, synced)
             return
-        synced.set_result(None)
+        try:
+            self._syncs.submit(_sync, f, self._path.parent, synced)
+        except BaseException as exc:  # the pool is shut down: the store is closing
+            f.close()
+            synced.set_exception(exc)
 
     async def finish(self) -> FileBlob:
         """Returns once the bytes are written; the handle's `synced` says when they are
@@ -375,3 +378,17 @@ def _settle(
     else:
         assert blob is not None
         future.set_result(blob)
+
+
+def _sync(f: BinaryIO, directory: Path, synced: Future[None]) -> None:
+    """fsync a written file (then close it) and its directory; settle `synced`."""
+    try:
+        try:
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        _fsync_dir(directory)
+    except BaseException as exc:
+        synced.set_exception(exc)
+        return
+    synced.set_result(None)
