@@ -78,7 +78,7 @@ class BlobFiles:
         self.tmp = root / "tmp"
         self._executor = executor
         self._syncs = syncs or executor
-        # Blob ids the writer listed in ``pending_files`` (`pending_files.record`) and
+        # Blob ids the writer listed in ``pending_files`` (`message_rows.insert_blob`) and
         # whose sync the store has not yet reported done; set ops are atomic under the GIL.
         self.recorded: set[int] = set()
 
@@ -311,10 +311,12 @@ class BlobFileWriter:
             f.flush()
         except BaseException as exc:
             synced.set_exception(exc)
-            loop.call_soon_threadsafe(_settle, written, None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop was closed under us
+                loop.call_soon_threadsafe(_settle, written, None, exc)
             return
         blob = FileBlob(blob_id=self._blob_id, size=self._size, crc=self._crc, synced=synced)
-        loop.call_soon_threadsafe(_settle, written, blob, None)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: still sync and close
+            loop.call_soon_threadsafe(_settle, written, blob, None)
         if self._syncs is self._executor:
             _sync(f, self._path.parent, synced)
             return

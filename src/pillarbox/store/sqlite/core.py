@@ -10,9 +10,9 @@ Theory of operation: message bytes live in files (`blobs.BlobFiles`); a file wit
 row is removed when the store opens. A row may commit while its file's fsync is still
 running (the two overlap; `pending_files` records such rows and checks their files at
 open), but an operation that makes a blob visible answers only once both are done
-(`_write`'s ``blobs``). Blob writes fsync in an I/O pool of their own; blob reads (POP3
-RETR, delivery copies) are short page-cache reads in another, so they never queue behind
-fsyncs.
+(`_write`'s ``blobs``). Blob writes go to an I/O pool of their own and their fsyncs to
+another; blob reads (POP3 RETR, delivery copies) are short page-cache reads in a third,
+so neither writes nor reads queue behind fsyncs.
 
 The concerns (accounts, mailboxes, messages, reading, the outbound queue) are mixins on
 this class in modules of their own; `SqliteStore` in `__init__` composes them. Must not:
@@ -86,7 +86,7 @@ class SqliteCore:
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
         self._stamping: StampingBus | None = None
         # Blob ids whose ``pending_files`` entries can go, gathered for one operation per
-        # loop turn (`_forget_synced`).
+        # loop turn (`_flush_synced`).
         self._synced: list[int] = []
 
     @property
@@ -223,7 +223,9 @@ class SqliteCore:
     async def _wait_synced(self, syncs: dict[int, Future[None]]) -> None:
         """After the commit: wait for the files' syncs. A failed one means rows point to
         a file that may not survive a power loss: they are removed before the error is
-        raised (nobody was told they were stored)."""
+        raised (nobody was told they were stored). A caller cancelled meanwhile (a client
+        gone) leaves its entries to the check at the next open; the sync itself goes on
+        (a running concurrent future cannot be cancelled)."""
         loop = asyncio.get_running_loop()
         outcomes = await asyncio.gather(
             *(asyncio.wrap_future(f, loop=loop) for f in syncs.values()), return_exceptions=True
