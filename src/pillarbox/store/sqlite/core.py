@@ -50,6 +50,10 @@ IO_THREADS = 8  # blob writes (and, before the sync pool, their fsyncs): 8 were 
 # Threads that wait in a finished file's fsync: one per delivery in flight, about; they
 # cost no CPU, and concurrent fsyncs share ext4's journal commits.
 SYNC_THREADS = 32
+# How long synced files' ``pending_files`` entries wait to be deleted together: one
+# operation (a write transaction) per interval rather than per delivery. What a crash
+# leaves of them is checked at the next open (a few files' reads).
+FORGET_SYNCED_AFTER = 0.25
 READ_THREADS = 4  # blob reads (POP3 RETR, delivery copies): short page-cache reads
 
 
@@ -86,7 +90,7 @@ class SqliteCore:
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
         self._stamping: StampingBus | None = None
         # Blob ids whose ``pending_files`` entries can go, gathered for one operation per
-        # loop turn (`_flush_synced`).
+        # FORGET_SYNCED_AFTER seconds (`_flush_synced`).
         self._synced: list[int] = []
 
     @property
@@ -227,20 +231,16 @@ class SqliteCore:
         gone) leaves its entries to the check at the next open; the sync itself goes on
         (a running concurrent future cannot be cancelled)."""
         loop = asyncio.get_running_loop()
-        outcomes = await asyncio.gather(
-            *(asyncio.wrap_future(f, loop=loop) for f in syncs.values()), return_exceptions=True
-        )
-        failed = [
-            (blob_id, o)
-            for blob_id, o in zip(syncs, outcomes, strict=True)
-            if isinstance(o, BaseException)
-        ]
+        running = [f for f in syncs.values() if not f.done()]
+        if running:  # mostly not: a file's fsync is shorter than a group commit
+            await asyncio.wait([asyncio.wrap_future(f, loop=loop) for f in running])
+        failed = [(blob_id, f.exception()) for blob_id, f in syncs.items() if f.exception()]
         recorded = self._files().recorded
         done = [b for b in syncs if b in recorded and all(b != f for f, _ in failed)]
         if done:
             recorded.difference_update(done)
             if not self._synced:
-                loop.call_soon(self._flush_synced)
+                loop.call_later(FORGET_SYNCED_AFTER, self._flush_synced)
             self._synced.extend(done)
         if failed:
             gone = [blob_id for blob_id, _ in failed]
