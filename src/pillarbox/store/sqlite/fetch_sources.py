@@ -357,7 +357,11 @@ class FetchSourcesMixin(SqliteCore):
             )
             return result
 
-        return await self._write(op, text=self._text_rows([(delivery.blob.blob_id, delivery.meta)]))
+        return await self._write(
+            op,
+            text=self._text_rows([(delivery.blob.blob_id, delivery.meta)]),
+            blobs=[delivery.blob],
+        )
 
     async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
         items = list(records)
