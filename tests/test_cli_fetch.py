@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import PASSWORD, RunningServer, make_config, provision
+from tests.e2e.serve import add_accounts
 from tests.fetcher.conftest import ALICE, message, put, remote_subjects
 from tests.test_cli import run
 
@@ -24,7 +25,11 @@ BOB = "bob@local.test"
 
 @pytest.fixture
 def provider(tmp_path: Path) -> Iterator[RunningServer]:
-    server = RunningServer(make_config(tmp_path / "provider"))
+    """The remote provider. Its slow-down after failed logins is short (0.05 s, doubling):
+    the wrong-password tests fail several runs in a row, and the default 0.5 s doubling
+    was most of their time; the slow-down itself is tested in tests/e2e."""
+    auth = {"fail_delay": 0.05, "fail_delay_max": 2.0}
+    server = RunningServer(make_config(tmp_path / "provider", auth=auth))
     server.start()
     try:
         provision(server)
@@ -44,9 +49,11 @@ def write_config(tmp_path: Path, *, allow_private: bool) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
+    """The local server's config, with bob's account (written in this process: `domain
+    add` and `user add` are tested in tests/test_cli.py; two more CLI processes per test
+    cost seconds)."""
     path = write_config(tmp_path, allow_private=True)
-    assert run(path, "domain", "add", "local.test").returncode == 0
-    assert run(path, "user", "add", BOB, "--password-stdin", stdin=PASSWORD).returncode == 0
+    add_accounts(path, "local.test", [BOB])
     return path
 
 
@@ -158,8 +165,7 @@ def test_a_failing_source_is_reported(config: Path, provider: RunningServer) -> 
 def test_private_addresses_need_permission(provider: RunningServer, tmp_path: Path) -> None:
     """Without [fetcher] allow_private_networks, a source on loopback is refused."""
     config = write_config(tmp_path, allow_private=False)
-    assert run(config, "domain", "add", "local.test").returncode == 0
-    assert run(config, "user", "add", BOB, "--password-stdin", stdin=PASSWORD).returncode == 0
+    add_accounts(config, "local.test", [BOB])
     put(provider, message(1))
     add(config, provider, "pop3")
     result = run(config, "fetch", "run", BOB)

@@ -3,9 +3,9 @@ runs them: each a real `pillarbox serve` child process (tests/e2e/serve.py) with
 data directory, ports and `[server] node_id`, both with `[server] store = "postgres"`
 and the same `[store] dsn` (a fresh database per test, tests/pg.py).
 
-Accounts, made once through the CLI before the nodes start: alice@example.test and
-bob@example.test (password `PASSWORD`). Each node's log goes to `<tmp>/<node>/serve.log`
-(shown by `Cluster.logs` in a failing assertion's message).
+Accounts, written to the database once before the nodes start (serve.add_accounts):
+alice@example.test and bob@example.test (password `PASSWORD`). Each node's log goes to
+`<tmp>/<node>/serve.log` (shown by `Cluster.logs` in a failing assertion's message).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import asyncpg
 import pytest
 
 from tests import pg
-from tests.e2e.conftest import PASSWORD
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.serve import ServeProcess, add_accounts
 
 LISTENERS = ("smtp", "imap", "http", "pop3")
 USERS = ("alice@example.test", "bob@example.test")
@@ -120,9 +119,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     dsn = pg.database(str(tmp_path / "db"))
     nodes = [Node(name, write_config(tmp_path / name, dsn, name)) for name in ("node-1", "node-2")]
     first = nodes[0].config
-    cli(first, "domain", "add", "example.test")
-    for user in USERS:
-        cli(first, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
+    add_accounts(first, "example.test", USERS)
     try:
         for node in nodes:
             node.start()

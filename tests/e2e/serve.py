@@ -8,13 +8,20 @@ is a master and its workers, and `kill` ends them all at once, as a machine dyin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+
+from pillarbox import config as config_mod
+from pillarbox.app import open_store
+from pillarbox.services.accounts import AccountService
+from tests.e2e.conftest import password_hash
 
 LISTENING = re.compile(r"^\s*(\w+)\s+listening on ([\d.]+):(\d+)")
 
@@ -31,6 +38,28 @@ def cli(config: Path, *args: str, stdin: str | None = None) -> str:
     )
     assert res.returncode == 0, res.stderr
     return res.stdout
+
+
+def add_accounts(config: Path, domain: str, users: Iterable[str]) -> None:
+    """Add `domain` and `users` (password PASSWORD) to the store of CONFIG, in this
+    process, before a server starts on it: what `pillarbox domain add` and `user add`
+    would write, without a Python start-up and an argon2id hash per account (seconds
+    each on a loaded machine; one hash per run here, conftest.password_hash). Those
+    commands themselves are tested in tests/test_cli.py."""
+    loaded = config_mod.load(config)
+
+    async def add() -> None:
+        config_mod.check_data_dir(loaded)
+        store = open_store(loaded)
+        await store.open()
+        try:
+            await AccountService(store).add_domain(domain)
+            for user in users:
+                await store.add_account(user, password_hash())
+        finally:
+            await store.close()
+
+    asyncio.run(add())
 
 
 class ServeProcess:

@@ -23,7 +23,7 @@ import pytest
 
 from tests import pg
 from tests.dnsserver import DnsServer
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.serve import ServeProcess, add_accounts
 from tests.e2e.test_queue_crash import (
     SENDER,
     message_number,
@@ -89,10 +89,7 @@ async def test_a_killed_node_leaves_its_queue_to_the_other(
     dns_server.add("mx.remote.test", "A", "127.0.0.1")
     config_a = write_config(tmp_path, "node-a", dsn, dns_server, peer.port)
     config_b = write_config(tmp_path, "node-b", dsn, dns_server, peer.port)
-    await asyncio.to_thread(cli, config_a, "domain", "add", "crash.test")
-    await asyncio.to_thread(
-        cli, config_a, "user", "add", SENDER, "--password-stdin", stdin="correct horse battery\n"
-    )
+    await asyncio.to_thread(add_accounts, config_a, "crash.test", [SENDER])
     node_a = await serve(config_a)
     node_b: ServeProcess | None = None
     try:

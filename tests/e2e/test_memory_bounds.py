@@ -49,6 +49,10 @@ IMAP_USER = f"reader@{DOMAIN}"
 POP_USERS = [f"pop{n:02d}@{DOMAIN}" for n in range(CLIENTS)]
 LISTENERS = ("smtp", "imap", "imaps", "pop3")
 
+# One worker runs the whole module (pytest -n with --dist loadgroup): the module's server,
+# with its 50 MB message delivered to 21 accounts, is then started once, not per worker.
+pytestmark = pytest.mark.xdist_group("memory_bounds")
+
 
 PAYLOAD = random.Random(16).randbytes(37 * MIB)  # random: COMPRESS cannot make it small
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tests.dnsserver import DnsServer
 from tests.e2e.conftest import PASSWORD
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.serve import ServeProcess, add_accounts, cli
 from tests.queue.peer import Peer, Received
 
 COUNT = 200
@@ -85,10 +85,7 @@ async def prepare(tmp: Path, dns: DnsServer, peer: Peer) -> Path:
     config = write_config(tmp, dns, peer.port)
     dns.add("remote.test", "MX", "10 mx.remote.test.")
     dns.add("mx.remote.test", "A", "127.0.0.1")
-    await asyncio.to_thread(cli, config, "domain", "add", "crash.test")
-    await asyncio.to_thread(
-        cli, config, "user", "add", SENDER, "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    await asyncio.to_thread(add_accounts, config, "crash.test", [SENDER])
     return config
 
 

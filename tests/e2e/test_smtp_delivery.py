@@ -190,8 +190,11 @@ def test_save_submitted_to_sent(server_factory: Callable[..., RunningServer]) ->
     assert sent.endswith(MSG) and b"Delivered-To" not in sent
 
 
-def test_auth_failure_same_reply(server: RunningServer) -> None:
-    """Unknown user and wrong password get the same 535 5.7.8."""
+def test_auth_failure_same_reply(server_factory: Callable[..., RunningServer]) -> None:
+    """Unknown user and wrong password get the same 535 5.7.8. (smtplib's login tries
+    each offered mechanism: four failures from one address, whose default slow-down,
+    0.5 s doubling, took 7.5 s; it is tested in test_login_throttle.py.)"""
+    server = server_factory(auth={"fail_delay": 0.05, "fail_delay_max": 2.0})
     replies = []
     for user, password in (("nobody@example.test", PASSWORD), ("alice@example.test", "wrong")):
         with smtplib.SMTP("127.0.0.1", server.port("submission"), timeout=30) as client:

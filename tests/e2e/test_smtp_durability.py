@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from pillarbox.store.sqlite import SqliteStore
-from tests.e2e.conftest import PASSWORD, RunningServer
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.conftest import RunningServer
+from tests.e2e.serve import ServeProcess, add_accounts
 from tests.e2e.test_smtp_helpers import RawSmtp, mailbox
 
 USERS = [f"u{i}@example.test" for i in range(4)]
@@ -129,9 +129,7 @@ def test_sigkill_loses_no_acknowledged_message(tmp_path: Path, workers: int) -> 
         f'[listen]\nsmtp = "127.0.0.1:0"\n{empty}\n'
         "[limits]\nmax_connections = 2000\nmax_connections_per_ip = 1000\n"
     )
-    cli(config, "domain", "add", "example.test")
-    for user in USERS:
-        cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
+    add_accounts(config, "example.test", USERS)
     server = ServeProcess(config)
     try:
         acked = asyncio.run(load(server.port, 400, 100, server.kill))

@@ -29,7 +29,7 @@ import pytest
 from tests import pg
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.modseq_client import append, ok, read_until
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.serve import ServeProcess, add_accounts, cli
 from tests.e2e.test_imap_raw import RawImap
 from tests.e2e.test_smtp_durability import USERS, load, stored_tokens
 
@@ -149,9 +149,7 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) ->
 
 
 def provision(config: Path) -> None:
-    cli(config, "domain", "add", "example.test")
-    for user in ("alice@example.test", *USERS):
-        cli(config, "user", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
+    add_accounts(config, "example.test", ("alice@example.test", *USERS))
 
 
 @pytest.fixture

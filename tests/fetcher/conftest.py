@@ -46,7 +46,11 @@ def message(n: int, *, to: str = ALICE, extra: str = "") -> bytes:
 
 @pytest.fixture
 def provider(tmp_path: Path) -> Iterator[RunningServer]:
-    server = RunningServer(make_config(tmp_path / "provider"))
+    """The remote provider. Its slow-down after failed logins is short (0.05 s, doubling):
+    the wrong-password tests fail several runs in a row, and the default 0.5 s doubling
+    was most of their time; the slow-down itself is tested in tests/e2e."""
+    auth = {"fail_delay": 0.05, "fail_delay_max": 2.0}
+    server = RunningServer(make_config(tmp_path / "provider", auth=auth))
     server.start()
     try:
         provision(server)

@@ -17,7 +17,7 @@ from pillarbox.message.parse import parse
 from pillarbox.store.sqlite import SqliteStore
 from tests.e2e.conftest import PASSWORD, RunningServer
 from tests.e2e.mtas import wait_until
-from tests.e2e.serve import ServeProcess, cli
+from tests.e2e.serve import ServeProcess, add_accounts, cli
 from tests.fetcher.conftest import ALICE, BOB, message, put, remote_subjects
 
 COUNT = 300
@@ -101,8 +101,7 @@ def test_sigkill_mid_fetch_loses_and_duplicates_nothing(
     for n in range(COUNT):
         put(provider, message(n, extra=f"X-Filler: {n}\r\n") + (FILLER * 500).encode())
     config = write_config(tmp_path)
-    cli(config, "domain", "add", "local.test")
-    cli(config, "user", "add", BOB, "--password-stdin", stdin=PASSWORD)
+    add_accounts(config, "local.test", [BOB])
     listener = "pop3" if protocol == "pop3" else "imap"
     source = cli(
         config,

@@ -25,6 +25,8 @@ from tests.fetcher.test_fetch_scheduler import here, inbox_count
 __all__ = ["here"]
 
 USERS = 5  # one per test: the server is shared by the module
+# One worker runs the whole module (pytest -n with --dist loadgroup): Dovecot starts once.
+pytestmark = pytest.mark.xdist_group("fetch_dovecot")
 
 
 @pytest.fixture(scope="module")
