@@ -6,12 +6,12 @@ nothing; SEARCH sees only what the client knows."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from pillarbox.model import SearchAnd, SearchSequence, SearchText, SeqRange, SequenceSet
+from pillarbox.model import FlagMode, SearchAnd, SearchSequence, SearchText, SeqRange, SequenceSet
 from pillarbox.services import fetching
 from pillarbox.services.errors import OverQuota
 from pillarbox.services.fetching import WHOLE_MESSAGE, FetchedMessage, Section, UnknownEncoding
@@ -174,3 +174,28 @@ async def test_search_resolves_sets_and_hides_unknown(store: SqliteStore) -> Non
     key = SearchAnd((SearchSequence(SequenceSet((SeqRange(1, None),))), SearchText("noon")))
     assert await selected.search(key, []) == [2]
     assert await selected.search(SearchSequence(SequenceSet((), saved=True)), [2, 3]) == [2]
+
+
+async def test_a_message_expunged_between_its_row_and_its_bytes_is_left_out(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another session expunges message 1 after the FETCH read its row but before it read
+    its bytes: message 1 gets no answer (as if its row had been gone already) and message
+    2 still gets its section; the command does not fail (it did: NO "Message is gone")."""
+    selected = await opened(store)
+    mailbox_id = selected.view.mailbox.id
+    read_messages = store.read_messages
+
+    async def expunge_first(
+        mailbox: int, ranges: Sequence[tuple[int, int, int | None]]
+    ) -> list[bytes | None]:
+        # The other session, in between: STORE +FLAGS \Deleted, UID EXPUNGE 1.
+        await store.set_flags(mailbox_id, [1], frozenset({"\\Deleted"}), FlagMode.ADD)
+        assert await store.expunge(mailbox_id, [1]) == [1]
+        return await read_messages(mailbox, ranges)
+
+    monkeypatch.setattr(store, "read_messages", expunge_first)
+    got = await fetch_all(selected, [Section(kind="TEXT")])
+    assert [(m.info.uid, m.sections[Section(kind="TEXT")]) for m in got] == [
+        (2, b"Shall we meet at noon?\r\n")
+    ]

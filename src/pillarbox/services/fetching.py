@@ -375,6 +375,17 @@ async def _answer(
         got = dict(zip(ranges, data, strict=True))
     out: list[FetchedMessage] = []
     for info, plan in zip(group, plans, strict=True):
+        if any(
+            large is None
+            and span is not None
+            and info.uid not in bodies
+            and got.get((info.uid, *span)) is None
+            for _, span, large in plan
+        ):
+            # Expunged by another session (and its file collected) between the read of
+            # its row and of its bytes: no answer for it, as for one whose row was
+            # already gone (RFC 2180 §4.1), and the other messages' answers stand.
+            continue
         changed = seen_now.get(info.uid)
         message = FetchedMessage(
             info,
@@ -398,8 +409,7 @@ async def _answer(
                 raw = whole[begin:] if length is None else whole[begin : begin + length]
             else:
                 fetched = got.get((info.uid, *span))
-                if fetched is None:
-                    raise NoSuchMailbox("Message is gone")
+                assert fetched is not None  # messages without their bytes were skipped
                 raw = fetched
             message.sections[section] = _finish(info, section, raw)
         out.append(message)
