@@ -649,8 +649,7 @@ class IncomingMessage:
             spool, meta, looked_up = await self._checked_copy(queue_spool, data)
         else:
             # The INBOX lookups go meanwhile too. Everything started here has finished
-            # before a failure is raised, so abort() never races the file's writing (on
-            # SQLite its fsync may still run: removing a file being synced is harmless).
+            # before a failure is raised, so abort() never races the file sync.
             done, found = await asyncio.gather(
                 spool_and_meta(),
                 asyncio.gather(*(store.get_mailbox(t.account_id, "INBOX") for t in self._targets)),

@@ -5,9 +5,8 @@ move, expunge) are atomic inside the backend. Methods raise `store.errors` excep
 never a driver's.
 
 Message bodies are blobs addressed by id, never by path: written through a
-`BlobWriter`, made durable by `BlobWriter.finish` (on SQLite by the time the operation
-giving it rows answers), read back through `open_blob` / `read_blob` (whole, or a byte
-range: BODY[section], POP3 TOP), and made visible in a
+`BlobWriter`, made durable by `BlobWriter.finish`, read back through `open_blob` /
+`read_blob` (whole, or a byte range: BODY[section], POP3 TOP), and made visible in a
 mailbox only by the commit of the row that references them, so an acknowledged message
 survives a crash and an interrupted one leaves nothing visible (unreferenced blobs are
 collected on open). A backend may keep them in files, in its database or in an object
@@ -78,9 +77,7 @@ T = TypeVar("T")
 
 
 class BlobHandle(Protocol):
-    """A finished blob, not necessarily referenced by any row yet. Durable, or (SQLite)
-    with its file's sync still running: an operation that gives it rows answers only
-    once it is durable."""
+    """A durable blob, not necessarily referenced by any row yet."""
 
     @property
     def blob_id(self) -> int: ...
@@ -95,8 +92,7 @@ class BlobWriter(Protocol):
     async def write(self, data: bytes) -> None: ...
 
     async def finish(self) -> BlobHandle:
-        """End the blob. For files the fsync of it and its directory may still be running
-        when this returns; the store operation that gives it rows waits for it."""
+        """Make the blob durable (for files: fsync it and its directory)."""
         ...
 
     async def abort(self) -> None:

@@ -2,17 +2,13 @@
 
 Owns the directory ``<data_dir>/blobs``: each file lives at ``<2 hex digits>/<16 hex
 digits>`` named by its blob id (a random 63-bit integer, so ids are known before any row
-exists and never need a database round trip). A file is created exclusively under its
-final name (never clobbering) and written; `finish` returns once its bytes are written,
-with the fsync of the file and of its directory still running (`FileBlob.synced`) and
-the CRC-32 of its bytes, so that the row's commit can run meanwhile. Whoever commits a
-row referring to a file not yet synced records it in ``pending_files`` (size, CRC) in
-the same transaction and answers only once the sync is done (`pending_files`), so a
-crash between the two leaves a row whose file is checked, and its rows removed if bad,
-at the next open. A file is only ever read through a row, so one still being written
-(or cut short by a crash) is invisible; files with no row are removed by
-`collect_orphans` when the store opens. (``tmp/`` is what earlier versions wrote into
-first; it is only emptied now. Writing in place saves a link and an unlink per message.)
+exists and never need a database round trip). The durability rule of the store contract
+is realised here: a file is created exclusively under its final name (never clobbering),
+written, fsynced, and its directory fsynced, all before `finish` returns; only then may a
+row refer to it. A file is only ever read through a row, so one still being written (or
+cut short by a crash) is invisible; files with no row are removed by `collect_orphans`
+when the store opens. (``tmp/`` is what earlier versions wrote into first; it is only
+emptied now. Writing in place saves a link and an unlink per message.)
 
 Must not: touch the database, or do any file I/O on the event loop thread (every
 blocking call goes through the executor it is given).
@@ -24,10 +20,9 @@ import asyncio
 import contextlib
 import os
 import random
-import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,20 +38,10 @@ READ_CHUNK = 256 * 1024  # what `FileBlobReader` reads per thread hop
 
 @dataclass(frozen=True, slots=True)
 class FileBlob:
-    """A finished message file (implements `store.api.BlobHandle`): written, and durable
-    once `synced` (the fsync of the file and its directory; None: synced before it was
-    made) has completed without error. `crc` is the CRC-32 of its bytes, which the
-    ``pending_files`` check compares at open."""
+    """A finished, durable message file (implements `store.api.BlobHandle`)."""
 
     blob_id: int
     size: int
-    crc: int = 0
-    synced: Future[None] | None = field(default=None, compare=False)
-
-    def durable(self) -> bool:
-        """Whether the file's sync has completed and succeeded (any thread)."""
-        s = self.synced
-        return s is None or (s.done() and not s.cancelled() and s.exception() is None)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,17 +55,11 @@ def _fsync_dir(path: Path) -> None:
 class BlobFiles:
     """The blob directory. Synchronous methods run in worker threads only."""
 
-    def __init__(self, root: Path, executor: Executor, syncs: Executor | None = None) -> None:
-        """`syncs`: where the fsyncs of finished files run (by default `executor`). A pool
-        of their own, so that writing the next message never queues behind them."""
+    def __init__(self, root: Path, executor: Executor) -> None:
         self.root = root
         self._root = str(root)
         self.tmp = root / "tmp"
         self._executor = executor
-        self._syncs = syncs or executor
-        # Blob ids the writer listed in ``pending_files`` (`message_rows.insert_blob`) and
-        # whose sync the store has not yet reported done; set ops are atomic under the GIL.
-        self.recorded: set[int] = set()
 
     # --- layout -----------------------------------------------------------------------
     def path(self, blob_id: int) -> Path:
@@ -133,37 +112,6 @@ class BlobFiles:
             _fsync_dir(self.tmp)
         return removed
 
-    def verify(self, blob_id: int, size: int, crc: int) -> bool:
-        """Whether the file holds `size` bytes whose CRC-32 is `crc` (the check at open of
-        a file whose sync was not known complete: a power loss may have left it short,
-        empty, missing, or with blocks that never reached the disk)."""
-        try:
-            with open(self.file(blob_id), "rb") as f:
-                seen, total = 0, 0
-                while chunk := f.read(READ_CHUNK):
-                    seen = zlib.crc32(chunk, seen)
-                    total += len(chunk)
-        except FileNotFoundError:
-            return False
-        return total == size and seen == crc
-
-    def sync(self, blob_ids: Iterable[int]) -> None:
-        """fsync these files and their directories (those that exist)."""
-        dirs: set[str] = set()
-        for blob_id in blob_ids:
-            name = self.file(blob_id)
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            dirs.add(os.path.dirname(name))
-        for directory in dirs:
-            _fsync_dir(Path(directory))
-
     def unlink(self, blob_ids: Iterable[int]) -> None:
         """Remove files whose last row is gone (called after the commit that removed it)."""
         for blob_id in blob_ids:
@@ -195,7 +143,7 @@ class BlobFiles:
 
     # --- writing ----------------------------------------------------------------------
     def writer(self, discard: Callable[[int], Awaitable[None]] | None = None) -> BlobFileWriter:
-        return BlobFileWriter(self, self._executor, discard, self._syncs)
+        return BlobFileWriter(self, self._executor, discard)
 
 
 class FileBlobReader:
@@ -251,18 +199,15 @@ class BlobFileWriter:
         files: BlobFiles,
         executor: Executor,
         discard: Callable[[int], Awaitable[None]] | None,
-        syncs: Executor | None = None,
     ) -> None:
         self._files = files
         self._executor = executor
-        self._syncs = syncs or executor
         self._discard = discard
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
         self._path: Path | None = None
         self._blob_id = 0
         self._size = 0
-        self._crc = 0
         self._done: FileBlob | None = None
         self._aborted = False
 
@@ -280,9 +225,6 @@ class BlobFileWriter:
                 continue
             self._blob_id, self._path = blob_id, path
         self._file.write(data)
-        # Here, in the I/O thread (zlib releases the GIL for large buffers), not on the
-        # loop: the check at open compares it (`BlobFiles.verify`).
-        self._crc = zlib.crc32(data, self._crc)
 
     async def write(self, data: bytes) -> None:
         if self._done is not None or self._aborted:
@@ -294,58 +236,29 @@ class BlobFileWriter:
             self._buffer.clear()
             await self._run(lambda: self._flush_sync(chunk))
 
-    def _write_and_sync(
-        self,
-        tail: bytes,
-        loop: asyncio.AbstractEventLoop,
-        written: asyncio.Future[FileBlob],
-        synced: Future[None],
-    ) -> None:
-        """In one I/O thread hop: write the tail and hand the handle back (`written`);
-        then the fsync of the file and its directory settles `synced`, in the sync pool
-        (the row's commit runs meanwhile)."""
-        try:
-            self._flush_sync(tail)
-            f, self._file = self._file, None
-            assert f is not None and self._path is not None
-            f.flush()
-        except BaseException as exc:
-            synced.set_exception(exc)
-            with contextlib.suppress(RuntimeError):  # the loop was closed under us
-                loop.call_soon_threadsafe(_settle, written, None, exc)
-            return
-        blob = FileBlob(blob_id=self._blob_id, size=self._size, crc=self._crc, synced=synced)
-        with contextlib.suppress(RuntimeError):  # the loop is gone: still sync and close
-            loop.call_soon_threadsafe(_settle, written, blob, None)
-        if self._syncs is self._executor:
-            _sync(f, self._path.parent, synced)
-            return
-        try:
-            self._syncs.submit(_sync, f, self._path.parent, synced)
-        except BaseException as exc:  # the pool is shut down: the store is closing
-            f.close()
-            synced.set_exception(exc)
+    def _finish_sync(self, tail: bytes) -> FileBlob:
+        self._flush_sync(tail)
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        assert self._path is not None
+        _fsync_dir(self._path.parent)
+        return FileBlob(blob_id=self._blob_id, size=self._size)
 
     async def finish(self) -> FileBlob:
-        """Returns once the bytes are written; the handle's `synced` says when they are
-        durable (the store's operations that take the handle wait for it)."""
         if self._aborted:
             raise ValueError("blob writer was aborted")
         if self._done is None:
             tail = bytes(self._buffer)
             self._buffer.clear()
             loop = asyncio.get_running_loop()
-            written: asyncio.Future[FileBlob] = loop.create_future()
-            synced: Future[None] = Future()
-            synced.set_running_or_notify_cancel()
-            self._executor.submit(self._write_and_sync, tail, loop, written, synced)
             try:
-                self._done = await written
+                self._done = await loop.run_in_executor(
+                    self._executor, lambda: self._finish_sync(tail)
+                )
             except BaseException:
-                # A failed write settled `synced` already; after a cancellation the thread
-                # may still be writing: let it end before `abort` removes the file.
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(asyncio.wrap_future(synced, loop=loop))
                 await self.abort()
                 raise
         return self._done
@@ -368,29 +281,3 @@ class BlobFileWriter:
                 await self._discard(self._done.blob_id)
             return
         await self._run(self._abort_sync)
-
-
-def _settle(
-    future: asyncio.Future[FileBlob], blob: FileBlob | None, error: BaseException | None
-) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        assert blob is not None
-        future.set_result(blob)
-
-
-def _sync(f: BinaryIO, directory: Path, synced: Future[None]) -> None:
-    """fsync a written file (then close it) and its directory; settle `synced`."""
-    try:
-        try:
-            os.fsync(f.fileno())
-        finally:
-            f.close()
-        _fsync_dir(directory)
-    except BaseException as exc:
-        synced.set_exception(exc)
-        return
-    synced.set_result(None)

@@ -6,13 +6,10 @@ bus), the two ways to run SQL (`_write`: an operation in the writer's next group
 `_read`: a job in a reader's read transaction), publishing each operation's changes on
 the event loop before its caller hears back, and the blob operations of the contract.
 
-Theory of operation: message bytes live in files (`blobs.BlobFiles`); a file with no
-row is removed when the store opens. A row may commit while its file's fsync is still
-running (the two overlap; `pending_files` records such rows and checks their files at
-open), but an operation that makes a blob visible answers only once both are done
-(`_write`'s ``blobs``). Blob writes go to an I/O pool of their own and their fsyncs to
-another; blob reads (POP3 RETR, delivery copies) are short page-cache reads in a third,
-so neither writes nor reads queue behind fsyncs.
+Theory of operation: message bytes live in files (`blobs.BlobFiles`); a row refers to a
+file only once the file is durable, and a file with no row is removed when the store
+opens. Blob writes fsync in an I/O pool of their own; blob reads (POP3 RETR, delivery
+copies) are short page-cache reads in another, so they never queue behind fsyncs.
 
 The concerns (accounts, mailboxes, messages, reading, the outbound queue) are mixins on
 this class in modules of their own; `SqliteStore` in `__init__` composes them. Must not:
@@ -27,16 +24,16 @@ import asyncio
 import socket
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from pillarbox.model import MessageMeta
-from pillarbox.store.api import BlobHandle, ChangeBus, StampingBus
+from pillarbox.store.api import ChangeBus, StampingBus
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.errors import NotFound, StoreUnavailable
-from pillarbox.store.sqlite import pending_files, text_index
-from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlob, FileBlobReader
+from pillarbox.store.sqlite import text_index
+from pillarbox.store.sqlite.blobs import BlobFiles, BlobFileWriter, FileBlobReader
 from pillarbox.store.sqlite.errors import map_error
 from pillarbox.store.sqlite.readers import Readers, resolve
 from pillarbox.store.sqlite.writer import Done, Op, Tx, Writer
@@ -46,14 +43,7 @@ T = TypeVar("T")
 DB_NAME = "pillarbox.db"
 BLOB_DIR = "blobs"
 READERS = 4
-IO_THREADS = 8  # blob writes (and, before the sync pool, their fsyncs): 8 were enough
-# Threads that wait in a finished file's fsync: one per delivery in flight, about; they
-# cost no CPU, and concurrent fsyncs share ext4's journal commits.
-SYNC_THREADS = 32
-# How long synced files' ``pending_files`` entries wait to be deleted together: one
-# operation (a write transaction) per interval rather than per delivery. What a crash
-# leaves of them is checked at the next open (a few files' reads).
-FORGET_SYNCED_AFTER = 0.25
+IO_THREADS = 8  # blob writes fsync in parallel; more did not help on a 2-core VM
 READ_THREADS = 4  # blob reads (POP3 RETR, delivery copies): short page-cache reads
 
 
@@ -84,14 +74,10 @@ class SqliteCore:
         self._readers: Readers | None = None
         self._text: text_index.TextIndex | None = None
         self._io: ThreadPoolExecutor | None = None
-        self._syncs: ThreadPoolExecutor | None = None
         self._read_io: ThreadPoolExecutor | None = None
         self._blobs: BlobFiles | None = None
         self._bus: ChangeBus = bus if bus is not None else InProcessChangeBus()
         self._stamping: StampingBus | None = None
-        # Blob ids whose ``pending_files`` entries can go, gathered for one operation per
-        # FORGET_SYNCED_AFTER seconds (`_flush_synced`).
-        self._synced: list[int] = []
 
     @property
     def bus(self) -> ChangeBus:
@@ -105,8 +91,7 @@ class SqliteCore:
         loop = asyncio.get_running_loop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pillarbox-blob-io")
-        syncs = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="pillarbox-blob-sync")
-        blobs = BlobFiles(self.data_dir / BLOB_DIR, io, syncs)
+        blobs = BlobFiles(self.data_dir / BLOB_DIR, io)
         text = text_index.TextIndex(self.data_dir, self.db_path)
         if self._given_bus is None:
             self._bus = InProcessChangeBus()  # a fresh one after a close
@@ -121,7 +106,6 @@ class SqliteCore:
             collect_orphans=self._collect_orphans,
             stamp=stamping.stamp if stamping is not None else None,
             index_text=text.index_committed,
-            check_pending=lambda conn: pending_files.check_at_open(conn, blobs),
         )
         text.indexed = writer.forget_pending
         writer.start()
@@ -138,10 +122,8 @@ class SqliteCore:
                 text.stop()
                 await loop.run_in_executor(io, text.join)
             io.shutdown(wait=True)
-            syncs.shutdown(wait=True)
             raise map_error(failure)
         self._io, self._blobs, self._writer, self._text = io, blobs, writer, text
-        self._syncs = syncs
         self._read_io = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pillarbox-blob-read")
         self._readers = Readers(self.db_path, READERS)
 
@@ -150,7 +132,6 @@ class SqliteCore:
         if writer is None or io is None:
             return
         text = self._text
-        self._flush_synced()  # before the writer goes (left over, they are checked at open)
         self._writer = None
         self._readers = None
         self._text = None
@@ -169,12 +150,9 @@ class SqliteCore:
         if self._given_bus is None:
             self._bus.close()  # only our own: a bus we were handed belongs to its owner
         read_io, self._read_io = self._read_io, None
-        syncs, self._syncs = self._syncs, None
         self._io = None
         self._blobs = None
         io.shutdown(wait=True)
-        if syncs is not None:
-            syncs.shutdown(wait=True)
         if read_io is not None:
             read_io.shutdown(wait=True)
 
@@ -206,58 +184,16 @@ class SqliteCore:
         *,
         durable: bool = True,
         text: list[text_index.TextRow] | None = None,
-        blobs: Sequence[BlobHandle] = (),
     ) -> T:
         """Run `fn` in the writer's next group commit; `text` (from `_text_rows`) goes
-        to ``text_pending`` in the same savepoint once `fn` succeeded. `blobs`: the
-        handles `fn` gives rows to; the answer waits for their files' syncs as well as
-        for the commit, which runs meanwhile (`pending_files`)."""
+        to ``text_pending`` in the same savepoint once `fn` succeeded."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("store is not open")
-        syncs = _unsynced(blobs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         writer.queue.put(Op(fn, future, loop, durable, text or []))
-        result = await future
-        if syncs:
-            await self._wait_synced(syncs)
-        return result
-
-    async def _wait_synced(self, syncs: dict[int, Future[None]]) -> None:
-        """After the commit: wait for the files' syncs. A failed one means rows point to
-        a file that may not survive a power loss: they are removed before the error is
-        raised (nobody was told they were stored). A caller cancelled meanwhile (a client
-        gone) leaves its entries to the check at the next open; the sync itself goes on
-        (a running concurrent future cannot be cancelled)."""
-        loop = asyncio.get_running_loop()
-        running = [f for f in syncs.values() if not f.done()]
-        if running:  # mostly not: a file's fsync is shorter than a group commit
-            await asyncio.wait([asyncio.wrap_future(f, loop=loop) for f in running])
-        failed = [(blob_id, f.exception()) for blob_id, f in syncs.items() if f.exception()]
-        recorded = self._files().recorded
-        done = [b for b in syncs if b in recorded and all(b != f for f, _ in failed)]
-        if done:
-            recorded.difference_update(done)
-            if not self._synced:
-                loop.call_later(FORGET_SYNCED_AFTER, self._flush_synced)
-            self._synced.extend(done)
-        if failed:
-            gone = [blob_id for blob_id, _ in failed]
-            await self._write(lambda tx: pending_files.drop_blobs(tx, gone))
-            recorded.difference_update(gone)
-            error = failed[0][1]
-            raise StoreUnavailable(f"cannot sync a message file: {error}") from error
-
-    def _flush_synced(self) -> None:
-        """One non-durable operation deletes the ``pending_files`` entries of every file
-        whose sync completed since the last one (nobody waits for it)."""
-        ids, self._synced = self._synced, []
-        writer = self._writer
-        if ids and writer is not None:
-            writer.queue.put(
-                Op(lambda tx: pending_files.forget(tx.conn, ids), None, None, durable=False)
-            )
+        return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         readers = self._readers
@@ -322,19 +258,3 @@ class SqliteCore:
                 tx.unlink.append(blob_id)
 
         await self._write(op)
-
-
-def _unsynced(blobs: Sequence[BlobHandle]) -> dict[int, Future[None]]:
-    """The sync futures still running among `blobs`, by blob id; StoreUnavailable at once
-    if one already failed (no row may take that file)."""
-    out: dict[int, Future[None]] = {}
-    for blob in blobs:
-        if not isinstance(blob, FileBlob) or blob.synced is None:
-            continue
-        synced = blob.synced
-        if not synced.done():
-            out[blob.blob_id] = synced
-        elif synced.cancelled() or synced.exception() is not None:
-            error = None if synced.cancelled() else synced.exception()
-            raise StoreUnavailable(f"cannot sync a message file: {error}") from error
-    return out

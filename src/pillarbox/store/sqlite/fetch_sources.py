@@ -357,11 +357,7 @@ class FetchSourcesMixin(SqliteCore):
             )
             return result
 
-        return await self._write(
-            op,
-            text=self._text_rows([(delivery.blob.blob_id, delivery.meta)]),
-            blobs=[delivery.blob],
-        )
+        return await self._write(op, text=self._text_rows([(delivery.blob.blob_id, delivery.meta)]))
 
     async def mark_fetched(self, records: Sequence[FetchedRecord]) -> None:
         items = list(records)

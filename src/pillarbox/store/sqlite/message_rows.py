@@ -34,7 +34,7 @@ from pillarbox.rules.flags import MAX_KEYWORDS_PER_MAILBOX
 from pillarbox.store.api import BlobHandle
 from pillarbox.store.errors import MailboxKeywordsFull, NotFound, QuotaExceeded
 from pillarbox.store.flags import flag_set, split_flags
-from pillarbox.store.sqlite.blobs import BlobFiles, FileBlob
+from pillarbox.store.sqlite.blobs import BlobFiles
 from pillarbox.store.sqlite.rows import (
     RANGE_JOIN,
     keywords_of,
@@ -82,10 +82,8 @@ def insert_blob(
     meta: MessageMeta | None,
 ) -> None:
     """The blob's row (once per blob; COPY and multi-recipient delivery share it).
-    Its SEARCH text goes to text_pending in the same savepoint (`writer.Op.text`); a
-    file whose sync is still running is listed in ``pending_files`` (`pending_files`),
-    and the operation's caller waits for that sync before answering (`core._write`)."""
-    if not os.path.exists(files.file(blob.blob_id)):
+    Its SEARCH text goes to text_pending in the same savepoint (`writer.Op.text`)."""
+    if not os.path.exists(files.path(blob.blob_id)):
         # A row must never point to a missing file.
         raise NotFound(f"blob {blob.blob_id} has no durable file")
     if meta is None:
@@ -93,7 +91,6 @@ def insert_blob(
             "INSERT INTO blobs (id, size) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
             (blob.blob_id, blob.size),
         )
-        _record_pending(conn, files, blob)
         return
     sent_iso = sent_day = None
     if meta.sent_date is not None:
@@ -129,19 +126,6 @@ def insert_blob(
             meta.references,
         ),
     )
-    _record_pending(conn, files, blob)
-
-
-def _record_pending(conn: sqlite3.Connection, files: BlobFiles, blob: BlobHandle) -> None:
-    """List `blob` in ``pending_files`` if its file's sync has not completed yet (after
-    its ``blobs`` row: the entry goes with it, ON DELETE CASCADE)."""
-    if not isinstance(blob, FileBlob) or blob.durable():
-        return
-    conn.execute(
-        "INSERT OR REPLACE INTO pending_files (blob_id, size, crc) VALUES (?, ?, ?)",
-        (blob.blob_id, blob.size, blob.crc),
-    )
-    files.recorded.add(blob.blob_id)
 
 
 def check_keyword_room(conn: sqlite3.Connection, mailbox_id: int, names: Iterable[str]) -> None:

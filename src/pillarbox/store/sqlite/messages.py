@@ -63,7 +63,6 @@ class MessagesMixin(SqliteCore):
         return await self._write(
             lambda tx: append_one(tx, self._files(), mailbox_id, blob, meta, flags, internaldate),
             text=self._text_rows([(blob.blob_id, meta)]),
-            blobs=[blob],
         )
 
     async def replace(
@@ -89,7 +88,7 @@ class MessagesMixin(SqliteCore):
             remove_rows(tx, mailbox_id, [uid])
             return append_one(tx, self._files(), dst_mailbox_id, blob, meta, flags, internaldate)
 
-        return await self._write(op, text=self._text_rows([(blob.blob_id, meta)]), blobs=[blob])
+        return await self._write(op, text=self._text_rows([(blob.blob_id, meta)]))
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[AppendResult]:
         items = list(deliveries)
@@ -102,9 +101,7 @@ class MessagesMixin(SqliteCore):
             ]
 
         return await self._write(
-            op,
-            text=self._text_rows([(d.blob.blob_id, d.meta) for d in items]),
-            blobs=[d.blob for d in items],
+            op, text=self._text_rows([(d.blob.blob_id, d.meta) for d in items])
         )
 
     async def set_flags(

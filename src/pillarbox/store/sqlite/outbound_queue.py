@@ -146,8 +146,7 @@ class OutboundQueueMixin(SqliteCore):
         return await self._write(
             lambda tx: insert_entry(
                 tx.conn, self._files(), sender, rcpts, blob, dsn_envid, dsn_ret, origin
-            ),
-            blobs=[blob],
+            )
         )
 
     async def deliver_and_enqueue(
@@ -178,9 +177,7 @@ class OutboundQueueMixin(SqliteCore):
 
         # As `deliver`: the texts go to text_pending with the rows (see text_index).
         return await self._write(
-            op,
-            text=self._text_rows([(d.blob.blob_id, d.meta) for d in items]),
-            blobs=[*(d.blob for d in items), blob],
+            op, text=self._text_rows([(d.blob.blob_id, d.meta) for d in items])
         )
 
     async def list_queue(self) -> list[QueuedMessage]:

@@ -15,8 +15,7 @@ Theory of operation:
     removal durable (the next synchronous batch's, or its own off this thread's path).
     A batch mixing them with durable operations commits them first, on their own, so
     they never wait for a delivery's fsync (`_run_batch`).
-  * At start the writer configures and migrates the schema, checks the files of rows
-    committed before their sync (`pending_files`), moves an older text index
+  * At start the writer configures and migrates the schema, moves an older text index
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
     never inside its commits) and stops it when it ends.
@@ -117,13 +116,10 @@ class Writer(threading.Thread):
         collect_orphans: bool = True,
         stamp: Callable[[list[Change]], int] | None = None,
         index_text: Callable[[list[TextRow]], None] | None = None,
-        check_pending: Callable[[sqlite3.Connection], object] | None = None,
     ) -> None:
         """`stamp`: a `StampingBus.stamp`, called under the lock after each COMMIT for
         every committed operation with changes. `index_text`: handed the committed
-        `Op.text` rows after each commit (the text index thread). `check_pending`: run
-        at start, after the migrations and only with `collect_orphans`, to check the
-        files of rows committed before their sync (`pending_files.check_at_open`)."""
+        `Op.text` rows after each commit (the text index thread)."""
         super().__init__(name="pillarbox-sqlite-writer", daemon=True)
         self._db_path = db_path
         self._blobs = blobs
@@ -132,7 +128,6 @@ class Writer(threading.Thread):
         self._collect_orphans = collect_orphans
         self._stamp = stamp
         self._index_text = index_text
-        self._check_pending = check_pending
         self._lock = FileLock(lock_path(db_path))
         self._synchronous = "FULL"
         # Files of blobs removed by commits not yet fsynced: unlinked only once the
@@ -158,9 +153,6 @@ class Writer(threading.Thread):
                 with self._lock:  # another process may be opening or writing too
                     schema.configure(conn, writer=True)
                     schema.migrate(conn)
-                    if self._collect_orphans and self._check_pending is not None:
-                        # Before the sweeps: a row it removes leaves an orphan file.
-                        self._check_pending(conn)
                     # The sweep only where no other process writes: see move_and_sweep.
                     text_index.move_and_sweep(
                         conn, self._db_path.parent, sweep=self._collect_orphans
@@ -218,11 +210,10 @@ class Writer(threading.Thread):
         done = [Done(op.future) for op in batch]
         unlink: list[int] = []
         # A batch of only flag changes and expunges commits without an fsync, as Dovecot
-        # does by default (mail_fsync=optimized); a delivery's or append's batch commits
-        # synchronously, and that fsync also covers every earlier commit (the WAL is one
-        # file, written in order). A power loss can so undo a recent flag change or
-        # expunge, never an acknowledged message: its answer waited for this commit and
-        # for its file's sync (`pending_files` checks the files of the others at open).
+        # does by default (mail_fsync=optimized); any delivery or append in it makes the
+        # commit synchronous, and that fsync also covers every earlier commit (the WAL is
+        # one file, written in order). A power loss can so undo a recent flag change or
+        # expunge, never a message: message files are synced before their row commits.
         synchronous = "FULL" if any(op.durable for op in batch) else "NORMAL"
         try:
             if synchronous != self._synchronous:
