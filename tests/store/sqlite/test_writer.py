@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +20,7 @@ from pillarbox.model import (
 )
 from pillarbox.store.errors import NotFound
 from pillarbox.store.sqlite import DB_NAME, SqliteStore
-from pillarbox.store.sqlite.file_lock import FileLock
 from pillarbox.store.sqlite.held_files import HeldFiles
-from pillarbox.store.sqlite.writer import lock_path
 from tests.store.conftest import Env, blob_gone, dummy_meta, write_blob
 
 
@@ -170,59 +167,3 @@ async def test_an_expunge_answers_before_its_file_goes_and_the_file_goes(env: En
     await s.set_flags(box, [uid], frozenset({"\\Deleted"}), FlagMode.ADD)
     assert await s.expunge(box) == [uid]
     assert await blob_gone(s, info.blob_id)
-
-
-async def test_flag_changes_queued_beside_an_append_do_not_wait_for_its_commit(env: Env) -> None:
-    """A batch that mixes a durable append with flag changes commits the flag changes
-    first, on their own and without an fsync, and answers them before the append's
-    commit: a STORE that queued beside an APPEND used to wait for the APPEND's fsync."""
-    s = env.store
-    assert isinstance(s, SqliteStore) and s._writer is not None
-    writer = s._writer
-    uid = await env.add()
-    data = b"Subject: later\r\n\r\nbody\r\n"
-    blob = await write_blob(s, data)
-
-    async def until(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not condition():
-                await asyncio.sleep(0.005)
-
-    started: list[str] = []
-    answered: list[str] = []
-
-    async def named(name: str, op: Callable[[], Awaitable[object]]) -> object:
-        started.append(name)  # and, in the same step, the operation goes on the queue
-        result = await op()
-        answered.append(name)
-        return result
-
-    def flag(name: str, flag: str) -> asyncio.Future[object]:
-        return asyncio.ensure_future(
-            named(name, lambda: s.set_flags(env.inbox.id, [uid], frozenset({flag}), FlagMode.ADD))
-        )
-
-    other_process = FileLock(lock_path(s.db_path))  # as if another process were writing
-    other_process.acquire()
-    try:
-        # The writer takes a first operation and blocks on the lock with it; the next
-        # ones queue behind it and form the mixed batch, the append first in the queue.
-        first = flag("first", "\\Seen")
-        await until(lambda: started == ["first"] and writer.queue.qsize() == 0)
-        append = asyncio.ensure_future(
-            named("append", lambda: s.append(env.inbox.id, blob, dummy_meta(data)))
-        )
-        await until(lambda: writer.queue.qsize() == 1)
-        store = flag("store", "\\Flagged")
-        await until(lambda: writer.queue.qsize() == 2)
-        commits = writer.batches
-    finally:
-        other_process.release()
-        other_process.close()
-    await asyncio.gather(first, append, store)
-    assert answered == ["first", "store", "append"]
-    assert writer.batches == commits + 3  # the first, then the mixed batch's two commits
-    assert writer._synchronous == "FULL"  # the append's commit came last, with its fsync
-    (info,) = await s.fetch(env.inbox.id, [uid])
-    assert {"\\Seen", "\\Flagged"} <= info.flags
-    assert await s.uids(env.inbox.id) == [uid, uid + 1]

@@ -13,8 +13,6 @@ Theory of operation:
     commits with synchronous=NORMAL and is answered at once; the files its removals free
     go to `held_files.HeldFiles`, which removes them once an fsync of the WAL makes the
     removal durable (the next synchronous batch's, or its own off this thread's path).
-    A batch mixing them with durable operations commits them first, on their own, so
-    they never wait for a delivery's fsync (`_run_batch`).
   * At start the writer configures and migrates the schema, moves an older text index
     into search.db and sweeps it, prepares the blob directory and collects orphan
     files; then it starts the `checkpointer.Checkpointer` (WAL checkpoints run there,
@@ -190,23 +188,6 @@ class Writer(threading.Thread):
                 self._run_batch(conn, batch)
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
-        """Commit what was queued; flag changes and expunges first, on their own.
-
-        A batch that mixes them with deliveries or appends is two commits: the
-        non-durable operations without an fsync, answered at once, then the durable ones
-        with theirs (which covers the first commit too). Otherwise a STORE that happened
-        to queue beside an APPEND waited for the APPEND's fsync (issue 18: STORE and
-        EXPUNGE p99 in imap_mixed were 2.7–3.2× Dovecot's). The operations of one batch
-        were all queued before any of them was answered, so none of them can depend on
-        another's outcome: their order across the two commits is free."""
-        light = [op for op in batch if not op.durable]
-        if light and len(light) < len(batch):
-            self._commit_batch(conn, light)
-            self._commit_batch(conn, [op for op in batch if op.durable])
-        else:
-            self._commit_batch(conn, batch)
-
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
         done = [Done(op.future) for op in batch]
         unlink: list[int] = []
         # A batch of only flag changes and expunges commits without an fsync, as Dovecot
