@@ -76,6 +76,14 @@ def _fill(c: imaplib.IMAP4, messages: list[bytes]) -> list[int]:
     return [int(u) for u in found[0].split()]
 
 
+def _filled(
+    server: RunningServer, sessions: list[imaplib.IMAP4], count: int
+) -> tuple[imaplib.IMAP4, list[int]]:
+    """A session of alice's with INBOX selected, holding `count` test messages."""
+    a = _login(server, sessions)
+    return a, _fill(a, [_message(i) for i in range(count)])
+
+
 def _answers(data: list[object]) -> list[tuple[bytes, bytes | None]]:
     """imaplib's FETCH data as (response text without the literal, literal or None)."""
     out: list[tuple[bytes, bytes | None]] = []
@@ -107,8 +115,7 @@ def _flags(c: imaplib.IMAP4, uid: int) -> bool | None:
 def test_body_sets_seen_tells_flags_and_other_sessions(
     server: RunningServer, sessions: list[imaplib.IMAP4], direct: list[bool]
 ) -> None:
-    a = _login(server, sessions)
-    uids = _fill(a, [_message(i) for i in range(3)])
+    a, uids = _filled(server, sessions, 3)
     b = _login(server, sessions)
     assert b.select("INBOX")[0] == "OK"
     typ, data = a.uid("FETCH", str(uids[1]), "(BODY[])")
@@ -135,8 +142,7 @@ def test_body_sets_seen_tells_flags_and_other_sessions(
 def test_rfc822_sets_seen_with_modseq_under_condstore(
     server: RunningServer, sessions: list[imaplib.IMAP4], direct: list[bool]
 ) -> None:
-    a = _login(server, sessions)
-    uids = _fill(a, [_message(i) for i in range(2)])
+    a, uids = _filled(server, sessions, 2)
     typ, data = a.uid("FETCH", str(uids[0]), "(MODSEQ)")  # RFC 7162 §3.1: enables CONDSTORE
     assert typ == "OK"
     before = int(re.search(rb"MODSEQ \((\d+)\)", data[0]).group(1))  # type: ignore[union-attr,arg-type]
@@ -159,8 +165,7 @@ def test_rfc822_sets_seen_with_modseq_under_condstore(
 def test_peek_and_read_only_leave_seen_alone(
     server: RunningServer, sessions: list[imaplib.IMAP4], direct: list[bool]
 ) -> None:
-    a = _login(server, sessions)
-    uids = _fill(a, [_message(i) for i in range(2)])
+    a, uids = _filled(server, sessions, 2)
     typ, data = a.uid("FETCH", f"{uids[0]},{uids[1]}", "(UID BODY.PEEK[])")
     assert typ == "OK"
     answers = _answers(data)
@@ -178,8 +183,7 @@ def test_peek_and_read_only_leave_seen_alone(
 def test_message_expunged_by_another_session(
     server: RunningServer, sessions: list[imaplib.IMAP4], direct: list[bool]
 ) -> None:
-    a = _login(server, sessions)
-    uids = _fill(a, [_message(i) for i in range(3)])
+    a, uids = _filled(server, sessions, 3)
     b = _login(server, sessions)
     assert b.select("INBOX")[0] == "OK"
     assert b.uid("STORE", str(uids[1]), "+FLAGS", "(\\Deleted)")[0] == "OK"
