@@ -186,7 +186,7 @@ def _add_users_in_process(
     passwd-file shares one hash the same way."""
     try:
         from pillarbox import config as config_mod
-        from pillarbox.app import open_store
+        from pillarbox.backends import open_store
         from pillarbox.services.auth import hash_password
     except ImportError:
         return False

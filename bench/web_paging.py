@@ -32,7 +32,8 @@ from typing import Any
 
 import httpx
 
-from pillarbox.app import build_services, open_store, with_ports_zero
+from pillarbox.app import build_services, with_ports_zero
+from pillarbox.backends import open_store
 from pillarbox.config import Config, DnsConfig, ServerConfig
 from pillarbox.message.parse import parse
 from pillarbox.services.auth import hash_password

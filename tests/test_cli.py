@@ -191,7 +191,7 @@ def test_user_quota(config: Path) -> None:
 def _limits(config: Path, address: str) -> tuple[int, int]:
     """The account's (byte, message) limits as the store holds them."""
     from pillarbox import config as config_mod
-    from pillarbox.app import open_store
+    from pillarbox.backends import open_store
 
     async def go() -> tuple[int, int]:
         store = open_store(config_mod.load(config))
@@ -263,7 +263,7 @@ def _enqueue(config: Path) -> list[int]:
     leave them): one from the null sender to two recipients, one already retried with a
     multi-line error and one recipient delivered."""
     from pillarbox import config as config_mod
-    from pillarbox.app import open_store
+    from pillarbox.backends import open_store
     from pillarbox.model import QueuedRecipient, RecipientOutcome, RecipientState
 
     async def go() -> list[int]:

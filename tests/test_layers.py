@@ -132,6 +132,10 @@ LAYERS: dict[str, Rule] = {
     # The composition root and the command line wire everything; nothing imports them
     # (no other layer lists them).
     "app": Rule(ANYTHING, ANYTHING),
+    # The store backend a config names, for `app` and the CLI (which would otherwise
+    # import every front-end with `app` to open the store), and the loop both run on.
+    "backends": rule("backends", "config", "model.*", "store.*"),
+    "eventloop": rule("eventloop", third_party=("uvloop",)),
     "cli": Rule(ANYTHING, ANYTHING),
     "__main__": Rule(ANYTHING, ANYTHING),
 }

@@ -13,14 +13,14 @@ import asyncio
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pillarbox.config import Config, ConfigError, check_data_dir
+from pillarbox.backends import backend_name, open_store
+from pillarbox.config import Config, check_data_dir
 from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
 from pillarbox.fetcher.scheduler import FetchScheduler, ScheduleSettings
 from pillarbox.queue.runner import QueueRunner
@@ -45,7 +45,6 @@ from pillarbox.store.api import ChangeBus, Store
 from pillarbox.store.changes import InProcessChangeBus
 from pillarbox.store.postgres import PgStore
 from pillarbox.store.postgres.bus import LocalOrder, PgChangeRelay
-from pillarbox.store.sqlite import SqliteStore
 from pillarbox.web.listener import WebListener, start_web
 from pillarbox.workers.shared import WorkerShared
 
@@ -96,60 +95,6 @@ LISTENERS: dict[str, tuple[MakeHandler, bool, bytes]] = {
     "pop3": (pop3_frontend.make_handler, False, _POP3_BUSY),
     "pop3s": (pop3_frontend.make_handler, True, _POP3_BUSY),
 }
-
-
-def _sqlite(config: Config, bus: ChangeBus, server: bool, collect: bool) -> Store:
-    return SqliteStore(config.data_path, bus=bus, collect_orphans=collect, node_id=config.node_name)
-
-
-def _postgres(config: Config, bus: ChangeBus, server: bool, collect: bool) -> Store:
-    return PgStore(
-        config.store_dsn,
-        bus=bus,
-        # The CLI beside running nodes is a node of its own to the relays: they must
-        # pass its writes on to their sessions, not skip them as their own.
-        node_id=config.node_name if server else f"{config.node_name}-cli-{os.getpid()}",
-        pool_min=config.store.pool_min,
-        pool_max=config.store.pool_max,
-        statement_cache_size=config.store.statement_cache_size,
-        server=server,
-    )
-
-
-# `server.store` → the backend that serves it ("sqlite", or a URL scheme). config.load
-# already refused anything else; a new backend adds its entry here and its scheme there.
-# `server`: False when the CLI opens the store, possibly beside a running server, so that
-# it leaves the server's work in progress (blobs of messages being received) alone.
-# `collect`: clean-up at open (SQLite's orphan blob files): the server's, but not a
-# worker's (`[server] workers` > 1), whose siblings are receiving messages; the master
-# opened the store once before starting them and did it then.
-BACKENDS: dict[str, Callable[[Config, ChangeBus, bool, bool], Store]] = {
-    "sqlite": _sqlite,
-    "postgres": _postgres,
-}
-
-
-def backend_name(config: Config) -> str:
-    store = config.server.store
-    return "postgres" if config.store_dsn and store != "sqlite" else store
-
-
-def open_store(
-    config: Config,
-    bus: ChangeBus | None = None,
-    *,
-    server: bool = False,
-    collect: bool | None = None,
-) -> Store:
-    """The (unopened) backend named by `server.store`, publishing changes to `bus` (a new
-    in-process bus if none: one process, as `serve` and the CLI run). `server`: this
-    process runs the server (clean-up at open is its job, never the CLI's); `collect`:
-    whether that clean-up runs (default: `server`; False in a worker)."""
-    make = BACKENDS.get(backend_name(config))
-    if make is None:
-        raise ConfigError(f"server.store: no backend for {config.server.store!r}")
-    bus = bus if bus is not None else InProcessChangeBus()
-    return make(config, bus, server, server if collect is None else collect)
 
 
 def build_services(
@@ -376,22 +321,6 @@ class App:
         """Every listener's bound address, `http` (the webmail) included."""
         names = [*self.listeners, *(["http"] if self.web is not None else [])]
         return {name: self.address(name) for name in names}
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (it is a dependency on Linux): the servers spend most
-    of their time moving bytes, which uvloop does in C; the stdlib loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - platforms without uvloop wheels
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
-    """asyncio.run() on `new_event_loop()` (Python 3.11 has no loop_factory)."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main)
 
 
 # The cyclic garbage collector's young generation is collected every GC_THRESHOLD

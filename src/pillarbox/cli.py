@@ -18,16 +18,16 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import asyncpg
 from tqdm import tqdm
 
 from pillarbox import config as config_mod
 from pillarbox import log
-from pillarbox.app import backend_name, open_store, run_event_loop, serve
+from pillarbox.backends import backend_name, open_store
 from pillarbox.config import Config, ConfigError
-from pillarbox.fetcher.runner import FetcherSettings, RunReport, SourceRunner
+from pillarbox.eventloop import run_event_loop
 from pillarbox.mailauth import dkim
 from pillarbox.mailauth.zone import dns_records, txt_strings
 from pillarbox.model import PopOnRetrieve, PopScope, QueuedMessage
@@ -35,7 +35,6 @@ from pillarbox.model.fetch import FetchSource
 from pillarbox.model.queue import DkimKey
 from pillarbox.services.accounts import AccountService, normalize_domain
 from pillarbox.services.errors import AccountError, QueueEntryGone, ServiceError
-from pillarbox.services.fetch_delivery import FetchDelivery
 from pillarbox.services.fetch_sources import (
     DEFAULT_INTERVAL,
     KEY_FILE,
@@ -52,9 +51,9 @@ from pillarbox.store.sqlite import schema as sqlite_schema
 from pillarbox.store.sqlite.core import DB_NAME as SQLITE_DB_NAME
 from pillarbox.store.transfer import TABLES as TRANSFER_TABLES
 from pillarbox.store.transfer import TransferError, transfer
-from pillarbox.web.listener import browser_url
-from pillarbox.workers.master import Master, worker_command
-from pillarbox.workers.worker import WorkerLink, die_with_parent
+
+if TYPE_CHECKING:  # the fetcher and the servers are imported by the commands that run them
+    from pillarbox.fetcher.runner import RunReport, SourceRunner
 
 T = TypeVar("T")
 
@@ -115,6 +114,8 @@ def _print_started(
     config: Config, args: argparse.Namespace, addresses: dict[str, tuple[str, int]]
 ) -> None:
     """The start-up lines (tests/e2e/serve.py parses "NAME listening on HOST:PORT")."""
+    from pillarbox.web.listener import browser_url
+
     print(f"Pillarbox {config.server.hostname}: data in {config.data_path}", flush=True)
     for name, (host, port) in addresses.items():
         if name == "http":
@@ -145,6 +146,8 @@ def _print_no_accounts(args: argparse.Namespace) -> None:
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     if config.server.workers > 1:
         return _serve_workers(config, args)
+    from pillarbox.app import serve
+
     log.setup(config.server.log_level)
     config_mod.check_data_dir(config)
 
@@ -169,6 +172,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
 def _serve_workers(config: Config, args: argparse.Namespace) -> int:
     """`serve` with `[server] workers` > 1: this process is the master (workers/master.py)."""
+    from pillarbox.workers.master import Master, worker_command
+
     log.setup(config.server.log_level, process="master")
     config_mod.check_data_dir(config)
 
@@ -207,6 +212,9 @@ def _serve_workers(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_worker_process(config: Config, args: argparse.Namespace) -> int:
     """One worker of `serve` (started by the master, never by hand: not in --help)."""
+    from pillarbox.app import serve
+    from pillarbox.workers.worker import WorkerLink, die_with_parent
+
     die_with_parent(args.master)
     link = WorkerLink.attach(args.index, args.up, args.down, args.counter)
     log.setup(link.config.server.log_level, process=link.name)
@@ -423,6 +431,9 @@ def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
 def _run_with_fetch(
     config: Config, fn: Callable[[FetchSourceService, SourceRunner], Awaitable[T]]
 ) -> T:
+    from pillarbox.fetcher.runner import FetcherSettings, SourceRunner
+    from pillarbox.services.fetch_delivery import FetchDelivery
+
     def wire(store: Store) -> Awaitable[T]:
         sources = FetchSourceService(store, SecretBox(config.data_path / KEY_FILE))
         delivery = FetchDelivery(store, hostname=config.server.hostname)

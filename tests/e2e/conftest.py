@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pillarbox.app import App, new_event_loop, with_ports_zero
+from pillarbox.app import App, with_ports_zero
 from pillarbox.config import Config, DnsConfig, ServerConfig, StoreConfig
+from pillarbox.eventloop import new_event_loop
 from pillarbox.services.auth import hash_password
 from tests import pg
 

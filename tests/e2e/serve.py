@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pillarbox import config as config_mod
-from pillarbox.app import open_store
+from pillarbox.backends import open_store
 from pillarbox.services.accounts import AccountService
 from tests.e2e.conftest import password_hash
 

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import pytest
 
-from pillarbox.app import open_store
+from pillarbox.backends import open_store
 from pillarbox.config import ListenConfig, load
 from tests.e2e.conftest import PASSWORD, password_hash
 from tests.e2e.serve import ServeProcess
