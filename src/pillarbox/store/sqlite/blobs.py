@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pillarbox.store.sqlite.held_files import fsync_path
+
 # File names must be unique, not secret (a clash is retried or refused by O_EXCL), so they
 # come from a PRNG seeded once: os.urandom releases the GIL on every call, and getting it
 # back on a busy event loop costs far more than the random bits.
@@ -45,11 +47,7 @@ class FileBlob:
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path, directory=True)
 
 
 class BlobFiles:

@@ -112,18 +112,23 @@ class HeldFiles(threading.Thread):
         return True
 
 
+def fsync_path(path: str | Path, *, directory: bool = False) -> None:
+    """fsync the file or directory at `path` (OSError if it cannot be opened or synced)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def sync_file(path: str | Path) -> bool:
     """fsync the file at `path` (a WAL: every commit written to it so far becomes
     durable); False if it could not be opened or synced."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
     except OSError:
         return False
     return True
 
 
-__all__ = ["SYNC_DELAY", "HeldFiles"]
+__all__ = ["SYNC_DELAY", "HeldFiles", "fsync_path", "sync_file"]

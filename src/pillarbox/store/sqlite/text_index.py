@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pillarbox.store.sqlite.batches import next_batch
 from pillarbox.store.sqlite.file_lock import FileLock
 from pillarbox.store.sqlite.held_files import sync_file
 
@@ -255,28 +256,7 @@ class TextIndex(threading.Thread):
     def _gather(self, timeout: float | None) -> tuple[list[_Request], bool]:
         """Wait (at most `timeout`, None: for ever) for a request, then up to `GATHER`
         for more to share its commit. Returns (requests, stop)."""
-        try:
-            item = (
-                self._queue.get(timeout=max(0.0, timeout))
-                if timeout is not None
-                else (self._queue.get())
-            )
-        except queue.Empty:
-            return [], False
-        if item is None:
-            return [], True
-        batch = [item]
-        deadline = time.monotonic() + GATHER
-        while len(batch) < MAX_BATCH:
-            left = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
+        return next_batch(self._queue, MAX_BATCH, wait=timeout, gather=GATHER)
 
     def _sync(self) -> bool:
         """fsync search.db's WAL: every commit so far is durable."""
