@@ -265,12 +265,11 @@ async def _send_flags_only(
             if base is not None and plain and since is None and kinds in _FRAMED:
                 s.send(_framed_lines(found.text, base + 1, with_uid=kinds[0] == "UID"))
             else:
-                s.send(_flag_lines(view, kinds, found, base, with_modseq))
-                if since is not None:
+                told: list[tuple[int, int]] | None = [] if since is not None else None
+                s.send(_flag_lines(view, kinds, found, base, with_modseq, told))
+                if told:
                     # The client now has these MODSEQs: no unsolicited FETCH repeats them.
-                    view.reported_modseqs(
-                        (int(u), int(m)) for u, m, _ in (x.split("\t", 2) for x in _lines(found))
-                    )
+                    view.reported_modseqs(told)
             await s.flush()
     finally:
         if pending is not None:  # the answer stopped early (the client went, an error)
@@ -305,12 +304,18 @@ def _lines(found: FlagText) -> list[str]:
 
 
 def _flag_lines(
-    view: SelectedView, kinds: list[str], found: FlagText, base: int | None, with_modseq: bool
+    view: SelectedView,
+    kinds: list[str],
+    found: FlagText,
+    base: int | None,
+    with_modseq: bool,
+    told: list[tuple[int, int]] | None = None,
 ) -> bytes:
     """The FETCH lines of a `FlagText` one by one, in the order of `kinds`; `base`: the
     view index of the first line when the lines are that many consecutive messages of
     the view (sequence numbers by position), else numbered by one merge walk over the
-    view, which also drops a line of a UID the view does not hold."""
+    view, which also drops a line of a UID the view does not hold. `told` (with
+    `with_modseq`) collects the (UID, MODSEQ) of every line written."""
     recent = view.recent
     view_uids = view.uids
     i = bisect_left(view_uids, int(found.text.split("\t", 1)[0])) if base is None else base
@@ -330,6 +335,8 @@ def _flag_lines(
                 continue
         seq = i + 1
         i += 1
+        if told is not None:
+            told.append((uid, int(modseq_text)))
         if recent and uid in recent:
             flags = wire.flag_list([*names.split(), "\\Recent"])  # RFC 3501 §2.3.2
         else:
